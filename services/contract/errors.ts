@@ -1,0 +1,206 @@
+/**
+ * The one error model of every style: stable codes, each with its HTTP status and a hint that says what
+ * to do. Over HTTP an error is `application/problem+json` (RFC 9457); over NATS it travels as the
+ * service-API error headers plus `Kstyles-Error-Code`.
+ */
+
+export const ErrorCode = {
+  NOT_FOUND: 'NOT_FOUND',
+  INVALID_PATH: 'INVALID_PATH',
+  FORBIDDEN_PATH: 'FORBIDDEN_PATH',
+  RANGE_NOT_SATISFIABLE: 'RANGE_NOT_SATISFIABLE',
+  TOO_LARGE: 'TOO_LARGE',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  UNAVAILABLE: 'UNAVAILABLE',
+  TIMEOUT: 'TIMEOUT',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+type ErrorInfo = { status: number; title: string; hint: string };
+
+export const ERRORS: Record<ErrorCode, ErrorInfo> = {
+  NOT_FOUND: { status: 404, title: 'Not found', hint: 'Check the path against the corpus MANIFEST.json.' },
+  INVALID_PATH: {
+    status: 400,
+    title: 'Invalid path',
+    hint: 'Use a relative path of percent-encoded segments, e.g. /files/docs/hello%20world.txt.',
+  },
+  FORBIDDEN_PATH: {
+    status: 403,
+    title: 'Path leaves the data root',
+    hint: 'Only files inside the data root are served; request a path listed in MANIFEST.json.',
+  },
+  RANGE_NOT_SATISFIABLE: {
+    status: 416,
+    title: 'Range not satisfiable',
+    hint: 'Ask for one byte range that starts before the end of the file (see Content-Range for its size).',
+  },
+  TOO_LARGE: {
+    status: 414,
+    title: 'Request too large',
+    hint: 'Paths are limited to 1024 bytes and 255 bytes per segment.',
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    title: 'Method not allowed',
+    hint: 'This service is read-only: use GET or HEAD.',
+  },
+  UNAVAILABLE: {
+    status: 503,
+    title: 'Service unavailable',
+    hint: 'A server behind the gateway is down or restarting; retry after the Retry-After delay.',
+  },
+  TIMEOUT: {
+    status: 504,
+    title: 'Deadline exceeded',
+    hint: 'The request did not finish within its deadline; retry, or check the service with `kstyles ps`.',
+  },
+  INTERNAL: {
+    status: 500,
+    title: 'Internal error',
+    hint: 'The service failed while handling this request; its log has the details.',
+  },
+};
+
+export type Problem = {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  hint: string;
+  instance?: string;
+};
+
+/** Base class of every service error; `code` is stable, `status` follows from it. */
+export class ServiceError extends Error {
+  override name = 'ServiceError';
+  /** Seconds after which a retry may succeed (503). */
+  retryAfterSeconds?: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(detail, options);
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+
+  toProblem(instance?: string): Problem {
+    const info = ERRORS[this.code];
+    return {
+      type: `urn:kstyles:error:${this.code.toLowerCase().replaceAll('_', '-')}`,
+      title: info.title,
+      status: info.status,
+      code: this.code,
+      detail: this.message,
+      hint: info.hint,
+      ...(instance === undefined ? {} : { instance }),
+    };
+  }
+}
+
+export class NotFoundError extends ServiceError {
+  override name = 'NotFoundError';
+  constructor(detail: string, options?: ErrorOptions) {
+    super(ErrorCode.NOT_FOUND, detail, options);
+  }
+}
+
+export class InvalidPathError extends ServiceError {
+  override name = 'InvalidPathError';
+  constructor(detail: string) {
+    super(ErrorCode.INVALID_PATH, detail);
+  }
+}
+
+export class ForbiddenPathError extends ServiceError {
+  override name = 'ForbiddenPathError';
+  constructor(detail: string) {
+    super(ErrorCode.FORBIDDEN_PATH, detail);
+  }
+}
+
+export class RangeNotSatisfiableError extends ServiceError {
+  override name = 'RangeNotSatisfiableError';
+  constructor(
+    detail: string,
+    readonly size: number,
+  ) {
+    super(ErrorCode.RANGE_NOT_SATISFIABLE, detail);
+  }
+}
+
+export class TooLargeError extends ServiceError {
+  override name = 'TooLargeError';
+  constructor(detail: string) {
+    super(ErrorCode.TOO_LARGE, detail);
+  }
+}
+
+export class MethodNotAllowedError extends ServiceError {
+  override name = 'MethodNotAllowedError';
+  constructor(method: string) {
+    super(ErrorCode.METHOD_NOT_ALLOWED, `method ${method} is not allowed on this route`);
+  }
+}
+
+export class UnavailableError extends ServiceError {
+  override name = 'UnavailableError';
+  constructor(detail: string, retryAfterSeconds = 1, options?: ErrorOptions) {
+    super(ErrorCode.UNAVAILABLE, detail, options);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+export class TimeoutError extends ServiceError {
+  override name = 'TimeoutError';
+  constructor(detail: string, options?: ErrorOptions) {
+    super(ErrorCode.TIMEOUT, detail, options);
+  }
+}
+
+export class InternalError extends ServiceError {
+  override name = 'InternalError';
+  constructor(detail: string, options?: ErrorOptions) {
+    super(ErrorCode.INTERNAL, detail, options);
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ErrorCode, value);
+}
+
+/** Rebuilds an error from its code and detail, e.g. after it crossed NATS or a worker thread. */
+export function errorFromCode(code: ErrorCode, detail: string, extra?: { size?: number }): ServiceError {
+  switch (code) {
+    case ErrorCode.NOT_FOUND:
+      return new NotFoundError(detail);
+    case ErrorCode.INVALID_PATH:
+      return new InvalidPathError(detail);
+    case ErrorCode.FORBIDDEN_PATH:
+      return new ForbiddenPathError(detail);
+    case ErrorCode.RANGE_NOT_SATISFIABLE:
+      return new RangeNotSatisfiableError(detail, extra?.size ?? 0);
+    case ErrorCode.TOO_LARGE:
+      return new TooLargeError(detail);
+    case ErrorCode.UNAVAILABLE:
+      return new UnavailableError(detail);
+    case ErrorCode.TIMEOUT:
+      return new TimeoutError(detail);
+    default:
+      return new ServiceError(code, detail);
+  }
+}
+
+/** Any thrown value as a ServiceError; unknown failures become INTERNAL without leaking their stack. */
+export function toServiceError(err: unknown): ServiceError {
+  if (err instanceof ServiceError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new InternalError(`unexpected failure: ${message}`, { cause: err });
+}

@@ -1,0 +1,47 @@
+/**
+ * The one interface of the file service. Three implementations compose the same `fs` and `driver` cores:
+ * in-process function calls (monolith), NATS messages (microkernel gateway → file server → driver) and a
+ * worker pool (unikernel). The HTTP layer (`http-semantics.ts`) only ever talks to this interface.
+ */
+
+/** What `stat` returns: everything the HTTP layer needs for headers and conditional requests. */
+export type FileStat = {
+  /** The decoded, normalised relative path ('docs/hello world.txt'): the identity used by `read`. */
+  path: string;
+  size: number;
+  mtimeMs: number;
+  /** Strong entity tag, quoted: "\"1a2b-…\"". */
+  etag: string;
+  contentType: string;
+};
+
+/** Inclusive byte range [start, end] within the file; never empty. */
+export type ByteRange = { start: number; end: number };
+
+export type CallOptions = {
+  /** Absolute deadline (Date.now() based): past it, the call fails with TIMEOUT. */
+  deadline: number;
+  /** Aborted when the client went away; implementations stop work early. */
+  signal?: AbortSignal;
+};
+
+export type ReadinessReport = { ready: boolean; detail: string };
+
+export interface FileService {
+  /** Resolves a raw request path (still percent-encoded, as it came after `/files/`) and stats it. */
+  stat(rawPath: string, options: CallOptions): Promise<FileStat>;
+  /**
+   * Streams the bytes of `range` of the file `stat` describes, in chunks small enough for any transport.
+   * Fails with NOT_FOUND or INTERNAL if the file changed identity since `stat`.
+   */
+  read(stat: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array>;
+  /** Whether every component behind this service answers. */
+  ready(options: CallOptions): Promise<ReadinessReport>;
+  close(): Promise<void>;
+}
+
+/** Largest chunk any implementation yields: well under NATS's 1 MiB max_payload. */
+export const MAX_CHUNK_BYTES = 256 * 1024;
+
+/** Default request deadline of DESIGN.md section 3. */
+export const DEFAULT_DEADLINE_MS = 5000;

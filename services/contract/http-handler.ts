@@ -1,0 +1,269 @@
+/**
+ * The HTTP contract on node's request/response objects. Express apps (monolith, gateway) call these from
+ * their routes; the unikernel uses `createRequestListener` directly on node:http. Same code, same bytes.
+ */
+import { once } from 'node:events';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import {
+  MethodNotAllowedError,
+  NotFoundError,
+  RangeNotSatisfiableError,
+  type ServiceError,
+  TimeoutError,
+  toServiceError,
+  UnavailableError,
+} from './errors.ts';
+import { DEFAULT_DEADLINE_MS, type FileService } from './file-service.ts';
+import {
+  contentRange,
+  fileHeaders,
+  filePathOf,
+  ifNoneMatchHit,
+  ifRangeHolds,
+  parseRange,
+  pathOf,
+} from './http-semantics.ts';
+import { type HttpMetrics, Route } from './metrics.ts';
+
+export type HttpContext = {
+  style: string;
+  service: FileService;
+  deadlineMs?: number;
+  metrics?: HttpMetrics;
+  /** Called with errors that could not be reported to the client (the response had started). */
+  onStreamError?: (err: ServiceError) => void;
+};
+
+const PROBLEM_JSON = 'application/problem+json';
+
+/** Records the request's duration and status once the response is finished or abandoned. */
+export function instrument(ctx: HttpContext, res: ServerResponse, route: Route): void {
+  const metrics = ctx.metrics;
+  if (!metrics) return;
+  const started = process.hrtime.bigint();
+  res.once('close', () => {
+    metrics.observe(route, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+  });
+}
+
+export function sendProblem(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: unknown,
+): void {
+  const err = toServiceError(error);
+  if (res.headersSent) {
+    // The status line is gone: the only honest signal left is a cut connection.
+    ctx.onStreamError?.(err);
+    res.destroy(err);
+    return;
+  }
+  const body = JSON.stringify(err.toProblem(pathOf(req.url ?? '')));
+  const headers: Record<string, string | number> = {
+    'content-type': PROBLEM_JSON,
+    'content-length': Buffer.byteLength(body),
+    'x-kernel-style': ctx.style,
+    'cache-control': 'no-store',
+  };
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = err.retryAfterSeconds;
+  if (err instanceof RangeNotSatisfiableError) headers['content-range'] = `bytes */${err.size}`;
+  if (err instanceof MethodNotAllowedError) headers.allow = 'GET, HEAD';
+  res.writeHead(err.status, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+function sendJson(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-kernel-style': ctx.style,
+    'cache-control': 'no-store',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** Fails with TIMEOUT when `promise` has not settled by `deadline`. */
+export async function withDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TimeoutError(`${what} did not answer within the request deadline`)),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** GET/HEAD /files/<rawPath>: status, headers and streamed bytes per DESIGN.md section 3. */
+export async function serveFile(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawPath: string,
+): Promise<void> {
+  instrument(ctx, res, Route.files);
+  try {
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowedError(req.method ?? '?');
+    const deadline = Date.now() + (ctx.deadlineMs ?? DEFAULT_DEADLINE_MS);
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    const options = { deadline, signal: abort.signal };
+    const stat = await withDeadline(ctx.service.stat(rawPath, options), deadline, 'the file service');
+    const headers: Record<string, string | number> = fileHeaders(stat, ctx.style);
+    if (ifNoneMatchHit(req.headers['if-none-match'], stat.etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    const ifRange = req.headers['if-range'];
+    const decision = ifRangeHolds(Array.isArray(ifRange) ? ifRange[0] : ifRange, stat)
+      ? parseRange(req.headers.range, stat.size)
+      : ({ kind: 'full' } as const);
+    if (decision.kind === 'unsatisfiable') {
+      throw new RangeNotSatisfiableError(
+        `${stat.path} has ${stat.size} bytes; no requested range starts inside it`,
+        stat.size,
+      );
+    }
+    const range = decision.kind === 'partial' ? decision.range : { start: 0, end: stat.size - 1 };
+    headers['content-length'] = range.end - range.start + 1;
+    if (decision.kind === 'partial') headers['content-range'] = contentRange(range, stat.size);
+    if (req.method === 'HEAD' || stat.size === 0) {
+      res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
+      res.end();
+      return;
+    }
+    const chunks = ctx.service.read(stat, range, options)[Symbol.asyncIterator]();
+    // Read the first chunk before the status line, so a failing read still gets a proper error status.
+    const first = await withDeadline(chunks.next(), deadline, 'the file service');
+    res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
+    for (
+      let next = first;
+      !next.done;
+      next = await withDeadline(chunks.next(), deadline, 'the file service')
+    ) {
+      if (res.destroyed) {
+        await chunks.return?.();
+        return;
+      }
+      if (!res.write(next.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    }
+    res.end();
+  } catch (err) {
+    sendProblem(ctx, req, res, err);
+  }
+}
+
+export function serveHealth(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+  instrument(ctx, res, Route.healthz);
+  sendJson(ctx, req, res, 200, {
+    status: 'ok',
+    style: ctx.style,
+    pid: process.pid,
+    uptimeSeconds: process.uptime(),
+  });
+}
+
+export async function serveReady(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  instrument(ctx, res, Route.readyz);
+  try {
+    const deadline = Date.now() + 1000;
+    const report = await withDeadline(ctx.service.ready({ deadline }), deadline, 'the readiness check');
+    if (!report.ready) throw new UnavailableError(`not ready: ${report.detail}`);
+    sendJson(ctx, req, res, 200, { status: 'ready', style: ctx.style, detail: report.detail });
+  } catch (err) {
+    sendProblem(ctx, req, res, err);
+  }
+}
+
+export async function serveMetrics(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  instrument(ctx, res, Route.metrics);
+  if (!ctx.metrics) {
+    sendProblem(ctx, req, res, new NotFoundError('this build exposes no metrics'));
+    return;
+  }
+  const body = await ctx.metrics.registry.metrics();
+  res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType, 'x-kernel-style': ctx.style });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+export function serveUnknownRoute(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
+  instrument(ctx, res, Route.unknown);
+  sendProblem(
+    ctx,
+    req,
+    res,
+    new NotFoundError(
+      `no route for ${pathOf(req.url ?? '').slice(0, 200)}: use /files/<path>, /healthz, /readyz or /metrics`,
+    ),
+  );
+}
+
+/** The whole contract as a node:http request listener (no framework). */
+export function createRequestListener(ctx: HttpContext): (req: IncomingMessage, res: ServerResponse) => void {
+  const routes = new Map<string, (req: IncomingMessage, res: ServerResponse) => unknown>([
+    ['/healthz', (req, res) => serveHealth(ctx, req, res)],
+    ['/readyz', (req, res) => serveReady(ctx, req, res)],
+    ['/metrics', (req, res) => serveMetrics(ctx, req, res)],
+  ]);
+  return (req, res) => {
+    const url = req.url ?? '';
+    const rawPath = filePathOf(url);
+    if (rawPath !== null) {
+      void serveFile(ctx, req, res, rawPath);
+      return;
+    }
+    const route = routes.get(pathOf(url));
+    if (!route) return serveUnknownRoute(ctx, req, res);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      instrument(ctx, res, Route.unknown);
+      return sendProblem(ctx, req, res, new MethodNotAllowedError(req.method ?? '?'));
+    }
+    void route(req, res);
+  };
+}
+
+/**
+ * Requests node's parser rejects (a raw space or control byte in the request line, oversized headers)
+ * never reach a route; answer them with a problem+json too instead of node's bare 400.
+ */
+export function answerClientErrors(server: Server, style: string): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || (err.code === 'ECONNRESET' && !socket.readable)) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : 400;
+    const body = JSON.stringify({
+      type: 'urn:kstyles:error:bad-request',
+      title: tooLarge ? 'Request header fields too large' : 'Bad request',
+      status,
+      code: 'INVALID_PATH',
+      detail: `the HTTP request could not be parsed (${err.code ?? err.message})`,
+      hint: 'Send one HTTP/1.1 request line with a percent-encoded path, e.g. GET /files/docs/hello%20world.txt.',
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+        `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `x-kernel-style: ${style}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+}

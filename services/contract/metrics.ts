@@ -1,0 +1,51 @@
+import { Counter, collectDefaultMetrics, exponentialBuckets, Histogram, Registry } from 'prom-client';
+
+/**
+ * Latency buckets from 50 µs doubling to ~13 s: prom-client's defaults start at 5 ms and would hide every
+ * in-process request. The load generator and the supervisor use the same scheme.
+ */
+export const LATENCY_BUCKETS_SECONDS = exponentialBuckets(0.00005, 2, 19);
+
+/** Route labels: a fixed set, never a file path (unbounded cardinality). */
+export const Route = {
+  files: 'files',
+  healthz: 'healthz',
+  readyz: 'readyz',
+  metrics: 'metrics',
+  unknown: 'unknown',
+} as const;
+export type Route = (typeof Route)[keyof typeof Route];
+
+export type HttpMetrics = {
+  registry: Registry;
+  observe(route: Route, code: number, seconds: number): void;
+};
+
+export function createHttpMetrics(
+  style: string,
+  options: { registry?: Registry; defaultMetrics?: boolean } = {},
+): HttpMetrics {
+  const registry = options.registry ?? new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const duration = new Histogram({
+    name: 'kstyles_http_request_duration_seconds',
+    help: 'HTTP request duration, from request to response end, by route and status code',
+    labelNames: ['style', 'route', 'code'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  const requests = new Counter({
+    name: 'kstyles_http_requests_total',
+    help: 'HTTP requests answered, by route and status code',
+    labelNames: ['style', 'route', 'code'] as const,
+    registers: [registry],
+  });
+  return {
+    registry,
+    observe(route, code, seconds) {
+      const labels = { style, route, code: String(code) };
+      duration.observe(labels, seconds);
+      requests.inc(labels);
+    },
+  };
+}

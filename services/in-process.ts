@@ -1,0 +1,18 @@
+import type { FileService } from './contract/file-service.ts';
+import type { ChaosOptions } from './driver/chaos.ts';
+import { DriverChaos } from './driver/chaos.ts';
+import { StorageDriver } from './driver/storage-driver.ts';
+import { FileSystem } from './fs/file-system.ts';
+
+/** The monolithic composition: the file system calls the storage driver directly, in one address space. */
+export async function openInProcessFileService(
+  root: string,
+  options: { chaos?: Partial<ChaosOptions>; maxOpenFiles?: number } = {},
+): Promise<FileService & { driver: StorageDriver }> {
+  const driver = new StorageDriver({
+    chaos: new DriverChaos(options.chaos),
+    ...(options.maxOpenFiles ? { maxOpenFiles: options.maxOpenFiles } : {}),
+  });
+  const fileSystem = await FileSystem.open(root, driver);
+  return Object.assign(fileSystem, { driver });
+}
