@@ -1,0 +1,50 @@
+/**
+ * Request paths (as they follow `/files/`, raw) that must never serve a byte from outside the data root.
+ * Shared by the confinement unit tests and the HTTP contract suite.
+ */
+export const TRAVERSAL_ATTACKS: readonly string[] = [
+  '../../../../etc/passwd',
+  '..',
+  '.',
+  'docs/..',
+  'docs/../../etc/passwd',
+  '..%2f..%2f..%2fetc%2fpasswd',
+  '..%2F..%2Fetc%2Fpasswd',
+  '%2e%2e/%2e%2e/etc/passwd',
+  '%2E%2E/%2E%2E/%2E%2E/etc/passwd',
+  '%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+  '%252e%252e/%252e%252e/etc/passwd',
+  '%252e%252e%252fetc%252fpasswd',
+  '..%5c..%5cetc%5cpasswd',
+  '..\\..\\etc\\passwd',
+  '..%255c..%255cetc',
+  '/etc/passwd',
+  '//etc/passwd',
+  'docs/hello%00world.txt',
+  'docs/hello world.txt%00.png',
+  '%00',
+  '%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd',
+  '%e0%80%ae%e0%80%ae/etc/passwd',
+  '%ef%bc%8e%ef%bc%8e/%ef%bc%8e%ef%bc%8e/etc/passwd',
+  '%e2%80%a5/etc/passwd',
+  '%e2%88%95etc%e2%88%95passwd',
+  '....//....//etc/passwd',
+  '..;/..;/etc/passwd',
+  'docs/./hello world.txt',
+  'docs//hello world.txt',
+  '%',
+  '%zz',
+  'docs%2fhello world.txt',
+  'links/escape',
+  'links/escape-dir/etc/passwd',
+  'links/escape-dir',
+  'links/loop-a',
+  'links/loop-b',
+  `${'a/'.repeat(600)}x`,
+  `${'b'.repeat(300)}.txt`,
+  'docs/hello%0aworld.txt',
+  'docs/hello%7fworld.txt',
+];
+
+/** Content that would prove a leak: /etc/passwd's first line on any Linux machine. */
+export const LEAK_MARKER = 'root:x:0:0';
