@@ -1,0 +1,45 @@
+/** Starting and stopping an HTTP server the same way in every style. */
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** Listens on host:port; a port in use becomes an error that names it. */
+export async function listen(server: Server, port: number, host = '127.0.0.1'): Promise<number> {
+  server.listen(port, host);
+  try {
+    await once(server, 'listening');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new Error(
+        `port ${port} on ${host} is already in use: stop what holds it or choose another with --port`,
+      );
+    }
+    if (code === 'EACCES')
+      throw new Error(`no permission to listen on port ${port}: choose a port above 1023`);
+    throw err;
+  }
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * Graceful stop: refuse new connections, let in-flight requests finish for up to `timeoutMs`, then cut
+ * what is left. Resolves true when everything finished in time.
+ */
+export async function closeGracefully(server: Server, timeoutMs: number): Promise<boolean> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const finished = await Promise.race([closed.then(() => true), timedOut]);
+  clearTimeout(timer);
+  if (!finished) server.closeAllConnections();
+  return finished;
+}
+
+/** One structured log line (JSON), the format every kstyles process writes. */
+export function logLine(fields: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`);
+}
