@@ -23,7 +23,7 @@ export type StorageDriverOptions = { maxOpenFiles?: number; chaos?: DriverChaos 
 export class StorageDriver implements BlockReader {
   readonly chaos: DriverChaos;
   private readonly maxOpenFiles: number;
-  /** Insertion order is recency order: the first entry is the least recently used. */
+  /** Insertion order is recency order: the first entry is the least recently used. Bounded by maxOpenFiles. */
   private readonly handles = new Map<string, CachedHandle>();
   private readonly opening = new Map<string, Promise<CachedHandle>>();
 
@@ -68,24 +68,28 @@ export class StorageDriver implements BlockReader {
   }
 
   private async acquire(file: FileRef): Promise<CachedHandle> {
-    let entry = this.handles.get(file.realPath);
-    if (entry && (entry.ino !== file.ino || entry.mtimeMs !== file.mtimeMs)) {
-      this.retire(file.realPath, entry);
-      entry = undefined;
-    }
-    if (!entry) {
-      let pending = this.opening.get(file.realPath);
-      if (!pending) {
-        pending = this.openHandle(file).finally(() => this.opening.delete(file.realPath));
-        this.opening.set(file.realPath, pending);
+    // A handle opened for us can be evicted by another read's open before we resume; then open again.
+    for (;;) {
+      let entry = this.handles.get(file.realPath);
+      if (entry && (entry.ino !== file.ino || entry.mtimeMs !== file.mtimeMs)) {
+        this.retire(file.realPath, entry);
+        entry = undefined;
       }
-      entry = await pending;
-    } else {
-      this.handles.delete(file.realPath);
-      this.handles.set(file.realPath, entry);
+      if (!entry) {
+        let pending = this.opening.get(file.realPath);
+        if (!pending) {
+          pending = this.openHandle(file).finally(() => this.opening.delete(file.realPath));
+          this.opening.set(file.realPath, pending);
+        }
+        entry = await pending;
+        if (entry.retired) continue;
+      } else {
+        this.handles.delete(file.realPath);
+        this.handles.set(file.realPath, entry);
+      }
+      entry.refs++;
+      return entry;
     }
-    entry.refs++;
-    return entry;
   }
 
   private async openHandle(file: FileRef): Promise<CachedHandle> {
@@ -108,7 +112,7 @@ export class StorageDriver implements BlockReader {
     const previous = this.handles.get(file.realPath);
     if (previous) this.retire(file.realPath, previous);
     this.handles.set(file.realPath, entry);
-    this.evictIdle();
+    this.evictIdle(entry);
     return entry;
   }
 
@@ -124,12 +128,15 @@ export class StorageDriver implements BlockReader {
     if (entry.refs === 0) void entry.handle.close().catch(() => {});
   }
 
-  /** Closes least recently used handles that no read holds until the cache is within its bound. */
-  private evictIdle(): void {
+  /**
+   * Closes least recently used handles that no read holds until the cache is within its bound. While
+   * every handle is busy the cache may exceed the bound; it shrinks back as reads release them.
+   */
+  private evictIdle(keep?: CachedHandle): void {
     if (this.handles.size <= this.maxOpenFiles) return;
     for (const [path, entry] of this.handles) {
       if (this.handles.size <= this.maxOpenFiles) break;
-      if (entry.refs === 0) this.retire(path, entry);
+      if (entry.refs === 0 && entry !== keep) this.retire(path, entry);
     }
   }
 }

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, sep } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ErrorCode, ServiceError } from '../contract/errors.ts';
+import { TRAVERSAL_ATTACKS } from '../contract/testing/attacks.ts';
+import { testCorpus } from '../contract/testing/test-corpus.ts';
+import { StorageDriver } from '../driver/storage-driver.ts';
+import { FileSystem } from './file-system.ts';
+
+describe('FileSystem confinement on the real path', () => {
+  let fileSystem: FileSystem;
+  let root: string;
+  before(async () => {
+    const corpus = await testCorpus();
+    fileSystem = await FileSystem.open(corpus.dir, new StorageDriver());
+    root = fileSystem.root;
+  });
+  after(() => fileSystem.close());
+
+  it('follows a symlink that stays inside the root', async () => {
+    const { ref } = await fileSystem.resolve('links/inside.txt');
+    assert.equal(ref.realPath, join(root, 'docs', 'hello world.txt'));
+  });
+
+  it('refuses symlinks whose real path leaves the root, and symlink loops', async () => {
+    for (const path of ['links/escape', 'links/escape-dir', 'links/escape-dir/etc/passwd', 'links/loop-a']) {
+      await assert.rejects(fileSystem.resolve(path), (err: ServiceError) => {
+        assert.ok(
+          [ErrorCode.FORBIDDEN_PATH, ErrorCode.NOT_FOUND].includes(err.code as 'NOT_FOUND'),
+          `${path}: ${err.code}`,
+        );
+        return true;
+      });
+    }
+    await assert.rejects(fileSystem.resolve('links/escape'), { code: ErrorCode.FORBIDDEN_PATH });
+    await assert.rejects(fileSystem.resolve('links/loop-a'), { code: ErrorCode.FORBIDDEN_PATH });
+  });
+
+  it('answers NOT_FOUND for directories and missing files', async () => {
+    await assert.rejects(fileSystem.resolve('docs'), { code: ErrorCode.NOT_FOUND });
+    await assert.rejects(fileSystem.resolve('docs/missing.txt'), { code: ErrorCode.NOT_FOUND });
+    await assert.rejects(fileSystem.resolve('empty.txt/x'), { code: ErrorCode.NOT_FOUND });
+  });
+
+  it('refuses every listed attack', async () => {
+    for (const attack of TRAVERSAL_ATTACKS) {
+      await assert.rejects(fileSystem.resolve(attack), ServiceError, attack);
+    }
+  });
+
+  it('property: no generated request path ever resolves outside the root', async () => {
+    const pieces = [
+      '..',
+      '.',
+      '/',
+      '%2e',
+      '%2E',
+      '%2f',
+      '%5c',
+      '%00',
+      '%25',
+      '\\',
+      'links',
+      'escape',
+      'escape-dir',
+      'inside.txt',
+      'docs',
+      'hello%20world.txt',
+      'etc',
+      'passwd',
+      '%c0%ae',
+      '%ef%bc%8e',
+      'a',
+      ' ',
+      '%',
+      '2e',
+      '..;',
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.constantFrom(...pieces), fc.string({ maxLength: 4 })), { maxLength: 12 }),
+        async (parts) => {
+          const raw = parts.join('');
+          try {
+            const { ref } = await fileSystem.resolve(raw);
+            assert.ok(ref.realPath.startsWith(root + sep), `${raw} resolved to ${ref.realPath}`);
+          } catch (err) {
+            assert.ok(err instanceof ServiceError, `${raw}: ${String(err)}`);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('FileSystem.open', () => {
+  it('names a missing data directory and says how to create it', async () => {
+    await assert.rejects(
+      FileSystem.open('/nonexistent/kstyles-data', new StorageDriver()),
+      /does not exist: create it with 'kstyles corpus/,
+    );
+  });
+
+  it('refuses a data root that is a file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kstyles-fs-'));
+    try {
+      await writeFile(join(dir, 'f'), 'x');
+      await assert.rejects(FileSystem.open(join(dir, 'f'), new StorageDriver()), /is not a directory/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('serves a root that is itself reached through a symlink', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kstyles-fs-'));
+    try {
+      const corpus = await testCorpus();
+      await symlink(corpus.dir, join(dir, 'data'));
+      const fileSystem = await FileSystem.open(join(dir, 'data'), new StorageDriver());
+      const { stat } = await fileSystem.resolve('docs/hello%20world.txt');
+      assert.equal(stat.size, 1200);
+      await fileSystem.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
