@@ -107,6 +107,19 @@ export async function withDeadline<T>(promise: Promise<T>, deadline: number, wha
   }
 }
 
+/** Waits for 'drain' or 'close', then removes the loser's listeners (else each chunk leaks two). */
+async function drainedOrClosed(res: ServerResponse): Promise<void> {
+  const settled = new AbortController();
+  try {
+    await Promise.race([
+      once(res, 'drain', { signal: settled.signal }),
+      once(res, 'close', { signal: settled.signal }),
+    ]);
+  } finally {
+    settled.abort();
+  }
+}
+
 /** GET/HEAD /files/<rawPath>: status, headers and streamed bytes per DESIGN.md section 3. */
 export async function serveFile(
   ctx: HttpContext,
@@ -159,7 +172,7 @@ export async function serveFile(
         await chunks.return?.();
         return;
       }
-      if (!res.write(next.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(next.value)) await drainedOrClosed(res);
     }
     res.end();
   } catch (err) {
