@@ -1,0 +1,294 @@
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Client, request } from 'undici';
+import type { FaultKind } from './types.ts';
+
+/** Options of one injection, from the scenario. */
+export type FaultOptions = { forMs?: number; latencyMs?: number; times?: number };
+
+/** What an injection did; `resume` undoes a temporary fault (hang: SIGCONT) after `forMs`. */
+export type FaultInjection = { message: string; resume?: () => Promise<string> };
+
+/** A way to inject faults. The engine asks each driver in order whether it supports a target and kind. */
+export interface FaultDriver {
+  readonly name: string;
+  supports(target: string, kind: FaultKind): boolean;
+  inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection>;
+  close?(): Promise<void>;
+}
+
+export const SIGNAL_OF_KIND = { kill: 'SIGKILL', term: 'SIGTERM', hang: 'SIGSTOP' } as const;
+type SignalKind = keyof typeof SIGNAL_OF_KIND;
+const isSignalKind = (kind: FaultKind): kind is SignalKind => kind in SIGNAL_OF_KIND;
+
+/** Where running kstyles processes leave `<id>.json` ({ id, pid, natsUrl, natsUser?, natsPass? }). */
+export function runtimeStateDir(): string {
+  return path.join(os.tmpdir(), 'kstyles', 'run');
+}
+
+export type RuntimeState = {
+  id: string;
+  pid: number;
+  natsUrl?: string;
+  natsUser?: string;
+  natsPass?: string;
+};
+
+export async function readRuntimeState(id: string, dir = runtimeStateDir()): Promise<RuntimeState | null> {
+  try {
+    const state = JSON.parse(await readFile(path.join(dir, `${id}.json`), 'utf8')) as RuntimeState;
+    return typeof state.pid === 'number' ? state : null;
+  } catch {
+    return null;
+  }
+}
+
+function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(
+      code === 'ESRCH'
+        ? `no process with PID ${pid}: it has already exited or the PID is wrong`
+        : code === 'EPERM'
+          ? `not allowed to signal PID ${pid}: run the load generator as the same user as the target`
+          : `cannot send ${signal} to PID ${pid}: ${(err as Error).message}`,
+    );
+  }
+}
+
+function signalInjection(pid: number, kind: SignalKind, what: string): FaultInjection {
+  signalProcess(pid, SIGNAL_OF_KIND[kind]);
+  const message = `${SIGNAL_OF_KIND[kind]} sent to ${what} (PID ${pid})`;
+  if (kind !== 'hang') return { message };
+  return {
+    message,
+    resume: async () => {
+      signalProcess(pid, 'SIGCONT');
+      return `SIGCONT sent to ${what} (PID ${pid})`;
+    },
+  };
+}
+
+/**
+ * (b) Signals to local processes: `pid:1234`, or a bare name whose runtime-state file
+ * `<tmpdir>/kstyles/run/<name>.json` gives the PID of the whole process (monolith, unikernel).
+ */
+export class SignalFaultDriver implements FaultDriver {
+  readonly name = 'signal';
+  constructor(private readonly stateDir = runtimeStateDir()) {}
+
+  supports(target: string, kind: FaultKind): boolean {
+    return isSignalKind(kind) && (/^pid:\d+$/.test(target) || /^[\w.-]+$/.test(target));
+  }
+
+  async inject(target: string, kind: FaultKind, _opts: FaultOptions): Promise<FaultInjection> {
+    if (!isSignalKind(kind)) throw new Error(`the signal driver cannot inject '${kind}'`);
+    const pidMatch = /^pid:(\d+)$/.exec(target);
+    if (pidMatch) return signalInjection(Number(pidMatch[1]), kind, target);
+    const state = await readRuntimeState(target, this.stateDir);
+    if (!state) {
+      throw new Error(
+        `no runtime state ${path.join(this.stateDir, `${target}.json`)}: is '${target}' running? Name it as pid:N, docker:NAME or SUPERVISOR:SERVICE instead`,
+      );
+    }
+    return signalInjection(state.pid, kind, target);
+  }
+}
+
+/**
+ * (a) The supervisor's control API over NATS: `kstyles.sup.ctl.<supervisorId>.<verb>` with a JSON body.
+ * `microkernel:driver` → supervisor `microkernel`, service `driver`.
+ */
+export class SupervisorFaultDriver implements FaultDriver {
+  readonly name = 'supervisor';
+  private connection: Promise<NatsConnection> | null = null;
+
+  constructor(
+    private readonly natsUrl: string | undefined,
+    private readonly stateDir = runtimeStateDir(),
+    private readonly timeoutMs = 3000,
+  ) {}
+
+  supports(target: string, kind: FaultKind): boolean {
+    return /^[\w.-]+:[\w.-]+$/.test(target) && !/^(pid|docker):/.test(target) && kind !== 'poison';
+  }
+
+  private async nats(supervisorId: string): Promise<NatsConnection> {
+    if (!this.connection) {
+      this.connection = (async () => {
+        const state = await readRuntimeState(supervisorId, this.stateDir);
+        const servers = this.natsUrl ?? state?.natsUrl;
+        if (!servers) {
+          throw new Error(
+            `no NATS URL for supervisor '${supervisorId}': pass --nats URL (or NATS_URL), or start it so that ${path.join(this.stateDir, `${supervisorId}.json`)} exists`,
+          );
+        }
+        return connect({
+          servers,
+          timeout: this.timeoutMs,
+          ...(state?.natsUser ? { user: state.natsUser, pass: state.natsPass ?? '' } : {}),
+        });
+      })();
+      this.connection.catch(() => {
+        this.connection = null;
+      });
+    }
+    return this.connection;
+  }
+
+  async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
+    const [supervisorId, service] = target.split(':') as [string, string];
+    const nc = await this.nats(supervisorId);
+    const call = async (verb: string, body: Record<string, unknown>): Promise<string> => {
+      const subject = `kstyles.sup.ctl.${supervisorId}.${verb}`;
+      let reply: Awaited<ReturnType<NatsConnection['request']>>;
+      try {
+        reply = await nc.request(subject, JSON.stringify(body), { timeout: this.timeoutMs });
+      } catch (err) {
+        throw new Error(`${subject}: ${(err as Error).message} (is supervisor '${supervisorId}' running?)`);
+      }
+      const serviceError = reply.headers?.get('Nats-Service-Error');
+      if (serviceError) throw new Error(`${subject}: supervisor answered ${serviceError}`);
+      const text = reply.string();
+      try {
+        const json = JSON.parse(text) as { error?: unknown; ok?: unknown };
+        if (json.error) throw new Error(`${subject}: supervisor answered ${JSON.stringify(json.error)}`);
+      } catch (err) {
+        if (!(err instanceof SyntaxError)) throw err;
+      }
+      return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+    };
+    if (isSignalKind(kind)) {
+      const signal = SIGNAL_OF_KIND[kind];
+      const answer = await call('kill', { service, signal });
+      const message = `supervisor ${supervisorId}: ${signal} ${service} → ${answer}`;
+      if (kind !== 'hang') return { message };
+      return {
+        message,
+        resume: async () =>
+          `supervisor ${supervisorId}: SIGCONT ${service} → ${await call('kill', { service, signal: 'SIGCONT' })}`,
+      };
+    }
+    const answer = await call(kind, { service, ...opts });
+    return { message: `supervisor ${supervisorId}: ${kind} ${service} → ${answer}` };
+  }
+
+  async close(): Promise<void> {
+    const pending = this.connection;
+    this.connection = null;
+    if (pending) await pending.then((nc) => nc.close()).catch(() => undefined);
+  }
+}
+
+type DockerContainer = { Id: string; Names: string[]; State: string };
+
+/**
+ * (c) The Docker engine API over its unix socket: `docker:NAME` (container name or compose service).
+ * It signals the container's host PID rather than calling `docker kill`, because the engine treats
+ * `docker kill` as a manual stop and does not apply the restart policy.
+ */
+export class DockerFaultDriver implements FaultDriver {
+  readonly name = 'docker';
+  constructor(private readonly socketPath = '/var/run/docker.sock') {}
+
+  supports(target: string, kind: FaultKind): boolean {
+    return target.startsWith('docker:') && isSignalKind(kind);
+  }
+
+  private async api<T>(apiPath: string): Promise<T> {
+    const client = new Client('http://docker', { socketPath: this.socketPath });
+    try {
+      const res = await client.request({ path: apiPath, method: 'GET' });
+      const text = await res.body.text();
+      if (res.statusCode !== 200)
+        throw new Error(`Docker engine ${apiPath}: HTTP ${res.statusCode} ${text.trim()}`);
+      return JSON.parse(text) as T;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES') {
+        throw new Error(
+          `cannot reach the Docker engine at ${this.socketPath} (${code}): is dockerd running?`,
+        );
+      }
+      throw err;
+    } finally {
+      await client.close();
+    }
+  }
+
+  async findPid(name: string): Promise<{ id: string; pid: number }> {
+    const all = await this.api<DockerContainer[]>('/containers/json');
+    const byName = all.find((c) => c.Names.some((n) => n.replace(/^\//, '') === name));
+    let found = byName;
+    if (!found) {
+      const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.service=${name}`] }));
+      const byService = await this.api<DockerContainer[]>(`/containers/json?filters=${filters}`);
+      found = byService[0];
+    }
+    if (!found) throw new Error(`no running container named '${name}' or with compose service '${name}'`);
+    const info = await this.api<{ State: { Pid: number } }>(`/containers/${found.Id}/json`);
+    if (!info.State.Pid) throw new Error(`container '${name}' has no running process`);
+    return { id: found.Id.slice(0, 12), pid: info.State.Pid };
+  }
+
+  async inject(target: string, kind: FaultKind, _opts: FaultOptions): Promise<FaultInjection> {
+    if (!isSignalKind(kind)) throw new Error(`the docker driver cannot inject '${kind}'`);
+    const name = target.slice('docker:'.length);
+    const { id, pid } = await this.findPid(name);
+    return signalInjection(pid, kind, `container ${name} (${id})`);
+  }
+}
+
+/** (d) Poison: GET the corpus's poison file on the target, which makes a chaos-enabled driver crash. */
+export class PoisonFaultDriver implements FaultDriver {
+  readonly name = 'poison';
+  constructor(
+    private readonly targets: ReadonlyMap<string, string>,
+    private readonly poisonUrlPath: string | null,
+    private readonly timeoutMs = 5000,
+  ) {}
+
+  supports(target: string, kind: FaultKind): boolean {
+    return kind === 'poison' && this.targets.has(target.split(':')[0]!);
+  }
+
+  async inject(target: string, _kind: FaultKind, _opts: FaultOptions): Promise<FaultInjection> {
+    if (!this.poisonUrlPath)
+      throw new Error('the corpus manifest flags no poison file; regenerate it with kstyles corpus');
+    const name = target.split(':')[0]!;
+    const base = this.targets.get(name)!;
+    const url = new URL(this.poisonUrlPath, base).toString();
+    try {
+      const res = await request(url, { headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      await res.body.dump();
+      return { message: `poison request ${this.poisonUrlPath} on ${name} answered HTTP ${res.statusCode}` };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return {
+        message: `poison request ${this.poisonUrlPath} on ${name} failed: ${e.code ?? e.message} (the target went down)`,
+      };
+    }
+  }
+}
+
+export type DriverContext = {
+  targets: ReadonlyMap<string, string>;
+  poisonUrlPath: string | null;
+  natsUrl?: string;
+  stateDir?: string;
+  dockerSocket?: string;
+};
+
+/** The default drivers, most specific first. */
+export function defaultFaultDrivers(ctx: DriverContext): FaultDriver[] {
+  return [
+    new PoisonFaultDriver(ctx.targets, ctx.poisonUrlPath),
+    new DockerFaultDriver(ctx.dockerSocket),
+    new SupervisorFaultDriver(ctx.natsUrl, ctx.stateDir),
+    new SignalFaultDriver(ctx.stateDir),
+  ];
+}

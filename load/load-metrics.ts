@@ -1,0 +1,80 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, exponentialBuckets, Histogram, Registry } from 'prom-client';
+import { OUTCOMES, type Outcome } from './types.ts';
+
+/** 50 µs × 2^n up to ~13 s: the range of DESIGN.md section 7, so sub-millisecond latencies stay visible. */
+export const LOAD_BUCKETS = exponentialBuckets(0.00005, 2, 19);
+
+export type LoadMetrics = {
+  port: number;
+  registry: Registry;
+  /** Returns the per-request observer of one target (label children resolved once). */
+  observer(target: string): (outcome: Outcome, seconds: number) => void;
+  fault(style: string, target: string, kind: string): void;
+  close(): Promise<void>;
+};
+
+/** The client-side view on /metrics while a run lasts (its own registry: nothing global). */
+export async function startLoadMetrics(port: number): Promise<LoadMetrics> {
+  const registry = new Registry();
+  const duration = new Histogram({
+    name: 'kstyles_load_request_duration_seconds',
+    help: 'Request latency seen by the load generator, from the intended send time (coordinated-omission corrected)',
+    labelNames: ['target', 'outcome'] as const,
+    buckets: LOAD_BUCKETS,
+    registers: [registry],
+  });
+  const requests = new Counter({
+    name: 'kstyles_load_requests_total',
+    help: 'Requests completed by the load generator, by outcome class',
+    labelNames: ['target', 'outcome'] as const,
+    registers: [registry],
+  });
+  const faults = new Counter({
+    name: 'kstyles_load_faults_injected_total',
+    help: 'Faults injected by the load generator',
+    labelNames: ['style', 'target', 'kind'] as const,
+    registers: [registry],
+  });
+  const server = createServer((req, res) => {
+    if (req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only /metrics here\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(`--metrics-port ${port}: cannot listen (${err.code ?? err.message}); choose another port`),
+      ),
+    );
+    server.listen(port, resolve);
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    registry,
+    observer(target) {
+      const children = Object.fromEntries(
+        OUTCOMES.map((o) => [o, { h: duration.labels(target, o), c: requests.labels(target, o) }]),
+      ) as Record<Outcome, { h: ReturnType<typeof duration.labels>; c: ReturnType<typeof requests.labels> }>;
+      return (outcome, seconds) => {
+        const child = children[outcome];
+        child.h.observe(seconds);
+        child.c.inc();
+      };
+    },
+    fault(style, target, kind) {
+      faults.labels(style, target, kind).inc();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,168 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** One servable corpus file as the manifest describes it. */
+export type ManifestFile = { path: string; size: number; sha256: string; poison?: boolean };
+
+export type CorpusManifest = {
+  version: number;
+  seed: number | null;
+  count: number;
+  files: ManifestFile[];
+};
+
+/** A file ready to request: its encoded URL path and what the body must be. */
+export type RequestFile = { path: string; urlPath: string; size: number; sha256: string };
+
+/** Upper bounds (exclusive) of the size classes used by --mix. */
+export const SIZE_CLASSES = {
+  small: 64 * 1024,
+  medium: 1024 * 1024,
+  large: Number.POSITIVE_INFINITY,
+} as const;
+export type SizeClass = keyof typeof SIZE_CLASSES;
+
+export const DEFAULT_MIX = 'small=90,medium=9,large=1';
+
+export class MixError extends Error {
+  override readonly name = 'MixError';
+}
+
+export function encodeFilePath(relPath: string): string {
+  return `/files/${relPath.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** Reads DIR/MANIFEST.json (the corpus generator's output) without importing the generator. */
+export async function readManifest(dir: string): Promise<CorpusManifest> {
+  const file = path.join(dir, 'MANIFEST.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new MixError(
+      `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)}): create it with 'kstyles corpus --dir ${dir}' or pass --corpus DIR`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new MixError(
+      `${file} is not valid JSON (${(err as Error).message}); regenerate it with 'kstyles corpus'`,
+    );
+  }
+  const manifest = json as Partial<CorpusManifest>;
+  if (!manifest || !Array.isArray(manifest.files)) {
+    throw new MixError(`${file} has no "files" array; regenerate it with 'kstyles corpus'`);
+  }
+  for (const [i, f] of manifest.files.entries()) {
+    if (typeof f?.path !== 'string' || typeof f.size !== 'number' || typeof f.sha256 !== 'string') {
+      throw new MixError(`${file}: files[${i}] needs string "path", number "size" and string "sha256"`);
+    }
+  }
+  return {
+    version: manifest.version ?? 1,
+    seed: typeof manifest.seed === 'number' ? manifest.seed : null,
+    count: manifest.count ?? manifest.files.length,
+    files: manifest.files,
+  };
+}
+
+/** The poison file (used only by the poison fault), or null when the corpus has none. */
+export function poisonFile(manifest: CorpusManifest): RequestFile | null {
+  const f = manifest.files.find((file) => file.poison);
+  return f ? { path: f.path, urlPath: encodeFilePath(f.path), size: f.size, sha256: f.sha256 } : null;
+}
+
+/** Parses --mix: `small`, `medium`, `large`, `all` (every file equally likely) or weights `small=80,large=20`. */
+export function parseMix(text: string): { all: true } | { weights: Record<SizeClass, number> } {
+  const trimmed = text.trim();
+  if (trimmed === 'all') return { all: true };
+  const weights: Record<SizeClass, number> = { small: 0, medium: 0, large: 0 };
+  if (trimmed in SIZE_CLASSES) {
+    weights[trimmed as SizeClass] = 1;
+    return { weights };
+  }
+  for (const part of trimmed.split(',')) {
+    const match = /^\s*(small|medium|large)\s*[=:]\s*(\d+(?:\.\d+)?)\s*$/.exec(part);
+    if (!match) {
+      throw new MixError(
+        `--mix: cannot read '${part.trim()}'; use small, medium, large, all, or weights like 'small=90,medium=9,large=1' (small < 64 KiB ≤ medium < 1 MiB ≤ large)`,
+      );
+    }
+    weights[match[1] as SizeClass] = Number(match[2]);
+  }
+  if (weights.small + weights.medium + weights.large <= 0)
+    throw new MixError('--mix: the weights add up to 0');
+  return { weights };
+}
+
+/** Deterministic 32-bit PRNG (mulberry32): the same seed gives every target the same request sequence. */
+export function createPrng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function classOf(size: number): SizeClass {
+  if (size < SIZE_CLASSES.small) return 'small';
+  if (size < SIZE_CLASSES.medium) return 'medium';
+  return 'large';
+}
+
+/** Chooses files for requests; build one per target from the same seed to give each the same sequence. */
+export type RequestPicker = () => RequestFile;
+
+export type RequestMix = {
+  describe: string;
+  files: number;
+  picker(seed: number): RequestPicker;
+};
+
+export function buildRequestMix(manifest: CorpusManifest, mixText: string = DEFAULT_MIX): RequestMix {
+  const servable = manifest.files
+    .filter((f) => !f.poison)
+    .map((f) => ({ path: f.path, urlPath: encodeFilePath(f.path), size: f.size, sha256: f.sha256 }));
+  if (servable.length === 0) throw new MixError('the corpus manifest lists no servable files');
+  const mix = parseMix(mixText);
+  if ('all' in mix) {
+    return {
+      describe: 'all files, equally likely',
+      files: servable.length,
+      picker(seed) {
+        const random = createPrng(seed);
+        return () => servable[Math.floor(random() * servable.length)]!;
+      },
+    };
+  }
+  const byClass: Record<SizeClass, RequestFile[]> = { small: [], medium: [], large: [] };
+  for (const f of servable) byClass[classOf(f.size)].push(f);
+  const classes = (Object.keys(byClass) as SizeClass[]).filter((c) => mix.weights[c] > 0);
+  const missing = classes.filter((c) => byClass[c].length === 0);
+  const usable = classes.filter((c) => byClass[c].length > 0);
+  if (usable.length === 0)
+    throw new MixError(`--mix '${mixText}': the corpus has no ${missing.join('/')} files`);
+  const total = usable.reduce((sum, c) => sum + mix.weights[c], 0);
+  const cumulative = usable.map((c, i) => ({
+    files: byClass[c],
+    upTo: usable.slice(0, i + 1).reduce((sum, k) => sum + mix.weights[k], 0) / total,
+  }));
+  const describe = usable.map((c) => `${c} ${Math.round((mix.weights[c] / total) * 100)}%`).join(', ');
+  return {
+    describe: missing.length ? `${describe} (no ${missing.join('/')} files in the corpus)` : describe,
+    files: usable.reduce((sum, c) => sum + byClass[c].length, 0),
+    picker(seed) {
+      const random = createPrng(seed);
+      return () => {
+        const r = random();
+        const bucket = cumulative.find((b) => r < b.upTo) ?? cumulative[cumulative.length - 1]!;
+        return bucket.files[Math.floor(random() * bucket.files.length)]!;
+      };
+    },
+  };
+}

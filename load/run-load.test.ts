@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { runLoad } from './run-load.ts';
+import { makeCorpus, serveFile, startServer, type TestCorpus } from './test-fixtures.ts';
+
+let corpus: TestCorpus;
+before(async () => {
+  corpus = await makeCorpus();
+});
+after(async () => {
+  await corpus.cleanup();
+});
+
+/** A port with nothing listening on it (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('runLoad', () => {
+  test('corrected percentiles match a scripted 1 s stall; uncorrected numbers show the omission', async () => {
+    // Truth: answers take ~1 ms, except that every response is held between 2 s and 3 s after the
+    // first request. At a constant 200 req/s for 5 s, 20% of requests are intended inside the stall
+    // and wait until its end: their latency is uniform over (0, 1 s]. So p50 ≈ 1 ms, p90 ≈ 0.5 s,
+    // p99 ≈ 0.95 s, max ≈ 1 s. A closed-loop view (service time from the actual send, with only
+    // 4 connections) sees just the 4 requests on the wire during the stall, so its p99 stays small.
+    let firstMs = 0;
+    const server = await startServer((_req, res, body) => {
+      const now = performance.now();
+      if (firstMs === 0) firstMs = now;
+      const stallStart = firstMs + 2000;
+      const stallEnd = firstMs + 3000;
+      const delay = now >= stallStart && now < stallEnd ? stallEnd - now : 1;
+      setTimeout(() => serveFile(res, body), delay);
+    }, corpus.bodies);
+    try {
+      const results = await runLoad({
+        targets: [{ name: 'stally', url: server.url }],
+        rate: 200,
+        durationMs: 5000,
+        connections: 4,
+        corpusDir: corpus.dir,
+        mix: 'small',
+      });
+      const t = results.targets[0]!;
+      assert.equal(t.sent, 1000);
+      assert.equal(t.outcomes.ok, 1000, JSON.stringify(t.errorSamples));
+      const ms = (us: number) => us / 1000;
+      assert.ok(ms(t.latency.p50) < 25, `corrected p50 ${ms(t.latency.p50)} ms should be ~1 ms`);
+      assert.ok(
+        ms(t.latency.p90) > 380 && ms(t.latency.p90) < 620,
+        `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`,
+      );
+      assert.ok(
+        ms(t.latency.p99) > 850 && ms(t.latency.p99) < 1080,
+        `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`,
+      );
+      assert.ok(
+        ms(t.latency.max) > 950 && ms(t.latency.max) < 1150,
+        `corrected max ${ms(t.latency.max)} ms should be ~1 s`,
+      );
+      // The omission: the same run, measured from the actual send, hides the stall below p99.
+      assert.ok(ms(t.serviceTime.p99) < 100, `uncorrected p99 ${ms(t.serviceTime.p99)} ms should stay small`);
+      assert.ok(t.latency.p99 > 8 * t.serviceTime.p99, 'corrected p99 must dwarf the uncorrected p99');
+      assert.ok(
+        ms(t.serviceTime.max) > 900,
+        'the stalled in-flight requests still show in the uncorrected max',
+      );
+      // The per-second timeline places the stall where it happened.
+      const worst = t.timeline.reduce((a, b) => (b.p99 > a.p99 ? b : a));
+      assert.ok(worst.t >= 1 && worst.t <= 3, `worst second ${worst.t} should be around 2 s`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('corrupted and truncated bodies count as data loss, not as successes', async () => {
+    let corrupted = 0;
+    let served = 0;
+    const server = await startServer((_req, res, body) => {
+      served++;
+      if (body && body.length > 0 && served % 5 === 0) {
+        corrupted++;
+        const bad = Buffer.from(body);
+        if (served % 10 === 0) {
+          // Wrong length, announced honestly: the transfer is fine, the bytes are not the file.
+          res.writeHead(200, { 'content-length': bad.length - 1 }).end(bad.subarray(1));
+        } else {
+          bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 0xff;
+          res.writeHead(200, { 'content-length': bad.length }).end(bad);
+        }
+        return;
+      }
+      serveFile(res, body);
+    }, corpus.bodies);
+    try {
+      const results = await runLoad({
+        targets: [{ name: 'lossy', url: server.url }],
+        rate: 300,
+        durationMs: 1000,
+        corpusDir: corpus.dir,
+        mix: 'all',
+      });
+      const t = results.targets[0]!;
+      assert.equal(t.sent, 300);
+      assert.ok(corrupted > 20);
+      assert.equal(t.outcomes.data_loss, corrupted);
+      assert.equal(t.outcomes.ok, 300 - corrupted);
+      const messages = t.errorSamples.filter((s) => s.outcome === 'data_loss').map((s) => s.message);
+      assert.ok(messages.some((m) => m.includes('sha256')));
+      assert.ok(messages.some((m) => m.includes('wrong length')));
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('refused connections, resets and timeouts are classified; timeouts are recorded at the timeout', async () => {
+    const port = await closedPort();
+    const hanging = await startServer(() => {
+      // Never answers: every request must time out.
+    }, corpus.bodies);
+    const resetting = await startServer((req) => req.socket.destroy(), corpus.bodies);
+    try {
+      const results = await runLoad({
+        targets: [
+          { name: 'refusing', url: `http://127.0.0.1:${port}` },
+          { name: 'hanging', url: hanging.url },
+          { name: 'resetting', url: resetting.url },
+        ],
+        rate: 50,
+        durationMs: 1000,
+        timeoutMs: 300,
+        corpusDir: corpus.dir,
+      });
+      const [refusing, hang, reset] = results.targets as [
+        (typeof results.targets)[0],
+        (typeof results.targets)[0],
+        (typeof results.targets)[0],
+      ];
+      assert.equal(refusing.outcomes.refused, 50, JSON.stringify(refusing.errorSamples));
+      assert.equal(hang.outcomes.timeout, 50, JSON.stringify(hang.errorSamples));
+      assert.equal(hang.latency.count, 50, 'timeouts are recorded, never dropped');
+      // Recorded at the timeout value (HdrHistogram keeps 3 significant digits).
+      assert.ok(Math.abs(hang.latency.p50 - 300_000) <= 300, `timeout p50 ${hang.latency.p50} µs`);
+      assert.ok(Math.abs(hang.latency.max - 300_000) <= 300, `timeout max ${hang.latency.max} µs`);
+      assert.equal(reset.outcomes.reset, 50, JSON.stringify(reset.errorSamples));
+      assert.equal(refusing.availability, 0);
+    } finally {
+      await hanging.close();
+      await resetting.close();
+    }
+  });
+
+  test("a stalled target does not reduce the other target's sent count or slow it down", async () => {
+    const fast = await startServer((_req, res, body) => serveFile(res, body), corpus.bodies);
+    const stalled = await startServer(() => {
+      // Holds every request: its pool fills up and requests queue behind it.
+    }, corpus.bodies);
+    try {
+      const results = await runLoad({
+        targets: [
+          { name: 'fast', url: fast.url },
+          { name: 'stalled', url: stalled.url },
+        ],
+        rate: 200,
+        durationMs: 2000,
+        connections: 2,
+        timeoutMs: 1000,
+        corpusDir: corpus.dir,
+      });
+      const [a, b] = results.targets as [(typeof results.targets)[0], (typeof results.targets)[0]];
+      assert.equal(a.sent, 400);
+      assert.equal(b.sent, 400);
+      assert.equal(a.outcomes.ok, 400);
+      assert.equal(b.outcomes.timeout, 400);
+      assert.ok(
+        a.latency.p99 < 200_000,
+        `fast target's p99 ${a.latency.p99} µs must not absorb the other's stall`,
+      );
+      assert.equal(fast.requests, 400);
+    } finally {
+      await fast.close();
+      await stalled.close();
+    }
+  });
+});

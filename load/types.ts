@@ -1,0 +1,170 @@
+/** Outcome class of one request, as the client saw it. */
+export const OUTCOMES = ['ok', '4xx', '5xx', 'refused', 'reset', 'timeout', 'data_loss'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export type OutcomeCounts = Record<Outcome, number>;
+
+export function emptyOutcomeCounts(): OutcomeCounts {
+  return { ok: 0, '4xx': 0, '5xx': 0, refused: 0, reset: 0, timeout: 0, data_loss: 0 };
+}
+
+/** Latency percentiles in integer microseconds. */
+export type LatencySummary = {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+};
+
+/** One second of one target, attributed by the requests' intended send time. */
+export type SecondStats = {
+  /** Seconds since the run started. */
+  t: number;
+  sent: number;
+  outcomes: OutcomeCounts;
+  /** Corrected latency (from intended send time), microseconds; 0 when nothing completed. */
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+};
+
+/** One second of the generator's own health. */
+export type GeneratorSecond = {
+  t: number;
+  /** How late requests left relative to their intended time, microseconds. */
+  sendLagP99: number;
+  sendLagMax: number;
+  /** Event-loop delay p99 in this second, microseconds. */
+  eventLoopP99: number;
+  behind: boolean;
+};
+
+export type ErrorSample = { outcome: Outcome; message: string; count: number };
+
+export type TargetResult = {
+  name: string;
+  url: string;
+  sent: number;
+  completed: number;
+  outcomes: OutcomeCounts;
+  /** ok / completed, 0..1 (1 when nothing completed). */
+  availability: number;
+  /** Successful responses per second over the run. */
+  throughput: number;
+  bytes: number;
+  /** Corrected latency: from the intended send time (wrk2 model). */
+  latency: LatencySummary;
+  /** Uncorrected service time: from the moment the request went on the wire. */
+  serviceTime: LatencySummary;
+  /** How late requests left the generator, microseconds. */
+  sendLag: LatencySummary;
+  /** HdrHistograms (microseconds) as compressed base64, so runs can be merged. */
+  histograms: { latency: string; serviceTime: string; sendLag: string };
+  timeline: SecondStats[];
+  errorSamples: ErrorSample[];
+};
+
+export const FAULT_KINDS = ['kill', 'term', 'hang', 'poison', 'slow', 'crashloop', 'nats'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** One fault of a scenario. */
+export type FaultSpec = {
+  /** Milliseconds after the start of the run. */
+  atMs: number;
+  /** e.g. `microkernel:driver`, `monolith`, `pid:1234`, `docker:kstyles-monolith-1`. */
+  target: string;
+  kind: FaultKind;
+  /** hang: how long the process stays stopped; slow: how long the slowdown lasts. */
+  forMs?: number;
+  /** slow: added latency per read. */
+  latencyMs?: number;
+  /** crashloop: how many failed starts. */
+  times?: number;
+  /** The load target(s) whose requests this fault can affect; by default the part before ':'. */
+  affects?: string[];
+  /** Where it was declared, for messages: `scenario.yaml:4`. */
+  source?: string;
+};
+
+/** Client-side resilience for one fault on one load target. */
+export type Resilience = {
+  target: string;
+  windowStartMs: number;
+  windowEndMs: number;
+  requests: number;
+  failed: number;
+  availability: number;
+  /** failed / requests in the fault window. */
+  blastRadius: number;
+  /** Fault → first success after the first failure; null when nothing failed. */
+  firstSuccessAfterFailureMs: number | null;
+  /** Fault → first second whose p99 is back within 2x its pre-fault value; 0 if it never degraded, null if it never recovered. */
+  p99RecoveryMs: number | null;
+  preFaultP99: number;
+};
+
+export type FaultRecord = FaultSpec & {
+  /** When it was actually injected, ms after the start of the run. */
+  firedAtMs: number;
+  driver: string;
+  ok: boolean;
+  message: string;
+  resilience: Resilience[];
+};
+
+export type TargetFacts = {
+  imageBytes?: number;
+  fileCount?: number;
+  hasShell?: boolean;
+  bootMs?: number;
+  [key: string]: unknown;
+};
+
+export type ThresholdOutcome = { expression: string; actual: string; pass: boolean };
+
+export type LoadResults = {
+  version: 1;
+  tool: 'kstyles-load';
+  startedAt: string;
+  durationMs: number;
+  rate: number;
+  connections: number;
+  seed: number;
+  timeoutMs: number;
+  mix: string;
+  corpus: { dir: string; files: number; seed: number | null };
+  targets: TargetResult[];
+  faults: FaultRecord[];
+  generator: {
+    timeline: GeneratorSecond[];
+    eventLoop: LatencySummary;
+    /** Plain sentences, e.g. "generator fell behind: …". */
+    warnings: string[];
+  };
+  facts?: Record<string, TargetFacts>;
+  thresholds?: ThresholdOutcome[];
+};
+
+/** Live view of a run, passed to the progress callback about four times a second. */
+export type LoadProgress = {
+  elapsedMs: number;
+  durationMs: number;
+  targets: {
+    name: string;
+    sent: number;
+    completed: number;
+    inFlight: number;
+    /** Completions per second over the last second. */
+    rate: number;
+    /** Corrected p99 of the last full second, microseconds. */
+    p99: number;
+    errors: number;
+    dataLoss: number;
+  }[];
+  faults: FaultRecord[];
+  behind: string | null;
+};
