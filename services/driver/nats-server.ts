@@ -1,0 +1,37 @@
+/**
+ * The storage driver as a NATS server (service `kstyles-driver`): `kstyles.drv.read` answers a byte
+ * range of a FileRef with the raw bytes. With chaos on, a poison read panics the process (exit 70):
+ * only this server dies, and the supervisor restarts it.
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Registry } from 'prom-client';
+import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
+import { assertTimeLeft, deadlineOf, getFileRef, getSpan } from '../nats/headers.ts';
+import { createHandlerMetrics, type HostedService, hostService } from '../nats/service-host.ts';
+import { SERVICE_NAMES, SUBJECTS } from '../nats/subjects.ts';
+import type { StorageDriver } from './storage-driver.ts';
+
+export async function startDriverServer(
+  nc: NatsConnection,
+  driver: StorageDriver,
+  options: { registry?: Registry } = {},
+): Promise<HostedService> {
+  return hostService(nc, {
+    name: SERVICE_NAMES.driver,
+    description: 'kernel-styles storage driver: positional reads of byte ranges',
+    metadata: { chaos: String(driver.chaos.enabled) },
+    ...(options.registry ? { metrics: createHandlerMetrics(options.registry, SERVICE_NAMES.driver) } : {}),
+    endpoints: [
+      {
+        name: 'read',
+        subject: SUBJECTS.drvRead,
+        handle: async (msg) => {
+          assertTimeLeft(deadlineOf(msg), 'the driver read', 0);
+          const ref = getFileRef(msg);
+          const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
+          return { data: await driver.read(ref, offset, length) };
+        },
+      },
+    ],
+  });
+}

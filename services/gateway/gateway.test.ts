@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fileServiceContract, httpContract } from '../contract/testing/contract-suite.ts';
+import { testCorpus } from '../contract/testing/test-corpus.ts';
+import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
+import { NatsFileService } from '../nats/file-service-client.ts';
+
+// The servers run in this process for speed, but talk only through a real nats-server with the
+// generated per-user permissions; the process-level behaviour is in test/microkernel-*.test.ts.
+httpContract('microkernel gateway over NATS (fs and driver servers)', 'microkernel', async (corpus) => {
+  const kernel = await startInProcessKernel(corpus.dir);
+  return { baseUrl: kernel.gateway.url, corpus, stop: () => kernel.stop() };
+});
+
+fileServiceContract(
+  'NATS-backed FileService (gateway user → kstyles-fs → kstyles-driver)',
+  async (corpus) => {
+    const kernel = await startInProcessKernel(corpus.dir);
+    const service = new NatsFileService(await kernel.connectAs('gateway'));
+    return { service, corpus, stop: () => kernel.stop() };
+  },
+);
+
+describe('microkernel gateway metrics and bus permissions', () => {
+  let kernel: Awaited<ReturnType<typeof startInProcessKernel>>;
+  before(async () => {
+    kernel = await startInProcessKernel((await testCorpus()).dir);
+  });
+  after(() => kernel?.stop());
+
+  it('records every hop in kstyles_ipc_request_duration_seconds', async () => {
+    const res = await fetch(`${kernel.gateway.url}/files/docs/hello%20world.txt`);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    const text = await (await fetch(`${kernel.gateway.url}/metrics`)).text();
+    assert.match(
+      text,
+      /kstyles_ipc_request_duration_seconds_count\{from="gateway",to="fs",op="stat",outcome="ok"\} [1-9]/,
+    );
+    assert.match(
+      text,
+      /kstyles_ipc_request_duration_seconds_count\{from="gateway",to="fs",op="read",outcome="ok"\} [1-9]/,
+    );
+  });
+
+  it("refuses the gateway's credentials on a driver subject (Permissions Violation)", async () => {
+    const nc = await kernel.connectAs('gateway');
+    await assert.rejects(nc.request('kstyles.drv.read', '', { timeout: 1000 }), /Permissions Violation/);
+    const fsNc = await kernel.connectAs('fs');
+    const ping = await fsNc.request('$SRV.PING.kstyles-driver', '', { timeout: 1000 });
+    assert.equal(
+      ping.json<{ name: string }>().name,
+      'kstyles-driver',
+      'the file server may reach the driver',
+    );
+  });
+});

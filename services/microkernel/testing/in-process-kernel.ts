@@ -1,0 +1,79 @@
+/**
+ * The microkernel's three servers in one test process, but connected only through a real nats-server
+ * run with the generated per-user permissions: each server has its own NATS connection and user, so
+ * the tests exercise the same subjects, headers and permissions as the separate processes do.
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Registry } from 'prom-client';
+import { DriverChaos } from '../../driver/chaos.ts';
+import { startDriverServer } from '../../driver/nats-server.ts';
+import { StorageDriver } from '../../driver/storage-driver.ts';
+import { FileSystem } from '../../fs/file-system.ts';
+import { startFileServer } from '../../fs/nats-server.ts';
+import { type Gateway, startGateway } from '../../gateway/gateway.ts';
+import { NatsBlockReader } from '../../nats/block-reader-client.ts';
+import { connectNats } from '../../nats/connect.ts';
+import { createIpcMetrics } from '../../nats/ipc.ts';
+import { startNatsServer, type TestNatsServer } from '../../supervisor/testing/nats-server.ts';
+import { generateUsers, type NatsRole, renderNatsConfig } from '../nats-config.ts';
+
+export type InProcessKernel = {
+  nats: TestNatsServer;
+  users: Record<NatsRole, { user: string; pass: string }>;
+  gateway: Gateway;
+  /** Connects as one of the roles (closed by stop()). */
+  connectAs(role: NatsRole): Promise<NatsConnection>;
+  stop(): Promise<void>;
+};
+
+export async function startInProcessKernel(dataDir: string): Promise<InProcessKernel> {
+  const users = generateUsers();
+  const nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
+  const connections: NatsConnection[] = [];
+  const connectAs = async (role: NatsRole) => {
+    const nc = await connectNats({
+      servers: nats.url,
+      name: `test-${role}`,
+      ...users[role],
+      firstConnectTimeoutMs: 5000,
+    });
+    connections.push(nc);
+    return nc;
+  };
+  const stops: Array<() => Promise<unknown>> = [];
+  try {
+    const driver = new StorageDriver({ chaos: new DriverChaos({ enabled: false }) });
+    const driverServer = await startDriverServer(await connectAs('driver'), driver, {
+      registry: new Registry(),
+    });
+    stops.push(
+      () => driverServer.stop(),
+      () => driver.close(),
+    );
+    const fsNc = await connectAs('fs');
+    const fileSystem = await FileSystem.open(
+      dataDir,
+      new NatsBlockReader(fsNc, { metrics: createIpcMetrics(new Registry()) }),
+    );
+    const fileServer = await startFileServer(fsNc, fileSystem, { registry: new Registry() });
+    stops.push(() => fileServer.stop());
+    const gateway = await startGateway(await connectAs('gateway'), { port: 0, defaultMetrics: false });
+    stops.push(() => gateway.close(1000));
+    return {
+      nats,
+      users,
+      gateway,
+      connectAs,
+      stop: async () => {
+        for (const stop of stops.reverse()) await stop().catch(() => {});
+        await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
+        await nats.stop();
+      },
+    };
+  } catch (err) {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
+    await nats.stop();
+    throw err;
+  }
+}

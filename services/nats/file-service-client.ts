@@ -1,0 +1,124 @@
+/**
+ * The gateway's FileService over NATS: stat is one `kstyles.fs.stat` request; read pulls the range as a
+ * sequence of `kstyles.fs.read` chunk requests (offset/length, at most MAX_CHUNK_BYTES each), one per
+ * chunk the HTTP response consumes. Nothing larger than a chunk is ever published or received.
+ */
+import type { Msg, NatsConnection } from '@nats-io/nats-core';
+import { InternalError, type ServiceError, TimeoutError, UnavailableError } from '../contract/errors.ts';
+import {
+  type ByteRange,
+  type CallOptions,
+  type FileService,
+  type FileStat,
+  MAX_CHUNK_BYTES,
+  type ReadinessReport,
+} from '../contract/file-service.ts';
+import { getStat, putSpan, putStat, remainingMs, withDeadline } from './headers.ts';
+import { type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from './ipc.ts';
+import { pingSubject, SERVICE_NAMES, SUBJECTS } from './subjects.ts';
+
+/** Seconds a client should wait before retrying while a server behind the gateway restarts. */
+const RETRY_AFTER_SECONDS = 1;
+
+export class NatsFileService implements FileService {
+  readonly #nc: NatsConnection;
+  readonly #metrics: IpcMetrics | undefined;
+  readonly #from: string;
+
+  constructor(nc: NatsConnection, options: { metrics?: IpcMetrics; from?: string } = {}) {
+    this.#nc = nc;
+    this.#metrics = options.metrics;
+    this.#from = options.from ?? 'gateway';
+  }
+
+  async stat(rawPath: string, options: CallOptions): Promise<FileStat> {
+    const msg = await this.#call('stat', SUBJECTS.fsStat, new TextEncoder().encode(rawPath), options, () =>
+      withDeadline(options.deadline),
+    );
+    return getStat(msg);
+  }
+
+  async *read(stat: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
+    for (let position = range.start; position <= range.end; position += MAX_CHUNK_BYTES) {
+      if (options.signal?.aborted) return;
+      const length = Math.min(MAX_CHUNK_BYTES, range.end - position + 1);
+      const msg = await this.#call('read', SUBJECTS.fsRead, undefined, options, () =>
+        putSpan(position, length, putStat(stat, withDeadline(options.deadline))),
+      );
+      if (msg.data.byteLength !== length) {
+        throw new InternalError(
+          `the file server sent ${msg.data.byteLength} bytes of ${stat.path} at ${position} instead of ${length}`,
+        );
+      }
+      yield msg.data;
+    }
+  }
+
+  /** Ready when both the file server and the storage driver answer their service-API PING. */
+  async ready(options: CallOptions): Promise<ReadinessReport> {
+    const timeout = Math.max(1, Math.min(500, remainingMs(options.deadline)));
+    const answers = await Promise.all(
+      [SERVICE_NAMES.fs, SERVICE_NAMES.driver].map(async (service) => {
+        try {
+          await this.#nc.request(pingSubject(service), '', { timeout });
+          return { service, ok: true };
+        } catch {
+          return { service, ok: false };
+        }
+      }),
+    );
+    const missing = answers.filter((a) => !a.ok).map((a) => a.service);
+    return missing.length === 0
+      ? { ready: true, detail: `${SERVICE_NAMES.fs} and ${SERVICE_NAMES.driver} answer on NATS` }
+      : { ready: false, detail: `no answer to $SRV.PING from ${missing.join(' and ')}` };
+  }
+
+  async close(): Promise<void> {
+    // The NATS connection belongs to whoever opened it.
+  }
+
+  async #call(
+    op: 'stat' | 'read',
+    subject: string,
+    payload: Uint8Array | undefined,
+    options: CallOptions,
+    headers: () => ReturnType<typeof withDeadline>,
+  ): Promise<Msg> {
+    const left = remainingMs(options.deadline);
+    if (left <= 0)
+      throw new TimeoutError(`deadline passed before the gateway could ask the file server (${op})`);
+    const result = await ipcRequest(
+      this.#nc,
+      { from: this.#from, to: 'fs', op },
+      this.#metrics,
+      subject,
+      payload,
+      { headers: headers(), timeoutMs: left },
+    );
+    if (result.outcome === IpcOutcome.ok) return result.msg;
+    throw failure(result, op);
+  }
+}
+
+function failure(result: Exclude<IpcResult, { outcome: 'ok' }>, op: string): ServiceError {
+  switch (result.outcome) {
+    case IpcOutcome.error:
+      return result.error;
+    case IpcOutcome.noResponders:
+      return new UnavailableError(
+        `no file server answers ${op} on NATS (it is down or restarting)`,
+        RETRY_AFTER_SECONDS,
+      );
+    case IpcOutcome.timeout:
+      return new TimeoutError(`the file server did not answer ${op} within the request deadline`);
+    case IpcOutcome.denied:
+      return new InternalError(
+        `NATS refused the gateway's ${op} request: check the gateway user's permissions`,
+      );
+    default:
+      return new UnavailableError(
+        `the gateway's NATS connection is down (${result.cause.message}); retry shortly`,
+        RETRY_AFTER_SECONDS,
+      );
+  }
+}

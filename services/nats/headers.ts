@@ -1,0 +1,164 @@
+/**
+ * Metadata travels in headers, bytes in payloads (no base64). This module is the one codec of both:
+ * the remaining deadline, the FileStat, the FileRef, chunk offsets and errors (the service-API error
+ * headers plus Kstyles-Error-Code, rebuilt on the other side with errorFromCode).
+ */
+import { headers as createHeaders, type Msg, type MsgHdrs } from '@nats-io/nats-core';
+import { ServiceErrorCodeHeader, ServiceErrorHeader, type ServiceMsg } from '@nats-io/services';
+import {
+  errorFromCode,
+  InternalError,
+  isErrorCode,
+  RangeNotSatisfiableError,
+  type ServiceError,
+  TimeoutError,
+  toServiceError,
+} from '../contract/errors.ts';
+import { DEFAULT_DEADLINE_MS, type FileStat } from '../contract/file-service.ts';
+import type { FileRef } from '../driver/storage-driver.ts';
+
+export const HEADERS = {
+  /** Milliseconds left of the caller's deadline when the message left (relative: clocks may differ). */
+  deadline: 'Kstyles-Deadline-Ms',
+  errorCode: 'Kstyles-Error-Code',
+  /** RANGE_NOT_SATISFIABLE only: the file size for Content-Range. */
+  errorSize: 'Kstyles-Error-Size',
+  /** Percent-encoded (encodeURIComponent), so any file name fits a header line. */
+  path: 'Kstyles-Path',
+  realPath: 'Kstyles-Real-Path',
+  size: 'Kstyles-Size',
+  mtimeMs: 'Kstyles-Mtime-Ms',
+  ino: 'Kstyles-Ino',
+  etag: 'Kstyles-Etag',
+  contentType: 'Kstyles-Content-Type',
+  offset: 'Kstyles-Offset',
+  length: 'Kstyles-Length',
+  /** Service instance id of the server that answered (the file server uses it to tell crashes apart). */
+  instance: 'Kstyles-Instance',
+} as const;
+
+/**
+ * Subtracted from the remaining deadline at each hop, so the callee gives up (and says TIMEOUT) just
+ * before the caller's own timer fires, and the caller gets a reasoned answer instead of silence.
+ */
+export const HOP_ALLOWANCE_MS = 25;
+
+export function remainingMs(deadline: number): number {
+  return deadline - Date.now();
+}
+
+/** Fails with TIMEOUT when the deadline leaves less than `margin` ms (default: time for another hop). */
+export function assertTimeLeft(deadline: number, what: string, margin: number = HOP_ALLOWANCE_MS): number {
+  const left = remainingMs(deadline);
+  if (left <= margin) throw new TimeoutError(`deadline passed before ${what}`);
+  return left;
+}
+
+export function withDeadline(deadline: number, h: MsgHdrs = createHeaders()): MsgHdrs {
+  h.set(HEADERS.deadline, String(Math.max(0, remainingMs(deadline) - HOP_ALLOWANCE_MS)));
+  return h;
+}
+
+/** The absolute local deadline a request carries; a request without one gets the default. */
+export function deadlineOf(msg: Msg): number {
+  const raw = msg.headers?.get(HEADERS.deadline);
+  const left = raw ? Number(raw) : Number.NaN;
+  return Date.now() + (Number.isFinite(left) ? left : DEFAULT_DEADLINE_MS);
+}
+
+function required(msg: Msg, name: string): string {
+  const value = msg.headers?.get(name) ?? '';
+  if (value === '') throw new InternalError(`malformed message on ${msg.subject}: header ${name} is missing`);
+  return value;
+}
+
+function requiredNumber(msg: Msg, name: string): number {
+  const value = Number(required(msg, name));
+  if (!Number.isFinite(value)) {
+    throw new InternalError(`malformed message on ${msg.subject}: header ${name} is not a number`);
+  }
+  return value;
+}
+
+export const encodePath = (path: string) => encodeURIComponent(path);
+const decodePath = (value: string) => decodeURIComponent(value);
+
+export function putStat(stat: FileStat, h: MsgHdrs = createHeaders()): MsgHdrs {
+  h.set(HEADERS.path, encodePath(stat.path));
+  h.set(HEADERS.size, String(stat.size));
+  h.set(HEADERS.mtimeMs, String(stat.mtimeMs));
+  h.set(HEADERS.etag, stat.etag);
+  h.set(HEADERS.contentType, stat.contentType);
+  return h;
+}
+
+export function getStat(msg: Msg): FileStat {
+  return {
+    path: decodePath(required(msg, HEADERS.path)),
+    size: requiredNumber(msg, HEADERS.size),
+    mtimeMs: requiredNumber(msg, HEADERS.mtimeMs),
+    etag: required(msg, HEADERS.etag),
+    contentType: required(msg, HEADERS.contentType),
+  };
+}
+
+export function putFileRef(ref: FileRef, h: MsgHdrs = createHeaders()): MsgHdrs {
+  h.set(HEADERS.realPath, encodePath(ref.realPath));
+  h.set(HEADERS.path, encodePath(ref.relPath));
+  h.set(HEADERS.ino, String(ref.ino));
+  h.set(HEADERS.size, String(ref.size));
+  h.set(HEADERS.mtimeMs, String(ref.mtimeMs));
+  return h;
+}
+
+export function getFileRef(msg: Msg): FileRef {
+  return {
+    realPath: decodePath(required(msg, HEADERS.realPath)),
+    relPath: decodePath(required(msg, HEADERS.path)),
+    ino: requiredNumber(msg, HEADERS.ino),
+    size: requiredNumber(msg, HEADERS.size),
+    mtimeMs: requiredNumber(msg, HEADERS.mtimeMs),
+  };
+}
+
+export function putSpan(offset: number, length: number, h: MsgHdrs): MsgHdrs {
+  h.set(HEADERS.offset, String(offset));
+  h.set(HEADERS.length, String(length));
+  return h;
+}
+
+export function getSpan(msg: Msg, maxLength: number): { offset: number; length: number } {
+  const offset = requiredNumber(msg, HEADERS.offset);
+  const length = requiredNumber(msg, HEADERS.length);
+  if (!(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 1)) {
+    throw new InternalError(`malformed read on ${msg.subject}: offset ${offset}, length ${length}`);
+  }
+  if (length > maxLength) {
+    throw new InternalError(
+      `read of ${length} bytes on ${msg.subject} exceeds the ${maxLength}-byte chunk limit`,
+    );
+  }
+  return { offset, length };
+}
+
+const oneLine = (text: string) => text.replace(/[\r\n]+/g, ' ');
+
+/** Answers with the service-API error headers plus Kstyles-Error-Code. */
+export function respondWithError(msg: ServiceMsg, error: unknown): void {
+  const err = toServiceError(error);
+  const h = createHeaders();
+  h.set(HEADERS.errorCode, err.code);
+  if (err instanceof RangeNotSatisfiableError) h.set(HEADERS.errorSize, String(err.size));
+  msg.respondError(err.status, oneLine(err.message), undefined, { headers: h });
+}
+
+/** The ServiceError a reply carries, or null for a successful reply. */
+export function errorOfReply(msg: Msg): ServiceError | null {
+  const status = msg.headers?.get(ServiceErrorCodeHeader);
+  if (!status) return null;
+  const detail = msg.headers?.get(ServiceErrorHeader) || `error ${status} on ${msg.subject}`;
+  const code = msg.headers?.get(HEADERS.errorCode);
+  if (!isErrorCode(code)) return new InternalError(`unexpected service error ${status}: ${detail}`);
+  const size = Number(msg.headers?.get(HEADERS.errorSize));
+  return errorFromCode(code, detail, Number.isFinite(size) ? { size } : undefined);
+}

@@ -1,0 +1,112 @@
+/**
+ * Serves endpoints through the NATS service API, so `nats micro ls|info|stats` see them. The service
+ * API calls handlers synchronously and never awaits them: this module awaits each async handler, times
+ * it, and turns every rejection into an error reply (service-API error headers + Kstyles-Error-Code).
+ */
+import {
+  headers as createHeaders,
+  type MsgHdrs,
+  type NatsConnection,
+  type Payload,
+} from '@nats-io/nats-core';
+import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
+import { Histogram, type Registry } from 'prom-client';
+import { toServiceError } from '../contract/errors.ts';
+import { LATENCY_BUCKETS_SECONDS } from '../contract/metrics.ts';
+import { supervisedServiceMetadata } from '../supervisor/child-identity.ts';
+import { HEADERS, respondWithError } from './headers.ts';
+import type { ServiceName } from './subjects.ts';
+
+export type Reply = { data?: Payload; headers?: MsgHdrs };
+
+export type EndpointSpec = {
+  /** Endpoint name in `nats micro info` (a subject token). */
+  name: string;
+  subject: string;
+  handle(msg: ServiceMsg): Promise<Reply>;
+};
+
+export type HostedService = {
+  service: Service;
+  /** The service instance id (`nats micro info`, `$SRV.PING.<name>.<id>`). */
+  id: string;
+  /** Stops taking requests, then waits (up to timeoutMs) for the ones in progress to be answered. */
+  stop(timeoutMs?: number): Promise<void>;
+};
+
+export type HandlerMetrics = { observe(op: string, outcome: string, seconds: number): void };
+
+export function createHandlerMetrics(registry: Registry, service: string): HandlerMetrics {
+  const histogram = new Histogram({
+    name: 'kstyles_ipc_handler_duration_seconds',
+    help: 'Time a server spent answering one NATS request, by service, endpoint and outcome (ok or error code)',
+    labelNames: ['service', 'op', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  return { observe: (op, outcome, seconds) => histogram.observe({ service, op, outcome }, seconds) };
+}
+
+async function serve(
+  endpoint: EndpointSpec,
+  msg: ServiceMsg,
+  instanceId: string,
+  metrics?: HandlerMetrics,
+): Promise<void> {
+  const started = process.hrtime.bigint();
+  let outcome = 'ok';
+  try {
+    const reply = await endpoint.handle(msg);
+    const headers = reply.headers ?? createHeaders();
+    headers.set(HEADERS.instance, instanceId);
+    msg.respond(reply.data, { headers });
+  } catch (err) {
+    const error = toServiceError(err);
+    outcome = error.code;
+    respondWithError(msg, error);
+  } finally {
+    metrics?.observe(endpoint.name, outcome, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+}
+
+/** Adds a service whose endpoints all run in the queue group named after it. */
+export async function hostService(
+  nc: NatsConnection,
+  config: {
+    name: ServiceName;
+    description: string;
+    endpoints: EndpointSpec[];
+    metrics?: HandlerMetrics;
+    metadata?: Record<string, string>;
+  },
+): Promise<HostedService> {
+  const service = await new Svcm(nc).add({
+    name: config.name,
+    version: '1.0.0',
+    description: config.description,
+    queue: config.name,
+    metadata: { ...config.metadata, ...supervisedServiceMetadata() },
+  });
+  const id = service.info().id;
+  const inFlight = new Set<Promise<void>>();
+  for (const endpoint of config.endpoints) {
+    service.addEndpoint(endpoint.name, {
+      subject: endpoint.subject,
+      handler: (err, msg) => {
+        if (err) return;
+        const answering = serve(endpoint, msg, id, config.metrics);
+        inFlight.add(answering);
+        void answering.finally(() => inFlight.delete(answering));
+      },
+    });
+  }
+  return {
+    service,
+    id,
+    stop: async (timeoutMs = 5000) => {
+      await service.stop();
+      const timer = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
+      await Promise.race([Promise.allSettled([...inFlight]), timer]);
+    },
+  };
+}
