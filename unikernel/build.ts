@@ -1,0 +1,455 @@
+/**
+ * `npm run build:unikernel [-- --chaos] [--no-docker] [--no-measure]`: the unikernel's build chain, one
+ * step at a time with timings:
+ *
+ *   1. esbuild: the program and the pool worker, each one CommonJS file (chaos compiled out unless --chaos)
+ *   2. SEA blob: node --experimental-sea-config
+ *   3. executable: copy node, strip it (before injecting: stripping after removes the app), postject
+ *   4. rootfs: the executable, the pool worker, exactly the libraries ldd names and the loader,
+ *      /etc/passwd and /etc/group for the non-root user, empty /tmp and /data mount points
+ *   5. image: docker build of unikernel/Dockerfile (FROM scratch), when a Docker engine answers
+ *   6. measure: rootfs bytes and files, no shell, no setuid, boot to first 200 and RSS (and the monolith's)
+ *
+ * Output: unikernel/dist/ (production) or unikernel/dist/chaos/; image.json records everything.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import * as esbuild from 'esbuild';
+import { generateCorpus } from '../services/corpus/corpus.ts';
+import {
+  APP_DIR,
+  type BuildLayout,
+  buildLayout,
+  CHAOS_IMAGE_TAG,
+  EXECUTABLE_NAME,
+  type Flavor,
+  IMAGE_TAG,
+  IMAGE_UID,
+  POOL_WORKER_FILE,
+  UNIKERNEL_DIR,
+} from './layout.ts';
+import { type BootMeasurement, measureBoot } from './measure.ts';
+
+const REPO = join(UNIKERNEL_DIR, '..');
+export const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** Strings only the fault-injection code contains: the production bundle must have none of them. */
+export const CHAOS_MARKERS = ['driver panic', 'injected driver error', 'chaos/poison.bin'] as const;
+const SHELL_NAMES = new Set(['sh', 'bash', 'dash', 'ash', 'zsh', 'busybox', 'toybox']);
+
+export type RootfsFile = { path: string; bytes: number; mode: string };
+
+export type ImageReport = {
+  flavor: Flavor;
+  builtAt: string;
+  node: string;
+  steps: Array<{ step: string; ms: number }>;
+  bundleBytes: { program: number; poolWorker: number };
+  executableBytes: number;
+  unstrippedNodeBytes: number;
+  rootfs: { bytes: number; files: number; list: RootfsFile[] };
+  shell: { present: boolean; found: string[] };
+  setuidFiles: string[];
+  docker: { tag: string; sizeBytes: number } | { tag: null; reason: string };
+  boot: {
+    unikernel: BootMeasurement | null;
+    unikernelBundle: BootMeasurement | null;
+    monolith: BootMeasurement | null;
+    monolithReason?: string;
+    reason?: string;
+  };
+};
+
+function log(message: string): void {
+  process.stdout.write(`${message}\n`);
+}
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+async function step<T>(report: ImageReport, name: string, action: () => Promise<T> | T): Promise<T> {
+  const number = report.steps.length + 1;
+  log(`[${number}] ${name} …`);
+  const started = performance.now();
+  const result = await action();
+  const ms = Math.round(performance.now() - started);
+  report.steps.push({ step: name, ms });
+  log(`[${number}] ${name}: done in ${(ms / 1000).toFixed(2)} s`);
+  return result;
+}
+
+/** esbuild plugin: the driver's `./chaos.ts` becomes the inert stand-in (production build only). */
+const chaosCompiledOut: esbuild.Plugin = {
+  name: 'chaos-compiled-out',
+  setup(build) {
+    const chaosModule = join(REPO, 'services', 'driver', 'chaos.ts');
+    build.onResolve({ filter: /(^|\/)chaos\.ts$/ }, (args) =>
+      resolve(args.resolveDir, args.path) === chaosModule
+        ? { path: join(UNIKERNEL_DIR, 'chaos-off.ts') }
+        : undefined,
+    );
+  },
+};
+
+/**
+ * esbuild plugin: piscina starts its workers from `<its dir>/worker.js`. Bundled, "its dir" is the
+ * directory of the executable, and a `.js` file there would be read as an ES module whenever a
+ * package.json with "type": "module" sits above it (as in this repository). The worker file is named
+ * `.cjs` instead, and the pool loads its tasks from the same file.
+ */
+const piscinaWorkerName: esbuild.Plugin = {
+  name: 'piscina-worker-name',
+  setup(build) {
+    build.onLoad({ filter: /piscina[/\\]dist[/\\]index\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const needle = "'worker.js'";
+      if (source.split(needle).length !== 2) {
+        throw new Error(`piscina's index.js no longer names ${needle} exactly once: update build.ts`);
+      }
+      return { contents: source.replace(needle, JSON.stringify(POOL_WORKER_FILE)), loader: 'js' };
+    });
+  },
+};
+
+async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
+  rmSync(layout.bundleDir, { recursive: true, force: true });
+  mkdirSync(layout.bundleDir, { recursive: true });
+  const chaos = layout.flavor === 'chaos';
+  const common: esbuild.BuildOptions = {
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    minifySyntax: true,
+    minifyWhitespace: true,
+    legalComments: 'none',
+    define: {
+      'process.env.KSTYLES_BUILD_CHAOS': JSON.stringify(String(chaos)),
+      'process.env.KSTYLES_BUILD_BUNDLED': '"true"',
+    },
+    // piscina's optional thread-priority helper: absent, piscina skips it.
+    external: ['@napi-rs/nice'],
+    plugins: chaos ? [piscinaWorkerName] : [chaosCompiledOut, piscinaWorkerName],
+    logLevel: 'warning',
+    // main.ts reads import.meta.url only on its TypeScript branch, which the define above removes.
+    logOverride: { 'empty-import-meta': 'silent' },
+  };
+  await esbuild.build({ ...common, entryPoints: [join(UNIKERNEL_DIR, 'main.ts')], outfile: layout.bundle });
+  // One file is both piscina's worker loop and the task module, so the two share piscina's private
+  // symbols and Piscina.move() in a task really transfers the buffer instead of copying it.
+  const piscinaWorker = join(REPO, 'node_modules', 'piscina', 'dist', 'worker.js');
+  await esbuild.build({
+    ...common,
+    stdin: {
+      contents: `require(${JSON.stringify(piscinaWorker)});\nmodule.exports = require(${JSON.stringify(join(UNIKERNEL_DIR, 'read-task.ts'))});\n`,
+      resolveDir: UNIKERNEL_DIR,
+      loader: 'js',
+    },
+    outfile: layout.bundleWorker,
+  });
+  report.bundleBytes = {
+    program: statSync(layout.bundle).size,
+    poolWorker: statSync(layout.bundleWorker).size,
+  };
+  if (!chaos) {
+    for (const file of [layout.bundle, layout.bundleWorker]) {
+      const text = readFileSync(file, 'utf8');
+      const found = CHAOS_MARKERS.filter((marker) => text.includes(marker));
+      if (found.length > 0)
+        throw new Error(`${file} still contains fault-injection code (${found.join(', ')})`);
+    }
+  }
+  log(
+    `    program ${(report.bundleBytes.program / 1024).toFixed(0)} KiB, pool worker ${(report.bundleBytes.poolWorker / 1024).toFixed(0)} KiB, chaos ${chaos ? 'compiled in' : 'compiled out'}`,
+  );
+}
+
+function seaBlob(layout: BuildLayout): string {
+  const blob = join(layout.work, 'sea-prep.blob');
+  const config = join(layout.work, 'sea-config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({ main: layout.bundle, output: blob, disableExperimentalSEAWarning: true }, null, 2),
+  );
+  execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'inherit' });
+  return blob;
+}
+
+function executable(layout: BuildLayout, blob: string, report: ImageReport): void {
+  const node = realpathSync(process.execPath);
+  const exe = join(layout.work, EXECUTABLE_NAME);
+  rmSync(exe, { force: true });
+  copyFileSync(node, exe);
+  chmodSync(exe, 0o755);
+  report.unstrippedNodeBytes = statSync(exe).size;
+  execFileSync('strip', [exe], { stdio: 'inherit' });
+  log(`    ${node} ${mib(report.unstrippedNodeBytes)} → stripped ${mib(statSync(exe).size)}`);
+  execFileSync(
+    process.execPath,
+    [
+      join(REPO, 'node_modules', 'postject', 'dist', 'cli.js'),
+      exe,
+      'NODE_SEA_BLOB',
+      blob,
+      '--sentinel-fuse',
+      SEA_FUSE,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  report.executableBytes = statSync(exe).size;
+  log(`    ${EXECUTABLE_NAME} ${mib(report.executableBytes)} (blob injected)`);
+}
+
+/** The libraries the dynamic linker would load for `file`, as ldd names them, plus the loader. */
+export function sharedLibraries(file: string): string[] {
+  const output = execFileSync('ldd', [file], { encoding: 'utf8' });
+  const libraries: string[] = [];
+  for (const line of output.split('\n')) {
+    const arrow = /=>\s+(\/\S+)/.exec(line);
+    const bare = /^\s*(\/\S+)\s+\(/.exec(line);
+    const path = arrow?.[1] ?? bare?.[1];
+    if (path) libraries.push(path);
+    else if (/=> not found/.test(line))
+      throw new Error(`ldd cannot find a library of ${file}: ${line.trim()}`);
+  }
+  return libraries;
+}
+
+function rootfs(layout: BuildLayout): void {
+  const root = layout.rootfs;
+  rmSync(root, { recursive: true, force: true });
+  const exe = join(layout.work, EXECUTABLE_NAME);
+  const put = (from: string, to: string, mode: number) => {
+    const target = join(root, to);
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(realpathSync(from), target);
+    chmodSync(target, mode);
+  };
+  put(exe, join(APP_DIR, EXECUTABLE_NAME), 0o555);
+  put(layout.bundleWorker, join(APP_DIR, POOL_WORKER_FILE), 0o444);
+  for (const library of sharedLibraries(exe))
+    put(library, library, library.includes('ld-linux') ? 0o555 : 0o444);
+  mkdirSync(join(root, 'etc'));
+  writeFileSync(
+    join(root, 'etc', 'passwd'),
+    `root:x:0:0:root:/:/nonexistent\nnonroot:x:${IMAGE_UID}:${IMAGE_UID}:kstyles:/nonexistent:/nonexistent\n`,
+    { mode: 0o444 },
+  );
+  writeFileSync(join(root, 'etc', 'group'), `root:x:0:\nnonroot:x:${IMAGE_UID}:\n`, { mode: 0o444 });
+  // Mount points: /tmp gets a tmpfs (the root filesystem is read-only), /data the corpus.
+  mkdirSync(join(root, 'tmp'), { mode: 0o1777 });
+  chmodSync(join(root, 'tmp'), 0o1777);
+  mkdirSync(join(root, 'data'), { mode: 0o555 });
+  for (const dir of walk(root).filter((entry) => entry.directory))
+    chmodSync(join(root, dir.path), dir.path === 'tmp' ? 0o1777 : 0o555);
+  chmodSync(root, 0o755);
+  rmSync(layout.executable, { force: true });
+  symlinkSync(relative(layout.out, layout.rootfsExecutable), layout.executable);
+}
+
+type WalkEntry = { path: string; directory: boolean; bytes: number; mode: number; symlink: boolean };
+
+export function walk(root: string, dir = ''): WalkEntry[] {
+  const entries: WalkEntry[] = [];
+  for (const name of readdirSync(join(root, dir)).sort()) {
+    const path = dir ? `${dir}/${name}` : name;
+    const info = lstatSync(join(root, path));
+    entries.push({
+      path,
+      directory: info.isDirectory(),
+      bytes: info.size,
+      mode: info.mode,
+      symlink: info.isSymbolicLink(),
+    });
+    if (info.isDirectory()) entries.push(...walk(root, path));
+  }
+  return entries;
+}
+
+/** The facts about a root filesystem that the image promises: its files, no shell, no setuid bits. */
+export function inspectRootfs(root: string): Pick<ImageReport, 'rootfs' | 'shell' | 'setuidFiles'> {
+  const entries = walk(root);
+  const files = entries.filter((entry) => !entry.directory);
+  const shells = entries
+    .filter((entry) => SHELL_NAMES.has(entry.path.split('/').pop()!))
+    .map((entry) => `/${entry.path}`);
+  return {
+    rootfs: {
+      bytes: files.reduce((sum, file) => sum + file.bytes, 0),
+      files: files.length,
+      list: files.map((file) => ({
+        path: `/${file.path}`,
+        bytes: file.bytes,
+        mode: (file.mode & 0o7777).toString(8),
+      })),
+    },
+    shell: { present: shells.length > 0, found: shells },
+    setuidFiles: entries.filter((entry) => (entry.mode & 0o6000) !== 0).map((entry) => `/${entry.path}`),
+  };
+}
+
+export function dockerAvailable(): { ok: true } | { ok: false; reason: string } {
+  const result = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  if (result.error) return { ok: false, reason: `docker client not runnable: ${result.error.message}` };
+  if (result.status !== 0) {
+    return {
+      ok: false,
+      reason: `no Docker engine answers (docker info: ${(result.stderr || result.stdout).trim().split('\n').pop()})`,
+    };
+  }
+  return { ok: true };
+}
+
+/** docker build with the legacy builder (this machine's docker has no buildx), context = the flavor's out dir. */
+export function dockerBuild(layout: BuildLayout, tag: string): void {
+  const result = spawnSync(
+    'docker',
+    ['build', '-q', '-f', join(UNIKERNEL_DIR, 'Dockerfile'), '-t', tag, layout.out],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, DOCKER_BUILDKIT: '0' },
+    },
+  );
+  if (result.status !== 0) throw new Error(`docker build failed:\n${result.stderr}${result.stdout}`);
+}
+
+function image(layout: BuildLayout, report: ImageReport, skip: boolean): void {
+  const tag = layout.flavor === 'chaos' ? CHAOS_IMAGE_TAG : IMAGE_TAG;
+  if (skip) {
+    report.docker = { tag: null, reason: 'skipped with --no-docker' };
+    return;
+  }
+  const docker = dockerAvailable();
+  if (!docker.ok) {
+    report.docker = { tag: null, reason: docker.reason };
+    log(`    SKIPPED: ${docker.reason}`);
+    return;
+  }
+  // The context is the out dir: keep the bulky intermediate files out of it.
+  writeFileSync(join(layout.out, '.dockerignore'), '*\n!rootfs\n');
+  dockerBuild(layout, tag);
+  const size = Number(
+    execFileSync('docker', ['image', 'inspect', '-f', '{{.Size}}', tag], { encoding: 'utf8' }).trim(),
+  );
+  report.docker = { tag, sizeBytes: size };
+  log(`    ${tag}: ${mib(size)}`);
+}
+
+async function measure(layout: BuildLayout, report: ImageReport): Promise<void> {
+  const facts = inspectRootfs(layout.rootfs);
+  Object.assign(report, facts);
+  log(
+    `    rootfs: ${facts.rootfs.files} files, ${mib(facts.rootfs.bytes)}; shell: ${facts.shell.present ? facts.shell.found.join(', ') : 'none'}; setuid: ${facts.setuidFiles.length || 'none'}`,
+  );
+  if (facts.shell.present || facts.setuidFiles.length > 0)
+    throw new Error('the root filesystem has a shell or setuid files');
+  const base = await mkdtemp(join(tmpdir(), 'kstyles-boot-'));
+  try {
+    const data = join(base, 'data');
+    await generateCorpus(data, { seed: 1, count: 12 });
+    const path = '/files/bench/4k.bin';
+    const runs = 7;
+    const env = { ...process.env, NODE_OPTIONS: '' };
+    report.boot.unikernel = await measureBoot(layout.rootfsExecutable, ['--data', data], { path, runs, env });
+    log(
+      `    boot, single executable: median ${report.boot.unikernel.medianMs} ms to first 200 (${report.boot.unikernel.runsMs.join(', ')}), RSS ${mib(report.boot.unikernel.rssBytes ?? 0)}`,
+    );
+    report.boot.unikernelBundle = await measureBoot(process.execPath, [layout.bundle, '--data', data], {
+      path,
+      runs,
+      env,
+    });
+    log(
+      `    boot, node bundle: median ${report.boot.unikernelBundle.medianMs} ms, RSS ${mib(report.boot.unikernelBundle.rssBytes ?? 0)}`,
+    );
+    if (existsSync(join(REPO, 'monolith', 'cli.ts'))) {
+      try {
+        report.boot.monolith = await measureBoot(
+          process.execPath,
+          [join(REPO, 'bin', 'kstyles.js'), 'monolith', '--data', data],
+          { path, runs, env, cwd: REPO },
+        );
+        log(
+          `    boot, monolith (node bin/kstyles.js monolith): median ${report.boot.monolith.medianMs} ms, RSS ${mib(report.boot.monolith.rssBytes ?? 0)}`,
+        );
+      } catch (err) {
+        report.boot.monolithReason = `the monolith did not serve: ${(err as Error).message}`;
+        log(`    boot, monolith: not measured (${report.boot.monolithReason})`);
+      }
+    } else {
+      report.boot.monolithReason =
+        'monolith/cli.ts does not exist yet (issue #3): nothing to compare against';
+      log(`    boot, monolith: not measured (${report.boot.monolithReason})`);
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+export async function build(argv: string[]): Promise<ImageReport> {
+  const flavor: Flavor = argv.includes('--chaos') ? 'chaos' : 'production';
+  const layout = buildLayout(flavor);
+  const report: ImageReport = {
+    flavor,
+    builtAt: new Date().toISOString(),
+    node: process.version,
+    steps: [],
+    bundleBytes: { program: 0, poolWorker: 0 },
+    executableBytes: 0,
+    unstrippedNodeBytes: 0,
+    rootfs: { bytes: 0, files: 0, list: [] },
+    shell: { present: false, found: [] },
+    setuidFiles: [],
+    docker: { tag: null, reason: 'not built' },
+    boot: { unikernel: null, unikernelBundle: null, monolith: null },
+  };
+  log(`kstyles unikernel build (${flavor}) → ${relative(REPO, layout.out)}/`);
+  const started = performance.now();
+  mkdirSync(layout.work, { recursive: true });
+  await step(report, 'esbuild bundle (CommonJS, platform node)', () => bundle(layout, report));
+  const blob = await step(report, 'SEA blob (node --experimental-sea-config)', () => seaBlob(layout));
+  await step(report, 'single executable (copy node, strip, postject)', () =>
+    executable(layout, blob, report),
+  );
+  await step(report, 'root filesystem (executable, pool worker, ldd libraries, /etc, /tmp)', () =>
+    rootfs(layout),
+  );
+  await step(report, 'image (docker build, FROM scratch)', () =>
+    image(layout, report, argv.includes('--no-docker')),
+  );
+  if (argv.includes('--no-measure')) {
+    Object.assign(report, inspectRootfs(layout.rootfs));
+    report.boot.reason = 'skipped with --no-measure';
+  } else {
+    await step(report, 'measure (rootfs, shell, boot, RSS)', () => measure(layout, report));
+  }
+  writeFileSync(layout.imageJson, `${JSON.stringify(report, null, 2)}\n`);
+  log(
+    `built in ${((performance.now() - started) / 1000).toFixed(1)} s; report: ${relative(REPO, layout.imageJson)}`,
+  );
+  return report;
+}
+
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(new URL(import.meta.url).pathname)) {
+  build(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`build failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,208 @@
+/**
+ * The single-purpose program: `kstyles-unikernel [--port P] [--data DIR] [--host H] [--chaos]` serves the
+ * contract; `kstyles-unikernel healthcheck [--port P] [--host H]` exits 0 when /healthz answers 200 (a
+ * single executable ignores node's `-e`, so the image's HEALTHCHECK needs a subcommand).
+ *
+ * One source, three ways to run it: as TypeScript under tsx, as the esbuild bundle under node, or as the
+ * single executable. The build replaces `process.env.KSTYLES_BUILD_*` with constants, so the production
+ * bundle contains neither the chaos switch nor the TypeScript branch.
+ */
+import { get } from 'node:http';
+import { dirname, join } from 'node:path';
+import { isSea } from 'node:sea';
+import { fileURLToPath } from 'node:url';
+import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
+import { logLine } from '../services/contract/http-server.ts';
+import { chaosFromEnv } from '../services/driver/chaos.ts';
+import { POOL_WORKER_FILE } from './names.ts';
+import { DEFAULT_INLINE_MAX_BYTES } from './pool.ts';
+import { STYLE, startUnikernel } from './server.ts';
+
+export const DEFAULT_PORT = 8083;
+/** How long SIGTERM waits for in-flight requests before cutting them. */
+const GRACE_MS = 10_000;
+
+/** 'false' in the production build, 'true' in the chaos build; absent under tsx (development: allowed). */
+const CHAOS_BUILT_IN = process.env.KSTYLES_BUILD_CHAOS !== 'false';
+const BUNDLED = process.env.KSTYLES_BUILD_BUNDLED === 'true';
+
+const serveSpec = {
+  name: 'unikernel',
+  summary: 'serve the contract from the single-purpose executable',
+  usage: 'kstyles-unikernel [--port P] --data DIR [--host H] [--chaos] | kstyles-unikernel healthcheck',
+  flags: {
+    port: {
+      type: 'string',
+      value: 'P',
+      env: 'KSTYLES_PORT',
+      default: String(DEFAULT_PORT),
+      description: 'TCP port (0 = any free port)',
+    },
+    data: { type: 'string', value: 'DIR', env: 'KSTYLES_DATA', description: 'data root to serve (a corpus)' },
+    host: {
+      type: 'string',
+      value: 'H',
+      env: 'KSTYLES_HOST',
+      default: '127.0.0.1',
+      description: 'address to listen on',
+    },
+    chaos: {
+      type: 'boolean',
+      env: 'KSTYLES_CHAOS',
+      description: 'enable the driver fault hooks (chaos build only)',
+    },
+    threads: {
+      type: 'string',
+      value: 'N',
+      env: 'KSTYLES_POOL_THREADS',
+      description: 'worker threads (default: the cores)',
+    },
+    'inline-max-bytes': {
+      type: 'string',
+      value: 'N',
+      env: 'KSTYLES_INLINE_MAX_BYTES',
+      default: String(DEFAULT_INLINE_MAX_BYTES),
+      description: 'reads up to N bytes stay on the main thread; 0 sends all to the pool',
+    },
+  },
+  // The condition is spelled out (not CHAOS_BUILT_IN) so esbuild folds it and drops the chaos text.
+  details:
+    process.env.KSTYLES_BUILD_CHAOS !== 'false'
+      ? 'Chaos: KSTYLES_CHAOS_LATENCY_MS, KSTYLES_CHAOS_ERROR_RATE; reading chaos/poison.bin crashes the whole\n' +
+        'process. SIGTERM closes gracefully and exits 0.'
+      : 'This production build has no fault injection. SIGTERM closes gracefully and exits 0.',
+} as const;
+
+const healthSpec = {
+  name: 'unikernel healthcheck',
+  summary: 'exit 0 when /healthz answers 200, 1 otherwise',
+  usage: 'kstyles-unikernel healthcheck [--port P] [--host H]',
+  flags: {
+    port: {
+      type: 'string',
+      value: 'P',
+      env: 'KSTYLES_PORT',
+      default: String(DEFAULT_PORT),
+      description: 'TCP port',
+    },
+    host: { type: 'string', value: 'H', default: '127.0.0.1', description: 'address to ask' },
+  },
+} as const;
+
+function runMode(): 'single executable' | 'bundle' | 'typescript' {
+  if (!BUNDLED) return 'typescript';
+  return isSea() ? 'single executable' : 'bundle';
+}
+
+/** Where the pool's tasks live: beside the executable or bundle once built, else the TypeScript source. */
+function taskLocation(): { taskFile: string } {
+  if (BUNDLED) return { taskFile: join(isSea() ? dirname(process.execPath) : __dirname, POOL_WORKER_FILE) };
+  return { taskFile: fileURLToPath(new URL('./read-task.dev.mjs', import.meta.url)) };
+}
+
+async function healthcheck(argv: string[]): Promise<number> {
+  const parsed = parseCommand(healthSpec, argv);
+  if (!parsed) return 0;
+  const port = portFlag('unikernel healthcheck', parsed.flags.port);
+  return new Promise((resolve) => {
+    const req = get({ host: parsed.flags.host, port, path: '/healthz', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? 0 : 1);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => {
+      process.stderr.write(
+        `healthcheck: ${parsed.flags.host}:${port}/healthz did not answer: ${err.message}\n`,
+      );
+      resolve(1);
+    });
+  });
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const parsed = parseCommand(serveSpec, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  const port = portFlag('unikernel', flags.port);
+  if (!flags.data) throw new UsageError('kstyles unikernel: --data is required (or set KSTYLES_DATA).');
+  if (flags.chaos && !CHAOS_BUILT_IN) {
+    throw new UsageError(
+      'kstyles unikernel: this is the production build, which has no fault injection; build the chaos one with `npm run build:unikernel -- --chaos`.',
+    );
+  }
+  const threads =
+    flags.threads === undefined ? undefined : intFlag('unikernel', 'threads', flags.threads, 1, 256);
+  const inlineMaxBytes = intFlag('unikernel', 'inline-max-bytes', flags['inline-max-bytes'], 0, 2 ** 30);
+  const ignoredNodeOptions = process.env.NODE_OPTIONS;
+  // The runtime applied NODE_OPTIONS before this code ran (Node 20 SEAs honour it); clear it so nothing
+  // started from here inherits it, and say so. The image sets it empty.
+  if (ignoredNodeOptions) delete process.env.NODE_OPTIONS;
+  const started = performance.now();
+  let running: Awaited<ReturnType<typeof startUnikernel>>;
+  try {
+    running = await startUnikernel({
+      root: flags.data,
+      port,
+      host: flags.host ?? '127.0.0.1',
+      ...taskLocation(),
+      ...(threads === undefined ? {} : { threads }),
+      inlineMaxBytes,
+      ...(CHAOS_BUILT_IN ? { chaos: chaosFromEnv(process.env, flags.chaos) } : {}),
+    });
+  } catch (err) {
+    throw new UsageError(`kstyles unikernel: ${(err as Error).message}`);
+  }
+  logLine({
+    level: 'info',
+    msg: 'unikernel listening',
+    style: STYLE,
+    run: runMode(),
+    build: !BUNDLED ? 'development' : CHAOS_BUILT_IN ? 'chaos' : 'production',
+    chaos: flags.chaos,
+    host: flags.host,
+    port: running.port,
+    pid: process.pid,
+    poolThreads: running.reader.threads,
+    inlineMaxBytes: running.reader.inlineMaxBytes,
+    startMs: Math.round(performance.now() - started),
+    ...(ignoredNodeOptions
+      ? { warning: 'NODE_OPTIONS was set; it has been cleared (the image sets it empty)' }
+      : {}),
+  });
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logLine({ level: 'info', msg: 'unikernel stopping', signal });
+      const finished = await running.close(GRACE_MS);
+      logLine({ level: 'info', msg: 'unikernel stopped', graceful: finished });
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return argv[0] === 'healthcheck' ? healthcheck(argv.slice(1)) : serve(argv);
+}
+
+// No top-level await: the bundle is CommonJS (what node's single-executable support runs).
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Exit explicitly: as PID 1 nothing else would end the process if a handle lingered.
+    process.exit(code);
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.stderr.write(
+      `kstyles-unikernel: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);

@@ -1,0 +1,82 @@
+/**
+ * The unikernel's storage path: a BlockReader that performs driver reads in a piscina worker-thread pool
+ * inside the same process (one address space, several threads). Reads up to `inlineMaxBytes` run on the
+ * main thread's own driver instead, because a hop through the pool costs more than such a read (see
+ * README.md, "The pool"). Stat and confinement stay on the main thread in the `fs` core.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { errorFromCode, InternalError, isErrorCode } from '../services/contract/errors.ts';
+import { type ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
+import { type BlockReader, type FileRef, StorageDriver } from '../services/driver/storage-driver.ts';
+import type { PoolWorkerData, ReadFailure, ReadTask } from './read-task.ts';
+
+export type PoolOptions = {
+  /** The file piscina loads the `read` and `ping` tasks from (read-task.dev.mjs under tsx, or the built worker bundle). */
+  taskFile: string;
+  threads?: number;
+  /** Reads of at most this many bytes stay on the main thread; 0 sends every read to the pool. */
+  inlineMaxBytes?: number;
+  chaos?: Partial<ChaosOptions>;
+};
+
+/** Measured in README.md: below this a read is cheaper on the main thread than a hop through the pool. */
+export const DEFAULT_INLINE_MAX_BYTES = 64 * 1024;
+
+const MAX_OPEN_FILES = 64;
+
+export class PoolBlockReader implements BlockReader {
+  readonly pool: Piscina;
+  readonly threads: number;
+  readonly inlineMaxBytes: number;
+  private readonly inline: StorageDriver;
+
+  constructor(options: PoolOptions) {
+    this.threads = options.threads ?? availableParallelism();
+    this.inlineMaxBytes = options.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES;
+    const chaos = options.chaos ?? {};
+    this.inline = new StorageDriver({ chaos: new DriverChaos(chaos), maxOpenFiles: MAX_OPEN_FILES });
+    const workerData: PoolWorkerData = { chaos, maxOpenFiles: MAX_OPEN_FILES };
+    this.pool = new Piscina({
+      filename: options.taskFile,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      // Reads are I/O: a worker keeps several in flight while libuv does the waiting.
+      concurrentTasksPerWorker: 4,
+      // Idle workers stay: the pool is the image's fixed set of "cores".
+      idleTimeout: Number.POSITIVE_INFINITY,
+      workerData,
+    });
+    // A worker that dies of an uncaught error is replaced by piscina and its tasks fail; say so, live on.
+    this.pool.on('error', (err: Error) => {
+      process.stderr.write(
+        `${JSON.stringify({ level: 'error', msg: 'worker thread failed; piscina replaces it', error: err.message })}\n`,
+      );
+    });
+  }
+
+  async read(file: FileRef, position: number, length: number): Promise<Uint8Array> {
+    if (length <= this.inlineMaxBytes) return this.inline.read(file, position, length);
+    let result: Uint8Array | ReadFailure;
+    try {
+      result = await this.pool.run({ file, position, length } satisfies ReadTask, { name: 'read' });
+    } catch (err) {
+      // A task that threw (a bug, not a reported failure) fails this request only; the worker lives on.
+      throw new InternalError(`read task failed in the worker pool: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (result instanceof Uint8Array) return result;
+    throw isErrorCode(result.code)
+      ? errorFromCode(result.code, result.detail)
+      : new InternalError(`worker pool answered an unknown error: ${result.detail}`);
+  }
+
+  async ready(): Promise<boolean> {
+    return (await this.pool.run(null, { name: 'ping' })) === 'pong';
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.pool.destroy(), this.inline.close()]);
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The task side of the unikernel's worker pool: each worker thread holds its own storage driver (its own
+ * fd cache and fault hooks) and performs positional reads for the main thread. Loaded by piscina's worker
+ * loop, from this TypeScript file under tsx, or from the pool-worker bundle the build writes.
+ */
+import { workerData } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { ServiceError } from '../services/contract/errors.ts';
+import { type ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
+import { type FileRef, StorageDriver } from '../services/driver/storage-driver.ts';
+
+/** What the main thread hands every worker at start (piscina's `workerData`). */
+export type PoolWorkerData = { chaos: Partial<ChaosOptions>; maxOpenFiles: number };
+
+export type ReadTask = { file: FileRef; position: number; length: number };
+
+/** A failure the driver reported with a stable code: returned, because a thrown error loses its code. */
+export type ReadFailure = { code: ServiceError['code']; detail: string };
+
+const data = (workerData ?? {}) as Partial<PoolWorkerData>;
+const driver = new StorageDriver({
+  chaos: new DriverChaos(data.chaos ?? {}),
+  maxOpenFiles: data.maxOpenFiles ?? 64,
+});
+
+/**
+ * Reads one byte range and moves its memory to the main thread (no copy). Node allocates reads under
+ * 4 KiB inside a shared, untransferable pool slab; those few bytes are copied into a buffer of their own.
+ */
+export async function read(task: ReadTask): Promise<unknown> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await driver.read(task.file, task.position, task.length);
+  } catch (err) {
+    if (err instanceof ServiceError) return { code: err.code, detail: err.message } satisfies ReadFailure;
+    throw err;
+  }
+  const ownsItsMemory = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  return Piscina.move(ownsItsMemory ? bytes : new Uint8Array(bytes));
+}
+
+/** The readiness probe: a worker answers. */
+export function ping(): string {
+  return 'pong';
+}

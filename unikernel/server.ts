@@ -1,0 +1,55 @@
+/**
+ * The unikernel's composition: node:http + the shared request listener + the `fs` core + the worker-pool
+ * driver, in one process. No framework, no message bus, no admin routes.
+ */
+import { createServer, type Server } from 'node:http';
+import { answerClientErrors, createRequestListener } from '../services/contract/http-handler.ts';
+import { closeGracefully, listen } from '../services/contract/http-server.ts';
+import { createHttpMetrics } from '../services/contract/metrics.ts';
+import { FileSystem } from '../services/fs/file-system.ts';
+import { PoolBlockReader, type PoolOptions } from './pool.ts';
+
+export const STYLE = 'unikernel';
+
+export type UnikernelOptions = PoolOptions & { root: string; port: number; host: string };
+
+export type RunningUnikernel = {
+  port: number;
+  server: Server;
+  reader: PoolBlockReader;
+  /** Graceful stop; resolves true when every in-flight request finished within `timeoutMs`. */
+  close(timeoutMs: number): Promise<boolean>;
+};
+
+export async function startUnikernel(options: UnikernelOptions): Promise<RunningUnikernel> {
+  const reader = new PoolBlockReader(options);
+  let fileSystem: FileSystem;
+  try {
+    fileSystem = await FileSystem.open(options.root, reader);
+  } catch (err) {
+    await reader.close();
+    throw err;
+  }
+  const server = createServer(
+    { keepAliveTimeout: 5000 },
+    createRequestListener({ style: STYLE, service: fileSystem, metrics: createHttpMetrics(STYLE) }),
+  );
+  answerClientErrors(server, STYLE);
+  let port: number;
+  try {
+    port = await listen(server, options.port, options.host);
+  } catch (err) {
+    await fileSystem.close();
+    throw err;
+  }
+  return {
+    port,
+    server,
+    reader,
+    async close(timeoutMs) {
+      const finished = await closeGracefully(server, timeoutMs);
+      await fileSystem.close();
+      return finished;
+    },
+  };
+}
