@@ -26,7 +26,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   unikernel: {
     summary: 'serve the contract from the single-purpose executable',
-    notBuilt: 'issue #5 (the unikernel)',
+    load: () => import('../unikernel/cli.ts'),
   },
   up: { summary: 'run the whole local lab on loopback', notBuilt: 'issue #6 (load generator and local lab)' },
   ps: { summary: 'show what runs: PIDs, restarts, health', notBuilt: 'issue #4 (the microkernel)' },

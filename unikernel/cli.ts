@@ -1,0 +1,101 @@
+/**
+ * `kstyles unikernel --port P --data DIR [--chaos] [--host H]`: runs the unikernel in the most built form
+ * there is — the single executable (the chaos one with --chaos), else its bundle through node, else the
+ * TypeScript entry through tsx — and says which in its first log line. Signals go to the program.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { parseCommand, portFlag, UsageError } from '../cli/args.ts';
+import { logLine } from '../services/contract/http-server.ts';
+import { buildLayout, type Flavor, UNIKERNEL_DIR } from './layout.ts';
+
+const spec = {
+  name: 'unikernel',
+  summary: 'serve the contract from the single-purpose executable',
+  usage: 'kstyles unikernel --port P --data DIR [--chaos] [--host H]',
+  flags: {
+    port: {
+      type: 'string',
+      value: 'P',
+      env: 'KSTYLES_PORT',
+      default: '8083',
+      description: 'TCP port (0 = any free port)',
+    },
+    data: { type: 'string', value: 'DIR', env: 'KSTYLES_DATA', description: 'data root to serve (a corpus)' },
+    chaos: { type: 'boolean', env: 'KSTYLES_CHAOS', description: 'run the chaos build (fault hooks on)' },
+    host: {
+      type: 'string',
+      value: 'H',
+      env: 'KSTYLES_HOST',
+      default: '127.0.0.1',
+      description: 'address to listen on',
+    },
+  },
+  details:
+    'Runs unikernel/dist/kstyles-unikernel (npm run build:unikernel) if it exists, else the bundle in\n' +
+    'unikernel/dist/bundle through node, else unikernel/main.ts through tsx. With --chaos the same order\n' +
+    'over unikernel/dist/chaos (npm run build:unikernel -- --chaos); the production build has no chaos.',
+} as const;
+
+export type Launch = { form: 'single executable' | 'bundle' | 'typescript'; command: string; args: string[] };
+
+/** The most built form of the unikernel present on disk, for the production or the chaos flavor. */
+export function chooseLaunch(flavor: Flavor, distDir?: string): Launch {
+  const layout = buildLayout(flavor, distDir);
+  if (existsSync(layout.rootfsExecutable) && existsSync(layout.rootfsWorker)) {
+    return { form: 'single executable', command: layout.rootfsExecutable, args: [] };
+  }
+  if (existsSync(layout.bundle) && existsSync(layout.bundleWorker)) {
+    return { form: 'bundle', command: process.execPath, args: [layout.bundle] };
+  }
+  return {
+    form: 'typescript',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(UNIKERNEL_DIR, 'main.ts')],
+  };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(spec, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  const port = portFlag('unikernel', flags.port);
+  if (!flags.data)
+    throw new UsageError(
+      "kstyles unikernel: --data is required (or set KSTYLES_DATA). Run 'kstyles unikernel --help'.",
+    );
+  const data = resolve(flags.data);
+  if (!existsSync(data) || !statSync(data).isDirectory()) {
+    throw new UsageError(
+      `kstyles unikernel: data directory ${data} does not exist: create it with 'kstyles corpus --dir ${flags.data}'.`,
+    );
+  }
+  const launch = chooseLaunch(flags.chaos ? 'chaos' : 'production');
+  const program = launch.args.at(-1) ?? launch.command;
+  logLine({
+    level: 'info',
+    msg: `kstyles unikernel: running the ${launch.form}${flags.chaos ? ' (chaos)' : ''}`,
+    form: launch.form,
+    program: relative(process.cwd(), program) || program,
+  });
+  const args = [...launch.args, '--port', String(port), '--data', data, '--host', flags.host ?? '127.0.0.1'];
+  if (flags.chaos) args.push('--chaos');
+  // The image clears NODE_OPTIONS; so does this launcher, so every form behaves like the image.
+  const child = spawn(launch.command, args, { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  process.on('SIGTERM', forward);
+  process.on('SIGINT', forward);
+  try {
+    return await new Promise<number>((resolveExit, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) =>
+        resolveExit(code ?? 128 + (signal ? constants.signals[signal] : 0)),
+      );
+    });
+  } finally {
+    process.off('SIGTERM', forward);
+    process.off('SIGINT', forward);
+  }
+}
