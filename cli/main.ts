@@ -18,7 +18,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   monolith: {
     summary: 'serve the contract from one in-process Express app',
-    notBuilt: 'issue #3 (the monolith)',
+    load: () => import('../monolith/cli.ts'),
   },
   microkernel: {
     summary: 'serve the contract from NATS servers under a supervisor',

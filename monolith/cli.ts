@@ -1,0 +1,233 @@
+/**
+ * `kstyles monolith`: runs the monolithic kernel in the foreground until SIGTERM or SIGINT. No restarter
+ * here on purpose: a crashed monolith stays down until something outside (the local lab's supervisor, a
+ * compose restart policy) starts it again; that is the style's blast radius.
+ */
+import { stat } from 'node:fs/promises';
+import { Counter } from 'prom-client';
+import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
+import { logLine } from '../services/contract/http-server.ts';
+import { createHttpMetrics } from '../services/contract/metrics.ts';
+import { type ChaosOptions, chaosFromEnv, type DriverChaos } from '../services/driver/chaos.ts';
+import { type RunningMonolith, STYLE, startMonolith } from './app.ts';
+
+export const MONOLITH_DEFAULTS = {
+  port: '8081',
+  host: '127.0.0.1',
+  data: './.kstyles/corpus',
+  drainMs: '10000',
+  /** What SIGUSR2 adds to (or removes from) every driver read: the load generator's `slow` fault. */
+  slowMs: 50,
+} as const;
+
+const spec = {
+  name: 'monolith',
+  summary: 'serve the contract from one in-process Express app',
+  usage: 'kstyles monolith [--port P] [--data DIR] [--host H] [--chaos] [--drain-ms MS]',
+  flags: {
+    port: {
+      type: 'string',
+      value: 'P',
+      env: 'KSTYLES_PORT',
+      default: MONOLITH_DEFAULTS.port,
+      description: 'TCP port to listen on (0 = any free port)',
+    },
+    data: {
+      type: 'string',
+      value: 'DIR',
+      env: 'KSTYLES_DATA',
+      default: MONOLITH_DEFAULTS.data,
+      description: 'data root to serve (make one with kstyles corpus)',
+    },
+    host: {
+      type: 'string',
+      value: 'H',
+      env: 'KSTYLES_HOST',
+      default: MONOLITH_DEFAULTS.host,
+      description: 'address to listen on',
+    },
+    chaos: {
+      type: 'boolean',
+      env: 'KSTYLES_CHAOS',
+      description: 'arm the storage driver fault hooks (see below)',
+    },
+    'drain-ms': {
+      type: 'string',
+      value: 'MS',
+      env: 'KSTYLES_DRAIN_MS',
+      default: MONOLITH_DEFAULTS.drainMs,
+      description: 'on SIGTERM/SIGINT, how long in-flight requests may take to finish',
+    },
+  },
+  details: `Routes: GET|HEAD /files/<path>, /healthz, /readyz, /metrics.
+
+Chaos (only with --chaos or KSTYLES_CHAOS=1; without it the hooks are inert):
+  GET /files/chaos/poison.bin    the driver panics: the whole process exits with code 70
+  KSTYLES_CHAOS_LATENCY_MS=N     milliseconds added to every driver read
+  KSTYLES_CHAOS_ERROR_RATE=R     share of driver reads (0..1) that fail with a 500
+  kill -USR2 <pid>               toggles the 'slow' fault: +KSTYLES_CHAOS_SLOW_MS (default ${MONOLITH_DEFAULTS.slowMs}) per read
+
+SIGTERM or SIGINT: stop accepting, let in-flight requests finish (--drain-ms), exit 0.
+A second signal stops at once (exit 1).`,
+} as const;
+
+/** Chaos settings from the environment, checked so that a typo names its variable instead of a RangeError. */
+function chaosSettings(enabled: boolean): { chaos: Partial<ChaosOptions>; slowMs: number } {
+  if (!enabled) return { chaos: { enabled: false }, slowMs: 0 };
+  const env = process.env;
+  const number = (name: string, fallback: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0 || value > max) {
+      throw new UsageError(`kstyles monolith: ${name} must be a number from 0 to ${max}, got '${raw}'.`);
+    }
+    return value;
+  };
+  number('KSTYLES_CHAOS_LATENCY_MS', 0, 60_000);
+  number('KSTYLES_CHAOS_ERROR_RATE', 0, 1);
+  return {
+    chaos: chaosFromEnv(env, true),
+    slowMs: number('KSTYLES_CHAOS_SLOW_MS', MONOLITH_DEFAULTS.slowMs, 60_000),
+  };
+}
+
+async function requireDataDir(dir: string): Promise<void> {
+  const hint = `create it with 'kstyles corpus --dir ${dir}' or pass --data DIR (env KSTYLES_DATA)`;
+  try {
+    const info = await stat(dir);
+    if (!info.isDirectory())
+      throw new UsageError(`kstyles monolith: data directory ${dir} is not a directory: ${hint}.`);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(
+      code === 'ENOENT'
+        ? `kstyles monolith: data directory ${dir} does not exist: ${hint}.`
+        : `kstyles monolith: cannot use data directory ${dir} (${code ?? String(err)}).`,
+    );
+  }
+}
+
+/** Listening failures the user fixes with a flag; anything else is a bug and keeps its stack. */
+function listenUsageError(err: unknown, host: string): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    throw new UsageError(
+      `kstyles monolith: cannot listen on host ${host} (${code}): use an address of this machine, e.g. --host 127.0.0.1 or --host 0.0.0.0.`,
+    );
+  }
+  if (code === undefined && err instanceof Error && /port \d+/.test(err.message)) {
+    throw new UsageError(`kstyles monolith: ${err.message}.`);
+  }
+  throw err;
+}
+
+/** SIGUSR2 toggles the `slow` fault on top of the configured latency, and counts each time it is switched on. */
+function slowToggle(chaos: DriverChaos, slowMs: number, injected: Counter<'style' | 'target' | 'kind'>) {
+  const baseMs = chaos.options.latencyMs;
+  let slow = false;
+  return () => {
+    if (!chaos.enabled) {
+      logLine({ level: 'warn', msg: 'SIGUSR2 ignored: chaos is off (start with --chaos)', style: STYLE });
+      return;
+    }
+    slow = !slow;
+    chaos.setLatency(slow ? baseMs + slowMs : baseMs);
+    if (slow) injected.inc({ style: STYLE, target: STYLE, kind: 'slow' });
+    logLine({
+      level: 'info',
+      msg: slow ? 'chaos slow fault on' : 'chaos slow fault off',
+      style: STYLE,
+      driverLatencyMs: chaos.options.latencyMs,
+    });
+  };
+}
+
+/** Resolves with the exit code once a stop signal has drained the server. */
+function serveUntilSignal(
+  running: RunningMonolith,
+  drainMs: number,
+  onSlowToggle: () => void,
+): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onStop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logLine({ level: 'warn', msg: 'second stop signal: exiting at once', style: STYLE, signal });
+        process.exit(1);
+      }
+      stopping = true;
+      running.server.getConnections((_err, connections) => {
+        logLine({
+          level: 'info',
+          msg: 'stopping: draining in-flight requests',
+          style: STYLE,
+          signal,
+          connections,
+          drainMs,
+        });
+      });
+      void running.stop(drainMs).then((drained) => {
+        logLine({
+          level: drained ? 'info' : 'warn',
+          msg: drained ? 'stopped' : `stopped: requests still running after ${drainMs} ms were cut`,
+          style: STYLE,
+          pid: process.pid,
+        });
+        process.off('SIGUSR2', onSlowToggle);
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    // Installed even without chaos: SIGUSR2's default action would kill the process.
+    process.on('SIGUSR2', onSlowToggle);
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(spec, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  const port = portFlag('monolith', flags.port);
+  const drainMs = intFlag('monolith', 'drain-ms', flags['drain-ms'], 0, 600_000);
+  const host = flags.host ?? MONOLITH_DEFAULTS.host;
+  const dataDir = flags.data ?? MONOLITH_DEFAULTS.data;
+  const { chaos, slowMs } = chaosSettings(flags.chaos);
+  await requireDataDir(dataDir);
+
+  const metrics = createHttpMetrics(STYLE);
+  const injected = new Counter({
+    name: 'kstyles_faults_injected_total',
+    help: 'Faults injected into this process, by style, target and kind',
+    labelNames: ['style', 'target', 'kind'] as const,
+    registers: [metrics.registry],
+  });
+  let running: RunningMonolith;
+  try {
+    running = await startMonolith({ dataDir, chaos, port, host, metrics });
+  } catch (err) {
+    listenUsageError(err, host);
+  }
+  const options = running.chaos.options;
+  logLine({
+    level: 'info',
+    msg: 'monolith listening',
+    style: STYLE,
+    pid: process.pid,
+    port: running.port,
+    url: running.url,
+    dataRoot: running.dataRoot,
+    chaos: options.enabled
+      ? {
+          enabled: true,
+          poisonPath: options.poisonPath,
+          latencyMs: options.latencyMs,
+          errorRate: options.errorRate,
+          slowToggleMs: slowMs,
+        }
+      : { enabled: false },
+  });
+  return serveUntilSignal(running, drainMs, slowToggle(running.chaos, slowMs, injected));
+}
