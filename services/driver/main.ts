@@ -1,0 +1,115 @@
+/**
+ * The storage driver server as a process:
+ *   node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P]
+ * With chaos on, KSTYLES_DRIVER_CRASH_AT_START=N makes the first N starts exit at once (exit 70): the
+ * "crashloop" fault. The starts are counted in KSTYLES_DRIVER_CRASH_COUNTER (a file; default one per
+ * parent process, i.e. per supervisor, in the temp directory).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { intFlag } from '../../cli/args.ts';
+import { logLine } from '../contract/http-server.ts';
+import { serveMetricsHttp } from '../nats/metrics-http.ts';
+import { NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { chaosFromEnv, DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
+import { startDriverServer } from './nats-server.ts';
+import { StorageDriver } from './storage-driver.ts';
+
+export const CRASH_AT_START_ENV = 'KSTYLES_DRIVER_CRASH_AT_START';
+export const CRASH_COUNTER_ENV = 'KSTYLES_DRIVER_CRASH_COUNTER';
+
+/** The crashloop fault: exits while fewer than N starts have crashed (only ever called with chaos on). */
+function crashAtStartIfAsked(env: NodeJS.ProcessEnv): void {
+  const wanted = Number(env[CRASH_AT_START_ENV] ?? 0);
+  if (!(wanted > 0)) return;
+  const counter =
+    env[CRASH_COUNTER_ENV] ?? path.join(os.tmpdir(), 'kstyles', `driver-crash-${process.ppid}.count`);
+  let crashed = 0;
+  try {
+    crashed = Number(readFileSync(counter, 'utf8')) || 0;
+  } catch {
+    // First start: nothing counted yet.
+  }
+  if (crashed >= wanted) return;
+  mkdirSync(path.dirname(counter), { recursive: true });
+  writeFileSync(counter, String(crashed + 1));
+  process.stderr.write(
+    `${JSON.stringify({ level: 'fatal', service: 'driver', msg: `chaos crashloop: start ${crashed + 1} of ${wanted} exits at once`, pid: process.pid })}\n`,
+  );
+  process.exit(PANIC_EXIT_CODE);
+}
+
+await runServerMain({
+  command: {
+    name: 'driver',
+    summary: 'the storage driver server (kstyles-driver on NATS)',
+    usage: 'node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P]',
+    flags: {
+      ...NATS_FLAGS,
+      chaos: {
+        type: 'boolean',
+        env: 'KSTYLES_CHAOS',
+        description: 'enable the fault hooks (poison path, latency, error rate, crashloop)',
+      },
+      'metrics-port': {
+        type: 'string',
+        env: 'KSTYLES_DRIVER_METRICS_PORT',
+        value: 'P',
+        description: 'serve GET /metrics on this port (0 = any free port; absent = none)',
+      },
+      'metrics-host': {
+        type: 'string',
+        env: 'KSTYLES_METRICS_HOST',
+        value: 'H',
+        default: '127.0.0.1',
+        description: 'address of the metrics port',
+      },
+      'max-open-files': {
+        type: 'string',
+        env: 'KSTYLES_DRIVER_MAX_OPEN_FILES',
+        value: 'N',
+        default: '64',
+        description: 'file descriptors kept open',
+      },
+    },
+  },
+  prepare(flags) {
+    if (flags.chaos) crashAtStartIfAsked(process.env);
+  },
+  async start(nc, flags) {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const chaos = new DriverChaos(chaosFromEnv(process.env, flags.chaos));
+    const driver = new StorageDriver({
+      chaos,
+      maxOpenFiles: intFlag('driver', 'max-open-files', flags['max-open-files'], 1, 100_000),
+    });
+    const hosted = await startDriverServer(nc, driver, { registry });
+    const metricsPort = flags['metrics-port'];
+    const metrics =
+      metricsPort === undefined
+        ? undefined
+        : await serveMetricsHttp(
+            registry,
+            intFlag('driver', 'metrics-port', metricsPort, 0, 65535),
+            flags['metrics-host'],
+          );
+    if (chaos.enabled)
+      logLine({
+        level: 'warn',
+        service: 'driver',
+        msg: 'chaos enabled',
+        poisonPath: chaos.options.poisonPath,
+      });
+    return {
+      facts: { serviceId: hosted.id, chaos: chaos.enabled, ...(metrics ? { metrics: metrics.url } : {}) },
+      stop: async () => {
+        await hosted.stop();
+        await metrics?.close();
+        await driver.close();
+      },
+    };
+  },
+});

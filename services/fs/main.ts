@@ -1,0 +1,74 @@
+/**
+ * The file server as a process:
+ *   node --import tsx services/fs/main.ts --data DIR [--nats URL] [--metrics-port P]
+ * It serves kstyles-fs and reads bytes from kstyles-driver, both over NATS.
+ */
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { intFlag, UsageError } from '../../cli/args.ts';
+import { BLOCK_READER_DEFAULTS, NatsBlockReader } from '../nats/block-reader-client.ts';
+import { createIpcMetrics } from '../nats/ipc.ts';
+import { serveMetricsHttp } from '../nats/metrics-http.ts';
+import { NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { FileSystem } from './file-system.ts';
+import { startFileServer } from './nats-server.ts';
+
+await runServerMain({
+  command: {
+    name: 'fs',
+    summary: 'the file server (kstyles-fs on NATS)',
+    usage: 'node --import tsx services/fs/main.ts --data DIR [--nats URL] [--metrics-port P]',
+    flags: {
+      ...NATS_FLAGS,
+      data: { type: 'string', env: 'KSTYLES_DATA', value: 'DIR', description: 'data root to serve' },
+      'driver-timeout-ms': {
+        type: 'string',
+        env: 'KSTYLES_DRIVER_TIMEOUT_MS',
+        value: 'MS',
+        default: String(BLOCK_READER_DEFAULTS.attemptTimeoutMs),
+        description: 'how long one driver read attempt may take before it is retried',
+      },
+      'metrics-port': {
+        type: 'string',
+        env: 'KSTYLES_FS_METRICS_PORT',
+        value: 'P',
+        description: 'serve GET /metrics on this port (0 = any free port; absent = none)',
+      },
+      'metrics-host': {
+        type: 'string',
+        env: 'KSTYLES_METRICS_HOST',
+        value: 'H',
+        default: '127.0.0.1',
+        description: 'address of the metrics port',
+      },
+    },
+  },
+  prepare(flags) {
+    if (!flags.data) throw new UsageError('kstyles fs: --data DIR (or KSTYLES_DATA) is required.');
+  },
+  async start(nc, flags) {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const reader = new NatsBlockReader(nc, {
+      attemptTimeoutMs: intFlag('fs', 'driver-timeout-ms', flags['driver-timeout-ms'], 1, 600_000),
+      metrics: createIpcMetrics(registry),
+    });
+    const fileSystem = await FileSystem.open(flags.data as string, reader);
+    const hosted = await startFileServer(nc, fileSystem, { registry });
+    const metricsPort = flags['metrics-port'];
+    const metrics =
+      metricsPort === undefined
+        ? undefined
+        : await serveMetricsHttp(
+            registry,
+            intFlag('fs', 'metrics-port', metricsPort, 0, 65535),
+            flags['metrics-host'],
+          );
+    return {
+      facts: { serviceId: hosted.id, data: fileSystem.root, ...(metrics ? { metrics: metrics.url } : {}) },
+      stop: async () => {
+        await hosted.stop();
+        await metrics?.close();
+      },
+    };
+  },
+});

@@ -1,0 +1,50 @@
+/**
+ * The gateway as a process:
+ *   node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]
+ * GET /files/<path>, /healthz, /readyz and /metrics, served through kstyles-fs over NATS.
+ */
+import { intFlag, portFlag } from '../../cli/args.ts';
+import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
+import { NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { startGateway } from './gateway.ts';
+
+await runServerMain({
+  command: {
+    name: 'gateway',
+    summary: 'the HTTP gateway of the microkernel',
+    usage: 'node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]',
+    flags: {
+      ...NATS_FLAGS,
+      port: { type: 'string', env: 'KSTYLES_PORT', value: 'P', default: '8082', description: 'HTTP port' },
+      host: {
+        type: 'string',
+        env: 'KSTYLES_HOST',
+        value: 'H',
+        default: '127.0.0.1',
+        description: 'HTTP address',
+      },
+      'deadline-ms': {
+        type: 'string',
+        env: 'KSTYLES_DEADLINE_MS',
+        value: 'MS',
+        default: String(DEFAULT_DEADLINE_MS),
+        description: 'request deadline (past it: 504)',
+      },
+    },
+  },
+  prepare(flags) {
+    portFlag('gateway', flags.port);
+    intFlag('gateway', 'deadline-ms', flags['deadline-ms'], 1, 600_000);
+  },
+  async start(nc, flags) {
+    const gateway = await startGateway(nc, {
+      port: portFlag('gateway', flags.port),
+      host: flags.host ?? '127.0.0.1',
+      deadlineMs: intFlag('gateway', 'deadline-ms', flags['deadline-ms'], 1, 600_000),
+    });
+    return {
+      facts: { url: gateway.url, metrics: `${gateway.url}/metrics` },
+      stop: () => gateway.close(5000),
+    };
+  },
+});

@@ -1,0 +1,130 @@
+/**
+ * The process life of a microkernel server (driver, fs, gateway): flags and environment, a bounded
+ * first connection to NATS (a clear message and exit 1 past it), a JSON "ready" log line, and a
+ * graceful stop on SIGTERM/SIGINT (stop taking requests, answer those in progress, close, exit 0).
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  type CommandSpec,
+  type FlagSpec,
+  intFlag,
+  type ParsedFlags,
+  parseCommand,
+  UsageError,
+} from '../../cli/args.ts';
+import { logLine } from '../contract/http-server.ts';
+import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
+
+export const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
+
+/** Flags every server takes; each also reads an environment variable. */
+export const NATS_FLAGS = {
+  nats: {
+    type: 'string',
+    env: 'NATS_URL',
+    value: 'URL',
+    default: 'nats://127.0.0.1:4222',
+    description: 'NATS server URL (comma-separated for several)',
+  },
+  'nats-user': { type: 'string', env: 'KSTYLES_NATS_USER', value: 'USER', description: 'NATS user name' },
+  'nats-pass': { type: 'string', env: 'KSTYLES_NATS_PASS', value: 'PASS', description: 'NATS password' },
+  'nats-connect-timeout-ms': {
+    type: 'string',
+    env: 'KSTYLES_NATS_CONNECT_TIMEOUT_MS',
+    value: 'MS',
+    default: String(NATS_CLIENT_DEFAULTS.firstConnectTimeoutMs),
+    description: 'give up (exit 1) when NATS cannot be reached within this time',
+  },
+} as const satisfies Record<string, FlagSpec>;
+
+export type RunningServer = {
+  /** Facts for the "ready" log line (service id, ports, ...). */
+  facts: Record<string, unknown>;
+  /** Graceful stop of what the server started (not the NATS connection). */
+  stop(): Promise<void>;
+};
+
+export type ServerMain<F extends Record<string, FlagSpec>> = {
+  command: CommandSpec<F & typeof NATS_FLAGS>;
+  /** Runs before connecting (e.g. validating flags, chaos at start). */
+  prepare?(flags: ParsedFlags<F & typeof NATS_FLAGS>): Promise<void> | void;
+  start(nc: NatsConnection, flags: ParsedFlags<F & typeof NATS_FLAGS>): Promise<RunningServer>;
+};
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+/** Runs a server process to its end; never returns. */
+export async function runServerMain<F extends Record<string, FlagSpec>>(
+  main: ServerMain<F>,
+  argv: string[] = process.argv.slice(2),
+): Promise<never> {
+  const name = main.command.name;
+  let nc: NatsConnection | undefined;
+  let server: RunningServer | undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) fail(`${name}: second ${signal}, exiting at once`, SERVER_EXIT_CODES.failed);
+    stopping = true;
+    logLine({ level: 'info', service: name, msg: `${signal}: stopping gracefully`, pid: process.pid });
+    await server?.stop().catch(() => {});
+    await nc?.close().catch(() => {});
+    process.exit(SERVER_EXIT_CODES.stopped);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  try {
+    const parsed = parseCommand(main.command, argv);
+    if (!parsed) process.exit(SERVER_EXIT_CODES.stopped);
+    const flags = parsed.flags;
+    await main.prepare?.(flags);
+    const common = flags as unknown as ParsedFlags<typeof NATS_FLAGS>;
+    const servers = (common.nats ?? '').split(',').filter(Boolean);
+    const user = common['nats-user'];
+    const pass = common['nats-pass'];
+    nc = await connectNats({
+      servers,
+      name: `kstyles-${name}`,
+      ...(user !== undefined ? { user } : {}),
+      ...(pass !== undefined ? { pass } : {}),
+      firstConnectTimeoutMs: intFlag(
+        name,
+        'nats-connect-timeout-ms',
+        common['nats-connect-timeout-ms'],
+        1,
+        3_600_000,
+      ),
+    });
+    const connection = nc;
+    void connection.closed().then((err) => {
+      if (!stopping) fail(`${name}: NATS connection closed for good${err ? `: ${err.message}` : ''}`, 1);
+    });
+    void watchConnection(connection, name);
+    server = await main.start(connection, flags);
+    logLine({
+      level: 'info',
+      service: name,
+      msg: 'ready',
+      pid: process.pid,
+      nats: connection.getServer(),
+      ...server.facts,
+    });
+    if (stopping) await server.stop();
+  } catch (err) {
+    if (err instanceof UsageError) fail(err.message, err.exitCode);
+    if (err instanceof NatsUnreachableError) fail(err.message, SERVER_EXIT_CODES.failed);
+    fail(`${name}: ${err instanceof Error ? err.message : String(err)}`, SERVER_EXIT_CODES.failed);
+  }
+  // Runs until a signal or a lost connection ends the process.
+  return new Promise<never>(() => {});
+}
+
+async function watchConnection(nc: NatsConnection, name: string): Promise<void> {
+  for await (const status of nc.status()) {
+    if (status.type === 'disconnect' || status.type === 'reconnect') {
+      logLine({ level: 'warn', service: name, msg: `NATS ${status.type}`, server: nc.getServer() });
+    }
+  }
+}
