@@ -22,7 +22,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   microkernel: {
     summary: 'serve the contract from NATS servers under a supervisor',
-    notBuilt: 'issue #4 (the microkernel)',
+    load: () => import('../services/microkernel/cli.ts'),
   },
   unikernel: {
     summary: 'serve the contract from the single-purpose executable',

@@ -1,0 +1,288 @@
+/**
+ * `kstyles microkernel`: the microkernel style on one machine. A supervisor (this process, supervisor
+ * id `microkernel`) starts nats-server with generated per-server users (unless --nats names one), then
+ * the driver, file server and gateway as separate processes, restarts them when they crash or hang,
+ * and stops them in reverse order on SIGTERM/SIGINT.
+ */
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
+import { Supervisor } from '../supervisor/supervisor.ts';
+import {
+  CHILD_NAMES,
+  type CompositionOptions,
+  findNatsServer,
+  loopbackOf,
+  MICROKERNEL_PORTS,
+  microkernelSpec,
+  NATS_INSTALL_HINT,
+} from './composition.ts';
+import { generateUsers, NATS_ROLES, type NatsRole, renderNatsConfig, usersFromEnv } from './nats-config.ts';
+
+const COMMAND = {
+  name: 'microkernel',
+  summary: 'serve the contract from NATS servers under a supervisor',
+  usage: 'kstyles microkernel --port P --data DIR [--nats URL] [--chaos] [--host H]',
+  flags: {
+    port: {
+      type: 'string',
+      env: 'KSTYLES_PORT',
+      value: 'P',
+      default: String(MICROKERNEL_PORTS.http),
+      description: 'HTTP port of the gateway (0 = any free port)',
+    },
+    host: {
+      type: 'string',
+      env: 'KSTYLES_HOST',
+      value: 'H',
+      default: '127.0.0.1',
+      description: 'HTTP address',
+    },
+    data: {
+      type: 'string',
+      env: 'KSTYLES_DATA',
+      value: 'DIR',
+      description: 'data root (see kstyles corpus)',
+    },
+    nats: {
+      type: 'string',
+      env: 'NATS_URL',
+      value: 'URL',
+      description: 'use this NATS server instead of starting one (passwords from KSTYLES_NATS_<ROLE>_PASS)',
+    },
+    chaos: { type: 'boolean', env: 'KSTYLES_CHAOS', description: "enable the driver's fault hooks" },
+    id: {
+      type: 'string',
+      env: 'KSTYLES_SUPERVISOR_ID',
+      value: 'ID',
+      default: 'microkernel',
+      description: 'supervisor id (control API kstyles.sup.ctl.<ID>.*, runtime state <ID>.json)',
+    },
+    'nats-port': {
+      type: 'string',
+      env: 'KSTYLES_NATS_PORT',
+      value: 'P',
+      default: '0',
+      description: 'client port of the nats-server it starts (0 = any free port)',
+    },
+    'supervisor-metrics-port': {
+      type: 'string',
+      env: 'KSTYLES_SUPERVISOR_METRICS_PORT',
+      value: 'P',
+      default: String(MICROKERNEL_PORTS.supervisorMetrics),
+      description: 'supervisor /metrics port',
+    },
+    'fs-metrics-port': {
+      type: 'string',
+      env: 'KSTYLES_FS_METRICS_PORT',
+      value: 'P',
+      default: String(MICROKERNEL_PORTS.fsMetrics),
+      description: 'file server /metrics port',
+    },
+    'driver-metrics-port': {
+      type: 'string',
+      env: 'KSTYLES_DRIVER_METRICS_PORT',
+      value: 'P',
+      default: String(MICROKERNEL_PORTS.driverMetrics),
+      description: 'driver /metrics port',
+    },
+    'heartbeat-ms': {
+      type: 'string',
+      env: 'KSTYLES_HEARTBEAT_MS',
+      value: 'MS',
+      default: '500',
+      description: 'health check interval; a server missing 3 in a row is killed and restarted',
+    },
+    'max-restarts': {
+      type: 'string',
+      env: 'KSTYLES_MAX_RESTARTS',
+      value: 'N',
+      default: '5',
+      description:
+        'restart intensity: more than N restarts within the period and the supervisor gives up (exit 1)',
+    },
+    'restart-period-ms': {
+      type: 'string',
+      env: 'KSTYLES_RESTART_PERIOD_MS',
+      value: 'MS',
+      default: '10000',
+      description: 'restart intensity period',
+    },
+    'print-nats-config': {
+      type: 'boolean',
+      description: 'print a static nats-server config (passwords from $KSTYLES_NATS_<ROLE>_PASS) and exit',
+    },
+  },
+  details: `Without --nats it starts nats-server (NATS_SERVER_BIN, PATH or /usr/sbin/nats-server) on a free
+loopback port with one generated user per server. Once ready it prints the URL and the runtime state
+file through which 'kstyles ps' and 'kstyles chaos microkernel:driver kill' reach the supervisor.
+Metrics: gateway <URL>/metrics; fs, driver and supervisor on their --*-metrics-port.`,
+} as const;
+
+/** A free loopback port, chosen once so a restarted server comes back on the same one. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
+
+function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {
+  const users = usersFromEnv();
+  const creds: Partial<Record<NatsRole, { user: string; pass: string }>> = {};
+  for (const role of NATS_ROLES) {
+    const pass = users[role].pass;
+    const value = typeof pass === 'string' ? pass : env[pass.env];
+    if (value) creds[role] = { user: users[role].user, pass: value };
+  }
+  return creds;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(COMMAND, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  if (flags['print-nats-config']) {
+    process.stdout.write(
+      renderNatsConfig({
+        host: '0.0.0.0',
+        port: 4222,
+        monitorPort: 8222,
+        users: usersFromEnv(),
+        serverName: 'kstyles-nats',
+      }),
+    );
+    return 0;
+  }
+  const name = COMMAND.name;
+  if (!flags.data) throw new UsageError(`kstyles ${name}: --data DIR (or KSTYLES_DATA) is required.`);
+  const data = path.resolve(flags.data);
+  if (!existsSync(data) || !statSync(data).isDirectory()) {
+    throw new UsageError(
+      `kstyles ${name}: data directory ${data} does not exist: create it with 'kstyles corpus --dir ${data}'.`,
+    );
+  }
+  const heartbeatMs = intFlag(name, 'heartbeat-ms', flags['heartbeat-ms'], 20, 60_000);
+  const options: Omit<CompositionOptions, 'natsUrl'> = {
+    id: flags.id ?? 'microkernel',
+    data,
+    httpHost: flags.host ?? '127.0.0.1',
+    httpPort: await fixedPort(portFlag(name, flags.port)),
+    chaos: flags.chaos,
+    metricsPorts: {
+      supervisor: await fixedPort(
+        intFlag(name, 'supervisor-metrics-port', flags['supervisor-metrics-port'], 0, 65535),
+      ),
+      fs: await fixedPort(intFlag(name, 'fs-metrics-port', flags['fs-metrics-port'], 0, 65535)),
+      driver: await fixedPort(intFlag(name, 'driver-metrics-port', flags['driver-metrics-port'], 0, 65535)),
+    },
+    heartbeat: { intervalMs: heartbeatMs, timeoutMs: Math.max(10, Math.floor(heartbeatMs / 2)), misses: 3 },
+    intensity: {
+      maxRestarts: intFlag(name, 'max-restarts', flags['max-restarts'], 0, 10_000),
+      periodMs: intFlag(name, 'restart-period-ms', flags['restart-period-ms'], 1, 86_400_000),
+    },
+  };
+
+  let tempDir: string | undefined;
+  let composition: CompositionOptions;
+  if (flags.nats) {
+    composition = { ...options, natsUrl: flags.nats, credentials: credentialsFromEnv(process.env) };
+  } else {
+    const binary = findNatsServer();
+    if (!binary) throw new UsageError(`kstyles ${name}: nats-server not found: ${NATS_INSTALL_HINT}.`);
+    const users = generateUsers();
+    const port = await fixedPort(intFlag(name, 'nats-port', flags['nats-port'], 0, 65535));
+    const monitorPort = await freePort();
+    tempDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-microkernel-'));
+    chmodSync(tempDir, 0o700);
+    const configFile = path.join(tempDir, 'nats.conf');
+    writeFileSync(
+      configFile,
+      renderNatsConfig({ host: '127.0.0.1', port, monitorPort, users, serverName: `kstyles-${options.id}` }),
+      {
+        mode: 0o600,
+      },
+    );
+    composition = {
+      ...options,
+      natsUrl: `nats://127.0.0.1:${port}`,
+      credentials: users,
+      ownNats: { binary, configFile, port, monitorPort },
+    };
+  }
+
+  const spec = microkernelSpec(composition);
+  const supervisor = new Supervisor(spec);
+  const cleanUp = () => {
+    removeRuntimeState(spec.id);
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+  };
+  const stop = () => void supervisor.stop();
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.once('exit', cleanUp);
+
+  const url = `http://${loopbackOf(composition.httpHost)}:${composition.httpPort}`;
+  const metrics = {
+    gateway: `${url}/metrics`,
+    fs: `http://127.0.0.1:${composition.metricsPorts.fs}/metrics`,
+    driver: `http://127.0.0.1:${composition.metricsPorts.driver}/metrics`,
+    supervisor: `http://127.0.0.1:${composition.metricsPorts.supervisor}/metrics`,
+  };
+  await supervisor.start();
+  const supervisorCreds = composition.credentials?.supervisor;
+  const stateFile = writeRuntimeState({
+    id: spec.id,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    nats: {
+      servers: [composition.natsUrl],
+      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
+    },
+    ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
+    info: {
+      style: 'microkernel',
+      url,
+      data,
+      chaos: composition.chaos,
+      children: spec.children.map((c) => c.name),
+      metrics,
+      ...(composition.ownNats ? { natsMonitor: `http://127.0.0.1:${composition.ownNats.monitorPort}` } : {}),
+    },
+  });
+  supervisor.whenReady().then(
+    () =>
+      process.stdout.write(
+        [
+          `microkernel ready: ${url}  (data ${data}, chaos ${composition.chaos ? 'on' : 'off'}, supervisor pid ${process.pid})`,
+          `  NATS      ${composition.natsUrl}${composition.ownNats ? ` (monitoring http://127.0.0.1:${composition.ownNats.monitorPort}/varz)` : ''}`,
+          `  metrics   gateway ${metrics.gateway}  fs ${metrics.fs}  driver ${metrics.driver}  supervisor ${metrics.supervisor}`,
+          `  control   'kstyles ps', 'kstyles chaos ${spec.id}:${CHILD_NAMES.driver} kill' (state: ${stateFile})`,
+          '',
+        ].join('\n'),
+      ),
+    () => {},
+  );
+
+  const outcome = await supervisor.done;
+  cleanUp();
+  // A NATS connection still waiting for its first server must not keep the process alive.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
+  if (outcome === 'gave_up') {
+    process.stderr.write(
+      `kstyles ${name}: the supervisor gave up after more than ${spec.intensity?.maxRestarts} restarts within ` +
+        `${spec.intensity?.periodMs} ms; every server is stopped. Exit 1 so an outer restarter can take over.\n`,
+    );
+    return 1;
+  }
+  return 0;
+}

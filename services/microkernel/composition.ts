@@ -1,0 +1,163 @@
+/**
+ * The microkernel's composition: which processes run, in which order, with which NATS user, and how
+ * the supervisor watches each. Pure data (a SupervisorSpec), built here and run by cli.ts.
+ *
+ * Start order = dependency order: nats (when we run our own) → driver → fs → gateway. Each server's
+ * heartbeat is its service-API PING (`$SRV.PING.kstyles-driver|kstyles-fs`); the gateway's is
+ * GET /healthz; nats-server's is its monitoring /healthz.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SERVICE_NAMES } from '../nats/subjects.ts';
+import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
+import type { NatsRole } from './nats-config.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
+export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 'gateway' } as const;
+
+/** Default ports of a local run (DESIGN.md section 9); 0 anywhere means "any free port". */
+export const MICROKERNEL_PORTS = {
+  http: 8082,
+  supervisorMetrics: 9480,
+  fsMetrics: 9481,
+  driverMetrics: 9482,
+} as const;
+
+export type OwnNats = {
+  binary: string;
+  configFile: string;
+  port: number;
+  monitorPort: number;
+};
+
+export type CompositionOptions = {
+  id: string;
+  data: string;
+  httpPort: number;
+  httpHost: string;
+  chaos: boolean;
+  /** The NATS URL every process uses. */
+  natsUrl: string;
+  /** Present when the microkernel runs its own nats-server as its first child. */
+  ownNats?: OwnNats;
+  /** Per role; absent = connect without credentials (an external NATS without auth). */
+  credentials?: Partial<Record<NatsRole, { user: string; pass: string }>>;
+  metricsPorts: { supervisor: number; fs: number; driver: number };
+  heartbeat: { intervalMs: number; timeoutMs: number; misses: number };
+  intensity: { maxRestarts: number; periodMs: number };
+  deadlineMs?: number;
+};
+
+/** `node --import tsx <file>`: the way every server runs, from any working directory. */
+export function tsxCommand(file: string): { command: string; args: string[] } {
+  return {
+    command: process.execPath,
+    args: ['--import', import.meta.resolve('tsx'), path.join(REPO_ROOT, file)],
+  };
+}
+
+function natsEnv(options: CompositionOptions, role: NatsRole): Record<string, string> {
+  const creds = options.credentials?.[role];
+  return {
+    NATS_URL: options.natsUrl,
+    ...(creds ? { KSTYLES_NATS_USER: creds.user, KSTYLES_NATS_PASS: creds.pass } : {}),
+    KSTYLES_CHAOS: options.chaos ? '1' : '0',
+  };
+}
+
+function server(
+  options: CompositionOptions,
+  name: string,
+  file: string,
+  role: NatsRole,
+  args: string[],
+): ChildSpec {
+  const { command, args: base } = tsxCommand(file);
+  return {
+    name,
+    command,
+    args: [...base, ...args],
+    env: natsEnv(options, role),
+    cwd: REPO_ROOT,
+    restart: 'permanent',
+    shutdownMs: 5000,
+  };
+}
+
+export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
+  const children: ChildSpec[] = [];
+  if (options.ownNats) {
+    children.push({
+      name: CHILD_NAMES.nats,
+      command: options.ownNats.binary,
+      args: ['-c', options.ownNats.configFile],
+      restart: 'permanent',
+      shutdownMs: 3000,
+      health: { kind: 'http', url: `http://127.0.0.1:${options.ownNats.monitorPort}/healthz` },
+    });
+  }
+  children.push(
+    {
+      ...server(options, CHILD_NAMES.driver, 'services/driver/main.ts', 'driver', [
+        '--metrics-port',
+        String(options.metricsPorts.driver),
+      ]),
+      health: { kind: 'nats-ping', service: SERVICE_NAMES.driver },
+    },
+    {
+      ...server(options, CHILD_NAMES.fs, 'services/fs/main.ts', 'fs', [
+        '--data',
+        options.data,
+        '--metrics-port',
+        String(options.metricsPorts.fs),
+      ]),
+      health: { kind: 'nats-ping', service: SERVICE_NAMES.fs },
+    },
+    {
+      ...server(options, CHILD_NAMES.gateway, 'services/gateway/main.ts', 'gateway', [
+        '--port',
+        String(options.httpPort),
+        '--host',
+        options.httpHost,
+        ...(options.deadlineMs !== undefined ? ['--deadline-ms', String(options.deadlineMs)] : []),
+      ]),
+      health: { kind: 'http', url: `http://${loopbackOf(options.httpHost)}:${options.httpPort}/healthz` },
+    },
+  );
+  const supervisorCreds = options.credentials?.supervisor;
+  return {
+    id: options.id,
+    strategy: 'one_for_one',
+    intensity: options.intensity,
+    heartbeat: options.heartbeat,
+    nats: {
+      servers: options.natsUrl,
+      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
+    },
+    metricsPort: options.metricsPorts.supervisor,
+    children,
+  };
+}
+
+/** Where a local health check reaches an HTTP server bound to `host`. */
+export function loopbackOf(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export const NATS_INSTALL_HINT =
+  'install it with `apt-get install -y nats-server` (Debian/Ubuntu) or from https://github.com/nats-io/nats-server/releases, ' +
+  'point NATS_SERVER_BIN at the binary, or use an existing server with --nats URL';
+
+/** NATS_SERVER_BIN, then PATH, then /usr/sbin/nats-server; undefined when none exists. */
+export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.NATS_SERVER_BIN) return existsSync(env.NATS_SERVER_BIN) ? env.NATS_SERVER_BIN : undefined;
+  for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, 'nats-server');
+    if (existsSync(candidate)) return candidate;
+  }
+  return existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : undefined;
+}
