@@ -75,8 +75,10 @@ export type ImageReport = {
   };
 };
 
+let quiet = false;
+
 function log(message: string): void {
-  process.stdout.write(`${message}\n`);
+  if (!quiet) process.stdout.write(`${message}\n`);
 }
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -178,6 +180,17 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
   );
 }
 
+/** Runs a build tool; its output is shown only when it fails. */
+function quietly(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.error) throw new Error(`${command} could not run: ${result.error.message}`);
+  if (result.status !== 0) {
+    throw new Error(
+      `${command} ${args.join(' ')} failed (exit ${result.status}):\n${result.stderr}${result.stdout}`,
+    );
+  }
+}
+
 function seaBlob(layout: BuildLayout): string {
   const blob = join(layout.work, 'sea-prep.blob');
   const config = join(layout.work, 'sea-config.json');
@@ -185,7 +198,7 @@ function seaBlob(layout: BuildLayout): string {
     config,
     JSON.stringify({ main: layout.bundle, output: blob, disableExperimentalSEAWarning: true }, null, 2),
   );
-  execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'inherit' });
+  quietly(process.execPath, ['--experimental-sea-config', config]);
   return blob;
 }
 
@@ -196,20 +209,17 @@ function executable(layout: BuildLayout, blob: string, report: ImageReport): voi
   copyFileSync(node, exe);
   chmodSync(exe, 0o755);
   report.unstrippedNodeBytes = statSync(exe).size;
-  execFileSync('strip', [exe], { stdio: 'inherit' });
+  quietly('strip', [exe]);
   log(`    ${node} ${mib(report.unstrippedNodeBytes)} → stripped ${mib(statSync(exe).size)}`);
-  execFileSync(
-    process.execPath,
-    [
-      join(REPO, 'node_modules', 'postject', 'dist', 'cli.js'),
-      exe,
-      'NODE_SEA_BLOB',
-      blob,
-      '--sentinel-fuse',
-      SEA_FUSE,
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
+  // postject warns about unnamed .note sections of the stripped binary; only a failure is worth showing.
+  quietly(process.execPath, [
+    join(REPO, 'node_modules', 'postject', 'dist', 'cli.js'),
+    exe,
+    'NODE_SEA_BLOB',
+    blob,
+    '--sentinel-fuse',
+    SEA_FUSE,
+  ]);
   report.executableBytes = statSync(exe).size;
   log(`    ${EXECUTABLE_NAME} ${mib(report.executableBytes)} (blob injected)`);
 }
@@ -330,12 +340,7 @@ export function dockerBuild(layout: BuildLayout, tag: string): void {
   if (result.status !== 0) throw new Error(`docker build failed:\n${result.stderr}${result.stdout}`);
 }
 
-function image(layout: BuildLayout, report: ImageReport, skip: boolean): void {
-  const tag = layout.flavor === 'chaos' ? CHAOS_IMAGE_TAG : IMAGE_TAG;
-  if (skip) {
-    report.docker = { tag: null, reason: 'skipped with --no-docker' };
-    return;
-  }
+function image(layout: BuildLayout, report: ImageReport, tag: string): void {
   const docker = dockerAvailable();
   if (!docker.ok) {
     report.docker = { tag: null, reason: docker.reason };
@@ -403,9 +408,43 @@ async function measure(layout: BuildLayout, report: ImageReport): Promise<void> 
   }
 }
 
-export async function build(argv: string[]): Promise<ImageReport> {
-  const flavor: Flavor = argv.includes('--chaos') ? 'chaos' : 'production';
-  const layout = buildLayout(flavor);
+export type BuildOptions = {
+  flavor: Flavor;
+  /** Where the flavor's dist lives (default unikernel/dist; the chaos flavor goes to <dist>/chaos). */
+  distDir?: string;
+  docker: boolean;
+  /** Image tag (default kstyles-unikernel:latest, or :chaos). */
+  tag?: string;
+  measure: boolean;
+  quiet?: boolean;
+};
+
+export function parseBuildArgs(argv: string[]): BuildOptions {
+  const known = new Set(['--chaos', '--no-docker', '--no-measure', '--out', '--tag']);
+  for (const arg of argv) {
+    if (arg.startsWith('--') && !known.has(arg)) {
+      throw new Error(`unknown flag ${arg}; use --chaos, --no-docker, --no-measure, --out DIR, --tag T`);
+    }
+  }
+  const value = (flag: string) => {
+    const at = argv.indexOf(flag);
+    return at === -1 ? undefined : argv[at + 1];
+  };
+  const distDir = value('--out');
+  const tag = value('--tag');
+  return {
+    flavor: argv.includes('--chaos') ? 'chaos' : 'production',
+    docker: !argv.includes('--no-docker'),
+    measure: !argv.includes('--no-measure'),
+    ...(distDir ? { distDir: resolve(distDir) } : {}),
+    ...(tag ? { tag } : {}),
+  };
+}
+
+export async function build(options: BuildOptions): Promise<ImageReport> {
+  quiet = options.quiet ?? false;
+  const { flavor } = options;
+  const layout = buildLayout(flavor, options.distDir);
   const report: ImageReport = {
     flavor,
     builtAt: new Date().toISOString(),
@@ -431,14 +470,17 @@ export async function build(argv: string[]): Promise<ImageReport> {
   await step(report, 'root filesystem (executable, pool worker, ldd libraries, /etc, /tmp)', () =>
     rootfs(layout),
   );
-  await step(report, 'image (docker build, FROM scratch)', () =>
-    image(layout, report, argv.includes('--no-docker')),
-  );
-  if (argv.includes('--no-measure')) {
+  const tag = options.tag ?? (flavor === 'chaos' ? CHAOS_IMAGE_TAG : IMAGE_TAG);
+  if (options.docker) {
+    await step(report, 'image (docker build, FROM scratch)', () => image(layout, report, tag));
+  } else {
+    report.docker = { tag: null, reason: 'skipped with --no-docker' };
+  }
+  if (options.measure) {
+    await step(report, 'measure (rootfs, shell, boot, RSS)', () => measure(layout, report));
+  } else {
     Object.assign(report, inspectRootfs(layout.rootfs));
     report.boot.reason = 'skipped with --no-measure';
-  } else {
-    await step(report, 'measure (rootfs, shell, boot, RSS)', () => measure(layout, report));
   }
   writeFileSync(layout.imageJson, `${JSON.stringify(report, null, 2)}\n`);
   log(
@@ -448,8 +490,10 @@ export async function build(argv: string[]): Promise<ImageReport> {
 }
 
 if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(new URL(import.meta.url).pathname)) {
-  build(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`build failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  });
+  Promise.resolve()
+    .then(() => build(parseBuildArgs(process.argv.slice(2))))
+    .catch((err: unknown) => {
+      process.stderr.write(`build failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    });
 }

@@ -18,12 +18,15 @@ export type PoolOptions = {
   /** Reads of at most this many bytes stay on the main thread; 0 sends every read to the pool. */
   inlineMaxBytes?: number;
   chaos?: Partial<ChaosOptions>;
+  /** Reads one worker keeps in flight (they are I/O: libuv does the waiting). */
+  tasksPerWorker?: number;
 };
 
 /** Measured in README.md: below this a read is cheaper on the main thread than a hop through the pool. */
 export const DEFAULT_INLINE_MAX_BYTES = 64 * 1024;
 
 const MAX_OPEN_FILES = 64;
+export const DEFAULT_TASKS_PER_WORKER = 16;
 
 export class PoolBlockReader implements BlockReader {
   readonly pool: Piscina;
@@ -41,8 +44,7 @@ export class PoolBlockReader implements BlockReader {
       filename: options.taskFile,
       minThreads: this.threads,
       maxThreads: this.threads,
-      // Reads are I/O: a worker keeps several in flight while libuv does the waiting.
-      concurrentTasksPerWorker: 4,
+      concurrentTasksPerWorker: options.tasksPerWorker ?? DEFAULT_TASKS_PER_WORKER,
       // Idle workers stay: the pool is the image's fixed set of "cores".
       idleTimeout: Number.POSITIVE_INFINITY,
       workerData,
