@@ -29,12 +29,16 @@ export async function listen(server: Server, port: number, host = '127.0.0.1'): 
 export async function closeGracefully(server: Server, timeoutMs: number): Promise<boolean> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
+  // A keep-alive connection whose response was in flight turns idle when it finishes; without this sweep
+  // it would hold the close open until keepAliveTimeout (5 s by default) ends it.
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), timeoutMs);
   });
   const finished = await Promise.race([closed.then(() => true), timedOut]);
   clearTimeout(timer);
+  clearInterval(sweep);
   if (!finished) server.closeAllConnections();
   return finished;
 }
