@@ -173,6 +173,7 @@ function serveUntilSignal(
           level: drained ? 'info' : 'warn',
           msg: drained ? 'stopped' : `stopped: requests still running after ${drainMs} ms were cut`,
           style: STYLE,
+          drained,
           pid: process.pid,
         });
         process.off('SIGUSR2', onSlowToggle);
