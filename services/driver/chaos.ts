@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { InternalError } from '../contract/errors.ts';
 
@@ -28,9 +29,9 @@ export const PANIC_EXIT_CODE = 70;
  * fault in shared memory would.
  */
 export function panic(reason: string): never {
-  process.stderr.write(
-    `${JSON.stringify({ level: 'fatal', msg: 'driver panic', reason, pid: process.pid })}\n`,
-  );
+  // Synchronous: in a worker thread process.stderr is relayed through the main thread, and the SIGKILL
+  // below would win the race and lose the line.
+  writeSync(2, `${JSON.stringify({ level: 'fatal', msg: 'driver panic', reason, pid: process.pid })}\n`);
   if (!isMainThread) process.kill(process.pid, 'SIGKILL');
   process.exit(PANIC_EXIT_CODE);
 }
