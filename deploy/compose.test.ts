@@ -1,0 +1,212 @@
+/**
+ * Static checks of the compose deployment: what compose v1 would reject, what a FROM-scratch image cannot
+ * run, what the README promises (ports on loopback, profiles), and that Prometheus scrapes every style.
+ * The stack itself runs in the container tier (test/containers).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+
+const DEPLOY = fileURLToPath(new URL('.', import.meta.url));
+const COMPOSE_FILE = path.join(DEPLOY, 'docker-compose.yml');
+
+type Healthcheck = { test?: string[] | string; start_interval?: string };
+type Service = {
+  image?: string;
+  build?: { context: string; dockerfile?: string; args?: Record<string, string> };
+  command?: string[];
+  ports?: string[];
+  profiles?: string[];
+  healthcheck?: Healthcheck;
+  restart?: string;
+  read_only?: boolean;
+  user?: string;
+  tmpfs?: string[];
+  cap_drop?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  volumes?: string[];
+};
+type ComposeFile = { name?: string; version?: string; services: Record<string, Service> };
+
+const compose = parse(readFileSync(COMPOSE_FILE, 'utf8'), { merge: true }) as ComposeFile;
+const services = compose.services;
+const ONE_SHOT = new Set(['corpus', 'load']);
+
+function findKey(value: unknown, key: string, at = ''): string[] {
+  if (Array.isArray(value)) return value.flatMap((item, i) => findKey(item, key, `${at}[${i}]`));
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => [
+    ...(k === key ? [`${at}.${k}`] : []),
+    ...findKey(v, key, `${at}.${k}`),
+  ]);
+}
+
+describe('deploy/docker-compose.yml', () => {
+  it('stays inside what docker-compose 1.29 accepts (no top-level name, no start_interval)', () => {
+    assert.equal(compose.name, undefined, 'compose v1 rejects a top-level name:');
+    assert.deepEqual(findKey(compose, 'start_interval'), [], 'compose v1 rejects healthcheck.start_interval');
+  });
+
+  it('has the services of the stack, Grafana and the load generator behind profiles', () => {
+    for (const name of [
+      'nats',
+      'corpus',
+      'monolith',
+      'microkernel',
+      'unikernel',
+      'prometheus',
+      'grafana',
+      'load',
+    ]) {
+      assert.ok(services[name], `service ${name} is missing`);
+    }
+    assert.deepEqual(services['grafana']?.profiles, ['grafana']);
+    assert.deepEqual(services['load']?.profiles, ['load']);
+    for (const [name, service] of Object.entries(services)) {
+      if (name !== 'grafana' && name !== 'load') assert.equal(service.profiles, undefined, name);
+    }
+  });
+
+  it('gives every long-running service an exec-form healthcheck and a restart policy', () => {
+    for (const [name, service] of Object.entries(services)) {
+      if (ONE_SHOT.has(name)) {
+        assert.equal(service.restart, 'no', `${name} runs once`);
+        continue;
+      }
+      const test = service.healthcheck?.test;
+      assert.ok(Array.isArray(test), `${name}: healthcheck.test must be a list (exec form)`);
+      assert.equal(
+        test[0],
+        'CMD',
+        `${name}: exec form is ["CMD", ...]; CMD-SHELL needs a shell the images lack`,
+      );
+      assert.ok(String(test[1]).startsWith('/'), `${name}: absolute program path`);
+      assert.equal(service.restart, 'unless-stopped', name);
+    }
+  });
+
+  it('publishes the documented ports on 127.0.0.1 only', () => {
+    const expected: Record<string, string> = {
+      monolith: '127.0.0.1:8081:8081',
+      microkernel: '127.0.0.1:8082:8082',
+      unikernel: '127.0.0.1:8083:8083',
+      prometheus: '127.0.0.1:9090:9090',
+      grafana: '127.0.0.1:3000:3000',
+    };
+    for (const [name, mapping] of Object.entries(expected)) {
+      assert.ok(services[name]?.ports?.includes(mapping), `${name} publishes ${mapping}`);
+    }
+    for (const [name, service] of Object.entries(services)) {
+      for (const port of service.ports ?? []) assert.match(port, /^127\.0\.0\.1:/, `${name}: ${port}`);
+    }
+  });
+
+  it('runs the unikernel read-only, as non-root, with a tmpfs /tmp, from its own Dockerfile', () => {
+    const unikernel = services['unikernel']!;
+    assert.equal(unikernel.read_only, true);
+    assert.match(unikernel.user ?? '', /^[1-9]\d*(:\d+)?$/, 'a numeric non-root user');
+    assert.ok(unikernel.tmpfs?.includes('/tmp'));
+    assert.equal(unikernel.healthcheck?.test?.[1], '/app/kstyles-unikernel');
+    const build = unikernel.build!;
+    assert.ok(existsSync(path.resolve(DEPLOY, build.context, build.dockerfile ?? 'Dockerfile')));
+  });
+
+  it('turns chaos on for the monolith (the poison demo) and waits for the corpus', () => {
+    assert.ok(services['monolith']?.command?.includes('--chaos'));
+    for (const name of ['monolith', 'microkernel', 'unikernel']) {
+      assert.equal(services[name]?.depends_on?.['corpus']?.condition, 'service_completed_successfully', name);
+    }
+    assert.equal(services['microkernel']?.depends_on?.['nats']?.condition, 'service_healthy');
+  });
+
+  it('builds from Dockerfiles whose base images are build arguments defaulting to official images', () => {
+    const officialDefault: Record<string, RegExp> = {
+      NODE_BASE: /^node:\d+-slim$/,
+      NATS_BASE: /^nats:2[.\d]*-(alpine|scratch)$/,
+      PROMETHEUS_BASE: /^prom\/prometheus:/,
+      GRAFANA_BASE: /^grafana\/grafana:/,
+    };
+    for (const [name, service] of Object.entries(services)) {
+      if (!service.build || name === 'unikernel') continue;
+      const dockerfile = path.resolve(
+        DEPLOY,
+        service.build.context,
+        service.build.dockerfile ?? 'Dockerfile',
+      );
+      assert.ok(existsSync(dockerfile), `${name}: ${dockerfile}`);
+      const text = readFileSync(dockerfile, 'utf8');
+      const arg = /^ARG (\w+_BASE)=(\S+)$/m.exec(text);
+      assert.ok(arg, `${name}: the base image is an ARG with a default`);
+      assert.match(arg[2]!, officialDefault[arg[1]!]!, `${name}: default base ${arg[2]}`);
+      assert.match(text, new RegExp(`^FROM \\$\\{${arg[1]}\\}`, 'm'));
+      assert.match(
+        service.build.args?.[arg[1]!] ?? '',
+        new RegExp(`^\\$\\{${arg[1]}:-`),
+        `${name}: compose passes ${arg[1]}`,
+      );
+      assert.doesNotMatch(
+        text,
+        /^RUN [^[]/m,
+        `${name}: RUN must be exec form (the local bases have no shell)`,
+      );
+    }
+  });
+
+  it('is accepted by docker-compose 1.29 (docker-compose config), when it is installed', (t) => {
+    const probe = spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8' });
+    if (probe.status !== 0) {
+      t.skip('docker-compose is not installed (apt-get install -y docker-compose)');
+      return;
+    }
+    const result = spawnSync(
+      'docker-compose',
+      ['-f', COMPOSE_FILE, '--profile', 'grafana', '--profile', 'load', 'config', '-q'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(result.status, 0, result.stderr);
+  });
+});
+
+describe('deploy/prometheus/prometheus.yml', () => {
+  type ScrapeConfig = { job_name: string; static_configs: { targets: string[] }[] };
+  const config = parse(readFileSync(path.join(DEPLOY, 'prometheus/prometheus.yml'), 'utf8')) as {
+    scrape_configs: ScrapeConfig[];
+  };
+  const targets = config.scrape_configs.flatMap((job) => job.static_configs.flatMap((s) => s.targets));
+
+  it('scrapes every style, the microkernel supervisor and servers, and the load generator', () => {
+    for (const target of ['monolith:8081', 'microkernel:8082', 'unikernel:8083', 'load:9464']) {
+      assert.ok(targets.includes(target), `scrapes ${target}`);
+    }
+    assert.ok(config.scrape_configs.some((job) => job.job_name === 'microkernel-supervisor'));
+    assert.ok(config.scrape_configs.some((job) => job.job_name === 'microkernel-servers'));
+  });
+
+  it('scrapes only hosts that are compose services', () => {
+    for (const target of targets) {
+      const host = target.split(':')[0]!;
+      assert.ok(host === 'localhost' || services[host], `${target}: no compose service '${host}'`);
+    }
+  });
+
+  it('passes promtool check config, when promtool is installed', (t) => {
+    const result = spawnSync(
+      'promtool',
+      ['check', 'config', path.join(DEPLOY, 'prometheus/prometheus.yml')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    if (result.error) {
+      t.skip('promtool is not installed (apt-get install -y prometheus)');
+      return;
+    }
+    assert.equal(result.status, 0, result.stderr + result.stdout);
+  });
+});
