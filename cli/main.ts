@@ -39,7 +39,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: 'the lab, a short load with chaos, and the report',
     notBuilt: 'issue #6 (load generator)',
   },
-  bench: { summary: 'the side-by-side benchmark', notBuilt: 'issue #8 (benchmark)' },
+  bench: { summary: 'the side-by-side benchmark', load: () => import('../bench/cli.ts') },
 };
 
 function mainHelp(): string {

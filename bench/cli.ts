@@ -1,0 +1,127 @@
+/** `kstyles bench [--quick] [--json] [--out DIR] [--only LIST]`: the side-by-side benchmark. */
+import { parseCommand, UsageError } from '../cli/args.ts';
+import { killAllNow, stopAll } from './procs.ts';
+import { renderTerminal, writeBenchReports } from './report.ts';
+import { type BenchProgress, runBench } from './run-bench.ts';
+import { TARGET_NAMES, type TargetName } from './types.ts';
+
+const SPEC = {
+  name: 'bench',
+  summary: 'the side-by-side benchmark of the three styles and their reference points',
+  usage: 'kstyles bench [--quick] [--json] [--out DIR] [--only floor,monolith,…]',
+  flags: {
+    quick: {
+      type: 'boolean',
+      env: 'KSTYLES_BENCH_QUICK',
+      description: 'fewer steps, shorter windows (under 5 minutes)',
+    },
+    json: { type: 'boolean', description: 'print results.json to stdout (progress goes to stderr)' },
+    out: {
+      type: 'string',
+      value: 'DIR',
+      env: 'KSTYLES_BENCH_OUT',
+      default: 'out/bench',
+      description: 'where results.json, report.md and report.html go',
+    },
+    only: {
+      type: 'string',
+      value: 'LIST',
+      description: `measure only these targets (${TARGET_NAMES.join(', ')})`,
+    },
+  },
+  details: `Starts each target on a loopback port, one at a time, and measures it through the load
+generator's open-loop engine: maximum sustainable rate (p99 < 50 ms, no errors) and latency at a
+common rate for 4 KiB, 64 KiB and 1 MiB files; cold start; recovery from a SIGKILL under load;
+RSS under load. References: a bare node:http server (the floor), nginx, a NATS round trip.
+The full run takes about 15 minutes; --quick under 5.`,
+} as const;
+
+function createProgress(out: NodeJS.WriteStream): BenchProgress {
+  const tty = !!out.isTTY;
+  const t0 = Date.now();
+  let liveShown = false;
+  let lastPlainLive = 0;
+  const stamp = () => {
+    const s = Math.floor((Date.now() - t0) / 1000);
+    return `[${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}]`;
+  };
+  const clear = () => {
+    if (tty && liveShown) out.write('\r\x1b[2K');
+    liveShown = false;
+  };
+  return {
+    step(text) {
+      clear();
+      out.write(`${stamp()} ${text}\n`);
+    },
+    live(text) {
+      if (tty) {
+        const width = (out.columns ?? 120) - 1;
+        out.write(`\r\x1b[2K${text.length > width ? text.slice(0, width) : text}`);
+        liveShown = true;
+      } else if (Date.now() - lastPlainLive > 10_000) {
+        lastPlainLive = Date.now();
+        out.write(`${stamp()}   … ${text}\n`);
+      }
+    },
+    info(text) {
+      clear();
+      out.write(`${stamp()}   ${text}\n`);
+    },
+  };
+}
+
+function parseOnly(raw: string | undefined): TargetName[] | undefined {
+  if (!raw) return undefined;
+  const names = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names) {
+    if (!(TARGET_NAMES as readonly string[]).includes(n)) {
+      throw new UsageError(
+        `kstyles bench: --only: unknown target '${n}'; choose from ${TARGET_NAMES.join(', ')}`,
+      );
+    }
+  }
+  return names as TargetName[];
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(SPEC, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  const only = parseOnly(flags.only);
+  const log = flags.json ? process.stderr : process.stdout;
+  const progress = createProgress(log);
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) {
+      killAllNow();
+      process.exit(130);
+    }
+    log.write('\nkstyles bench: stopping after the current step (Ctrl-C again to quit at once)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('exit', killAllNow);
+  try {
+    log.write(
+      `kstyles bench${flags.quick ? ' --quick' : ''}: ${only ? only.join(', ') : TARGET_NAMES.join(', ')}; ${flags.quick ? 'about 4' : 'about 15'} minutes. Output: ${flags.out}\n`,
+    );
+    const bench = await runBench({
+      quick: flags.quick,
+      progress,
+      signal: controller.signal,
+      ...(only ? { only } : {}),
+    });
+    const files = await writeBenchReports(bench, flags.out!);
+    if (flags.json) process.stdout.write(`${JSON.stringify(bench.results, null, 2)}\n`);
+    else process.stdout.write(renderTerminal(bench.results));
+    log.write(`wrote ${files.join(', ')} and the load reports of the runs\n`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await stopAll();
+  }
+}

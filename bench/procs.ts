@@ -1,0 +1,284 @@
+/**
+ * The benchmark's side of process handling: it starts targets as child processes, waits for them over
+ * HTTP, reads their memory from /proc, and stops what it started (by PID, with its descendants).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+
+/** A free loopback port: bind to 0, read it, release it (a restarter needs a fixed port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const LOG_LINES = 40;
+
+/** A process the benchmark started. */
+export class Spawned {
+  readonly log: string[] = [];
+  exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  readonly exited: Promise<void>;
+  readonly spawnedAt = performance.now();
+
+  constructor(
+    readonly label: string,
+    readonly proc: ChildProcess,
+  ) {
+    const keep = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim() === '') continue;
+        this.log.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
+        if (this.log.length > LOG_LINES) this.log.shift();
+      }
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) => {
+      proc.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve();
+      });
+      proc.once('error', (err) => {
+        this.log.push(`spawn failed: ${err.message}`);
+        this.exit = { code: -1, signal: null };
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  get running(): boolean {
+    return this.exit === null;
+  }
+
+  /** The last lines it printed, for error messages. */
+  tail(lines = 6): string {
+    return this.log.slice(-lines).join('\n    ');
+  }
+
+  /** SIGTERM, then SIGKILL for it and every descendant still alive after `graceMs`. */
+  async stop(graceMs = 5000): Promise<void> {
+    const family = this.running ? processTree(this.pid) : [];
+    if (this.running) {
+      signal(this.pid, 'SIGTERM');
+      await Promise.race([this.exited, sleep(graceMs)]);
+    }
+    if (this.running) signal(this.pid, 'SIGKILL');
+    await Promise.race([this.exited, sleep(1000)]);
+    // Descendants that outlived their parent (e.g. a supervisor's detached children).
+    for (const pid of family) if (pid !== this.pid && isAlive(pid)) signal(pid, 'SIGKILL');
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const started = new Set<Spawned>();
+
+/** Starts a child whose output the benchmark keeps (not shown) and whose exit it watches. */
+export function startProcess(
+  label: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Spawned {
+  const proc = spawn(command, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const child = new Spawned(label, proc);
+  started.add(child);
+  void child.exited.then(() => started.delete(child));
+  return child;
+}
+
+/** Stops every process this module started and that still runs (on exit or Ctrl-C). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...started].map((c) => c.stop(2000)));
+}
+
+/** Synchronous last resort for process.on('exit'): SIGKILL what is left. */
+export function killAllNow(): void {
+  for (const child of started) {
+    if (!child.running) continue;
+    for (const pid of processTree(child.pid).reverse()) signal(pid, 'SIGKILL');
+  }
+}
+
+/** GET url; the status, or 0 when no answer came. */
+export async function httpStatus(url: string, timeoutMs = 1000): Promise<number> {
+  try {
+    const res = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, reset: true });
+    await res.body.dump();
+    return res.statusCode;
+  } catch {
+    return 0;
+  }
+}
+
+export class NotReadyError extends Error {
+  override readonly name = 'NotReadyError';
+}
+
+/**
+ * Polls `base` + each path in turn until each answers 200 (the next path is tried only after the
+ * previous one passed). Returns milliseconds from the child's spawn to the last 200.
+ */
+export async function waitFor200(
+  child: Spawned,
+  base: string,
+  paths: string[],
+  timeoutMs: number,
+  pollMs = 5,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (const p of paths) {
+    while (true) {
+      if (!child.running) {
+        throw new NotReadyError(
+          `${child.label} exited (code ${child.exit?.code}, signal ${child.exit?.signal}) before ${p} answered 200:\n    ${child.tail()}`,
+        );
+      }
+      if ((await httpStatus(`${base}${p}`)) === 200) break;
+      if (performance.now() > deadline) {
+        throw new NotReadyError(
+          `${child.label}: ${p} did not answer 200 within ${timeoutMs} ms:\n    ${child.tail()}`,
+        );
+      }
+      await sleep(pollMs);
+    }
+  }
+  return performance.now() - child.spawnedAt;
+}
+
+type ProcInfo = { pid: number; ppid: number; name: string };
+
+function readProcs(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The name is in parentheses and may contain spaces; the fields after it are space separated.
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      out.push({ pid: Number(entry), ppid, name });
+    } catch {
+      // Gone while reading.
+    }
+  }
+  return out;
+}
+
+/** The PID and all its descendants, parents first. */
+export function processTree(rootPid: number): number[] {
+  const procs = readProcs();
+  const children = new Map<number, number[]>();
+  for (const p of procs) {
+    const list = children.get(p.ppid) ?? [];
+    list.push(p.pid);
+    children.set(p.ppid, list);
+  }
+  const out: number[] = [];
+  const queue = [rootPid];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    out.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** The command line of a process, or '' when it is gone. */
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** VmRSS of one process in bytes (0 when it is gone). */
+export function rssBytes(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Summed VmRSS of a process tree, and which processes it counted. */
+export function treeRss(rootPid: number): { bytes: number; pids: number[] } {
+  const pids = processTree(rootPid).filter((pid) => rssBytes(pid) > 0);
+  return { bytes: pids.reduce((sum, pid) => sum + rssBytes(pid), 0), pids };
+}
+
+/** Samples a tree's RSS every `everyMs` until stopped; peak and mean in bytes. */
+export function sampleRss(rootPid: number, everyMs = 250) {
+  const samples: number[] = [];
+  let pids: number[] = [];
+  const take = () => {
+    const t = treeRss(rootPid);
+    if (t.bytes > 0) {
+      samples.push(t.bytes);
+      if (t.pids.length > pids.length) pids = t.pids;
+    }
+  };
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      const names = pids.map((pid) => describeProcess(pid));
+      return {
+        peak: Math.max(0, ...samples),
+        mean: samples.length ? samples.reduce((a, b) => a + b, 0) / samples.length : 0,
+        processes: pids.length,
+        names,
+      };
+    },
+  };
+}
+
+/** A short name for a process: its executable and the kstyles command or script it runs. */
+export function describeProcess(pid: number): string {
+  const line = cmdline(pid);
+  if (!line) return `pid ${pid}`;
+  const parts = line.split(' ');
+  const exe = parts[0]!.split('/').pop()!;
+  const script = parts.slice(1).find((p) => /\.(ts|js|mjs|cjs)$/.test(p) && !p.includes('tsx'));
+  const sub = script?.endsWith('kstyles.js') ? parts[parts.indexOf(script) + 1] : undefined;
+  return [exe, sub ?? script?.split('/').slice(-2).join('/')].filter(Boolean).join(' ');
+}

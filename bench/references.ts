@@ -1,0 +1,131 @@
+/**
+ * The reference points: nginx serving the same corpus (a native server's ceiling here), and the NATS
+ * request/reply round trip that every microkernel hop pays.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { connect } from '@nats-io/transport-node';
+import { createHistogram, recordMicros, summarize } from '../load/histogram.ts';
+import { NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
+import { freePort, type Spawned, startProcess, waitFor200 } from './procs.ts';
+import type { NatsRoundTrip } from './types.ts';
+
+/** Why a reference cannot run here, or null when it can. */
+export function missingBinary(bin: string, install: string): string | null {
+  return existsSync(bin) ? null : `${bin} is not installed (${install})`;
+}
+
+/** nginx.conf for one worker on loopback, serving DATA under /files/ with sendfile, logging nothing. */
+export function nginxConfig(dir: string, dataDir: string, port: number): string {
+  const tmp = (name: string) => path.join(dir, name);
+  return `daemon off;
+worker_processes 1;
+pid ${tmp('nginx.pid')};
+error_log ${tmp('error.log')} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  default_type application/octet-stream;
+  client_body_temp_path ${tmp('body')};
+  proxy_temp_path ${tmp('proxy')};
+  fastcgi_temp_path ${tmp('fastcgi')};
+  uwsgi_temp_path ${tmp('uwsgi')};
+  scgi_temp_path ${tmp('scgi')};
+  server {
+    listen 127.0.0.1:${port};
+    location /files/ { alias ${path.resolve(dataDir)}/; }
+    location = /readyz { return 200 "ok\\n"; }
+    location = /healthz { return 200 "ok\\n"; }
+  }
+}
+`;
+}
+
+export async function startNginx(workDir: string, dataDir: string): Promise<{ child: Spawned; url: string }> {
+  const dir = path.join(workDir, 'nginx');
+  await mkdir(dir, { recursive: true });
+  const port = await freePort();
+  const conf = path.join(dir, 'nginx.conf');
+  await writeFile(conf, nginxConfig(dir, dataDir, port));
+  const child = startProcess('nginx', NGINX_BIN, ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')]);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor200(child, url, ['/readyz'], 10_000);
+  return { child, url };
+}
+
+/**
+ * 1 KiB request/reply round trips through a real nats-server on loopback, one at a time (each request
+ * waits for its reply), after a warm-up. Requester and responder are separate connections, as the
+ * gateway and a server are.
+ */
+export async function measureNatsRoundTrip(
+  workDir: string,
+  count: number,
+  payloadBytes = 1024,
+): Promise<NatsRoundTrip> {
+  const port = await freePort();
+  const server = startProcess('nats-server', NATS_SERVER_BIN, [
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '--store_dir',
+    path.join(workDir, 'nats'),
+  ]);
+  const servers = `127.0.0.1:${port}`;
+  try {
+    const deadline = performance.now() + 10_000;
+    let responder: Awaited<ReturnType<typeof connect>> | null = null;
+    while (!responder) {
+      try {
+        responder = await connect({ servers, timeout: 500 });
+      } catch (err) {
+        if (performance.now() > deadline || !server.running)
+          throw new Error(
+            `nats-server did not accept connections: ${(err as Error).message}\n    ${server.tail()}`,
+          );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const requester = await connect({ servers, timeout: 2000 });
+    const sub = responder.subscribe('kstyles.bench.echo', {
+      callback: (_err, msg) => {
+        msg.respond(msg.data);
+      },
+    });
+    await responder.flush();
+    const payload = new Uint8Array(payloadBytes).fill(42);
+    const histogram = createHistogram();
+    for (let i = 0; i < Math.max(200, count / 5); i++)
+      await requester.request('kstyles.bench.echo', payload, { timeout: 2000 });
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      const reply = await requester.request('kstyles.bench.echo', payload, { timeout: 2000 });
+      recordMicros(histogram, (performance.now() - t0) * 1000);
+      if (reply.data.length !== payloadBytes)
+        throw new Error(`NATS echo returned ${reply.data.length} bytes, sent ${payloadBytes}`);
+    }
+    sub.unsubscribe();
+    await requester.close();
+    await responder.close();
+    const s = summarize(histogram);
+    histogram.destroy();
+    return {
+      payloadBytes,
+      count,
+      p50Us: s.p50,
+      p90Us: s.p90,
+      p99Us: s.p99,
+      p999Us: s.p999,
+      how: `${count} sequential ${payloadBytes}-byte request/reply round trips (echo) through nats-server on loopback, two client connections (@nats-io/transport-node), after a warm-up`,
+    };
+  } finally {
+    await server.stop(2000);
+  }
+}

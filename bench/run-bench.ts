@@ -1,0 +1,629 @@
+/**
+ * The benchmark run: every target on this machine, one at a time, through the load generator's open-loop
+ * engine. Phases: NATS round trip; maximum sustainable rate per target and size; latency and memory at
+ * a common rate; cold start; recovery from a SIGKILL under a steady rate.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { runLoad } from '../load/run-load.ts';
+import type { LoadProgress, LoadResults } from '../load/types.ts';
+import { formatMicros } from '../load/units.ts';
+import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
+import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
+import { evaluateTargets } from './evaluate.ts';
+import { describeMachine, NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
+import {
+  cmdline,
+  freePort,
+  isAlive,
+  processTree,
+  type Spawned,
+  sampleRss,
+  startProcess,
+  waitFor200,
+} from './procs.ts';
+import { measureNatsRoundTrip, missingBinary } from './references.ts';
+import { findMaxRate, judgeStep, roundRate, type StepVerdict } from './search.ts';
+import {
+  KSTYLES_BIN,
+  READY_PATHS,
+  REPO_ROOT,
+  type RunningTarget,
+  SkipTarget,
+  startTarget,
+  TARGETS,
+  unikernelImageFacts,
+} from './targets.ts';
+import {
+  type BenchMethod,
+  type BenchResults,
+  type ColdStartResult,
+  type LatencyResult,
+  type RecoveryResult,
+  SIZE_KEYS,
+  SIZES,
+  type SizeKey,
+  TARGET_NAMES,
+  type TargetBench,
+  type TargetName,
+} from './types.ts';
+
+/** Where the benchmark tells the user what it is doing. */
+export type BenchProgress = {
+  /** A new step begins (printed as its own line). */
+  step(text: string): void;
+  /** The running step's live state (redrawn in place on a terminal). */
+  live(text: string): void;
+  /** A finished result or a remark. */
+  info(text: string): void;
+};
+
+export type Plan = {
+  p99BoundMs: number;
+  stepWindowMs: number;
+  warmupMs: number;
+  fixedWindowMs: number;
+  bisectSteps: number;
+  startRates: Record<SizeKey, number>;
+  maxRates: Record<SizeKey, number>;
+  coldStartRuns: number;
+  recovery: { rate: number; durationMs: number; faultAtMs: number };
+  natsRoundTrips: number;
+  connections: number;
+  stepTimeoutMs: number;
+};
+
+export const PLANS: Record<'quick' | 'full', Plan> = {
+  quick: {
+    p99BoundMs: 50,
+    stepWindowMs: 1500,
+    warmupMs: 700,
+    fixedWindowMs: 3000,
+    bisectSteps: 1,
+    startRates: { '4k': 1000, '64k': 500, '1m': 100 },
+    maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
+    coldStartRuns: 3,
+    recovery: { rate: 200, durationMs: 6000, faultAtMs: 2000 },
+    natsRoundTrips: 1000,
+    connections: 32,
+    stepTimeoutMs: 2000,
+  },
+  full: {
+    p99BoundMs: 50,
+    stepWindowMs: 4000,
+    warmupMs: 2000,
+    fixedWindowMs: 10_000,
+    bisectSteps: 3,
+    startRates: { '4k': 500, '64k': 250, '1m': 50 },
+    maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
+    coldStartRuns: 7,
+    recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
+    natsRoundTrips: 5000,
+    connections: 32,
+    stepTimeoutMs: 2000,
+  },
+};
+
+export type BenchOptions = {
+  quick: boolean;
+  /** Only these targets (default: all). */
+  only?: TargetName[];
+  progress: BenchProgress;
+  signal?: AbortSignal;
+};
+
+export type BenchRun = {
+  results: BenchResults;
+  /** Load-generator results of the latency runs per size and of the recovery runs, for their reports. */
+  loadRuns: { latency: Partial<Record<SizeKey, LoadResults[]>>; recovery: LoadResults[] };
+};
+
+const SUPERVISOR_MAIN = path.join(REPO_ROOT, 'services', 'supervisor', 'main.ts');
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function liveText(p: LoadProgress): string {
+  const t = p.targets[0];
+  const elapsed = `${(p.elapsedMs / 1000).toFixed(1)}/${(p.durationMs / 1000).toFixed(0)}s`;
+  if (!t) return elapsed;
+  return `${elapsed}  sent ${t.sent}  ${t.rate.toFixed(0)} resp/s  p99 ${formatMicros(t.p99)}  errors ${t.errors}${p.behind ? '  (generator behind)' : ''}`;
+}
+
+/** Creates the corpus through the CLI and one single-file manifest per size, so each run asks for one size. */
+async function prepareCorpus(
+  workDir: string,
+): Promise<{ dataDir: string; manifestDir: Record<SizeKey, string> }> {
+  const dataDir = path.join(workDir, 'corpus');
+  const corpus = startProcess('corpus', process.execPath, [KSTYLES_BIN, 'corpus', '--dir', dataDir]);
+  await corpus.exited;
+  if (corpus.exit?.code !== 0)
+    throw new Error(`kstyles corpus failed (exit ${corpus.exit?.code}):\n    ${corpus.tail()}`);
+  const manifest = JSON.parse(await readFile(path.join(dataDir, 'MANIFEST.json'), 'utf8')) as {
+    files: { path: string }[];
+  };
+  const manifestDir = {} as Record<SizeKey, string>;
+  for (const size of SIZE_KEYS) {
+    const file = manifest.files.find((f) => f.path === SIZES[size].path);
+    if (!file) throw new Error(`the corpus has no ${SIZES[size].path}: regenerate it with kstyles corpus`);
+    const dir = path.join(workDir, 'manifests', size);
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      path.join(dir, 'MANIFEST.json'),
+      JSON.stringify({ version: 1, seed: null, count: 1, files: [file] }),
+    );
+    manifestDir[size] = dir;
+  }
+  return { dataDir, manifestDir };
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchRun> {
+  const plan = options.quick ? PLANS.quick : PLANS.full;
+  const progress = options.progress;
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const names = TARGET_NAMES.filter((n) => !options.only || options.only.includes(n));
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-bench-'));
+  const aborted = () => options.signal?.aborted === true;
+
+  try {
+    progress.step('machine and corpus');
+    const machine = await describeMachine();
+    const { dataDir, manifestDir } = await prepareCorpus(workDir);
+
+    const targets: TargetBench[] = names.map((name) => ({
+      name,
+      kind: TARGETS[name].kind,
+      description:
+        TARGETS[name].launch(0, 'DIR')?.describe ??
+        'nginx (generated config, one worker, sendfile, loopback)',
+      notes: [],
+      throughput: {},
+      latency: {},
+    }));
+    const nginxMissing = missingBinary(NGINX_BIN, 'apt-get install -y nginx');
+    const natsMissing = missingBinary(NATS_SERVER_BIN, 'apt-get install -y nats-server');
+    for (const t of targets) if (t.name === 'nginx' && nginxMissing) t.skipped = nginxMissing;
+
+    // NATS round trip.
+    let nats: BenchResults['nats'] = { skipped: natsMissing ?? 'not run' };
+    if (!natsMissing && !aborted()) {
+      progress.step(`NATS round trip: ${plan.natsRoundTrips} × 1 KiB request/reply`);
+      try {
+        nats = await measureNatsRoundTrip(workDir, plan.natsRoundTrips);
+        progress.info(
+          `NATS 1 KiB round trip p50 ${formatMicros(nats.p50Us)}, p99 ${formatMicros(nats.p99Us)}`,
+        );
+      } catch (err) {
+        nats = { skipped: describeError(err) };
+        progress.info(`NATS round trip failed: ${nats.skipped}`);
+      }
+    }
+
+    const load = (
+      target: RunningTarget,
+      size: SizeKey,
+      rate: number,
+      durationMs: number,
+      label: string,
+      timeoutMs = plan.stepTimeoutMs,
+    ) =>
+      runLoad({
+        targets: [{ name: target.name, url: target.url }],
+        rate,
+        durationMs,
+        corpusDir: manifestDir[size],
+        mix: 'all',
+        connections: plan.connections,
+        timeoutMs,
+        faults: [],
+        faultDrivers: [],
+        progressIntervalMs: 500,
+        onProgress: (p) => progress.live(`${label}  ${liveText(p)}`),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+
+    const start = async (t: TargetBench): Promise<RunningTarget | null> => {
+      if (t.skipped) return null;
+      try {
+        return await startTarget(TARGETS[t.name], dataDir, workDir);
+      } catch (err) {
+        t.skipped = err instanceof SkipTarget ? err.message : `did not start: ${describeError(err)}`;
+        progress.info(`${t.name}: skipped — ${t.skipped}`);
+        return null;
+      }
+    };
+
+    // Phase 1: maximum sustainable rate.
+    const boundUs = plan.p99BoundMs * 1000;
+    for (const t of targets) {
+      if (aborted()) break;
+      progress.step(`max throughput: ${t.name} — starting`);
+      const running = await start(t);
+      if (!running) continue;
+      try {
+        for (const size of SIZE_KEYS) {
+          if (aborted() || !running.child.running) break;
+          const label = `max throughput · ${t.name} · ${SIZES[size].label}`;
+          progress.step(
+            `${label}: warm-up, then ×2 from ${plan.startRates[size]} req/s and bisect (p99 < ${plan.p99BoundMs} ms, no errors)`,
+          );
+          await load(running, size, plan.startRates[size], plan.warmupMs, `${label} warm-up`);
+          const measure = async (rate: number): Promise<StepVerdict> => {
+            const r = await load(running, size, rate, plan.stepWindowMs, `${label} @ ${rate} req/s`);
+            const target = r.targets[0]!;
+            const errors = target.sent - target.outcomes.ok;
+            return judgeStep(
+              {
+                rate,
+                sent: target.sent,
+                ok: target.outcomes.ok,
+                errors,
+                ...(target.errorSamples[0]
+                  ? { errorSample: `${target.errorSamples[0].outcome}: ${target.errorSamples[0].message}` }
+                  : {}),
+                p99Us: target.latency.p99,
+                throughput: target.throughput,
+                generatorBehind: r.generator.timeline.some((g) => g.behind),
+              },
+              boundUs,
+            );
+          };
+          const result = await findMaxRate(
+            measure,
+            {
+              startRate: plan.startRates[size],
+              maxRate: plan.maxRates[size],
+              minRate: 5,
+              bisectSteps: plan.bisectSteps,
+              resolution: 0.05,
+            },
+            (v) => progress.info(`  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}`),
+          );
+          t.throughput[size] = {
+            maxRate: result.maxRate,
+            generatorBound: result.generatorBound,
+            firstFailure: result.firstFailure,
+            steps: result.steps,
+          };
+          progress.info(
+            `${label}: ${result.maxRate} req/s${result.generatorBound ? ' (the generator fell behind above this: the target may do more)' : ''}`,
+          );
+        }
+      } finally {
+        await running.child.stop();
+      }
+    }
+
+    // The common rate: half the slowest measured target's maximum, per size.
+    const commonRates: Partial<Record<SizeKey, number>> = {};
+    for (const size of SIZE_KEYS) {
+      const maxima = targets
+        .filter((t) => !t.skipped && (t.throughput[size]?.maxRate ?? 0) > 0)
+        .map((t) => t.throughput[size]!.maxRate);
+      if (maxima.length > 0) commonRates[size] = roundRate(Math.max(5, Math.min(...maxima) / 2));
+    }
+
+    // Phase 2: latency and memory at the common rate.
+    const latencyRuns: Partial<Record<SizeKey, LoadResults[]>> = {};
+    const imageFacts = await unikernelImageFacts();
+    for (const t of targets) {
+      if (aborted() || t.skipped) continue;
+      progress.step(`latency at the common rate: ${t.name} — starting`);
+      const running = await start(t);
+      if (!running) continue;
+      const rss = sampleRss(running.child.pid);
+      try {
+        for (const size of SIZE_KEYS) {
+          const rate = commonRates[size];
+          if (!rate || aborted() || !running.child.running) continue;
+          const label = `latency · ${t.name} · ${SIZES[size].label} @ ${rate} req/s`;
+          progress.step(
+            `${label} for ${plan.fixedWindowMs / 1000}s (after ${plan.warmupMs / 1000}s warm-up)`,
+          );
+          await load(running, size, rate, plan.warmupMs, `${label} warm-up`);
+          const r = await load(running, size, rate, plan.fixedWindowMs, label, 5000);
+          const target = r.targets[0]!;
+          const latency: LatencyResult = {
+            rate,
+            durationMs: r.durationMs,
+            sent: target.sent,
+            ok: target.outcomes.ok,
+            errors: target.sent - target.outcomes.ok,
+            p50: target.latency.p50,
+            p90: target.latency.p90,
+            p99: target.latency.p99,
+            p999: target.latency.p999,
+            max: target.latency.max,
+            generatorBehind: r.generator.timeline.some((g) => g.behind),
+          };
+          t.latency[size] = latency;
+          latencyRuns[size] = [...(latencyRuns[size] ?? []), r];
+          progress.info(
+            `${label}: p50 ${formatMicros(latency.p50)}, p99 ${formatMicros(latency.p99)}, p99.9 ${formatMicros(latency.p999)}, ${latency.errors} errors`,
+          );
+        }
+      } finally {
+        const s = rss.stop();
+        t.footprint = {
+          rssPeakBytes: s.peak,
+          rssMeanBytes: Math.round(s.mean),
+          processes: s.processes,
+          processNames: s.names,
+          ...(t.name === 'unikernel' && imageFacts ? imageFacts : {}),
+        };
+        await running.child.stop();
+      }
+    }
+
+    // Cold start.
+    for (const t of targets) {
+      if (aborted() || t.skipped || (t.kind !== 'style' && t.name !== 'floor')) continue;
+      progress.step(
+        `cold start: ${t.name} — 1 discarded + ${plan.coldStartRuns} starts, spawn → first 200 of a 4 KiB file`,
+      );
+      try {
+        t.coldStart = await coldStart(t.name, dataDir, plan.coldStartRuns, progress);
+        progress.info(
+          `cold start ${t.name}: median ${t.coldStart.medianMs.toFixed(0)} ms (${t.coldStart.minMs.toFixed(0)}–${t.coldStart.maxMs.toFixed(0)})`,
+        );
+      } catch (err) {
+        t.notes.push(`cold start not measured: ${describeError(err)}`);
+        progress.info(`cold start ${t.name}: failed — ${describeError(err)}`);
+      }
+    }
+
+    // Recovery.
+    const recoveryRuns: LoadResults[] = [];
+    for (const t of targets) {
+      if (aborted() || t.skipped || t.kind !== 'style') continue;
+      progress.step(
+        `recovery: ${t.name} — SIGKILL at ${plan.recovery.faultAtMs / 1000}s under ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s`,
+      );
+      try {
+        const { result, load: r } = await recovery(
+          t.name,
+          dataDir,
+          workDir,
+          manifestDir['4k'],
+          plan,
+          progress,
+          options.signal,
+        );
+        t.recovery = result;
+        recoveryRuns.push(r);
+        progress.info(
+          `recovery ${t.name}: ${result.failed} failed of ${result.requests}; first success after ${result.firstSuccessAfterFailureMs === null ? 'n/a (nothing failed)' : `${result.firstSuccessAfterFailureMs.toFixed(0)} ms`} — ${result.how}`,
+        );
+      } catch (err) {
+        t.notes.push(`recovery not measured: ${describeError(err)}`);
+        progress.info(`recovery ${t.name}: failed — ${describeError(err)}`);
+      }
+    }
+
+    const natsResult = 'skipped' in nats ? null : nats;
+    const method: BenchMethod = {
+      quick: options.quick,
+      p99BoundMs: plan.p99BoundMs,
+      stepWindowMs: plan.stepWindowMs,
+      warmupMs: plan.warmupMs,
+      fixedWindowMs: plan.fixedWindowMs,
+      search: { startRates: plan.startRates, maxRates: plan.maxRates, bisectSteps: plan.bisectSteps },
+      coldStartRuns: plan.coldStartRuns,
+      recovery: plan.recovery,
+      connections: plan.connections,
+      commonRates,
+      commonRateRule: 'half the lowest maximum sustainable rate among the measured targets for that size',
+      natsRoundTrips: plan.natsRoundTrips,
+      text: methodText(plan),
+    };
+    const results: BenchResults = {
+      version: 1,
+      tool: 'kstyles-bench',
+      startedAt,
+      durationMs: Math.round(performance.now() - t0),
+      machine,
+      method,
+      nats,
+      targets,
+      checks: evaluateTargets(targets, natsResult),
+      reports: {},
+    };
+    return { results, loadRuns: { latency: latencyRuns, recovery: recoveryRuns } };
+  } finally {
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+export function methodText(plan: Plan): string[] {
+  return [
+    "One machine, loopback, one target at a time; the load generator (kstyles load's open-loop engine, wrk2 model: latency from the intended send time, HdrHistogram in µs, every body checked against the corpus sha256) runs in the benchmark process on the same cores.",
+    `Max throughput: per target and file size, a warm-up of ${plan.warmupMs / 1000}s, then the offered rate doubles from ${Object.entries(
+      plan.startRates,
+    )
+      .map(([k, v]) => `${v} (${SIZES[k as SizeKey].label})`)
+      .join(
+        ', ',
+      )} req/s until a ${plan.stepWindowMs / 1000}s step fails, then ${plan.bisectSteps} bisection step(s). A step passes with no failed request, p99 < ${plan.p99BoundMs} ms, and the generator on schedule; ${plan.connections} keep-alive connections.`,
+    `Latency: every target at the same rate per size (half the slowest target's maximum), ${plan.warmupMs / 1000}s warm-up then ${plan.fixedWindowMs / 1000}s measured; p50/p99/p99.9 from the intended send time.`,
+    "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during the latency runs (peak and mean); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
+    `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers); one discarded start (fills caches), then the median of ${plan.coldStartRuns}.`,
+    `Recovery: ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s, SIGKILL at ${plan.recovery.faultAtMs / 1000}s of the component a driver bug kills: the monolith and unikernel processes (under the supervisor of services/supervisor as restarter), the microkernel's driver server (through its supervisor's control API); failed requests and fault → first success after the first failure.`,
+    'NATS: sequential 1 KiB request/reply round trips through a real nats-server on loopback.',
+  ];
+}
+
+async function coldStart(
+  name: TargetName,
+  dataDir: string,
+  runs: number,
+  progress: BenchProgress,
+): Promise<ColdStartResult> {
+  const def = TARGETS[name];
+  const samples: number[] = [];
+  let how = '';
+  for (let i = 0; i <= runs; i++) {
+    const port = await freePort();
+    const launch = def.launch(port, dataDir)!;
+    how = launch.describe;
+    const child = startProcess(`${name} (cold start)`, launch.command, launch.args, launch.env);
+    try {
+      const ms = await waitFor200(child, `http://127.0.0.1:${port}`, [...READY_PATHS], def.readyTimeoutMs, 2);
+      if (i > 0) samples.push(ms);
+      progress.live(`cold start · ${name} · ${i === 0 ? 'discarded' : `${i}/${runs}`}: ${ms.toFixed(0)} ms`);
+    } finally {
+      await child.stop();
+    }
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return {
+    samplesMs: samples.map((s) => Math.round(s * 10) / 10),
+    medianMs: Math.round(median * 10) / 10,
+    minMs: Math.round(sorted[0]! * 10) / 10,
+    maxMs: Math.round(sorted.at(-1)! * 10) / 10,
+    how: `${how}; spawn → 200 of /readyz then of /files/bench/4k.bin, polled every 2 ms`,
+  };
+}
+
+/** Finds the microkernel's supervisor among the running supervisors: the one inside our process tree. */
+function supervisorOf(rootPid: number) {
+  const tree = new Set(processTree(rootPid));
+  return listRuntimeStates().find((s) => tree.has(s.pid)) ?? null;
+}
+
+/** A process in the tree whose command line matches, other than the root. */
+function findInTree(rootPid: number, pattern: RegExp): number | null {
+  return processTree(rootPid).find((pid) => pid !== rootPid && pattern.test(cmdline(pid))) ?? null;
+}
+
+async function recovery(
+  name: TargetName,
+  dataDir: string,
+  workDir: string,
+  manifestDir: string,
+  plan: Plan,
+  progress: BenchProgress,
+  signal?: AbortSignal,
+): Promise<{ result: RecoveryResult; load: LoadResults }> {
+  const def = TARGETS[name];
+  let root: Spawned;
+  let url: string;
+  let kill: () => Promise<string>;
+  let how: string;
+  if (name === 'microkernel') {
+    const running = await startTarget(def, dataDir, workDir);
+    root = running.child;
+    url = running.url;
+    how =
+      "driver server SIGKILLed through the microkernel supervisor's control API; the supervisor restarts it";
+    kill = async () => {
+      const state = supervisorOf(root.pid);
+      if (state?.nats) {
+        const client = await SupervisorControlClient.connect({
+          servers: state.nats.servers,
+          ...(state.nats.user !== undefined ? { user: state.nats.user } : {}),
+          ...(state.nats.pass !== undefined ? { pass: state.nats.pass } : {}),
+        });
+        try {
+          const answer = await client.kill(state.id, 'driver', 'SIGKILL');
+          return `supervisor '${state.id}' control API: SIGKILL driver (PID ${answer.pid})`;
+        } finally {
+          await client.close();
+        }
+      }
+      const pid = findInTree(root.pid, /driver/);
+      if (pid === null)
+        throw new Error('no supervisor runtime state and no driver process found in the microkernel tree');
+      how = 'driver server SIGKILLed by PID (no supervisor control API found); its supervisor restarts it';
+      process.kill(pid, 'SIGKILL');
+      return `SIGKILL to the driver server (PID ${pid}) found in the process tree`;
+    };
+  } else {
+    // The monolith and the unikernel die whole: run them under the project's supervisor as the restarter.
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    const launch = def.launch(port, dataDir)!;
+    const specFile = path.join(workDir, `${name}-restarter.json`);
+    const id = `bench-${name}-${process.pid}`;
+    await writeFile(
+      specFile,
+      JSON.stringify({
+        id,
+        intensity: { maxRestarts: 20, periodMs: 60_000 },
+        children: [
+          {
+            name,
+            command: launch.command,
+            args: launch.args,
+            env: Object.fromEntries(
+              Object.entries(launch.env).filter((e): e is [string, string] => typeof e[1] === 'string'),
+            ),
+            health: { kind: 'http', url: `${url}/readyz` },
+          },
+        ],
+      }),
+    );
+    root = startProcess(`${name} restarter`, process.execPath, [
+      '--import',
+      'tsx',
+      SUPERVISOR_MAIN,
+      '--spec',
+      specFile,
+    ]);
+    await waitFor200(root, url, [...READY_PATHS], def.readyTimeoutMs);
+    const program = new RegExp(
+      name === 'unikernel' ? 'kstyles-unikernel|unikernel' : 'kstyles\\.js monolith',
+    );
+    how = `the whole ${name} process SIGKILLed; the supervisor (services/supervisor/main.ts, one_for_one, http readiness check) restarts it`;
+    kill = async () => {
+      const pid = findInTree(root.pid, program);
+      if (pid === null || !isAlive(pid))
+        throw new Error(`no ${name} process under the restarter (PID ${root.pid})`);
+      process.kill(pid, 'SIGKILL');
+      return `SIGKILL to ${name} (PID ${pid})`;
+    };
+  }
+  try {
+    const r = await runLoad({
+      targets: [{ name, url }],
+      rate: plan.recovery.rate,
+      durationMs: plan.recovery.durationMs,
+      corpusDir: manifestDir,
+      mix: 'all',
+      connections: plan.connections,
+      timeoutMs: 2000,
+      faults: [{ atMs: plan.recovery.faultAtMs, target: name, kind: 'kill', affects: [name] }],
+      faultDrivers: [
+        { name: 'bench', supports: () => true, inject: async () => ({ message: await kill() }) },
+      ],
+      faultWindowMs: plan.recovery.durationMs - plan.recovery.faultAtMs,
+      progressIntervalMs: 500,
+      onProgress: (p) => progress.live(`recovery · ${name}  ${liveText(p)}`),
+      ...(signal ? { signal } : {}),
+    });
+    const fault = r.faults[0];
+    const res = fault?.resilience[0];
+    return {
+      load: r,
+      result: {
+        rate: plan.recovery.rate,
+        durationMs: plan.recovery.durationMs,
+        faultAtMs: fault?.firedAtMs ?? plan.recovery.faultAtMs,
+        how,
+        injected: fault?.ok === true,
+        message: fault?.message ?? 'no fault fired',
+        requests: res?.requests ?? 0,
+        failed: res?.failed ?? 0,
+        firstSuccessAfterFailureMs: res?.firstSuccessAfterFailureMs ?? null,
+        p99RecoveryMs: res?.p99RecoveryMs ?? null,
+      },
+    };
+  } finally {
+    await root.stop();
+  }
+}

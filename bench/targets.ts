@@ -1,0 +1,145 @@
+/**
+ * How each benchmark target is started, as a client would: a child process on a loopback port, reached
+ * over HTTP. The styles run through `kstyles <style>`; the unikernel runs as its image's executable
+ * when it is built, so that neither its cold start nor its memory includes a launcher.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, type Spawned, startProcess, waitFor200 } from './procs.ts';
+import { startNginx } from './references.ts';
+import type { FootprintResult, TargetName } from './types.ts';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const KSTYLES_BIN = path.join(REPO_ROOT, 'bin', 'kstyles.js');
+export const FLOOR_SCRIPT = path.join(REPO_ROOT, 'bench', 'floor-server.ts');
+export const UNIKERNEL_EXECUTABLE = path.join(REPO_ROOT, 'unikernel', 'dist', 'kstyles-unikernel');
+export const UNIKERNEL_IMAGE_JSON = path.join(REPO_ROOT, 'unikernel', 'dist', 'image.json');
+
+/** The probe that says a target serves: readiness, then a real 4 KiB file. */
+export const READY_PATHS = ['/readyz', '/files/bench/4k.bin'] as const;
+
+/** A target that cannot be measured here, with the reason. */
+export class SkipTarget extends Error {
+  override readonly name = 'SkipTarget';
+}
+
+export type Launch = { command: string; args: string[]; env: NodeJS.ProcessEnv; describe: string };
+
+export type RunningTarget = { name: TargetName; url: string; child: Spawned; port: number };
+
+export type TargetDef = {
+  name: TargetName;
+  kind: 'reference' | 'style';
+  /** The command for a given port, or null for targets started another way (nginx). */
+  launch(port: number, dataDir: string): Launch | null;
+  /** How long it may take to serve. */
+  readyTimeoutMs: number;
+};
+
+function kstyles(style: string, port: number, dataDir: string): Launch {
+  return {
+    command: process.execPath,
+    args: [KSTYLES_BIN, style, '--port', String(port), '--data', dataDir],
+    env: {},
+    describe: `node bin/kstyles.js ${style} --port P --data DIR`,
+  };
+}
+
+export const TARGETS: Record<TargetName, TargetDef> = {
+  floor: {
+    name: 'floor',
+    kind: 'reference',
+    readyTimeoutMs: 15_000,
+    launch: (port, dataDir) => ({
+      command: process.execPath,
+      args: ['--import', 'tsx', FLOOR_SCRIPT, '--port', String(port), '--data', dataDir],
+      env: {},
+      describe: 'node --import tsx bench/floor-server.ts (node:http + fs, nothing else)',
+    }),
+  },
+  nginx: { name: 'nginx', kind: 'reference', readyTimeoutMs: 10_000, launch: () => null },
+  monolith: {
+    name: 'monolith',
+    kind: 'style',
+    readyTimeoutMs: 30_000,
+    launch: (port, dataDir) => kstyles('monolith', port, dataDir),
+  },
+  microkernel: {
+    name: 'microkernel',
+    kind: 'style',
+    readyTimeoutMs: 60_000,
+    launch: (port, dataDir) => kstyles('microkernel', port, dataDir),
+  },
+  unikernel: {
+    name: 'unikernel',
+    kind: 'style',
+    readyTimeoutMs: 30_000,
+    launch: (port, dataDir) =>
+      existsSync(UNIKERNEL_EXECUTABLE)
+        ? {
+            command: UNIKERNEL_EXECUTABLE,
+            args: ['--port', String(port), '--data', path.resolve(dataDir)],
+            // As in its image: no NODE_OPTIONS (a single executable would still honour them).
+            env: { NODE_OPTIONS: '' },
+            describe:
+              'unikernel/dist/kstyles-unikernel (the single executable of its image) --port P --data DIR',
+          }
+        : {
+            ...kstyles('unikernel', port, dataDir),
+            describe: 'node bin/kstyles.js unikernel (not built: its development form)',
+          },
+  },
+};
+
+/** Turns "the command is not built yet" into a skip with the CLI's own reason. */
+function skipIfNotBuilt(child: Spawned): void {
+  const notBuilt = child.log.find((l) => /not built yet/.test(l));
+  if (notBuilt) throw new SkipTarget(notBuilt.replace(/^kstyles \w+: /, ''));
+}
+
+/** Starts a target on a free port and waits until it serves a 4 KiB file. */
+export async function startTarget(def: TargetDef, dataDir: string, workDir: string): Promise<RunningTarget> {
+  if (def.name === 'nginx') {
+    const { child, url } = await startNginx(workDir, dataDir);
+    await waitFor200(child, url, [...READY_PATHS], def.readyTimeoutMs);
+    return { name: def.name, url, child, port: Number(new URL(url).port) };
+  }
+  const port = await freePort();
+  const launch = def.launch(port, dataDir)!;
+  const child = startProcess(def.name, launch.command, launch.args, launch.env);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor200(child, url, [...READY_PATHS], def.readyTimeoutMs);
+  } catch (err) {
+    if (!child.running) {
+      // Its last output may arrive just after the exit.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      skipIfNotBuilt(child);
+    }
+    await child.stop(2000);
+    throw err;
+  }
+  return { name: def.name, url, child, port };
+}
+
+/** Image facts of the unikernel build (unikernel/dist/image.json), when it was built. */
+export async function unikernelImageFacts(): Promise<Pick<
+  FootprintResult,
+  'imageBytes' | 'fileCount' | 'hasShell'
+> | null> {
+  try {
+    const json = JSON.parse(await readFile(UNIKERNEL_IMAGE_JSON, 'utf8')) as {
+      rootfs?: { bytes?: number; files?: number };
+      shell?: { present?: boolean };
+    };
+    return {
+      ...(typeof json.rootfs?.bytes === 'number' ? { imageBytes: json.rootfs.bytes } : {}),
+      ...(typeof json.rootfs?.files === 'number' ? { fileCount: json.rootfs.files } : {}),
+      ...(typeof json.shell?.present === 'boolean' ? { hasShell: json.shell.present } : {}),
+    };
+  } catch {
+    return null;
+  }
+}
