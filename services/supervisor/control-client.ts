@@ -1,0 +1,111 @@
+import type { NatsConnection } from '@nats-io/nats-core';
+import { ServiceError } from '@nats-io/services';
+import { connect } from '@nats-io/transport-node';
+import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
+import type { SupervisorStatus } from './supervisor.ts';
+
+/** No supervisor with that id answered: it is not running, or not on this NATS. */
+export class SupervisorUnavailableError extends Error {
+  override readonly name = 'SupervisorUnavailableError';
+}
+
+/** The supervisor answered with an error (unknown service, bad request, ...). */
+export class SupervisorControlError extends Error {
+  override readonly name = 'SupervisorControlError';
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type ControlClientOptions = {
+  servers: string | string[];
+  user?: string;
+  pass?: string;
+  /** Per request. Default 2000 ms. */
+  timeoutMs?: number;
+};
+
+/** Talks to supervisors' control API (kstyles.sup.ctl.<id>.*) over NATS request/reply. */
+export class SupervisorControlClient {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Connects to NATS; a NATS that cannot be reached is an error naming the servers. */
+  static async connect(options: ControlClientOptions): Promise<SupervisorControlClient> {
+    const { servers, user, pass, timeoutMs = 2000 } = options;
+    try {
+      const nc = await connect({
+        servers,
+        ...(user !== undefined ? { user } : {}),
+        ...(pass !== undefined ? { pass } : {}),
+        name: 'kstyles-supervisor-control',
+        timeout: timeoutMs,
+      });
+      return new SupervisorControlClient(nc, timeoutMs);
+    } catch (err) {
+      throw new SupervisorUnavailableError(
+        `cannot reach NATS at ${[servers].flat().join(', ')}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+
+  status(supervisorId: string): Promise<SupervisorStatus> {
+    return this.#request(supervisorId, 'status', {}) as Promise<SupervisorStatus>;
+  }
+
+  /** Sends a signal (default SIGKILL) to one of the supervisor's children. */
+  kill(
+    supervisorId: string,
+    service: string,
+    signal?: string,
+  ): Promise<{ service: string; pid: number; signal: string }> {
+    return this.#request(supervisorId, 'kill', { service, ...(signal ? { signal } : {}) }) as Promise<{
+      service: string;
+      pid: number;
+      signal: string;
+    }>;
+  }
+
+  restart(supervisorId: string, service: string): Promise<{ service: string; pid: number | null }> {
+    return this.#request(supervisorId, 'restart', { service }) as Promise<{
+      service: string;
+      pid: number | null;
+    }>;
+  }
+
+  async close(): Promise<void> {
+    await this.nc.close();
+  }
+
+  async #request(supervisorId: string, op: ControlOp, body: unknown): Promise<unknown> {
+    const subject = SUPERVISOR_SUBJECTS.control(supervisorId, op);
+    let reply: Awaited<ReturnType<NatsConnection['request']>>;
+    try {
+      reply = await this.nc.request(subject, JSON.stringify(body), { timeout: this.timeoutMs });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const noResponders =
+        (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true ||
+        /no responders/i.test(message);
+      if (noResponders) {
+        throw new SupervisorUnavailableError(
+          `no supervisor '${supervisorId}' answered on ${subject}: it is not running (or uses another NATS than ${this.nc.getServer()})`,
+        );
+      }
+      if (/timeout/i.test(message) || (err as Error).name === 'TimeoutError') {
+        throw new SupervisorUnavailableError(
+          `supervisor '${supervisorId}' did not answer ${op} within ${this.timeoutMs} ms (is it frozen or overloaded?)`,
+        );
+      }
+      throw err;
+    }
+    const serviceError = ServiceError.toServiceError(reply);
+    if (serviceError) throw new SupervisorControlError(serviceError.code, serviceError.message);
+    return reply.json();
+  }
+}

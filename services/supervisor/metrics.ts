@@ -1,0 +1,67 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Recovery spans a child's boot (milliseconds) up to a slow dependency (tens of seconds). */
+const RECOVERY_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+] as const;
+
+/** The supervisor's own metrics. Labels are child names and restart reasons only: both bounded. */
+export function createSupervisorMetrics(registry: Registry) {
+  return {
+    restarts: new Counter({
+      name: 'kstyles_supervisor_restarts_total',
+      help: 'Child restarts by the supervisor, by child and reason (crashed, exited, hung, manual, sibling).',
+      labelNames: ['service', 'reason'] as const,
+      registers: [registry],
+    }),
+    up: new Gauge({
+      name: 'kstyles_supervisor_service_up',
+      help: '1 while the child is running and its health check answers, else 0.',
+      labelNames: ['service'] as const,
+      registers: [registry],
+    }),
+    recovery: new Histogram({
+      name: 'kstyles_supervisor_recovery_seconds',
+      help: 'From a detected fault (exit or hang) to the restarted child answering its health check.',
+      buckets: [...RECOVERY_BUCKETS],
+      registers: [registry],
+    }),
+  };
+}
+
+export type SupervisorMetrics = ReturnType<typeof createSupervisorMetrics>;
+
+/** Serves GET /metrics from the registry on 127.0.0.1:port (0 = any free port). */
+export async function serveMetrics(
+  registry: Registry,
+  port: number,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('not found: the supervisor serves only GET /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) =>
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const { port: bound } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${bound}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * The supervisor's specification: what to run and how to keep it running. Plain data, so a spec can
+ * live in a JSON file (`main.ts --spec FILE`) or be built in code. `parseSupervisorSpec` validates
+ * untrusted input and names the first bad field.
+ */
+
+export const RESTART_TYPES = ['permanent', 'transient', 'temporary'] as const;
+/** OTP semantics: permanent always restarts, transient only after an abnormal exit, temporary never. */
+export type RestartType = (typeof RESTART_TYPES)[number];
+
+export const STRATEGIES = ['one_for_one', 'rest_for_one'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+export type HealthCheck =
+  /** A `$SRV.PING.<service>` request through NATS; the answer must come from this child. */
+  | { kind: 'nats-ping'; service: string }
+  /** A GET that must answer 200. */
+  | { kind: 'http'; url: string }
+  /** A TCP connect. Note: a SIGSTOPped process still accepts connections, so this cannot see hangs. */
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'none' };
+
+export type ChildSpec = {
+  /** Subject-token safe ([A-Za-z0-9_-]): it appears in subjects, metrics labels and log prefixes. */
+  name: string;
+  command: string;
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Default permanent. */
+  restart?: RestartType;
+  /** SIGTERM, then SIGKILL after this many ms. Default 5000. */
+  shutdownMs?: number;
+  /** Default none: the child counts as ready once spawned. */
+  health?: HealthCheck;
+};
+
+export type IntensitySpec = {
+  /** More than maxRestarts restarts within periodMs and the supervisor gives up. */
+  maxRestarts: number;
+  periodMs: number;
+};
+
+export type BackoffSpec = {
+  /** The first restart is immediate; the second waits initialMs, then ×factor each time up to maxMs. */
+  initialMs: number;
+  maxMs: number;
+  factor: number;
+  /** Relative jitter: the delay is scaled by a random factor in [1 - jitter, 1 + jitter]. */
+  jitter: number;
+  /** A child that stayed ready this long starts again from an immediate restart. */
+  resetAfterMs: number;
+};
+
+export type HeartbeatSpec = {
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive missed checks after which a ready child is declared hung and SIGKILLed. */
+  misses: number;
+  /** A starting child whose check keeps failing this long is treated as hung. */
+  startTimeoutMs: number;
+  /** After the supervisor's NATS connection (re)connects, NATS checks do not count as misses this long. */
+  natsGraceMs: number;
+};
+
+export type NatsSpec = {
+  servers: string | string[];
+  user?: string;
+  pass?: string;
+  /** Default 250 ms, so a nats-server started as a child is found quickly. */
+  reconnectTimeWaitMs?: number;
+};
+
+export type SupervisorSpec = {
+  /** Subject-token safe: the control API and events live under kstyles.sup.*.<id>. */
+  id: string;
+  strategy?: Strategy;
+  intensity?: Partial<IntensitySpec>;
+  backoff?: Partial<BackoffSpec>;
+  heartbeat?: Partial<HeartbeatSpec>;
+  nats?: NatsSpec;
+  /** Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0 = any free port). Absent = no server. */
+  metricsPort?: number;
+  /** Extra facts for the runtime-state file (e.g. HTTP URLs of the children). */
+  info?: Record<string, unknown>;
+  /** Start order = list order = dependency order. */
+  children: ChildSpec[];
+};
+
+export const DEFAULTS = {
+  strategy: 'one_for_one',
+  restart: 'permanent',
+  shutdownMs: 5000,
+  intensity: { maxRestarts: 5, periodMs: 10_000 },
+  backoff: { initialMs: 100, maxMs: 5000, factor: 2, jitter: 0.2, resetAfterMs: 10_000 },
+  heartbeat: { intervalMs: 500, timeoutMs: 250, misses: 3, startTimeoutMs: 15_000, natsGraceMs: 5000 },
+  reconnectTimeWaitMs: 250,
+} as const;
+
+export type ResolvedChildSpec = Required<Omit<ChildSpec, 'cwd'>> & { cwd?: string };
+
+export type ResolvedSupervisorSpec = {
+  id: string;
+  strategy: Strategy;
+  intensity: IntensitySpec;
+  backoff: BackoffSpec;
+  heartbeat: HeartbeatSpec;
+  nats?: NatsSpec;
+  metricsPort?: number;
+  info: Record<string, unknown>;
+  children: ResolvedChildSpec[];
+};
+
+/** A spec that cannot run; the message names the field. */
+export class SpecError extends Error {
+  override readonly name = 'SpecError';
+}
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function fail(field: string, problem: string): never {
+  throw new SpecError(`invalid supervisor spec: ${field} ${problem}`);
+}
+
+function optionalObject(obj: Json, key: string, field: string): Json {
+  const value = obj[key];
+  if (value === undefined) return {};
+  if (!isObject(value)) fail(field, `must be an object, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function str(obj: Json, key: string, field: string, opts: { token?: boolean } = {}): string {
+  const value = obj[key];
+  if (typeof value !== 'string' || value === '')
+    fail(field, `must be a non-empty string, got ${JSON.stringify(value)}`);
+  if (opts.token && !TOKEN.test(value))
+    fail(field, `must use only letters, digits, '_' and '-', got '${value}'`);
+  return value;
+}
+
+function num(
+  obj: Json,
+  key: string,
+  field: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+) {
+  const value = obj[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    fail(field, `must be a number from ${min} to ${max}, got ${JSON.stringify(obj[key])}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(
+  obj: Json,
+  key: string,
+  field: string,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  const value = obj[key] ?? fallback;
+  if (!choices.includes(value as T)) {
+    fail(field, `must be one of ${choices.join(', ')}, got ${JSON.stringify(obj[key])}`);
+  }
+  return value as T;
+}
+
+function parseHealth(raw: unknown, field: string, hasNats: boolean): HealthCheck {
+  if (raw === undefined) return { kind: 'none' };
+  if (!isObject(raw)) fail(field, `must be an object, got ${JSON.stringify(raw)}`);
+  const kind = oneOf(raw, 'kind', `${field}.kind`, ['nats-ping', 'http', 'tcp', 'none'] as const, 'none');
+  switch (kind) {
+    case 'nats-ping':
+      if (!hasNats) fail(field, "is a nats-ping check, but the spec has no 'nats' connection options");
+      return { kind, service: str(raw, 'service', `${field}.service`, { token: true }) };
+    case 'http': {
+      const url = str(raw, 'url', `${field}.url`);
+      if (!/^https?:\/\//.test(url)) fail(`${field}.url`, `must be an http:// or https:// URL, got '${url}'`);
+      return { kind, url };
+    }
+    case 'tcp':
+      return {
+        kind,
+        host: str(raw, 'host', `${field}.host`),
+        port: num(raw, 'port', `${field}.port`, -1, 1, 65535),
+      };
+    default:
+      return { kind: 'none' };
+  }
+}
+
+function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChildSpec {
+  if (!isObject(raw)) fail(field, `must be an object, got ${JSON.stringify(raw)}`);
+  const args = raw['args'] ?? [];
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string'))
+    fail(`${field}.args`, 'must be an array of strings');
+  const env = raw['env'] ?? {};
+  if (!isObject(env) || !Object.values(env).every((v) => typeof v === 'string')) {
+    fail(`${field}.env`, 'must be an object of string values');
+  }
+  const cwd = raw['cwd'];
+  if (cwd !== undefined && (typeof cwd !== 'string' || cwd === ''))
+    fail(`${field}.cwd`, 'must be a non-empty string');
+  return {
+    name: str(raw, 'name', `${field}.name`, { token: true }),
+    command: str(raw, 'command', `${field}.command`),
+    args: args as string[],
+    env: env as Record<string, string>,
+    ...(cwd !== undefined ? { cwd: cwd as string } : {}),
+    restart: oneOf(raw, 'restart', `${field}.restart`, RESTART_TYPES, DEFAULTS.restart),
+    shutdownMs: num(raw, 'shutdownMs', `${field}.shutdownMs`, DEFAULTS.shutdownMs, 0),
+    health: parseHealth(raw['health'], `${field}.health`, hasNats),
+  };
+}
+
+function parseNats(raw: unknown): NatsSpec | undefined {
+  if (raw === undefined) return undefined;
+  if (!isObject(raw)) fail('nats', `must be an object, got ${JSON.stringify(raw)}`);
+  const servers = raw['servers'];
+  const list = Array.isArray(servers) ? servers : [servers];
+  if (list.length === 0 || !list.every((s) => typeof s === 'string' && s !== '')) {
+    fail('nats.servers', `must be a URL or a non-empty array of URLs, got ${JSON.stringify(servers)}`);
+  }
+  for (const key of ['user', 'pass'] as const) {
+    if (raw[key] !== undefined && typeof raw[key] !== 'string') fail(`nats.${key}`, 'must be a string');
+  }
+  return {
+    servers: servers as string | string[],
+    ...(raw['user'] !== undefined ? { user: raw['user'] as string } : {}),
+    ...(raw['pass'] !== undefined ? { pass: raw['pass'] as string } : {}),
+    reconnectTimeWaitMs: num(
+      raw,
+      'reconnectTimeWaitMs',
+      'nats.reconnectTimeWaitMs',
+      DEFAULTS.reconnectTimeWaitMs,
+      1,
+    ),
+  };
+}
+
+/** Validates a spec (e.g. parsed JSON) and fills in the defaults. Throws SpecError naming the bad field. */
+export function parseSupervisorSpec(raw: unknown): ResolvedSupervisorSpec {
+  if (!isObject(raw)) fail('(top level)', `must be an object, got ${JSON.stringify(raw)}`);
+  const nats = parseNats(raw['nats']);
+  const intensity = optionalObject(raw, 'intensity', 'intensity');
+  const backoff = optionalObject(raw, 'backoff', 'backoff');
+  const heartbeat = optionalObject(raw, 'heartbeat', 'heartbeat');
+  const children = raw['children'];
+  if (!Array.isArray(children) || children.length === 0)
+    fail('children', 'must be a non-empty array of child specs');
+  const parsedChildren = children.map((c, i) => parseChild(c, `children[${i}]`, nats !== undefined));
+  const seen = new Set<string>();
+  parsedChildren.forEach((c, i) => {
+    if (seen.has(c.name))
+      fail(`children[${i}].name`, `'${c.name}' is used twice; child names must be unique`);
+    seen.add(c.name);
+  });
+  const D = DEFAULTS;
+  const hb = {
+    intervalMs: num(heartbeat, 'intervalMs', 'heartbeat.intervalMs', D.heartbeat.intervalMs, 10),
+    timeoutMs: num(heartbeat, 'timeoutMs', 'heartbeat.timeoutMs', D.heartbeat.timeoutMs, 1),
+    misses: num(heartbeat, 'misses', 'heartbeat.misses', D.heartbeat.misses, 1),
+    startTimeoutMs: num(
+      heartbeat,
+      'startTimeoutMs',
+      'heartbeat.startTimeoutMs',
+      D.heartbeat.startTimeoutMs,
+      1,
+    ),
+    natsGraceMs: num(heartbeat, 'natsGraceMs', 'heartbeat.natsGraceMs', D.heartbeat.natsGraceMs, 0),
+  };
+  if (hb.timeoutMs >= hb.intervalMs)
+    fail('heartbeat.timeoutMs', `must be below heartbeat.intervalMs (${hb.intervalMs})`);
+  const info = raw['info'] ?? {};
+  if (!isObject(info)) fail('info', 'must be an object');
+  return {
+    id: str(raw, 'id', 'id', { token: true }),
+    strategy: oneOf(raw, 'strategy', 'strategy', STRATEGIES, DEFAULTS.strategy),
+    intensity: {
+      maxRestarts: num(intensity, 'maxRestarts', 'intensity.maxRestarts', D.intensity.maxRestarts, 0),
+      periodMs: num(intensity, 'periodMs', 'intensity.periodMs', D.intensity.periodMs, 1),
+    },
+    backoff: {
+      initialMs: num(backoff, 'initialMs', 'backoff.initialMs', D.backoff.initialMs, 0),
+      maxMs: num(backoff, 'maxMs', 'backoff.maxMs', D.backoff.maxMs, 0),
+      factor: num(backoff, 'factor', 'backoff.factor', D.backoff.factor, 1),
+      jitter: num(backoff, 'jitter', 'backoff.jitter', D.backoff.jitter, 0, 1),
+      resetAfterMs: num(backoff, 'resetAfterMs', 'backoff.resetAfterMs', D.backoff.resetAfterMs, 0),
+    },
+    heartbeat: hb,
+    ...(nats ? { nats } : {}),
+    ...(raw['metricsPort'] !== undefined
+      ? { metricsPort: num(raw, 'metricsPort', 'metricsPort', 0, 0, 65535) }
+      : {}),
+    info,
+    children: parsedChildren,
+  };
+}

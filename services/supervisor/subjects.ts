@@ -1,0 +1,10 @@
+/** Where the supervisor lives on the bus. Shared by the supervisor and its control client. */
+export const SUPERVISOR_SUBJECTS = {
+  serviceName: 'kstyles-supervisor',
+  events: (supervisorId: string) => `kstyles.sup.events.${supervisorId}`,
+  controlGroup: (supervisorId: string) => `kstyles.sup.ctl.${supervisorId}`,
+  control: (supervisorId: string, op: ControlOp) => `kstyles.sup.ctl.${supervisorId}.${op}`,
+} as const;
+
+export const CONTROL_OPS = ['status', 'kill', 'restart'] as const;
+export type ControlOp = (typeof CONTROL_OPS)[number];

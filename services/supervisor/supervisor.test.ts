@@ -1,0 +1,409 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import {
+  SupervisorControlClient,
+  SupervisorControlError,
+  SupervisorUnavailableError,
+} from './control-client.ts';
+import { type ChildSpec, parseSupervisorSpec, SpecError, type SupervisorSpec } from './spec.ts';
+import { backoffDelayMs, Supervisor, type SupervisorEvent } from './supervisor.ts';
+import { freePort, startNatsServer, type TestNatsServer } from './testing/nats-server.ts';
+
+const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'child.mjs');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-sup-test-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function child(name: string, args: string[] = [], extra: Partial<ChildSpec> = {}): ChildSpec {
+  return {
+    name,
+    command: process.execPath,
+    args: [FIXTURE, '--name', name, ...args],
+    shutdownMs: 2000,
+    ...extra,
+  };
+}
+
+/** A child that is ready only once it serves HTTP, i.e. once its signal handlers are installed. */
+async function httpChild(
+  name: string,
+  args: string[] = [],
+  extra: Partial<ChildSpec> = {},
+): Promise<ChildSpec> {
+  const port = await freePort();
+  return child(name, ['--http', String(port), ...args], {
+    health: { kind: 'http', url: `http://127.0.0.1:${port}/` },
+    ...extra,
+  });
+}
+
+const quiet = () =>
+  new Writable({
+    write(_chunk, _enc, cb) {
+      cb();
+    },
+  });
+
+/** A started supervisor that is stopped after the test, pass or fail. */
+async function supervise(t: { after(fn: () => unknown): void }, spec: SupervisorSpec): Promise<Supervisor> {
+  const sup = new Supervisor(spec, { stdout: quiet(), stderr: quiet() });
+  t.after(() => sup.stop());
+  await sup.start();
+  return sup;
+}
+
+function nextEvent(
+  sup: Supervisor,
+  match: (e: SupervisorEvent) => boolean,
+  timeoutMs = 5000,
+): Promise<SupervisorEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sup.off('event', listener);
+      reject(new Error(`no matching supervisor event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const listener = (e: SupervisorEvent) => {
+      if (!match(e)) return;
+      clearTimeout(timer);
+      sup.off('event', listener);
+      resolve(e);
+    };
+    sup.on('event', listener);
+  });
+}
+
+function collect(sup: Supervisor): SupervisorEvent[] {
+  const events: SupervisorEvent[] = [];
+  sup.on('event', (e: SupervisorEvent) => events.push(e));
+  return events;
+}
+
+const FAST = { intervalMs: 200, timeoutMs: 100, misses: 3, startTimeoutMs: 5000 };
+
+describe('spec validation', () => {
+  test('names the bad field', () => {
+    const base = { id: 'x', children: [{ name: 'a', command: 'node' }] };
+    assert.throws(() => parseSupervisorSpec({ ...base, id: 'bad id' }), /id must use only letters/);
+    assert.throws(() => parseSupervisorSpec({ ...base, strategy: 'all_for_one' }), /strategy must be one of/);
+    assert.throws(
+      () =>
+        parseSupervisorSpec({ ...base, children: [{ name: 'a', command: 'node', restart: 'sometimes' }] }),
+      /children\[0\]\.restart must be one of permanent, transient, temporary/,
+    );
+    assert.throws(
+      () =>
+        parseSupervisorSpec({
+          ...base,
+          children: [{ name: 'a', command: 'node', health: { kind: 'nats-ping', service: 'a' } }],
+        }),
+      (err: Error) => err instanceof SpecError && /children\[0\]\.health .*no 'nats'/.test(err.message),
+    );
+    assert.throws(
+      () => parseSupervisorSpec({ ...base, children: [base.children[0], base.children[0]] }),
+      /used twice/,
+    );
+    assert.equal(parseSupervisorSpec(base).children[0]?.restart, 'permanent');
+  });
+
+  test('backoff: immediate first restart, then growing with bounded jitter, capped', () => {
+    const backoff = { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.2, resetAfterMs: 0 };
+    assert.equal(backoffDelayMs(0, backoff), 0);
+    assert.equal(
+      backoffDelayMs(1, backoff, () => 0.5),
+      100,
+    );
+    assert.equal(
+      backoffDelayMs(3, backoff, () => 0.5),
+      400,
+    );
+    assert.equal(
+      backoffDelayMs(3, backoff, () => 0),
+      320,
+    );
+    assert.equal(
+      backoffDelayMs(3, backoff, () => 1),
+      480,
+    );
+    assert.equal(
+      backoffDelayMs(10, backoff, () => 0.5),
+      1000,
+    );
+  });
+});
+
+describe('supervisor without NATS', { timeout: 20_000 }, () => {
+  test('a crashed child is restarted; status, events and metrics show it', async (t) => {
+    const sup = await supervise(t, {
+      id: 'crash',
+      intensity: { maxRestarts: 50, periodMs: 10_000 },
+      children: [child('a', ['--exit-after', '300', '--code', '3'])],
+    });
+    await sup.whenReady();
+    const firstPid = sup.status().children[0]?.pid;
+    const exited = await nextEvent(sup, (e) => e.type === 'exited');
+    assert.equal(exited.code, 3);
+    assert.equal(exited.reason, 'crashed');
+    assert.equal(exited.pid, firstPid);
+    const ready = await nextEvent(sup, (e) => e.type === 'ready');
+    assert.notEqual(ready.pid, firstPid);
+    assert.equal(ready.restarts, 1);
+    assert.equal(typeof ready.recoveryMs, 'number');
+    const status = sup.status().children[0]!;
+    assert.equal(status.state, 'up');
+    assert.equal(status.lastExit?.code, 3);
+    assert.equal(status.lastExit?.reason, 'crashed');
+    const metrics = await sup.registry.metrics();
+    assert.match(metrics, /kstyles_supervisor_restarts_total\{service="a",reason="crashed"\} [1-9]/);
+    assert.match(metrics, /kstyles_supervisor_service_up\{service="a"\} 1/);
+    assert.match(metrics, /kstyles_supervisor_recovery_seconds_count [1-9]/);
+    assert.match(metrics, /process_start_time_seconds/);
+  });
+
+  test('crash loop: backoff gaps grow, then the intensity limit gives up and stops everything', async (t) => {
+    const counter = path.join(tmp, 'crashloop.count');
+    const sup = await supervise(t, {
+      id: 'loop',
+      intensity: { maxRestarts: 4, periodMs: 10_000 },
+      backoff: { initialMs: 60, factor: 2, jitter: 0.2, maxMs: 5000 },
+      children: [child('other'), child('a', ['--crash-times', '100', '--counter', counter])],
+    });
+    const events = collect(sup);
+    assert.equal(await sup.done, 'gave_up');
+    const delays = events.filter((e) => e.type === 'restarting').map((e) => e.delayMs!);
+    assert.equal(delays.length, 4);
+    assert.equal(delays[0], 0);
+    for (let i = 1; i < delays.length; i++) assert.ok(delays[i]! > delays[i - 1]!, `delays grow: ${delays}`);
+    // The real gap between a crash and the next start is at least the planned delay.
+    const aEvents = events.filter((e) => e.service === 'a');
+    for (let i = 0; i < aEvents.length; i++) {
+      const e = aEvents[i]!;
+      if (e.type !== 'restarting') continue;
+      const exited = aEvents.slice(0, i).findLast((x) => x.type === 'exited')!;
+      const started = aEvents.slice(i).find((x) => x.type === 'started')!;
+      assert.ok(Date.parse(started.time) - Date.parse(exited.time) >= e.delayMs! - 5);
+    }
+    assert.equal(events.filter((e) => e.type === 'gave_up').length, 1);
+    const status = sup.status();
+    assert.equal(status.phase, 'gave_up');
+    assert.equal(status.children.find((c) => c.name === 'other')?.state, 'stopped');
+    assert.equal(status.children.find((c) => c.name === 'other')?.pid, null);
+  });
+
+  test('permanent, transient and temporary follow OTP semantics', async (t) => {
+    const sup = await supervise(t, {
+      id: 'types',
+      intensity: { maxRestarts: 100, periodMs: 10_000 },
+      children: [
+        child('trans-ok', ['--exit-after', '150', '--code', '0'], { restart: 'transient' }),
+        child('temp-bad', ['--exit-after', '150', '--code', '1'], { restart: 'temporary' }),
+        child('trans-bad', ['--exit-after', '150', '--code', '1'], { restart: 'transient' }),
+        child('perm-ok', ['--exit-after', '150', '--code', '0'], { restart: 'permanent' }),
+      ],
+    });
+    await Promise.all([
+      nextEvent(sup, (e) => e.type === 'ready' && e.service === 'trans-bad' && e.restarts >= 1),
+      nextEvent(sup, (e) => e.type === 'ready' && e.service === 'perm-ok' && e.restarts >= 1),
+    ]);
+    const byName = Object.fromEntries(sup.status().children.map((c) => [c.name, c]));
+    assert.equal(byName['trans-ok']?.state, 'stopped');
+    assert.equal(byName['trans-ok']?.restarts, 0);
+    assert.equal(byName['temp-bad']?.state, 'failed');
+    assert.equal(byName['temp-bad']?.restarts, 0);
+    assert.ok(byName['trans-bad']!.restarts >= 1);
+    assert.ok(byName['perm-ok']!.restarts >= 1);
+    assert.match(await sup.registry.metrics(), /restarts_total\{service="perm-ok",reason="exited"\} [1-9]/);
+  });
+
+  test('rest_for_one: a crash restarts the child and every child after it, not the ones before', async (t) => {
+    const record = path.join(tmp, 'rest.record');
+    const rec = (name: string) => httpChild(name, ['--record', record]);
+    const sup = await supervise(t, {
+      id: 'rest',
+      strategy: 'rest_for_one',
+      heartbeat: FAST,
+      children: await Promise.all([rec('a'), rec('b'), rec('c'), rec('d')]),
+    });
+    await sup.whenReady();
+    const before = Object.fromEntries(sup.status().children.map((c) => [c.name, c.pid]));
+    const events = collect(sup);
+    sup.kill('b', 'SIGKILL');
+    await nextEvent(sup, (e) => e.type === 'ready' && e.service === 'd');
+    const after = Object.fromEntries(sup.status().children.map((c) => [c.name, c.pid]));
+    assert.equal(after['a'], before['a']);
+    for (const name of ['b', 'c', 'd']) assert.notEqual(after[name], before[name], `${name} restarted`);
+    // Later children are stopped in reverse order, then everything starts again in order.
+    assert.deepEqual(readFileSync(record, 'utf8').trim().split('\n'), ['d term', 'c term']);
+    const starts = events.filter((e) => e.type === 'started').map((e) => e.service);
+    assert.deepEqual(starts, ['b', 'c', 'd']);
+    const restarting = events.filter((e) => e.type === 'restarting').map((e) => `${e.service}:${e.reason}`);
+    assert.deepEqual(restarting, ['b:crashed', 'c:sibling', 'd:sibling']);
+  });
+
+  test('stop: reverse order, SIGKILL after the shutdown timeout', async (t) => {
+    const record = path.join(tmp, 'stop.record');
+    const sup = await supervise(t, {
+      id: 'stop',
+      heartbeat: FAST,
+      children: [
+        await httpChild('a', ['--record', record]),
+        await httpChild('b', ['--record', record]),
+        await httpChild('c', ['--record', record, '--ignore-term'], { shutdownMs: 300 }),
+      ],
+    });
+    await sup.whenReady();
+    const events = collect(sup);
+    const began = Date.now();
+    await sup.stop();
+    assert.ok(Date.now() - began >= 300, 'waited for the shutdown timeout');
+    assert.deepEqual(readFileSync(record, 'utf8').trim().split('\n'), ['c term', 'b term', 'a term']);
+    const exits = events.filter((e) => e.type === 'exited');
+    assert.deepEqual(
+      exits.map((e) => [e.service, e.reason, e.signal ?? e.code]),
+      [
+        ['c', 'shutdown', 'SIGKILL'],
+        ['b', 'shutdown', 0],
+        ['a', 'shutdown', 0],
+      ],
+    );
+    assert.ok(sup.status().children.every((c) => c.state === 'stopped' && c.pid === null));
+  });
+
+  test('control: unknown service names the known ones; kill of a stopped child is refused', async (t) => {
+    const sup = await supervise(t, {
+      id: 'ctl',
+      children: [child('a'), child('b', [], { restart: 'temporary' })],
+    });
+    await sup.whenReady();
+    assert.throws(() => sup.kill('zzz'), /unknown service 'zzz' in supervisor 'ctl'; known services: a, b/);
+    assert.throws(() => sup.kill('a', 'SIGNOPE'), /unknown signal 'SIGNOPE'/);
+    sup.kill('b', 'SIGTERM');
+    await nextEvent(sup, (e) => e.type === 'exited' && e.service === 'b');
+    assert.throws(() => sup.kill('b'), /has no running process/);
+  });
+});
+
+describe('supervisor with NATS', { timeout: 20_000 }, () => {
+  let nats: TestNatsServer;
+  before(async () => {
+    nats = await startNatsServer();
+  });
+  after(() => nats?.stop());
+
+  const natsChild = (name: string) =>
+    child(name, ['--nats', nats.url, '--service', name], { health: { kind: 'nats-ping', service: name } });
+
+  test('a SIGSTOPped child is caught as hung within ~2 s with default heartbeat, killed and restarted', async (t) => {
+    const sup = await supervise(t, { id: 'hang', nats: { servers: nats.url }, children: [natsChild('svc')] });
+    await sup.whenReady();
+    const pid = sup.status().children[0]!.pid;
+    const stoppedAt = Date.now();
+    sup.kill('svc', 'SIGSTOP');
+    const hung = await nextEvent(sup, (e) => e.type === 'hung');
+    const detectMs = Date.now() - stoppedAt;
+    assert.ok(detectMs <= 2500, `detected after ${detectMs} ms`);
+    assert.equal(hung.pid, pid);
+    const exited = await nextEvent(sup, (e) => e.type === 'exited');
+    assert.equal(exited.signal, 'SIGKILL');
+    assert.equal(exited.reason, 'hung');
+    const ready = await nextEvent(sup, (e) => e.type === 'ready');
+    assert.notEqual(ready.pid, pid);
+    assert.ok(ready.recoveryMs! > 0);
+    assert.equal(sup.status().children[0]?.lastExit?.reason, 'hung');
+    assert.match(await sup.registry.metrics(), /restarts_total\{service="svc",reason="hung"\} 1/);
+  });
+
+  test('control API over NATS: status, kill, restart, errors; events on kstyles.sup.events.<id>', async (t) => {
+    const sup = await supervise(t, {
+      id: 'ctlnats',
+      nats: { servers: nats.url },
+      heartbeat: FAST,
+      children: [natsChild('one'), natsChild('two')],
+    });
+    await sup.whenReady();
+    const client = await SupervisorControlClient.connect({ servers: nats.url });
+    t.after(() => client.close());
+    const listener = await connect({ servers: nats.url });
+    t.after(() => listener.close());
+    const sub = listener.subscribe('kstyles.sup.events.ctlnats');
+    setTimeout(() => sub.unsubscribe(), 8000).unref();
+    // The control service registers once the supervisor's own connection is up.
+    let status = await retry(() => client.status('ctlnats'));
+    assert.deepEqual(
+      status.children.map((c) => [c.name, c.state]),
+      [
+        ['one', 'up'],
+        ['two', 'up'],
+      ],
+    );
+    const killed = await client.kill('ctlnats', 'two');
+    assert.equal(killed.signal, 'SIGKILL');
+    const seen: string[] = [];
+    for await (const msg of sub) {
+      const e = msg.json<SupervisorEvent>();
+      seen.push(`${e.service}:${e.type}`);
+      if (e.type === 'ready') break;
+    }
+    assert.deepEqual(seen, ['two:exited', 'two:restarting', 'two:started', 'two:ready']);
+    status = await client.status('ctlnats');
+    assert.equal(status.children[1]?.restarts, 1);
+    assert.equal(status.children[1]?.lastExit?.signal, 'SIGKILL');
+
+    const restarted = await client.restart('ctlnats', 'one');
+    assert.equal(restarted.service, 'one');
+    await nextEvent(sup, (e) => e.type === 'ready' && e.service === 'one');
+    assert.equal((await client.status('ctlnats')).children[0]?.restarts, 1);
+
+    await assert.rejects(
+      client.kill('ctlnats', 'nope'),
+      (err: Error) =>
+        err instanceof SupervisorControlError &&
+        err.code === 404 &&
+        /unknown service 'nope'.*known services: one, two/.test(err.message),
+    );
+    await assert.rejects(
+      client.status('no-such-supervisor'),
+      (err: Error) =>
+        err instanceof SupervisorUnavailableError &&
+        /no supervisor 'no-such-supervisor' answered.*not running/.test(err.message),
+    );
+  });
+
+  test('NATS may come up after the supervisor: nats-server as the first child', async (t) => {
+    const port = await freePort();
+    const url = `nats://127.0.0.1:${port}`;
+    const sup = await supervise(t, {
+      id: 'ownnats',
+      nats: { servers: url },
+      heartbeat: FAST,
+      children: [
+        {
+          name: 'nats',
+          command: '/usr/sbin/nats-server',
+          args: ['-a', '127.0.0.1', '-p', String(port)],
+          health: { kind: 'tcp', host: '127.0.0.1', port },
+        },
+        child('svc', ['--nats', url, '--service', 'svc'], { health: { kind: 'nats-ping', service: 'svc' } }),
+      ],
+    });
+    await sup.whenReady();
+    assert.deepEqual(
+      sup.status().children.map((c) => c.state),
+      ['up', 'up'],
+    );
+  });
+});
+
+async function retry<T>(fn: () => Promise<T>, attempts = 20): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !(err instanceof SupervisorUnavailableError)) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

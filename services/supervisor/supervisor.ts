@@ -1,0 +1,638 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { EventEmitter, on } from 'node:events';
+import { constants as osConstants } from 'node:os';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { SUPERVISED_INSTANCE_ENV } from './child-identity.ts';
+import { checkHttp, checkTcp, type NatsIdentity, pingNatsService } from './health.ts';
+import { createSupervisorMetrics, type SupervisorMetrics, serveMetrics } from './metrics.ts';
+import { ControlError, NatsLink } from './nats-link.ts';
+import {
+  type BackoffSpec,
+  parseSupervisorSpec,
+  type ResolvedChildSpec,
+  type ResolvedSupervisorSpec,
+  type SupervisorSpec,
+} from './spec.ts';
+import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
+
+export type ChildState = 'starting' | 'up' | 'hung' | 'restarting' | 'stopped' | 'failed';
+/** Why a child was restarted: the `reason` label of kstyles_supervisor_restarts_total. */
+export type RestartReason = 'crashed' | 'exited' | 'hung' | 'manual' | 'sibling';
+/** Why a child process ended: a restart reason, or 'shutdown' when the supervisor stopped it. */
+export type ExitReason = 'crashed' | 'exited' | 'hung' | 'shutdown';
+export type SupervisorEventType = 'started' | 'exited' | 'hung' | 'restarting' | 'ready' | 'gave_up';
+
+export type SupervisorEvent = {
+  type: SupervisorEventType;
+  supervisorId: string;
+  service: string;
+  /** ISO time. */
+  time: string;
+  pid: number | null;
+  /** Restarts of this child so far. */
+  restarts: number;
+  reason?: RestartReason | ExitReason;
+  code?: number | null;
+  signal?: string | null;
+  /** restarting: the backoff before the new start. */
+  delayMs?: number;
+  /** ready after a fault: fault detected → healthy again. */
+  recoveryMs?: number;
+  message?: string;
+};
+
+export type LastExit = { code: number | null; signal: string | null; reason: ExitReason; time: string };
+
+export type ChildStatus = {
+  name: string;
+  pid: number | null;
+  state: ChildState;
+  restarts: number;
+  lastExit: LastExit | null;
+  /** Since the current process was spawned. */
+  uptimeMs: number | null;
+  /** Since the current process first answered its health check. */
+  readyForMs: number | null;
+};
+
+export type SupervisorPhase = 'running' | 'stopping' | 'stopped' | 'gave_up';
+
+export type SupervisorStatus = {
+  supervisorId: string;
+  pid: number;
+  strategy: string;
+  phase: SupervisorPhase;
+  startedAt: string;
+  children: ChildStatus[];
+};
+
+export type SupervisorOptions = {
+  /** Where prefixed child stdout lines go. Default process.stdout. */
+  stdout?: NodeJS.WritableStream;
+  /** Where prefixed child stderr lines and the supervisor's own log go. Default process.stderr. */
+  stderr?: NodeJS.WritableStream;
+  /** Registry for the supervisor metrics. Default: a new one that also holds prom-client's process metrics. */
+  registry?: Registry;
+  /** Source of backoff jitter. Default Math.random. */
+  random?: () => number;
+};
+
+/** How the supervisor ended: stopped on request, or gave up after exhausting its restart intensity. */
+export type SupervisorOutcome = 'stopped' | 'gave_up';
+
+/** The readiness poll of a starting child: fast, because it decides the measured recovery time. */
+const READINESS_POLL_MS = 50;
+
+/** The backoff before restart number `consecutive` (0 = first restart, immediate). */
+export function backoffDelayMs(
+  consecutive: number,
+  backoff: BackoffSpec,
+  random: () => number = Math.random,
+): number {
+  if (consecutive <= 0) return 0;
+  const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.factor ** (consecutive - 1));
+  return Math.round(base * (1 + backoff.jitter * (2 * random() - 1)));
+}
+
+type Child = {
+  spec: ResolvedChildSpec;
+  index: number;
+  proc: ChildProcess | null;
+  pid: number | null;
+  state: ChildState;
+  /** Whether the supervisor wants this child running. */
+  wanted: boolean;
+  restarts: number;
+  /** Restarts since the child last stayed ready for backoff.resetAfterMs: drives the backoff. */
+  consecutive: number;
+  notBefore: number;
+  restartTimer: NodeJS.Timeout | null;
+  lastExit: LastExit | null;
+  spawnedAt: number | null;
+  readyAt: number | null;
+  /** When the fault being recovered from was detected; cleared when the child is ready again. */
+  faultAt: number | null;
+  /** Why the supervisor itself is ending the current process. */
+  stopIntent: 'shutdown' | 'hung' | null;
+  watch: AbortController | null;
+  identity: NatsIdentity;
+};
+
+/** Erlang/OTP-style supervisor of OS processes (after MINIX 3's reincarnation server). */
+export class Supervisor extends EventEmitter {
+  readonly spec: ResolvedSupervisorSpec;
+  readonly registry: Registry;
+  readonly done: Promise<SupervisorOutcome>;
+  #resolveDone!: (outcome: SupervisorOutcome) => void;
+  #children: Child[];
+  #phase: SupervisorPhase = 'running';
+  #startedAt = new Date();
+  #metrics: SupervisorMetrics;
+  #nats: NatsLink | undefined;
+  #metricsServer: { url: string; close(): Promise<void> } | undefined;
+  #restartTimes: number[] = [];
+  #batches = 0;
+  /** Whether every child has been ready once: the end of the ordered first start. */
+  #startedAll = false;
+  #batchChain: Promise<void> = Promise.resolve();
+  #allReady: { promise: Promise<void>; resolve(): void; reject(err: Error): void };
+  #stdout: NodeJS.WritableStream;
+  #stderr: NodeJS.WritableStream;
+  #random: () => number;
+
+  constructor(spec: SupervisorSpec, options: SupervisorOptions = {}) {
+    super();
+    this.spec = parseSupervisorSpec(spec);
+    this.#stdout = options.stdout ?? process.stdout;
+    this.#stderr = options.stderr ?? process.stderr;
+    this.#random = options.random ?? Math.random;
+    if (options.registry) {
+      this.registry = options.registry;
+    } else {
+      this.registry = new Registry();
+      collectDefaultMetrics({ register: this.registry });
+    }
+    this.#metrics = createSupervisorMetrics(this.registry);
+    this.#children = this.spec.children.map((childSpec, index) => ({
+      spec: childSpec,
+      index,
+      proc: null,
+      pid: null,
+      state: 'stopped',
+      wanted: true,
+      restarts: 0,
+      consecutive: 0,
+      notBefore: 0,
+      restartTimer: null,
+      lastExit: null,
+      spawnedAt: null,
+      readyAt: null,
+      faultAt: null,
+      stopIntent: null,
+      watch: null,
+      identity: { token: '', staleIds: new Set() },
+    }));
+    for (const child of this.#children) this.#metrics.up.set({ service: child.spec.name }, 0);
+    this.done = new Promise((resolve) => {
+      this.#resolveDone = resolve;
+    });
+    let resolveReady!: () => void;
+    let rejectReady!: (err: Error) => void;
+    const promise = new Promise<void>((resolve, reject) => {
+      resolveReady = resolve;
+      rejectReady = reject;
+    });
+    promise.catch(() => {});
+    this.#allReady = { promise, resolve: resolveReady, reject: rejectReady };
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  get metricsUrl(): string | undefined {
+    return this.#metricsServer?.url;
+  }
+
+  /** The NATS server the supervisor is connected to, once it is. */
+  get natsUrl(): string | undefined {
+    return this.#nats?.url;
+  }
+
+  /**
+   * Opens the metrics port, starts connecting to NATS in the background, and starts the children in
+   * order (each after the one before is ready). Returns once the metrics port is open; see whenReady().
+   */
+  async start(): Promise<void> {
+    if (this.spec.metricsPort !== undefined) {
+      this.#metricsServer = await serveMetrics(this.registry, this.spec.metricsPort);
+    }
+    if (this.spec.nats) {
+      this.#nats = new NatsLink(
+        this.id,
+        this.spec.nats,
+        (op, req) => this.#control(op, req),
+        (l) => this.#log(l),
+      );
+      this.#nats.open();
+    }
+    this.#reconcile();
+  }
+
+  /** Resolves once every child has become ready after start(); rejects if the supervisor ends first. */
+  whenReady(): Promise<void> {
+    return this.#allReady.promise;
+  }
+
+  /** Stops every child in reverse start order (SIGTERM, SIGKILL after its shutdown timeout). */
+  async stop(): Promise<void> {
+    if (this.#phase === 'running') {
+      this.#phase = 'stopping';
+      await this.#shutdown('stopped');
+    }
+    await this.done;
+  }
+
+  status(): SupervisorStatus {
+    const now = Date.now();
+    return {
+      supervisorId: this.id,
+      pid: process.pid,
+      strategy: this.spec.strategy,
+      phase: this.#phase,
+      startedAt: this.#startedAt.toISOString(),
+      children: this.#children.map((c) => ({
+        name: c.spec.name,
+        pid: c.proc ? c.pid : null,
+        state: c.state,
+        restarts: c.restarts,
+        lastExit: c.lastExit,
+        uptimeMs: c.proc && c.spawnedAt !== null ? now - c.spawnedAt : null,
+        readyForMs: c.state === 'up' && c.readyAt !== null ? now - c.readyAt : null,
+      })),
+    };
+  }
+
+  /** Sends any signal to a child's process group (default SIGKILL): the chaos entry point. */
+  kill(service: string, signal = 'SIGKILL'): { service: string; pid: number; signal: string } {
+    const child = this.#child(service);
+    if (!(signal in osConstants.signals)) {
+      throw new ControlError(
+        400,
+        `unknown signal '${signal}': use a name such as SIGKILL, SIGTERM, SIGSTOP, SIGCONT`,
+      );
+    }
+    if (!child.proc || child.pid === null) {
+      throw new ControlError(
+        409,
+        `service '${service}' has no running process (state ${child.state}); nothing to signal`,
+      );
+    }
+    this.#signal(child, signal as NodeJS.Signals);
+    return { service, pid: child.pid, signal };
+  }
+
+  /** Stops a child gracefully and starts it again (with the children after it, under rest_for_one). */
+  async restart(service: string): Promise<{ service: string; pid: number | null }> {
+    const child = this.#child(service);
+    if (this.#phase !== 'running') throw new ControlError(409, `supervisor '${this.id}' is ${this.#phase}`);
+    this.#planRestart(child, 'manual', 0);
+    await this.#stopBatch(this.#restartSet(child));
+    return { service, pid: child.proc ? child.pid : null };
+  }
+
+  /** Every event from now on, until the signal aborts. */
+  async *events(signal?: AbortSignal): AsyncGenerator<SupervisorEvent> {
+    try {
+      for await (const [event] of on(this, 'event', signal ? { signal } : {})) yield event as SupervisorEvent;
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'AbortError')) throw err;
+    }
+  }
+
+  #child(service: string): Child {
+    const child = this.#children.find((c) => c.spec.name === service);
+    if (!child) {
+      const known = this.#children.map((c) => c.spec.name).join(', ');
+      throw new ControlError(
+        404,
+        `unknown service '${service}' in supervisor '${this.id}'; known services: ${known}`,
+      );
+    }
+    return child;
+  }
+
+  #control(op: ControlOp, request: unknown): unknown {
+    const req = (typeof request === 'object' && request !== null ? request : {}) as Record<string, unknown>;
+    if (op === 'status') return this.status();
+    if (typeof req['service'] !== 'string') {
+      throw new ControlError(400, `${op}: the request needs {"service": "<name>"}`);
+    }
+    if (op === 'kill') {
+      if (req['signal'] !== undefined && typeof req['signal'] !== 'string') {
+        throw new ControlError(400, 'kill: "signal" must be a signal name such as SIGSTOP');
+      }
+      return this.kill(req['service'], req['signal'] as string | undefined);
+    }
+    return this.restart(req['service']);
+  }
+
+  #log(line: string): void {
+    this.#stderr.write(`[supervisor ${this.id}] ${line}\n`);
+  }
+
+  #emit(child: Child, type: SupervisorEventType, extra: Partial<SupervisorEvent> = {}): void {
+    const event: SupervisorEvent = {
+      type,
+      supervisorId: this.id,
+      service: child.spec.name,
+      time: new Date().toISOString(),
+      pid: child.pid,
+      restarts: child.restarts,
+      ...extra,
+    };
+    const details = Object.entries(extra)
+      .filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    this.#log(
+      `${child.spec.name} ${type} pid=${child.pid ?? '-'} restarts=${child.restarts}${details ? ` ${details}` : ''}`,
+    );
+    this.emit('event', event);
+    this.emit(type, event);
+    this.#nats?.publish(SUPERVISOR_SUBJECTS.events(this.id), event);
+  }
+
+  /**
+   * Starts the wanted children that are not running. During the first start, and always under
+   * rest_for_one, a child starts only once every child before it is ready (dependency order);
+   * afterwards one_for_one restarts each child on its own clock.
+   */
+  #reconcile(): void {
+    if (this.#phase !== 'running' || this.#batches > 0) return;
+    const now = Date.now();
+    const ordered = this.spec.strategy === 'rest_for_one' || !this.#startedAll;
+    for (const child of this.#children) {
+      if (!child.wanted || (child.proc && child.state === 'up')) continue;
+      if (!child.proc && now >= child.notBefore) this.#spawn(child);
+      if (ordered) return;
+    }
+    if (this.#children.every((c) => !c.wanted || (c.proc && c.state === 'up'))) {
+      this.#startedAll = true;
+      this.#allReady.resolve();
+    }
+  }
+
+  #spawn(child: Child): void {
+    const { spec } = child;
+    if (child.identity.pinnedId) child.identity.staleIds.add(child.identity.pinnedId);
+    child.identity = { token: `${this.id}.${spec.name}.${randomUUID()}`, staleIds: child.identity.staleIds };
+    const proc = spawn(spec.command, spec.args, {
+      ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      env: { ...process.env, ...spec.env, [SUPERVISED_INSTANCE_ENV]: child.identity.token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: signals reach the child's own children too, and a Ctrl-C in the
+      // terminal reaches only the supervisor, which then stops the children in order.
+      detached: true,
+    });
+    child.proc = proc;
+    child.pid = proc.pid ?? null;
+    child.state = 'starting';
+    child.spawnedAt = Date.now();
+    child.readyAt = null;
+    child.stopIntent = null;
+    this.#forward(proc.stdout, this.#stdout, spec.name);
+    this.#forward(proc.stderr, this.#stderr, spec.name);
+    proc.once('exit', (code, signal) => this.#onExit(child, proc, code, signal));
+    proc.once('error', (err) => {
+      if (proc.pid === undefined)
+        this.#onExit(child, proc, null, null, `cannot start '${spec.command}': ${err.message}`);
+    });
+    proc.once('spawn', () => {
+      this.#emit(child, 'started');
+      if (spec.health.kind === 'none') this.#markReady(child);
+      else void this.#watch(child, proc);
+    });
+  }
+
+  #forward(stream: NodeJS.ReadableStream | null, out: NodeJS.WritableStream, name: string): void {
+    if (!stream) return;
+    createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) =>
+      out.write(`${name} | ${line}\n`),
+    );
+  }
+
+  #markReady(child: Child): void {
+    const now = Date.now();
+    child.state = 'up';
+    child.readyAt = now;
+    this.#metrics.up.set({ service: child.spec.name }, 1);
+    let recoveryMs: number | undefined;
+    if (child.faultAt !== null) {
+      recoveryMs = now - child.faultAt;
+      this.#metrics.recovery.observe(recoveryMs / 1000);
+      child.faultAt = null;
+    }
+    this.#emit(child, 'ready', recoveryMs !== undefined ? { recoveryMs } : {});
+    this.#reconcile();
+  }
+
+  /** 'unknown' when the check cannot be made (NATS down or just back): it neither passes nor misses. */
+  async #check(child: Child): Promise<'ok' | 'fail' | 'unknown'> {
+    const { health } = child.spec;
+    const { timeoutMs, natsGraceMs } = this.spec.heartbeat;
+    switch (health.kind) {
+      case 'http':
+        return (await checkHttp(health.url, timeoutMs)) ? 'ok' : 'fail';
+      case 'tcp':
+        return (await checkTcp(health.host, health.port, timeoutMs)) ? 'ok' : 'fail';
+      case 'nats-ping': {
+        const nc = this.#nats?.connection;
+        if (!nc) return 'unknown';
+        const since = this.#nats?.connectedSince ?? 0;
+        const ok = (await pingNatsService(nc, health.service, child.identity, timeoutMs)) !== null;
+        if (ok) return 'ok';
+        // A child that was ready before NATS came back reconnects at its own pace: give it a grace period.
+        const reconnecting = (child.readyAt ?? 0) < since && Date.now() - since < natsGraceMs;
+        return reconnecting ? 'unknown' : 'fail';
+      }
+      default:
+        return 'ok';
+    }
+  }
+
+  /** Readiness, then heartbeat, for one process; ends when the process does. */
+  async #watch(child: Child, proc: ChildProcess): Promise<void> {
+    const watch = new AbortController();
+    child.watch = watch;
+    const { intervalMs, misses: maxMisses, startTimeoutMs } = this.spec.heartbeat;
+    let misses = 0;
+    let failingMs = 0;
+    let lastAt = Date.now();
+    while (!watch.signal.aborted && child.proc === proc) {
+      const began = Date.now();
+      const result = await this.#check(child);
+      if (watch.signal.aborted || child.proc !== proc) return;
+      const now = Date.now();
+      if (child.state === 'starting') {
+        if (result === 'ok') this.#markReady(child);
+        else if (result === 'fail') failingMs += now - lastAt;
+        if (failingMs >= startTimeoutMs) {
+          this.#hung(child, `not ready within ${startTimeoutMs} ms`);
+          return;
+        }
+      } else if (child.state === 'up') {
+        if (result === 'ok') misses = 0;
+        else if (result === 'fail') misses += 1;
+        if (misses >= maxMisses) {
+          this.#hung(child, `${misses} health checks missed`);
+          return;
+        }
+      }
+      lastAt = now;
+      const period = child.state === 'starting' ? READINESS_POLL_MS : intervalMs;
+      try {
+        await sleep(Math.max(0, period - (Date.now() - began)), undefined, { signal: watch.signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  #hung(child: Child, message: string): void {
+    child.state = 'hung';
+    child.faultAt = Date.now();
+    child.stopIntent = 'hung';
+    this.#metrics.up.set({ service: child.spec.name }, 0);
+    this.#emit(child, 'hung', { reason: 'hung', message });
+    this.#signal(child, 'SIGKILL');
+  }
+
+  #signal(child: Child, signal: NodeJS.Signals): void {
+    const pid = child.pid;
+    if (pid === null) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Already gone: its exit event is on its way.
+      }
+    }
+  }
+
+  #onExit(
+    child: Child,
+    proc: ChildProcess,
+    code: number | null,
+    signal: string | null,
+    message?: string,
+  ): void {
+    if (child.proc !== proc) return;
+    child.proc = null;
+    child.watch?.abort();
+    child.watch = null;
+    this.#metrics.up.set({ service: child.spec.name }, 0);
+    const intent = child.stopIntent;
+    child.stopIntent = null;
+    const reason: ExitReason = intent ?? (code === 0 ? 'exited' : 'crashed');
+    child.lastExit = { code, signal, reason, time: new Date().toISOString() };
+    this.#emit(child, 'exited', { reason, code, signal, ...(message ? { message } : {}) });
+    child.pid = null;
+    if (reason === 'shutdown' || this.#phase !== 'running') {
+      if (child.state !== 'restarting') child.state = 'stopped';
+      this.#reconcile();
+      return;
+    }
+    if (reason === 'exited' ? child.spec.restart !== 'permanent' : child.spec.restart === 'temporary') {
+      child.wanted = false;
+      child.state = reason === 'exited' ? 'stopped' : 'failed';
+      this.#reconcile();
+      return;
+    }
+    this.#onFault(child, reason);
+  }
+
+  #onFault(child: Child, reason: 'crashed' | 'exited' | 'hung'): void {
+    const now = Date.now();
+    child.faultAt ??= now;
+    const { maxRestarts, periodMs } = this.spec.intensity;
+    this.#restartTimes = this.#restartTimes.filter((t) => now - t < periodMs);
+    this.#restartTimes.push(now);
+    if (this.#restartTimes.length > maxRestarts) {
+      child.state = 'failed';
+      child.wanted = false;
+      this.#phase = 'gave_up';
+      this.#emit(child, 'gave_up', {
+        reason,
+        message: `more than ${maxRestarts} restarts within ${periodMs} ms; stopping every child and giving up`,
+      });
+      void this.#shutdown('gave_up');
+      return;
+    }
+    if (child.readyAt !== null && now - child.readyAt >= this.spec.backoff.resetAfterMs)
+      child.consecutive = 0;
+    const delayMs = backoffDelayMs(child.consecutive, this.spec.backoff, this.#random);
+    child.consecutive += 1;
+    const set = this.#restartSet(child);
+    this.#planRestart(child, reason, delayMs);
+    void this.#stopBatch(set.filter((c) => c !== child));
+  }
+
+  /** The child and, under rest_for_one, every running or wanted child after it. */
+  #restartSet(child: Child): Child[] {
+    if (this.spec.strategy === 'one_for_one') return [child];
+    return this.#children.filter((c) => c === child || (c.index > child.index && (c.proc || c.wanted)));
+  }
+
+  #planRestart(child: Child, reason: RestartReason, delayMs: number): void {
+    for (const c of this.#restartSet(child)) {
+      const own = c === child;
+      c.wanted = true;
+      c.restarts += 1;
+      c.state = 'restarting';
+      c.notBefore = Date.now() + (own ? delayMs : 0);
+      if (c.restartTimer) clearTimeout(c.restartTimer);
+      c.restartTimer = null;
+      if (own && delayMs > 0) c.restartTimer = setTimeout(() => this.#reconcile(), delayMs);
+      const why: RestartReason = own ? reason : 'sibling';
+      this.#metrics.restarts.inc({ service: c.spec.name, reason: why });
+      this.#emit(c, 'restarting', { reason: why, delayMs: own ? delayMs : 0 });
+    }
+  }
+
+  /** Stops children in reverse order; nothing is (re)started until every pending batch is done. */
+  #stopBatch(children: Child[]): Promise<void> {
+    this.#batches += 1;
+    const run = async () => {
+      for (const c of [...children].reverse()) await this.#stopChild(c);
+    };
+    this.#batchChain = this.#batchChain.then(run).finally(() => {
+      this.#batches -= 1;
+      this.#reconcile();
+    });
+    return this.#batchChain;
+  }
+
+  async #stopChild(child: Child): Promise<void> {
+    const proc = child.proc;
+    if (!proc) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    if (child.stopIntent === null) child.stopIntent = 'shutdown';
+    this.#signal(child, 'SIGTERM');
+    // A stopped process holds SIGTERM until it runs again.
+    this.#signal(child, 'SIGCONT');
+    const timeout = new AbortController();
+    const timedOut = await Promise.race([
+      exited.then(() => false),
+      sleep(child.spec.shutdownMs, true, { signal: timeout.signal }).catch(() => false),
+    ]);
+    timeout.abort();
+    if (timedOut && child.proc === proc) {
+      this.#log(`${child.spec.name} did not stop within ${child.spec.shutdownMs} ms of SIGTERM: SIGKILL`);
+      this.#signal(child, 'SIGKILL');
+      await exited;
+    }
+  }
+
+  async #shutdown(outcome: SupervisorOutcome): Promise<void> {
+    for (const child of this.#children) {
+      if (child.restartTimer) clearTimeout(child.restartTimer);
+      child.restartTimer = null;
+    }
+    await this.#batchChain;
+    for (const child of [...this.#children].reverse()) await this.#stopChild(child);
+    for (const child of this.#children) if (child.state !== 'failed') child.state = 'stopped';
+    await this.#nats?.close();
+    await this.#metricsServer?.close();
+    if (this.#phase === 'stopping') this.#phase = 'stopped';
+    this.#allReady.reject(
+      new Error(`supervisor '${this.id}' ${outcome === 'gave_up' ? 'gave up' : 'stopped'}`),
+    );
+    this.#resolveDone(outcome);
+  }
+}
