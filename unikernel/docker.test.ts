@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { testCorpus } from '../services/contract/testing/test-corpus.ts';
+import { encodeFilePath } from '../services/fs/request-path.ts';
+import { build, dockerAvailable } from './build.ts';
+import { waitFor200 } from './measure.ts';
+
+const docker = (...args: string[]) => spawnSync('docker', args, { encoding: 'utf8', timeout: 60_000 });
+const engine = dockerAvailable();
+
+describe('unikernel image in a Docker engine (FROM scratch, read-only, non-root)', () => {
+  if (!engine.ok) {
+    const reason = `SKIPPED: no Docker engine, so the image was neither built nor run (${engine.reason}). Start one (see ENVIRONMENT.md: dockerd --storage-driver=vfs) and re-run.`;
+    process.stderr.write(`\n*** ${reason} ***\n\n`);
+    it('builds the image and serves a file from a read-only container as uid 65532', (t) => t.skip(reason));
+    return;
+  }
+
+  const tag = `kstyles-unikernel:test-${process.pid}`;
+  const distDir = mkdtempSync(join(tmpdir(), 'kstyles-unikernel-image-'));
+  let container = '';
+  let baseUrl = '';
+
+  before(async () => {
+    await build({ flavor: 'production', distDir, docker: true, tag, measure: false, quiet: true });
+    const corpus = await testCorpus();
+    const run = docker(
+      'run',
+      '-d',
+      '--read-only',
+      '--tmpfs',
+      '/tmp',
+      '--user',
+      '65532',
+      '-v',
+      `${corpus.dir}:/data:ro`,
+      '-p',
+      '127.0.0.1::8083',
+      tag,
+    );
+    assert.equal(run.status, 0, run.stderr);
+    container = run.stdout.trim();
+    const port = execFileSync('docker', ['port', container, '8083/tcp'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[0]!
+      .split(':')
+      .pop();
+    baseUrl = `http://127.0.0.1:${port}`;
+    await waitFor200(`${baseUrl}/readyz`, 20_000);
+  });
+
+  after(() => {
+    if (container) docker('rm', '-f', container);
+    docker('rmi', '-f', tag);
+    rmSync(distDir, { recursive: true, force: true });
+  });
+
+  it('serves files with the right sha256 (small ones inline, a 4 MiB one through the pool)', async () => {
+    const corpus = await testCorpus();
+    const files = [
+      corpus.manifest.files.find((file) => file.path === 'docs/hello world.txt')!,
+      corpus.manifest.files.find((file) => file.size > 4 * 1024 * 1024)!,
+    ];
+    for (const file of files) {
+      const res = await fetch(`${baseUrl}/files/${encodeFilePath(file.path)}`);
+      assert.equal(res.status, 200, file.path);
+      assert.equal(res.headers.get('x-kernel-style'), 'unikernel');
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.equal(createHash('sha256').update(body).digest('hex'), file.sha256, file.path);
+    }
+  });
+
+  it('runs as uid 65532 with NODE_OPTIONS cleared, has no shell, and its healthcheck subcommand works', () => {
+    const config = JSON.parse(docker('image', 'inspect', '-f', '{{json .Config}}', tag).stdout) as {
+      User: string;
+      Env: string[];
+      Healthcheck: { Test: string[] };
+      Entrypoint: string[];
+    };
+    assert.equal(config.User, '65532:65532');
+    assert.ok(config.Env.includes('NODE_OPTIONS='));
+    assert.deepEqual(config.Entrypoint, ['/app/kstyles-unikernel']);
+    assert.deepEqual(config.Healthcheck.Test.slice(0, 3), ['CMD', '/app/kstyles-unikernel', 'healthcheck']);
+    const shell = docker('exec', container, '/bin/sh', '-c', 'true');
+    assert.notEqual(shell.status, 0, 'no /bin/sh in the image');
+    const health = docker('exec', container, '/app/kstyles-unikernel', 'healthcheck', '--port', '8083');
+    assert.equal(health.status, 0, health.stderr);
+    const pid1 = JSON.parse(docker('logs', container).stdout.split('\n')[0]!) as { pid: number; run: string };
+    assert.equal(pid1.pid, 1, 'the program is PID 1');
+    assert.equal(pid1.run, 'single executable');
+  });
+
+  it('docker stop (SIGTERM to PID 1) ends it gracefully with exit code 0', () => {
+    assert.equal(docker('stop', '-t', '10', container).status, 0);
+    assert.equal(docker('inspect', '-f', '{{.State.ExitCode}}', container).stdout.trim(), '0');
+    assert.match(docker('logs', container).stdout, /"msg":"unikernel stopped","graceful":true/);
+  });
+});
