@@ -6,6 +6,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { Counter, type Registry } from 'prom-client';
 import type { ServiceError } from '../services/contract/errors.ts';
 import { createExpressApp } from '../services/contract/express-app.ts';
 import type { FileService } from '../services/contract/file-service.ts';
@@ -14,8 +15,7 @@ import { closeGracefully, listen, logLine } from '../services/contract/http-serv
 import { createHttpMetrics, type HttpMetrics } from '../services/contract/metrics.ts';
 import type { ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
 import { openInProcessFileService } from '../services/in-process.ts';
-
-export const STYLE = 'monolith';
+import { STYLE } from './style.ts';
 
 export type MonolithServerOptions = {
   metrics?: HttpMetrics;
@@ -100,4 +100,14 @@ export async function startMonolith(options: MonolithOptions): Promise<RunningMo
       return stopping;
     },
   };
+}
+
+/** `kstyles_faults_injected_total` (DESIGN.md section 6) for the faults this process injects into itself. */
+export function faultsInjectedCounter(registry: Registry): Counter<'style' | 'target' | 'kind'> {
+  return new Counter({
+    name: 'kstyles_faults_injected_total',
+    help: 'Faults injected into this process, by style, target and kind',
+    labelNames: ['style', 'target', 'kind'] as const,
+    registers: [registry],
+  });
 }

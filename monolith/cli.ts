@@ -4,12 +4,12 @@
  * compose restart policy) starts it again; that is the style's blast radius.
  */
 import { stat } from 'node:fs/promises';
-import { Counter } from 'prom-client';
+import type { Counter } from 'prom-client';
 import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
 import { logLine } from '../services/contract/http-server.ts';
-import { createHttpMetrics } from '../services/contract/metrics.ts';
 import { type ChaosOptions, chaosFromEnv, type DriverChaos } from '../services/driver/chaos.ts';
-import { type RunningMonolith, STYLE, startMonolith } from './app.ts';
+import type { RunningMonolith } from './app.ts';
+import { STYLE } from './style.ts';
 
 export const MONOLITH_DEFAULTS = {
   port: '8081',
@@ -198,19 +198,17 @@ export async function run(argv: string[]): Promise<number> {
   const { chaos, slowMs } = chaosSettings(flags.chaos);
   await requireDataDir(dataDir);
 
-  const metrics = createHttpMetrics(STYLE);
-  const injected = new Counter({
-    name: 'kstyles_faults_injected_total',
-    help: 'Faults injected into this process, by style, target and kind',
-    labelNames: ['style', 'target', 'kind'] as const,
-    registers: [metrics.registry],
-  });
+  // Express and prom-client load only now: usage errors and --help stay quick.
+  const { faultsInjectedCounter, startMonolith } = await import('./app.ts');
   let running: RunningMonolith;
   try {
-    running = await startMonolith({ dataDir, chaos, port, host, metrics });
+    running = await startMonolith({ dataDir, chaos, port, host });
   } catch (err) {
     listenUsageError(err, host);
   }
+  const injected = faultsInjectedCounter(running.metrics.registry);
+  // Signal handlers first: whoever reads the start line may signal at once (SIGUSR2's default action kills).
+  const stopped = serveUntilSignal(running, drainMs, slowToggle(running.chaos, slowMs, injected));
   const options = running.chaos.options;
   logLine({
     level: 'info',
@@ -230,5 +228,5 @@ export async function run(argv: string[]): Promise<number> {
         }
       : { enabled: false },
   });
-  return serveUntilSignal(running, drainMs, slowToggle(running.chaos, slowMs, injected));
+  return stopped;
 }

@@ -140,7 +140,8 @@ describe('monolith process: graceful stop', () => {
   });
 });
 
-describe('monolith process: start-up errors', () => {
+// Independent short-lived processes: run side by side.
+describe('monolith process: start-up errors', { concurrency: true }, () => {
   async function failsWith(args: string[], env: NodeJS.ProcessEnv, pattern: RegExp): Promise<void> {
     const proc = monolith(args, env);
     const exit = await proc.exited;

@@ -12,7 +12,8 @@ import { httpContract } from '../services/contract/testing/contract-suite.ts';
 import { rawRequest } from '../services/contract/testing/raw-http.ts';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
 import { openInProcessFileService } from '../services/in-process.ts';
-import { createMonolithServer, type RunningMonolith, STYLE, startMonolith } from './app.ts';
+import { createMonolithServer, type RunningMonolith, startMonolith } from './app.ts';
+import { STYLE } from './style.ts';
 import { PausedDownload } from './test-helpers.ts';
 
 const MiB = 1024 * 1024;
