@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { DockerFaultDriver, SignalFaultDriver, SupervisorFaultDriver } from './fault-drivers.ts';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function sleeper(): ChildProcess {
+  return spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+}
+
+describe('fault drivers', () => {
+  test('signal driver: kill by pid:N, hang then resume through a runtime-state file', async () => {
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-state-test-'));
+    const victim = sleeper();
+    const frozen = sleeper();
+    try {
+      const driver = new SignalFaultDriver(stateDir);
+      assert.equal(driver.supports(`pid:${victim.pid}`, 'kill'), true);
+      assert.equal(driver.supports(`pid:${victim.pid}`, 'poison'), false);
+      const exited = once(victim, 'exit');
+      const kill = await driver.inject(`pid:${victim.pid}`, 'kill', {});
+      assert.match(kill.message, /SIGKILL sent to pid:\d+/);
+      assert.deepEqual(await exited, [null, 'SIGKILL']);
+
+      await writeFile(
+        path.join(stateDir, 'mono.json'),
+        JSON.stringify({ id: 'mono', pid: frozen.pid, natsUrl: 'x' }),
+      );
+      const hang = await driver.inject('mono', 'hang', { forMs: 10 });
+      assert.match(hang.message, /SIGSTOP sent to mono/);
+      assert.ok(hang.resume);
+      assert.match(await hang.resume(), /SIGCONT sent to mono/);
+      assert.equal(frozen.exitCode, null, 'the stopped process lives on after SIGCONT');
+
+      await assert.rejects(
+        driver.inject('absent', 'kill', {}),
+        /no runtime state .*absent\.json: is 'absent' running\?/,
+      );
+      await assert.rejects(driver.inject('pid:999999999', 'kill', {}), /PID 999999999/);
+    } finally {
+      victim.kill('SIGKILL');
+      frozen.kill('SIGKILL');
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  test('supervisor driver: requests kstyles.sup.ctl.<id>.kill over a real nats-server', async (t) => {
+    const port = await freePort();
+    let server: ChildProcess;
+    try {
+      server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+      await once(server, 'spawn');
+    } catch {
+      t.skip('nats-server is not installed (npm run setup installs it)');
+      return;
+    }
+    const url = `nats://127.0.0.1:${port}`;
+    const driver = new SupervisorFaultDriver(url, os.tmpdir());
+    try {
+      let nc: Awaited<ReturnType<typeof connect>> | undefined;
+      for (let i = 0; i < 50 && !nc; i++) {
+        nc = await connect({ servers: url }).catch(() => undefined);
+        if (!nc) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(nc, 'nats-server came up');
+      const seen: unknown[] = [];
+      const sub = nc.subscribe('kstyles.sup.ctl.microkernel.*');
+      (async () => {
+        for await (const msg of sub) {
+          seen.push([msg.subject, msg.json()]);
+          msg.respond(
+            JSON.stringify(msg.subject.endsWith('.slow') ? { error: 'unknown verb slow' } : { ok: true }),
+          );
+        }
+      })();
+      await nc.flush();
+      assert.equal(driver.supports('microkernel:driver', 'kill'), true);
+      assert.equal(driver.supports('pid:1', 'kill'), false);
+      const kill = await driver.inject('microkernel:driver', 'kill', {});
+      assert.match(kill.message, /supervisor microkernel: SIGKILL driver/);
+      const hang = await driver.inject('microkernel:fs', 'hang', { forMs: 5 });
+      await hang.resume?.();
+      await assert.rejects(
+        driver.inject('microkernel:driver', 'slow', { latencyMs: 100 }),
+        /supervisor answered "unknown verb slow"/,
+      );
+      assert.deepEqual(seen.slice(0, 3), [
+        ['kstyles.sup.ctl.microkernel.kill', { service: 'driver', signal: 'SIGKILL' }],
+        ['kstyles.sup.ctl.microkernel.kill', { service: 'fs', signal: 'SIGSTOP' }],
+        ['kstyles.sup.ctl.microkernel.kill', { service: 'fs', signal: 'SIGCONT' }],
+      ]);
+      await assert.rejects(
+        driver.inject('lab:monolith', 'kill', {}),
+        /no responders|timeout|is supervisor 'lab' running/i,
+      );
+      await nc.close();
+    } finally {
+      await driver.close();
+      server.kill('SIGKILL');
+    }
+  });
+
+  test('docker driver: an unreachable engine gives a clear error', async () => {
+    const driver = new DockerFaultDriver(path.join(os.tmpdir(), 'no-such-docker.sock'));
+    assert.equal(driver.supports('docker:kstyles-monolith-1', 'kill'), true);
+    await assert.rejects(
+      driver.inject('docker:kstyles-monolith-1', 'kill', {}),
+      /cannot reach the Docker engine at .*no-such-docker\.sock \(ENOENT\): is dockerd running\?/,
+    );
+  });
+});
