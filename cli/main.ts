@@ -28,12 +28,18 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: 'serve the contract from the single-purpose executable',
     load: () => import('../unikernel/cli.ts'),
   },
-  up: { summary: 'run the whole local lab on loopback', notBuilt: 'issue #6 (load generator and local lab)' },
-  ps: { summary: 'show what runs: PIDs, restarts, health', notBuilt: 'issue #4 (the microkernel)' },
-  chaos: { summary: 'inject a fault, e.g. microkernel:driver kill', notBuilt: 'issue #4 (the microkernel)' },
+  up: { summary: 'run the whole local lab on loopback', load: () => import('../lab/up-cli.ts') },
+  ps: {
+    summary: 'show what runs: PIDs, restarts, health',
+    load: () => import('../services/supervisor/ps-cli.ts'),
+  },
+  chaos: {
+    summary: 'inject a fault, e.g. microkernel:driver kill',
+    load: () => import('../services/supervisor/chaos-cli.ts'),
+  },
   load: {
     summary: 'open-loop load with byte verification and reports',
-    notBuilt: 'issue #6 (load generator)',
+    load: () => import('../load/cli.ts'),
   },
   demo: {
     summary: 'the lab, a short load with chaos, and the report',

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { UsageError } from '../cli/args.ts';
+import { run } from './cli.ts';
+import { makeCorpus, serveFile, startServer, type TestCorpus, type TestServer } from './test-fixtures.ts';
+
+let corpus: TestCorpus;
+let server: TestServer;
+let dir: string;
+
+before(async () => {
+  corpus = await makeCorpus();
+  server = await startServer((_req, res, body) => serveFile(res, body), corpus.bodies);
+  dir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-load-cli-test-'));
+});
+after(async () => {
+  await server.close();
+  await corpus.cleanup();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs the command with its terminal output captured. */
+async function runQuiet(argv: string[]): Promise<{ code: number | undefined; output: string }> {
+  let output = '';
+  const code = await run(argv, {
+    write: (text: string) => {
+      output += text;
+    },
+  });
+  return { code, output };
+}
+
+describe('kstyles load', () => {
+  const base = () => [
+    '--target',
+    `mono=${server.url}`,
+    '--rate',
+    '50',
+    '--duration',
+    '1s',
+    '--corpus',
+    corpus.dir,
+  ];
+
+  test('exit code 0 when every threshold holds, with a checklist and reports', async () => {
+    const out = path.join(dir, 'pass');
+    const { code, output } = await runQuiet([
+      ...base(),
+      '--threshold',
+      'mono:errors==0',
+      '--threshold',
+      '*:availability>=99.9%',
+      '--out',
+      out,
+    ]);
+    assert.equal(code, 0, output);
+    assert.match(output, /thresholds: all passed/);
+    assert.match(output, /✔ mono:errors==0 {2}\(measured 0\)/);
+    const results = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
+    assert.equal(results.targets[0].sent, 50);
+    assert.equal(results.thresholds.length, 2);
+  });
+
+  test('exit code 1 when a threshold fails', async () => {
+    const { code, output } = await runQuiet([...base(), '--threshold', 'mono:p99<1us']);
+    assert.equal(code, 1);
+    assert.match(output, /✘ mono:p99<1us/);
+  });
+
+  const usage: [string, string[], RegExp][] = [
+    ['a bad threshold', ['--threshold', 'mono:latency<5ms'], /unknown metric 'latency'/],
+    ['a threshold on an unknown target', ['--threshold', 'other:p99<5ms'], /'other' is not a load target/],
+    ['a bad duration', ['--duration', 'forever'], /--duration must be a duration/],
+    ['a bad mix', ['--mix', 'huge'], /--mix: cannot read 'huge'/],
+  ];
+  for (const [name, extra, message] of usage) {
+    test(`usage error (exit 2) for ${name}`, async () => {
+      await assert.rejects(
+        runQuiet([...base(), ...extra]),
+        (err: Error) => err instanceof UsageError && err.exitCode === 2 && message.test(err.message),
+      );
+    });
+  }
+
+  test('usage error for a scenario with a mistake, naming file and line', async () => {
+    const file = path.join(dir, 'chaos.yaml');
+    await writeFile(
+      file,
+      'faults:\n  - { at: 1s, target: mono, fault: poison }\n  - { at: 2s, target: mono, fault: melt }\n',
+    );
+    await assert.rejects(
+      runQuiet([...base(), '--scenario', file]),
+      /chaos\.yaml:3: faults\[1\]\.fault: 'melt' is not a fault kind/,
+    );
+  });
+
+  test('usage error without a target or with a missing corpus', async () => {
+    await assert.rejects(runQuiet(['--rate', '5']), /--target NAME=URL is required/);
+    await assert.rejects(
+      runQuiet(['--target', `mono=${server.url}`, '--corpus', path.join(dir, 'nothing')]),
+      (err: Error) => err instanceof UsageError && /MANIFEST\.json .*kstyles corpus/.test(err.message),
+    );
+  });
+});

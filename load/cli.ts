@@ -1,0 +1,274 @@
+import { readFile } from 'node:fs/promises';
+import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
+import { createLiveView, formatChecklist, formatSummary } from './live-view.ts';
+import { MixError } from './request-mix.ts';
+import { LOAD_DEFAULTS, type LoadTarget, runLoad } from './run-load.ts';
+import {
+  checkScenarioTargets,
+  loadScenario,
+  SCENARIO_EXAMPLE,
+  type Scenario,
+  ScenarioError,
+} from './scenario.ts';
+import {
+  checkThresholdTargets,
+  evaluateThresholds,
+  parseThreshold,
+  THRESHOLD_GRAMMAR,
+  type Threshold,
+  ThresholdError,
+  thresholdExitCode,
+} from './thresholds.ts';
+import type { TargetFacts } from './types.ts';
+import { parseDurationMs } from './units.ts';
+import { writeReports } from './write-reports.ts';
+
+const SPEC = {
+  name: 'load',
+  summary: 'open-loop load with byte verification, chaos schedules and reports',
+  usage:
+    'kstyles load --target NAME=URL … --rate R --duration D [--scenario FILE] [--out DIR] [--threshold EXPR …]',
+  flags: {
+    target: {
+      type: 'string',
+      multiple: true,
+      value: 'NAME=URL',
+      description: 'a service to load, e.g. monolith=http://127.0.0.1:8081',
+    },
+    rate: {
+      type: 'string',
+      value: 'R',
+      default: '100',
+      env: 'KSTYLES_RATE',
+      description: 'requests per second, per target (constant arrival rate)',
+    },
+    duration: {
+      type: 'string',
+      value: 'D',
+      default: '10s',
+      env: 'KSTYLES_DURATION',
+      description: 'how long to send, e.g. 30s, 2m',
+    },
+    scenario: { type: 'string', value: 'FILE', description: 'chaos schedule (YAML or JSON)' },
+    out: { type: 'string', value: 'DIR', description: 'write results.json, report.md and report.html there' },
+    connections: {
+      type: 'string',
+      value: 'N',
+      default: String(LOAD_DEFAULTS.connections),
+      description: 'keep-alive connections per target',
+    },
+    seed: {
+      type: 'string',
+      value: 'S',
+      default: String(LOAD_DEFAULTS.seed),
+      description: 'seed of the request mix (same for every target)',
+    },
+    timeout: {
+      type: 'string',
+      value: 'T',
+      default: '5s',
+      description: 'request timeout, counted from the intended send time',
+    },
+    mix: {
+      type: 'string',
+      value: 'MIX',
+      default: 'small=90,medium=9,large=1',
+      description: 'small | medium | large | all | weights (small < 64 KiB ≤ medium < 1 MiB ≤ large)',
+    },
+    threshold: {
+      type: 'string',
+      multiple: true,
+      value: 'EXPR',
+      description: "pass/fail rule, e.g. 'monolith:p99<50ms' (exit 1 when one fails)",
+    },
+    'metrics-port': {
+      type: 'string',
+      value: 'P',
+      env: 'KSTYLES_LOAD_METRICS_PORT',
+      description: 'serve the client-side Prometheus metrics on /metrics while running',
+    },
+    corpus: {
+      type: 'string',
+      value: 'DIR',
+      env: 'KSTYLES_DATA',
+      default: './.kstyles/corpus',
+      description: 'corpus directory with MANIFEST.json',
+    },
+    nats: {
+      type: 'string',
+      value: 'URL',
+      env: 'NATS_URL',
+      description: 'NATS for the supervisor control API (else from its runtime-state file)',
+    },
+    facts: {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'JSON of measured facts per style, e.g. {"unikernel":{"imageBytes":…,"hasShell":false,"bootMs":…}}',
+    },
+    window: {
+      type: 'string',
+      value: 'D',
+      description: "fault window for resilience numbers (default 10s, or the scenario's window)",
+    },
+  },
+  details: `Latency is measured from each request's intended send time (wrk2's model), in microseconds.
+Every 200 body is checked against the manifest's sha256: a mismatch is DATA LOSS.
+Exit codes: 0 all thresholds pass, 1 a threshold failed, 2 usage error.
+
+Fault targets: SUPERVISOR:SERVICE (supervisor control API over NATS), pid:N (signals),
+docker:NAME (container's host PID via the Docker engine), a load target name (poison;
+or a process with a runtime-state file). Scenario example:
+${SCENARIO_EXAMPLE}
+
+Thresholds: ${THRESHOLD_GRAMMAR}`,
+} as const;
+
+function parseTargets(raw: string[]): LoadTarget[] {
+  if (raw.length === 0)
+    throw new UsageError(
+      "kstyles load: --target NAME=URL is required (e.g. --target monolith=http://127.0.0.1:8081). Run 'kstyles load --help'.",
+    );
+  const targets = raw.map((text) => {
+    const eq = text.indexOf('=');
+    const name = text.slice(0, eq).trim();
+    const url = text.slice(eq + 1).trim();
+    if (eq <= 0 || !/^[\w.-]+$/.test(name))
+      throw new UsageError(
+        `kstyles load: --target '${text}': use NAME=URL with a name of letters, digits, '.', '_' or '-'`,
+      );
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UsageError(
+        `kstyles load: --target '${text}': '${url}' is not a URL (e.g. http://127.0.0.1:8081)`,
+      );
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new UsageError(`kstyles load: --target '${text}': only http and https URLs`);
+    return { name, url: parsed.origin };
+  });
+  const names = new Set<string>();
+  for (const t of targets) {
+    if (names.has(t.name)) throw new UsageError(`kstyles load: --target name '${t.name}' is given twice`);
+    names.add(t.name);
+  }
+  return targets;
+}
+
+function durationFlag(flag: string, raw: string): number {
+  const ms = parseDurationMs(raw);
+  if (ms === null || ms <= 0)
+    throw new UsageError(`kstyles load: --${flag} must be a duration such as 500ms, 10s or 2m, got '${raw}'`);
+  return ms;
+}
+
+async function readFacts(file: string): Promise<Record<string, TargetFacts>> {
+  try {
+    const json = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    if (!json || typeof json !== 'object' || Array.isArray(json))
+      throw new Error('expected an object keyed by style');
+    return json as Record<string, TargetFacts>;
+  } catch (err) {
+    throw new UsageError(`kstyles load: --facts ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Where the command writes its live view, summary and checklist (tests pass their own). */
+export type Output = { write(text: string): unknown; isTTY?: boolean };
+
+export async function run(argv: string[], stdout: Output = process.stdout): Promise<number | undefined> {
+  const parsed = parseCommand(SPEC, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  const targets = parseTargets(flags.target);
+  const rate = Number(flags.rate);
+  if (!(rate > 0) || !Number.isFinite(rate) || rate > 1_000_000) {
+    throw new UsageError(
+      `kstyles load: --rate must be a number of requests per second above 0, got '${flags.rate}'`,
+    );
+  }
+  const durationMs = durationFlag('duration', flags.duration!);
+  const timeoutMs = durationFlag('timeout', flags.timeout!);
+  const connections = intFlag('load', 'connections', flags.connections, 1, 10_000);
+  const seed = intFlag('load', 'seed', flags.seed, 0, 2 ** 32 - 1);
+  const metricsPort =
+    flags['metrics-port'] === undefined
+      ? undefined
+      : intFlag('load', 'metrics-port', flags['metrics-port'], 0, 65535);
+  let thresholds: Threshold[];
+  let scenario: Scenario | undefined;
+  try {
+    thresholds = flags.threshold.map(parseThreshold);
+    checkThresholdTargets(
+      thresholds,
+      targets.map((t) => t.name),
+    );
+    if (flags.scenario) {
+      scenario = await loadScenario(flags.scenario);
+      checkScenarioTargets(
+        scenario,
+        targets.map((t) => t.name),
+      );
+    }
+  } catch (err) {
+    if (err instanceof ThresholdError || err instanceof ScenarioError)
+      throw new UsageError(`kstyles load: ${err.message}`);
+    throw err;
+  }
+  const facts = flags.facts ? await readFacts(flags.facts) : undefined;
+  const windowMs = flags.window ? durationFlag('window', flags.window) : scenario?.windowMs;
+
+  const color = !!stdout.isTTY && !process.env.NO_COLOR;
+  const view = createLiveView(stdout);
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(
+      '\nkstyles load: stopping (Ctrl-C again to quit at once); waiting for requests in flight…\n',
+    );
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  stdout.write(
+    `kstyles load: ${targets.map((t) => `${t.name} (${t.url})`).join(', ')} at ${rate} req/s each for ${durationMs / 1000}s${scenario ? `, ${scenario.faults.length} fault(s)` : ''}\n`,
+  );
+  let results: Awaited<ReturnType<typeof runLoad>>;
+  try {
+    results = await runLoad({
+      targets,
+      rate,
+      durationMs,
+      timeoutMs,
+      connections,
+      seed,
+      corpusDir: flags.corpus!,
+      mix: flags.mix!,
+      faults: scenario?.faults ?? [],
+      ...(flags.nats ? { natsUrl: flags.nats } : {}),
+      ...(windowMs ? { faultWindowMs: windowMs } : {}),
+      ...(metricsPort !== undefined ? { metricsPort } : {}),
+      ...(facts ? { facts } : {}),
+      onMetricsListening: (port) => stdout.write(`metrics: http://127.0.0.1:${port}/metrics\n`),
+      onProgress: (p) => view.update(p),
+      progressIntervalMs: stdout.isTTY ? 250 : 1000,
+      signal: controller.signal,
+    });
+  } catch (err) {
+    if (err instanceof MixError) throw new UsageError(`kstyles load: ${err.message}`);
+    throw err;
+  } finally {
+    process.off('SIGINT', onSigint);
+    view.done();
+  }
+  results.thresholds = evaluateThresholds(results, thresholds);
+  stdout.write(`\n${formatSummary(results, color)}`);
+  if (flags.out) {
+    const files = await writeReports(results, flags.out);
+    stdout.write(`\nwrote ${files.json}, ${files.markdown}, ${files.html}\n`);
+  }
+  const checklist = formatChecklist(results, color);
+  if (checklist) stdout.write(`\n${checklist}`);
+  return thresholdExitCode(results.thresholds);
+}
