@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ServiceError } from '@nats-io/services';
 import { connect } from '@nats-io/transport-node';
+import type { RuntimeState } from './runtime-state.ts';
 import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
 import type { SupervisorStatus } from './supervisor.ts';
 
@@ -27,6 +28,13 @@ export type ControlClientOptions = {
   /** Per request. Default 2000 ms. */
   timeoutMs?: number;
 };
+
+/** How to reach the control API of a supervisor found in the runtime-state files; undefined without NATS. */
+export function clientOptionsFromState(state: RuntimeState): ControlClientOptions | undefined {
+  if (!state.nats) return undefined;
+  const { servers, user, pass } = state.nats;
+  return { servers, ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}) };
+}
 
 /** Talks to supervisors' control API (kstyles.sup.ctl.<id>.*) over NATS request/reply. */
 export class SupervisorControlClient {
@@ -76,6 +84,26 @@ export class SupervisorControlClient {
       service: string;
       pid: number | null;
     }>;
+  }
+
+  /** The ids of every supervisor whose control service answers a `$SRV.PING` on this NATS. */
+  async discover(waitMs = 500): Promise<string[]> {
+    const ids = new Set<string>();
+    try {
+      const replies = await this.nc.requestMany(`$SRV.PING.${SUPERVISOR_SUBJECTS.serviceName}`, '', {
+        strategy: 'timer',
+        maxWait: waitMs,
+      });
+      for await (const reply of replies) {
+        const id = reply.json<{ metadata?: Record<string, string> }>().metadata?.[
+          SUPERVISOR_SUBJECTS.idMetadataKey
+        ];
+        if (id) ids.add(id);
+      }
+    } catch {
+      // No responders: no supervisor on this NATS.
+    }
+    return [...ids].sort();
   }
 
   async close(): Promise<void> {

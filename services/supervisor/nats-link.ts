@@ -88,7 +88,7 @@ export class NatsLink {
       name: SUPERVISOR_SUBJECTS.serviceName,
       version: '1.0.0',
       description: `kernel-styles supervisor '${this.supervisorId}': status, kill, restart`,
-      metadata: { supervisor_id: this.supervisorId },
+      metadata: { [SUPERVISOR_SUBJECTS.idMetadataKey]: this.supervisorId },
     });
     const group = service.addGroup(SUPERVISOR_SUBJECTS.controlGroup(this.supervisorId));
     for (const op of CONTROL_OPS) {

@@ -1,6 +1,8 @@
 /** Where the supervisor lives on the bus. Shared by the supervisor and its control client. */
 export const SUPERVISOR_SUBJECTS = {
   serviceName: 'kstyles-supervisor',
+  /** Service-API metadata key carrying the supervisor id, so `$SRV.PING.kstyles-supervisor` lists them. */
+  idMetadataKey: 'supervisor_id',
   events: (supervisorId: string) => `kstyles.sup.events.${supervisorId}`,
   controlGroup: (supervisorId: string) => `kstyles.sup.ctl.${supervisorId}`,
   control: (supervisorId: string, op: ControlOp) => `kstyles.sup.ctl.${supervisorId}.${op}`,

@@ -1,0 +1,108 @@
+import { parseCommand, UsageError } from '../../cli/args.ts';
+import {
+  type ControlClientOptions,
+  clientOptionsFromState,
+  SupervisorControlClient,
+  SupervisorControlError,
+  SupervisorUnavailableError,
+} from './control-client.ts';
+import { listRuntimeStates, runtimeStateDir } from './runtime-state.ts';
+
+/** The signal behind each fault kind (DESIGN.md section 6). */
+export const CHAOS_SIGNALS = {
+  kill: 'SIGKILL',
+  term: 'SIGTERM',
+  hang: 'SIGSTOP',
+  resume: 'SIGCONT',
+} as const;
+export type ChaosKind = keyof typeof CHAOS_SIGNALS;
+
+const KINDS = Object.keys(CHAOS_SIGNALS) as ChaosKind[];
+
+const COMMAND = {
+  name: 'chaos',
+  summary: 'inject a fault into a supervised service through its supervisor',
+  usage: `kstyles chaos TARGET KIND [--nats URL]   (TARGET = <supervisor>:<service>, KIND = ${KINDS.join(' | ')})`,
+  flags: {
+    nats: {
+      type: 'string',
+      env: 'NATS_URL',
+      value: 'URL',
+      description: 'the NATS of the supervisor (default: from its runtime-state file on this machine)',
+    },
+  },
+  details: [
+    'kinds: kill = SIGKILL, term = SIGTERM, hang = SIGSTOP, resume = SIGCONT',
+    'examples: kstyles chaos microkernel:driver kill',
+    '          kstyles chaos lab:monolith hang',
+  ].join('\n'),
+  positionals: true,
+} as const;
+
+/** Parses `<supervisor>:<service>` and the kind, or throws a UsageError naming the problem. */
+export function parseChaosArgs(positionals: string[]): {
+  supervisorId: string;
+  service: string;
+  kind: ChaosKind;
+} {
+  const [target, kind, extra] = positionals;
+  if (target === undefined || kind === undefined || extra !== undefined) {
+    throw new UsageError(
+      `kstyles chaos: expected TARGET KIND, e.g. 'kstyles chaos microkernel:driver kill'.`,
+    );
+  }
+  const match = /^([A-Za-z0-9_-]+):([A-Za-z0-9_-]+)$/.exec(target);
+  if (!match) {
+    throw new UsageError(
+      `kstyles chaos: target '${target}' must be <supervisor>:<service>, e.g. microkernel:driver or lab:monolith.`,
+    );
+  }
+  if (!KINDS.includes(kind as ChaosKind)) {
+    throw new UsageError(`kstyles chaos: unknown kind '${kind}'; valid kinds: ${KINDS.join(', ')}.`);
+  }
+  return { supervisorId: match[1]!, service: match[2]!, kind: kind as ChaosKind };
+}
+
+function connectionFor(supervisorId: string, nats: string | undefined): ControlClientOptions {
+  if (nats) return { servers: nats };
+  const states = listRuntimeStates();
+  const state = states.find((s) => s.id === supervisorId);
+  if (!state) {
+    const running = states.map((s) => s.id);
+    throw new UsageError(
+      `kstyles chaos: no running supervisor '${supervisorId}' found in ${runtimeStateDir()}; ` +
+        (running.length ? `running supervisors: ${running.join(', ')}.` : 'none is running.') +
+        ' Start it, or pass --nats URL.',
+    );
+  }
+  const options = clientOptionsFromState(state);
+  if (!options)
+    throw new UsageError(`kstyles chaos: supervisor '${supervisorId}' runs without NATS: no control API.`);
+  return options;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(COMMAND, argv);
+  if (!parsed) return 0;
+  const { supervisorId, service, kind } = parseChaosArgs(parsed.positionals);
+  const options = connectionFor(supervisorId, parsed.flags.nats);
+  let client: SupervisorControlClient | undefined;
+  try {
+    client = await SupervisorControlClient.connect(options);
+    const result = await client.kill(supervisorId, service, CHAOS_SIGNALS[kind]);
+    process.stdout.write(
+      `chaos: ${kind} → sent ${result.signal} to ${supervisorId}:${service} (pid ${result.pid})\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof SupervisorControlError && err.code === 404)
+      throw new UsageError(`kstyles chaos: ${err.message}`);
+    if (err instanceof SupervisorControlError || err instanceof SupervisorUnavailableError) {
+      process.stderr.write(`kstyles chaos: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await client?.close();
+  }
+}
