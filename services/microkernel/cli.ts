@@ -93,8 +93,9 @@ const COMMAND = {
       type: 'string',
       env: 'KSTYLES_HEARTBEAT_MS',
       value: 'MS',
-      default: '500',
-      description: 'health check interval; a server missing 3 in a row is killed and restarted',
+      default: '1000',
+      description:
+        'health check interval (answer timeout: half of it); a server missing 3 checks in a row is killed and restarted',
     },
     'max-restarts': {
       type: 'string',

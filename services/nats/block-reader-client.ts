@@ -51,6 +51,8 @@ export const BLOCK_READER_DEFAULTS = {
   vanishedMemory: 64,
 } as const;
 
+const CRASHED = Symbol('driver crashed during the attempt');
+
 /** One at a time, in arrival order; waiting ends with TIMEOUT at the deadline. */
 class Lane {
   #busy = false;
@@ -128,8 +130,9 @@ export class NatsBlockReader implements BlockReader {
         );
       }
       const release = crashes > 0 ? await this.#suspects.acquire(deadline) : () => {};
-      let outcome: IpcOutcome;
+      let outcome: IpcOutcome = IpcOutcome.timeout;
       let snapshot: string[] = [];
+      let crashSeen = false;
       try {
         // A suspect first learns which driver it is about to meet, so a crash it causes is attributed.
         if (crashes > 0 && !(await this.#discover(Math.min(left, BLOCK_READER_DEFAULTS.probeTimeoutMs)))) {
@@ -137,21 +140,29 @@ export class NatsBlockReader implements BlockReader {
         } else {
           snapshot = [...this.#known];
           const headers = putSpan(position, length, putFileRef(file, withDeadline(deadline)));
-          const result = await ipcRequest(this.#nc, this.#hop, this.#metrics, SUBJECTS.drvRead, undefined, {
+          const pending = ipcRequest(this.#nc, this.#hop, this.#metrics, SUBJECTS.drvRead, undefined, {
             headers,
             timeoutMs: Math.min(this.#attemptTimeoutMs, remainingMs(deadline) - HOP_ALLOWANCE_MS),
           });
-          outcome = result.outcome;
-          if (result.outcome === IpcOutcome.ok || result.outcome === IpcOutcome.error) {
-            const instance = result.msg.headers?.get(HEADERS.instance);
-            if (instance) this.#known.add(instance);
-          }
-          if (result.outcome === IpcOutcome.ok) return result.msg.data;
-          if (result.outcome === IpcOutcome.error) throw result.error;
-          if (result.outcome === IpcOutcome.denied) {
-            throw new InternalError(
-              `NATS refused the file server's request on ${SUBJECTS.drvRead}: check the fs user's permissions`,
-            );
+          const watch = new AbortController();
+          const result = await Promise.race([pending, this.#watchForCrash(snapshot, watch.signal)]);
+          watch.abort();
+          if (result === CRASHED) {
+            // The driver holding the attempt died: no need to wait for the attempt's timeout.
+            crashSeen = true;
+          } else {
+            outcome = result.outcome;
+            if (result.outcome === IpcOutcome.ok || result.outcome === IpcOutcome.error) {
+              const instance = result.msg.headers?.get(HEADERS.instance);
+              if (instance) this.#known.add(instance);
+            }
+            if (result.outcome === IpcOutcome.ok) return result.msg.data;
+            if (result.outcome === IpcOutcome.error) throw result.error;
+            if (result.outcome === IpcOutcome.denied) {
+              throw new InternalError(
+                `NATS refused the file server's request on ${SUBJECTS.drvRead}: check the fs user's permissions`,
+              );
+            }
           }
         }
       } finally {
@@ -159,7 +170,7 @@ export class NatsBlockReader implements BlockReader {
       }
       lastFailure = outcome;
       if (outcome === IpcOutcome.timeout) {
-        if (await this.#crashedSince(snapshot)) crashes++;
+        if (crashSeen || (await this.#crashedSince(snapshot))) crashes++;
         if (crashes >= BLOCK_READER_DEFAULTS.poisonCrashes) {
           throw new InternalError(
             `poison request: reading ${file.relPath} was in flight during ${crashes} storage driver crashes; not retried again`,
@@ -193,6 +204,24 @@ export class NatsBlockReader implements BlockReader {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Resolves CRASHED as soon as a driver that could hold the attempt has vanished; checks only once the
+   * attempt is slower than a normal read (probeTimeoutMs), then every probeTimeoutMs. Never resolves
+   * otherwise; stops when `signal` aborts.
+   */
+  async #watchForCrash(snapshot: string[], signal: AbortSignal): Promise<typeof CRASHED> {
+    const never = new Promise<never>(() => {});
+    try {
+      for (;;) {
+        await sleep(BLOCK_READER_DEFAULTS.probeTimeoutMs, undefined, { signal });
+        if (await this.#crashedSince(snapshot)) return signal.aborted ? never : CRASHED;
+        if (signal.aborted) return never;
+      }
+    } catch {
+      return never;
     }
   }
 
