@@ -137,7 +137,11 @@ export class MonolithProcess {
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     this.child = spawn(process.execPath, [KSTYLES_BIN, 'monolith', ...args], {
-      env: { ...process.env, KSTYLES_CHAOS: '', KSTYLES_PORT: '', KSTYLES_DATA: '', ...env },
+      // Only the test's settings: none of the caller's KSTYLES_* variables leak in.
+      env: {
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('KSTYLES_'))),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout!.setEncoding('utf8').on('data', (text: string) => {
