@@ -28,7 +28,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 import { generateCorpus } from '../services/corpus/corpus.ts';
@@ -44,12 +44,14 @@ import {
   POOL_WORKER_FILE,
   UNIKERNEL_DIR,
 } from './layout.ts';
-import { type BootMeasurement, measureBoot } from './measure.ts';
+import { type BootCandidate, type BootMeasurement, measureBoots } from './measure.ts';
 
 const REPO = join(UNIKERNEL_DIR, '..');
 export const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Strings only the fault-injection code contains: the production bundle must have none of them. */
 export const CHAOS_MARKERS = ['driver panic', 'injected driver error', 'chaos/poison.bin'] as const;
+/** Boots per candidate: the median of these is reported. */
+const BOOT_RUNS = 9;
 const SHELL_NAMES = new Set(['sh', 'bash', 'dash', 'ash', 'zsh', 'busybox', 'toybox']);
 
 export type RootfsFile = { path: string; bytes: number; mode: string };
@@ -72,6 +74,10 @@ export type ImageReport = {
     monolith: BootMeasurement | null;
     monolithReason?: string;
     reason?: string;
+    /** The machine's 1-minute load average around the boots: the numbers mean little on a busy machine. */
+    loadAverageBefore?: number;
+    loadAverageAfter?: number;
+    cores?: number;
   };
 };
 
@@ -370,39 +376,50 @@ async function measure(layout: BuildLayout, report: ImageReport): Promise<void> 
     const data = join(base, 'data');
     await generateCorpus(data, { seed: 1, count: 12 });
     const path = '/files/bench/4k.bin';
-    const runs = 7;
-    const env = { ...process.env, NODE_OPTIONS: '' };
-    report.boot.unikernel = await measureBoot(layout.rootfsExecutable, ['--data', data], { path, runs, env });
-    log(
-      `    boot, single executable: median ${report.boot.unikernel.medianMs} ms to first 200 (${report.boot.unikernel.runsMs.join(', ')}), RSS ${mib(report.boot.unikernel.rssBytes ?? 0)}`,
-    );
-    report.boot.unikernelBundle = await measureBoot(process.execPath, [layout.bundle, '--data', data], {
-      path,
-      runs,
-      env,
-    });
-    log(
-      `    boot, node bundle: median ${report.boot.unikernelBundle.medianMs} ms, RSS ${mib(report.boot.unikernelBundle.rssBytes ?? 0)}`,
-    );
-    if (existsSync(join(REPO, 'monolith', 'cli.ts'))) {
-      try {
-        report.boot.monolith = await measureBoot(
-          process.execPath,
-          [join(REPO, 'bin', 'kstyles.js'), 'monolith', '--data', data],
-          { path, runs, env, cwd: REPO },
-        );
-        log(
-          `    boot, monolith (node bin/kstyles.js monolith): median ${report.boot.monolith.medianMs} ms, RSS ${mib(report.boot.monolith.rssBytes ?? 0)}`,
-        );
-      } catch (err) {
-        report.boot.monolithReason = `the monolith did not serve: ${(err as Error).message}`;
-        log(`    boot, monolith: not measured (${report.boot.monolithReason})`);
-      }
+    const candidates: BootCandidate[] = [
+      { name: 'unikernel', command: layout.rootfsExecutable, args: ['--data', data] },
+      { name: 'unikernelBundle', command: process.execPath, args: [layout.bundle, '--data', data] },
+    ];
+    const monolithCli = join(REPO, 'monolith', 'cli.ts');
+    if (existsSync(monolithCli)) {
+      candidates.push({
+        name: 'monolith',
+        command: process.execPath,
+        args: [join(REPO, 'bin', 'kstyles.js'), 'monolith', '--data', data],
+        cwd: REPO,
+      });
     } else {
       report.boot.monolithReason =
         'monolith/cli.ts does not exist yet (issue #3): nothing to compare against';
-      log(`    boot, monolith: not measured (${report.boot.monolithReason})`);
     }
+    report.boot.loadAverageBefore = loadavg()[0]!;
+    const results = await measureBoots(candidates, {
+      path,
+      runs: BOOT_RUNS,
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    report.boot.loadAverageAfter = loadavg()[0]!;
+    report.boot.cores = availableParallelism();
+    const labels: Record<string, string> = {
+      unikernel: 'single executable',
+      unikernelBundle: 'node bundle.cjs',
+      monolith: 'monolith (node bin/kstyles.js monolith)',
+    };
+    for (const [name, result] of Object.entries(results)) {
+      if ('error' in result) {
+        if (name === 'monolith') report.boot.monolithReason = `the monolith did not serve: ${result.error}`;
+        else throw new Error(`boot measurement of ${labels[name]} failed: ${result.error}`);
+        continue;
+      }
+      report.boot[name as 'unikernel' | 'unikernelBundle' | 'monolith'] = result;
+      log(
+        `    boot, ${labels[name]}: median ${result.medianMs} ms to first 200 (${result.runsMs.join(', ')}), RSS ${mib(result.rssBytes ?? 0)}`,
+      );
+    }
+    if (report.boot.monolithReason) log(`    boot, monolith: not measured (${report.boot.monolithReason})`);
+    log(
+      `    load average (1 min) ${report.boot.loadAverageBefore.toFixed(1)} → ${report.boot.loadAverageAfter.toFixed(1)} on ${report.boot.cores} cores`,
+    );
   } finally {
     rmSync(base, { recursive: true, force: true });
   }

@@ -74,38 +74,69 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
+export type BootCandidate = { name: string; command: string; args: string[]; cwd?: string };
+
+/** One boot: spawn `command args… --port <free>`, time to the first 200 of `path`, RSS then, SIGTERM. */
+async function bootOnce(
+  candidate: BootCandidate,
+  options: { path: string; env: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<{ ms: number; rss: number | null }> {
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(candidate.command, [...candidate.args, '--port', String(port)], {
+    stdio: 'ignore',
+    env: options.env,
+    ...(candidate.cwd ? { cwd: candidate.cwd } : {}),
+  });
+  try {
+    await waitFor200(`http://127.0.0.1:${port}${options.path}`, options.timeoutMs, child);
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    return { ms, rss: child.pid ? rssBytes(child.pid) : null };
+  } finally {
+    await stopChild(child);
+  }
+}
+
 /**
- * Spawns `command args… --port <free>` `runs` times and times spawn → first 200 of `path`. The process
- * is stopped with SIGTERM after each run.
+ * Boots every candidate `runs` times, interleaved (a, b, c, a, b, c…) so that load from elsewhere on the
+ * machine falls on all of them alike. A candidate that fails to serve gets an error instead of numbers.
  */
-export async function measureBoot(
-  command: string,
-  args: string[],
-  options: { path: string; runs: number; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number },
-): Promise<BootMeasurement> {
-  const runsMs: number[] = [];
-  let rss: number | null = null;
+export async function measureBoots(
+  candidates: BootCandidate[],
+  options: { path: string; runs: number; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<Record<string, BootMeasurement | { error: string }>> {
+  const runs = new Map<string, number[]>(candidates.map((candidate) => [candidate.name, []]));
+  const rss = new Map<string, number | null>();
+  const errors = new Map<string, string>();
   for (let run = 0; run < options.runs; run++) {
-    const port = await freePort();
-    const started = performance.now();
-    const child = spawn(command, [...args, '--port', String(port)], {
-      stdio: 'ignore',
-      env: options.env ?? process.env,
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-    });
-    try {
-      await waitFor200(`http://127.0.0.1:${port}${options.path}`, options.timeoutMs ?? 20_000, child);
-      runsMs.push(Math.round((performance.now() - started) * 10) / 10);
-      rss = child.pid ? rssBytes(child.pid) : null;
-    } finally {
-      await stopChild(child);
+    for (const candidate of candidates) {
+      if (errors.has(candidate.name)) continue;
+      try {
+        const result = await bootOnce(candidate, {
+          path: options.path,
+          env: options.env ?? process.env,
+          timeoutMs: options.timeoutMs ?? 20_000,
+        });
+        runs.get(candidate.name)!.push(result.ms);
+        rss.set(candidate.name, result.rss);
+      } catch (err) {
+        errors.set(candidate.name, (err as Error).message);
+      }
     }
   }
-  return {
-    medianMs: median(runsMs),
-    runsMs,
-    rssBytes: rss,
-    command: [command, ...args].join(' '),
-    path: options.path,
-  };
+  const results: Record<string, BootMeasurement | { error: string }> = {};
+  for (const candidate of candidates) {
+    const error = errors.get(candidate.name);
+    const runsMs = runs.get(candidate.name)!;
+    results[candidate.name] = error
+      ? { error }
+      : {
+          medianMs: median(runsMs),
+          runsMs,
+          rssBytes: rss.get(candidate.name) ?? null,
+          command: [candidate.command, ...candidate.args].join(' '),
+          path: options.path,
+        };
+  }
+  return results;
 }
