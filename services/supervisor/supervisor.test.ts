@@ -395,6 +395,26 @@ describe('supervisor with NATS', { timeout: 20_000 }, () => {
       ['up', 'up'],
     );
   });
+
+  test('a NATS restart does not make ready children look hung; the control API comes back', async (t) => {
+    const sup = await supervise(t, {
+      id: 'natsrestart',
+      nats: { servers: nats.url },
+      heartbeat: FAST,
+      children: [natsChild('steady')],
+    });
+    await sup.whenReady();
+    const pid = sup.status().children[0]?.pid;
+    await nats.restart();
+    const client = await SupervisorControlClient.connect({ servers: nats.url });
+    t.after(() => client.close());
+    // Longer than misses × interval: a child not yet reconnected would have been declared hung by now.
+    await new Promise((r) => setTimeout(r, 1500));
+    const status = await retry(() => client.status('natsrestart'));
+    assert.equal(status.children[0]?.state, 'up');
+    assert.equal(status.children[0]?.restarts, 0);
+    assert.equal(status.children[0]?.pid, pid);
+  });
 });
 
 async function retry<T>(fn: () => Promise<T>, attempts = 20): Promise<T> {

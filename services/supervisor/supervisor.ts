@@ -387,7 +387,7 @@ export class Supervisor extends EventEmitter {
     this.#forward(proc.stdout, this.#stdout, spec.name);
     this.#forward(proc.stderr, this.#stderr, spec.name);
     proc.once('exit', (code, signal) => this.#onExit(child, proc, code, signal));
-    proc.once('error', (err) => {
+    proc.on('error', (err) => {
       if (proc.pid === undefined)
         this.#onExit(child, proc, null, null, `cannot start '${spec.command}': ${err.message}`);
     });
