@@ -1,9 +1,10 @@
 /** `kstyles bench [--quick] [--json] [--out DIR] [--only LIST]`: the side-by-side benchmark. */
-import { parseCommand, UsageError } from '../cli/args.ts';
+import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { killAllNow, stopAll } from './procs.ts';
+import { profileTarget } from './profile.ts';
 import { renderTerminal, writeBenchReports } from './report.ts';
 import { type BenchProgress, runBench } from './run-bench.ts';
-import { TARGET_NAMES, type TargetName } from './types.ts';
+import { SIZES, type SizeKey, TARGET_NAMES, type TargetName } from './types.ts';
 
 const SPEC = {
   name: 'bench',
@@ -28,12 +29,23 @@ const SPEC = {
       value: 'LIST',
       description: `measure only these targets (${TARGET_NAMES.join(', ')})`,
     },
+    profile: {
+      type: 'string',
+      value: 'TARGET',
+      description:
+        'instead: run TARGET under node --cpu-prof at --rate and summarise its top self-time functions',
+    },
+    rate: { type: 'string', value: 'R', default: '500', description: 'with --profile: requests per second' },
+    seconds: { type: 'string', value: 'N', default: '15', description: 'with --profile: how long to load' },
+    size: { type: 'string', value: 'SIZE', default: '4k', description: 'with --profile: 4k, 64k or 1m' },
   },
   details: `Starts each target on a loopback port, one at a time, and measures it through the load
 generator's open-loop engine: maximum sustainable rate (p99 < 50 ms, no errors) and latency at a
 common rate for 4 KiB, 64 KiB and 1 MiB files; cold start; recovery from a SIGKILL under load;
 RSS under load. References: a bare node:http server (the floor), nginx, a NATS round trip.
-The full run takes about 15 minutes; --quick under 5.`,
+The full run takes about 15 minutes; --quick under 5.
+With --profile TARGET it instead profiles one target under load (node --cpu-prof) and prints
+its top self-time functions (also written to OUT/profile-TARGET.md).`,
 } as const;
 
 function createProgress(out: NodeJS.WriteStream): BenchProgress {
@@ -91,6 +103,26 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(SPEC, argv);
   if (!parsed) return 0;
   const { flags } = parsed;
+  if (flags.profile) {
+    const [target] = parseOnly(flags.profile) ?? [];
+    const size = flags.size as SizeKey;
+    if (!(size in SIZES))
+      throw new UsageError(`kstyles bench: --size must be one of ${Object.keys(SIZES).join(', ')}`);
+    try {
+      const text = await profileTarget({
+        target: target!,
+        rate: intFlag('bench', 'rate', flags.rate, 1, 100_000),
+        durationMs: intFlag('bench', 'seconds', flags.seconds, 1, 3600) * 1000,
+        size,
+        outDir: flags.out!,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(text);
+      return 0;
+    } finally {
+      await stopAll();
+    }
+  }
   const only = parseOnly(flags.only);
   const log = flags.json ? process.stderr : process.stdout;
   const progress = createProgress(log);

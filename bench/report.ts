@@ -146,7 +146,7 @@ export function natsLine(results: BenchResults): string {
 
 export function machineLine(results: BenchResults): string {
   const m = results.machine;
-  return `${m.cores} × ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os}, node ${m.node}, ${m.natsServer ?? 'no nats-server'}, ${m.nginx ?? 'no nginx'}; load average at start ${m.loadAverage.join(' ')}`;
+  return `${m.cores} × ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os}, node ${m.node}, ${m.natsServer ?? 'no nats-server'}, ${m.nginx ?? 'no nginx'}; load average ${m.loadAverage.join(' ')} at the start${m.loadAverageEnd ? `, ${m.loadAverageEnd.join(' ')} at the end` : ''}`;
 }
 
 function pad(table: Table): string[] {

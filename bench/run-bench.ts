@@ -73,6 +73,7 @@ export type Plan = {
   natsRoundTrips: number;
   connections: number;
   stepTimeoutMs: number;
+  confirmFailures: boolean;
 };
 
 export const PLANS: Record<'quick' | 'full', Plan> = {
@@ -89,6 +90,7 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     natsRoundTrips: 1000,
     connections: 32,
     stepTimeoutMs: 2000,
+    confirmFailures: false,
   },
   full: {
     p99BoundMs: 50,
@@ -103,6 +105,7 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     natsRoundTrips: 5000,
     connections: 32,
     stepTimeoutMs: 2000,
+    confirmFailures: true,
   },
 };
 
@@ -280,6 +283,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
               minRate: 5,
               bisectSteps: plan.bisectSteps,
               resolution: 0.05,
+              confirmFailures: plan.confirmFailures,
             },
             (v) => progress.info(`  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}`),
           );
@@ -420,6 +424,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
       natsRoundTrips: plan.natsRoundTrips,
       text: methodText(plan),
     };
+    machine.loadAverageEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
     const results: BenchResults = {
       version: 1,
       tool: 'kstyles-bench',

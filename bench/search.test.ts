@@ -76,6 +76,23 @@ describe('findMaxRate', () => {
     assert.ok(result.maxRate <= 5000 && result.maxRate >= 4000);
   });
 
+  it('retries a failing rate once when asked, so one noisy step does not end the climb', async () => {
+    let noisy = true;
+    const asked: number[] = [];
+    const measure = async (rate: number): Promise<StepVerdict> => {
+      asked.push(rate);
+      if (rate === 1000 && noisy) {
+        noisy = false;
+        return { rate, ok: false, reason: 'noise' };
+      }
+      return rate <= 3000 ? { rate, ok: true, reason: 'ok' } : { rate, ok: false, reason: 'p99 too high' };
+    };
+    const result = await findMaxRate(measure, { ...options, confirmFailures: true, bisectSteps: 0 });
+    assert.deepEqual(asked, [250, 500, 1000, 1000, 2000, 4000, 4000]);
+    assert.equal(result.maxRate, 2000);
+    assert.equal(result.firstFailure?.rate, 4000);
+  });
+
   it('runs no bisection when asked for none', async () => {
     const { measure, asked } = stub(3000);
     await findMaxRate(measure, { ...options, bisectSteps: 0 });

@@ -26,6 +26,11 @@ export type SearchOptions = {
   bisectSteps: number;
   /** Stop bisecting once (fail - pass) / pass is below this (e.g. 0.05 = 5 %). */
   resolution: number;
+  /**
+   * Measure a failing rate once more and count it as failed only if it fails again: on a shared
+   * machine one noisy second must not end the climb.
+   */
+  confirmFailures?: boolean;
 };
 
 export type SearchResult = {
@@ -55,9 +60,15 @@ export async function findMaxRate(
 ): Promise<SearchResult> {
   const steps: StepVerdict[] = [];
   const run = async (rate: number) => {
-    const verdict = await measure(rate);
+    let verdict = await measure(rate);
     steps.push(verdict);
     onStep?.(verdict);
+    if (!verdict.ok && options.confirmFailures) {
+      verdict = await measure(rate);
+      verdict = { ...verdict, reason: verdict.ok ? `${verdict.reason} (on the retry)` : verdict.reason };
+      steps.push(verdict);
+      onStep?.(verdict);
+    }
     return verdict;
   };
   let pass: StepVerdict | null = null;

@@ -112,7 +112,9 @@ export type Machine = {
   node: string;
   natsServer: string | null;
   nginx: string | null;
+  /** 1/5/15-minute load averages when the run started and ended: others' work on a shared machine shows here. */
   loadAverage: number[];
+  loadAverageEnd?: number[];
 };
 
 export type CheckStatus = 'met' | 'missed' | 'not measured';

@@ -1,0 +1,204 @@
+/**
+ * `kstyles bench --profile TARGET`: runs one target's own node process under `node --cpu-prof`, loads it at a fixed rate, stops it gracefully so the
+ * profiles are written, and summarises the top self-time functions of each process.
+ */
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { runLoad } from '../load/run-load.ts';
+import { formatMicros } from '../load/units.ts';
+import { freePort, startProcess, waitFor200 } from './procs.ts';
+import { KSTYLES_BIN, READY_PATHS, TARGETS } from './targets.ts';
+import { SIZES, type SizeKey, type TargetName } from './types.ts';
+
+type CpuProfile = {
+  nodes: {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    hitCount?: number;
+  }[];
+  samples?: number[];
+  timeDeltas?: number[];
+  startTime: number;
+  endTime: number;
+};
+
+export type ProfileEntry = { name: string; where: string; selfMs: number; share: number };
+export type ProfileSummary = { totalMs: number; idleMs: number; top: ProfileEntry[] };
+
+const IDLE = new Set(['(idle)']);
+
+/**
+ * Self time per function (summed over call sites), highest first; shares are of the non-idle time.
+ * Samples in the first `skipMs` (start-up: module loading) are left out.
+ */
+export function summariseProfile(profile: CpuProfile, topN = 15, skipMs = 0): ProfileSummary {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  if (samples.length > 0) {
+    // Each sample's time is the delta to the next sample.
+    let at = 0;
+    for (let i = 0; i < samples.length; i++) {
+      at += deltas[i] ?? 0;
+      if (at < skipMs * 1000) continue;
+      const us = deltas[i + 1] ?? 0;
+      self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + us);
+    }
+  } else {
+    const interval =
+      (profile.endTime - profile.startTime) /
+      Math.max(
+        1,
+        profile.nodes.reduce((s, n) => s + (n.hitCount ?? 0), 0),
+      );
+    for (const n of profile.nodes) self.set(n.id, (n.hitCount ?? 0) * interval);
+  }
+  const groups = new Map<string, ProfileEntry>();
+  let totalUs = 0;
+  let idleUs = 0;
+  for (const [id, us] of self) {
+    const node = byId.get(id);
+    if (!node) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = functionName || '(anonymous)';
+    totalUs += us;
+    if (IDLE.has(name)) {
+      idleUs += us;
+      continue;
+    }
+    const where = url
+      ? `${url.replace(/^file:\/\//, '').replace(/^.*node_modules\//, 'node_modules/')}:${lineNumber + 1}`
+      : '';
+    const key = `${name}\u0000${where}`;
+    const entry = groups.get(key) ?? { name, where, selfMs: 0, share: 0 };
+    entry.selfMs += us / 1000;
+    groups.set(key, entry);
+  }
+  const busyMs = (totalUs - idleUs) / 1000;
+  const top = [...groups.values()]
+    .sort((a, b) => b.selfMs - a.selfMs)
+    .slice(0, topN)
+    .map((e) => ({
+      ...e,
+      selfMs: Math.round(e.selfMs * 10) / 10,
+      share: busyMs > 0 ? e.selfMs / busyMs : 0,
+    }));
+  return { totalMs: Math.round(totalUs / 1000), idleMs: Math.round(idleUs / 1000), top };
+}
+
+export type ProfileOptions = {
+  target: TargetName;
+  rate: number;
+  durationMs: number;
+  size: SizeKey;
+  outDir: string;
+  log: (text: string) => void;
+};
+
+/** Profiles one target under load; returns the Markdown summary it also writes to OUT/profile-TARGET.md. */
+export async function profileTarget(options: ProfileOptions): Promise<string> {
+  const def = TARGETS[options.target];
+  const workDir = path.join(os.tmpdir(), `kstyles-profile-${process.pid}`);
+  const profDir = path.join(workDir, 'profiles');
+  await mkdir(profDir, { recursive: true });
+  try {
+    const dataDir = path.join(workDir, 'corpus');
+    const corpus = startProcess('corpus', process.execPath, [KSTYLES_BIN, 'corpus', '--dir', dataDir]);
+    await corpus.exited;
+    const manifest = JSON.parse(await readFile(path.join(dataDir, 'MANIFEST.json'), 'utf8')) as {
+      files: { path: string }[];
+    };
+    const manifestDir = path.join(workDir, 'manifest');
+    await mkdir(manifestDir, { recursive: true });
+    await writeFile(
+      path.join(manifestDir, 'MANIFEST.json'),
+      JSON.stringify({
+        version: 1,
+        seed: null,
+        count: 1,
+        files: manifest.files.filter((f) => f.path === SIZES[options.size].path),
+      }),
+    );
+    const port = await freePort();
+    const launch = def.launch(port, dataDir);
+    if (!launch)
+      throw new Error(`${options.target} is not a node process: nothing to profile with --cpu-prof`);
+    if (launch.command !== process.execPath) {
+      throw new Error(
+        `${options.target} runs as ${launch.command}, not through node: --cpu-prof cannot reach it`,
+      );
+    }
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line of the target's own process.
+    const child = startProcess(
+      options.target,
+      launch.command,
+      ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...launch.args],
+      launch.env,
+    );
+    const url = `http://127.0.0.1:${port}`;
+    let loadStartMs = 0;
+    try {
+      await waitFor200(child, url, [...READY_PATHS], def.readyTimeoutMs);
+      const load = (durationMs: number) =>
+        runLoad({
+          targets: [{ name: options.target, url }],
+          rate: options.rate,
+          durationMs,
+          corpusDir: manifestDir,
+          mix: 'all',
+          faultDrivers: [],
+        });
+      // A warm-up first: modules loaded lazily by the first requests and JIT compilation stay out of the summary.
+      options.log(
+        `profiling ${options.target}: warm-up 3s, then ${options.rate} req/s of ${SIZES[options.size].label} for ${options.durationMs / 1000}s`,
+      );
+      await load(3000);
+      loadStartMs = performance.now() - child.spawnedAt;
+      const r = await load(options.durationMs);
+      const t = r.targets[0]!;
+      options.log(
+        `load: ${t.outcomes.ok} ok of ${t.sent}, p50 ${formatMicros(t.latency.p50)}, p99 ${formatMicros(t.latency.p99)}`,
+      );
+    } finally {
+      // A graceful stop, so that every process writes its profile on exit.
+      await child.stop(15_000);
+    }
+    const files = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
+    const out: string[] = [
+      `# CPU profile: ${options.target}`,
+      '',
+      `${options.rate} req/s of ${SIZES[options.size].label} for ${options.durationMs / 1000}s through the load generator after a 3 s warm-up; \`node --cpu-prof\` on the target's own node process (and its threads); start-up and warm-up are left out. Self time per function, share of the process's non-idle time.`,
+      '',
+    ];
+    for (const file of files.sort()) {
+      const summary = summariseProfile(
+        JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile,
+        15,
+        loadStartMs,
+      );
+      if (summary.totalMs - summary.idleMs < 50) continue;
+      out.push(
+        `## ${file} — busy ${summary.totalMs - summary.idleMs} ms of ${summary.totalMs} ms`,
+        '',
+        '| self | share | function | where |',
+        '|--:|--:|---|---|',
+      );
+      for (const e of summary.top)
+        out.push(
+          `| ${e.selfMs.toFixed(0)} ms | ${(e.share * 100).toFixed(1)}% | \`${e.name}\` | ${e.where} |`,
+        );
+      out.push('');
+    }
+    if (files.length === 0)
+      out.push('No profile was written: the target did not exit gracefully on SIGTERM.');
+    const text = `${out.join('\n')}\n`;
+    await mkdir(options.outDir, { recursive: true });
+    await writeFile(path.join(options.outDir, `profile-${options.target}.md`), text);
+    return text;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
