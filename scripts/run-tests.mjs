@@ -10,7 +10,7 @@ const root = new URL('..', import.meta.url).pathname;
 const containers = process.argv.includes('--containers');
 const roots = containers
   ? ['test/containers']
-  : ['cli', 'services', 'monolith', 'unikernel', 'load', 'deploy', 'bench', 'test'];
+  : ['cli', 'services', 'monolith', 'unikernel', 'load', 'lab', 'deploy', 'bench', 'test'];
 
 function collect(dir, files) {
   let entries;

@@ -1,0 +1,213 @@
+/**
+ * The local lab: every style on loopback, like the compose stack but with no Docker. A supervisor with
+ * id `lab` (the same supervisor the microkernel uses inside) runs nats-server, the monolith, the
+ * microkernel and the unikernel as its children: for the monolith and the unikernel it plays the part of
+ * a compose restart policy; the microkernel brings its own supervisor, a supervision tree as in OTP.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
+import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microkernel/nats-config.ts';
+import { removeRuntimeState, writeRuntimeState } from '../services/supervisor/runtime-state.ts';
+import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
+import { Supervisor } from '../services/supervisor/supervisor.ts';
+import { chooseLaunch } from '../unikernel/cli.ts';
+
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+const KSTYLES = path.join(REPO_ROOT, 'bin', 'kstyles.js');
+
+/** The lab's ports: the same as the compose stack's (DESIGN.md section 9). */
+export const LAB_PORTS = {
+  monolith: 8081,
+  microkernel: 8082,
+  unikernel: 8083,
+  nats: 4222,
+  natsMonitor: 8222,
+  labMetrics: 9479,
+} as const;
+export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
+
+export const LAB_ID = 'lab';
+export const STYLES = ['monolith', 'microkernel', 'unikernel'] as const;
+export type Style = (typeof STYLES)[number];
+
+export type LabOptions = {
+  data: string;
+  chaos: boolean;
+  ports: LabPorts;
+  /** Where the children's log lines go (default: this process's stdout/stderr). */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+};
+
+export type Lab = {
+  supervisor: Supervisor;
+  urls: Record<Style, string>;
+  natsUrl: string;
+  unikernelForm: string;
+  stop(): Promise<void>;
+};
+
+/** A port the lab needs is taken: names it and what to do. */
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+}
+
+async function assertPortFree(port: number, label: string, flag: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new PortInUseError(
+              `port ${port} (${label}) is already in use: stop what holds it (another 'kstyles up'? see 'kstyles ps') or choose another with ${flag}`,
+            )
+          : err,
+      );
+    });
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
+const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
+  monolith: '--monolith-port',
+  microkernel: '--microkernel-port',
+  unikernel: '--unikernel-port',
+  nats: '--nats-port',
+  natsMonitor: '--nats-monitor-port',
+  labMetrics: '--metrics-port',
+};
+
+export async function startLab(options: LabOptions): Promise<Lab> {
+  for (const [name, port] of Object.entries(options.ports) as Array<[keyof LabPorts, number]>) {
+    await assertPortFree(port, name, FLAG_OF_PORT[name]);
+  }
+  const natsBinary = findNatsServer();
+  if (!natsBinary) throw new Error(`nats-server not found: ${NATS_INSTALL_HINT}`);
+
+  const users = generateUsers();
+  const tempDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-lab-'));
+  chmodSync(tempDir, 0o700);
+  const natsConfig = path.join(tempDir, 'nats.conf');
+  writeFileSync(
+    natsConfig,
+    renderNatsConfig({
+      host: '127.0.0.1',
+      port: options.ports.nats,
+      monitorPort: options.ports.natsMonitor,
+      users,
+      serverName: 'kstyles-lab',
+    }),
+    { mode: 0o600 },
+  );
+  const natsUrl = `nats://127.0.0.1:${options.ports.nats}`;
+  const urls = Object.fromEntries(
+    STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
+  ) as Record<Style, string>;
+  const chaos = options.chaos ? ['--chaos'] : [];
+  const http = (style: Style): ChildSpec['health'] => ({ kind: 'http', url: `${urls[style]}/healthz` });
+  const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
+  const natsPasswords = Object.fromEntries(
+    NATS_ROLES.map((role) => [`KSTYLES_NATS_${role.toUpperCase()}_PASS`, users[role].pass]),
+  );
+
+  const spec: SupervisorSpec = {
+    id: LAB_ID,
+    strategy: 'one_for_one',
+    // The demo kills things on purpose; the lab gives up only on a real crash loop.
+    intensity: { maxRestarts: 20, periodMs: 60_000 },
+    heartbeat: { intervalMs: 1000, timeoutMs: 800, misses: 5, startTimeoutMs: 60_000 },
+    nats: { servers: natsUrl, user: users.supervisor.user, pass: users.supervisor.pass },
+    metricsPort: options.ports.labMetrics,
+    info: { urls, chaos: options.chaos, data: options.data },
+    children: [
+      {
+        name: 'nats',
+        command: natsBinary,
+        args: ['-c', natsConfig],
+        shutdownMs: 3000,
+        health: { kind: 'http', url: `http://127.0.0.1:${options.ports.natsMonitor}/healthz` },
+      },
+      {
+        name: 'monolith',
+        command: process.execPath,
+        args: [
+          KSTYLES,
+          'monolith',
+          '--port',
+          String(options.ports.monolith),
+          '--data',
+          options.data,
+          ...chaos,
+        ],
+        health: http('monolith'),
+      },
+      {
+        name: 'microkernel',
+        command: process.execPath,
+        args: [
+          KSTYLES,
+          'microkernel',
+          '--port',
+          String(options.ports.microkernel),
+          '--data',
+          options.data,
+          '--nats',
+          natsUrl,
+          ...chaos,
+        ],
+        env: natsPasswords,
+        shutdownMs: 10_000,
+        health: http('microkernel'),
+      },
+      {
+        name: 'unikernel',
+        command: unikernel.command,
+        args: [
+          ...unikernel.args,
+          '--port',
+          String(options.ports.unikernel),
+          '--data',
+          options.data,
+          '--host',
+          '127.0.0.1',
+          ...chaos,
+        ],
+        // As in the image: the program ignores the caller's NODE_OPTIONS.
+        env: { NODE_OPTIONS: '' },
+        health: http('unikernel'),
+      },
+    ],
+  };
+  const supervisor = new Supervisor(spec, {
+    ...(options.stdout ? { stdout: options.stdout } : {}),
+    ...(options.stderr ? { stderr: options.stderr } : {}),
+  });
+  const cleanUp = () => {
+    removeRuntimeState(LAB_ID);
+    rmSync(tempDir, { recursive: true, force: true });
+  };
+  process.once('exit', cleanUp);
+  await supervisor.start();
+  writeRuntimeState({
+    id: LAB_ID,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    nats: { servers: [natsUrl], user: users.supervisor.user, pass: users.supervisor.pass },
+    ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
+    info: { urls, chaos: options.chaos, data: options.data, unikernel: unikernel.form },
+  });
+  return {
+    supervisor,
+    urls,
+    natsUrl,
+    unikernelForm: unikernel.form,
+    stop: async () => {
+      await supervisor.stop();
+      cleanUp();
+    },
+  };
+}

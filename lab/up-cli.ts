@@ -1,0 +1,143 @@
+import path from 'node:path';
+import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
+import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
+import { LAB_ID, LAB_PORTS, type LabPorts, PortInUseError, STYLES, startLab } from './lab.ts';
+
+const portFlags = {
+  'monolith-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.monolith),
+    description: 'monolith HTTP port',
+  },
+  'microkernel-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.microkernel),
+    description: 'microkernel gateway HTTP port',
+  },
+  'unikernel-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.unikernel),
+    description: 'unikernel HTTP port',
+  },
+  'nats-port': {
+    type: 'string',
+    value: 'P',
+    env: 'KSTYLES_NATS_PORT',
+    default: String(LAB_PORTS.nats),
+    description: 'NATS client port',
+  },
+  'nats-monitor-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.natsMonitor),
+    description: 'NATS monitoring port',
+  },
+  'metrics-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.labMetrics),
+    description: "the lab supervisor's /metrics",
+  },
+} as const;
+
+export const LAB_FLAGS = {
+  data: {
+    type: 'string',
+    value: 'DIR',
+    env: 'KSTYLES_DATA',
+    description: `corpus folder, written on first use (default ${path.relative(process.cwd(), DEFAULT_DATA_DIR) || DEFAULT_DATA_DIR})`,
+  },
+  chaos: {
+    type: 'boolean',
+    env: 'KSTYLES_CHAOS',
+    description: 'enable the fault hooks (poison, slow) in every style',
+  },
+  ...portFlags,
+} as const;
+
+const spec = {
+  name: 'up',
+  summary: 'run the whole local lab on loopback',
+  usage: 'kstyles up [--data DIR] [--chaos] [--<style>-port P …]',
+  flags: LAB_FLAGS,
+  details: `Starts nats-server, the monolith, the microkernel and the unikernel under one supervisor (id '${LAB_ID}'),
+which restarts the monolith and the unikernel like a compose restart policy; the microkernel brings its
+own supervisor (id 'microkernel'). Stays in the foreground until Ctrl-C, then stops everything.
+While it runs: 'kstyles ps', 'kstyles chaos ${LAB_ID}:monolith kill', 'kstyles chaos microkernel:driver hang',
+'kstyles load --target monolith=http://127.0.0.1:8081 …'.`,
+} as const;
+
+/** Reads the lab's ports from parsed flags, naming any bad one. */
+export function labPorts(
+  command: string,
+  flags: Record<keyof typeof portFlags, string | undefined>,
+): LabPorts {
+  const port = (flag: keyof typeof portFlags) => intFlag(command, flag, flags[flag], 1, 65535);
+  return {
+    monolith: port('monolith-port'),
+    microkernel: port('microkernel-port'),
+    unikernel: port('unikernel-port'),
+    nats: port('nats-port'),
+    natsMonitor: port('nats-monitor-port'),
+    labMetrics: port('metrics-port'),
+  };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(spec, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  const ports = labPorts('up', flags);
+  const data = path.resolve(flags.data ?? DEFAULT_DATA_DIR);
+  const say = (line: string) => process.stdout.write(`kstyles up: ${line}\n`);
+  try {
+    await ensureCorpus(data, say);
+  } catch (err) {
+    throw new UsageError(`kstyles up: ${(err as Error).message}`);
+  }
+  let lab: Awaited<ReturnType<typeof startLab>>;
+  try {
+    lab = await startLab({ data, chaos: flags.chaos, ports });
+  } catch (err) {
+    if (err instanceof PortInUseError) throw new UsageError(`kstyles up: ${err.message}`);
+    throw err;
+  }
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping every service…');
+    void lab.stop();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  lab.supervisor.whenReady().then(
+    () => {
+      const lines = [
+        `the lab is up (chaos ${flags.chaos ? 'on' : 'off'}, data ${data}):`,
+        ...STYLES.map((style) => `  ${style.padEnd(12)} ${lab.urls[style]}/files/docs/hello%20world.txt`),
+        `  ${'nats'.padEnd(12)} ${lab.natsUrl} (monitoring http://127.0.0.1:${ports.natsMonitor}/varz)`,
+        `  unikernel runs as: ${lab.unikernelForm}${lab.unikernelForm === 'single executable' ? '' : " (build the executable with 'npm run build:unikernel')"}`,
+        'try:  kstyles ps',
+        '      kstyles chaos microkernel:driver kill     (the microkernel serves on)',
+        `      kstyles chaos ${LAB_ID}:monolith kill            (the monolith is down until restarted)`,
+        `      kstyles load --target monolith=${lab.urls.monolith} --target microkernel=${lab.urls.microkernel} --target unikernel=${lab.urls.unikernel} --rate 100 --duration 30s --corpus ${data}`,
+        'Ctrl-C stops the lab.',
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    },
+    () => {},
+  );
+  const outcome = await lab.supervisor.done;
+  if (!stopping) await lab.stop();
+  if (outcome === 'gave_up') {
+    process.stderr.write(
+      'kstyles up: a service kept crashing and the lab supervisor gave up; see the log above.\n',
+    );
+    return 1;
+  }
+  return 0;
+}
