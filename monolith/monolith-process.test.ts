@@ -78,8 +78,8 @@ describe('monolith process: the blast radius of a driver bug', () => {
     proc.child.kill('SIGUSR2');
     await proc.waitForLine((line) => /SIGUSR2 ignored/.test(String(line.msg)));
     assert.equal((await fetch(`${start.url}/healthz`)).status, 200);
-    proc.child.kill('SIGTERM');
-    assert.deepEqual(await proc.exited, { code: 0, signal: null });
+    proc.child.kill('SIGINT');
+    assert.deepEqual(await proc.exited, { code: 0, signal: null }, 'SIGINT stops it like SIGTERM');
   });
 
   it('KSTYLES_CHAOS=1 arms the hooks; SIGUSR2 toggles the slow fault and counts it', async () => {
@@ -137,6 +137,19 @@ describe('monolith process: graceful stop', () => {
     assert.deepEqual(await proc.exited, { code: 0, signal: null });
     const stopped = proc.lines.find((line) => String(line.msg).startsWith('stopped'));
     assert.equal(stopped?.drained, true, `drained within the limit: ${JSON.stringify(stopped)}`);
+  });
+  it('a second stop signal ends it at once (exit 1), cutting what was in flight', async () => {
+    const proc = monolith(['--port', '0', '--data', corpus.dir, '--chaos'], SLOW_DRIVER);
+    const start = await proc.started();
+    const download = new PausedDownload(start.url, `/files/${encodeFilePath(large.path)}`);
+    await download.paused;
+    proc.child.kill('SIGTERM');
+    await proc.waitForLine((line) => line.msg === 'stopping: draining in-flight requests');
+    proc.child.kill('SIGINT');
+    assert.deepEqual(await proc.exited, { code: 1, signal: null });
+    assert.ok(proc.lines.some((line) => line.msg === 'second stop signal: exiting at once'));
+    download.resume();
+    assert.equal((await download.finished).complete, false);
   });
 });
 
