@@ -43,7 +43,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   demo: {
     summary: 'the lab, a short load with chaos, and the report',
-    notBuilt: 'issue #6 (load generator)',
+    load: () => import('../lab/demo-cli.ts'),
   },
   bench: { summary: 'the side-by-side benchmark', load: () => import('../bench/cli.ts') },
 };
