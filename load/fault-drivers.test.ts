@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { connect } from '@nats-io/transport-node';
+import { connect, headers } from '@nats-io/transport-node';
 import { DockerFaultDriver, SignalFaultDriver, SupervisorFaultDriver } from './fault-drivers.ts';
 
 async function freePort(): Promise<number> {
@@ -37,7 +37,12 @@ describe('fault drivers', () => {
 
       await writeFile(
         path.join(stateDir, 'mono.json'),
-        JSON.stringify({ id: 'mono', pid: frozen.pid, natsUrl: 'x' }),
+        JSON.stringify({
+          id: 'mono',
+          pid: frozen.pid,
+          nats: { servers: ['nats://127.0.0.1:4222'] },
+          info: {},
+        }),
       );
       const hang = await driver.inject('mono', 'hang', { forMs: 10 });
       assert.match(hang.message, /SIGSTOP sent to mono/);
@@ -68,7 +73,19 @@ describe('fault drivers', () => {
       return;
     }
     const url = `nats://127.0.0.1:${port}`;
-    const driver = new SupervisorFaultDriver(url, os.tmpdir());
+    // No --nats: the driver finds NATS in the supervisor's runtime-state file, as `kstyles microkernel` writes it.
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-state-test-'));
+    await writeFile(
+      path.join(stateDir, 'microkernel.json'),
+      JSON.stringify({
+        id: 'microkernel',
+        pid: process.pid,
+        startedAt: '',
+        nats: { servers: [url] },
+        info: {},
+      }),
+    );
+    const driver = new SupervisorFaultDriver(undefined, stateDir);
     try {
       let nc: Awaited<ReturnType<typeof connect>> | undefined;
       for (let i = 0; i < 50 && !nc; i++) {
@@ -81,9 +98,13 @@ describe('fault drivers', () => {
       (async () => {
         for await (const msg of sub) {
           seen.push([msg.subject, msg.json()]);
-          msg.respond(
-            JSON.stringify(msg.subject.endsWith('.slow') ? { error: 'unknown verb slow' } : { ok: true }),
-          );
+          if (msg.subject.endsWith('.restart')) {
+            // How the NATS service API reports an error: headers on an empty reply.
+            const h = headers();
+            h.set('Nats-Service-Error', "unknown service 'nats'");
+            h.set('Nats-Service-Error-Code', '404');
+            msg.respond('', { headers: h });
+          } else msg.respond(JSON.stringify({ ok: true }));
         }
       })();
       await nc.flush();
@@ -93,23 +114,28 @@ describe('fault drivers', () => {
       assert.match(kill.message, /supervisor microkernel: SIGKILL driver/);
       const hang = await driver.inject('microkernel:fs', 'hang', { forMs: 5 });
       await hang.resume?.();
+      assert.equal(driver.supports('microkernel:driver', 'slow'), false);
+      assert.equal(driver.supports('microkernel', 'nats'), true);
       await assert.rejects(
-        driver.inject('microkernel:driver', 'slow', { latencyMs: 100 }),
-        /supervisor answered "unknown verb slow"/,
+        driver.inject('microkernel', 'nats', {}),
+        /supervisor answered unknown service 'nats'/,
       );
-      assert.deepEqual(seen.slice(0, 3), [
+      assert.deepEqual(seen.slice(0, 4), [
         ['kstyles.sup.ctl.microkernel.kill', { service: 'driver', signal: 'SIGKILL' }],
         ['kstyles.sup.ctl.microkernel.kill', { service: 'fs', signal: 'SIGSTOP' }],
         ['kstyles.sup.ctl.microkernel.kill', { service: 'fs', signal: 'SIGCONT' }],
+        ['kstyles.sup.ctl.microkernel.restart', { service: 'nats' }],
       ]);
+      // Each supervisor is found through its own runtime-state file; there is none for 'lab' here.
       await assert.rejects(
         driver.inject('lab:monolith', 'kill', {}),
-        /no responders|timeout|is supervisor 'lab' running/i,
+        /no NATS URL for supervisor 'lab': pass --nats URL/,
       );
       await nc.close();
     } finally {
       await driver.close();
       server.kill('SIGKILL');
+      await rm(stateDir, { recursive: true, force: true });
     }
   });
 

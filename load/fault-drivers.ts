@@ -28,6 +28,7 @@ export function runtimeStateDir(): string {
   return path.join(os.tmpdir(), 'kstyles', 'run');
 }
 
+/** What the load generator needs from a runtime-state file. */
 export type RuntimeState = {
   id: string;
   pid: number;
@@ -36,13 +37,37 @@ export type RuntimeState = {
   natsPass?: string;
 };
 
+type RuntimeStateFile = {
+  id?: string;
+  pid?: unknown;
+  natsUrl?: string;
+  natsUser?: string;
+  natsPass?: string;
+  nats?: { servers?: string[]; user?: string; pass?: string };
+};
+
+/**
+ * Reads `<dir>/<id>.json`. Accepts the supervisor's layout (`nats: { servers, user, pass }`) and the
+ * flat one (`natsUrl`, `natsUser`, `natsPass`); null when there is no such file.
+ */
 export async function readRuntimeState(id: string, dir = runtimeStateDir()): Promise<RuntimeState | null> {
+  let raw: RuntimeStateFile;
   try {
-    const state = JSON.parse(await readFile(path.join(dir, `${id}.json`), 'utf8')) as RuntimeState;
-    return typeof state.pid === 'number' ? state : null;
+    raw = JSON.parse(await readFile(path.join(dir, `${id}.json`), 'utf8')) as RuntimeStateFile;
   } catch {
     return null;
   }
+  if (typeof raw.pid !== 'number') return null;
+  const natsUrl = raw.natsUrl ?? raw.nats?.servers?.join(',');
+  const natsUser = raw.natsUser ?? raw.nats?.user;
+  const natsPass = raw.natsPass ?? raw.nats?.pass;
+  return {
+    id: raw.id ?? id,
+    pid: raw.pid,
+    ...(natsUrl ? { natsUrl } : {}),
+    ...(natsUser !== undefined ? { natsUser } : {}),
+    ...(natsPass !== undefined ? { natsPass } : {}),
+  };
 }
 
 function signalProcess(pid: number, signal: NodeJS.Signals): void {
@@ -100,12 +125,15 @@ export class SignalFaultDriver implements FaultDriver {
 }
 
 /**
- * (a) The supervisor's control API over NATS: `kstyles.sup.ctl.<supervisorId>.<verb>` with a JSON body.
- * `microkernel:driver` → supervisor `microkernel`, service `driver`.
+ * (a) The supervisor's control API over NATS: `kstyles.sup.ctl.<supervisorId>.<op>` with a JSON body.
+ * `microkernel:driver` → supervisor `microkernel`, service `driver`. kill/term/hang become `kill` with
+ * SIGKILL/SIGTERM/SIGSTOP (hang later sends SIGCONT); `nats` becomes `restart` of the supervisor's
+ * `nats` child (`microkernel` or `microkernel:nats`).
  */
 export class SupervisorFaultDriver implements FaultDriver {
   readonly name = 'supervisor';
-  private connection: Promise<NatsConnection> | null = null;
+  /** One connection per supervisor: each may sit on its own NATS with its own credentials. */
+  private readonly connections = new Map<string, Promise<NatsConnection>>();
 
   constructor(
     private readonly natsUrl: string | undefined,
@@ -114,12 +142,15 @@ export class SupervisorFaultDriver implements FaultDriver {
   ) {}
 
   supports(target: string, kind: FaultKind): boolean {
-    return /^[\w.-]+:[\w.-]+$/.test(target) && !/^(pid|docker):/.test(target) && kind !== 'poison';
+    if (/^(pid|docker):/.test(target)) return false;
+    if (kind === 'nats') return /^[\w.-]+(:nats)?$/.test(target);
+    return /^[\w.-]+:[\w.-]+$/.test(target) && isSignalKind(kind);
   }
 
   private async nats(supervisorId: string): Promise<NatsConnection> {
-    if (!this.connection) {
-      this.connection = (async () => {
+    let connection = this.connections.get(supervisorId);
+    if (!connection) {
+      connection = (async () => {
         const state = await readRuntimeState(supervisorId, this.stateDir);
         const servers = this.natsUrl ?? state?.natsUrl;
         if (!servers) {
@@ -128,20 +159,19 @@ export class SupervisorFaultDriver implements FaultDriver {
           );
         }
         return connect({
-          servers,
+          servers: servers.split(','),
           timeout: this.timeoutMs,
           ...(state?.natsUser ? { user: state.natsUser, pass: state.natsPass ?? '' } : {}),
         });
       })();
-      this.connection.catch(() => {
-        this.connection = null;
-      });
+      this.connections.set(supervisorId, connection);
+      connection.catch(() => this.connections.delete(supervisorId));
     }
-    return this.connection;
+    return connection;
   }
 
-  async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
-    const [supervisorId, service] = target.split(':') as [string, string];
+  async inject(target: string, kind: FaultKind, _opts: FaultOptions): Promise<FaultInjection> {
+    const [supervisorId, service = 'nats'] = target.split(':') as [string, string?];
     const nc = await this.nats(supervisorId);
     const call = async (verb: string, body: Record<string, unknown>): Promise<string> => {
       const subject = `kstyles.sup.ctl.${supervisorId}.${verb}`;
@@ -173,14 +203,15 @@ export class SupervisorFaultDriver implements FaultDriver {
           `supervisor ${supervisorId}: SIGCONT ${service} → ${await call('kill', { service, signal: 'SIGCONT' })}`,
       };
     }
-    const answer = await call(kind, { service, ...opts });
-    return { message: `supervisor ${supervisorId}: ${kind} ${service} → ${answer}` };
+    if (kind !== 'nats') throw new Error(`the supervisor control API has no '${kind}' operation`);
+    const answer = await call('restart', { service });
+    return { message: `supervisor ${supervisorId}: restart ${service} → ${answer}` };
   }
 
   async close(): Promise<void> {
-    const pending = this.connection;
-    this.connection = null;
-    if (pending) await pending.then((nc) => nc.close()).catch(() => undefined);
+    const pending = [...this.connections.values()];
+    this.connections.clear();
+    await Promise.all(pending.map((c) => c.then((nc) => nc.close()).catch(() => undefined)));
   }
 }
 

@@ -183,7 +183,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       trackers.push({ record, tracker });
     }
     if (!driver) {
-      record.message = `no fault driver supports ${spec.kind} on '${spec.target}' (use pid:N, docker:NAME, SUPERVISOR:SERVICE, or a load target name for poison)`;
+      record.message = `no fault driver supports ${spec.kind} on '${spec.target}': kill/term/hang take pid:N, docker:NAME, SUPERVISOR:SERVICE or a name with a runtime-state file; poison takes a load target name; nats takes SUPERVISOR; slow and crashloop are chaos flags of the services, not faults this generator can switch on`;
       return;
     }
     try {
