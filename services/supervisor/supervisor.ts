@@ -591,10 +591,13 @@ export class Supervisor extends EventEmitter {
     const run = async () => {
       for (const c of [...children].reverse()) await this.#stopChild(c);
     };
-    this.#batchChain = this.#batchChain.then(run).finally(() => {
-      this.#batches -= 1;
-      this.#reconcile();
-    });
+    this.#batchChain = this.#batchChain
+      .then(run)
+      .catch((err: unknown) => this.#log(`stopping children failed: ${String(err)}`))
+      .finally(() => {
+        this.#batches -= 1;
+        this.#reconcile();
+      });
     return this.#batchChain;
   }
 
