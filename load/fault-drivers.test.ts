@@ -17,16 +17,32 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** A process that idles and, like the monolith, prints a line for each SIGUSR2 (its slow toggle). */
 function sleeper(): ChildProcess {
-  return spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      "process.on('SIGUSR2', () => console.log('usr2')); console.log('ready'); setInterval(() => {}, 1000)",
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  child.stdout!.setEncoding('utf8');
+  return child;
+}
+
+async function nextLine(child: ChildProcess): Promise<string> {
+  const [chunk] = await once(child.stdout!, 'data');
+  return String(chunk).trim();
 }
 
 describe('fault drivers', () => {
-  test('signal driver: kill by pid:N, hang then resume through a runtime-state file', async () => {
+  test('signal driver: kill by pid:N; hang, resume and slow through a runtime-state file', async () => {
     const stateDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-state-test-'));
     const victim = sleeper();
     const frozen = sleeper();
     try {
+      assert.equal(await nextLine(frozen), 'ready');
       const driver = new SignalFaultDriver(stateDir);
       assert.equal(driver.supports(`pid:${victim.pid}`, 'kill'), true);
       assert.equal(driver.supports(`pid:${victim.pid}`, 'poison'), false);
@@ -49,6 +65,16 @@ describe('fault drivers', () => {
       assert.ok(hang.resume);
       assert.match(await hang.resume(), /SIGCONT sent to mono/);
       assert.equal(frozen.exitCode, null, 'the stopped process lives on after SIGCONT');
+
+      const slow = await driver.inject('mono', 'slow', { forMs: 10 });
+      assert.match(slow.message, /SIGUSR2 sent to mono/);
+      assert.equal(await nextLine(frozen), 'usr2');
+      assert.match(
+        await slow.resume!(),
+        /SIGUSR2 sent to mono/,
+        'the slowdown is toggled off after its duration',
+      );
+      assert.equal(await nextLine(frozen), 'usr2');
 
       await assert.rejects(
         driver.inject('absent', 'kill', {}),
@@ -114,7 +140,7 @@ describe('fault drivers', () => {
       assert.match(kill.message, /supervisor microkernel: SIGKILL driver/);
       const hang = await driver.inject('microkernel:fs', 'hang', { forMs: 5 });
       await hang.resume?.();
-      assert.equal(driver.supports('microkernel:driver', 'slow'), false);
+      assert.equal(driver.supports('microkernel:driver', 'crashloop'), false);
       assert.equal(driver.supports('microkernel', 'nats'), true);
       await assert.rejects(
         driver.inject('microkernel', 'nats', {}),

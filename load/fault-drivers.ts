@@ -19,7 +19,14 @@ export interface FaultDriver {
   close?(): Promise<void>;
 }
 
-export const SIGNAL_OF_KIND = { kill: 'SIGKILL', term: 'SIGTERM', hang: 'SIGSTOP' } as const;
+/**
+ * The signal of each signal-borne fault. `slow` is SIGUSR2, the monolith's slow toggle (`kstyles
+ * monolith --chaos`): sent again after `for` to switch it off. A process without a SIGUSR2 handler
+ * dies of it, so aim `slow` only at processes that have one.
+ */
+export const SIGNAL_OF_KIND = { kill: 'SIGKILL', term: 'SIGTERM', hang: 'SIGSTOP', slow: 'SIGUSR2' } as const;
+/** The signal that undoes a temporary fault. */
+const UNDO_SIGNAL: Partial<Record<SignalKind, NodeJS.Signals>> = { hang: 'SIGCONT', slow: 'SIGUSR2' };
 type SignalKind = keyof typeof SIGNAL_OF_KIND;
 const isSignalKind = (kind: FaultKind): kind is SignalKind => kind in SIGNAL_OF_KIND;
 
@@ -85,15 +92,21 @@ function signalProcess(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function signalInjection(pid: number, kind: SignalKind, what: string): FaultInjection {
+/** Whether a fault is undone after its `for`: a hang always ends; a slowdown only when it has a duration. */
+function undoSignal(kind: SignalKind, opts: FaultOptions): NodeJS.Signals | undefined {
+  return kind === 'hang' || (kind === 'slow' && opts.forMs !== undefined) ? UNDO_SIGNAL[kind] : undefined;
+}
+
+function signalInjection(pid: number, kind: SignalKind, what: string, opts: FaultOptions): FaultInjection {
   signalProcess(pid, SIGNAL_OF_KIND[kind]);
   const message = `${SIGNAL_OF_KIND[kind]} sent to ${what} (PID ${pid})`;
-  if (kind !== 'hang') return { message };
+  const undo = undoSignal(kind, opts);
+  if (!undo) return { message };
   return {
     message,
     resume: async () => {
-      signalProcess(pid, 'SIGCONT');
-      return `SIGCONT sent to ${what} (PID ${pid})`;
+      signalProcess(pid, undo);
+      return `${undo} sent to ${what} (PID ${pid})`;
     },
   };
 }
@@ -110,24 +123,24 @@ export class SignalFaultDriver implements FaultDriver {
     return isSignalKind(kind) && (/^pid:\d+$/.test(target) || /^[\w.-]+$/.test(target));
   }
 
-  async inject(target: string, kind: FaultKind, _opts: FaultOptions): Promise<FaultInjection> {
+  async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
     if (!isSignalKind(kind)) throw new Error(`the signal driver cannot inject '${kind}'`);
     const pidMatch = /^pid:(\d+)$/.exec(target);
-    if (pidMatch) return signalInjection(Number(pidMatch[1]), kind, target);
+    if (pidMatch) return signalInjection(Number(pidMatch[1]), kind, target, opts);
     const state = await readRuntimeState(target, this.stateDir);
     if (!state) {
       throw new Error(
         `no runtime state ${path.join(this.stateDir, `${target}.json`)}: is '${target}' running? Name it as pid:N, docker:NAME or SUPERVISOR:SERVICE instead`,
       );
     }
-    return signalInjection(state.pid, kind, target);
+    return signalInjection(state.pid, kind, target, opts);
   }
 }
 
 /**
  * (a) The supervisor's control API over NATS: `kstyles.sup.ctl.<supervisorId>.<op>` with a JSON body.
  * `microkernel:driver` → supervisor `microkernel`, service `driver`. kill/term/hang become `kill` with
- * SIGKILL/SIGTERM/SIGSTOP (hang later sends SIGCONT); `nats` becomes `restart` of the supervisor's
+ * SIGKILL/SIGTERM/SIGSTOP (hang later sends SIGCONT), slow with SIGUSR2; `nats` becomes `restart` of the supervisor's
  * `nats` child (`microkernel` or `microkernel:nats`).
  */
 export class SupervisorFaultDriver implements FaultDriver {
@@ -170,7 +183,7 @@ export class SupervisorFaultDriver implements FaultDriver {
     return connection;
   }
 
-  async inject(target: string, kind: FaultKind, _opts: FaultOptions): Promise<FaultInjection> {
+  async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
     const [supervisorId, service = 'nats'] = target.split(':') as [string, string?];
     const nc = await this.nats(supervisorId);
     const call = async (verb: string, body: Record<string, unknown>): Promise<string> => {
@@ -196,11 +209,12 @@ export class SupervisorFaultDriver implements FaultDriver {
       const signal = SIGNAL_OF_KIND[kind];
       const answer = await call('kill', { service, signal });
       const message = `supervisor ${supervisorId}: ${signal} ${service} → ${answer}`;
-      if (kind !== 'hang') return { message };
+      const undo = undoSignal(kind, opts);
+      if (!undo) return { message };
       return {
         message,
         resume: async () =>
-          `supervisor ${supervisorId}: SIGCONT ${service} → ${await call('kill', { service, signal: 'SIGCONT' })}`,
+          `supervisor ${supervisorId}: ${undo} ${service} → ${await call('kill', { service, signal: undo })}`,
       };
     }
     if (kind !== 'nats') throw new Error(`the supervisor control API has no '${kind}' operation`);
@@ -266,11 +280,11 @@ export class DockerFaultDriver implements FaultDriver {
     return { id: found.Id.slice(0, 12), pid: info.State.Pid };
   }
 
-  async inject(target: string, kind: FaultKind, _opts: FaultOptions): Promise<FaultInjection> {
+  async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
     if (!isSignalKind(kind)) throw new Error(`the docker driver cannot inject '${kind}'`);
     const name = target.slice('docker:'.length);
     const { id, pid } = await this.findPid(name);
-    return signalInjection(pid, kind, `container ${name} (${id})`);
+    return signalInjection(pid, kind, `container ${name} (${id})`, opts);
   }
 }
 

@@ -183,7 +183,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       trackers.push({ record, tracker });
     }
     if (!driver) {
-      record.message = `no fault driver supports ${spec.kind} on '${spec.target}': kill/term/hang take pid:N, docker:NAME, SUPERVISOR:SERVICE or a name with a runtime-state file; poison takes a load target name; nats takes SUPERVISOR; slow and crashloop are chaos flags of the services, not faults this generator can switch on`;
+      record.message = `no fault driver supports ${spec.kind} on '${spec.target}': kill/term/hang take pid:N, docker:NAME, SUPERVISOR:SERVICE or a name with a runtime-state file; poison takes a load target name; nats takes SUPERVISOR; slow (SIGUSR2) goes to the same targets as kill; crashloop is a chaos setting of the services, not a fault this generator can switch on`;
       return;
     }
     try {
