@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import {
@@ -112,6 +113,13 @@ const COMMAND = {
       default: '10000',
       description: 'restart intensity period',
     },
+    'deadline-ms': {
+      type: 'string',
+      env: 'KSTYLES_DEADLINE_MS',
+      value: 'MS',
+      default: String(DEFAULT_DEADLINE_MS),
+      description: 'request deadline at the gateway, carried to every hop (past it: 504)',
+    },
     'print-nats-config': {
       type: 'boolean',
       description: 'print a static nats-server config (passwords from $KSTYLES_NATS_<ROLE>_PASS) and exit',
@@ -187,6 +195,7 @@ export async function run(argv: string[]): Promise<number> {
       driver: await fixedPort(intFlag(name, 'driver-metrics-port', flags['driver-metrics-port'], 0, 65535)),
     },
     heartbeat: { intervalMs: heartbeatMs, timeoutMs: Math.max(10, Math.floor(heartbeatMs / 2)), misses: 3 },
+    deadlineMs: intFlag(name, 'deadline-ms', flags['deadline-ms'], 1, 600_000),
     intensity: {
       maxRestarts: intFlag(name, 'max-restarts', flags['max-restarts'], 0, 10_000),
       periodMs: intFlag(name, 'restart-period-ms', flags['restart-period-ms'], 1, 86_400_000),

@@ -33,7 +33,7 @@ export function runWithCallOptions<T>(options: CallOptions, fn: () => T): T {
 export type NatsBlockReaderOptions = {
   /** How long one attempt may wait for the driver. Default 1000 ms (a chunk normally takes ~2 ms). */
   attemptTimeoutMs?: number;
-  /** Backoff between attempts that met no responders: initialMs doubling up to maxMs. */
+  /** Backoff of the PINGs that wait for a restarting driver: initialMs doubling up to maxMs. */
   backoff?: { initialMs: number; maxMs: number };
   metrics?: IpcMetrics;
   /** Who calls, for the `from` label. Default 'fs'. */
@@ -108,6 +108,9 @@ export class NatsBlockReader implements BlockReader {
   readonly #vanished = new Set<string>();
   readonly #probes = new Map<string, Promise<boolean>>();
   readonly #suspects = new Lane();
+  /** Resolves when a driver answers again; shared by every read waiting for one. */
+  #driverBack: Promise<void> | undefined;
+  #waiters = 0;
 
   constructor(nc: NatsConnection, options: NatsBlockReaderOptions = {}) {
     this.#nc = nc;
@@ -120,7 +123,6 @@ export class NatsBlockReader implements BlockReader {
   async read(file: FileRef, position: number, length: number): Promise<Uint8Array> {
     const deadline = callContext.getStore()?.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     let crashes = 0;
-    let delay = this.#backoff.initialMs;
     let lastFailure = 'no attempt made';
     for (let attempt = 1; ; attempt++) {
       const left = remainingMs(deadline) - HOP_ALLOWANCE_MS;
@@ -178,8 +180,40 @@ export class NatsBlockReader implements BlockReader {
         }
         continue;
       }
-      // No responders or NATS away: the driver is restarting. Wait a little, inside the deadline.
-      await sleep(Math.max(0, Math.min(delay, remainingMs(deadline) - HOP_ALLOWANCE_MS)));
+      // No responders or NATS away: the driver is restarting. Wait for it, inside the deadline.
+      await this.#waitForDriver(deadline);
+    }
+  }
+
+  /**
+   * Waits until some driver answers its PING again, or the deadline. One poller (with backoff) serves
+   * every waiting read, so hundreds of reads queued behind a restarting driver cost a few PINGs a
+   * second, not a storm of retries.
+   */
+  async #waitForDriver(deadline: number): Promise<void> {
+    this.#waiters++;
+    this.#driverBack ??= this.#pollUntilDriverAnswers().finally(() => {
+      this.#driverBack = undefined;
+    });
+    const timer = new AbortController();
+    try {
+      await Promise.race([
+        this.#driverBack,
+        sleep(Math.max(0, remainingMs(deadline) - HOP_ALLOWANCE_MS), undefined, {
+          signal: timer.signal,
+        }).catch(() => {}),
+      ]);
+    } finally {
+      timer.abort();
+      this.#waiters--;
+    }
+  }
+
+  async #pollUntilDriverAnswers(): Promise<void> {
+    let delay = this.#backoff.initialMs;
+    for (;;) {
+      await sleep(delay);
+      if (this.#waiters === 0 || (await this.#discover(BLOCK_READER_DEFAULTS.probeTimeoutMs))) return;
       delay = Math.min(delay * 2, this.#backoff.maxMs);
     }
   }

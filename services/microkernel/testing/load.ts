@@ -1,0 +1,69 @@
+/**
+ * A small open-loop load for fault tests: `rate` GETs per second of mixed corpus files for
+ * `durationMs`, each answer checked byte for byte against the manifest's sha256.
+ */
+import { createHash } from 'node:crypto';
+import type { ManifestFile } from '../../corpus/corpus.ts';
+import { encodeFilePath } from '../../fs/request-path.ts';
+
+export type LoadResult = {
+  path: string;
+  status: number;
+  ok: boolean;
+  ms: number;
+  startedAt: number;
+  error?: string;
+};
+
+export async function fetchChecked(baseUrl: string, file: ManifestFile): Promise<LoadResult> {
+  const startedAt = Date.now();
+  try {
+    const res = await fetch(`${baseUrl}/files/${encodeFilePath(file.path)}`);
+    const body = Buffer.from(await res.arrayBuffer());
+    const sha = createHash('sha256').update(body).digest('hex');
+    const ok = res.status === 200 && body.length === file.size && sha === file.sha256;
+    return {
+      path: file.path,
+      status: res.status,
+      ok,
+      ms: Date.now() - startedAt,
+      startedAt,
+      ...(ok ? {} : { error: body.toString('utf8', 0, 300) }),
+    };
+  } catch (err) {
+    return {
+      path: file.path,
+      status: 0,
+      ok: false,
+      ms: Date.now() - startedAt,
+      startedAt,
+      error: String(err),
+    };
+  }
+}
+
+/** Fires requests on schedule whether or not earlier ones have answered (open loop). */
+export async function openLoopLoad(
+  baseUrl: string,
+  files: ManifestFile[],
+  options: { rate: number; durationMs: number },
+): Promise<LoadResult[]> {
+  const pending: Array<Promise<LoadResult>> = [];
+  const start = Date.now();
+  let sent = 0;
+  while (Date.now() - start < options.durationMs) {
+    const due = Math.floor(((Date.now() - start) / 1000) * options.rate);
+    for (; sent < due; sent++) pending.push(fetchChecked(baseUrl, files[sent % files.length]!));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return Promise.all(pending);
+}
+
+export function summarize(results: LoadResult[]): string {
+  const failed = results.filter((r) => !r.ok);
+  const ms = results.map((r) => r.ms).sort((a, b) => a - b);
+  const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor((ms.length * p) / 100))] ?? 0;
+  return `${results.length} requests, ${failed.length} failed, p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms${
+    failed.length ? `; first failures: ${JSON.stringify(failed.slice(0, 3))}` : ''
+  }`;
+}
