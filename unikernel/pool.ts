@@ -6,7 +6,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import { Histogram, type Registry } from 'prom-client';
 import { errorFromCode, InternalError, isErrorCode } from '../services/contract/errors.ts';
+import { LATENCY_BUCKETS_SECONDS } from '../services/contract/metrics.ts';
 import { type ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
 import { type BlockReader, type FileRef, StorageDriver } from '../services/driver/storage-driver.ts';
 import type { PoolWorkerData, ReadFailure, ReadTask } from './read-task.ts';
@@ -20,6 +22,8 @@ export type PoolOptions = {
   chaos?: Partial<ChaosOptions>;
   /** Reads one worker keeps in flight (they are I/O: libuv does the waiting). */
   tasksPerWorker?: number;
+  /** Where to record each hop through the pool (kstyles_ipc_request_duration_seconds). */
+  registry?: Registry;
 };
 
 /** Measured in README.md: below this a read is cheaper on the main thread than a hop through the pool. */
@@ -33,12 +37,24 @@ export class PoolBlockReader implements BlockReader {
   readonly threads: number;
   readonly inlineMaxBytes: number;
   private readonly inline: StorageDriver;
+  private readonly hops: Histogram<'from' | 'to' | 'op' | 'outcome'> | undefined;
 
   constructor(options: PoolOptions) {
     this.threads = options.threads ?? availableParallelism();
     this.inlineMaxBytes = options.inlineMaxBytes ?? DEFAULT_INLINE_MAX_BYTES;
     const chaos = options.chaos ?? {};
     this.inline = new StorageDriver({ chaos: new DriverChaos(chaos), maxOpenFiles: MAX_OPEN_FILES });
+    // The pool is the unikernel's IPC: its hops go in the same histogram as the microkernel's NATS hops
+    // (DESIGN.md section 7), so a dashboard shows both prices side by side.
+    this.hops = options.registry
+      ? new Histogram({
+          name: 'kstyles_ipc_request_duration_seconds',
+          help: 'Duration of one hop to another server (NATS) or thread (worker pool), measured by the caller, by outcome',
+          labelNames: ['from', 'to', 'op', 'outcome'] as const,
+          buckets: LATENCY_BUCKETS_SECONDS,
+          registers: [options.registry],
+        })
+      : undefined;
     const workerData: PoolWorkerData = { chaos, maxOpenFiles: MAX_OPEN_FILES };
     this.pool = new Piscina({
       filename: options.taskFile,
@@ -59,19 +75,31 @@ export class PoolBlockReader implements BlockReader {
 
   async read(file: FileRef, position: number, length: number): Promise<Uint8Array> {
     if (length <= this.inlineMaxBytes) return this.inline.read(file, position, length);
-    let result: Uint8Array | ReadFailure;
+    const started = process.hrtime.bigint();
+    let outcome = 'ok';
     try {
-      result = await this.pool.run({ file, position, length } satisfies ReadTask, { name: 'read' });
+      let result: Uint8Array | ReadFailure;
+      try {
+        result = await this.pool.run({ file, position, length } satisfies ReadTask, { name: 'read' });
+      } catch (err) {
+        // A task that threw (a bug, not a reported failure) fails this request only; the worker lives on.
+        throw new InternalError(`read task failed in the worker pool: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      if (result instanceof Uint8Array) return result;
+      throw isErrorCode(result.code)
+        ? errorFromCode(result.code, result.detail)
+        : new InternalError(`worker pool answered an unknown error: ${result.detail}`);
     } catch (err) {
-      // A task that threw (a bug, not a reported failure) fails this request only; the worker lives on.
-      throw new InternalError(`read task failed in the worker pool: ${(err as Error).message}`, {
-        cause: err,
-      });
+      outcome = 'error';
+      throw err;
+    } finally {
+      this.hops?.observe(
+        { from: 'fs', to: 'pool', op: 'read', outcome },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
     }
-    if (result instanceof Uint8Array) return result;
-    throw isErrorCode(result.code)
-      ? errorFromCode(result.code, result.detail)
-      : new InternalError(`worker pool answered an unknown error: ${result.detail}`);
   }
 
   async ready(): Promise<boolean> {

@@ -22,7 +22,8 @@ export type RunningUnikernel = {
 };
 
 export async function startUnikernel(options: UnikernelOptions): Promise<RunningUnikernel> {
-  const reader = new PoolBlockReader(options);
+  const metrics = createHttpMetrics(STYLE);
+  const reader = new PoolBlockReader({ ...options, registry: metrics.registry });
   let fileSystem: FileSystem;
   try {
     fileSystem = await FileSystem.open(options.root, reader);
@@ -32,7 +33,7 @@ export async function startUnikernel(options: UnikernelOptions): Promise<Running
   }
   const server = createServer(
     { keepAliveTimeout: 5000 },
-    createRequestListener({ style: STYLE, service: fileSystem, metrics: createHttpMetrics(STYLE) }),
+    createRequestListener({ style: STYLE, service: fileSystem, metrics }),
   );
   answerClientErrors(server, STYLE);
   let port: number;

@@ -102,6 +102,23 @@ describe(`unikernel lifecycle (${ran})`, () => {
     assert.match(result.stderr, /data directory \/no\/such\/kstyles\/data does not exist/);
   });
 
+  it('shows each hop through the worker pool in /metrics', async () => {
+    const corpus = await testCorpus();
+    const large = corpus.manifest.files.find((file) => file.size > 4 * 1024 * 1024)!;
+    await (await fetch(`${program.baseUrl}/files/${encodeFilePath(large.path)}`)).arrayBuffer();
+    const text = await (await fetch(`${program.baseUrl}/metrics`)).text();
+    const hops =
+      /kstyles_ipc_request_duration_seconds_count\{from="fs",to="pool",op="read",outcome="ok"\} (\d+)/.exec(
+        text,
+      );
+    assert.ok(hops, 'pool hops recorded');
+    // Every full 256 KiB chunk crosses to the pool; the 7-byte tail is read inline.
+    assert.ok(
+      Number(hops[1]) >= Math.floor(large.size / (256 * 1024)),
+      `${hops[1]} hops for ${large.size} bytes`,
+    );
+  });
+
   it('SIGTERM lets an in-flight download finish, then exits 0', async () => {
     const corpus = await testCorpus();
     const large = corpus.manifest.files.find((file) => file.size > 4 * 1024 * 1024)!;
