@@ -67,7 +67,7 @@ export class Spawned {
 
   /** The last lines it printed, for error messages. */
   tail(lines = 6): string {
-    return this.log.slice(-lines).join('\n    ');
+    return this.log.length ? this.log.slice(-lines).join('\n    ') : '(it printed nothing)';
   }
 
   /** SIGTERM, then SIGKILL for it and every descendant still alive after `graceMs`. */

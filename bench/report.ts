@@ -57,7 +57,8 @@ export function benchTables(results: BenchResults): Table[] {
   };
   for (const t of results.targets) {
     if (t.skipped) {
-      perf.rows.push([t.name, 'all', `skipped: ${t.skipped}`, '', '', '', '', '', '', '', '']);
+      perf.rows.push([t.name, 'all', 'skipped (see below)', '', '', '', '', '', '', '', '']);
+      perf.notes.push(`${t.name} skipped: ${t.skipped.replace(/\s+/g, ' ').trim()}`);
       continue;
     }
     for (const size of SIZE_KEYS) {

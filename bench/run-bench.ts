@@ -3,7 +3,7 @@
  * engine. Phases: NATS round trip; maximum sustainable rate per target and size; latency and memory at
  * a common rate; cold start; recovery from a SIGKILL under a steady rate.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -80,13 +80,13 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
   quick: {
     p99BoundMs: 50,
     stepWindowMs: 1500,
-    warmupMs: 700,
+    warmupMs: 500,
     fixedWindowMs: 3000,
     bisectSteps: 1,
     startRates: { '4k': 1000, '64k': 500, '1m': 100 },
     maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
     coldStartRuns: 3,
-    recovery: { rate: 200, durationMs: 6000, faultAtMs: 2000 },
+    recovery: { rate: 200, durationMs: 5000, faultAtMs: 1500 },
     natsRoundTrips: 1000,
     connections: 32,
     stepTimeoutMs: 2000,
@@ -124,6 +124,26 @@ export type BenchRun = {
 };
 
 const SUPERVISOR_MAIN = path.join(REPO_ROOT, 'services', 'supervisor', 'main.ts');
+
+const stepListeners: (() => void)[] = [];
+
+/**
+ * A signal for one load run that follows the bench's: the load engine leaves its listener on the
+ * signal it is given, and a bench runs a hundred loads.
+ */
+function stepSignal(parent: AbortSignal | undefined): AbortSignal {
+  const step = new AbortController();
+  if (parent) {
+    const forward = () => step.abort();
+    parent.addEventListener('abort', forward, { once: true });
+    stepListeners.push(() => parent.removeEventListener('abort', forward));
+  }
+  return step.signal;
+}
+
+function releaseStepSignals(): void {
+  for (const remove of stepListeners.splice(0)) remove();
+}
 
 function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -170,6 +190,8 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
   const startedAt = new Date().toISOString();
   const names = TARGET_NAMES.filter((n) => !options.only || options.only.includes(n));
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-bench-'));
+  // mkdtemp makes it private; nginx's worker (user nobody when run as root) must reach the corpus.
+  await chmod(workDir, 0o755);
   const aborted = () => options.signal?.aborted === true;
 
   try {
@@ -226,8 +248,8 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
         faultDrivers: [],
         progressIntervalMs: 500,
         onProgress: (p) => progress.live(`${label}  ${liveText(p)}`),
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
+        signal: stepSignal(options.signal),
+      }).finally(releaseStepSignals);
 
     const start = async (t: TargetBench): Promise<RunningTarget | null> => {
       if (t.skipped) return null;
@@ -367,7 +389,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
     for (const t of targets) {
       if (aborted() || t.skipped || (t.kind !== 'style' && t.name !== 'floor')) continue;
       progress.step(
-        `cold start: ${t.name} — 1 discarded + ${plan.coldStartRuns} starts, spawn → first 200 of a 4 KiB file`,
+        `cold start: ${t.name} — ${plan.coldStartRuns} starts, spawn → first 200 of a 4 KiB file`,
       );
       try {
         t.coldStart = await coldStart(t.name, dataDir, plan.coldStartRuns, progress);
@@ -455,7 +477,7 @@ export function methodText(plan: Plan): string[] {
       )} req/s until a ${plan.stepWindowMs / 1000}s step fails, then ${plan.bisectSteps} bisection step(s). A step passes with no failed request, p99 < ${plan.p99BoundMs} ms, and the generator on schedule; ${plan.connections} keep-alive connections.`,
     `Latency: every target at the same rate per size (half the slowest target's maximum), ${plan.warmupMs / 1000}s warm-up then ${plan.fixedWindowMs / 1000}s measured; p50/p99/p99.9 from the intended send time.`,
     "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during the latency runs (peak and mean); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
-    `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers); one discarded start (fills caches), then the median of ${plan.coldStartRuns}.`,
+    `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers); the median of ${plan.coldStartRuns} starts, after the target already ran in the phases before (tsx's transform cache and the page cache are warm).`,
     `Recovery: ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s, SIGKILL at ${plan.recovery.faultAtMs / 1000}s of the component a driver bug kills: the monolith and unikernel processes (under the supervisor of services/supervisor as restarter), the microkernel's driver server (through its supervisor's control API); failed requests and fault → first success after the first failure.`,
     'NATS: sequential 1 KiB request/reply round trips through a real nats-server on loopback.',
   ];
@@ -470,15 +492,16 @@ async function coldStart(
   const def = TARGETS[name];
   const samples: number[] = [];
   let how = '';
-  for (let i = 0; i <= runs; i++) {
+  // No discarded start: the target already ran in the earlier phases, so tsx's cache and the page cache are warm.
+  for (let i = 1; i <= runs; i++) {
     const port = await freePort();
     const launch = def.launch(port, dataDir)!;
     how = launch.describe;
     const child = startProcess(`${name} (cold start)`, launch.command, launch.args, launch.env);
     try {
       const ms = await waitFor200(child, `http://127.0.0.1:${port}`, [...READY_PATHS], def.readyTimeoutMs, 2);
-      if (i > 0) samples.push(ms);
-      progress.live(`cold start · ${name} · ${i === 0 ? 'discarded' : `${i}/${runs}`}: ${ms.toFixed(0)} ms`);
+      samples.push(ms);
+      progress.live(`cold start · ${name} · ${i}/${runs}: ${ms.toFixed(0)} ms`);
     } finally {
       await child.stop();
     }
@@ -609,8 +632,8 @@ async function recovery(
       faultWindowMs: plan.recovery.durationMs - plan.recovery.faultAtMs,
       progressIntervalMs: 500,
       onProgress: (p) => progress.live(`recovery · ${name}  ${liveText(p)}`),
-      ...(signal ? { signal } : {}),
-    });
+      signal: stepSignal(signal),
+    }).finally(releaseStepSignals);
     const fault = r.faults[0];
     const res = fault?.resilience[0];
     return {

@@ -103,7 +103,15 @@ function skipIfNotBuilt(child: Spawned): void {
 export async function startTarget(def: TargetDef, dataDir: string, workDir: string): Promise<RunningTarget> {
   if (def.name === 'nginx') {
     const { child, url } = await startNginx(workDir, dataDir);
-    await waitFor200(child, url, [...READY_PATHS], def.readyTimeoutMs);
+    try {
+      await waitFor200(child, url, [...READY_PATHS], def.readyTimeoutMs);
+    } catch (err) {
+      await child.stop(2000);
+      const log = await readFile(path.join(workDir, 'nginx', 'error.log'), 'utf8').catch(() => '');
+      throw new Error(
+        `${(err as Error).message}\n    nginx error.log: ${log.trim().split('\n').slice(-3).join(' | ')}`,
+      );
+    }
     return { name: def.name, url, child, port: Number(new URL(url).port) };
   }
   const port = await freePort();
