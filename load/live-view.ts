@@ -40,7 +40,7 @@ export function createLiveView(
         const errors = t.errors > 0 ? c.yellow(`errors ${formatCount(t.errors)}`) : c.green('errors 0');
         const loss = t.dataLoss > 0 ? `  ${c.boldRed(`DATA LOSS ${formatCount(t.dataLoss)}`)}` : '';
         lines.push(
-          `  ${t.name.padEnd(width)}  ${t.rate.toFixed(0).padStart(6)} resp/s  p99 ${formatMicros(t.p99).padStart(8)}  sent ${formatCount(t.sent).padStart(8)}  in flight ${String(t.inFlight).padStart(5)}  ${errors}${loss}`,
+          `  ${t.name.padEnd(width)}  ${t.rate.toFixed(0).padStart(6)} resp/s  p99 ${(t.p99 > 0 ? formatMicros(t.p99) : '—').padStart(8)}  sent ${formatCount(t.sent).padStart(8)}  in flight ${String(t.inFlight).padStart(5)}  ${errors}${loss}`,
         );
       }
       const newFaults = p.faults.slice(faultsShown);

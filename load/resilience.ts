@@ -11,7 +11,9 @@ export type P99Recovery = { preFaultP99: number; p99RecoveryMs: number | null };
 
 /**
  * Time from the fault until the per-second p99 is back within 2x its pre-fault value (median of the
- * last five seconds before the fault). 0 when it never left that band; null when it never came back.
+ * last five seconds before the fault) in a second without failed requests: failures often come back
+ * fast (connection refused), so a second with any is never "back to normal". 0 when no second was
+ * degraded; null when it never came back.
  */
 export function computeP99Recovery(timeline: SecondStats[], faultMs: number): P99Recovery {
   const faultSecond = Math.floor(faultMs / 1000);
@@ -23,9 +25,10 @@ export function computeP99Recovery(timeline: SecondStats[], faultMs: number): P9
   const preFaultP99 = before[Math.floor(before.length / 2)]!;
   const limit = Math.max(preFaultP99 * RECOVERY_FACTOR, preFaultP99 + RECOVERY_FLOOR_US);
   const after = timeline.filter((s) => s.t >= faultSecond);
-  const degraded = after.findIndex((s) => s.p99 > limit || (s.sent > 0 && s.p99 === 0));
+  const failed = (s: SecondStats) => s.sent - s.outcomes.ok > 0;
+  const degraded = after.findIndex((s) => s.p99 > limit || failed(s) || (s.sent > 0 && s.p99 === 0));
   if (degraded < 0) return { preFaultP99, p99RecoveryMs: 0 };
-  const recovered = after.slice(degraded).find((s) => s.p99 > 0 && s.p99 <= limit);
+  const recovered = after.slice(degraded).find((s) => s.p99 > 0 && s.p99 <= limit && !failed(s));
   if (!recovered) return { preFaultP99, p99RecoveryMs: null };
   return { preFaultP99, p99RecoveryMs: Math.max(0, recovered.t * 1000 - faultMs) };
 }
