@@ -93,6 +93,18 @@ describe(`unikernel lifecycle (${ran})`, () => {
     assert.match(closed.stderr, /did not answer/);
   });
 
+  it('clears a NODE_OPTIONS it was started with and says so', async () => {
+    const other = await startProgram(built.command, ['--data', (await testCorpus()).dir], {
+      NODE_OPTIONS: '--no-deprecation',
+    });
+    try {
+      const first = JSON.parse(other.output().split('\n')[0]!) as { warning?: string };
+      assert.match(first.warning ?? '', /NODE_OPTIONS was set; it has been cleared/);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('a missing data directory is a clear error with exit code 2', () => {
     const [file, ...pre] = built.command;
     const result = spawnSync(file!, [...pre, '--port', '0', '--data', '/no/such/kstyles/data'], {
