@@ -48,9 +48,11 @@ export function createLiveView(
       if (tty) {
         let text = drawn > 0 ? `\x1b[${drawn}A` : '';
         for (const f of newFaults) {
-          text += `\x1b[2K  ${c.bold(`fault @${(f.firedAtMs / 1000).toFixed(1)}s`)} ${f.kind} ${f.target}: ${f.ok ? f.message || 'injecting…' : c.red(f.message || 'failed')}\n`;
+          // Printed once the driver has answered, above the live block.
+          if (!f.message) break;
+          text += `\x1b[2K  ${c.bold(`fault @${(f.firedAtMs / 1000).toFixed(1)}s`)} ${f.kind} ${f.target}: ${f.ok ? f.message : c.red(f.message)}\n`;
+          faultsShown++;
         }
-        faultsShown = p.faults.length;
         text += lines.map((l) => `\x1b[2K${l}\n`).join('');
         drawn = lines.length;
         out.write(text);
