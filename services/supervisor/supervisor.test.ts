@@ -206,6 +206,8 @@ describe('supervisor without NATS', { timeout: 40_000 }, () => {
       ],
     });
     await Promise.all([
+      nextEvent(sup, (e) => e.type === 'exited' && e.service === 'trans-ok'),
+      nextEvent(sup, (e) => e.type === 'exited' && e.service === 'temp-bad'),
       nextEvent(sup, (e) => e.type === 'ready' && e.service === 'trans-bad' && e.restarts >= 1),
       nextEvent(sup, (e) => e.type === 'ready' && e.service === 'perm-ok' && e.restarts >= 1),
     ]);

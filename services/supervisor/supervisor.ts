@@ -279,8 +279,7 @@ export class Supervisor extends EventEmitter {
   async restart(service: string): Promise<{ service: string; pid: number | null }> {
     const child = this.#child(service);
     if (this.#phase !== 'running') throw new ControlError(409, `supervisor '${this.id}' is ${this.#phase}`);
-    this.#planRestart(child, 'manual', 0);
-    await this.#stopBatch(this.#restartSet(child));
+    await this.#stopBatch(this.#planRestart(child, 'manual', 0));
     return { service, pid: child.proc ? child.pid : null };
   }
 
@@ -558,8 +557,7 @@ export class Supervisor extends EventEmitter {
       child.consecutive = 0;
     const delayMs = backoffDelayMs(child.consecutive, this.spec.backoff, this.#random);
     child.consecutive += 1;
-    const set = this.#restartSet(child);
-    this.#planRestart(child, reason, delayMs);
+    const set = this.#planRestart(child, reason, delayMs);
     void this.#stopBatch(set.filter((c) => c !== child));
   }
 
@@ -569,8 +567,10 @@ export class Supervisor extends EventEmitter {
     return this.#children.filter((c) => c === child || (c.index > child.index && (c.proc || c.wanted)));
   }
 
-  #planRestart(child: Child, reason: RestartReason, delayMs: number): void {
-    for (const c of this.#restartSet(child)) {
+  /** Marks the restart set of `child` for restarting (counted, announced) and returns it. */
+  #planRestart(child: Child, reason: RestartReason, delayMs: number): Child[] {
+    const set = this.#restartSet(child);
+    for (const c of set) {
       const own = c === child;
       c.wanted = true;
       c.restarts += 1;
@@ -578,11 +578,19 @@ export class Supervisor extends EventEmitter {
       c.notBefore = Date.now() + (own ? delayMs : 0);
       if (c.restartTimer) clearTimeout(c.restartTimer);
       c.restartTimer = null;
-      if (own && delayMs > 0) c.restartTimer = setTimeout(() => this.#reconcile(), delayMs);
+      if (own && delayMs > 0) {
+        // The timer, not a clock comparison, ends the wait: timers may fire a millisecond before Date.now() agrees.
+        c.restartTimer = setTimeout(() => {
+          c.restartTimer = null;
+          c.notBefore = 0;
+          this.#reconcile();
+        }, delayMs);
+      }
       const why: RestartReason = own ? reason : 'sibling';
       this.#metrics.restarts.inc({ service: c.spec.name, reason: why });
       this.#emit(c, 'restarting', { reason: why, delayMs: own ? delayMs : 0 });
     }
+    return set;
   }
 
   /** Stops children in reverse order; nothing is (re)started until every pending batch is done. */
