@@ -90,12 +90,15 @@ describe('deploy/docker-compose.yml', () => {
   });
 
   it('publishes the documented ports on 127.0.0.1 only', () => {
+    // "127.0.0.1:${KSTYLES_<SERVICE>_PORT:-P}:P": movable host port, fixed container port.
+    const mapping = (service: string, port: number) =>
+      '127.0.0.1:$' + `{KSTYLES_${service.toUpperCase()}_PORT:-${port}}:${port}`;
     const expected: Record<string, string> = {
-      monolith: '127.0.0.1:8081:8081',
-      microkernel: '127.0.0.1:8082:8082',
-      unikernel: '127.0.0.1:8083:8083',
-      prometheus: '127.0.0.1:9090:9090',
-      grafana: '127.0.0.1:3000:3000',
+      monolith: mapping('monolith', 8081),
+      microkernel: mapping('microkernel', 8082),
+      unikernel: mapping('unikernel', 8083),
+      prometheus: mapping('prometheus', 9090),
+      grafana: mapping('grafana', 3000),
     };
     for (const [name, mapping] of Object.entries(expected)) {
       assert.ok(services[name]?.ports?.includes(mapping), `${name} publishes ${mapping}`);

@@ -1,0 +1,178 @@
+/**
+ * Helpers of the container tier: the docker CLI, image builds on local or official bases, and polling.
+ * Builds use the legacy builder (DOCKER_BUILDKIT=0): it works with both docker clients of ENVIRONMENT.md.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const DEPLOY = path.join(REPO, 'deploy');
+
+export const LOCAL_BASES = {
+  NODE_BASE: 'kstyles/node-base:local',
+  NATS_BASE: 'kstyles/nats-base:local',
+  PROMETHEUS_BASE: 'kstyles/prometheus-base:local',
+} as const;
+
+export const IMAGES = {
+  app: 'kstyles/app:local',
+  nats: 'kstyles/nats:local',
+  prometheus: 'kstyles/prometheus:local',
+  unikernel: 'kstyles-unikernel:latest',
+} as const;
+
+export const BUILD_ENV = { DOCKER_BUILDKIT: '0', COMPOSE_DOCKER_CLI_BUILD: '0' } as const;
+
+export type Run = { status: number | null; stdout: string; stderr: string };
+
+export function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Run {
+  const result = spawnSync(command, args, {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return {
+    status: result.error ? null : result.status,
+    stdout: result.stdout ?? '',
+    stderr: result.error ? result.error.message : (result.stderr ?? ''),
+  };
+}
+
+/** Like run, but async (long builds must not block the event loop of the test runner) and throws on failure. */
+export function runChecked(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO, env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${out.slice(-4000)}`));
+    });
+  });
+}
+
+/** Why the container tier cannot run here, or undefined when a Docker engine and docker-compose answer. */
+export function containerTierSkipReason(): string | undefined {
+  const version = run('docker', ['version', '--format', '{{.Server.Version}}']);
+  if (version.status === null) return 'no docker client on PATH (apt-get install -y docker.io)';
+  if (version.status !== 0) {
+    const why = version.stderr.trim().split('\n').pop() ?? 'no answer';
+    return `no Docker engine answers (${why}); start one, e.g. deploy/ci-docker.sh`;
+  }
+  const compose = run('docker-compose', ['version', '--short']);
+  if (compose.status !== 0) return 'docker-compose is not installed (apt-get install -y docker-compose)';
+  return undefined;
+}
+
+export function imageExists(tag: string): boolean {
+  return run('docker', ['image', 'inspect', tag]).status === 0;
+}
+
+export function imageBytes(tag: string): number {
+  return Number(run('docker', ['image', 'inspect', '-f', '{{.Size}}', tag]).stdout.trim());
+}
+
+/**
+ * Builds the app image from a staged context with only what the image copies: the repository root has no
+ * .dockerignore, and sending node_modules and unikernel/dist to the engine costs more than the build.
+ */
+export async function buildAppImage(bases: Record<string, string>): Promise<void> {
+  const context = mkdtempSync(path.join(os.tmpdir(), 'kstyles-app-context-'));
+  try {
+    for (const entry of [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'bin',
+      'cli',
+      'services',
+      'monolith',
+      'load',
+    ]) {
+      cpSync(path.join(REPO, entry), path.join(context, entry), {
+        recursive: true,
+        filter: (source) => !source.endsWith('.test.ts') && !source.includes(`${path.sep}node_modules`),
+      });
+    }
+    const args = ['build', '-q', '-t', IMAGES.app, '-f', path.join(DEPLOY, 'docker/app.Dockerfile')];
+    if (bases['NODE_BASE']) args.push('--build-arg', `NODE_BASE=${bases['NODE_BASE']}`);
+    await runChecked('docker', [...args, context], BUILD_ENV);
+  } finally {
+    rmSync(context, { recursive: true, force: true });
+  }
+}
+
+/** The unikernel's root filesystem (npm run build:unikernel without its own image build and measurements). */
+export async function ensureUnikernelRootfs(): Promise<void> {
+  if (existsSync(path.join(REPO, 'unikernel/dist/rootfs/app/kstyles-unikernel'))) return;
+  await runChecked(process.execPath, [
+    '--import',
+    'tsx',
+    'unikernel/build.ts',
+    '--no-docker',
+    '--no-measure',
+  ]);
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** GETs url until it answers 200 (or the bound passes); returns when, in ms since the epoch. */
+export async function waitFor200(url: string, boundMs: number, pollMs = 25): Promise<number> {
+  const until = Date.now() + boundMs;
+  let last = '';
+  while (Date.now() < until) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return Date.now();
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(pollMs);
+  }
+  throw new Error(`${url} did not answer 200 within ${boundMs} ms (last: ${last})`);
+}
+
+export type ContainerState = { id: string; pid: number; restarts: number; running: boolean; health: string };
+
+export function containerOf(project: string, service: string): string {
+  const out = run('docker', [
+    'ps',
+    '-aq',
+    '--filter',
+    `label=com.docker.compose.project=${project}`,
+    '--filter',
+    `label=com.docker.compose.service=${service}`,
+  ]).stdout.trim();
+  const id = out.split('\n')[0];
+  if (!id) throw new Error(`no container of compose service ${service} in project ${project}`);
+  return id;
+}
+
+export function inspect(id: string): ContainerState {
+  const out = run('docker', [
+    'inspect',
+    '-f',
+    '{{.State.Pid}} {{.RestartCount}} {{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}',
+    id,
+  ]).stdout.trim();
+  const [pid, restarts, running, health] = out.split(' ');
+  return {
+    id,
+    pid: Number(pid),
+    restarts: Number(restarts),
+    running: running === 'true',
+    health: health ?? '',
+  };
+}

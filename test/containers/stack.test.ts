@@ -1,0 +1,440 @@
+/**
+ * The container tier: builds the images from the project's Dockerfiles (on the local bases of
+ * deploy/offline-bases.sh unless KSTYLES_BASES=official), brings up deploy/docker-compose.yml through
+ * testcontainers (compose v1 via docker-compose), and checks
+ *   - the shared HTTP contract suite against all three styles in their containers;
+ *   - resilience: the microkernel's driver SIGKILLed through the supervisor's control API (restarted,
+ *     no failed requests), the monolith crashed by the poison request and the unikernel's process
+ *     SIGKILLed by host PID (both restarted by the restart policy; downtime measured);
+ *   - that Prometheus scraped every style;
+ * and writes each image's size and each style's container start → first 200 to
+ * deploy/container-figures.json. Without a Docker engine it skips, saying why.
+ *
+ * It takes minutes (vfs storage driver): run it with a longer per-file timeout than the unit tiers',
+ * e.g. `npm run test:containers -- --test-timeout=1500000` (deploy/ci-docker.sh does).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { httpContract } from '../../services/contract/testing/contract-suite.ts';
+import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
+import { encodeFilePath } from '../../services/fs/request-path.ts';
+import { SupervisorControlClient } from '../../services/supervisor/control-client.ts';
+import { freePort } from '../../services/supervisor/testing/nats-server.ts';
+import {
+  BUILD_ENV,
+  buildAppImage,
+  containerOf,
+  containerTierSkipReason,
+  DEPLOY,
+  ensureUnikernelRootfs,
+  IMAGES,
+  imageBytes,
+  imageExists,
+  inspect,
+  LOCAL_BASES,
+  REPO,
+  run,
+  runChecked,
+  sleep,
+  waitFor200,
+} from './docker.ts';
+
+// The reaper image cannot be pulled without a registry; the stack is taken down in after().
+process.env['TESTCONTAINERS_RYUK_DISABLED'] = 'true';
+
+const STYLES = ['monolith', 'microkernel', 'unikernel'] as const;
+type Style = (typeof STYLES)[number];
+/** The corpus the shared contract suite expects (services/contract/testing/test-corpus.ts). */
+const CORPUS = { seed: '7', count: '40' } as const;
+const PROJECT = `kstyles-ct-${process.pid}`;
+const FIGURES_FILE = path.join(DEPLOY, 'container-figures.json');
+
+type Stack = {
+  urls: Record<Style, string>;
+  prometheus: string;
+  nats: string;
+  supervisorPass: string;
+  down(): Promise<void>;
+};
+
+type Figures = {
+  measuredAt: string;
+  bases: string;
+  buildSeconds: Record<string, number>;
+  imageBytes: Record<string, number>;
+  stackUpSeconds?: number;
+  startToFirst200Ms: Partial<Record<Style, number>>;
+  crashToServingMs: Partial<Record<Style, number>>;
+  microkernelDriverRestart?: { failedRequests: number; requests: number; recoveredMs: number };
+};
+
+const skipReason = containerTierSkipReason();
+const figures: Figures = {
+  measuredAt: new Date().toISOString(),
+  bases: process.env['KSTYLES_BASES'] === 'official' ? 'official' : 'local',
+  buildSeconds: {},
+  imageBytes: {},
+  startToFirst200Ms: {},
+  crashToServingMs: {},
+};
+
+async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const result = await work();
+  figures.buildSeconds[what] = Math.round((performance.now() - started) / 100) / 10;
+  return result;
+}
+
+async function buildImages(): Promise<Record<string, string>> {
+  let bases: Record<string, string> = {};
+  if (figures.bases === 'local') {
+    if (!Object.values(LOCAL_BASES).every(imageExists)) {
+      await timed('offline-bases', () => runChecked('bash', [path.join(DEPLOY, 'offline-bases.sh')]));
+    }
+    bases = { ...LOCAL_BASES };
+  }
+  await timed('unikernel rootfs', ensureUnikernelRootfs);
+  await timed('app image', () => buildAppImage(bases));
+  await timed('nats, prometheus, unikernel images', () =>
+    runChecked(
+      'docker-compose',
+      [
+        '-p',
+        PROJECT,
+        '-f',
+        path.join(DEPLOY, 'docker-compose.yml'),
+        'build',
+        'nats',
+        'prometheus',
+        'unikernel',
+      ],
+      { ...BUILD_ENV, ...bases },
+    ),
+  );
+  for (const [name, tag] of Object.entries(IMAGES)) figures.imageBytes[name] = imageBytes(tag);
+  return bases;
+}
+
+async function startStack(): Promise<Stack> {
+  const bases = await buildImages();
+  const ports = {
+    KSTYLES_MONOLITH_PORT: await freePort(),
+    KSTYLES_MICROKERNEL_PORT: await freePort(),
+    KSTYLES_UNIKERNEL_PORT: await freePort(),
+    KSTYLES_PROMETHEUS_PORT: await freePort(),
+    KSTYLES_NATS_PORT: await freePort(),
+    KSTYLES_NATS_MONITOR_PORT: await freePort(),
+  };
+  const supervisorPass = randomBytes(12).toString('hex');
+  const environment: Record<string, string> = {
+    ...bases,
+    ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+    KSTYLES_CORPUS_SEED: CORPUS.seed,
+    KSTYLES_CORPUS_COUNT: CORPUS.count,
+    KSTYLES_NATS_GATEWAY_PASS: randomBytes(12).toString('hex'),
+    KSTYLES_NATS_FS_PASS: randomBytes(12).toString('hex'),
+    KSTYLES_NATS_DRIVER_PASS: randomBytes(12).toString('hex'),
+    KSTYLES_NATS_SUPERVISOR_PASS: supervisorPass,
+  };
+  const { DockerComposeEnvironment, Wait } = await import('testcontainers');
+  const started = performance.now();
+  const up = () =>
+    new DockerComposeEnvironment(DEPLOY, 'docker-compose.yml')
+      .withProjectName(PROJECT)
+      .withEnvironment(environment)
+      .withClientOptions({ executable: { standalone: true, executablePath: 'docker-compose' } })
+      .withDefaultWaitStrategy(Wait.forHealthCheck())
+      .withStartupTimeout(240_000)
+      .up();
+  // One retry: on a loaded 2-core machine with vfs, compose v1 has once reported a dependency
+  // "unhealthy" during start-up that was healthy on the next try. A second failure is a real one.
+  const compose = await up().catch((err: unknown) => {
+    process.stderr.write(`compose up failed once, retrying: ${String(err).slice(0, 2000)}\n`);
+    return up();
+  });
+  const urls = {
+    monolith: `http://127.0.0.1:${ports.KSTYLES_MONOLITH_PORT}`,
+    microkernel: `http://127.0.0.1:${ports.KSTYLES_MICROKERNEL_PORT}`,
+    unikernel: `http://127.0.0.1:${ports.KSTYLES_UNIKERNEL_PORT}`,
+  };
+  for (const style of STYLES) await waitFor200(`${urls[style]}/readyz`, 120_000, 200);
+  figures.stackUpSeconds = Math.round((performance.now() - started) / 100) / 10;
+  return {
+    urls,
+    prometheus: `http://127.0.0.1:${ports.KSTYLES_PROMETHEUS_PORT}`,
+    nats: `nats://127.0.0.1:${ports.KSTYLES_NATS_PORT}`,
+    supervisorPass,
+    down: async () => {
+      await compose.down({ removeVolumes: true, timeout: 10_000 });
+    },
+  };
+}
+
+function printFigures(): void {
+  writeFileSync(FIGURES_FILE, `${JSON.stringify(figures, null, 2)}\n`);
+  const mb = (bytes: number | undefined) => (bytes ? `${(bytes / 1e6).toFixed(1)} MB` : '-');
+  const ms = (value: number | undefined) => (value === undefined ? '-' : `${value} ms`);
+  const lines = [
+    `container figures (${figures.bases} bases) → ${path.relative(REPO, FIGURES_FILE)}`,
+    '| style | image | image size | container start → first 200 | crash → serving again |',
+    '|---|---|---|---|---|',
+    ...STYLES.map((style) => {
+      const image = style === 'unikernel' ? 'unikernel' : 'app';
+      return `| ${style} | ${IMAGES[image]} | ${mb(figures.imageBytes[image])} | ${ms(figures.startToFirst200Ms[style])} | ${ms(figures.crashToServingMs[style])} |`;
+    }),
+    `| (nats) | ${IMAGES.nats} | ${mb(figures.imageBytes['nats'])} | | |`,
+    `| (prometheus) | ${IMAGES.prometheus} | ${mb(figures.imageBytes['prometheus'])} | | |`,
+    `build seconds: ${JSON.stringify(figures.buildSeconds)}; stack up: ${figures.stackUpSeconds ?? '-'} s`,
+    figures.microkernelDriverRestart
+      ? `microkernel driver SIGKILL: ${figures.microkernelDriverRestart.failedRequests} failed of ${figures.microkernelDriverRestart.requests} requests, driver ready again after ${figures.microkernelDriverRestart.recoveredMs} ms`
+      : '',
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+}
+
+if (skipReason) {
+  process.stderr.write(`\n*** SKIPPED: container tier: ${skipReason} ***\n\n`);
+  it('container tier (deploy/docker-compose.yml in Docker)', { skip: `SKIPPED: ${skipReason}` }, () => {});
+} else {
+  let stack: Stack | undefined;
+  let stackError: unknown;
+  const ready = async (): Promise<Stack> => {
+    if (!stack) throw new Error(`the compose stack did not come up: ${String(stackError)}`);
+    return stack;
+  };
+
+  before(
+    async () => {
+      try {
+        stack = await startStack();
+      } catch (err) {
+        stackError = err;
+        const logs = run('docker-compose', [
+          '-p',
+          PROJECT,
+          '-f',
+          path.join(DEPLOY, 'docker-compose.yml'),
+          'logs',
+          '--tail=40',
+        ]);
+        process.stderr.write(`compose stack failed to start: ${String(err)}\n${logs.stdout}${logs.stderr}\n`);
+      }
+    },
+    { timeout: 1_200_000 },
+  );
+
+  after(
+    async () => {
+      printFigures();
+      await stack?.down();
+      if (!stack) {
+        run('docker-compose', [
+          '-p',
+          PROJECT,
+          '-f',
+          path.join(DEPLOY, 'docker-compose.yml'),
+          'down',
+          '-v',
+          '-t',
+          '5',
+        ]);
+      }
+    },
+    { timeout: 120_000 },
+  );
+
+  for (const style of STYLES) {
+    httpContract(`${style} in its container`, style, async (corpus) => ({
+      baseUrl: (await ready()).urls[style],
+      corpus,
+      stop: async () => {},
+    }));
+  }
+
+  describe('resilience in containers', () => {
+    it('microkernel: a driver SIGKILLed through the supervisor control API is restarted with no failed request', async () => {
+      const { urls, nats, supervisorPass } = await ready();
+      const corpus = await testCorpus();
+      const small = corpus.manifest.files.filter((f) => !f.poison && f.size > 0 && f.size < 64 * 1024);
+      assert.ok(small.length > 0);
+      const control = await SupervisorControlClient.connect({
+        servers: nats,
+        user: 'kstyles-supervisor',
+        pass: supervisorPass,
+        timeoutMs: 5000,
+      });
+      try {
+        const before = await control.status('microkernel');
+        const driverBefore = before.children.find((c) => c.name === 'driver');
+        assert.ok(driverBefore?.pid, 'the supervisor reports a running driver');
+
+        let stop = false;
+        let requests = 0;
+        const failures: string[] = [];
+        const client = async (worker: number) => {
+          for (let i = worker; !stop; i++) {
+            const file = small[i % small.length]!;
+            requests++;
+            try {
+              const res = await fetch(`${urls.microkernel}/files/${encodeFilePath(file.path)}`, {
+                signal: AbortSignal.timeout(10_000),
+              });
+              const body = Buffer.from(await res.arrayBuffer());
+              if (res.status !== 200 || body.length !== file.size)
+                failures.push(`${file.path}: HTTP ${res.status}`);
+            } catch (err) {
+              failures.push(`${file.path}: ${(err as Error).message}`);
+            }
+            await sleep(20);
+          }
+        };
+        const clients = [0, 1, 2, 3].map(client);
+        await sleep(500);
+        const killedAt = Date.now();
+        const killed = await control.kill('microkernel', 'driver');
+        assert.equal(killed.pid, driverBefore.pid);
+
+        let recoveredMs: number | undefined;
+        const until = Date.now() + 60_000;
+        while (Date.now() < until) {
+          const driver = (await control.status('microkernel')).children.find((c) => c.name === 'driver');
+          if (
+            driver &&
+            driver.pid !== driverBefore.pid &&
+            driver.state === 'up' &&
+            driver.readyForMs !== null
+          ) {
+            recoveredMs = Date.now() - killedAt;
+            break;
+          }
+          await sleep(100);
+        }
+        await sleep(1000);
+        stop = true;
+        await Promise.all(clients);
+        const after = (await control.status('microkernel')).children.find((c) => c.name === 'driver')!;
+        figures.microkernelDriverRestart = {
+          failedRequests: failures.length,
+          requests,
+          recoveredMs: recoveredMs ?? -1,
+        };
+        assert.ok(recoveredMs !== undefined, 'the supervisor restarted the driver within 60 s');
+        assert.equal(after.restarts, driverBefore.restarts + 1, 'one restart counted');
+        assert.ok(requests > 20, `the load kept going (${requests} requests)`);
+        assert.deepEqual(failures.slice(0, 5), [], `${failures.length} of ${requests} requests failed`);
+      } finally {
+        await control.close();
+      }
+    });
+
+    it('monolith: the poison request crashes the container and the restart policy brings it back', async () => {
+      const { urls } = await ready();
+      const id = containerOf(PROJECT, 'monolith');
+      const before = inspect(id);
+      const crashedAt = Date.now();
+      const poison = await fetch(`${urls.monolith}/files/chaos/poison.bin`, {
+        signal: AbortSignal.timeout(5000),
+      }).then(
+        (res) => `HTTP ${res.status}`,
+        (err: Error) => `failed (${err.message})`,
+      );
+      const servingAt = await waitFor200(`${urls.monolith}/healthz`, 60_000);
+      figures.crashToServingMs.monolith = servingAt - crashedAt;
+      const afterCrash = inspect(id);
+      assert.equal(
+        afterCrash.restarts,
+        before.restarts + 1,
+        `the container was restarted (poison: ${poison})`,
+      );
+      assert.notEqual(afterCrash.pid, before.pid);
+    });
+
+    it('unikernel: SIGKILL of its host PID (not docker kill) makes the restart policy reboot it', async () => {
+      const { urls } = await ready();
+      const id = containerOf(PROJECT, 'unikernel');
+      const before = inspect(id);
+      assert.ok(before.pid > 0);
+      const killedAt = Date.now();
+      process.kill(before.pid, 'SIGKILL');
+      await sleep(50);
+      const servingAt = await waitFor200(`${urls.unikernel}/healthz`, 60_000);
+      figures.crashToServingMs.unikernel = servingAt - killedAt;
+      const afterKill = inspect(id);
+      assert.equal(afterKill.restarts, before.restarts + 1, 'the container was restarted');
+      assert.notEqual(afterKill.pid, before.pid);
+    });
+  });
+
+  describe('Prometheus in the stack', () => {
+    type Vector = { metric: Record<string, string>; value: [number, string] }[];
+    const query = async (expr: string): Promise<Vector> => {
+      const { prometheus } = await ready();
+      const res = await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expr)}`);
+      const body = (await res.json()) as { status: string; data: { result: Vector }; error?: string };
+      assert.equal(body.status, 'success', body.error);
+      return body.data.result;
+    };
+
+    it('has scraped every style, and the microkernel file and driver servers', async () => {
+      const until = Date.now() + 30_000;
+      let up: Vector = [];
+      for (;;) {
+        up = await query('up == 1');
+        const jobs = new Set(up.map((s) => `${s.metric['job']}/${s.metric['kstyles_component']}`));
+        const wanted = [
+          'monolith/kernel',
+          'microkernel/gateway',
+          'unikernel/kernel',
+          'microkernel-servers/fs',
+          'microkernel-servers/driver',
+        ];
+        if (wanted.every((job) => jobs.has(job))) break;
+        assert.ok(
+          Date.now() < until,
+          `targets up after 30 s: ${[...jobs].join(', ')}; wanted ${wanted.join(', ')}`,
+        );
+        await sleep(1000);
+      }
+      // Over a window: the crash tests restarted two styles, whose new processes start their counters afresh.
+      const served = await query(
+        'sum by (style) (max_over_time(kstyles_http_request_duration_seconds_count{route="files"}[30m]))',
+      );
+      assert.deepEqual(served.map((s) => s.metric['style']).sort(), [...STYLES].sort());
+    });
+
+    it('reports whether it reaches the supervisor metrics (kstyles_supervisor_*)', async (t) => {
+      const restarts = await query('kstyles_supervisor_restarts_total');
+      if (restarts.length === 0) {
+        // The supervisor serves /metrics on 127.0.0.1 only (services/supervisor/metrics.ts): from another
+        // container it cannot be scraped until it takes a listen address like the fs and driver servers.
+        t.skip(
+          'SKIPPED: the supervisor metrics listen on 127.0.0.1 inside the container (no metrics host option yet)',
+        );
+        return;
+      }
+      assert.ok(restarts.some((s) => s.metric['service'] === 'driver'));
+    });
+  });
+
+  describe('start-up figures', () => {
+    it('measures container start → first 200 for each style and prints the table', async () => {
+      const { urls } = await ready();
+      const corpus = await testCorpus();
+      const file = corpus.manifest.files.find((f) => !f.poison && f.size > 0 && f.size < 4096)!;
+      for (const style of STYLES) {
+        const id = containerOf(PROJECT, style);
+        const stopped = run('docker', ['stop', '-t', '10', id]);
+        assert.equal(stopped.status, 0, stopped.stderr);
+        const startedAt = Date.now();
+        const startResult = run('docker', ['start', id]);
+        assert.equal(startResult.status, 0, startResult.stderr);
+        const servingAt = await waitFor200(`${urls[style]}/files/${encodeFilePath(file.path)}`, 180_000);
+        figures.startToFirst200Ms[style] = servingAt - startedAt;
+      }
+      for (const style of STYLES) assert.ok((figures.startToFirst200Ms[style] ?? 0) > 0, style);
+    });
+  });
+}
