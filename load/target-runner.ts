@@ -169,13 +169,14 @@ export class TargetRunner {
 
   constructor(opts: TargetRunnerOptions) {
     this.name = opts.name;
-    this.url = opts.url;
+    // Requests go to /files/… on the origin; a path in the target URL would be ignored by the pool anyway.
+    this.url = new URL(opts.url).origin;
     this.intervalMs = 1000 / opts.rate;
     this.timeoutMs = opts.timeoutMs;
     this.picker = opts.picker;
     this.onCompleteHook = opts.onComplete;
     this.connections = opts.connections;
-    this.pool = new Pool(opts.url, {
+    this.pool = new Pool(this.url, {
       connections: opts.connections,
       pipelining: 1,
       keepAliveTimeout: 30_000,

@@ -81,8 +81,11 @@ describe('reports', () => {
     assert.match(fault.message, /poison request \/files\/chaos\/poison\.bin on monolith/);
     const [r] = fault.resilience;
     assert.equal(r?.target, 'monolith');
-    assert.ok(r.failed > 10 && r.failed < 100, `failed in window: ${r.failed}`);
-    assert.equal(r.failed, results.targets[0]!.outcomes.reset);
+    assert.ok(r.failed > 10 && r.failed <= 100, `failed in window: ${r.failed}`);
+    // Requests intended before the fault but still waiting when the server went down fail too; they
+    // belong to no fault window (attribution is by intended send time).
+    const resets = results.targets[0]!.outcomes.reset;
+    assert.ok(r.failed <= resets && resets - r.failed < 60, `failed in window ${r.failed}, resets ${resets}`);
     assert.ok(
       r.firstSuccessAfterFailureMs !== null &&
         r.firstSuccessAfterFailureMs >= 300 &&
