@@ -89,4 +89,43 @@ describe(`unikernel faults (${ran})`, () => {
       assert.equal(program.child.exitCode, null, 'still running');
     });
   });
+
+  it('SIGUSR2 toggles the slow fault for reads on the main thread and in every worker', async () => {
+    const corpus = await testCorpus();
+    const program = await startProgram(built.command, ['--data', corpus.dir, '--chaos'], {
+      KSTYLES_CHAOS_SLOW_MS: '200',
+    });
+    const timed = async (path: string) => {
+      const started = performance.now();
+      const res = await fetch(`${program.baseUrl}/files/${path}`);
+      await res.arrayBuffer();
+      assert.equal(res.status, 200, path);
+      return performance.now() - started;
+    };
+    try {
+      program.child.kill('SIGUSR2');
+      await waitForLog(program, /chaos slow fault on/);
+      // 4 KiB: one read on the main thread; 1 MiB: four 256 KiB reads in the pool, one after another.
+      assert.ok((await timed('bench/4k.bin')) >= 200, 'the inline read waited');
+      assert.ok((await timed('bench/1m.bin')) >= 800, 'each pool read waited');
+      const metrics = await (await fetch(`${program.baseUrl}/metrics`)).text();
+      assert.match(
+        metrics,
+        /kstyles_faults_injected_total\{style="unikernel",target="unikernel",kind="slow"\} 1/,
+      );
+      program.child.kill('SIGUSR2');
+      await waitForLog(program, /chaos slow fault off/);
+      assert.equal(program.child.exitCode, null, 'still running');
+    } finally {
+      await program.stop();
+    }
+  });
 });
+
+async function waitForLog(program: RunningProgram, pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!pattern.test(program.output())) {
+    if (Date.now() > deadline) throw new Error(`no log line matching ${pattern}:\n${program.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
 import { logLine } from '../services/contract/http-server.ts';
 import { chaosFromEnv } from '../services/driver/chaos.ts';
+import { DEFAULT_SLOW_MS, slowToggle } from './faults.ts';
 import { POOL_WORKER_FILE } from './names.ts';
 import { DEFAULT_INLINE_MAX_BYTES } from './pool.ts';
 import { STYLE, startUnikernel } from './server.ts';
@@ -100,6 +101,13 @@ function taskLocation(): { taskFile: string } {
   return { taskFile: fileURLToPath(new URL('./read-task.dev.mjs', import.meta.url)) };
 }
 
+/** KSTYLES_CHAOS_SLOW_MS: what SIGUSR2's 'slow' fault adds to every driver read. */
+function slowMs(): number {
+  const raw = process.env.KSTYLES_CHAOS_SLOW_MS;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_SLOW_MS;
+  return intFlag('unikernel', 'KSTYLES_CHAOS_SLOW_MS (environment)', raw, 0, 60_000);
+}
+
 async function healthcheck(argv: string[]): Promise<number> {
   const parsed = parseCommand(healthSpec, argv);
   if (!parsed) return 0;
@@ -137,6 +145,7 @@ async function serve(argv: string[]): Promise<number> {
   // The runtime applied NODE_OPTIONS before this code ran (Node 20 SEAs honour it); clear it so nothing
   // started from here inherits it, and say so. The image sets it empty.
   if (ignoredNodeOptions) delete process.env.NODE_OPTIONS;
+  const slowFaultMs = process.env.KSTYLES_BUILD_CHAOS !== 'false' ? slowMs() : 0;
   const started = performance.now();
   let running: Awaited<ReturnType<typeof startUnikernel>>;
   try {
@@ -152,6 +161,32 @@ async function serve(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`kstyles unikernel: ${(err as Error).message}`);
   }
+  // Signal handlers before the start line: whoever reads it may signal at once.
+  const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logLine({ level: 'warn', msg: 'second stop signal: exiting at once', signal });
+        process.exit(1);
+      }
+      stopping = true;
+      logLine({ level: 'info', msg: 'unikernel stopping', signal });
+      const finished = await running.close(GRACE_MS);
+      logLine({ level: 'info', msg: 'unikernel stopped', graceful: finished });
+      resolve(0);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  // SIGUSR2's default action would kill the process: the chaos build toggles 'slow', the production
+  // build says it has nothing to toggle.
+  process.on(
+    'SIGUSR2',
+    process.env.KSTYLES_BUILD_CHAOS !== 'false'
+      ? slowToggle(running.reader, running.registry, slowFaultMs)
+      : () =>
+          logLine({ level: 'warn', msg: 'SIGUSR2 ignored: this production build has no fault injection' }),
+  );
   logLine({
     level: 'info',
     msg: 'unikernel listening',
@@ -169,20 +204,7 @@ async function serve(argv: string[]): Promise<number> {
       ? { warning: 'NODE_OPTIONS was set; it has been cleared (the image sets it empty)' }
       : {}),
   });
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      logLine({ level: 'info', msg: 'unikernel stopping', signal });
-      const finished = await running.close(GRACE_MS);
-      logLine({ level: 'info', msg: 'unikernel stopped', graceful: finished });
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
-  return 0;
+  return stopped;
 }
 
 export async function main(argv: string[]): Promise<number> {

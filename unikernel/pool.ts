@@ -37,6 +37,8 @@ export class PoolBlockReader implements BlockReader {
   readonly threads: number;
   readonly inlineMaxBytes: number;
   private readonly inline: StorageDriver;
+  /** Shared with every worker: the driver latency the 'slow' fault asks for. */
+  private readonly latencyMs = new Int32Array(new SharedArrayBuffer(4));
   private readonly hops: Histogram<'from' | 'to' | 'op' | 'outcome'> | undefined;
 
   constructor(options: PoolOptions) {
@@ -55,7 +57,12 @@ export class PoolBlockReader implements BlockReader {
           registers: [options.registry],
         })
       : undefined;
-    const workerData: PoolWorkerData = { chaos, maxOpenFiles: MAX_OPEN_FILES };
+    Atomics.store(this.latencyMs, 0, chaos.latencyMs ?? 0);
+    const workerData: PoolWorkerData = {
+      chaos,
+      maxOpenFiles: MAX_OPEN_FILES,
+      latencyMs: this.latencyMs.buffer as SharedArrayBuffer,
+    };
     this.pool = new Piscina({
       filename: options.taskFile,
       minThreads: this.threads,
@@ -100,6 +107,21 @@ export class PoolBlockReader implements BlockReader {
         Number(process.hrtime.bigint() - started) / 1e9,
       );
     }
+  }
+
+  /** Whether the driver fault hooks are on (chaos build started with --chaos). */
+  get chaosEnabled(): boolean {
+    return this.inline.chaos.enabled;
+  }
+
+  get latencyMsNow(): number {
+    return Atomics.load(this.latencyMs, 0);
+  }
+
+  /** The 'slow' fault: every driver read, on the main thread and in every worker, waits `ms` first. */
+  setLatency(ms: number): void {
+    this.inline.chaos.setLatency(ms);
+    Atomics.store(this.latencyMs, 0, ms);
   }
 
   async ready(): Promise<boolean> {

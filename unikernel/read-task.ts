@@ -10,7 +10,12 @@ import { type ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
 import { type FileRef, StorageDriver } from '../services/driver/storage-driver.ts';
 
 /** What the main thread hands every worker at start (piscina's `workerData`). */
-export type PoolWorkerData = { chaos: Partial<ChaosOptions>; maxOpenFiles: number };
+export type PoolWorkerData = {
+  chaos: Partial<ChaosOptions>;
+  maxOpenFiles: number;
+  /** Int32Array over shared memory: [0] = the driver latency in ms the main thread wants now ('slow'). */
+  latencyMs?: SharedArrayBuffer;
+};
 
 export type ReadTask = { file: FileRef; position: number; length: number };
 
@@ -22,12 +27,18 @@ const driver = new StorageDriver({
   chaos: new DriverChaos(data.chaos ?? {}),
   maxOpenFiles: data.maxOpenFiles ?? 64,
 });
+const wantedLatencyMs = data.latencyMs ? new Int32Array(data.latencyMs) : undefined;
 
 /**
  * Reads one byte range and moves its memory to the main thread (no copy). Node allocates reads under
  * 4 KiB inside a shared, untransferable pool slab; those few bytes are copied into a buffer of their own.
  */
 export async function read(task: ReadTask): Promise<unknown> {
+  // The 'slow' fault is switched on the main thread; every worker follows it before its next read.
+  if (process.env.KSTYLES_BUILD_CHAOS !== 'false' && wantedLatencyMs && driver.chaos.enabled) {
+    const ms = Atomics.load(wantedLatencyMs, 0);
+    if (ms !== driver.chaos.options.latencyMs) driver.chaos.setLatency(ms);
+  }
   let bytes: Uint8Array;
   try {
     bytes = await driver.read(task.file, task.position, task.length);

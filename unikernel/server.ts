@@ -3,6 +3,7 @@
  * driver, in one process. No framework, no message bus, no admin routes.
  */
 import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
 import { answerClientErrors, createRequestListener } from '../services/contract/http-handler.ts';
 import { closeGracefully, listen } from '../services/contract/http-server.ts';
 import { createHttpMetrics } from '../services/contract/metrics.ts';
@@ -17,6 +18,7 @@ export type RunningUnikernel = {
   port: number;
   server: Server;
   reader: PoolBlockReader;
+  registry: Registry;
   /** Graceful stop; resolves true when every in-flight request finished within `timeoutMs`. */
   close(timeoutMs: number): Promise<boolean>;
 };
@@ -47,6 +49,7 @@ export async function startUnikernel(options: UnikernelOptions): Promise<Running
     port,
     server,
     reader,
+    registry: metrics.registry,
     async close(timeoutMs) {
       const finished = await closeGracefully(server, timeoutMs);
       await fileSystem.close();

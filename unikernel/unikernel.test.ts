@@ -80,6 +80,16 @@ describe(`unikernel lifecycle (${ran})`, () => {
     assert.equal(first.build, 'production');
   });
 
+  it('survives SIGUSR2 (the slow fault) and says the production build has none', async () => {
+    program.child.kill('SIGUSR2');
+    const deadline = Date.now() + 5000;
+    while (!/SIGUSR2 ignored: this production build has no fault injection/.test(program.output())) {
+      assert.ok(Date.now() < deadline, `no 'SIGUSR2 ignored' line:\n${program.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal((await fetch(`${program.baseUrl}/healthz`)).status, 200);
+  });
+
   it('healthcheck exits 0 when /healthz answers 200 and 1 when nothing listens', async () => {
     const [file, ...pre] = built.command;
     const healthy = spawnSync(file!, [...pre, 'healthcheck', '--port', String(program.port)], {
