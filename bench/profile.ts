@@ -6,7 +6,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runLoad } from '../load/run-load.ts';
+import { runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort, startProcess, waitFor200 } from './procs.ts';
 import { KSTYLES_BIN, READY_PATHS, TARGETS } from './targets.ts';

@@ -4,11 +4,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { type LoadResults, writeReports } from '../load/index.ts';
 import { targetColor } from '../load/report-html.ts';
 import { escapeXml as esc, lineChart } from '../load/svg-charts.ts';
-import type { LoadResults } from '../load/types.ts';
 import { formatBytes, formatMicros } from '../load/units.ts';
-import { writeReports } from '../load/write-reports.ts';
 import { formatRatio, ratio } from './evaluate.ts';
 import type { BenchRun } from './run-bench.ts';
 import { type BenchResults, SIZE_KEYS, SIZES, type SizeKey, type TargetBench } from './types.ts';

@@ -7,8 +7,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runLoad } from '../load/run-load.ts';
-import type { LoadProgress, LoadResults } from '../load/types.ts';
+import { type LoadProgress, type LoadResults, runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
@@ -83,7 +82,7 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     warmupMs: 500,
     fixedWindowMs: 3000,
     bisectSteps: 1,
-    startRates: { '4k': 1000, '64k': 500, '1m': 100 },
+    startRates: { '4k': 500, '64k': 250, '1m': 50 },
     maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
     coldStartRuns: 3,
     recovery: { rate: 200, durationMs: 5000, faultAtMs: 1500 },
@@ -98,7 +97,7 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     warmupMs: 2000,
     fixedWindowMs: 10_000,
     bisectSteps: 3,
-    startRates: { '4k': 500, '64k': 250, '1m': 50 },
+    startRates: { '4k': 250, '64k': 125, '1m': 25 },
     maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
     coldStartRuns: 7,
     recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
@@ -278,10 +277,12 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
           );
           await load(running, size, plan.startRates[size], plan.warmupMs, `${label} warm-up`);
           const measure = async (rate: number): Promise<StepVerdict> => {
-            const r = await load(running, size, rate, plan.stepWindowMs, `${label} @ ${rate} req/s`);
+            // At low rates a short window holds too few requests for a p99: stretch it to at least 40.
+            const windowMs = Math.min(Math.max(plan.stepWindowMs, (40 / rate) * 1000), 3 * plan.stepWindowMs);
+            const r = await load(running, size, rate, windowMs, `${label} @ ${rate} req/s`);
             const target = r.targets[0]!;
             const errors = target.sent - target.outcomes.ok;
-            return judgeStep(
+            const verdict = judgeStep(
               {
                 rate,
                 sent: target.sent,
@@ -296,6 +297,10 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
               },
               boundUs,
             );
+            // An overloaded target may have lost a part (a restarted server): let it be ready again first.
+            if (!verdict.ok)
+              await waitFor200(running.child, running.url, ['/readyz'], 30_000).catch(() => undefined);
+            return verdict;
           };
           const result = await findMaxRate(
             measure,
@@ -474,7 +479,7 @@ export function methodText(plan: Plan): string[] {
       .map(([k, v]) => `${v} (${SIZES[k as SizeKey].label})`)
       .join(
         ', ',
-      )} req/s until a ${plan.stepWindowMs / 1000}s step fails, then ${plan.bisectSteps} bisection step(s). A step passes with no failed request, p99 < ${plan.p99BoundMs} ms, and the generator on schedule; ${plan.connections} keep-alive connections.`,
+      )} req/s until a ${plan.stepWindowMs / 1000}s step (longer at low rates: at least 40 requests) fails, then ${plan.bisectSteps} bisection step(s). After a failed step the target must answer /readyz again before the next. A step passes with no failed request, p99 < ${plan.p99BoundMs} ms, and the generator on schedule; ${plan.connections} keep-alive connections.`,
     `Latency: every target at the same rate per size (half the slowest target's maximum), ${plan.warmupMs / 1000}s warm-up then ${plan.fixedWindowMs / 1000}s measured; p50/p99/p99.9 from the intended send time.`,
     "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during the latency runs (peak and mean); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
     `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers); the median of ${plan.coldStartRuns} starts, after the target already ran in the phases before (tsx's transform cache and the page cache are warm).`,

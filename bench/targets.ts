@@ -70,7 +70,25 @@ export const TARGETS: Record<TargetName, TargetDef> = {
     name: 'microkernel',
     kind: 'style',
     readyTimeoutMs: 60_000,
-    launch: (port, dataDir) => kstyles('microkernel', port, dataDir),
+    launch: (port, dataDir) => {
+      const base = kstyles('microkernel', port, dataDir);
+      // Its own supervisor id and free metrics ports: a lab or a demo may run a microkernel beside the bench.
+      const extra = [
+        '--id',
+        `bench-${process.pid}`,
+        '--supervisor-metrics-port',
+        '0',
+        '--fs-metrics-port',
+        '0',
+        '--driver-metrics-port',
+        '0',
+      ];
+      return {
+        ...base,
+        args: [...base.args, ...extra],
+        describe: `${base.describe} --id bench-<pid> (metrics ports 0)`,
+      };
+    },
   },
   unikernel: {
     name: 'unikernel',
