@@ -39,6 +39,8 @@ const spec = {
     'over unikernel/dist/chaos (npm run build:unikernel -- --chaos); the production build has no chaos.',
 } as const;
 
+const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR2'];
+
 export type Launch = { form: 'single executable' | 'bundle' | 'typescript'; command: string; args: string[] };
 
 /** The most built form of the unikernel present on disk, for the production or the chaos flavor. */
@@ -85,8 +87,8 @@ export async function run(argv: string[]): Promise<number> {
   // The image clears NODE_OPTIONS; so does this launcher, so every form behaves like the image.
   const child = spawn(launch.command, args, { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } });
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
-  process.on('SIGTERM', forward);
-  process.on('SIGINT', forward);
+  // SIGUSR2 too: it is the 'slow' fault, and its default action would kill this launcher.
+  for (const signal of FORWARDED) process.on(signal, forward);
   try {
     return await new Promise<number>((resolveExit, reject) => {
       child.once('error', reject);
@@ -95,7 +97,6 @@ export async function run(argv: string[]): Promise<number> {
       );
     });
   } finally {
-    process.off('SIGTERM', forward);
-    process.off('SIGINT', forward);
+    for (const signal of FORWARDED) process.off(signal, forward);
   }
 }
