@@ -3,12 +3,12 @@
  *   node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P]
  * With chaos on, KSTYLES_DRIVER_CRASH_AT_START=N makes the first N starts exit at once (exit 70): the
  * "crashloop" fault. The starts are counted in KSTYLES_DRIVER_CRASH_COUNTER (a file; default one per
- * parent process, i.e. per supervisor, in the temp directory).
+ * parent process, i.e. per supervisor, in the temp directory). SIGUSR2 toggles the `slow` fault.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
 import { serveMetricsHttp } from '../nats/metrics-http.ts';
@@ -39,6 +39,44 @@ function crashAtStartIfAsked(env: NodeJS.ProcessEnv): void {
     `${JSON.stringify({ level: 'fatal', service: 'driver', msg: `chaos crashloop: start ${crashed + 1} of ${wanted} exits at once`, pid: process.pid })}\n`,
   );
   process.exit(PANIC_EXIT_CODE);
+}
+
+/** What SIGUSR2 adds to every read while the `slow` fault is on (the load generator's toggle). */
+const DEFAULT_SLOW_MS = 50;
+
+/**
+ * SIGUSR2 toggles the `slow` fault, as in the monolith: +KSTYLES_CHAOS_SLOW_MS per driver read. Without
+ * chaos the signal is only logged (a process without a handler would die of it).
+ */
+function handleSlowToggle(chaos: DriverChaos, registry: Registry): void {
+  const injected = new Counter({
+    name: 'kstyles_faults_injected_total',
+    help: 'Faults injected into this process, by style, target and kind',
+    labelNames: ['style', 'target', 'kind'] as const,
+    registers: [registry],
+  });
+  const baseMs = chaos.options.latencyMs;
+  const slowMs = Number(process.env.KSTYLES_CHAOS_SLOW_MS ?? DEFAULT_SLOW_MS) || DEFAULT_SLOW_MS;
+  let slow = false;
+  process.on('SIGUSR2', () => {
+    if (!chaos.enabled) {
+      logLine({
+        level: 'warn',
+        service: 'driver',
+        msg: 'SIGUSR2 ignored: chaos is off (start with --chaos)',
+      });
+      return;
+    }
+    slow = !slow;
+    chaos.setLatency(slow ? baseMs + slowMs : baseMs);
+    if (slow) injected.inc({ style: 'microkernel', target: 'driver', kind: 'slow' });
+    logLine({
+      level: 'info',
+      service: 'driver',
+      msg: slow ? 'chaos slow fault on' : 'chaos slow fault off',
+      driverLatencyMs: chaos.options.latencyMs,
+    });
+  });
 }
 
 await runServerMain({
@@ -82,6 +120,7 @@ await runServerMain({
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const chaos = new DriverChaos(chaosFromEnv(process.env, flags.chaos));
+    handleSlowToggle(chaos, registry);
     const driver = new StorageDriver({
       chaos,
       maxOpenFiles: intFlag('driver', 'max-open-files', flags['max-open-files'], 1, 100_000),
