@@ -12,7 +12,8 @@
 # compose profile "grafana" and needs the registry.
 #
 # Missing host packages (nats-server, prometheus, busybox-static) are installed with apt-get when run as root.
-# Exit codes: 0 built all, 1 a base could not be built (the message says which and why).
+# Exit codes: 0 built all; 1 a build failed; 3 a prerequisite is missing here (no engine, packages that
+# cannot be installed): the message says which.
 set -euo pipefail
 
 say() { printf 'offline-bases: %s\n' "$*" >&2; }
@@ -20,9 +21,13 @@ die() {
   say "FAILED: $*"
   exit 1
 }
+missing() {
+  say "CANNOT RUN: $*"
+  exit 3
+}
 
-command -v docker >/dev/null || die "no docker client on PATH (apt-get install -y docker.io)"
-docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info failed): start dockerd first"
+command -v docker >/dev/null || missing "no docker client on PATH (apt-get install -y docker.io)"
+docker info >/dev/null 2>&1 || missing "the Docker engine does not answer (docker info failed): start dockerd first"
 
 need_apt=()
 [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
@@ -33,9 +38,9 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     say "installing ${need_apt[*]} with apt-get"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null ||
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null; } ||
-      die "apt-get could not install ${need_apt[*]}"
+      missing "apt-get could not install ${need_apt[*]}"
   else
-    die "missing ${need_apt[*]}: install them (Debian/Ubuntu: sudo apt-get install -y ${need_apt[*]})"
+    missing "missing ${need_apt[*]}: install them (Debian/Ubuntu: sudo apt-get install -y ${need_apt[*]})"
   fi
 fi
 
@@ -47,7 +52,7 @@ for candidate in /usr/lib/node_modules/npm /usr/local/lib/node_modules/npm "$(di
     break
   fi
 done
-[ -n "$NPM_DIR" ] || die "npm's package folder (…/node_modules/npm) not found next to $NODE_BIN"
+[ -n "$NPM_DIR" ] || missing "npm's package folder (…/node_modules/npm) not found next to $NODE_BIN"
 
 work="$(mktemp -d /tmp/kstyles-bases.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
