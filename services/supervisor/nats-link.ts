@@ -45,11 +45,13 @@ export class NatsLink {
       waitOnFirstConnect: true,
       maxReconnectAttempts: -1,
       reconnectTimeWait: reconnectTimeWaitMs ?? 250,
-    }).then(
-      (nc) => this.#onConnected(nc),
-      (err: unknown) =>
-        this.log(`NATS connection failed for good: ${String(err)}; supervising by exit codes only`),
-    );
+    })
+      .then((nc) => this.#onConnected(nc))
+      .catch((err: unknown) =>
+        this.log(
+          `NATS set-up failed: ${String(err)}; supervising by exit codes only, without the control API`,
+        ),
+      );
   }
 
   /** The connection while it is usable, else undefined. */
