@@ -194,6 +194,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       });
       record.ok = true;
       record.message = injection.message;
+      for (const name of affected) metrics?.fault(name, spec.target, spec.kind);
       if (injection.resume) {
         const resume = injection.resume;
         resumes.push({
@@ -212,7 +213,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     } catch (err) {
       record.message = (err as Error).message;
     }
-    for (const name of affected) metrics?.fault(name, spec.target, spec.kind);
   };
 
   const progress = (now: number): LoadProgress => {
