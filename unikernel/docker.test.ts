@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../services/fs/request-path.ts';
-import { build, dockerAvailable } from './build.ts';
+import { build, dockerAvailable, removeTree } from './build.ts';
 import { waitFor200 } from './measure.ts';
 
 const docker = (...args: string[]) => spawnSync('docker', args, { encoding: 'utf8', timeout: 60_000 });
@@ -57,7 +57,7 @@ describe('unikernel image in a Docker engine (FROM scratch, read-only, non-root)
   after(() => {
     if (container) docker('rm', '-f', container);
     docker('rmi', '-f', tag);
-    rmSync(distDir, { recursive: true, force: true });
+    removeTree(distDir);
   });
 
   it('serves files with the right sha256 (small ones inline, a 4 MiB one through the pool)', async () => {

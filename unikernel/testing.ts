@@ -1,11 +1,11 @@
 /** Test helpers: a fresh build in a temporary directory, and the program started as a real process. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { build, type ImageReport } from './build.ts';
+import { build, type ImageReport, removeTree } from './build.ts';
 import { type BuildLayout, buildLayout, type Flavor } from './layout.ts';
 
 export type TestBuild = {
@@ -22,7 +22,7 @@ export type TestBuild = {
 /** Builds `flavor` into a temporary dist directory (removed at exit), without Docker or measurements. */
 export async function buildForTest(flavor: Flavor): Promise<TestBuild> {
   const distDir = mkdtempSync(join(tmpdir(), `kstyles-unikernel-${flavor}-`));
-  process.once('exit', () => rmSync(distDir, { recursive: true, force: true }));
+  process.once('exit', () => removeTree(distDir));
   const layout = buildLayout(flavor, distDir);
   try {
     const report = await build({ flavor, distDir, docker: false, measure: false, quiet: true });
