@@ -12,6 +12,7 @@ describe('describeMachine', () => {
     assert.equal(m.node, process.version);
     assert.match(m.os, /\S+ \S+ \S+/);
     assert.equal(m.loadAverage.length, 3);
+    assert.ok(m.cpuPressure === null || (m.cpuPressure >= 0 && m.cpuPressure <= 1));
     for (const key of ['natsServer', 'nginx'] as const) {
       assert.ok(m[key] === null || (typeof m[key] === 'string' && m[key].length > 0), key);
     }

@@ -1,5 +1,6 @@
 /** The machine a benchmark ran on: enough to judge whether two runs are comparable. */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Machine } from './types.ts';
 
@@ -21,6 +22,19 @@ export function versionOf(bin: string, args: string[]): Promise<string | null> {
   });
 }
 
+/**
+ * Share of the last 60 s in which some runnable task waited for a CPU (/proc/pressure/cpu, "some
+ * avg60"), 0..1; null where the kernel has no PSI. Near 1 means others' work competed with the run.
+ */
+export function cpuPressure(): number | null {
+  try {
+    const match = /^some .*avg60=([\d.]+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return match ? Number(match[1]) / 100 : null;
+  } catch {
+    return null;
+  }
+}
+
 export async function describeMachine(bins: { nats?: string; nginx?: string } = {}): Promise<Machine> {
   const cpus = os.cpus();
   const [natsServer, nginx] = await Promise.all([
@@ -36,5 +50,6 @@ export async function describeMachine(bins: { nats?: string; nginx?: string } = 
     natsServer,
     nginx,
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    cpuPressure: cpuPressure(),
   };
 }

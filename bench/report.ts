@@ -15,6 +15,7 @@ import { type BenchResults, SIZE_KEYS, SIZES, type SizeKey, type TargetBench } f
 export type Table = { title: string; head: string[]; rows: string[][]; notes: string[] };
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
+const pct = (r: number) => `${Math.round(r * 100)}%`;
 const ms = (v: number) => `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ms`;
 
 function find(results: BenchResults, name: string): TargetBench | undefined {
@@ -25,6 +26,7 @@ function throughputCell(t: TargetBench, size: SizeKey): string {
   if (t.skipped) return 'skipped';
   const r = t.throughput[size];
   if (!r) return '—';
+  if (r.maxRate === 0) return `< ${count(r.firstFailure?.rate ?? 0)}`;
   return `${r.generatorBound ? '≥' : ''}${count(r.maxRate)}`;
 }
 
@@ -146,7 +148,7 @@ export function natsLine(results: BenchResults): string {
 
 export function machineLine(results: BenchResults): string {
   const m = results.machine;
-  return `${m.cores} × ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os}, node ${m.node}, ${m.natsServer ?? 'no nats-server'}, ${m.nginx ?? 'no nginx'}; load average ${m.loadAverage.join(' ')} at the start${m.loadAverageEnd ? `, ${m.loadAverageEnd.join(' ')} at the end` : ''}`;
+  return `${m.cores} × ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os}, node ${m.node}, ${m.natsServer ?? 'no nats-server'}, ${m.nginx ?? 'no nginx'}; load average ${m.loadAverage.join(' ')} at the start${m.loadAverageEnd ? `, ${m.loadAverageEnd.join(' ')} at the end` : ''}${m.cpuPressure !== null ? `; CPU pressure (tasks waiting for a CPU, last 60 s) ${pct(m.cpuPressure)} at the start${m.cpuPressureEnd !== undefined && m.cpuPressureEnd !== null ? `, ${pct(m.cpuPressureEnd)} at the end` : ''}` : ''}`;
 }
 
 function pad(table: Table): string[] {

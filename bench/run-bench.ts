@@ -12,7 +12,7 @@ import { formatMicros } from '../load/units.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
 import { evaluateTargets } from './evaluate.ts';
-import { describeMachine, NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
+import { cpuPressure, describeMachine, NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
 import {
   cmdline,
   freePort,
@@ -24,7 +24,7 @@ import {
   waitFor200,
 } from './procs.ts';
 import { measureNatsRoundTrip, missingBinary } from './references.ts';
-import { findMaxRate, judgeStep, roundRate, type StepVerdict } from './search.ts';
+import { findMaxRate, judgeStep, type StepVerdict } from './search.ts';
 import {
   KSTYLES_BIN,
   READY_PATHS,
@@ -73,6 +73,10 @@ export type Plan = {
   connections: number;
   stepTimeoutMs: number;
   confirmFailures: boolean;
+  /** The search never offers less than this. */
+  minRate: number;
+  /** The fixed rate of the latency runs, the same for every target. */
+  commonRates: Record<SizeKey, number>;
 };
 
 export const PLANS: Record<'quick' | 'full', Plan> = {
@@ -90,14 +94,16 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     connections: 32,
     stepTimeoutMs: 2000,
     confirmFailures: false,
+    minRate: 25,
+    commonRates: { '4k': 250, '64k': 100, '1m': 25 },
   },
   full: {
     p99BoundMs: 50,
-    stepWindowMs: 4000,
+    stepWindowMs: 3000,
     warmupMs: 2000,
     fixedWindowMs: 10_000,
-    bisectSteps: 3,
-    startRates: { '4k': 250, '64k': 125, '1m': 25 },
+    bisectSteps: 2,
+    startRates: { '4k': 500, '64k': 250, '1m': 50 },
     maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
     coldStartRuns: 7,
     recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
@@ -105,6 +111,8 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     connections: 32,
     stepTimeoutMs: 2000,
     confirmFailures: true,
+    minRate: 10,
+    commonRates: { '4k': 250, '64k': 100, '1m': 25 },
   },
 };
 
@@ -278,7 +286,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
           await load(running, size, plan.startRates[size], plan.warmupMs, `${label} warm-up`);
           const measure = async (rate: number): Promise<StepVerdict> => {
             // At low rates a short window holds too few requests for a p99: stretch it to at least 40.
-            const windowMs = Math.min(Math.max(plan.stepWindowMs, (40 / rate) * 1000), 3 * plan.stepWindowMs);
+            const windowMs = Math.min(Math.max(plan.stepWindowMs, (40 / rate) * 1000), 2 * plan.stepWindowMs);
             const r = await load(running, size, rate, windowMs, `${label} @ ${rate} req/s`);
             const target = r.targets[0]!;
             const errors = target.sent - target.outcomes.ok;
@@ -307,7 +315,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
             {
               startRate: plan.startRates[size],
               maxRate: plan.maxRates[size],
-              minRate: 5,
+              minRate: plan.minRate,
               bisectSteps: plan.bisectSteps,
               resolution: 0.05,
               confirmFailures: plan.confirmFailures,
@@ -329,13 +337,18 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
       }
     }
 
-    // The common rate: half the slowest measured target's maximum, per size.
-    const commonRates: Partial<Record<SizeKey, number>> = {};
-    for (const size of SIZE_KEYS) {
-      const maxima = targets
-        .filter((t) => !t.skipped && (t.throughput[size]?.maxRate ?? 0) > 0)
-        .map((t) => t.throughput[size]!.maxRate);
-      if (maxima.length > 0) commonRates[size] = roundRate(Math.max(5, Math.min(...maxima) / 2));
+    // The common rate is fixed per size, so runs on different days and machines compare; a target whose
+    // maximum is below it shows that in its latency.
+    const commonRates: Partial<Record<SizeKey, number>> = { ...plan.commonRates };
+    for (const t of targets) {
+      for (const size of SIZE_KEYS) {
+        const max = t.throughput[size]?.maxRate;
+        if (max !== undefined && max < plan.commonRates[size]) {
+          t.notes.push(
+            `its ${SIZES[size].label} maximum (${max} req/s) is below the common rate (${plan.commonRates[size]} req/s): its latency there is that of an overloaded server`,
+          );
+        }
+      }
     }
 
     // Phase 2: latency and memory at the common rate.
@@ -447,11 +460,12 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
       recovery: plan.recovery,
       connections: plan.connections,
       commonRates,
-      commonRateRule: 'half the lowest maximum sustainable rate among the measured targets for that size',
+      commonRateRule: 'fixed per size, the same for every target and every run',
       natsRoundTrips: plan.natsRoundTrips,
       text: methodText(plan),
     };
     machine.loadAverageEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
+    machine.cpuPressureEnd = cpuPressure();
     const results: BenchResults = {
       version: 1,
       tool: 'kstyles-bench',
@@ -480,7 +494,7 @@ export function methodText(plan: Plan): string[] {
       .join(
         ', ',
       )} req/s until a ${plan.stepWindowMs / 1000}s step (longer at low rates: at least 40 requests) fails, then ${plan.bisectSteps} bisection step(s). After a failed step the target must answer /readyz again before the next. A step passes with no failed request, p99 < ${plan.p99BoundMs} ms, and the generator on schedule; ${plan.connections} keep-alive connections.`,
-    `Latency: every target at the same rate per size (half the slowest target's maximum), ${plan.warmupMs / 1000}s warm-up then ${plan.fixedWindowMs / 1000}s measured; p50/p99/p99.9 from the intended send time.`,
+    `Latency: every target at the same fixed rate per size (${SIZE_KEYS.map((k) => `${SIZES[k].label} ${plan.commonRates[k]} req/s`).join(', ')}), ${plan.warmupMs / 1000}s warm-up then ${plan.fixedWindowMs / 1000}s measured; p50/p99/p99.9 from the intended send time.`,
     "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during the latency runs (peak and mean); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
     `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers); the median of ${plan.coldStartRuns} starts, after the target already ran in the phases before (tsx's transform cache and the page cache are warm).`,
     `Recovery: ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s, SIGKILL at ${plan.recovery.faultAtMs / 1000}s of the component a driver bug kills: the monolith and unikernel processes (under the supervisor of services/supervisor as restarter), the microkernel's driver server (through its supervisor's control API); failed requests and fault → first success after the first failure.`,

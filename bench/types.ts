@@ -115,6 +115,9 @@ export type Machine = {
   /** 1/5/15-minute load averages when the run started and ended: others' work on a shared machine shows here. */
   loadAverage: number[];
   loadAverageEnd?: number[];
+  /** /proc/pressure/cpu "some avg60" (0..1) at the start and the end: how much runnable work waited for a CPU. */
+  cpuPressure: number | null;
+  cpuPressureEnd?: number | null;
 };
 
 export type CheckStatus = 'met' | 'missed' | 'not measured';
