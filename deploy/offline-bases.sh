@@ -7,9 +7,10 @@
 #   kstyles/nats-base:local        Debian's /usr/sbin/nats-server (+ busybox wget for the healthcheck, as in nats:*-alpine)
 #   kstyles/prometheus-base:local  Debian's prometheus and promtool (same paths as prom/prometheus: /bin/prometheus)
 #
-# Then build with the local bases:  deploy/offline-bases.sh && deploy/compose-offline.sh build
-# (or pass the --build-arg NODE_BASE=... yourself). Grafana has no Debian package: it stays behind the
-# compose profile "grafana" and needs the registry.
+# It also writes deploy/.env naming these bases (NODE_BASE=..., read by compose), so that afterwards
+#   docker compose -f deploy/docker-compose.yml up -d --build
+# builds everything without a registry (KSTYLES_WRITE_ENV=0 skips that). Grafana has no Debian package:
+# it stays behind the compose profile "grafana" and needs the registry.
 #
 # Missing host packages (nats-server, prometheus, busybox-static) are installed with apt-get when run as root.
 # Exit codes: 0 built all; 1 a build failed; 3 a prerequisite is missing here (no engine, packages that
@@ -137,8 +138,22 @@ USER 65534:65534
 ENTRYPOINT [\"/bin/prometheus\"]
 "
 
+# Compose reads deploy/.env (the project directory's), so plain `docker compose -f deploy/docker-compose.yml
+# up -d --build` now builds on these bases. Delete deploy/.env to build on the official images again.
+env_file="$(cd "$(dirname "$0")" && pwd)/.env"
+if [ "${KSTYLES_WRITE_ENV:-1}" = 1 ]; then
+  {
+    echo "# Written by deploy/offline-bases.sh: build the images on the local base images (no registry)."
+    echo "NODE_BASE=kstyles/node-base:local"
+    echo "NATS_BASE=kstyles/nats-base:local"
+    echo "PROMETHEUS_BASE=kstyles/prometheus-base:local"
+  } >"$env_file"
+  say "wrote $env_file (compose now builds on the local bases; delete it to use the official images)"
+fi
+
 cat >&2 <<EOF
-offline-bases: done. Build the project's images on these bases with
-  NODE_BASE=kstyles/node-base:local NATS_BASE=kstyles/nats-base:local PROMETHEUS_BASE=kstyles/prometheus-base:local \\
-    DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 docker-compose -f deploy/docker-compose.yml build
+offline-bases: done. Build and start the stack on these bases (legacy builder: works with every docker client):
+  npm run build:unikernel
+  DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 docker compose -f deploy/docker-compose.yml up -d --build
+  (or docker-compose -f deploy/docker-compose.yml up -d --build with compose v1.29)
 EOF
