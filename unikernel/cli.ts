@@ -36,7 +36,9 @@ const spec = {
   details:
     'Runs unikernel/dist/kstyles-unikernel (npm run build:unikernel) if it exists, else the bundle in\n' +
     'unikernel/dist/bundle through node, else unikernel/main.ts through tsx. With --chaos the same order\n' +
-    'over unikernel/dist/chaos (npm run build:unikernel -- --chaos); the production build has no chaos.',
+    'over unikernel/dist/chaos (npm run build:unikernel -- --chaos); the production build has no chaos.\n' +
+    'The program also reads KSTYLES_POOL_THREADS, KSTYLES_INLINE_MAX_BYTES and, with chaos,\n' +
+    'KSTYLES_CHAOS_LATENCY_MS, KSTYLES_CHAOS_ERROR_RATE and KSTYLES_CHAOS_SLOW_MS (SIGUSR2 toggles slow).',
 } as const;
 
 const FORWARDED: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR2'];
