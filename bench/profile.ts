@@ -1,15 +1,18 @@
 /**
- * `kstyles bench --profile TARGET`: runs one target's own node process under `node --cpu-prof`, loads it at a fixed rate, stops it gracefully so the
+ * `kstyles bench --profile TARGET`: profiles every node process of one target (see cpu-profile-preload.mjs), loads it at a fixed rate, stops it gracefully so the
  * profiles are written, and summarises the top self-time functions of each process.
  */
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort, startProcess, waitFor200 } from './procs.ts';
-import { KSTYLES_BIN, READY_PATHS, TARGETS } from './targets.ts';
+import { KSTYLES_BIN, READY_PATHS, REPO_ROOT, TARGETS } from './targets.ts';
+
+/** Starts the inspector's profiler in every node process of the target (see the file). */
+const PRELOAD = path.join(REPO_ROOT, 'bench', 'cpu-profile-preload.mjs');
+
 import { SIZES, type SizeKey, type TargetName } from './types.ts';
 
 type CpuProfile = {
@@ -126,20 +129,13 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
     const launch = def.launch(port, dataDir);
     if (!launch)
       throw new Error(`${options.target} is not a node process: nothing to profile with --cpu-prof`);
-    if (launch.command !== process.execPath) {
-      throw new Error(
-        `${options.target} runs as ${launch.command}, not through node: --cpu-prof cannot reach it`,
-      );
-    }
-    // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line of the target's own process.
-    const child = startProcess(
-      options.target,
-      launch.command,
-      ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...launch.args],
-      launch.env,
-    );
+    const child = startProcess(options.target, launch.command, launch.args, {
+      ...launch.env,
+      NODE_OPTIONS: `--import=${PRELOAD}`,
+      KSTYLES_BENCH_PROFILE_DIR: profDir,
+    });
     const url = `http://127.0.0.1:${port}`;
-    let loadStartMs = 0;
+    let loadStartWallMs = 0;
     try {
       await waitFor200(child, url, [...READY_PATHS], def.readyTimeoutMs);
       const load = (durationMs: number) =>
@@ -156,7 +152,7 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
         `profiling ${options.target}: warm-up 3s, then ${options.rate} req/s of ${SIZES[options.size].label} for ${options.durationMs / 1000}s`,
       );
       await load(3000);
-      loadStartMs = performance.now() - child.spawnedAt;
+      loadStartWallMs = Date.now();
       const r = await load(options.durationMs);
       const t = r.targets[0]!;
       options.log(
@@ -167,17 +163,21 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
       await child.stop(15_000);
     }
     const files = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
+    files.sort();
     const out: string[] = [
       `# CPU profile: ${options.target}`,
       '',
-      `${options.rate} req/s of ${SIZES[options.size].label} for ${options.durationMs / 1000}s through the load generator after a 3 s warm-up; \`node --cpu-prof\` on the target's own node process (and its threads); start-up and warm-up are left out. Self time per function, share of the process's non-idle time.`,
+      `${options.rate} req/s of ${SIZES[options.size].label} for ${options.durationMs / 1000}s through the load generator after a 3 s warm-up; every node process of the target profiled through the inspector (a preload in NODE_OPTIONS, as \`node --cpu-prof\` would); start-up and warm-up are left out. One section per process that was busy. Self time per function, share of the process's non-idle time.`,
       '',
     ];
-    for (const file of files.sort()) {
+    for (const file of files) {
+      const profile = JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile & {
+        wallStartMs?: number;
+      };
       const summary = summariseProfile(
-        JSON.parse(await readFile(path.join(profDir, file), 'utf8')) as CpuProfile,
+        profile,
         15,
-        loadStartMs,
+        Math.max(0, loadStartWallMs - (profile.wallStartMs ?? loadStartWallMs)),
       );
       if (summary.totalMs - summary.idleMs < 50) continue;
       out.push(
@@ -193,7 +193,9 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
       out.push('');
     }
     if (files.length === 0)
-      out.push('No profile was written: the target did not exit gracefully on SIGTERM.');
+      out.push(
+        "No profile was written: the target's processes did not exit on SIGTERM (a SIGKILL writes nothing).",
+      );
     const text = `${out.join('\n')}\n`;
     await mkdir(options.outDir, { recursive: true });
     await writeFile(path.join(options.outDir, `profile-${options.target}.md`), text);
