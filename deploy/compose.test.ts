@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { parseScenario } from '../load/scenario.ts';
 
 const DEPLOY = fileURLToPath(new URL('.', import.meta.url));
 const COMPOSE_FILE = path.join(DEPLOY, 'docker-compose.yml');
@@ -155,6 +156,28 @@ describe('deploy/docker-compose.yml', () => {
         text,
         /^RUN [^[]/m,
         `${name}: RUN must be exec form (the local bases have no shell)`,
+      );
+    }
+  });
+
+  it('gives the load generator a scenario that parses and names only its own targets', () => {
+    const command = services['load']?.command ?? [];
+    const scenarioArg = command[command.indexOf('--scenario') + 1] ?? '';
+    const file = /^\/scenarios\/\$\{KSTYLES_LOAD_SCENARIO:-([\w.-]+)\}$/.exec(scenarioArg)?.[1];
+    assert.ok(file, `--scenario ${scenarioArg}`);
+    assert.ok(services['load']?.volumes?.includes('./scenarios:/scenarios:ro'));
+    const scenario = parseScenario(readFileSync(path.join(DEPLOY, 'scenarios', file), 'utf8'), file);
+    const targets = command.flatMap((arg, i) =>
+      command[i - 1] === '--target' ? [arg.split('=')[0] ?? ''] : [],
+    );
+    assert.deepEqual(targets, ['monolith', 'microkernel', 'unikernel']);
+    assert.ok(scenario.faults.length > 0);
+    for (const fault of scenario.faults) {
+      assert.ok(targets.includes(fault.target.split(':')[0] ?? ''), `${fault.target} is a load target`);
+      assert.equal(
+        fault.kind,
+        'poison',
+        'the load container can inject poison only (no NATS credentials, no host PIDs)',
       );
     }
   });
