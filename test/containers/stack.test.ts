@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { httpContract } from '../../services/contract/testing/contract-suite.ts';
@@ -51,6 +51,14 @@ type Style = (typeof STYLES)[number];
 const CORPUS = { seed: '7', count: '40' } as const;
 const PROJECT = `kstyles-ct-${process.pid}`;
 const FIGURES_FILE = path.join(DEPLOY, 'container-figures.json');
+/** The Dockerfiles' own defaults (deploy/compose.test.ts checks that they are official images). */
+const OFFICIAL_BASES = Object.fromEntries(
+  ['app', 'nats', 'prometheus'].flatMap((name) => {
+    const text = readFileSync(path.join(DEPLOY, `docker/${name}.Dockerfile`), 'utf8');
+    const arg = /^ARG (\w+_BASE)=(\S+)$/m.exec(text);
+    return arg ? [[arg[1]!, arg[2]!]] : [];
+  }),
+);
 
 type Stack = {
   urls: Record<Style, string>;
@@ -89,7 +97,9 @@ async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
 }
 
 async function buildImages(): Promise<Record<string, string>> {
-  let bases: Record<string, string> = {};
+  // Official mode names the registry images explicitly: deploy/.env (written by offline-bases.sh) would
+  // otherwise point compose at the local ones.
+  let bases: Record<string, string> = { ...OFFICIAL_BASES };
   if (figures.bases === 'local') {
     if (!Object.values(LOCAL_BASES).every(imageExists)) {
       await timed('offline-bases', () => runChecked('bash', [path.join(DEPLOY, 'offline-bases.sh')]));
