@@ -49,6 +49,8 @@ export const BLOCK_READER_DEFAULTS = {
   poisonCrashes: 2,
   /** Instance ids remembered as vanished (bounded memory). */
   vanishedMemory: 64,
+  /** Driver instances probed after a timeout: the replicas of the moment, plus a few earlier ones. */
+  knownMemory: 8,
 } as const;
 
 const CRASHED = Symbol('driver crashed during the attempt');
@@ -156,7 +158,7 @@ export class NatsBlockReader implements BlockReader {
             outcome = result.outcome;
             if (result.outcome === IpcOutcome.ok || result.outcome === IpcOutcome.error) {
               const instance = result.msg.headers?.get(HEADERS.instance);
-              if (instance) this.#known.add(instance);
+              if (instance) this.#remember(instance);
             }
             if (result.outcome === IpcOutcome.ok) return result.msg.data;
             if (result.outcome === IpcOutcome.error) throw result.error;
@@ -234,7 +236,7 @@ export class NatsBlockReader implements BlockReader {
         timeout: Math.max(1, timeoutMs),
       });
       const id = reply.json<{ id?: string }>().id;
-      if (id && !this.#vanished.has(id)) this.#known.add(id);
+      if (id && !this.#vanished.has(id)) this.#remember(id);
       return true;
     } catch {
       return false;
@@ -287,6 +289,16 @@ export class NatsBlockReader implements BlockReader {
       this.#probes.set(id, probe);
     }
     return probe;
+  }
+
+  /** Keeps the most recently seen driver instances (bounded: restarts keep minting new ids). */
+  #remember(id: string): void {
+    this.#known.delete(id);
+    this.#known.add(id);
+    if (this.#known.size > BLOCK_READER_DEFAULTS.knownMemory) {
+      const oldest = this.#known.values().next().value;
+      if (oldest !== undefined) this.#known.delete(oldest);
+    }
   }
 
   #markVanished(id: string): true {
