@@ -55,3 +55,24 @@ describe('microkernel gateway metrics and bus permissions', () => {
     );
   });
 });
+
+describe('microkernel gateway when a server is away', () => {
+  it('answers 504 when the driver is gone for the whole deadline, 503 with Retry-After when the file server is', async () => {
+    const kernel = await startInProcessKernel((await testCorpus()).dir, { deadlineMs: 400 });
+    try {
+      await kernel.servers.driver.stop();
+      const timedOut = await fetch(`${kernel.gateway.url}/files/docs/hello%20world.txt`);
+      assert.equal(timedOut.status, 504);
+      assert.equal(((await timedOut.json()) as { code: string }).code, 'TIMEOUT');
+      assert.equal((await fetch(`${kernel.gateway.url}/readyz`)).status, 503, 'not ready without a driver');
+
+      await kernel.servers.fs.stop();
+      const unavailable = await fetch(`${kernel.gateway.url}/files/docs/hello%20world.txt`);
+      assert.equal(unavailable.status, 503);
+      assert.equal(unavailable.headers.get('retry-after'), '1');
+      assert.equal(((await unavailable.json()) as { code: string }).code, 'UNAVAILABLE');
+    } finally {
+      await kernel.stop();
+    }
+  });
+});

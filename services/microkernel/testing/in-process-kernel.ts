@@ -14,6 +14,7 @@ import { type Gateway, startGateway } from '../../gateway/gateway.ts';
 import { NatsBlockReader } from '../../nats/block-reader-client.ts';
 import { connectNats } from '../../nats/connect.ts';
 import { createIpcMetrics } from '../../nats/ipc.ts';
+import type { HostedService } from '../../nats/service-host.ts';
 import { startNatsServer, type TestNatsServer } from '../../supervisor/testing/nats-server.ts';
 import { generateUsers, type NatsRole, renderNatsConfig } from '../nats-config.ts';
 
@@ -21,12 +22,17 @@ export type InProcessKernel = {
   nats: TestNatsServer;
   users: Record<NatsRole, { user: string; pass: string }>;
   gateway: Gateway;
+  /** The hosted services, to stop one and see how the rest copes. */
+  servers: { driver: HostedService; fs: HostedService };
   /** Connects as one of the roles (closed by stop()). */
   connectAs(role: NatsRole): Promise<NatsConnection>;
   stop(): Promise<void>;
 };
 
-export async function startInProcessKernel(dataDir: string): Promise<InProcessKernel> {
+export async function startInProcessKernel(
+  dataDir: string,
+  options: { deadlineMs?: number } = {},
+): Promise<InProcessKernel> {
   const users = generateUsers();
   const nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
   const connections: NatsConnection[] = [];
@@ -57,12 +63,17 @@ export async function startInProcessKernel(dataDir: string): Promise<InProcessKe
     );
     const fileServer = await startFileServer(fsNc, fileSystem, { registry: new Registry() });
     stops.push(() => fileServer.stop());
-    const gateway = await startGateway(await connectAs('gateway'), { port: 0, defaultMetrics: false });
+    const gateway = await startGateway(await connectAs('gateway'), {
+      port: 0,
+      defaultMetrics: false,
+      ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+    });
     stops.push(() => gateway.close(1000));
     return {
       nats,
       users,
       gateway,
+      servers: { driver: driverServer, fs: fileServer },
       connectAs,
       stop: async () => {
         for (const stop of stops.reverse()) await stop().catch(() => {});
