@@ -54,6 +54,22 @@ describe('microkernel gateway metrics and bus permissions', () => {
       'the file server may reach the driver',
     );
   });
+
+  it('shows both servers to `nats micro info`: endpoints in queue groups named after the service', async () => {
+    const nc = await kernel.connectAs('supervisor');
+    for (const [service, subjects] of [
+      ['kstyles-fs', ['kstyles.fs.stat', 'kstyles.fs.read']],
+      ['kstyles-driver', ['kstyles.drv.read']],
+    ] as const) {
+      const info = (await nc.request(`$SRV.INFO.${service}`, '', { timeout: 1000 })).json<{
+        name: string;
+        endpoints: Array<{ subject: string; queue_group: string }>;
+      }>();
+      assert.equal(info.name, service);
+      assert.deepEqual(info.endpoints.map((e) => e.subject).sort(), [...subjects].sort());
+      for (const endpoint of info.endpoints) assert.equal(endpoint.queue_group, service);
+    }
+  });
 });
 
 describe('microkernel gateway when a server is away', () => {
