@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileServiceContract, httpContract } from '../contract/testing/contract-suite.ts';
 import { testCorpus } from '../contract/testing/test-corpus.ts';
+import { startDriverServer } from '../driver/nats-server.ts';
+import { StorageDriver } from '../driver/storage-driver.ts';
 import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
 import { NatsFileService } from '../nats/file-service-client.ts';
 
@@ -68,6 +70,37 @@ describe('microkernel gateway metrics and bus permissions', () => {
       assert.equal(info.name, service);
       assert.deepEqual(info.endpoints.map((e) => e.subject).sort(), [...subjects].sort());
       for (const endpoint of info.endpoints) assert.equal(endpoint.queue_group, service);
+    }
+  });
+});
+
+describe('microkernel replicas', () => {
+  it('a second driver joins the queue group and shares the reads with no change elsewhere', async () => {
+    const corpus = await testCorpus();
+    const kernel = await startInProcessKernel(corpus.dir);
+    const driver = new StorageDriver();
+    try {
+      const replica = await startDriverServer(await kernel.connectAs('driver'), driver);
+      for (let i = 0; i < 40; i++) {
+        const res = await fetch(`${kernel.gateway.url}/files/bench/4k.bin`);
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+      }
+      const nc = await kernel.connectAs('supervisor');
+      const stats: Array<{ id: string; endpoints: Array<{ num_requests: number }> }> = [];
+      for await (const msg of await nc.requestMany('$SRV.STATS.kstyles-driver', '', {
+        strategy: 'timer',
+        maxWait: 500,
+      })) {
+        stats.push(msg.json());
+      }
+      assert.equal(stats.length, 2, 'two driver instances answer');
+      assert.ok(stats.some((s) => s.id === replica.id));
+      for (const s of stats) assert.ok(s.endpoints[0]!.num_requests > 0, `instance ${s.id} served reads`);
+      await replica.stop();
+    } finally {
+      await driver.close();
+      await kernel.stop();
     }
   });
 });
