@@ -52,7 +52,7 @@ export type CompositionOptions = {
 };
 
 /** `node --import tsx <file>`: the way every server runs, from any working directory. */
-export function tsxCommand(file: string): { command: string; args: string[] } {
+function tsxCommand(file: string): { command: string; args: string[] } {
   return {
     command: process.execPath,
     args: ['--import', import.meta.resolve('tsx'), path.join(REPO_ROOT, file)],

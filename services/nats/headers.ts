@@ -80,7 +80,7 @@ function requiredNumber(msg: Msg, name: string): number {
   return value;
 }
 
-export const encodePath = (path: string) => encodeURIComponent(path);
+const encodePath = (path: string) => encodeURIComponent(path);
 const decodePath = (value: string) => decodeURIComponent(value);
 
 export function putStat(stat: FileStat, h: MsgHdrs = createHeaders()): MsgHdrs {

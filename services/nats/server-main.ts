@@ -15,7 +15,7 @@ import {
 import { logLine } from '../contract/http-server.ts';
 import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
 
-export const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
+const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 
 /** Flags every server takes; each also reads an environment variable. */
 export const NATS_FLAGS = {
