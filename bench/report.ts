@@ -52,7 +52,7 @@ export function benchTables(results: BenchResults): Table[] {
     ],
     rows: [],
     notes: [
-      `max req/s: highest open-loop rate with no failed request, p99 < ${results.method.p99BoundMs} ms and the generator on schedule (≥: the generator fell behind above it, so the target may do more).`,
+      `max req/s: highest open-loop rate with no failed request, p99 < ${results.method.p99BoundMs} ms and the generator on schedule (≥: the next rate failed because the generator fell behind its schedule; on cores shared with the target that usually means the target's CPU use starved the generator, so a separate load machine might find a little more).`,
       `Latency at the common rate (${SIZE_KEYS.map((s) => `${SIZES[s].label} @ ${rates[s] ?? '—'} req/s`).join(', ')}): from the intended send time. Ratios: the target's number divided by the floor's / the monolith's.`,
     ],
   };

@@ -95,7 +95,7 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     stepTimeoutMs: 2000,
     confirmFailures: false,
     minRate: 25,
-    commonRates: { '4k': 250, '64k': 100, '1m': 25 },
+    commonRates: { '4k': 100, '64k': 50, '1m': 10 },
   },
   full: {
     p99BoundMs: 50,
@@ -112,7 +112,7 @@ export const PLANS: Record<'quick' | 'full', Plan> = {
     stepTimeoutMs: 2000,
     confirmFailures: true,
     minRate: 10,
-    commonRates: { '4k': 250, '64k': 100, '1m': 25 },
+    commonRates: { '4k': 100, '64k': 50, '1m': 10 },
   },
 };
 
@@ -329,7 +329,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
             steps: result.steps,
           };
           progress.info(
-            `${label}: ${result.maxRate} req/s${result.generatorBound ? ' (the generator fell behind above this: the target may do more)' : ''}`,
+            `${label}: ${result.maxRate} req/s${result.generatorBound ? ' (above it the generator fell behind: shared cores)' : ''}`,
           );
         }
       } finally {
@@ -337,8 +337,8 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
       }
     }
 
-    // The common rate is fixed per size, so runs on different days and machines compare; a target whose
-    // maximum is below it shows that in its latency.
+    // The common rate is fixed per size and light, so latency shows each style's path (its hops) rather
+    // than its queueing, and runs on different days compare; a target whose maximum is below it says so.
     const commonRates: Partial<Record<SizeKey, number>> = { ...plan.commonRates };
     for (const t of targets) {
       for (const size of SIZE_KEYS) {
