@@ -19,7 +19,10 @@ export type FileStat = {
 export type ByteRange = { start: number; end: number };
 
 export type CallOptions = {
-  /** Absolute deadline (Date.now() based): past it, the call fails with TIMEOUT. */
+  /**
+   * Absolute deadline (Date.now() based): past it, the call fails with TIMEOUT. While `read` streams,
+   * the HTTP layer moves it forward before asking for each chunk; implementations read it per chunk.
+   */
   deadline: number;
   /** Aborted when the client went away; implementations stop work early. */
   signal?: AbortSignal;

@@ -130,10 +130,17 @@ export async function serveFile(
   instrument(ctx, res, Route.files);
   try {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowedError(req.method ?? '?');
-    const deadline = Date.now() + (ctx.deadlineMs ?? DEFAULT_DEADLINE_MS);
+    const deadlineMs = ctx.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const deadline = Date.now() + deadlineMs;
     const abort = new AbortController();
     res.once('close', () => abort.abort());
     const options = { deadline, signal: abort.signal };
+    // After the first chunk each chunk gets a deadline of its own, from when it is asked for: a client
+    // that reads slowly holds its stream open, but the service must still answer every chunk in time.
+    const nextChunk = (chunks: AsyncIterator<Uint8Array>) => {
+      options.deadline = Math.max(options.deadline, Date.now() + deadlineMs);
+      return withDeadline(chunks.next(), options.deadline, 'the file service');
+    };
     const stat = await withDeadline(ctx.service.stat(rawPath, options), deadline, 'the file service');
     const headers: Record<string, string | number> = fileHeaders(stat, ctx.style);
     if (ifNoneMatchHit(req.headers['if-none-match'], stat.etag)) {
@@ -163,11 +170,7 @@ export async function serveFile(
     // Read the first chunk before the status line, so a failing read still gets a proper error status.
     const first = await withDeadline(chunks.next(), deadline, 'the file service');
     res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
-    for (
-      let next = first;
-      !next.done;
-      next = await withDeadline(chunks.next(), deadline, 'the file service')
-    ) {
+    for (let next = first; !next.done; next = await nextChunk(chunks)) {
       if (res.destroyed) {
         await chunks.return?.();
         return;

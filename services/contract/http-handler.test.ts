@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { encodeFilePath } from '../fs/request-path.ts';
+import { openInProcessFileService } from '../in-process.ts';
+import type { FileService } from './file-service.ts';
+import { createRequestListener } from './http-handler.ts';
+import { type TestCorpus, testCorpus } from './testing/test-corpus.ts';
+
+/** The in-process service with every chunk delayed: a slow disk, so a stream outlives one deadline. */
+function slowChunks(service: FileService, delayMs: number): FileService {
+  return {
+    stat: (path, options) => service.stat(path, options),
+    async *read(stat, range, options) {
+      for await (const chunk of service.read(stat, range, options)) {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        yield chunk;
+      }
+    },
+    ready: (options) => service.ready(options),
+    close: () => service.close(),
+  };
+}
+
+describe('serveFile deadlines while streaming', () => {
+  let corpus: TestCorpus;
+  let baseUrl: string;
+  let close: () => Promise<void>;
+  before(async () => {
+    corpus = await testCorpus();
+    const service = await openInProcessFileService(corpus.dir);
+    // 17 chunks of 256 KiB at 60 ms each take ~1 s, four times the 250 ms deadline of each call.
+    const server = createServer(
+      createRequestListener({ style: 'test', service: slowChunks(service, 60), deadlineMs: 250 }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    close = async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await service.close();
+    };
+  });
+  after(() => close());
+
+  it('gives each chunk its own deadline, so a long stream completes with every byte', async () => {
+    const large = corpus.manifest.files.find((file) => file.size > 4 * 1024 * 1024)!;
+    const started = Date.now();
+    const res = await fetch(`${baseUrl}/files/${encodeFilePath(large.path)}`);
+    assert.equal(res.status, 200);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.ok(Date.now() - started > 500, 'the stream really outlived one deadline');
+    assert.equal(body.length, large.size);
+    assert.equal(createHash('sha256').update(body).digest('hex'), large.sha256);
+  });
+});
