@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,12 +17,13 @@ const DEPLOY = path.join(REPO, 'deploy');
 /** Compose's `${VAR:-default}` → default, as compose does with VAR unset. */
 const withDefaults = (arg: string) => arg.replace(/\$\{\w+:-([^}]*)\}/g, '$1');
 
-function acceptsFlags(args: string[]): void {
-  const result = spawnSync(process.execPath, [...args, '--help'], { cwd: REPO, encoding: 'utf8' });
+function acceptsFlags(args: string[], program = process.execPath): void {
+  const result = spawnSync(program, [...args, '--help'], { cwd: REPO, encoding: 'utf8' });
   assert.equal(result.status, 0, `${args.join(' ')} --help exited ${result.status}: ${result.stderr}`);
 }
 
-type ComposeService = { image?: string; command?: string[] };
+type ComposeService = { image?: string; command?: string[]; healthcheck?: { test: string[] } };
+const UNIKERNEL = path.join(REPO, 'unikernel/dist/kstyles-unikernel');
 const compose = parse(readFileSync(path.join(DEPLOY, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, ComposeService>;
 };
@@ -34,6 +35,16 @@ describe('commands the deployments run', () => {
       acceptsFlags(['bin/kstyles.js', ...service.command!.map(withDefaults)]);
     });
   }
+
+  it('compose unikernel: the single executable accepts its flags and its healthcheck subcommand', (t) => {
+    if (!existsSync(UNIKERNEL)) {
+      t.skip('unikernel/dist/kstyles-unikernel is not built (npm run build:unikernel)');
+      return;
+    }
+    const service = compose.services['unikernel']!;
+    acceptsFlags(service.command!.map(withDefaults), UNIKERNEL);
+    acceptsFlags(service.healthcheck!.test.slice(2), UNIKERNEL);
+  });
 
   type Container = { name: string; image: string; command?: string[]; args?: string[] };
   const kustomization = parse(readFileSync(path.join(DEPLOY, 'k8s/kustomization.yaml'), 'utf8')) as {
