@@ -22,6 +22,7 @@ function target(
           p999: 0,
           max: 0,
           generatorBehind: false,
+          othersCores: null,
         };
   return {
     name,

@@ -282,3 +282,56 @@ export function describeProcess(pid: number): string {
   const sub = script?.endsWith('kstyles.js') ? parts[parts.indexOf(script) + 1] : undefined;
   return [exe, sub ?? script?.split('/').slice(-2).join('/')].filter(Boolean).join(' ');
 }
+
+/** Busy and total CPU ticks of the whole machine (/proc/stat), all cores. */
+function machineTicks(): { busy: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    // user nice system idle iowait irq softirq steal …
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+/** CPU ticks used by a process tree, including its reaped children (so restarted servers still count). */
+function treeTicks(rootPid: number): number {
+  let sum = 0;
+  for (const pid of processTree(rootPid)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime stime cutime cstime are fields 14-17 of stat: 12-15 after the name and state.
+      sum += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    } catch {
+      // Gone.
+    }
+  }
+  return sum;
+}
+
+/**
+ * Watches how many cores the rest of the machine used while a measurement ran: all busy CPU time minus
+ * that of the benchmark's own tree (the generator and every target it started).
+ */
+export function watchOthersCpu(cores: number) {
+  const m0 = machineTicks();
+  const mine0 = treeTicks(process.pid);
+  return {
+    stop(): number | null {
+      const m1 = machineTicks();
+      const mine = treeTicks(process.pid) - mine0;
+      const total = m1.total - m0.total;
+      if (total <= 0) return null;
+      const others = Math.max(0, m1.busy - m0.busy - mine);
+      return Math.round((others / total) * cores * 100) / 100;
+    },
+  };
+}

@@ -146,9 +146,22 @@ export function natsLine(results: BenchResults): string {
     : `NATS 1 KiB request/reply round trip: p50 ${formatMicros(n.p50Us)}, p99 ${formatMicros(n.p99Us)}, p99.9 ${formatMicros(n.p999Us)} (${n.count} sequential)`;
 }
 
+/** Median cores used by the rest of the machine during the measurements (steps and latency runs). */
+export function othersCpuMedian(results: BenchResults): number | null {
+  const values = results.targets
+    .flatMap((t) => [
+      ...Object.values(t.throughput).flatMap((r) => r?.steps.map((s) => s.othersCores) ?? []),
+      ...Object.values(t.latency).map((l) => l?.othersCores),
+    ])
+    .filter((v): v is number => typeof v === 'number')
+    .sort((a, b) => a - b);
+  return values.length ? values[Math.floor(values.length / 2)]! : null;
+}
+
 export function machineLine(results: BenchResults): string {
   const m = results.machine;
-  return `${m.cores} × ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os}, node ${m.node}, ${m.natsServer ?? 'no nats-server'}, ${m.nginx ?? 'no nginx'}; load average ${m.loadAverage.join(' ')} at the start${m.loadAverageEnd ? `, ${m.loadAverageEnd.join(' ')} at the end` : ''}${m.cpuPressure !== null ? `; CPU pressure (tasks waiting for a CPU, last 60 s) ${pct(m.cpuPressure)} at the start${m.cpuPressureEnd !== undefined && m.cpuPressureEnd !== null ? `, ${pct(m.cpuPressureEnd)} at the end` : ''}` : ''}`;
+  const others = othersCpuMedian(results);
+  return `${m.cores} × ${m.cpuModel}, ${formatBytes(m.memoryBytes)} RAM, ${m.os}, node ${m.node}, ${m.natsServer ?? 'no nats-server'}, ${m.nginx ?? 'no nginx'}; load average ${m.loadAverage.join(' ')} at the start${m.loadAverageEnd ? `, ${m.loadAverageEnd.join(' ')} at the end` : ''}${m.cpuPressure !== null ? `; CPU pressure (tasks waiting for a CPU, last 60 s) ${pct(m.cpuPressure)} at the start${m.cpuPressureEnd !== undefined && m.cpuPressureEnd !== null ? `, ${pct(m.cpuPressureEnd)} at the end` : ''}` : ''}${others !== null ? `; other work on the machine used a median ${others.toFixed(1)} of its ${m.cores} cores during the measurements` : ''}`;
 }
 
 function pad(table: Table): string[] {
@@ -215,7 +228,7 @@ export function renderMarkdown(results: BenchResults): string {
       const r = t.throughput[size];
       if (!r) continue;
       out.push(
-        `- ${t.name} ${SIZES[size].label}: ${r.steps.map((s) => `${s.rate} ${s.ok ? '✓' : `✗ (${s.reason})`}`).join(' → ')}`,
+        `- ${t.name} ${SIZES[size].label}: ${r.steps.map((s) => `${s.rate} ${s.ok ? '✓' : `✗ (${s.reason})`}${s.othersCores != null ? ` [others ${s.othersCores.toFixed(1)} cores]` : ''}`).join(' → ')}`,
       );
     }
   }

@@ -22,6 +22,7 @@ import {
   sampleRss,
   startProcess,
   waitFor200,
+  watchOthersCpu,
 } from './procs.ts';
 import { measureNatsRoundTrip, missingBinary } from './references.ts';
 import { findMaxRate, judgeStep, type StepVerdict } from './search.ts';
@@ -287,7 +288,9 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
           const measure = async (rate: number): Promise<StepVerdict> => {
             // At low rates a short window holds too few requests for a p99: stretch it to at least 40.
             const windowMs = Math.min(Math.max(plan.stepWindowMs, (40 / rate) * 1000), 2 * plan.stepWindowMs);
+            const others = watchOthersCpu(machine.cores);
             const r = await load(running, size, rate, windowMs, `${label} @ ${rate} req/s`);
+            const othersCores = others.stop();
             const target = r.targets[0]!;
             const errors = target.sent - target.outcomes.ok;
             const verdict = judgeStep(
@@ -308,7 +311,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
             // An overloaded target may have lost a part (a restarted server): let it be ready again first.
             if (!verdict.ok)
               await waitFor200(running.child, running.url, ['/readyz'], 30_000).catch(() => undefined);
-            return verdict;
+            return { ...verdict, othersCores };
           };
           const result = await findMaxRate(
             measure,
@@ -320,7 +323,10 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
               resolution: 0.05,
               confirmFailures: plan.confirmFailures,
             },
-            (v) => progress.info(`  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}`),
+            (v) =>
+              progress.info(
+                `  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}${v.othersCores != null ? `  (others on the machine: ${v.othersCores.toFixed(1)} cores)` : ''}`,
+              ),
           );
           t.throughput[size] = {
             maxRate: result.maxRate,
@@ -369,7 +375,9 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
             `${label} for ${plan.fixedWindowMs / 1000}s (after ${plan.warmupMs / 1000}s warm-up)`,
           );
           await load(running, size, rate, plan.warmupMs, `${label} warm-up`);
+          const others = watchOthersCpu(machine.cores);
           const r = await load(running, size, rate, plan.fixedWindowMs, label, 5000);
+          const othersCores = others.stop();
           const target = r.targets[0]!;
           const latency: LatencyResult = {
             rate,
@@ -383,6 +391,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
             p999: target.latency.p999,
             max: target.latency.max,
             generatorBehind: r.generator.timeline.some((g) => g.behind),
+            othersCores,
           };
           t.latency[size] = latency;
           latencyRuns[size] = [...(latencyRuns[size] ?? []), r];

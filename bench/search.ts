@@ -14,6 +14,8 @@ export type StepVerdict = {
   generatorBound?: boolean;
   p99Us?: number;
   throughput?: number;
+  /** Cores the rest of the machine used during the step (others' work on a shared machine). */
+  othersCores?: number | null;
 };
 
 export type SearchOptions = {

@@ -38,6 +38,8 @@ export type LatencyResult = {
   max: number;
   /** The generator fell behind in some second of the run. */
   generatorBehind: boolean;
+  /** Cores the rest of the machine used meanwhile. */
+  othersCores: number | null;
 };
 
 export type ColdStartResult = {
