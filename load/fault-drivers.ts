@@ -1,8 +1,13 @@
-import { readFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Client, request } from 'undici';
+import {
+  type ControlClientOptions,
+  clientOptionsFromState,
+  SupervisorControlClient,
+  SupervisorControlError,
+} from '../services/supervisor/control-client.ts';
+import { readRuntimeState, runtimeStateDir } from '../services/supervisor/runtime-state.ts';
+import { SUPERVISOR_SUBJECTS } from '../services/supervisor/subjects.ts';
 import type { FaultKind } from './types.ts';
 
 /** Options of one injection, from the scenario. */
@@ -29,53 +34,6 @@ export const SIGNAL_OF_KIND = { kill: 'SIGKILL', term: 'SIGTERM', hang: 'SIGSTOP
 const UNDO_SIGNAL: Partial<Record<SignalKind, NodeJS.Signals>> = { hang: 'SIGCONT', slow: 'SIGUSR2' };
 type SignalKind = keyof typeof SIGNAL_OF_KIND;
 const isSignalKind = (kind: FaultKind): kind is SignalKind => kind in SIGNAL_OF_KIND;
-
-/** Where running kstyles processes leave `<id>.json` ({ id, pid, natsUrl, natsUser?, natsPass? }). */
-export function runtimeStateDir(): string {
-  return path.join(os.tmpdir(), 'kstyles', 'run');
-}
-
-/** What the load generator needs from a runtime-state file. */
-export type RuntimeState = {
-  id: string;
-  pid: number;
-  natsUrl?: string;
-  natsUser?: string;
-  natsPass?: string;
-};
-
-type RuntimeStateFile = {
-  id?: string;
-  pid?: unknown;
-  natsUrl?: string;
-  natsUser?: string;
-  natsPass?: string;
-  nats?: { servers?: string[]; user?: string; pass?: string };
-};
-
-/**
- * Reads `<dir>/<id>.json`. Accepts the supervisor's layout (`nats: { servers, user, pass }`) and the
- * flat one (`natsUrl`, `natsUser`, `natsPass`); null when there is no such file.
- */
-export async function readRuntimeState(id: string, dir = runtimeStateDir()): Promise<RuntimeState | null> {
-  let raw: RuntimeStateFile;
-  try {
-    raw = JSON.parse(await readFile(path.join(dir, `${id}.json`), 'utf8')) as RuntimeStateFile;
-  } catch {
-    return null;
-  }
-  if (typeof raw.pid !== 'number') return null;
-  const natsUrl = raw.natsUrl ?? raw.nats?.servers?.join(',');
-  const natsUser = raw.natsUser ?? raw.nats?.user;
-  const natsPass = raw.natsPass ?? raw.nats?.pass;
-  return {
-    id: raw.id ?? id,
-    pid: raw.pid,
-    ...(natsUrl ? { natsUrl } : {}),
-    ...(natsUser !== undefined ? { natsUser } : {}),
-    ...(natsPass !== undefined ? { natsPass } : {}),
-  };
-}
 
 function signalProcess(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -127,7 +85,7 @@ export class SignalFaultDriver implements FaultDriver {
     if (!isSignalKind(kind)) throw new Error(`the signal driver cannot inject '${kind}'`);
     const pidMatch = /^pid:(\d+)$/.exec(target);
     if (pidMatch) return signalInjection(Number(pidMatch[1]), kind, target, opts);
-    const state = await readRuntimeState(target, this.stateDir);
+    const state = readRuntimeState(target, this.stateDir);
     if (!state) {
       throw new Error(
         `no runtime state ${path.join(this.stateDir, `${target}.json`)}: is '${target}' running? Name it as pid:N, docker:NAME or SUPERVISOR:SERVICE instead`,
@@ -137,16 +95,25 @@ export class SignalFaultDriver implements FaultDriver {
   }
 }
 
+/** What the supervisor answered, short: the PID it acted on, else its JSON reply. */
+function describeAnswer(answer: unknown): string {
+  const pid = (answer as { pid?: unknown } | null)?.pid;
+  if (typeof pid === 'number') return `PID ${pid}`;
+  if (pid === null) return 'not running';
+  const text = JSON.stringify(answer) ?? String(answer);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
 /**
- * (a) The supervisor's control API over NATS: `kstyles.sup.ctl.<supervisorId>.<op>` with a JSON body.
+ * (a) The supervisor's control API, through its client (`SupervisorControlClient`).
  * `microkernel:driver` → supervisor `microkernel`, service `driver`. kill/term/hang become `kill` with
  * SIGKILL/SIGTERM/SIGSTOP (hang later sends SIGCONT), slow with SIGUSR2; `nats` becomes `restart` of the supervisor's
  * `nats` child (`microkernel` or `microkernel:nats`).
  */
 export class SupervisorFaultDriver implements FaultDriver {
   readonly name = 'supervisor';
-  /** One connection per supervisor: each may sit on its own NATS with its own credentials. */
-  private readonly connections = new Map<string, Promise<NatsConnection>>();
+  /** One client per supervisor: each may sit on its own NATS with its own credentials. */
+  private readonly clients = new Map<string, Promise<SupervisorControlClient>>();
 
   constructor(
     private readonly natsUrl: string | undefined,
@@ -160,72 +127,65 @@ export class SupervisorFaultDriver implements FaultDriver {
     return /^[\w.-]+:[\w.-]+$/.test(target) && isSignalKind(kind);
   }
 
-  private async nats(supervisorId: string): Promise<NatsConnection> {
-    let connection = this.connections.get(supervisorId);
-    if (!connection) {
-      connection = (async () => {
-        const state = await readRuntimeState(supervisorId, this.stateDir);
-        const servers = this.natsUrl ?? state?.natsUrl;
-        if (!servers) {
-          throw new Error(
-            `no NATS URL for supervisor '${supervisorId}': pass --nats URL (or NATS_URL), or start it so that ${path.join(this.stateDir, `${supervisorId}.json`)} exists`,
-          );
-        }
-        return connect({
-          servers: servers.split(','),
-          timeout: this.timeoutMs,
-          ...(state?.natsUser ? { user: state.natsUser, pass: state.natsPass ?? '' } : {}),
-        });
-      })();
-      this.connections.set(supervisorId, connection);
-      connection.catch(() => this.connections.delete(supervisorId));
+  /** --nats wins over the runtime-state file's servers; the file's credentials apply either way. */
+  private connectionFor(supervisorId: string): ControlClientOptions {
+    const state = readRuntimeState(supervisorId, this.stateDir);
+    const fromState = state ? clientOptionsFromState(state) : undefined;
+    const servers = this.natsUrl?.split(',') ?? fromState?.servers;
+    if (!servers || servers.length === 0) {
+      throw new Error(
+        `no NATS URL for supervisor '${supervisorId}': pass --nats URL (or NATS_URL), or start it so that ${path.join(this.stateDir, `${supervisorId}.json`)} exists`,
+      );
     }
-    return connection;
+    return { ...fromState, servers, timeoutMs: this.timeoutMs };
+  }
+
+  private client(supervisorId: string): Promise<SupervisorControlClient> {
+    let client = this.clients.get(supervisorId);
+    if (!client) {
+      client = (async () => SupervisorControlClient.connect(this.connectionFor(supervisorId)))();
+      this.clients.set(supervisorId, client);
+      client.catch(() => this.clients.delete(supervisorId));
+    }
+    return client;
   }
 
   async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
     const [supervisorId, service = 'nats'] = target.split(':') as [string, string?];
-    const nc = await this.nats(supervisorId);
-    const call = async (verb: string, body: Record<string, unknown>): Promise<string> => {
-      const subject = `kstyles.sup.ctl.${supervisorId}.${verb}`;
-      let reply: Awaited<ReturnType<NatsConnection['request']>>;
+    const client = await this.client(supervisorId);
+    /** Names the subject in every failure, and says which answers came from the supervisor itself. */
+    const call = async (op: 'kill' | 'restart', run: () => Promise<unknown>): Promise<string> => {
+      const subject = SUPERVISOR_SUBJECTS.control(supervisorId, op);
       try {
-        reply = await nc.request(subject, JSON.stringify(body), { timeout: this.timeoutMs });
+        return describeAnswer(await run());
       } catch (err) {
-        throw new Error(`${subject}: ${(err as Error).message} (is supervisor '${supervisorId}' running?)`);
+        if (err instanceof SupervisorControlError) {
+          throw new Error(`${subject}: supervisor answered ${err.message} (code ${err.code})`);
+        }
+        throw new Error(`${subject}: ${(err as Error).message}`);
       }
-      const serviceError = reply.headers?.get('Nats-Service-Error');
-      if (serviceError) throw new Error(`${subject}: supervisor answered ${serviceError}`);
-      const text = reply.string();
-      try {
-        const json = JSON.parse(text) as { error?: unknown; ok?: unknown };
-        if (json.error) throw new Error(`${subject}: supervisor answered ${JSON.stringify(json.error)}`);
-      } catch (err) {
-        if (!(err instanceof SyntaxError)) throw err;
-      }
-      return text.length > 200 ? `${text.slice(0, 200)}…` : text;
     };
     if (isSignalKind(kind)) {
       const signal = SIGNAL_OF_KIND[kind];
-      const answer = await call('kill', { service, signal });
+      const answer = await call('kill', () => client.kill(supervisorId, service, signal));
       const message = `supervisor ${supervisorId}: ${signal} ${service} → ${answer}`;
       const undo = undoSignal(kind, opts);
       if (!undo) return { message };
       return {
         message,
         resume: async () =>
-          `supervisor ${supervisorId}: ${undo} ${service} → ${await call('kill', { service, signal: undo })}`,
+          `supervisor ${supervisorId}: ${undo} ${service} → ${await call('kill', () => client.kill(supervisorId, service, undo))}`,
       };
     }
     if (kind !== 'nats') throw new Error(`the supervisor control API has no '${kind}' operation`);
-    const answer = await call('restart', { service });
+    const answer = await call('restart', () => client.restart(supervisorId, service));
     return { message: `supervisor ${supervisorId}: restart ${service} → ${answer}` };
   }
 
   async close(): Promise<void> {
-    const pending = [...this.connections.values()];
-    this.connections.clear();
-    await Promise.all(pending.map((c) => c.then((nc) => nc.close()).catch(() => undefined)));
+    const pending = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(pending.map((c) => c.then((client) => client.close()).catch(() => undefined)));
   }
 }
 

@@ -34,6 +34,19 @@ export function writeRuntimeState(state: RuntimeState, dir = runtimeStateDir()):
   return file;
 }
 
+/**
+ * The state file of supervisor (or process) `id` as written, whether or not that process still runs;
+ * null when there is no such file or it holds no PID (half-written or foreign).
+ */
+export function readRuntimeState(id: string, dir = runtimeStateDir()): RuntimeState | null {
+  try {
+    const state = JSON.parse(readFileSync(fileOf(id, dir), 'utf8')) as RuntimeState;
+    return typeof state?.pid === 'number' ? state : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Removes the state of supervisor `id`, but only if it is `pid`'s (a successor may have replaced it). */
 export function removeRuntimeState(id: string, pid = process.pid, dir = runtimeStateDir()): void {
   const file = fileOf(id, dir);
