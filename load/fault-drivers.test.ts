@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { connect, headers } from '@nats-io/transport-node';
+import { startNatsServer } from '../services/supervisor/testing/nats-server.ts';
 import { DockerFaultDriver, SignalFaultDriver, SupervisorFaultDriver } from './fault-drivers.ts';
 
 async function freePort(): Promise<number> {
@@ -161,6 +162,31 @@ describe('fault drivers', () => {
     } finally {
       await driver.close();
       server.kill('SIGKILL');
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  test('supervisor driver: --nats may carry user:pass@ for a NATS with authorization', async () => {
+    const password = 'load p@ss';
+    const server = await startNatsServer({
+      config: `authorization { user: "load", password: ${JSON.stringify(password)} }\n`,
+    });
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-state-test-'));
+    const url = `nats://load:${encodeURIComponent(password)}@127.0.0.1:${server.port}`;
+    const driver = new SupervisorFaultDriver(url, stateDir);
+    try {
+      const nc = await connect({ servers: server.url, user: 'load', pass: password });
+      const sub = nc.subscribe('kstyles.sup.ctl.lab.kill');
+      (async () => {
+        for await (const msg of sub) msg.respond(JSON.stringify({ ...msg.json<object>(), pid: 4242 }));
+      })();
+      await nc.flush();
+      const kill = await driver.inject('lab:monolith', 'kill', {});
+      assert.equal(kill.message, 'supervisor lab: SIGKILL monolith → PID 4242');
+      await nc.close();
+    } finally {
+      await driver.close();
+      await server.stop();
       await rm(stateDir, { recursive: true, force: true });
     }
   });

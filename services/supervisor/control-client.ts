@@ -29,6 +29,41 @@ export type ControlClientOptions = {
   timeoutMs?: number;
 };
 
+/** `scheme://user:pass@rest` or `user:pass@rest`: the user-info part of a NATS server URL. */
+const URL_CREDENTIALS = /^((?:[a-z][a-z0-9+.-]*:\/\/)?)([^@/]*):([^@/]*)@(.*)$/i;
+
+/**
+ * The servers without `user:pass@` (the NATS client refuses credentials in a URL) and the first
+ * credentials found in them, percent-decoded. A comma-separated string is a list of servers.
+ */
+export function splitServerCredentials(servers: string | string[]): {
+  servers: string[];
+  user?: string;
+  pass?: string;
+} {
+  const list = [servers].flat().flatMap((s) =>
+    s
+      .split(',')
+      .map((one) => one.trim())
+      .filter(Boolean),
+  );
+  let credentials: { user: string; pass: string } | undefined;
+  const stripped = list.map((server) => {
+    const match = URL_CREDENTIALS.exec(server);
+    if (!match) return server;
+    const [, scheme, user, pass, rest] = match as unknown as [string, string, string, string, string];
+    try {
+      credentials ??= { user: decodeURIComponent(user), pass: decodeURIComponent(pass) };
+    } catch {
+      throw new SupervisorUnavailableError(
+        `the user or password in NATS server URL ${scheme}${rest} is not valid percent-encoding: encode '%' as %25`,
+      );
+    }
+    return `${scheme}${rest}`;
+  });
+  return { servers: stripped, ...credentials };
+}
+
 /** How to reach the control API of a supervisor found in the runtime-state files; undefined without NATS. */
 export function clientOptionsFromState(state: RuntimeState): ControlClientOptions | undefined {
   if (!state.nats) return undefined;
@@ -43,9 +78,16 @@ export class SupervisorControlClient {
     private readonly timeoutMs: number,
   ) {}
 
-  /** Connects to NATS; a NATS that cannot be reached is an error naming the servers. */
+  /**
+   * Connects to NATS; a NATS that cannot be reached is an error naming the servers (without passwords).
+   * A server URL may carry `user:pass@`; `user`/`pass` given as options win over it.
+   */
   static async connect(options: ControlClientOptions): Promise<SupervisorControlClient> {
-    const { servers, user, pass, timeoutMs = 2000 } = options;
+    const { timeoutMs = 2000 } = options;
+    const fromUrl = splitServerCredentials(options.servers);
+    const servers = fromUrl.servers;
+    const user = options.user ?? fromUrl.user;
+    const pass = options.pass ?? fromUrl.pass;
     try {
       const nc = await connect({
         servers,
@@ -57,7 +99,7 @@ export class SupervisorControlClient {
       return new SupervisorControlClient(nc, timeoutMs);
     } catch (err) {
       throw new SupervisorUnavailableError(
-        `cannot reach NATS at ${[servers].flat().join(', ')}: ${err instanceof Error ? err.message : String(err)}`,
+        `cannot reach NATS at ${servers.join(', ')}: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
   }

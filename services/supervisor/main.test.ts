@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { SupervisorControlClient, SupervisorUnavailableError } from './control-client.ts';
 import { isProcessAlive, runtimeStateDir } from './runtime-state.ts';
 import type { SupervisorSpec } from './spec.ts';
 import type { SupervisorStatus } from './supervisor.ts';
@@ -193,5 +194,71 @@ describe('supervisor process, ps and chaos', { timeout: 50_000 }, () => {
     const ps = await kstyles('ps', '--json', '--nats', nats.url, '--id', 'ghost');
     assert.equal(ps.code, 1);
     assert.match(JSON.parse(ps.stdout).supervisors[0].error, /not running/);
+  });
+});
+
+describe('a NATS URL carrying user:pass@', { timeout: 30_000 }, () => {
+  const PASSWORD = 'p@ss:w rd';
+  let nats: TestNatsServer;
+  let withCredentials: string;
+  before(async () => {
+    nats = await startNatsServer({
+      config: `authorization { user: "sup", password: ${JSON.stringify(PASSWORD)} }\n`,
+    });
+    withCredentials = `nats://sup:${encodeURIComponent(PASSWORD)}@127.0.0.1:${nats.port}`;
+  });
+  after(() => nats?.stop());
+
+  test('ps and chaos connect with the decoded credentials; explicit options win over them', async (t) => {
+    const id = `auth-${process.pid}`;
+    const webPort = await freePort();
+    const spec: SupervisorSpec = {
+      id,
+      nats: { servers: nats.url, user: 'sup', pass: PASSWORD },
+      heartbeat: { intervalMs: 200, timeoutMs: 100, misses: 3 },
+      children: [
+        {
+          name: 'web',
+          command: process.execPath,
+          args: [FIXTURE, '--http', String(webPort)],
+          health: { kind: 'http', url: `http://127.0.0.1:${webPort}/` },
+        },
+      ],
+    };
+    startSupervisorProcess(t, spec, 'auth');
+    const status = await until('web up, seen through the URL credentials', async () => {
+      const run = await kstyles('ps', '--json', '--nats', withCredentials, '--id', id);
+      const entry = JSON.parse(run.stdout).supervisors[0] as { status?: SupervisorStatus };
+      return entry.status?.children[0]?.state === 'up' ? entry.status : undefined;
+    });
+    assert.equal(status.supervisorId, id);
+
+    const term = await kstyles('chaos', `${id}:web`, 'term', '--nats', withCredentials);
+    assert.equal(term.code, 0, term.stderr);
+    assert.match(term.stdout, new RegExp(`sent SIGTERM to ${id}:web`));
+
+    const anonymous = await kstyles('ps', '--json', '--nats', nats.url, '--id', id);
+    assert.equal(anonymous.code, 1);
+    assert.match(
+      JSON.parse(anonymous.stdout).supervisors[0].error,
+      /cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+: .*authorization/i,
+    );
+
+    await assert.rejects(
+      SupervisorControlClient.connect({ servers: withCredentials, pass: 'wrong' }),
+      (err: Error) => {
+        assert.ok(err instanceof SupervisorUnavailableError);
+        assert.match(err.message, /authorization/i);
+        assert.doesNotMatch(err.message, /p%40ss|p@ss/, 'the password is not echoed');
+        return true;
+      },
+    );
+    const explicit = await SupervisorControlClient.connect({
+      servers: `nats://nobody:nothing@127.0.0.1:${nats.port}`,
+      user: 'sup',
+      pass: PASSWORD,
+    });
+    assert.equal((await explicit.status(id)).supervisorId, id);
+    await explicit.close();
   });
 });

@@ -4,6 +4,7 @@ import {
   clientOptionsFromState,
   SupervisorControlClient,
   SupervisorUnavailableError,
+  splitServerCredentials,
 } from './control-client.ts';
 import { listRuntimeStates, type RuntimeState, runtimeStateDir } from './runtime-state.ts';
 import type { ChildStatus, SupervisorStatus } from './supervisor.ts';
@@ -152,7 +153,9 @@ export async function run(argv: string[]): Promise<number> {
   if (json) {
     process.stdout.write(`${JSON.stringify({ supervisors: entries }, null, 2)}\n`);
   } else if (entries.length === 0) {
-    const where = nats ? `on NATS ${nats}` : `in ${runtimeStateDir()}`;
+    const where = nats
+      ? `on NATS ${splitServerCredentials(nats).servers.join(', ')}`
+      : `in ${runtimeStateDir()}`;
     process.stdout.write(`no running supervisor${id ? ` '${id}'` : ''} found ${where}\n`);
   } else {
     process.stdout.write(formatPsTable(entries));
