@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
+import { ManifestError } from '../services/corpus/corpus.ts';
 import { createLiveView, formatChecklist, formatSummary } from './live-view.ts';
 import { MixError } from './request-mix.ts';
 import { LOAD_DEFAULTS, type LoadTarget, runLoad } from './run-load.ts';
@@ -256,7 +257,8 @@ export async function run(argv: string[], stdout: Output = process.stdout): Prom
       signal: controller.signal,
     });
   } catch (err) {
-    if (err instanceof MixError) throw new UsageError(`kstyles load: ${err.message}`);
+    if (err instanceof MixError || err instanceof ManifestError)
+      throw new UsageError(`kstyles load: ${err.message}`);
     throw err;
   } finally {
     process.off('SIGINT', onSigint);

@@ -16,7 +16,7 @@ export { LOAD_BUCKETS } from './load-metrics.ts';
 export { mergeResults } from './merge-results.ts';
 export { renderHtml } from './report-html.ts';
 export { renderMarkdown } from './report-md.ts';
-export { buildRequestMix, DEFAULT_MIX, readManifest } from './request-mix.ts';
+export { buildRequestMix, DEFAULT_MIX } from './request-mix.ts';
 export { LOAD_DEFAULTS, type LoadOptions, type LoadTarget, runLoad } from './run-load.ts';
 export { loadScenario, parseScenario, type Scenario, ScenarioError } from './scenario.ts';
 export { seedComparison } from './seed-comparison.ts';

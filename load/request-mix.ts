@@ -1,15 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-
-/** One servable corpus file as the manifest describes it. */
-export type ManifestFile = { path: string; size: number; sha256: string; poison?: boolean };
-
-export type CorpusManifest = {
-  version: number;
-  seed: number | null;
-  count: number;
-  files: ManifestFile[];
-};
+import { encodeFilePath, type Manifest } from '../services/corpus/corpus.ts';
 
 /** A file ready to request: its encoded URL path and what the body must be. */
 export type RequestFile = { path: string; urlPath: string; size: number; sha256: string };
@@ -28,50 +17,15 @@ export class MixError extends Error {
   override readonly name = 'MixError';
 }
 
-export function encodeFilePath(relPath: string): string {
-  return `/files/${relPath.split('/').map(encodeURIComponent).join('/')}`;
-}
-
-/** Reads DIR/MANIFEST.json (the corpus generator's output) without importing the generator. */
-export async function readManifest(dir: string): Promise<CorpusManifest> {
-  const file = path.join(dir, 'MANIFEST.json');
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new MixError(
-      `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)}): create it with 'kstyles corpus --dir ${dir}' or pass --corpus DIR`,
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new MixError(
-      `${file} is not valid JSON (${(err as Error).message}); regenerate it with 'kstyles corpus'`,
-    );
-  }
-  const manifest = json as Partial<CorpusManifest>;
-  if (!manifest || !Array.isArray(manifest.files)) {
-    throw new MixError(`${file} has no "files" array; regenerate it with 'kstyles corpus'`);
-  }
-  for (const [i, f] of manifest.files.entries()) {
-    if (typeof f?.path !== 'string' || typeof f.size !== 'number' || typeof f.sha256 !== 'string') {
-      throw new MixError(`${file}: files[${i}] needs string "path", number "size" and string "sha256"`);
-    }
-  }
-  return {
-    version: manifest.version ?? 1,
-    seed: typeof manifest.seed === 'number' ? manifest.seed : null,
-    count: manifest.count ?? manifest.files.length,
-    files: manifest.files,
-  };
+/** The request target of a manifest path. */
+function requestFile(f: { path: string; size: number; sha256: string }): RequestFile {
+  return { path: f.path, urlPath: `/files/${encodeFilePath(f.path)}`, size: f.size, sha256: f.sha256 };
 }
 
 /** The poison file (used only by the poison fault), or null when the corpus has none. */
-export function poisonFile(manifest: CorpusManifest): RequestFile | null {
+export function poisonFile(manifest: Manifest): RequestFile | null {
   const f = manifest.files.find((file) => file.poison);
-  return f ? { path: f.path, urlPath: encodeFilePath(f.path), size: f.size, sha256: f.sha256 } : null;
+  return f ? requestFile(f) : null;
 }
 
 /** Parses --mix: `small`, `medium`, `large`, `all` (every file equally likely) or weights `small=80,large=20`. */
@@ -124,10 +78,8 @@ export type RequestMix = {
   picker(seed: number): RequestPicker;
 };
 
-export function buildRequestMix(manifest: CorpusManifest, mixText: string = DEFAULT_MIX): RequestMix {
-  const servable = manifest.files
-    .filter((f) => !f.poison)
-    .map((f) => ({ path: f.path, urlPath: encodeFilePath(f.path), size: f.size, sha256: f.sha256 }));
+export function buildRequestMix(manifest: Manifest, mixText: string = DEFAULT_MIX): RequestMix {
+  const servable = manifest.files.filter((f) => !f.poison).map(requestFile);
   if (servable.length === 0) throw new MixError('the corpus manifest lists no servable files');
   const mix = parseMix(mixText);
   if ('all' in mix) {

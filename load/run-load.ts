@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { readManifest } from '../services/corpus/corpus.ts';
 import {
   type DriverContext,
   defaultFaultDrivers,
@@ -7,7 +8,7 @@ import {
 } from './fault-drivers.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
-import { buildRequestMix, DEFAULT_MIX, poisonFile, readManifest } from './request-mix.ts';
+import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
 import { computeP99Recovery, FaultTracker } from './resilience.ts';
 import { TargetRunner } from './target-runner.ts';
 import type {

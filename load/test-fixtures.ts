@@ -13,8 +13,10 @@ export async function makeCorpus(): Promise<TestCorpus> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-load-test-'));
   const bodies = new Map<string, Buffer>();
   const files: { path: string; size: number; sha256: string; poison?: boolean }[] = [];
+  let totalBytes = 0;
   const add = (rel: string, body: Buffer, poison = false) => {
     bodies.set(`/files/${rel.split('/').map(encodeURIComponent).join('/')}`, body);
+    totalBytes += body.length;
     files.push({
       path: rel,
       size: body.length,
@@ -29,7 +31,7 @@ export async function makeCorpus(): Promise<TestCorpus> {
   add('chaos/poison.bin', Buffer.from('poison'), true);
   await writeFile(
     path.join(dir, 'MANIFEST.json'),
-    JSON.stringify({ version: 1, seed: 1, count: files.length, files, notServable: [] }),
+    JSON.stringify({ version: 1, seed: 1, count: files.length, totalBytes, files, notServable: [] }),
   );
   return { dir, bodies, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

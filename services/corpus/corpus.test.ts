@@ -6,7 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { generateCorpus, type Manifest, POISON_PATH, readManifest } from './corpus.ts';
+import {
+  encodeFilePath,
+  generateCorpus,
+  type Manifest,
+  ManifestError,
+  POISON_PATH,
+  readManifest,
+} from './corpus.ts';
 
 const run = promisify(execFile);
 const KSTYLES = new URL('../../bin/kstyles.js', import.meta.url).pathname;
@@ -103,5 +110,30 @@ describe('kstyles corpus', () => {
         return true;
       },
     );
+  });
+
+  it('readManifest names what is wrong with a missing or malformed manifest', async () => {
+    const dir = join(base, 'broken');
+    await mkdir(dir);
+    const rejects = (pattern: RegExp) =>
+      assert.rejects(
+        readManifest(dir),
+        (err: Error) => err instanceof ManifestError && pattern.test(err.message),
+      );
+    await rejects(/cannot read .*MANIFEST\.json \(ENOENT\): create it with 'kstyles corpus --dir/);
+    await writeFile(join(dir, 'MANIFEST.json'), '{ not json');
+    await rejects(/MANIFEST\.json is not valid JSON .*regenerate it with 'kstyles corpus/);
+    await writeFile(join(dir, 'MANIFEST.json'), JSON.stringify({ ...manifest, version: 2 }));
+    await rejects(/is not a version 1 manifest/);
+    await writeFile(join(dir, 'MANIFEST.json'), JSON.stringify({ ...manifest, files: undefined }));
+    await rejects(/has no "files" array/);
+    const badEntry = { ...manifest, files: [manifest.files[0], { path: 'x', size: '3' }] };
+    await writeFile(join(dir, 'MANIFEST.json'), JSON.stringify(badEntry));
+    await rejects(/files\[1\] needs string "path", number "size" and string "sha256"/);
+  });
+
+  it('encodeFilePath percent-encodes each segment and keeps the slashes', () => {
+    assert.equal(encodeFilePath('données/naïve café.txt'), 'donn%C3%A9es/na%C3%AFve%20caf%C3%A9.txt');
+    assert.equal(encodeFilePath('a/#?%/b'), 'a/%23%3F%25/b');
   });
 });

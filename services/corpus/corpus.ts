@@ -173,18 +173,50 @@ function hashString(text: string): number {
   return hash;
 }
 
+/** MANIFEST.json is missing, unreadable or not in the generator's format. */
+export class ManifestError extends Error {
+  override readonly name = 'ManifestError';
+}
+
+/** The URL path (below `/files/`) of a manifest path: each segment percent-encoded. */
+export function encodeFilePath(path: string): string {
+  return path.split('/').map(encodeURIComponent).join('/');
+}
+
+/** Reads and checks DIR/MANIFEST.json; every failure says which field and how to fix it. */
 export async function readManifest(dir: string): Promise<Manifest> {
+  const file = join(dir, MANIFEST_NAME);
+  const regenerate = `regenerate it with 'kstyles corpus --dir ${dir}'`;
   let text: string;
   try {
-    text = await readFile(join(dir, MANIFEST_NAME), 'utf8');
-  } catch {
-    throw new Error(`no ${MANIFEST_NAME} in ${dir}: create a corpus with 'kstyles corpus --dir ${dir}'`);
-  }
-  const manifest = JSON.parse(text) as Manifest;
-  if (manifest.version !== 1 || !Array.isArray(manifest.files)) {
-    throw new Error(
-      `${join(dir, MANIFEST_NAME)} is not a version 1 manifest: regenerate it with 'kstyles corpus'`,
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ManifestError(
+      `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)}): create it with 'kstyles corpus --dir ${dir}' or pass --corpus DIR`,
     );
   }
-  return manifest;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ManifestError(`${file} is not valid JSON (${(err as Error).message}); ${regenerate}`);
+  }
+  const manifest = json as Partial<Manifest> | null;
+  if (manifest?.version !== 1) throw new ManifestError(`${file} is not a version 1 manifest; ${regenerate}`);
+  for (const field of ['seed', 'count', 'totalBytes'] as const) {
+    if (typeof manifest[field] !== 'number')
+      throw new ManifestError(`${file} has no number "${field}"; ${regenerate}`);
+  }
+  for (const field of ['files', 'notServable'] as const) {
+    if (!Array.isArray(manifest[field]))
+      throw new ManifestError(`${file} has no "${field}" array; ${regenerate}`);
+  }
+  for (const [i, f] of manifest.files!.entries()) {
+    if (typeof f?.path !== 'string' || typeof f.size !== 'number' || typeof f.sha256 !== 'string') {
+      throw new ManifestError(
+        `${file}: files[${i}] needs string "path", number "size" and string "sha256"; ${regenerate}`,
+      );
+    }
+  }
+  return manifest as Manifest;
 }
