@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIPv6 } from 'node:net';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Recovery spans a child's boot (milliseconds) up to a slow dependency (tens of seconds). */
@@ -33,10 +33,14 @@ export function createSupervisorMetrics(registry: Registry) {
 
 export type SupervisorMetrics = ReturnType<typeof createSupervisorMetrics>;
 
-/** Serves GET /metrics from the registry on 127.0.0.1:port (0 = any free port). */
+/**
+ * Serves GET /metrics from the registry on host:port (0 = any free port). The returned URL is one this
+ * machine can fetch: a wildcard address (0.0.0.0, ::) is reported as its loopback.
+ */
 export async function serveMetrics(
   registry: Registry,
   port: number,
+  host = '127.0.0.1',
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
@@ -53,11 +57,12 @@ export async function serveMetrics(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const { port: bound } = server.address() as AddressInfo;
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   return {
-    url: `http://127.0.0.1:${bound}/metrics`,
+    url: `http://${isIPv6(reachable) ? `[${reachable}]` : reachable}:${bound}/metrics`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -4,6 +4,8 @@
  * untrusted input and names the first bad field.
  */
 
+import { isIP } from 'node:net';
+
 export const RESTART_TYPES = ['permanent', 'transient', 'temporary'] as const;
 /** OTP semantics: permanent always restarts, transient only after an abnormal exit, temporary never. */
 export type RestartType = (typeof RESTART_TYPES)[number];
@@ -79,8 +81,13 @@ export type SupervisorSpec = {
   backoff?: Partial<BackoffSpec>;
   heartbeat?: Partial<HeartbeatSpec>;
   nats?: NatsSpec;
-  /** Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0 = any free port). Absent = no server. */
+  /** Serve Prometheus metrics on <metricsHost>:<port>/metrics (0 = any free port). Absent = no server. */
   metricsPort?: number;
+  /**
+   * The IP address the metrics server listens on. Default 127.0.0.1; 0.0.0.0 (or ::) when a scraper
+   * outside the host or container must reach it.
+   */
+  metricsHost?: string;
   /** Extra facts for the runtime-state file (e.g. HTTP URLs of the children). */
   info?: Record<string, unknown>;
   /** Start order = list order = dependency order. */
@@ -95,6 +102,7 @@ export const DEFAULTS = {
   backoff: { initialMs: 100, maxMs: 5000, factor: 2, jitter: 0.2, resetAfterMs: 10_000 },
   heartbeat: { intervalMs: 500, timeoutMs: 250, misses: 3, startTimeoutMs: 15_000, natsGraceMs: 5000 },
   reconnectTimeWaitMs: 250,
+  metricsHost: '127.0.0.1',
 } as const;
 
 export type ResolvedChildSpec = Required<Omit<ChildSpec, 'cwd'>> & { cwd?: string };
@@ -107,6 +115,7 @@ export type ResolvedSupervisorSpec = {
   heartbeat: HeartbeatSpec;
   nats?: NatsSpec;
   metricsPort?: number;
+  metricsHost: string;
   info: Record<string, unknown>;
   children: ResolvedChildSpec[];
 };
@@ -155,6 +164,18 @@ function num(
   const value = obj[key] ?? fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     fail(field, `must be a number from ${min} to ${max}, got ${JSON.stringify(obj[key])}`);
+  }
+  return value;
+}
+
+/** An IP literal to listen on: a host name could resolve to an address this machine does not have. */
+function listenAddress(obj: Json, key: string, field: string, fallback: string): string {
+  const value = obj[key] ?? fallback;
+  if (typeof value !== 'string' || isIP(value) === 0) {
+    fail(
+      field,
+      `must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::), got ${JSON.stringify(obj[key])}`,
+    );
   }
   return value;
 }
@@ -300,6 +321,7 @@ export function parseSupervisorSpec(raw: unknown): ResolvedSupervisorSpec {
     ...(raw['metricsPort'] !== undefined
       ? { metricsPort: num(raw, 'metricsPort', 'metricsPort', 0, 0, 65535) }
       : {}),
+    metricsHost: listenAddress(raw, 'metricsHost', 'metricsHost', DEFAULTS.metricsHost),
     info,
     children: parsedChildren,
   };

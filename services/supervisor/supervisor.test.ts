@@ -90,6 +90,12 @@ describe('spec validation', () => {
     assert.throws(() => parseSupervisorSpec({ ...base, id: 'bad id' }), /id must use only letters/);
     assert.throws(() => parseSupervisorSpec({ ...base, strategy: 'all_for_one' }), /strategy must be one of/);
     assert.throws(
+      () => parseSupervisorSpec({ ...base, metricsHost: 'metrics.example' }),
+      /metricsHost must be an IP address to listen on/,
+    );
+    assert.equal(parseSupervisorSpec(base).metricsHost, '127.0.0.1');
+    assert.equal(parseSupervisorSpec({ ...base, metricsHost: '::' }).metricsHost, '::');
+    assert.throws(
       () =>
         parseSupervisorSpec({ ...base, children: [{ name: 'a', command: 'node', restart: 'sometimes' }] }),
       /children\[0\]\.restart must be one of permanent, transient, temporary/,
@@ -161,6 +167,24 @@ describe('supervisor without NATS', { timeout: 40_000 }, () => {
     assert.match(metrics, /kstyles_supervisor_service_up\{service="a"\} 1/);
     assert.match(metrics, /kstyles_supervisor_recovery_seconds_count [1-9]/);
     assert.match(metrics, /process_start_time_seconds/);
+  });
+
+  test('metricsHost: loopback only by default; 0.0.0.0 answers on every address', async (t) => {
+    // 127.0.0.2 is another address of the loopback interface on Linux: a 127.0.0.1 listener refuses it.
+    const other = (url: string) => url.replace('127.0.0.1', '127.0.0.2');
+    const loopback = await supervise(t, { id: 'm-lo', metricsPort: 0, children: [child('a')] });
+    assert.equal((await fetch(loopback.metricsUrl!)).status, 200);
+    await assert.rejects(fetch(other(loopback.metricsUrl!)));
+    const every = await supervise(t, {
+      id: 'm-all',
+      metricsPort: 0,
+      metricsHost: '0.0.0.0',
+      children: [child('a')],
+    });
+    assert.match(every.metricsUrl!, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    const res = await fetch(other(every.metricsUrl!));
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /kstyles_supervisor_service_up/);
   });
 
   test('crash loop: backoff gaps grow, then the intensity limit gives up and stops everything', async (t) => {

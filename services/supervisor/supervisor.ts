@@ -208,7 +208,7 @@ export class Supervisor extends EventEmitter {
    */
   async start(): Promise<void> {
     if (this.spec.metricsPort !== undefined) {
-      this.#metricsServer = await serveMetrics(this.registry, this.spec.metricsPort);
+      this.#metricsServer = await serveMetrics(this.registry, this.spec.metricsPort, this.spec.metricsHost);
     }
     if (this.spec.nats) {
       this.#nats = new NatsLink(
