@@ -63,7 +63,11 @@ async function serve(
   } catch (err) {
     const error = toServiceError(err);
     outcome = error.code;
-    respondWithError(msg, error);
+    try {
+      respondWithError(msg, error);
+    } catch {
+      // Our connection is gone (closing, or NATS away): the caller's timeout and retry take over.
+    }
   } finally {
     metrics?.observe(endpoint.name, outcome, Number(process.hrtime.bigint() - started) / 1e9);
   }

@@ -1,0 +1,104 @@
+/**
+ * The file server's driver retries and poison accounting, with the servers in this process: a
+ * "crash" is a driver whose NATS connection closes in the middle of a read (what a dying process
+ * looks like from the bus), and a little restarter brings a new one up after a pause. The process-level
+ * version (real SIGKILL, real supervisor) is test/microkernel-faults.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { ErrorCode, InternalError, ServiceError } from '../contract/errors.ts';
+import { testCorpus } from '../contract/testing/test-corpus.ts';
+import { DriverChaos } from '../driver/chaos.ts';
+import { startDriverServer } from '../driver/nats-server.ts';
+import { StorageDriver } from '../driver/storage-driver.ts';
+import { FileSystem } from '../fs/file-system.ts';
+import { startFileServer } from '../fs/nats-server.ts';
+import { encodeFilePath } from '../fs/request-path.ts';
+import { startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
+import { NatsBlockReader } from './block-reader-client.ts';
+import { connectNats } from './connect.ts';
+import { NatsFileService } from './file-service-client.ts';
+
+describe('NatsBlockReader: retries and poison requests', () => {
+  let nats: TestNatsServer;
+  let service: NatsFileService;
+  let starts = 0;
+  let stopped = false;
+  const connections: NatsConnection[] = [];
+  const connectTest = async (name: string) => {
+    const nc = await connectNats({ servers: nats.url, name, firstConnectTimeoutMs: 5000 });
+    connections.push(nc);
+    return nc;
+  };
+
+  /** A driver whose poison read closes its connection (its "death"); restarted 300 ms later. */
+  async function startCrashingDriver(): Promise<void> {
+    const nc = await connectTest(`driver-${starts}`);
+    if (stopped) {
+      await nc.close();
+      return;
+    }
+    const chaos = new DriverChaos({ enabled: true }, Math.random, (reason) => {
+      void nc.close();
+      throw new InternalError(reason);
+    });
+    await startDriverServer(nc, new StorageDriver({ chaos }));
+    starts++;
+    void nc.closed().then(() => {
+      if (!stopped) setTimeout(() => void startCrashingDriver(), 300);
+    });
+  }
+
+  before(async () => {
+    nats = await startNatsServer();
+    const corpus = await testCorpus();
+    await startCrashingDriver();
+    const fsNc = await connectTest('fs');
+    await startFileServer(fsNc, await FileSystem.open(corpus.dir, new NatsBlockReader(fsNc)));
+    service = new NatsFileService(await connectTest('gateway'));
+  });
+  after(async () => {
+    stopped = true;
+    // A restart may be half-way through its connect: let it see `stopped` and close.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
+    await nats?.stop();
+  });
+
+  async function read(path: string): Promise<Buffer> {
+    const deadline = Date.now() + 8000;
+    const stat = await service.stat(encodeFilePath(path), { deadline });
+    const parts: Uint8Array[] = [];
+    for await (const chunk of service.read(stat, { start: 0, end: stat.size - 1 }, { deadline }))
+      parts.push(chunk);
+    return Buffer.concat(parts);
+  }
+
+  it('answers a poison read with INTERNAL after two driver crashes, while other reads succeed', async () => {
+    const innocent = async () => {
+      const results: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        results.push((await read('bench/4k.bin')).length);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return results;
+    };
+    const others = Promise.all([innocent(), innocent(), innocent()]);
+    const started = Date.now();
+    await assert.rejects(read('chaos/poison.bin'), (err: unknown) => {
+      assert.ok(err instanceof ServiceError);
+      assert.equal(err.code, ErrorCode.INTERNAL);
+      assert.match(err.message, /poison request.*2 storage driver crashes/);
+      return true;
+    });
+    assert.ok(
+      Date.now() - started < 5000,
+      'the crash is noticed while the read is in flight, not at the deadline',
+    );
+    assert.equal(starts, 2, 'two drivers had started when the poison read was given up');
+    for (const lengths of await others) assert.deepEqual(lengths, Array(20).fill(4096));
+    assert.equal((await read('bench/4k.bin')).length, 4096, 'the third driver serves');
+    assert.equal(starts, 3, 'and it is still the third: the poison read was not retried on it');
+  });
+});
