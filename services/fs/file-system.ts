@@ -79,7 +79,7 @@ export class FileSystem implements FileService {
       checkDeadline(options);
       if (options.signal?.aborted) return;
       const length = Math.min(this.chunkBytes, range.end - position + 1);
-      yield await this.driver.read(ref, position, length);
+      yield await this.driver.read(ref, position, length, options);
     }
   }
 

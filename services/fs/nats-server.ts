@@ -6,7 +6,6 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
-import { runWithCallOptions } from '../nats/block-reader-client.ts';
 import { assertTimeLeft, deadlineOf, getSpan, getStat, putStat } from '../nats/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../nats/service-host.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../nats/subjects.ts';
@@ -40,11 +39,8 @@ export async function startFileServer(
           const stat = getStat(msg);
           const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
           const range = { start: offset, end: offset + length - 1 };
-          const chunks = await runWithCallOptions({ deadline }, async () => {
-            const parts: Uint8Array[] = [];
-            for await (const chunk of fileSystem.read(stat, range, { deadline })) parts.push(chunk);
-            return parts;
-          });
+          const chunks: Uint8Array[] = [];
+          for await (const chunk of fileSystem.read(stat, range, { deadline })) chunks.push(chunk);
           return { data: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) };
         },
       },

@@ -10,7 +10,6 @@
  * supervisor kills it they count once. Reads that have seen one crash are retried one at a time
  * ("suspect lane"), so a poison read that kills the next driver takes no innocent read down with it.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type NatsConnection, errors as natsErrors } from '@nats-io/nats-core';
 import { InternalError, TimeoutError } from '../contract/errors.ts';
@@ -19,16 +18,6 @@ import type { BlockReader, FileRef } from '../driver/storage-driver.ts';
 import { HEADERS, HOP_ALLOWANCE_MS, putFileRef, putSpan, remainingMs, withDeadline } from './headers.ts';
 import { type Hop, type IpcMetrics, IpcOutcome, ipcRequest } from './ipc.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from './subjects.ts';
-
-/**
- * BlockReader.read has no deadline parameter (the in-process driver needs none); the file server's
- * request handler runs the FileSystem inside this context so the driver hop still carries the deadline.
- */
-const callContext = new AsyncLocalStorage<CallOptions>();
-
-export function runWithCallOptions<T>(options: CallOptions, fn: () => T): T {
-  return callContext.run(options, fn);
-}
 
 export type NatsBlockReaderOptions = {
   /** How long one attempt may wait for the driver. Default 1000 ms (a chunk normally takes ~2 ms). */
@@ -122,8 +111,8 @@ export class NatsBlockReader implements BlockReader {
     this.#hop = { from: options.from ?? 'fs', to: 'driver', op: 'read' };
   }
 
-  async read(file: FileRef, position: number, length: number): Promise<Uint8Array> {
-    const deadline = callContext.getStore()?.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
+  async read(file: FileRef, position: number, length: number, options?: CallOptions): Promise<Uint8Array> {
+    const deadline = options?.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     let crashes = 0;
     let lastFailure = 'no attempt made';
     for (let attempt = 1; ; attempt++) {
