@@ -8,7 +8,8 @@ import path from 'node:path';
 import { runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort, startProcess, waitFor200 } from './procs.ts';
-import { KSTYLES_BIN, READY_PATHS, REPO_ROOT, TARGETS } from './targets.ts';
+import { prepareCorpus } from './run-bench.ts';
+import { READY_PATHS, REPO_ROOT, TARGETS } from './targets.ts';
 
 /** Starts the inspector's profiler in every node process of the target (see the file). */
 const PRELOAD = path.join(REPO_ROOT, 'bench', 'cpu-profile-preload.mjs');
@@ -108,23 +109,8 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
   const profDir = path.join(workDir, 'profiles');
   await mkdir(profDir, { recursive: true });
   try {
-    const dataDir = path.join(workDir, 'corpus');
-    const corpus = startProcess('corpus', process.execPath, [KSTYLES_BIN, 'corpus', '--dir', dataDir]);
-    await corpus.exited;
-    const manifest = JSON.parse(await readFile(path.join(dataDir, 'MANIFEST.json'), 'utf8')) as {
-      files: { path: string }[];
-    };
-    const manifestDir = path.join(workDir, 'manifest');
-    await mkdir(manifestDir, { recursive: true });
-    await writeFile(
-      path.join(manifestDir, 'MANIFEST.json'),
-      JSON.stringify({
-        version: 1,
-        seed: null,
-        count: 1,
-        files: manifest.files.filter((f) => f.path === SIZES[options.size].path),
-      }),
-    );
+    const { dataDir, manifestDir: manifests } = await prepareCorpus(workDir);
+    const manifestDir = manifests[options.size];
     const port = await freePort();
     const launch = def.launch(port, dataDir);
     if (!launch)

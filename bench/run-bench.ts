@@ -164,8 +164,11 @@ function liveText(p: LoadProgress): string {
   return `${elapsed}  sent ${t.sent}  ${t.rate.toFixed(0)} resp/s  p99 ${formatMicros(t.p99)}  errors ${t.errors}${p.behind ? '  (generator behind)' : ''}`;
 }
 
-/** Creates the corpus through the CLI and one single-file manifest per size, so each run asks for one size. */
-async function prepareCorpus(
+/**
+ * Creates the corpus through the CLI and one single-file manifest per size (same shape as the corpus's),
+ * so each load run asks for one size only.
+ */
+export async function prepareCorpus(
   workDir: string,
 ): Promise<{ dataDir: string; manifestDir: Record<SizeKey, string> }> {
   const dataDir = path.join(workDir, 'corpus');
@@ -174,7 +177,9 @@ async function prepareCorpus(
   if (corpus.exit?.code !== 0)
     throw new Error(`kstyles corpus failed (exit ${corpus.exit?.code}):\n    ${corpus.tail()}`);
   const manifest = JSON.parse(await readFile(path.join(dataDir, 'MANIFEST.json'), 'utf8')) as {
-    files: { path: string }[];
+    version: number;
+    seed: number;
+    files: { path: string; size: number }[];
   };
   const manifestDir = {} as Record<SizeKey, string>;
   for (const size of SIZE_KEYS) {
@@ -182,10 +187,15 @@ async function prepareCorpus(
     if (!file) throw new Error(`the corpus has no ${SIZES[size].path}: regenerate it with kstyles corpus`);
     const dir = path.join(workDir, 'manifests', size);
     await mkdir(dir, { recursive: true });
-    await writeFile(
-      path.join(dir, 'MANIFEST.json'),
-      JSON.stringify({ version: 1, seed: null, count: 1, files: [file] }),
-    );
+    const single = {
+      version: manifest.version,
+      seed: manifest.seed,
+      count: 1,
+      totalBytes: file.size,
+      files: [file],
+      notServable: [],
+    };
+    await writeFile(path.join(dir, 'MANIFEST.json'), JSON.stringify(single));
     manifestDir[size] = dir;
   }
   return { dataDir, manifestDir };
