@@ -6,7 +6,6 @@
  */
 import { realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { Counter, type Registry } from 'prom-client';
 import type { ServiceError } from '../services/contract/errors.ts';
 import { createExpressApp } from '../services/contract/express-app.ts';
 import type { FileService } from '../services/contract/file-service.ts';
@@ -100,14 +99,4 @@ export async function startMonolith(options: MonolithOptions): Promise<RunningMo
       return stopping;
     },
   };
-}
-
-/** `kstyles_faults_injected_total` (DESIGN.md section 6) for the faults this process injects into itself. */
-export function faultsInjectedCounter(registry: Registry): Counter<'style' | 'target' | 'kind'> {
-  return new Counter({
-    name: 'kstyles_faults_injected_total',
-    help: 'Faults injected into this process, by style, target and kind',
-    labelNames: ['style', 'target', 'kind'] as const,
-    registers: [registry],
-  });
 }

@@ -4,10 +4,10 @@
  * compose restart policy) starts it again; that is the style's blast radius.
  */
 import { stat } from 'node:fs/promises';
-import type { Counter } from 'prom-client';
 import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
 import { logLine } from '../services/contract/http-server.ts';
-import { type ChaosOptions, chaosFromEnv, type DriverChaos } from '../services/driver/chaos.ts';
+import { type ChaosOptions, chaosFromEnv } from '../services/driver/chaos.ts';
+import { DEFAULT_SLOW_MS, slowFaultToggle } from '../services/driver/slow-fault.ts';
 import type { RunningMonolith } from './app.ts';
 import { STYLE } from './style.ts';
 
@@ -16,8 +16,7 @@ export const MONOLITH_DEFAULTS = {
   host: '127.0.0.1',
   data: './.kstyles/corpus',
   drainMs: '10000',
-  /** What SIGUSR2 adds to (or removes from) every driver read: the load generator's `slow` fault. */
-  slowMs: 50,
+  slowMs: DEFAULT_SLOW_MS,
 } as const;
 
 const spec = {
@@ -123,27 +122,6 @@ function listenUsageError(err: unknown, host: string): never {
   throw err;
 }
 
-/** SIGUSR2 toggles the `slow` fault on top of the configured latency, and counts each time it is switched on. */
-function slowToggle(chaos: DriverChaos, slowMs: number, injected: Counter<'style' | 'target' | 'kind'>) {
-  const baseMs = chaos.options.latencyMs;
-  let slow = false;
-  return () => {
-    if (!chaos.enabled) {
-      logLine({ level: 'warn', msg: 'SIGUSR2 ignored: chaos is off (start with --chaos)', style: STYLE });
-      return;
-    }
-    slow = !slow;
-    chaos.setLatency(slow ? baseMs + slowMs : baseMs);
-    if (slow) injected.inc({ style: STYLE, target: STYLE, kind: 'slow' });
-    logLine({
-      level: 'info',
-      msg: slow ? 'chaos slow fault on' : 'chaos slow fault off',
-      style: STYLE,
-      driverLatencyMs: chaos.options.latencyMs,
-    });
-  };
-}
-
 /** Resolves with the exit code once a stop signal has drained the server. */
 function serveUntilSignal(
   running: RunningMonolith,
@@ -199,16 +177,18 @@ export async function run(argv: string[]): Promise<number> {
   await requireDataDir(dataDir);
 
   // Express and prom-client load only now: usage errors and --help stay quick.
-  const { faultsInjectedCounter, startMonolith } = await import('./app.ts');
+  const { startMonolith } = await import('./app.ts');
+  const { createFaultsInjectedCounter } = await import('../services/contract/metrics.ts');
   let running: RunningMonolith;
   try {
     running = await startMonolith({ dataDir, chaos, port, host });
   } catch (err) {
     listenUsageError(err, host);
   }
-  const injected = faultsInjectedCounter(running.metrics.registry);
+  const counter = createFaultsInjectedCounter(running.metrics.registry);
+  const onSlowToggle = slowFaultToggle(running.chaos, { slowMs, counter, style: STYLE, target: STYLE });
   // Signal handlers first: whoever reads the start line may signal at once (SIGUSR2's default action kills).
-  const stopped = serveUntilSignal(running, drainMs, slowToggle(running.chaos, slowMs, injected));
+  const stopped = serveUntilSignal(running, drainMs, onSlowToggle);
   const options = running.chaos.options;
   logLine({
     level: 'info',

@@ -36,6 +36,10 @@ export class DriverChaos {
     return false;
   }
 
+  get latencyMs(): number {
+    return 0;
+  }
+
   setLatency(): void {
     throw new Error('this build has no fault injection: build it with `npm run build:unikernel -- --chaos`');
   }

@@ -16,6 +16,16 @@ export const Route = {
 } as const;
 export type Route = (typeof Route)[keyof typeof Route];
 
+/** `kstyles_faults_injected_total` (DESIGN.md section 6), for faults a process injects into itself. */
+export function createFaultsInjectedCounter(registry: Registry): Counter<'style' | 'target' | 'kind'> {
+  return new Counter({
+    name: 'kstyles_faults_injected_total',
+    help: 'Faults injected into this process, by style, target and kind',
+    labelNames: ['style', 'target', 'kind'] as const,
+    registers: [registry],
+  });
+}
+
 export type HttpMetrics = {
   registry: Registry;
   observe(route: Route, code: number, seconds: number): void;

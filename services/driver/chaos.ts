@@ -57,6 +57,10 @@ export class DriverChaos {
     return this.options.enabled;
   }
 
+  get latencyMs(): number {
+    return this.options.latencyMs;
+  }
+
   /** The "slow" fault: changes the added latency at run time (only while chaos is enabled). */
   setLatency(ms: number): void {
     if (!this.options.enabled) throw new Error('chaos is not enabled: start the service with --chaos');

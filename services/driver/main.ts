@@ -8,13 +8,15 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
+import { createFaultsInjectedCounter } from '../contract/metrics.ts';
 import { serveMetricsHttp } from '../nats/metrics-http.ts';
 import { NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
 import { chaosFromEnv, DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
 import { startDriverServer } from './nats-server.ts';
+import { DEFAULT_SLOW_MS, slowFaultToggle } from './slow-fault.ts';
 import { StorageDriver } from './storage-driver.ts';
 
 export const CRASH_AT_START_ENV = 'KSTYLES_DRIVER_CRASH_AT_START';
@@ -41,42 +43,9 @@ function crashAtStartIfAsked(env: NodeJS.ProcessEnv): void {
   process.exit(PANIC_EXIT_CODE);
 }
 
-/** What SIGUSR2 adds to every read while the `slow` fault is on (the load generator's toggle). */
-const DEFAULT_SLOW_MS = 50;
-
-/**
- * SIGUSR2 toggles the `slow` fault, as in the monolith: +KSTYLES_CHAOS_SLOW_MS per driver read. Without
- * chaos the signal is only logged (a process without a handler would die of it).
- */
-function handleSlowToggle(chaos: DriverChaos, registry: Registry): void {
-  const injected = new Counter({
-    name: 'kstyles_faults_injected_total',
-    help: 'Faults injected into this process, by style, target and kind',
-    labelNames: ['style', 'target', 'kind'] as const,
-    registers: [registry],
-  });
-  const baseMs = chaos.options.latencyMs;
-  const slowMs = Number(process.env.KSTYLES_CHAOS_SLOW_MS ?? DEFAULT_SLOW_MS) || DEFAULT_SLOW_MS;
-  let slow = false;
-  process.on('SIGUSR2', () => {
-    if (!chaos.enabled) {
-      logLine({
-        level: 'warn',
-        service: 'driver',
-        msg: 'SIGUSR2 ignored: chaos is off (start with --chaos)',
-      });
-      return;
-    }
-    slow = !slow;
-    chaos.setLatency(slow ? baseMs + slowMs : baseMs);
-    if (slow) injected.inc({ style: 'microkernel', target: 'driver', kind: 'slow' });
-    logLine({
-      level: 'info',
-      service: 'driver',
-      msg: slow ? 'chaos slow fault on' : 'chaos slow fault off',
-      driverLatencyMs: chaos.options.latencyMs,
-    });
-  });
+/** KSTYLES_CHAOS_SLOW_MS: what SIGUSR2's `slow` fault adds to every read. */
+function slowMsFromEnv(): number {
+  return Number(process.env.KSTYLES_CHAOS_SLOW_MS ?? DEFAULT_SLOW_MS) || DEFAULT_SLOW_MS;
 }
 
 await runServerMain({
@@ -120,7 +89,11 @@ await runServerMain({
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const chaos = new DriverChaos(chaosFromEnv(process.env, flags.chaos));
-    handleSlowToggle(chaos, registry);
+    const counter = createFaultsInjectedCounter(registry);
+    process.on(
+      'SIGUSR2',
+      slowFaultToggle(chaos, { slowMs: slowMsFromEnv(), counter, style: 'microkernel', target: 'driver' }),
+    );
     const driver = new StorageDriver({
       chaos,
       maxOpenFiles: intFlag('driver', 'max-open-files', flags['max-open-files'], 1, 100_000),
