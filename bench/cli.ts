@@ -33,7 +33,7 @@ const SPEC = {
       type: 'string',
       value: 'TARGET',
       description:
-        'instead: run TARGET under node --cpu-prof at --rate and summarise its top self-time functions',
+        'instead: CPU-profile every node process of TARGET under --rate and list the top self-time functions',
     },
     rate: { type: 'string', value: 'R', default: '500', description: 'with --profile: requests per second' },
     seconds: { type: 'string', value: 'N', default: '15', description: 'with --profile: how long to load' },
@@ -43,8 +43,9 @@ const SPEC = {
 generator's open-loop engine: maximum sustainable rate (p99 < 50 ms, no errors) and latency at a
 common rate for 4 KiB, 64 KiB and 1 MiB files; cold start; recovery from a SIGKILL under load;
 RSS under load. References: a bare node:http server (the floor), nginx, a NATS round trip.
-The full run takes about 15 minutes; --quick under 5.
-With --profile TARGET it instead profiles one target under load (node --cpu-prof) and prints
+The full run takes about 12 minutes on 2 cores; --quick under 5.
+With --profile TARGET it instead profiles one target under load (the inspector's CPU profiler in
+every node process of it, as node --cpu-prof would) and prints
 its top self-time functions (also written to OUT/profile-TARGET.md).`,
 } as const;
 
@@ -139,7 +140,7 @@ export async function run(argv: string[]): Promise<number> {
   process.on('exit', killAllNow);
   try {
     log.write(
-      `kstyles bench${flags.quick ? ' --quick' : ''}: ${only ? only.join(', ') : TARGET_NAMES.join(', ')}; ${flags.quick ? 'about 4' : 'about 15'} minutes. Output: ${flags.out}\n`,
+      `kstyles bench${flags.quick ? ' --quick' : ''}: ${only ? only.join(', ') : TARGET_NAMES.join(', ')}; ${flags.quick ? 'about 4' : 'about 12'} minutes. Output: ${flags.out}\n`,
     );
     const bench = await runBench({
       quick: flags.quick,
