@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
-import { encodeFilePath } from '../services/fs/request-path.ts';
+import { encodeFilePath } from '../services/corpus/corpus.ts';
 import { generateUsers, type NatsRole, renderNatsConfig } from '../services/microkernel/nats-config.ts';
 import { freePort, NATS_SERVER_BIN } from '../services/supervisor/testing/nats-server.ts';
 import { clusterBlock } from './nats/render-nats-conf.ts';

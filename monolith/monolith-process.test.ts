@@ -6,8 +6,8 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
+import { encodeFilePath } from '../services/corpus/corpus.ts';
 import { PANIC_EXIT_CODE } from '../services/driver/chaos.ts';
-import { encodeFilePath } from '../services/fs/request-path.ts';
 import { MonolithProcess, PausedDownload, sha256 } from './test-helpers.ts';
 
 /** Driver latency that keeps a 4 MiB download (17 chunks of 256 KiB) in the server for about 1.7 s. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { httpContract } from '../services/contract/testing/contract-suite.ts';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
-import { encodeFilePath } from '../services/fs/request-path.ts';
+import { encodeFilePath } from '../services/corpus/corpus.ts';
 import { CHAOS_MARKERS, inspectRootfs, sharedLibraries } from './build.ts';
 import { chooseLaunch } from './cli.ts';
 import { buildLayout } from './layout.ts';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { encodeFilePath } from '../fs/request-path.ts';
+import { encodeFilePath } from '../corpus/corpus.ts';
 import { openInProcessFileService } from '../in-process.ts';
 import type { FileService } from './file-service.ts';
 import { createRequestListener } from './http-handler.ts';

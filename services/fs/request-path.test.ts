@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ErrorCode, ServiceError } from '../contract/errors.ts';
 import { TRAVERSAL_ATTACKS } from '../contract/testing/attacks.ts';
-import { decodeRequestPath, encodeFilePath, splitNormalizedPath } from './request-path.ts';
+import { encodeFilePath } from '../corpus/corpus.ts';
+import { decodeRequestPath, splitNormalizedPath } from './request-path.ts';
 
 function codeOf(fn: () => unknown): string {
   try {

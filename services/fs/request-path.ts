@@ -75,8 +75,3 @@ function validateSegments(segments: string[]): string[] {
   }
   return segments;
 }
-
-/** The request-path form of a relative path: each segment percent-encoded. */
-export function encodeFilePath(path: string): string {
-  return path.split('/').map(encodeURIComponent).join('/');
-}

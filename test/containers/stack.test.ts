@@ -20,7 +20,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { httpContract } from '../../services/contract/testing/contract-suite.ts';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
-import { encodeFilePath } from '../../services/fs/request-path.ts';
+import { encodeFilePath } from '../../services/corpus/corpus.ts';
 import { SupervisorControlClient } from '../../services/supervisor/control-client.ts';
 import { freePort } from '../../services/supervisor/testing/nats-server.ts';
 import {

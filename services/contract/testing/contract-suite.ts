@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { ManifestFile } from '../../corpus/corpus.ts';
-import { encodeFilePath } from '../../fs/request-path.ts';
+import { encodeFilePath } from '../../corpus/corpus.ts';
 import { ErrorCode, ServiceError } from '../errors.ts';
 import type { FileService } from '../file-service.ts';
 import { LEAK_MARKER, TRAVERSAL_ATTACKS } from './attacks.ts';

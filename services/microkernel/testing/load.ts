@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ManifestFile } from '../../corpus/corpus.ts';
-import { encodeFilePath } from '../../fs/request-path.ts';
+import { encodeFilePath } from '../../corpus/corpus.ts';
 
 export type LoadResult = {
   path: string;
