@@ -21,7 +21,6 @@ COPY cli ./cli
 COPY services ./services
 COPY monolith ./monolith
 COPY load ./load
-COPY deploy/docker/expose-loopback.mjs ./deploy/docker/expose-loopback.mjs
 # The mount point of the corpus volume, owned by the runtime user: an empty named volume takes it over,
 # so the one-shot corpus job can write there without root.
 RUN ["/usr/local/bin/node", "-e", "require('node:fs').mkdirSync('/data/corpus', { recursive: true })"]

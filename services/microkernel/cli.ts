@@ -120,6 +120,13 @@ const COMMAND = {
       default: String(DEFAULT_DEADLINE_MS),
       description: 'request deadline at the gateway, carried to every hop (past it: 504)',
     },
+    'metrics-host': {
+      type: 'string',
+      env: 'KSTYLES_METRICS_HOST',
+      value: 'H',
+      default: '127.0.0.1',
+      description: "address of every /metrics port but the gateway's (0.0.0.0 in a container)",
+    },
     'print-nats-config': {
       type: 'boolean',
       description: 'print a static nats-server config (passwords from $KSTYLES_NATS_<ROLE>_PASS) and exit',
@@ -187,6 +194,7 @@ export async function run(argv: string[]): Promise<number> {
     httpHost: flags.host ?? '127.0.0.1',
     httpPort: await fixedPort(portFlag(name, flags.port)),
     chaos: flags.chaos,
+    metricsHost: flags['metrics-host'] ?? '127.0.0.1',
     metricsPorts: {
       supervisor: await fixedPort(
         intFlag(name, 'supervisor-metrics-port', flags['supervisor-metrics-port'], 0, 65535),

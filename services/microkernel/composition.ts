@@ -46,6 +46,8 @@ export type CompositionOptions = {
   /** Per role; absent = connect without credentials (an external NATS without auth). */
   credentials?: Partial<Record<NatsRole, { user: string; pass: string }>>;
   metricsPorts: { supervisor: number; fs: number; driver: number };
+  /** Address of the supervisor's, the file server's and the driver's /metrics (default 127.0.0.1). */
+  metricsHost?: string;
   heartbeat: { intervalMs: number; timeoutMs: number; misses: number };
   intensity: { maxRestarts: number; periodMs: number };
   deadlineMs?: number;
@@ -87,6 +89,9 @@ function server(
   };
 }
 
+const metricsHostArgs = (options: CompositionOptions) =>
+  options.metricsHost ? ['--metrics-host', options.metricsHost] : [];
+
 export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
   const children: ChildSpec[] = [];
   if (options.ownNats) {
@@ -104,6 +109,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       ...server(options, CHILD_NAMES.driver, 'services/driver/main.ts', 'driver', [
         '--metrics-port',
         String(options.metricsPorts.driver),
+        ...metricsHostArgs(options),
       ]),
       health: { kind: 'nats-ping', service: SERVICE_NAMES.driver },
     },
@@ -113,6 +119,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
         options.data,
         '--metrics-port',
         String(options.metricsPorts.fs),
+        ...metricsHostArgs(options),
       ]),
       health: { kind: 'nats-ping', service: SERVICE_NAMES.fs },
     },
@@ -138,6 +145,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
     },
     metricsPort: options.metricsPorts.supervisor,
+    ...(options.metricsHost ? { metricsHost: options.metricsHost } : {}),
     children,
   };
 }

@@ -98,7 +98,6 @@ export async function buildAppImage(bases: Record<string, string>): Promise<void
       'services',
       'monolith',
       'load',
-      'deploy/docker/expose-loopback.mjs',
     ]) {
       cpSync(path.join(REPO, entry), path.join(context, entry), {
         recursive: true,
