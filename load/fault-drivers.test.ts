@@ -2,21 +2,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { connect, headers } from '@nats-io/transport-node';
-import { startNatsServer } from '../services/supervisor/testing/nats-server.ts';
+import { freePort, startNatsServer } from '../services/supervisor/testing/nats-server.ts';
 import { DockerFaultDriver, SignalFaultDriver, SupervisorFaultDriver } from './fault-drivers.ts';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A process that idles and, like the monolith, prints a line for each SIGUSR2 (its slow toggle). */
 function sleeper(): ChildProcess {

@@ -1,7 +1,17 @@
 /** Starting and stopping an HTTP server the same way in every style. */
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
+
+/** A free loopback port: the OS picks one and it is released at once (for children told where to listen). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** Listens on host:port; a port in use becomes an error that names it. */
 export async function listen(server: Server, port: number, host = '127.0.0.1'): Promise<number> {

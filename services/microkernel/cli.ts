@@ -5,11 +5,11 @@
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
 import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
+import { freePort } from '../contract/http-server.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import {
@@ -138,18 +138,7 @@ file through which 'kstyles ps' and 'kstyles chaos microkernel:driver kill' reac
 Metrics: gateway <URL>/metrics; fs, driver and supervisor on their --*-metrics-port.`,
 } as const;
 
-/** A free loopback port, chosen once so a restarted server comes back on the same one. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
+/** A port chosen once, so a restarted server comes back on the same one. */
 const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
 
 function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {

@@ -3,6 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../contract/http-server.ts';
+
+export { freePort };
 
 export const NATS_SERVER_BIN = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
 
@@ -14,18 +17,6 @@ export type TestNatsServer = {
   /** Stops it and starts it again on the same port (for reconnect tests). */
   restart(): Promise<void>;
 };
-
-/** A free loopback port (the OS picks one, we release it right away). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function waitForPort(port: number, proc: ChildProcess, deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
