@@ -8,6 +8,7 @@ import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
 import { logLine } from '../services/contract/http-server.ts';
 import { type ChaosOptions, chaosFromEnv } from '../services/driver/chaos.ts';
 import { DEFAULT_SLOW_MS, slowFaultToggle } from '../services/driver/slow-fault.ts';
+import { exitWhenOrphaned } from '../services/supervisor/child-identity.ts';
 import type { RunningMonolith } from './app.ts';
 import { STYLE } from './style.ts';
 
@@ -160,6 +161,7 @@ function serveUntilSignal(
     };
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
+    exitWhenOrphaned();
     // Installed even without chaos: SIGUSR2's default action would kill the process.
     process.on('SIGUSR2', onSlowToggle);
   });

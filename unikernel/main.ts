@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
 import { logLine } from '../services/contract/http-server.ts';
 import { chaosFromEnv } from '../services/driver/chaos.ts';
+import { exitWhenOrphaned } from '../services/supervisor/child-identity.ts';
 import { DEFAULT_SLOW_MS, slowToggle } from './faults.ts';
 import { POOL_WORKER_FILE } from './names.ts';
 import { DEFAULT_INLINE_MAX_BYTES } from './pool.ts';
@@ -177,6 +178,7 @@ async function serve(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    exitWhenOrphaned();
   });
   // SIGUSR2's default action would kill the process: the chaos build toggles 'slow', the production
   // build says it has nothing to toggle.

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort } from '../contract/http-server.ts';
+import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import {
@@ -236,6 +237,7 @@ export async function run(argv: string[]): Promise<number> {
   const stop = () => void supervisor.stop();
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  exitWhenOrphaned();
   process.once('exit', cleanUp);
 
   const url = `http://${loopbackOf(composition.httpHost)}:${composition.httpPort}`;

@@ -13,6 +13,7 @@ import {
   UsageError,
 } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
+import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
@@ -75,6 +76,7 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  exitWhenOrphaned();
   try {
     const parsed = parseCommand(main.command, argv);
     if (!parsed) process.exit(SERVER_EXIT_CODES.stopped);

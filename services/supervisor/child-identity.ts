@@ -12,3 +12,33 @@ export function supervisedServiceMetadata(env: NodeJS.ProcessEnv = process.env):
   const token = env[SUPERVISED_INSTANCE_ENV];
   return token ? { [INSTANCE_METADATA_KEY]: token } : {};
 }
+
+/**
+ * Erlang/OTP links a supervisor to its children: when the supervisor dies, so do they. OS processes have
+ * no such link, and a SIGKILLed supervisor would leave its children running and holding their ports, so
+ * its replacement could not start them again. A supervised child therefore watches its parent: once it
+ * has been re-parented (its parent died), it calls `onOrphaned`, by default a SIGTERM to itself, so it
+ * stops the way its supervisor would have stopped it (a supervisor child stops its own children too).
+ * Does nothing in a process that no supervisor started.
+ */
+export function exitWhenOrphaned(
+  onOrphaned: () => void = exitOrphaned,
+  env: NodeJS.ProcessEnv = process.env,
+  intervalMs = 250,
+): void {
+  if (!env[SUPERVISED_INSTANCE_ENV]) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    onOrphaned();
+  }, intervalMs);
+  timer.unref();
+}
+
+function exitOrphaned(): void {
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg: 'supervisor gone: stopping', pid: process.pid })}\n`,
+  );
+  process.kill(process.pid, 'SIGTERM');
+}
