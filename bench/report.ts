@@ -10,7 +10,14 @@ import { escapeXml as esc, lineChart } from '../load/svg-charts.ts';
 import { formatBytes, formatMicros } from '../load/units.ts';
 import { formatRatio, ratio } from './evaluate.ts';
 import type { BenchRun } from './run-bench.ts';
-import { type BenchResults, SIZE_KEYS, SIZES, type SizeKey, type TargetBench } from './types.ts';
+import {
+  type BenchResults,
+  SIZE_KEYS,
+  SIZES,
+  type SizeKey,
+  type TargetBench,
+  type ThroughputResult,
+} from './types.ts';
 
 export type Table = { title: string; head: string[]; rows: string[][]; notes: string[] };
 
@@ -22,10 +29,30 @@ function find(results: BenchResults, name: string): TargetBench | undefined {
   return results.targets.find((t) => t.name === name && !t.skipped);
 }
 
+/** Other work above this many cores (median over a measurement) makes the number not comparable. */
+export const CONTENDED_CORES = 0.5;
+
+function median(values: number[]): number | null {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.floor(sorted.length / 2)]! : null;
+}
+
+/** Median cores the rest of the machine used during a throughput search. */
+export function searchOthersCores(r: ThroughputResult): number | null {
+  return median(r.steps.map((s) => s.othersCores).filter((v): v is number => typeof v === 'number'));
+}
+
+const contended = (cores: number | null | undefined) =>
+  typeof cores === 'number' && cores > CONTENDED_CORES ? ' †' : '';
+
 function throughputCell(t: TargetBench, size: SizeKey): string {
   if (t.skipped) return 'skipped';
   const r = t.throughput[size];
   if (!r) return '—';
+  return `${throughputNumber(r)}${contended(searchOthersCores(r))}`;
+}
+
+function throughputNumber(r: ThroughputResult): string {
   if (r.maxRate === 0) return `< ${count(r.firstFailure?.rate ?? 0)}`;
   return `${r.generatorBound ? '≥' : ''}${count(r.maxRate)}`;
 }
@@ -53,6 +80,7 @@ export function benchTables(results: BenchResults): Table[] {
     rows: [],
     notes: [
       `max req/s: highest open-loop rate with no failed request, p99 < ${results.method.p99BoundMs} ms and the generator on schedule (≥: the next rate failed because the generator fell behind its schedule; on cores shared with the target that usually means the target's CPU use starved the generator, so a separate load machine might find a little more).`,
+      `†: measured while other work on the machine used more than ${CONTENDED_CORES} of its cores (median over the search, or over the latency run): not comparable with the other rows.`,
       `Latency at the common rate (${SIZE_KEYS.map((s) => `${SIZES[s].label} @ ${rates[s] ?? '—'} req/s`).join(', ')}): from the intended send time. Ratios: the target's number divided by the floor's / the monolith's.`,
     ],
   };
@@ -75,7 +103,9 @@ export function benchTables(results: BenchResults): Table[] {
         lat ? count(lat.rate) : '—',
         p50 !== undefined ? formatMicros(lat!.p50) : '—',
         lat && lat.ok > 0 ? formatMicros(lat.p99) : '—',
-        lat && lat.ok > 0 ? `${formatMicros(lat.p999)}${lat.errors ? ` (${lat.errors} err)` : ''}` : '—',
+        lat && lat.ok > 0
+          ? `${formatMicros(lat.p999)}${lat.errors ? ` (${lat.errors} err)` : ''}${contended(lat.othersCores)}`
+          : '—',
         formatRatio(ratio(p50, floor?.latency[size]?.p50)),
         formatRatio(ratio(p50, mono?.latency[size]?.p50)),
       ]);
