@@ -26,6 +26,11 @@ export type CallOptions = {
   deadline: number;
   /** Aborted when the client went away; implementations stop work early. */
   signal?: AbortSignal;
+  /**
+   * For `stat`: the caller will read no bytes after it (a HEAD request), so an implementation that
+   * fetches a file's first bytes along with its stat should not.
+   */
+  statOnly?: boolean;
 };
 
 export type ReadinessReport = { ready: boolean; detail: string };

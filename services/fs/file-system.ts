@@ -75,6 +75,11 @@ export class FileSystem implements FileService {
     if (current.etag !== file.etag) {
       throw new InternalError(`${file.path} changed since it was stat-ed; retry the request`);
     }
+    yield* this.readRange(ref, range, options);
+  }
+
+  /** Reads `range` of a file this FileSystem resolved, without resolving it again. */
+  async *readRange(ref: FileRef, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
     for (let position = range.start; position <= range.end; position += this.chunkBytes) {
       checkDeadline(options);
       if (options.signal?.aborted) return;

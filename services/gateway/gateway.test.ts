@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileServiceContract, httpContract } from '../contract/testing/contract-suite.ts';
 import { testCorpus } from '../contract/testing/test-corpus.ts';
@@ -24,21 +26,79 @@ fileServiceContract(
 );
 
 describe('microkernel gateway metrics and bus permissions', () => {
-  let kernel: Awaited<ReturnType<typeof startInProcessKernel>>;
+  let kernel: Awaited<ReturnType<typeof startInProcessKernel>> & { dataDir: string };
   before(async () => {
-    kernel = await startInProcessKernel((await testCorpus()).dir);
+    const { dir } = await testCorpus();
+    kernel = Object.assign(await startInProcessKernel(dir), { dataDir: dir });
   });
   after(() => kernel?.stop());
 
-  it('records every hop in kstyles_ipc_request_duration_seconds', async () => {
-    const res = await fetch(`${kernel.gateway.url}/files/docs/hello%20world.txt`);
-    assert.equal(res.status, 200);
-    await res.arrayBuffer();
+  /** How many gateway→fs requests of `op` the gateway has recorded (all outcomes). */
+  async function gatewayRequests(op: 'stat' | 'read'): Promise<number> {
+    const text = await (await fetch(`${kernel.gateway.url}/metrics`)).text();
+    const pattern = new RegExp(
+      `^kstyles_ipc_request_duration_seconds_count\\{from="gateway",to="fs",op="${op}",outcome="[^"]+"\\} (\\d+)$`,
+      'gm',
+    );
+    return [...text.matchAll(pattern)].reduce((sum, match) => sum + Number(match[1]), 0);
+  }
+
+  /** Runs `request` and returns what it answered plus the gateway→fs requests it cost. */
+  async function costOf(request: () => Promise<Response>) {
+    const [stats, reads] = [await gatewayRequests('stat'), await gatewayRequests('read')];
+    const res = await request();
+    const body = Buffer.from(await res.arrayBuffer());
+    return {
+      res,
+      body,
+      stats: (await gatewayRequests('stat')) - stats,
+      reads: (await gatewayRequests('read')) - reads,
+    };
+  }
+
+  it('serves a small file with exactly one gateway→fs request (the stat carries the bytes)', async () => {
+    const expected = await readFile(path.join(kernel.dataDir, 'docs/hello world.txt'));
+    const get = await costOf(() => fetch(`${kernel.gateway.url}/files/docs/hello%20world.txt`));
+    assert.equal(get.res.status, 200);
+    assert.deepEqual(get.body, expected);
+    assert.deepEqual([get.stats, get.reads], [1, 0], 'one stat, no read');
     const text = await (await fetch(`${kernel.gateway.url}/metrics`)).text();
     assert.match(
       text,
       /kstyles_ipc_request_duration_seconds_count\{from="gateway",to="fs",op="stat",outcome="ok"\} [1-9]/,
     );
+    const head = await costOf(() =>
+      fetch(`${kernel.gateway.url}/files/docs/hello%20world.txt`, { method: 'HEAD' }),
+    );
+    assert.equal(head.res.status, 200);
+    assert.equal(head.res.headers.get('content-length'), String(expected.length));
+    assert.deepEqual([head.stats, head.reads], [1, 0]);
+  });
+
+  it('reads ranges outside (or reaching past) the prefetched bytes with chunk requests', async () => {
+    const whole = await readFile(path.join(kernel.dataDir, 'bench/1m.bin'));
+    const url = `${kernel.gateway.url}/files/bench/1m.bin`;
+    const cases: Array<[string, number, number, number]> = [
+      // range, start, end, read requests expected
+      ['bytes=0-99', 0, 99, 0],
+      ['bytes=100000-100999', 100_000, 100_999, 1],
+      ['bytes=65000-70000', 65_000, 70_000, 1],
+    ];
+    for (const [range, start, end, reads] of cases) {
+      const got = await costOf(() => fetch(url, { headers: { range } }));
+      assert.equal(got.res.status, 206, range);
+      assert.deepEqual(got.body, whole.subarray(start, end + 1), range);
+      assert.deepEqual([got.stats, got.reads], [1, reads], `${range}: requests`);
+    }
+    const full = await costOf(() => fetch(url));
+    assert.equal(full.res.status, 200);
+    assert.deepEqual(full.body, whole);
+    assert.deepEqual(
+      [full.stats, full.reads],
+      [1, Math.ceil((whole.length - 64 * 1024) / (256 * 1024))],
+      'the first 64 KiB came with the stat; the rest in 256 KiB chunks',
+    );
+    const text = await (await fetch(`${kernel.gateway.url}/metrics`)).text();
     assert.match(
       text,
       /kstyles_ipc_request_duration_seconds_count\{from="gateway",to="fs",op="read",outcome="ok"\} [1-9]/,

@@ -1,7 +1,10 @@
 /**
- * The gateway's FileService over NATS: stat is one `kstyles.fs.stat` request; read pulls the range as a
- * sequence of `kstyles.fs.read` chunk requests (offset/length, at most MAX_CHUNK_BYTES each), one per
- * chunk the HTTP response consumes. Nothing larger than a chunk is ever published or received.
+ * The gateway's FileService over NATS. stat is one `kstyles.fs.stat` request that also asks for the
+ * file's first PREFETCH_BYTES (the file server reads them through its driver hop in the same request);
+ * read serves what lies inside those bytes from memory and pulls the rest as a sequence of
+ * `kstyles.fs.read` chunk requests (offset/length, at most MAX_CHUNK_BYTES each), one per chunk the HTTP
+ * response consumes. A small file thus costs one request; nothing larger than a chunk is ever published
+ * or received.
  */
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
 import { InternalError, type ServiceError, TimeoutError, UnavailableError } from '../contract/errors.ts';
@@ -13,17 +16,30 @@ import {
   MAX_CHUNK_BYTES,
   type ReadinessReport,
 } from '../contract/file-service.ts';
-import { getStat, putSpan, putStat, remainingMs, withDeadline } from './headers.ts';
+import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from './headers.ts';
 import { type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from './ipc.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from './subjects.ts';
 
 /** Seconds a client should wait before retrying while a server behind the gateway restarts. */
 const RETRY_AFTER_SECONDS = 1;
 
+/**
+ * Bytes the stat reply carries: all of a small file (the load's "small" class is < 64 KiB), and only a
+ * quarter chunk of a large one, so a HEAD-like use of a large file's stat stays cheap.
+ */
+export const PREFETCH_BYTES = 64 * 1024;
+
+/** Bytes a stat reply carried, with the identity they belong to. */
+type Prefetched = { path: string; etag: string; bytes: Uint8Array };
+
+const encoder = new TextEncoder();
+
 export class NatsFileService implements FileService {
   readonly #nc: NatsConnection;
   readonly #metrics: IpcMetrics | undefined;
   readonly #from: string;
+  /** Keyed by the FileStat object stat returned: the bytes live exactly as long as the caller's stat. */
+  readonly #prefetched = new WeakMap<FileStat, Prefetched>();
 
   constructor(nc: NatsConnection, options: { metrics?: IpcMetrics; from?: string } = {}) {
     this.#nc = nc;
@@ -32,14 +48,35 @@ export class NatsFileService implements FileService {
   }
 
   async stat(rawPath: string, options: CallOptions): Promise<FileStat> {
-    const msg = await this.#call('stat', SUBJECTS.fsStat, new TextEncoder().encode(rawPath), options, () =>
-      withDeadline(options.deadline),
-    );
-    return getStat(msg);
+    const msg = await this.#call('stat', SUBJECTS.fsStat, encoder.encode(rawPath), options, () => {
+      const h = withDeadline(options.deadline);
+      if (!options.statOnly) h.set(HEADERS.prefetch, String(PREFETCH_BYTES));
+      return h;
+    });
+    const stat = getStat(msg);
+    const carried = msg.data.byteLength;
+    if (carried > Math.min(stat.size, PREFETCH_BYTES)) {
+      throw new InternalError(
+        `the file server sent ${carried} bytes with the stat of ${stat.path} (${stat.size} bytes), more than asked for`,
+      );
+    }
+    if (carried > 0) this.#prefetched.set(stat, { path: stat.path, etag: stat.etag, bytes: msg.data });
+    return stat;
   }
 
   async *read(stat: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
-    for (let position = range.start; position <= range.end; position += MAX_CHUNK_BYTES) {
+    let position = range.start;
+    const prefetched = this.#prefetched.get(stat);
+    // The bytes came with this very stat object; the identity check guards against a caller that
+    // edited it in between.
+    if (prefetched && prefetched.path === stat.path && prefetched.etag === stat.etag) {
+      const end = Math.min(range.end, prefetched.bytes.byteLength - 1);
+      if (position <= end) {
+        yield prefetched.bytes.subarray(position, end + 1);
+        position = end + 1;
+      }
+    }
+    for (; position <= range.end; position += MAX_CHUNK_BYTES) {
       if (options.signal?.aborted) return;
       const length = Math.min(MAX_CHUNK_BYTES, range.end - position + 1);
       const msg = await this.#call('read', SUBJECTS.fsRead, undefined, options, () =>

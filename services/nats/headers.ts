@@ -33,6 +33,8 @@ export const HEADERS = {
   contentType: 'Kstyles-Content-Type',
   offset: 'Kstyles-Offset',
   length: 'Kstyles-Length',
+  /** On a stat request: how many of the file's first bytes the reply should carry as its payload. */
+  prefetch: 'Kstyles-Prefetch',
   /** Service instance id of the server that answered (the file server uses it to tell crashes apart). */
   instance: 'Kstyles-Instance',
 } as const;
@@ -139,6 +141,16 @@ export function getSpan(msg: Msg, maxLength: number): { offset: number; length: 
     );
   }
   return { offset, length };
+}
+
+/** How many bytes a stat request asks to be sent along (0 when it asks for none), at most `max`. */
+export function getPrefetch(msg: Msg, max: number): number {
+  const raw = msg.headers?.get(HEADERS.prefetch);
+  const bytes = raw ? Number(raw) : 0;
+  if (!(Number.isSafeInteger(bytes) && bytes >= 0)) {
+    throw new InternalError(`malformed stat on ${msg.subject}: header ${HEADERS.prefetch} is ${raw}`);
+  }
+  return Math.min(bytes, max);
 }
 
 const oneLine = (text: string) => text.replace(/[\r\n]+/g, ' ');
