@@ -137,9 +137,9 @@ export class NatsBlockReader implements BlockReader {
             headers,
             timeoutMs: Math.min(this.#attemptTimeoutMs, remainingMs(deadline) - HOP_ALLOWANCE_MS),
           });
-          const watch = new AbortController();
-          const result = await Promise.race([pending, this.#watchForCrash(snapshot, watch.signal)]);
-          watch.abort();
+          const watch = this.#watchForCrash(snapshot);
+          const result = await Promise.race([pending, watch.crashed]);
+          watch.stop();
           if (result === CRASHED) {
             // The driver holding the attempt died: no need to wait for the attempt's timeout.
             crashSeen = true;
@@ -233,21 +233,31 @@ export class NatsBlockReader implements BlockReader {
   }
 
   /**
-   * Resolves CRASHED as soon as a driver that could hold the attempt has vanished; checks only once the
-   * attempt is slower than a normal read (probeTimeoutMs), then every probeTimeoutMs. Never resolves
-   * otherwise; stops when `signal` aborts.
+   * `crashed` resolves CRASHED as soon as a driver that could hold the attempt has vanished; it checks
+   * only once the attempt is slower than a normal read (probeTimeoutMs), then every probeTimeoutMs, and
+   * never resolves otherwise or after stop(). A plain timer rather than an AbortSignal: this runs for
+   * every read, and an aborted signal costs an AbortError each time.
    */
-  async #watchForCrash(snapshot: string[], signal: AbortSignal): Promise<typeof CRASHED> {
-    const never = new Promise<never>(() => {});
-    try {
-      for (;;) {
-        await sleep(BLOCK_READER_DEFAULTS.probeTimeoutMs, undefined, { signal });
-        if (await this.#crashedSince(snapshot)) return signal.aborted ? never : CRASHED;
-        if (signal.aborted) return never;
-      }
-    } catch {
-      return never;
-    }
+  #watchForCrash(snapshot: string[]): { crashed: Promise<typeof CRASHED>; stop(): void } {
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const crashed = new Promise<typeof CRASHED>((resolve) => {
+      const check = async () => {
+        if (await this.#crashedSince(snapshot)) {
+          if (!stopped) resolve(CRASHED);
+        } else if (!stopped) {
+          timer = setTimeout(check, BLOCK_READER_DEFAULTS.probeTimeoutMs);
+        }
+      };
+      timer = setTimeout(check, BLOCK_READER_DEFAULTS.probeTimeoutMs);
+    });
+    return {
+      crashed,
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
   }
 
   /** Whether a driver instance that could have held the timed-out attempt is gone from NATS. */

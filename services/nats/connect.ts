@@ -44,6 +44,9 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     timeout: NATS_CLIENT_DEFAULTS.connectTimeoutMs,
     pingInterval: NATS_CLIENT_DEFAULTS.pingIntervalMs,
     maxPingOut: NATS_CLIENT_DEFAULTS.maxPingOut,
+    // Otherwise every request builds two Errors up front (for a stack trace of a timeout that almost
+    // never happens); failures are classified by type (ipc.ts), never by their stack.
+    noAsyncTraces: true,
   });
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<never>((_, reject) => {
