@@ -18,6 +18,9 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
 export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 'gateway' } as const;
 
+/** The gateway's health check may take this many heartbeat timeouts (2 s with the defaults). */
+export const GATEWAY_HEALTH_TIMEOUT_FACTOR = 4;
+
 /** Default ports of a local run (DESIGN.md section 9); 0 anywhere means "any free port". */
 export const MICROKERNEL_PORTS = {
   http: 8082,
@@ -131,7 +134,13 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
         options.httpHost,
         ...(options.deadlineMs !== undefined ? ['--deadline-ms', String(options.deadlineMs)] : []),
       ]),
-      health: { kind: 'http', url: `http://${loopbackOf(options.httpHost)}:${options.httpPort}/healthz` },
+      // /healthz shares the event loop with the requests: an overloaded gateway answers it late, and
+      // must not be SIGKILLed for it like a hung one (a real hang is seen a few seconds later instead).
+      health: {
+        kind: 'http',
+        url: `http://${loopbackOf(options.httpHost)}:${options.httpPort}/healthz`,
+        timeoutMs: Math.min(60_000, GATEWAY_HEALTH_TIMEOUT_FACTOR * options.heartbeat.timeoutMs),
+      },
     },
   );
   const supervisorCreds = options.credentials?.supervisor;

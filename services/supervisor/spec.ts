@@ -15,12 +15,21 @@ export type Strategy = (typeof STRATEGIES)[number];
 
 export type HealthCheck =
   /** A `$SRV.PING.<service>` request through NATS; the answer must come from this child. */
-  | { kind: 'nats-ping'; service: string }
-  /** A GET that must answer 200. */
-  | { kind: 'http'; url: string }
-  /** A TCP connect. Note: a SIGSTOPped process still accepts connections, so this cannot see hangs. */
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'none' };
+  (
+    | { kind: 'nats-ping'; service: string }
+    /** A GET that must answer 200. */
+    | { kind: 'http'; url: string }
+    /** A TCP connect. Note: a SIGSTOPped process still accepts connections, so this cannot see hangs. */
+    | { kind: 'tcp'; host: string; port: number }
+    | { kind: 'none' }
+  ) & {
+    /**
+     * How long one check of this child may take; default the heartbeat's timeoutMs. For a child whose
+     * health endpoint shares its event loop with its work, so that an overloaded child is not taken for
+     * a hung one (at the price of seeing a real hang later).
+     */
+    timeoutMs?: number;
+  };
 
 export type ChildSpec = {
   /** Subject-token safe ([A-Za-z0-9_-]): it appears in subjects, metrics labels and log prefixes. */
@@ -194,27 +203,34 @@ function oneOf<T extends string>(
   return value as T;
 }
 
+/** A check slower than a minute is no heartbeat. */
+const MAX_HEALTH_TIMEOUT_MS = 60_000;
+
 function parseHealth(raw: unknown, field: string, hasNats: boolean): HealthCheck {
   if (raw === undefined) return { kind: 'none' };
   if (!isObject(raw)) fail(field, `must be an object, got ${JSON.stringify(raw)}`);
   const kind = oneOf(raw, 'kind', `${field}.kind`, ['nats-ping', 'http', 'tcp', 'none'] as const, 'none');
+  if (kind === 'none') return { kind };
+  const timeout =
+    raw['timeoutMs'] === undefined
+      ? {}
+      : { timeoutMs: num(raw, 'timeoutMs', `${field}.timeoutMs`, -1, 1, MAX_HEALTH_TIMEOUT_MS) };
   switch (kind) {
     case 'nats-ping':
       if (!hasNats) fail(field, "is a nats-ping check, but the spec has no 'nats' connection options");
-      return { kind, service: str(raw, 'service', `${field}.service`, { token: true }) };
+      return { kind, service: str(raw, 'service', `${field}.service`, { token: true }), ...timeout };
     case 'http': {
       const url = str(raw, 'url', `${field}.url`);
       if (!/^https?:\/\//.test(url)) fail(`${field}.url`, `must be an http:// or https:// URL, got '${url}'`);
-      return { kind, url };
+      return { kind, url, ...timeout };
     }
     case 'tcp':
       return {
         kind,
         host: str(raw, 'host', `${field}.host`),
         port: num(raw, 'port', `${field}.port`, -1, 1, 65535),
+        ...timeout,
       };
-    default:
-      return { kind: 'none' };
   }
 }
 

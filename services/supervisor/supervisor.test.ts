@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import {
   SupervisorControlClient,
@@ -113,6 +114,20 @@ describe('spec validation', () => {
       /used twice/,
     );
     assert.equal(parseSupervisorSpec(base).children[0]?.restart, 'permanent');
+    const withHealth = (health: unknown) =>
+      parseSupervisorSpec({ ...base, children: [{ name: 'a', command: 'node', health }] }).children[0]
+        ?.health;
+    assert.deepEqual(withHealth({ kind: 'http', url: 'http://127.0.0.1:1/', timeoutMs: 2000 }), {
+      kind: 'http',
+      url: 'http://127.0.0.1:1/',
+      timeoutMs: 2000,
+    });
+    for (const timeoutMs of [0, -5, 'soon', 60_001]) {
+      assert.throws(
+        () => withHealth({ kind: 'tcp', host: '127.0.0.1', port: 1, timeoutMs }),
+        /children\[0\]\.health\.timeoutMs must be a number from 1 to 60000/,
+      );
+    }
   });
 
   test('backoff: immediate first restart, then growing with bounded jitter, capped', () => {
@@ -322,6 +337,30 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
 
   const natsChild = (name: string) =>
     child(name, ['--nats', nats.url, '--service', name], { health: { kind: 'nats-ping', service: name } });
+
+  test("a child's own health timeoutMs tolerates a slow health check the heartbeat timeout would not", async (t) => {
+    // Both answer their health check after 300 ms; the heartbeat allows 100 ms, the patient child 1 s.
+    const slow = await httpChild('slow', ['--http-delay-ms', '300']);
+    const patient = await httpChild('patient', ['--http-delay-ms', '300']);
+    patient.health = { ...patient.health!, timeoutMs: 1000 } as ChildSpec['health'];
+    const sup = await supervise(t, {
+      id: 'slowhealth',
+      heartbeat: { ...FAST, startTimeoutMs: 1000 },
+      children: [patient, slow],
+    });
+    const events = collect(sup);
+    const hung = await nextEvent(sup, (e) => e.type === 'hung' && e.service === 'slow', 10_000);
+    assert.equal(hung.service, 'slow');
+    await sleep(1500);
+    assert.deepEqual(
+      events.filter((e) => e.service === 'patient' && e.type !== 'started' && e.type !== 'ready'),
+      [],
+      'the patient child was never taken for hung',
+    );
+    const patientStatus = sup.status().children.find((c) => c.name === 'patient');
+    assert.equal(patientStatus?.state, 'up');
+    assert.equal(patientStatus?.restarts, 0);
+  });
 
   test('a SIGSTOPped child is caught as hung within ~2 s with default heartbeat, killed and restarted', async (t) => {
     const sup = await supervise(t, { id: 'hang', nats: { servers: nats.url }, children: [natsChild('svc')] });

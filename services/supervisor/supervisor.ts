@@ -422,7 +422,8 @@ export class Supervisor extends EventEmitter {
   /** 'unknown' when the check cannot be made (NATS down or just back): it neither passes nor misses. */
   async #check(child: Child): Promise<'ok' | 'fail' | 'unknown'> {
     const { health } = child.spec;
-    const { timeoutMs, natsGraceMs } = this.spec.heartbeat;
+    const { natsGraceMs } = this.spec.heartbeat;
+    const timeoutMs = health.timeoutMs ?? this.spec.heartbeat.timeoutMs;
     switch (health.kind) {
       case 'http':
         return (await checkHttp(health.url, timeoutMs)) ? 'ok' : 'fail';
