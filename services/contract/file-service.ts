@@ -27,8 +27,9 @@ export type CallOptions = {
   /** Aborted when the client went away; implementations stop work early. */
   signal?: AbortSignal;
   /**
-   * For `stat`: the caller will read no bytes after it (a HEAD request), so an implementation that
-   * fetches a file's first bytes along with its stat should not.
+   * For `stat`: the caller expects to read no bytes after it (a HEAD, or a GET with If-None-Match, most
+   * often answered 304), so an implementation that fetches a file's first bytes along with its stat
+   * should not. A wrong guess costs only speed.
    */
   statOnly?: boolean;
 };

@@ -134,7 +134,8 @@ export async function serveFile(
     const deadline = Date.now() + deadlineMs;
     const abort = new AbortController();
     res.once('close', () => abort.abort());
-    const options = { deadline, signal: abort.signal, statOnly: req.method === 'HEAD' };
+    const statOnly = req.method === 'HEAD' || req.headers['if-none-match'] !== undefined;
+    const options = { deadline, signal: abort.signal, statOnly };
     // After the first chunk each chunk gets a deadline of its own, from when it is asked for: a client
     // that reads slowly holds its stream open, but the service must still answer every chunk in time.
     const nextChunk = (chunks: AsyncIterator<Uint8Array>) => {

@@ -73,6 +73,16 @@ describe('microkernel gateway metrics and bus permissions', () => {
     assert.equal(head.res.status, 200);
     assert.equal(head.res.headers.get('content-length'), String(expected.length));
     assert.deepEqual([head.stats, head.reads], [1, 0]);
+    // A conditional GET asks for no prefetch: a 304 costs one stat, a miss one stat and one read.
+    const etag = get.res.headers.get('etag')!;
+    const url = `${kernel.gateway.url}/files/docs/hello%20world.txt`;
+    const hit = await costOf(() => fetch(url, { headers: { 'if-none-match': etag } }));
+    assert.equal(hit.res.status, 304);
+    assert.deepEqual([hit.stats, hit.reads], [1, 0]);
+    const miss = await costOf(() => fetch(url, { headers: { 'if-none-match': '"stale"' } }));
+    assert.equal(miss.res.status, 200);
+    assert.deepEqual(miss.body, expected);
+    assert.deepEqual([miss.stats, miss.reads], [1, 1]);
   });
 
   it('reads ranges outside (or reaching past) the prefetched bytes with chunk requests', async () => {

@@ -1,6 +1,7 @@
 /**
  * The gateway's FileService over NATS. stat is one `kstyles.fs.stat` request that also asks for the
- * file's first PREFETCH_BYTES (the file server reads them through its driver hop in the same request);
+ * file's first PREFETCH_BYTES (the file server reads them through its driver hop in the same request;
+not when the caller expects to read nothing, CallOptions.statOnly);
  * read serves what lies inside those bytes from memory and pulls the rest as a sequence of
  * `kstyles.fs.read` chunk requests (offset/length, at most MAX_CHUNK_BYTES each), one per chunk the HTTP
  * response consumes. A small file thus costs one request; nothing larger than a chunk is ever published
