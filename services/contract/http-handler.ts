@@ -133,7 +133,10 @@ export async function serveFile(
     const deadlineMs = ctx.deadlineMs ?? DEFAULT_DEADLINE_MS;
     const deadline = Date.now() + deadlineMs;
     const abort = new AbortController();
-    res.once('close', () => abort.abort());
+    // Only a client that left early aborts the work (an abort builds an exception: not on every request).
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
     const statOnly = req.method === 'HEAD' || req.headers['if-none-match'] !== undefined;
     const options = { deadline, signal: abort.signal, statOnly };
     // After the first chunk each chunk gets a deadline of its own, from when it is asked for: a client
@@ -171,6 +174,12 @@ export async function serveFile(
     // Read the first chunk before the status line, so a failing read still gets a proper error status.
     const first = await withDeadline(chunks.next(), deadline, 'the file service');
     res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
+    if (!first.done && first.value.byteLength === headers['content-length']) {
+      // The whole body in one chunk (most files): headers and bytes leave in one write.
+      await chunks.return?.();
+      res.end(first.value);
+      return;
+    }
     for (let next = first; !next.done; next = await nextChunk(chunks)) {
       if (res.destroyed) {
         await chunks.return?.();

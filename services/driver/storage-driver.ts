@@ -108,9 +108,10 @@ export class StorageDriver implements BlockReader {
       });
     }
     const stat = await handle.stat();
-    if (stat.ino !== file.ino) {
+    // The same inode number can come back for a new file: size and mtime must match the stat too.
+    if (stat.ino !== file.ino || stat.mtimeMs !== file.mtimeMs || stat.size !== file.size) {
       await handle.close();
-      throw new InternalError(`${file.relPath} was replaced while being read; retry the request`);
+      throw new InternalError(`${file.relPath} changed since it was stat-ed; retry the request`);
     }
     const entry: CachedHandle = { handle, ino: stat.ino, mtimeMs: stat.mtimeMs, refs: 0, retired: false };
     const previous = this.handles.get(file.realPath);

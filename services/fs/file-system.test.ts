@@ -97,6 +97,32 @@ describe('FileSystem confinement on the real path', () => {
   });
 });
 
+describe('FileSystem reads what it stat-ed', () => {
+  it('refuses to read a file replaced between stat and read, instead of serving the new bytes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kstyles-fs-'));
+    const fileSystem = await FileSystem.open(dir, new StorageDriver());
+    try {
+      await writeFile(join(dir, 'a.txt'), 'first version');
+      const stat = await fileSystem.stat('a.txt', { deadline: Date.now() + 5000 });
+      await rm(join(dir, 'a.txt'));
+      await writeFile(join(dir, 'a.txt'), 'other content');
+      const reading = async () => {
+        for await (const _ of fileSystem.read(
+          stat,
+          { start: 0, end: stat.size - 1 },
+          { deadline: Date.now() + 5000 },
+        )) {
+          // drained
+        }
+      };
+      await assert.rejects(reading(), { code: ErrorCode.INTERNAL });
+    } finally {
+      await fileSystem.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('FileSystem.open', () => {
   it('names a missing data directory and says how to create it', async () => {
     await assert.rejects(

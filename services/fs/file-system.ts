@@ -28,6 +28,13 @@ export type ResolvedFile = { stat: FileStat; ref: FileRef };
  * address space it lives).
  */
 export class FileSystem implements FileService {
+  /**
+   * What `stat` resolved, for the `read` that follows with the same FileStat: the path is resolved once
+   * per request. Reading it later is safe: the driver opens the real path with O_NOFOLLOW and checks
+   * that the inode is still the one stat-ed.
+   */
+  private readonly statted = new WeakMap<FileStat, FileRef>();
+
   private constructor(
     readonly root: string,
     private readonly driver: BlockReader,
@@ -67,15 +74,22 @@ export class FileSystem implements FileService {
 
   async stat(rawPath: string, options: CallOptions): Promise<FileStat> {
     checkDeadline(options);
-    return (await this.resolve(rawPath)).stat;
+    const { stat, ref } = await this.resolve(rawPath);
+    this.statted.set(stat, ref);
+    return stat;
   }
 
   async *read(file: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
+    yield* this.readRange(this.statted.get(file) ?? (await this.refOf(file)), range, options);
+  }
+
+  /** Resolves a FileStat that came from elsewhere (over NATS) again, and checks it is the same file. */
+  private async refOf(file: FileStat): Promise<FileRef> {
     const { stat: current, ref } = await this.resolveNormalized(file.path);
     if (current.etag !== file.etag) {
       throw new InternalError(`${file.path} changed since it was stat-ed; retry the request`);
     }
-    yield* this.readRange(ref, range, options);
+    return ref;
   }
 
   /** Reads `range` of a file this FileSystem resolved, without resolving it again. */
