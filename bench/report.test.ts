@@ -63,6 +63,13 @@ describe('benchTables', () => {
     assert.equal(perf!.rows[0]![2], '< 10');
   });
 
+  it('says when the search reached its ceiling without a failure', () => {
+    const t = target('floor', 32_000, 0);
+    t.throughput['4k']!.firstFailure = null;
+    const [perf] = benchTables(results([t]));
+    assert.equal(perf!.rows[0]![2], '≥32,000 (ceiling)');
+  });
+
   it('renders Markdown with every table', () => {
     const md = renderMarkdown(results([target('floor', 4000, 0)]));
     assert.match(md, /## Throughput and latency/);

@@ -54,6 +54,8 @@ function throughputCell(t: TargetBench, size: SizeKey): string {
 
 function throughputNumber(r: ThroughputResult): string {
   if (r.maxRate === 0) return `< ${count(r.firstFailure?.rate ?? 0)}`;
+  // Nothing failed: the search stopped at its ceiling.
+  if (r.firstFailure === null) return `≥${count(r.maxRate)} (ceiling)`;
   return `${r.generatorBound ? '≥' : ''}${count(r.maxRate)}`;
 }
 
