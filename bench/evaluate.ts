@@ -32,107 +32,78 @@ const rps = (r: number) => `${Math.round(r).toLocaleString('en-US')} req/s`;
 /** The monolith reaches at least this share of the node:http floor's 4 KiB throughput. */
 export const MONOLITH_FLOOR_SHARE = 0.6;
 
+type Verdict = { met: boolean; evidence: string };
+
+/** One target: 'not measured' (naming what is missing) unless every input was measured. */
+function check(
+  id: TargetCheck['id'],
+  statement: string,
+  inputs: Array<[label: string, value: number | null]>,
+  judge: (...values: number[]) => Verdict,
+): TargetCheck {
+  const lack = inputs.filter(([, value]) => value === null).map(([label]) => label);
+  if (lack.length > 0)
+    return { id, statement, status: 'not measured', evidence: `not measured: ${lack.join(', ')}` };
+  const { met, evidence } = judge(...inputs.map(([, value]) => value as number));
+  return { id, statement, status: met ? 'met' : 'missed', evidence };
+}
+
 /** Evaluates the issue's four targets; a missing number gives 'not measured' with what is missing. */
 export function evaluateTargets(targets: TargetBench[], nats: NatsRoundTrip | null): TargetCheck[] {
-  const checks: TargetCheck[] = [];
-  const missing = (what: string[]) => `not measured: ${what.join(', ')}`;
-
-  {
-    const floor = maxRateOf(targets, 'floor', '4k');
-    const mono = maxRateOf(targets, 'monolith', '4k');
-    const statement = `monolith ≥ ${MONOLITH_FLOOR_SHARE * 100}% of the node:http floor's max throughput, 4 KiB`;
-    const r = ratio(mono, floor);
-    if (r === null || mono === null || floor === null) {
-      const lack = [
-        floor === null || floor === 0 ? 'floor 4 KiB throughput' : '',
-        mono === null ? 'monolith 4 KiB throughput' : '',
-      ];
-      checks.push({
-        id: 'monolith-vs-floor',
-        statement,
-        status: 'not measured',
-        evidence: missing(lack.filter(Boolean)),
-      });
-    } else {
-      checks.push({
-        id: 'monolith-vs-floor',
-        statement,
-        status: r >= MONOLITH_FLOOR_SHARE ? 'met' : 'missed',
-        evidence: `monolith ${rps(mono)} / floor ${rps(floor)} = ${(r * 100).toFixed(0)}% (target ≥ ${MONOLITH_FLOOR_SHARE * 100}%)`,
-      });
-    }
-  }
-  {
-    const mono = p50Of(targets, 'monolith', '4k');
-    const micro = p50Of(targets, 'microkernel', '4k');
-    const statement =
-      "microkernel median latency ≤ monolith's + two NATS round trips, 4 KiB at the common rate";
-    if (mono === null || micro === null || nats === null) {
-      const lack = [
-        mono === null ? 'monolith 4 KiB p50' : '',
-        micro === null ? 'microkernel 4 KiB p50' : '',
-        nats === null ? 'NATS round trip' : '',
-      ];
-      checks.push({
-        id: 'microkernel-latency',
-        statement,
-        status: 'not measured',
-        evidence: missing(lack.filter(Boolean)),
-      });
-    } else {
-      const bound = mono + 2 * nats.p50Us;
-      checks.push({
-        id: 'microkernel-latency',
-        statement,
-        status: micro <= bound ? 'met' : 'missed',
-        evidence: `microkernel p50 ${ms(micro)} vs monolith p50 ${ms(mono)} + 2 × NATS p50 ${ms(nats.p50Us)} = ${ms(bound)}`,
-      });
-    }
-  }
-  {
-    const mono = maxRateOf(targets, 'monolith', '4k');
-    const uni = maxRateOf(targets, 'unikernel', '4k');
-    const statement = "unikernel max throughput ≥ monolith's, 4 KiB";
-    if (mono === null || uni === null) {
-      const lack = [
-        mono === null ? 'monolith 4 KiB throughput' : '',
-        uni === null ? 'unikernel 4 KiB throughput' : '',
-      ];
-      checks.push({
-        id: 'unikernel-throughput',
-        statement,
-        status: 'not measured',
-        evidence: missing(lack.filter(Boolean)),
-      });
-    } else {
-      checks.push({
-        id: 'unikernel-throughput',
-        statement,
-        status: uni >= mono ? 'met' : 'missed',
+  const floor4k = maxRateOf(targets, 'floor', '4k');
+  const coldStart = (name: TargetName) => byName(targets, name)?.coldStart?.medianMs ?? null;
+  return [
+    check(
+      'monolith-vs-floor',
+      `monolith ≥ ${MONOLITH_FLOOR_SHARE * 100}% of the node:http floor's max throughput, 4 KiB`,
+      [
+        ['floor 4 KiB throughput', floor4k === 0 ? null : floor4k],
+        ['monolith 4 KiB throughput', maxRateOf(targets, 'monolith', '4k')],
+      ],
+      (floor, mono) => ({
+        met: mono / floor >= MONOLITH_FLOOR_SHARE,
+        evidence: `monolith ${rps(mono)} / floor ${rps(floor)} = ${((mono / floor) * 100).toFixed(0)}% (target ≥ ${MONOLITH_FLOOR_SHARE * 100}%)`,
+      }),
+    ),
+    check(
+      'microkernel-latency',
+      "microkernel median latency ≤ monolith's + two NATS round trips, 4 KiB at the common rate",
+      [
+        ['monolith 4 KiB p50', p50Of(targets, 'monolith', '4k')],
+        ['microkernel 4 KiB p50', p50Of(targets, 'microkernel', '4k')],
+        ['NATS round trip', nats?.p50Us ?? null],
+      ],
+      (mono, micro, natsP50) => {
+        const bound = mono + 2 * natsP50;
+        return {
+          met: micro <= bound,
+          evidence: `microkernel p50 ${ms(micro)} vs monolith p50 ${ms(mono)} + 2 × NATS p50 ${ms(natsP50)} = ${ms(bound)}`,
+        };
+      },
+    ),
+    check(
+      'unikernel-throughput',
+      "unikernel max throughput ≥ monolith's, 4 KiB",
+      [
+        ['monolith 4 KiB throughput', maxRateOf(targets, 'monolith', '4k')],
+        ['unikernel 4 KiB throughput', maxRateOf(targets, 'unikernel', '4k')],
+      ],
+      (mono, uni) => ({
+        met: uni >= mono,
         evidence: `unikernel ${rps(uni)} vs monolith ${rps(mono)} (${formatRatio(ratio(uni, mono))})`,
-      });
-    }
-  }
-  {
-    const mono = byName(targets, 'monolith')?.coldStart?.medianMs ?? null;
-    const uni = byName(targets, 'unikernel')?.coldStart?.medianMs ?? null;
-    const statement = "unikernel cold start (median spawn → first 200) below the monolith's";
-    if (mono === null || uni === null) {
-      const lack = [mono === null ? 'monolith cold start' : '', uni === null ? 'unikernel cold start' : ''];
-      checks.push({
-        id: 'unikernel-cold-start',
-        statement,
-        status: 'not measured',
-        evidence: missing(lack.filter(Boolean)),
-      });
-    } else {
-      checks.push({
-        id: 'unikernel-cold-start',
-        statement,
-        status: uni < mono ? 'met' : 'missed',
+      }),
+    ),
+    check(
+      'unikernel-cold-start',
+      "unikernel cold start (median spawn → first 200) below the monolith's",
+      [
+        ['monolith cold start', coldStart('monolith')],
+        ['unikernel cold start', coldStart('unikernel')],
+      ],
+      (mono, uni) => ({
+        met: uni < mono,
         evidence: `unikernel ${uni.toFixed(0)} ms vs monolith ${mono.toFixed(0)} ms (${formatRatio(ratio(uni, mono))})`,
-      });
-    }
-  }
-  return checks;
+      }),
+    ),
+  ];
 }
