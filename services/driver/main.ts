@@ -13,7 +13,7 @@ import { intFlag } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
 import { createFaultsInjectedCounter } from '../contract/metrics.ts';
 import { serveMetricsHttp } from '../nats/metrics-http.ts';
-import { NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { metricsFlags, NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
 import { chaosFromEnv, DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
 import { startDriverServer } from './nats-server.ts';
 import { DEFAULT_SLOW_MS, slowFaultToggle } from './slow-fault.ts';
@@ -60,19 +60,7 @@ await runServerMain({
         env: 'KSTYLES_CHAOS',
         description: 'enable the fault hooks (poison path, latency, error rate, crashloop)',
       },
-      'metrics-port': {
-        type: 'string',
-        env: 'KSTYLES_DRIVER_METRICS_PORT',
-        value: 'P',
-        description: 'serve GET /metrics on this port (0 = any free port; absent = none)',
-      },
-      'metrics-host': {
-        type: 'string',
-        env: 'KSTYLES_METRICS_HOST',
-        value: 'H',
-        default: '127.0.0.1',
-        description: 'address of the metrics port',
-      },
+      ...metricsFlags('KSTYLES_DRIVER_METRICS_PORT'),
       'max-open-files': {
         type: 'string',
         env: 'KSTYLES_DRIVER_MAX_OPEN_FILES',

@@ -8,7 +8,7 @@ import { intFlag, UsageError } from '../../cli/args.ts';
 import { BLOCK_READER_DEFAULTS, NatsBlockReader } from '../nats/block-reader-client.ts';
 import { createIpcMetrics } from '../nats/ipc.ts';
 import { serveMetricsHttp } from '../nats/metrics-http.ts';
-import { NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { metricsFlags, NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
 import { FileSystem } from './file-system.ts';
 import { startFileServer } from './nats-server.ts';
 
@@ -27,19 +27,7 @@ await runServerMain({
         default: String(BLOCK_READER_DEFAULTS.attemptTimeoutMs),
         description: 'how long one driver read attempt may take before it is retried',
       },
-      'metrics-port': {
-        type: 'string',
-        env: 'KSTYLES_FS_METRICS_PORT',
-        value: 'P',
-        description: 'serve GET /metrics on this port (0 = any free port; absent = none)',
-      },
-      'metrics-host': {
-        type: 'string',
-        env: 'KSTYLES_METRICS_HOST',
-        value: 'H',
-        default: '127.0.0.1',
-        description: 'address of the metrics port',
-      },
+      ...metricsFlags('KSTYLES_FS_METRICS_PORT'),
     },
   },
   prepare(flags) {

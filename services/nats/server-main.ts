@@ -19,6 +19,25 @@ import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './conne
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 
 /** Flags every server takes; each also reads an environment variable. */
+/** The /metrics flags of a server; `portEnv` names the environment variable of its port. */
+export function metricsFlags(portEnv: string) {
+  return {
+    'metrics-port': {
+      type: 'string',
+      env: portEnv,
+      value: 'P',
+      description: 'serve GET /metrics on this port (0 = any free port; absent = none)',
+    },
+    'metrics-host': {
+      type: 'string',
+      env: 'KSTYLES_METRICS_HOST',
+      value: 'H',
+      default: '127.0.0.1',
+      description: 'address of the metrics port',
+    },
+  } as const;
+}
+
 export const NATS_FLAGS = {
   nats: {
     type: 'string',
