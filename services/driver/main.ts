@@ -12,8 +12,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
 import { createFaultsInjectedCounter } from '../contract/metrics.ts';
-import { serveMetricsHttp } from '../nats/metrics-http.ts';
-import { metricsFlags, NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../nats/server-main.ts';
 import { chaosFromEnv, DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
 import { startDriverServer } from './nats-server.ts';
 import { DEFAULT_SLOW_MS, slowFaultToggle } from './slow-fault.ts';
@@ -87,15 +86,7 @@ await runServerMain({
       maxOpenFiles: intFlag('driver', 'max-open-files', flags['max-open-files'], 1, 100_000),
     });
     const hosted = await startDriverServer(nc, driver, { registry });
-    const metricsPort = flags['metrics-port'];
-    const metrics =
-      metricsPort === undefined
-        ? undefined
-        : await serveMetricsHttp(
-            registry,
-            intFlag('driver', 'metrics-port', metricsPort, 0, 65535),
-            flags['metrics-host'],
-          );
+    const metrics = await serveMetricsFromFlags('driver', registry, flags);
     if (chaos.enabled)
       logLine({
         level: 'warn',

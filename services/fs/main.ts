@@ -7,8 +7,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag, UsageError } from '../../cli/args.ts';
 import { BLOCK_READER_DEFAULTS, NatsBlockReader } from '../nats/block-reader-client.ts';
 import { createIpcMetrics } from '../nats/ipc.ts';
-import { serveMetricsHttp } from '../nats/metrics-http.ts';
-import { metricsFlags, NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../nats/server-main.ts';
 import { FileSystem } from './file-system.ts';
 import { startFileServer } from './nats-server.ts';
 
@@ -42,15 +41,7 @@ await runServerMain({
     });
     const fileSystem = await FileSystem.open(flags.data as string, reader);
     const hosted = await startFileServer(nc, fileSystem, { registry });
-    const metricsPort = flags['metrics-port'];
-    const metrics =
-      metricsPort === undefined
-        ? undefined
-        : await serveMetricsHttp(
-            registry,
-            intFlag('fs', 'metrics-port', metricsPort, 0, 65535),
-            flags['metrics-host'],
-          );
+    const metrics = await serveMetricsFromFlags('fs', registry, flags);
     return {
       facts: { serviceId: hosted.id, data: fileSystem.root, ...(metrics ? { metrics: metrics.url } : {}) },
       stop: async () => {

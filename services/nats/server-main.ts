@@ -4,6 +4,7 @@
  * graceful stop on SIGTERM/SIGINT (stop taking requests, answer those in progress, close, exit 0).
  */
 import type { NatsConnection } from '@nats-io/nats-core';
+import type { Registry } from 'prom-client';
 import {
   type CommandSpec,
   type FlagSpec,
@@ -15,6 +16,7 @@ import {
 import { logLine } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
+import { type MetricsEndpoint, serveMetricsHttp } from './metrics-http.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 
@@ -36,6 +38,17 @@ export function metricsFlags(portEnv: string) {
       description: 'address of the metrics port',
     },
   } as const;
+}
+
+/** Serves /metrics as the metricsFlags ask: nothing when --metrics-port is absent. */
+export async function serveMetricsFromFlags(
+  command: string,
+  registry: Registry,
+  flags: { 'metrics-port'?: string | undefined; 'metrics-host'?: string | undefined },
+): Promise<MetricsEndpoint | undefined> {
+  const port = flags['metrics-port'];
+  if (port === undefined) return undefined;
+  return serveMetricsHttp(registry, intFlag(command, 'metrics-port', port, 0, 65535), flags['metrics-host']);
 }
 
 export const NATS_FLAGS = {
