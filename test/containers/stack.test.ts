@@ -14,7 +14,6 @@
  * e.g. `npm run test:containers -- --test-timeout=1500000` (deploy/ci-docker.sh does).
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -36,6 +35,7 @@ import {
   imageExists,
   inspect,
   LOCAL_BASES,
+  natsPassword,
   REPO,
   run,
   runChecked,
@@ -136,15 +136,15 @@ async function startStack(): Promise<Stack> {
     KSTYLES_NATS_PORT: await freePort(),
     KSTYLES_NATS_MONITOR_PORT: await freePort(),
   };
-  const supervisorPass = randomBytes(12).toString('hex');
+  const supervisorPass = natsPassword();
   const environment: Record<string, string> = {
     ...bases,
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
     KSTYLES_CORPUS_SEED: CORPUS.seed,
     KSTYLES_CORPUS_COUNT: CORPUS.count,
-    KSTYLES_NATS_GATEWAY_PASS: randomBytes(12).toString('hex'),
-    KSTYLES_NATS_FS_PASS: randomBytes(12).toString('hex'),
-    KSTYLES_NATS_DRIVER_PASS: randomBytes(12).toString('hex'),
+    KSTYLES_NATS_GATEWAY_PASS: natsPassword(),
+    KSTYLES_NATS_FS_PASS: natsPassword(),
+    KSTYLES_NATS_DRIVER_PASS: natsPassword(),
     KSTYLES_NATS_SUPERVISOR_PASS: supervisorPass,
   };
   const project = new ComposeProject(PROJECT, path.join(DEPLOY, 'docker-compose.yml'), environment);
