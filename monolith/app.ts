@@ -7,12 +7,12 @@
 import { realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { ServiceError } from '../services/contract/errors.ts';
-import { createExpressApp } from '../services/contract/express-app.ts';
 import type { FileService } from '../services/contract/file-service.ts';
 import { answerClientErrors, type HttpContext } from '../services/contract/http-handler.ts';
 import { closeGracefully, listen, logLine } from '../services/contract/http-server.ts';
 import { createHttpMetrics, type HttpMetrics } from '../services/contract/metrics.ts';
 import type { ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
+import { createExpressApp } from '../services/express/express-app.ts';
 import { openInProcessFileService } from '../services/in-process.ts';
 import { STYLE } from './style.ts';
 

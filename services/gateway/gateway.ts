@@ -5,10 +5,10 @@
 import { createServer } from 'node:http';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
-import { createExpressApp } from '../contract/express-app.ts';
 import { answerClientErrors } from '../contract/http-handler.ts';
 import { closeGracefully, listen } from '../contract/http-server.ts';
 import { createHttpMetrics } from '../contract/metrics.ts';
+import { createExpressApp } from '../express/express-app.ts';
 import { NatsFileService } from '../nats/file-service-client.ts';
 import { createIpcMetrics } from '../nats/ipc.ts';
 
