@@ -13,7 +13,7 @@ import { closeGracefully, listen, logLine } from '../services/contract/http-serv
 import { createHttpMetrics, type HttpMetrics } from '../services/contract/metrics.ts';
 import type { ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
 import { createExpressApp } from '../services/express/express-app.ts';
-import { openInProcessFileService } from '../services/in-process.ts';
+import { openInProcessFileService } from './in-process.ts';
 import { STYLE } from './style.ts';
 
 export type MonolithServerOptions = {
