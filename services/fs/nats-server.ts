@@ -8,7 +8,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { type ByteRange, type CallOptions, MAX_CHUNK_BYTES } from '../contract/file-service.ts';
-import type { FileRef } from '../driver/storage-driver.ts';
+import type { FileRef } from '../driver/block-reader.ts';
 import { assertTimeLeft, deadlineOf, getPrefetch, getSpan, getStat, putStat } from '../nats/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../nats/service-host.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../nats/subjects.ts';

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type NatsConnection, errors as natsErrors } from '@nats-io/nats-core';
 import { InternalError, TimeoutError } from '../contract/errors.ts';
 import { type CallOptions, DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
-import type { BlockReader, FileRef } from '../driver/storage-driver.ts';
+import type { BlockReader, FileRef } from '../driver/block-reader.ts';
 import { HEADERS, HOP_ALLOWANCE_MS, putFileRef, putSpan, remainingMs, withDeadline } from './headers.ts';
 import { type Hop, type IpcMetrics, IpcOutcome, ipcRequest } from './ipc.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from './subjects.ts';
