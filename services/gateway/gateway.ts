@@ -9,8 +9,8 @@ import { answerClientErrors } from '../contract/http-handler.ts';
 import { closeGracefully, listen } from '../contract/http-server.ts';
 import { createHttpMetrics } from '../contract/metrics.ts';
 import { createExpressApp } from '../express/express-app.ts';
-import { NatsFileService } from '../nats/file-service-client.ts';
-import { createIpcMetrics } from '../nats/ipc.ts';
+import { createIpcMetrics } from '../ipc/ipc.ts';
+import { NatsFileService } from './file-service-client.ts';
 
 export const STYLE = 'microkernel';
 

@@ -4,7 +4,7 @@
  * passwords, and to write a static config (passwords as `$ENV_VAR` references) for docker compose.
  */
 import { randomBytes } from 'node:crypto';
-import { SERVICE_NAMES, type ServiceName } from '../nats/subjects.ts';
+import { SERVICE_NAMES, type ServiceName } from '../ipc/subjects.ts';
 import type { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
 
 export const NATS_ROLES = ['gateway', 'fs', 'driver', 'supervisor'] as const;

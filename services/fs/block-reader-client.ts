@@ -15,9 +15,9 @@ import { type NatsConnection, errors as natsErrors } from '@nats-io/nats-core';
 import { InternalError, TimeoutError } from '../contract/errors.ts';
 import { type CallOptions, DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import type { BlockReader, FileRef } from '../driver/block-reader.ts';
-import { HEADERS, HOP_ALLOWANCE_MS, putFileRef, putSpan, remainingMs, withDeadline } from './headers.ts';
-import { type Hop, type IpcMetrics, IpcOutcome, ipcRequest } from './ipc.ts';
-import { pingSubject, SERVICE_NAMES, SUBJECTS } from './subjects.ts';
+import { HEADERS, HOP_ALLOWANCE_MS, putFileRef, putSpan, remainingMs, withDeadline } from '../ipc/headers.ts';
+import { type Hop, type IpcMetrics, IpcOutcome, ipcRequest } from '../ipc/ipc.ts';
+import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 
 export type NatsBlockReaderOptions = {
   /** How long one attempt may wait for the driver. Default 1000 ms (a chunk normally takes ~2 ms). */
