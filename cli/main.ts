@@ -26,7 +26,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   unikernel: {
     summary: 'serve the contract from the single-purpose executable',
-    load: () => import('../unikernel/cli.ts'),
+    load: () => import('../unikernel/runtime/cli.ts'),
   },
   up: { summary: 'run the whole local lab on loopback', load: () => import('../lab/up-cli.ts') },
   ps: {

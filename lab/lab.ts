@@ -14,7 +14,7 @@ import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microke
 import { removeRuntimeState, writeRuntimeState } from '../services/supervisor/runtime-state.ts';
 import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { Supervisor } from '../services/supervisor/supervisor.ts';
-import { chooseLaunch } from '../unikernel/cli.ts';
+import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const KSTYLES = path.join(REPO_ROOT, 'bin', 'kstyles.js');

@@ -118,7 +118,7 @@ export async function ensureUnikernelRootfs(): Promise<void> {
   await runChecked(process.execPath, [
     '--import',
     'tsx',
-    'unikernel/build.ts',
+    'unikernel/build/build.ts',
     '--no-docker',
     '--no-measure',
   ]);

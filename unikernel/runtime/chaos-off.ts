@@ -4,7 +4,7 @@
  * injected latency and error rate, and `panic` are not in the executable at all: DESIGN.md section 6,
  * "a production build of the unikernel has none". Same exports and shapes, no behaviour.
  */
-import type { ChaosOptions } from '../services/driver/chaos.ts';
+import type { ChaosOptions } from '../../services/driver/chaos.ts';
 
 export type { ChaosOptions };
 

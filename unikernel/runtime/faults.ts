@@ -4,8 +4,8 @@
  * main.ts calls this only when the build has chaos compiled in.
  */
 import type { Registry } from 'prom-client';
-import { createFaultsInjectedCounter } from '../services/contract/metrics.ts';
-import { DEFAULT_SLOW_MS, type LatencyKnob, slowFaultToggle } from '../services/driver/slow-fault.ts';
+import { createFaultsInjectedCounter } from '../../services/contract/metrics.ts';
+import { DEFAULT_SLOW_MS, type LatencyKnob, slowFaultToggle } from '../../services/driver/slow-fault.ts';
 import type { PoolBlockReader } from './pool.ts';
 import { STYLE } from './server.ts';
 

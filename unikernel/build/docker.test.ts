@@ -5,8 +5,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { testCorpus } from '../services/contract/testing/test-corpus.ts';
-import { encodeFilePath } from '../services/corpus/corpus.ts';
+import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
+import { encodeFilePath } from '../../services/corpus/corpus.ts';
 import { build, dockerAvailable, removeTree } from './build.ts';
 import { waitFor200 } from './measure.ts';
 

@@ -7,11 +7,11 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { Histogram, type Registry } from 'prom-client';
-import { errorFromCode, InternalError, isErrorCode } from '../services/contract/errors.ts';
-import { LATENCY_BUCKETS_SECONDS } from '../services/contract/metrics.ts';
-import type { BlockReader, FileRef } from '../services/driver/block-reader.ts';
-import { type ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
-import { StorageDriver } from '../services/driver/storage-driver.ts';
+import { errorFromCode, InternalError, isErrorCode } from '../../services/contract/errors.ts';
+import { LATENCY_BUCKETS_SECONDS } from '../../services/contract/metrics.ts';
+import type { BlockReader, FileRef } from '../../services/driver/block-reader.ts';
+import { type ChaosOptions, DriverChaos } from '../../services/driver/chaos.ts';
+import { StorageDriver } from '../../services/driver/storage-driver.ts';
 import type { PoolWorkerData, ReadFailure, ReadTask } from './read-task.ts';
 
 export type PoolOptions = {
