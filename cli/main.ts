@@ -10,7 +10,7 @@ type CommandEntry = {
   notBuilt?: string;
 };
 
-/** The commands of DESIGN.md section 10, in help order. */
+/** The commands of docs/architecture.md, 'The command line', in help order. */
 export const COMMANDS: Record<string, CommandEntry> = {
   corpus: {
     summary: 'write deterministic test files and DIR/MANIFEST.json',

@@ -19,7 +19,7 @@ import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const KSTYLES = path.join(REPO_ROOT, 'bin', 'kstyles.js');
 
-/** The lab's ports: the same as the compose stack's (DESIGN.md section 9). */
+/** The lab's ports: the same as the compose stack's (docs/architecture.md, 'The styles'). */
 export const LAB_PORTS = {
   monolith: 8081,
   microkernel: 8082,

@@ -1,8 +1,8 @@
 /**
  * The monolithic kernel: one Express process in which the gateway (HTTP), the file system and the storage
- * driver are modules that call each other directly, in one address space. This file is only wiring: the
- * HTTP semantics are the shared handlers', the file logic the shared `fs` and `driver` cores'. A driver
- * panic here therefore ends the whole process, and every request in flight with it (DESIGN.md section 1).
+ * driver are modules that call each other directly, in one address space. This file is only wiring: the HTTP
+ * semantics are the shared handlers', the file logic the shared `fs` and `driver` cores'. A driver panic here
+ * therefore ends the whole process, and every request in flight with it (docs/architecture.md, 'The styles').
  */
 import { realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';

@@ -1,7 +1,7 @@
 /**
- * The file server's view of the storage driver over NATS: a BlockReader whose reads are
- * `kstyles.drv.read` requests. Reads are idempotent, so a read that met no responders, a timeout or a
- * NATS outage is retried with backoff inside the request's deadline (DESIGN.md section 4).
+ * The file server's view of the storage driver over NATS: a BlockReader whose reads are `kstyles.drv.read`
+ * requests. Reads are idempotent, so a read that met no responders, a timeout or a NATS outage is retried
+ * with backoff inside the request's deadline (docs/architecture.md, 'The microkernel').
  *
  * Poison requests: a read that was in flight when the driver crashed twice gets INTERNAL (500) and is
  * not retried again. "In flight during a crash" means: the attempt timed out, and the driver instance

@@ -1,5 +1,5 @@
 /**
- * The chaos build's run-time fault: SIGUSR2 toggles 'slow' (DESIGN.md section 6) exactly as in the
+ * The chaos build's run-time fault: SIGUSR2 toggles 'slow' (docs/architecture.md, 'Faults') exactly as in the
  * monolith and the microkernel's driver, so the load generator's signal driver treats every style alike.
  * main.ts calls this only when the build has chaos compiled in.
  */

@@ -48,7 +48,7 @@ export class PoolBlockReader implements BlockReader {
     const chaos = options.chaos ?? {};
     this.inline = new StorageDriver({ chaos: new DriverChaos(chaos), maxOpenFiles: MAX_OPEN_FILES });
     // The pool is the unikernel's IPC: its hops go in the same histogram as the microkernel's NATS hops
-    // (DESIGN.md section 7), so a dashboard shows both prices side by side.
+    // (docs/architecture.md, 'Metrics'), so a dashboard shows both prices side by side.
     this.hops = options.registry
       ? new Histogram({
           name: 'kstyles_ipc_request_duration_seconds',
