@@ -10,7 +10,7 @@ type CommandEntry = {
   notBuilt?: string;
 };
 
-/** The commands of DESIGN.md section 10, in help order. */
+/** The commands of docs/architecture.md, 'The command line', in help order. */
 export const COMMANDS: Record<string, CommandEntry> = {
   corpus: {
     summary: 'write deterministic test files and DIR/MANIFEST.json',
@@ -26,7 +26,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   unikernel: {
     summary: 'serve the contract from the single-purpose executable',
-    load: () => import('../unikernel/cli.ts'),
+    load: () => import('../unikernel/runtime/cli.ts'),
   },
   up: { summary: 'run the whole local lab on loopback', load: () => import('../lab/up-cli.ts') },
   ps: {

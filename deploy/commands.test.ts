@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { buildForTest } from '../unikernel/testing.ts';
+import { buildForTest } from '../unikernel/build/testing.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const DEPLOY = path.join(REPO, 'deploy');

@@ -1,7 +1,8 @@
 /**
- * The Grafana provisioning cannot run here (no Debian package, no registry), so the files are checked:
- * the dashboard is valid JSON whose panels use the provisioned datasource, shows what DESIGN.md section 7
- * promises, marks faults as annotations, and every PromQL expression parses in a real Prometheus.
+ * The Grafana provisioning cannot run here (no Debian package, no registry), so the files are checked: the
+ * dashboard is valid JSON whose panels use the provisioned datasource, shows what
+ * docs/architecture.md, 'Metrics' promises, marks faults as annotations, and every PromQL expression parses
+ * in a real Prometheus.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';

@@ -8,7 +8,7 @@ import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseCommand, UsageError } from '../cli/args.ts';
-import { chooseLaunch } from '../unikernel/cli.ts';
+import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, type Lab, PortInUseError, REPO_ROOT, STYLES, startLab } from './lab.ts';
 import { LAB_FLAGS, labPorts } from './up-cli.ts';
@@ -112,7 +112,7 @@ export async function run(argv: string[]): Promise<number> {
     const code = await runChild(process.execPath, [
       '--import',
       'tsx',
-      path.join(REPO_ROOT, 'unikernel', 'build.ts'),
+      path.join(REPO_ROOT, 'unikernel', 'build', 'build.ts'),
       '--chaos',
       '--no-docker',
       '--no-measure',

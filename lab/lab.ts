@@ -14,12 +14,12 @@ import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microke
 import { removeRuntimeState, writeRuntimeState } from '../services/supervisor/runtime-state.ts';
 import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { Supervisor } from '../services/supervisor/supervisor.ts';
-import { chooseLaunch } from '../unikernel/cli.ts';
+import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const KSTYLES = path.join(REPO_ROOT, 'bin', 'kstyles.js');
 
-/** The lab's ports: the same as the compose stack's (DESIGN.md section 9). */
+/** The lab's ports: the same as the compose stack's (docs/architecture.md, 'The styles'). */
 export const LAB_PORTS = {
   monolith: 8081,
   microkernel: 8082,

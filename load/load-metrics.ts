@@ -3,7 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { Counter, exponentialBuckets, Histogram, Registry } from 'prom-client';
 import { OUTCOMES, type Outcome } from './types.ts';
 
-/** 50 µs × 2^n up to ~13 s: the range of DESIGN.md section 7, so sub-millisecond latencies stay visible. */
+/**
+ * 50 µs × 2^n up to ~13 s: the range of docs/architecture.md, 'Metrics', so sub-millisecond latencies stay
+ * visible.
+ */
 export const LOAD_BUCKETS = exponentialBuckets(0.00005, 2, 19);
 
 export type LoadMetrics = {

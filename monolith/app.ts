@@ -1,19 +1,19 @@
 /**
  * The monolithic kernel: one Express process in which the gateway (HTTP), the file system and the storage
- * driver are modules that call each other directly, in one address space. This file is only wiring: the
- * HTTP semantics are the shared handlers', the file logic the shared `fs` and `driver` cores'. A driver
- * panic here therefore ends the whole process, and every request in flight with it (DESIGN.md section 1).
+ * driver are modules that call each other directly, in one address space. This file is only wiring: the HTTP
+ * semantics are the shared handlers', the file logic the shared `fs` and `driver` cores'. A driver panic here
+ * therefore ends the whole process, and every request in flight with it (docs/architecture.md, 'The styles').
  */
 import { realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { ServiceError } from '../services/contract/errors.ts';
-import { createExpressApp } from '../services/contract/express-app.ts';
 import type { FileService } from '../services/contract/file-service.ts';
 import { answerClientErrors, type HttpContext } from '../services/contract/http-handler.ts';
 import { closeGracefully, listen, logLine } from '../services/contract/http-server.ts';
 import { createHttpMetrics, type HttpMetrics } from '../services/contract/metrics.ts';
 import type { ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
-import { openInProcessFileService } from '../services/in-process.ts';
+import { createExpressApp } from '../services/express/express-app.ts';
+import { openInProcessFileService } from './in-process.ts';
 import { STYLE } from './style.ts';
 
 export type MonolithServerOptions = {

@@ -11,8 +11,8 @@ import { LEAK_MARKER } from '../services/contract/testing/attacks.ts';
 import { httpContract } from '../services/contract/testing/contract-suite.ts';
 import { rawRequest } from '../services/contract/testing/raw-http.ts';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
-import { openInProcessFileService } from '../services/in-process.ts';
 import { createMonolithServer, type RunningMonolith, startMonolith } from './app.ts';
+import { openInProcessFileService } from './in-process.ts';
 import { STYLE } from './style.ts';
 import { PausedDownload } from './test-helpers.ts';
 

@@ -1,6 +1,6 @@
 /**
  * The microkernel under faults, as real processes: `kstyles microkernel` (supervisor, nats-server,
- * driver, fs, gateway), real signals, real load. DESIGN.md sections 4 and 6.
+ * driver, fs, gateway), real signals, real load. docs/architecture.md, 'The microkernel' and 'Faults'.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

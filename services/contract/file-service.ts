@@ -52,5 +52,5 @@ export interface FileService {
 /** Largest chunk any implementation yields: well under NATS's 1 MiB max_payload. */
 export const MAX_CHUNK_BYTES = 256 * 1024;
 
-/** Default request deadline of DESIGN.md section 3. */
+/** Default request deadline of docs/architecture.md, 'The HTTP contract'. */
 export const DEFAULT_DEADLINE_MS = 5000;

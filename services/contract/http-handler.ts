@@ -120,7 +120,10 @@ async function drainedOrClosed(res: ServerResponse): Promise<void> {
   }
 }
 
-/** GET/HEAD /files/<rawPath>: status, headers and streamed bytes per DESIGN.md section 3. */
+/**
+ * GET/HEAD /files/<rawPath>: status, headers and streamed bytes per
+ * docs/architecture.md, 'The HTTP contract'.
+ */
 export async function serveFile(
   ctx: HttpContext,
   req: IncomingMessage,

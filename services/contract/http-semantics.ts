@@ -1,6 +1,7 @@
 /**
  * HTTP semantics shared by every style, as plain functions: single-range parsing (RFC 9110 section 14),
- * conditional requests (If-None-Match, If-Range) and the response headers of DESIGN.md section 3.
+ * conditional requests (If-None-Match, If-Range) and the response headers of
+ * docs/architecture.md, 'The HTTP contract'.
  */
 import type { ByteRange, FileStat } from './file-service.ts';
 

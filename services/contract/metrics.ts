@@ -16,7 +16,9 @@ export const Route = {
 } as const;
 export type Route = (typeof Route)[keyof typeof Route];
 
-/** `kstyles_faults_injected_total` (DESIGN.md section 6), for faults a process injects into itself. */
+/**
+ * `kstyles_faults_injected_total` (docs/architecture.md, 'Faults'), for faults a process injects into itself.
+ */
 export function createFaultsInjectedCounter(registry: Registry): Counter<'style' | 'target' | 'kind'> {
   return new Counter({
     name: 'kstyles_faults_injected_total',

@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { InternalError } from '../contract/errors.ts';
 
-/** Fault hooks of the storage driver (DESIGN.md section 6). Inert unless `enabled`. */
+/** Fault hooks of the storage driver (docs/architecture.md, 'Faults'). Inert unless `enabled`. */
 export type ChaosOptions = {
   enabled: boolean;
   /** Reading this relative path is the "driver bug": the driver panics. */

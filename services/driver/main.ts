@@ -12,7 +12,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
 import { createFaultsInjectedCounter } from '../contract/metrics.ts';
-import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../nats/server-main.ts';
+import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../ipc/server-main.ts';
 import { chaosFromEnv, DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
 import { startDriverServer } from './nats-server.ts';
 import { DEFAULT_SLOW_MS, slowFaultToggle } from './slow-fault.ts';

@@ -6,9 +6,9 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
-import { assertTimeLeft, deadlineOf, getFileRef, getSpan } from '../nats/headers.ts';
-import { createHandlerMetrics, type HostedService, hostService } from '../nats/service-host.ts';
-import { SERVICE_NAMES, SUBJECTS } from '../nats/subjects.ts';
+import { assertTimeLeft, deadlineOf, getFileRef, getSpan } from '../ipc/headers.ts';
+import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
+import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import type { StorageDriver } from './storage-driver.ts';
 
 export async function startDriverServer(

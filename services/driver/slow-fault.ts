@@ -1,7 +1,7 @@
 /**
- * The `slow` fault (DESIGN.md section 6), switched at run time the same way in every style: the load
- * generator sends SIGUSR2, and each signal turns `slowMs` of added driver latency on or off on top of the
- * configured base. Only a process started with chaos on obeys; the others log the refusal (SIGUSR2's
+ * The `slow` fault (docs/architecture.md, 'Faults'), switched at run time the same way in every style: the
+ * load generator sends SIGUSR2, and each signal turns `slowMs` of added driver latency on or off on top of
+ * the configured base. Only a process started with chaos on obeys; the others log the refusal (SIGUSR2's
  * default action would kill them).
  */
 import type { Counter } from 'prom-client';

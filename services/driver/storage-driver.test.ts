@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode } from '../contract/errors.ts';
+import type { FileRef } from './block-reader.ts';
 import { DriverChaos } from './chaos.ts';
-import { type FileRef, StorageDriver } from './storage-driver.ts';
+import { StorageDriver } from './storage-driver.ts';
 
 let dir: string;
 

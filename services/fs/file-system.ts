@@ -15,7 +15,7 @@ import {
   MAX_CHUNK_BYTES,
   type ReadinessReport,
 } from '../contract/file-service.ts';
-import type { BlockReader, FileRef } from '../driver/storage-driver.ts';
+import type { BlockReader, FileRef } from '../driver/block-reader.ts';
 import { contentTypeOf } from './content-type.ts';
 import { decodeRequestPath, splitNormalizedPath } from './request-path.ts';
 

@@ -5,9 +5,9 @@
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag, UsageError } from '../../cli/args.ts';
-import { BLOCK_READER_DEFAULTS, NatsBlockReader } from '../nats/block-reader-client.ts';
-import { createIpcMetrics } from '../nats/ipc.ts';
-import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../nats/server-main.ts';
+import { createIpcMetrics } from '../ipc/ipc.ts';
+import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../ipc/server-main.ts';
+import { BLOCK_READER_DEFAULTS, NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
 import { startFileServer } from './nats-server.ts';
 

@@ -8,10 +8,10 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { type ByteRange, type CallOptions, MAX_CHUNK_BYTES } from '../contract/file-service.ts';
-import type { FileRef } from '../driver/storage-driver.ts';
-import { assertTimeLeft, deadlineOf, getPrefetch, getSpan, getStat, putStat } from '../nats/headers.ts';
-import { createHandlerMetrics, type HostedService, hostService } from '../nats/service-host.ts';
-import { SERVICE_NAMES, SUBJECTS } from '../nats/subjects.ts';
+import type { FileRef } from '../driver/block-reader.ts';
+import { assertTimeLeft, deadlineOf, getPrefetch, getSpan, getStat, putStat } from '../ipc/headers.ts';
+import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
+import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import type { FileSystem } from './file-system.ts';
 
 /** The bytes of `range` as one payload (a range of at most one chunk arrives as one chunk). */

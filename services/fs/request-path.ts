@@ -13,7 +13,8 @@ const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /**
  * Decodes the raw path that followed `/files/` in the request target into validated segments.
- * Pure string work; the file system's confinement check on the real path comes after (see vfs.ts).
+ * Pure string work; the file system's confinement check on the real path comes after (FileSystem's
+ * resolveSegments in file-system.ts).
  */
 export function decodeRequestPath(rawPath: string): string[] {
   // Cheap guard before any decoding: three raw bytes at most per decoded byte.

@@ -7,7 +7,7 @@ import { testCorpus } from '../contract/testing/test-corpus.ts';
 import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
 import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
-import { NatsFileService } from '../nats/file-service-client.ts';
+import { NatsFileService } from './file-service-client.ts';
 
 // The servers run in this process for speed, but talk only through a real nats-server with the
 // generated per-user permissions; the process-level behaviour is in test/microkernel-*.test.ts.

@@ -5,12 +5,12 @@
 import { createServer } from 'node:http';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
-import { createExpressApp } from '../contract/express-app.ts';
 import { answerClientErrors } from '../contract/http-handler.ts';
 import { closeGracefully, listen } from '../contract/http-server.ts';
 import { createHttpMetrics } from '../contract/metrics.ts';
-import { NatsFileService } from '../nats/file-service-client.ts';
-import { createIpcMetrics } from '../nats/ipc.ts';
+import { createExpressApp } from '../express/express-app.ts';
+import { createIpcMetrics } from '../ipc/ipc.ts';
+import { NatsFileService } from './file-service-client.ts';
 
 export const STYLE = 'microkernel';
 

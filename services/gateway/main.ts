@@ -5,7 +5,7 @@
  */
 import { intFlag, portFlag } from '../../cli/args.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
-import { NATS_FLAGS, runServerMain } from '../nats/server-main.ts';
+import { NATS_FLAGS, runServerMain } from '../ipc/server-main.ts';
 import { startGateway } from './gateway.ts';
 
 await runServerMain({

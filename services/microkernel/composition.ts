@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SERVICE_NAMES } from '../nats/subjects.ts';
+import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
 
@@ -21,7 +21,7 @@ export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 
 /** The gateway's health check may take this many heartbeat timeouts (2 s with the defaults). */
 export const GATEWAY_HEALTH_TIMEOUT_FACTOR = 4;
 
-/** Default ports of a local run (DESIGN.md section 9); 0 anywhere means "any free port". */
+/** Default ports of a local run (docs/architecture.md, 'The styles'); 0 anywhere means "any free port". */
 export const MICROKERNEL_PORTS = {
   http: 8082,
   supervisorMetrics: 9480,

@@ -1,10 +1,10 @@
 /**
- * The NATS server configuration of the microkernel: one user per server, each allowed only its own
- * subjects (least privilege on the bus, DESIGN.md section 4). Used at run time with generated
+ * The NATS server configuration of the microkernel: one user per server, each allowed only its own subjects
+ * (least privilege on the bus, docs/architecture.md, 'The microkernel'). Used at run time with generated
  * passwords, and to write a static config (passwords as `$ENV_VAR` references) for docker compose.
  */
 import { randomBytes } from 'node:crypto';
-import { SERVICE_NAMES, type ServiceName } from '../nats/subjects.ts';
+import { SERVICE_NAMES, type ServiceName } from '../ipc/subjects.ts';
 import type { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
 
 export const NATS_ROLES = ['gateway', 'fs', 'driver', 'supervisor'] as const;

@@ -8,7 +8,7 @@ import {
 } from './control-client.ts';
 import { listRuntimeStates, runtimeStateDir } from './runtime-state.ts';
 
-/** The signal behind each fault kind (DESIGN.md section 6). */
+/** The signal behind each fault kind (docs/architecture.md, 'Faults'). */
 export const CHAOS_SIGNALS = {
   kill: 'SIGKILL',
   term: 'SIGTERM',

@@ -1,6 +1,8 @@
 /**
  * Helpers of the container tier: the docker CLI, image builds on local or official bases, and polling.
- * Builds use the legacy builder (DOCKER_BUILDKIT=0): it works with both docker clients of ENVIRONMENT.md.
+ * Builds use the legacy builder (DOCKER_BUILDKIT=0): it works with both docker clients of this machine, `docker`
+ * 28 from the machine image (no buildx) and `docker.io` from apt-get (docs/architecture.md, 'Measured facts
+ * about the machine').
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -119,7 +121,7 @@ export async function ensureUnikernelRootfs(): Promise<void> {
   await runChecked(process.execPath, [
     '--import',
     'tsx',
-    'unikernel/build.ts',
+    'unikernel/build/build.ts',
     '--no-docker',
     '--no-measure',
   ]);

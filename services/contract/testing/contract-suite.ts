@@ -1,7 +1,7 @@
 /**
  * The contract suites: one for any FileService implementation, one for any HTTP base URL that serves the
- * contract of DESIGN.md section 3. Every style runs both against itself; they are the definition of
- * "the same service".
+ * contract of docs/architecture.md, 'The HTTP contract'. Every style runs both against itself; they are the
+ * definition of "the same service".
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';

@@ -8,13 +8,13 @@ import { Registry } from 'prom-client';
 import { DriverChaos } from '../../driver/chaos.ts';
 import { startDriverServer } from '../../driver/nats-server.ts';
 import { StorageDriver } from '../../driver/storage-driver.ts';
+import { NatsBlockReader } from '../../fs/block-reader-client.ts';
 import { FileSystem } from '../../fs/file-system.ts';
 import { startFileServer } from '../../fs/nats-server.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
-import { NatsBlockReader } from '../../nats/block-reader-client.ts';
-import { connectNats } from '../../nats/connect.ts';
-import { createIpcMetrics } from '../../nats/ipc.ts';
-import type { HostedService } from '../../nats/service-host.ts';
+import { connectNats } from '../../ipc/connect.ts';
+import { createIpcMetrics } from '../../ipc/ipc.ts';
+import type { HostedService } from '../../ipc/service-host.ts';
 import { startNatsServer, type TestNatsServer } from '../../supervisor/testing/nats-server.ts';
 import { generateUsers, type NatsRole, renderNatsConfig } from '../nats-config.ts';
 

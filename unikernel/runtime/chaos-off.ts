@@ -1,10 +1,11 @@
 /**
  * The production build's stand-in for `services/driver/chaos.ts`. The esbuild bundle of the default
  * (non-chaos) build resolves the driver's `./chaos.ts` import to this module, so the poison path, the
- * injected latency and error rate, and `panic` are not in the executable at all: DESIGN.md section 6,
- * "a production build of the unikernel has none". Same exports and shapes, no behaviour.
+ * injected latency and error rate, and `panic` are not in the executable at all:
+ * docs/architecture.md, 'Faults', "a production build of the unikernel has none". Same exports and shapes, no
+ * behaviour.
  */
-import type { ChaosOptions } from '../services/driver/chaos.ts';
+import type { ChaosOptions } from '../../services/driver/chaos.ts';
 
 export type { ChaosOptions };
 

@@ -7,7 +7,7 @@
  *   3. executable: copy node, strip it (before injecting: stripping after removes the app), postject
  *   4. rootfs: the executable, the pool worker, exactly the libraries ldd names and the loader,
  *      /etc/passwd and /etc/group for the non-root user, empty /tmp and /data mount points
- *   5. image: docker build of unikernel/Dockerfile (FROM scratch), when a Docker engine answers
+ *   5. image: docker build of unikernel/build/Dockerfile (FROM scratch), when a Docker engine answers
  *   6. measure: rootfs bytes and files, no shell, no setuid, boot to first 200 and RSS (and the monolith's)
  *
  * Output: unikernel/dist/ (production) or unikernel/dist/chaos/; image.json records everything.
@@ -31,8 +31,9 @@ import {
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { generateCorpus } from '../services/corpus/corpus.ts';
+import { generateCorpus } from '../../services/corpus/corpus.ts';
 import {
   APP_DIR,
   type BuildLayout,
@@ -43,11 +44,13 @@ import {
   IMAGE_TAG,
   IMAGE_UID,
   POOL_WORKER_FILE,
+  RUNTIME_DIR,
   UNIKERNEL_DIR,
-} from './layout.ts';
+} from '../runtime/layout.ts';
 import { type BootCandidate, type BootMeasurement, measureBoots } from './measure.ts';
 
 const REPO = join(UNIKERNEL_DIR, '..');
+const BUILD_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Strings only the fault-injection code contains: the production bundle must have none of them. */
 export const CHAOS_MARKERS = ['driver panic', 'injected driver error', 'chaos/poison.bin'] as const;
@@ -108,7 +111,7 @@ const chaosCompiledOut: esbuild.Plugin = {
     const chaosModule = join(REPO, 'services', 'driver', 'chaos.ts');
     build.onResolve({ filter: /(^|\/)chaos\.ts$/ }, (args) =>
       resolve(args.resolveDir, args.path) === chaosModule
-        ? { path: join(UNIKERNEL_DIR, 'chaos-off.ts') }
+        ? { path: join(RUNTIME_DIR, 'chaos-off.ts') }
         : undefined,
     );
   },
@@ -157,15 +160,15 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
     // main.ts reads import.meta.url only on its TypeScript branch, which the define above removes.
     logOverride: { 'empty-import-meta': 'silent' },
   };
-  await esbuild.build({ ...common, entryPoints: [join(UNIKERNEL_DIR, 'main.ts')], outfile: layout.bundle });
+  await esbuild.build({ ...common, entryPoints: [join(RUNTIME_DIR, 'main.ts')], outfile: layout.bundle });
   // One file is both piscina's worker loop and the task module, so the two share piscina's private
   // symbols and Piscina.move() in a task really transfers the buffer instead of copying it.
   const piscinaWorker = join(REPO, 'node_modules', 'piscina', 'dist', 'worker.js');
   await esbuild.build({
     ...common,
     stdin: {
-      contents: `require(${JSON.stringify(piscinaWorker)});\nmodule.exports = require(${JSON.stringify(join(UNIKERNEL_DIR, 'read-task.ts'))});\n`,
-      resolveDir: UNIKERNEL_DIR,
+      contents: `require(${JSON.stringify(piscinaWorker)});\nmodule.exports = require(${JSON.stringify(join(RUNTIME_DIR, 'read-task.ts'))});\n`,
+      resolveDir: RUNTIME_DIR,
       loader: 'js',
     },
     outfile: layout.bundleWorker,
@@ -354,7 +357,7 @@ export function dockerAvailable(): { ok: true } | { ok: false; reason: string } 
 export function dockerBuild(layout: BuildLayout, tag: string): void {
   const result = spawnSync(
     'docker',
-    ['build', '-q', '-f', join(UNIKERNEL_DIR, 'Dockerfile'), '-t', tag, layout.out],
+    ['build', '-q', '-f', join(BUILD_DIR, 'Dockerfile'), '-t', tag, layout.out],
     {
       encoding: 'utf8',
       env: { ...process.env, DOCKER_BUILDKIT: '0' },

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { testCorpus } from '../services/contract/testing/test-corpus.ts';
-import { encodeFilePath } from '../services/corpus/corpus.ts';
-import { PANIC_EXIT_CODE } from '../services/driver/chaos.ts';
+import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
+import { encodeFilePath } from '../../services/corpus/corpus.ts';
+import { PANIC_EXIT_CODE } from '../../services/driver/chaos.ts';
 import { buildForTest, type RunningProgram, startProgram } from './testing.ts';
 
 // The chaos flavor, built fresh into a temporary directory: the only build with the fault hooks.

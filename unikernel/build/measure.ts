@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { freePort } from '../services/contract/http-server.ts';
+import { freePort } from '../../services/contract/http-server.ts';
 
 export { freePort };
 

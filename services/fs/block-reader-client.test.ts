@@ -13,12 +13,12 @@ import { encodeFilePath } from '../corpus/corpus.ts';
 import { DriverChaos } from '../driver/chaos.ts';
 import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
-import { FileSystem } from '../fs/file-system.ts';
-import { startFileServer } from '../fs/nats-server.ts';
+import { NatsFileService } from '../gateway/file-service-client.ts';
+import { connectNats } from '../ipc/connect.ts';
 import { startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
 import { NatsBlockReader } from './block-reader-client.ts';
-import { connectNats } from './connect.ts';
-import { NatsFileService } from './file-service-client.ts';
+import { FileSystem } from './file-system.ts';
+import { startFileServer } from './nats-server.ts';
 
 describe('NatsBlockReader: retries and poison requests', () => {
   let nats: TestNatsServer;

@@ -5,7 +5,10 @@ import { EXECUTABLE_NAME, POOL_WORKER_FILE } from './names.ts';
 
 export { EXECUTABLE_NAME, POOL_WORKER_FILE };
 
-export const UNIKERNEL_DIR = fileURLToPath(new URL('.', import.meta.url));
+/** unikernel/: the build output goes to its dist/. */
+export const UNIKERNEL_DIR = fileURLToPath(new URL('..', import.meta.url));
+/** unikernel/runtime/: the program's sources (main.ts, the pool's task, chaos-off.ts). */
+export const RUNTIME_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const BUNDLE_FILE = 'kstyles-unikernel.cjs';
 /** The directory inside the image that holds the executable and the pool worker. */
 export const APP_DIR = 'app';

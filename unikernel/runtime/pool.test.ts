@@ -2,16 +2,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { ErrorCode } from '../services/contract/errors.ts';
-import { fileServiceContract } from '../services/contract/testing/contract-suite.ts';
-import { testCorpus } from '../services/contract/testing/test-corpus.ts';
-import { FileSystem } from '../services/fs/file-system.ts';
-import { UNIKERNEL_DIR } from './layout.ts';
+import { ErrorCode } from '../../services/contract/errors.ts';
+import { fileServiceContract } from '../../services/contract/testing/contract-suite.ts';
+import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
+import { FileSystem } from '../../services/fs/file-system.ts';
+import { RUNTIME_DIR } from './layout.ts';
 import { PoolBlockReader } from './pool.ts';
 
 // Under tsx: piscina loads the TypeScript task module through read-task.dev.mjs. The built executable's
 // pool (one bundled worker file) is exercised by unikernel.test.ts and chaos.test.ts.
-const taskFile = join(UNIKERNEL_DIR, 'read-task.dev.mjs');
+const taskFile = join(RUNTIME_DIR, 'read-task.dev.mjs');
 
 fileServiceContract(
   'fs core + driver reads in the piscina pool (every read, TypeScript task)',

@@ -1,11 +1,11 @@
 /**
- * The chaos build's run-time fault: SIGUSR2 toggles 'slow' (DESIGN.md section 6) exactly as in the
+ * The chaos build's run-time fault: SIGUSR2 toggles 'slow' (docs/architecture.md, 'Faults') exactly as in the
  * monolith and the microkernel's driver, so the load generator's signal driver treats every style alike.
  * main.ts calls this only when the build has chaos compiled in.
  */
 import type { Registry } from 'prom-client';
-import { createFaultsInjectedCounter } from '../services/contract/metrics.ts';
-import { DEFAULT_SLOW_MS, type LatencyKnob, slowFaultToggle } from '../services/driver/slow-fault.ts';
+import { createFaultsInjectedCounter } from '../../services/contract/metrics.ts';
+import { DEFAULT_SLOW_MS, type LatencyKnob, slowFaultToggle } from '../../services/driver/slow-fault.ts';
 import type { PoolBlockReader } from './pool.ts';
 import { STYLE } from './server.ts';
 

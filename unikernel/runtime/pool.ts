@@ -7,10 +7,11 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { Histogram, type Registry } from 'prom-client';
-import { errorFromCode, InternalError, isErrorCode } from '../services/contract/errors.ts';
-import { LATENCY_BUCKETS_SECONDS } from '../services/contract/metrics.ts';
-import { type ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
-import { type BlockReader, type FileRef, StorageDriver } from '../services/driver/storage-driver.ts';
+import { errorFromCode, InternalError, isErrorCode } from '../../services/contract/errors.ts';
+import { LATENCY_BUCKETS_SECONDS } from '../../services/contract/metrics.ts';
+import type { BlockReader, FileRef } from '../../services/driver/block-reader.ts';
+import { type ChaosOptions, DriverChaos } from '../../services/driver/chaos.ts';
+import { StorageDriver } from '../../services/driver/storage-driver.ts';
 import type { PoolWorkerData, ReadFailure, ReadTask } from './read-task.ts';
 
 export type PoolOptions = {
@@ -47,7 +48,7 @@ export class PoolBlockReader implements BlockReader {
     const chaos = options.chaos ?? {};
     this.inline = new StorageDriver({ chaos: new DriverChaos(chaos), maxOpenFiles: MAX_OPEN_FILES });
     // The pool is the unikernel's IPC: its hops go in the same histogram as the microkernel's NATS hops
-    // (DESIGN.md section 7), so a dashboard shows both prices side by side.
+    // (docs/architecture.md, 'Metrics'), so a dashboard shows both prices side by side.
     this.hops = options.registry
       ? new Histogram({
           name: 'kstyles_ipc_request_duration_seconds',

@@ -1,8 +1,8 @@
-import type { FileService } from './contract/file-service.ts';
-import type { ChaosOptions } from './driver/chaos.ts';
-import { DriverChaos } from './driver/chaos.ts';
-import { StorageDriver } from './driver/storage-driver.ts';
-import { FileSystem } from './fs/file-system.ts';
+import type { FileService } from '../services/contract/file-service.ts';
+import type { ChaosOptions } from '../services/driver/chaos.ts';
+import { DriverChaos } from '../services/driver/chaos.ts';
+import { StorageDriver } from '../services/driver/storage-driver.ts';
+import { FileSystem } from '../services/fs/file-system.ts';
 
 /** The monolithic composition: the file system calls the storage driver directly, in one address space. */
 export async function openInProcessFileService(

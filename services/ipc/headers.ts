@@ -15,7 +15,7 @@ import {
   toServiceError,
 } from '../contract/errors.ts';
 import { DEFAULT_DEADLINE_MS, type FileStat } from '../contract/file-service.ts';
-import type { FileRef } from '../driver/storage-driver.ts';
+import type { FileRef } from '../driver/block-reader.ts';
 
 export const HEADERS = {
   /** Milliseconds left of the caller's deadline when the message left (relative: clocks may differ). */

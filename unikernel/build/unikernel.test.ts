@@ -5,12 +5,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { httpContract } from '../services/contract/testing/contract-suite.ts';
-import { testCorpus } from '../services/contract/testing/test-corpus.ts';
-import { encodeFilePath } from '../services/corpus/corpus.ts';
+import { httpContract } from '../../services/contract/testing/contract-suite.ts';
+import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
+import { encodeFilePath } from '../../services/corpus/corpus.ts';
+import { chooseLaunch } from '../runtime/cli.ts';
+import { buildLayout } from '../runtime/layout.ts';
 import { CHAOS_MARKERS, inspectRootfs, sharedLibraries } from './build.ts';
-import { chooseLaunch } from './cli.ts';
-import { buildLayout } from './layout.ts';
 import { freePort } from './measure.ts';
 import { buildForTest, type RunningProgram, startProgram } from './testing.ts';
 
@@ -184,7 +184,7 @@ describe('kstyles unikernel (the launcher)', () => {
     const result = spawnSync(
       process.execPath,
       [
-        join(import.meta.dirname, '..', 'bin', 'kstyles.js'),
+        join(import.meta.dirname, '..', '..', 'bin', 'kstyles.js'),
         'unikernel',
         '--port',
         '0',

@@ -12,8 +12,8 @@ import {
   serveMetrics,
   serveReady,
   serveUnknownRoute,
-} from './http-handler.ts';
-import { filePathOf } from './http-semantics.ts';
+} from '../contract/http-handler.ts';
+import { filePathOf } from '../contract/http-semantics.ts';
 
 export function createExpressApp(ctx: HttpContext): Express {
   const app = express();

@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { parseCommand, portFlag, UsageError } from '../cli/args.ts';
-import { logLine } from '../services/contract/http-server.ts';
-import { buildLayout, type Flavor, UNIKERNEL_DIR } from './layout.ts';
+import { parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { logLine } from '../../services/contract/http-server.ts';
+import { buildLayout, type Flavor, RUNTIME_DIR } from './layout.ts';
 
 const spec = {
   name: 'unikernel',
@@ -35,7 +35,7 @@ const spec = {
   },
   details:
     'Runs unikernel/dist/kstyles-unikernel (npm run build:unikernel) if it exists, else the bundle in\n' +
-    'unikernel/dist/bundle through node, else unikernel/main.ts through tsx. With --chaos the same order\n' +
+    'unikernel/dist/bundle through node, else unikernel/runtime/main.ts through tsx. With --chaos the same order\n' +
     'over unikernel/dist/chaos (npm run build:unikernel -- --chaos); the production build has no chaos.\n' +
     'The program also reads KSTYLES_POOL_THREADS, KSTYLES_INLINE_MAX_BYTES and, with chaos,\n' +
     'KSTYLES_CHAOS_LATENCY_MS, KSTYLES_CHAOS_ERROR_RATE and KSTYLES_CHAOS_SLOW_MS (SIGUSR2 toggles slow).',
@@ -57,7 +57,7 @@ export function chooseLaunch(flavor: Flavor, distDir?: string): Launch {
   return {
     form: 'typescript',
     command: process.execPath,
-    args: ['--import', 'tsx', join(UNIKERNEL_DIR, 'main.ts')],
+    args: ['--import', 'tsx', join(RUNTIME_DIR, 'main.ts')],
   };
 }
 

@@ -1,7 +1,7 @@
 /**
- * How every microkernel process connects to NATS (ENVIRONMENT.md): never give up reconnecting (the
- * client default of 10 attempts would strand a server after a NATS restart), wait for the first
- * connection (NATS may start after us), and reconnect quickly on loopback.
+ * How every microkernel process connects to NATS (docs/architecture.md, 'The microkernel'): never give up
+ * reconnecting (the client default of 10 attempts would strand a server after a NATS restart), wait for
+ * the first connection (NATS may start after us), and reconnect quickly on loopback.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';

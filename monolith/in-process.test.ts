@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { answerClientErrors, createRequestListener } from './contract/http-handler.ts';
-import { createHttpMetrics } from './contract/metrics.ts';
-import { fileServiceContract, httpContract } from './contract/testing/contract-suite.ts';
+import { answerClientErrors, createRequestListener } from '../services/contract/http-handler.ts';
+import { createHttpMetrics } from '../services/contract/metrics.ts';
+import { fileServiceContract, httpContract } from '../services/contract/testing/contract-suite.ts';
 import { openInProcessFileService } from './in-process.ts';
 
 fileServiceContract('in-process (fs core + driver core)', async (corpus) => {

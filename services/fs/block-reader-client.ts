@@ -1,7 +1,7 @@
 /**
- * The file server's view of the storage driver over NATS: a BlockReader whose reads are
- * `kstyles.drv.read` requests. Reads are idempotent, so a read that met no responders, a timeout or a
- * NATS outage is retried with backoff inside the request's deadline (DESIGN.md section 4).
+ * The file server's view of the storage driver over NATS: a BlockReader whose reads are `kstyles.drv.read`
+ * requests. Reads are idempotent, so a read that met no responders, a timeout or a NATS outage is retried
+ * with backoff inside the request's deadline (docs/architecture.md, 'The microkernel').
  *
  * Poison requests: a read that was in flight when the driver crashed twice gets INTERNAL (500) and is
  * not retried again. "In flight during a crash" means: the attempt timed out, and the driver instance
@@ -14,10 +14,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type NatsConnection, errors as natsErrors } from '@nats-io/nats-core';
 import { InternalError, TimeoutError } from '../contract/errors.ts';
 import { type CallOptions, DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
-import type { BlockReader, FileRef } from '../driver/storage-driver.ts';
-import { HEADERS, HOP_ALLOWANCE_MS, putFileRef, putSpan, remainingMs, withDeadline } from './headers.ts';
-import { type Hop, type IpcMetrics, IpcOutcome, ipcRequest } from './ipc.ts';
-import { pingSubject, SERVICE_NAMES, SUBJECTS } from './subjects.ts';
+import type { BlockReader, FileRef } from '../driver/block-reader.ts';
+import { HEADERS, HOP_ALLOWANCE_MS, putFileRef, putSpan, remainingMs, withDeadline } from '../ipc/headers.ts';
+import { type Hop, type IpcMetrics, IpcOutcome, ipcRequest } from '../ipc/ipc.ts';
+import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 
 export type NatsBlockReaderOptions = {
   /** How long one attempt may wait for the driver. Default 1000 ms (a chunk normally takes ~2 ms). */

@@ -17,9 +17,9 @@ import {
   MAX_CHUNK_BYTES,
   type ReadinessReport,
 } from '../contract/file-service.ts';
-import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from './headers.ts';
-import { type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from './ipc.ts';
-import { pingSubject, SERVICE_NAMES, SUBJECTS } from './subjects.ts';
+import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from '../ipc/headers.ts';
+import { type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from '../ipc/ipc.ts';
+import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 
 /** Seconds a client should wait before retrying while a server behind the gateway restarts. */
 const RETRY_AFTER_SECONDS = 1;

@@ -5,9 +5,10 @@
  */
 import { workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { ServiceError } from '../services/contract/errors.ts';
-import { type ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
-import { type FileRef, StorageDriver } from '../services/driver/storage-driver.ts';
+import { ServiceError } from '../../services/contract/errors.ts';
+import type { FileRef } from '../../services/driver/block-reader.ts';
+import { type ChaosOptions, DriverChaos } from '../../services/driver/chaos.ts';
+import { StorageDriver } from '../../services/driver/storage-driver.ts';
 
 /** What the main thread hands every worker at start (piscina's `workerData`). */
 export type PoolWorkerData = {

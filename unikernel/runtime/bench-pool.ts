@@ -1,5 +1,5 @@
 /**
- * `npx tsx unikernel/bench-pool.ts [--json]`: what a hop through the worker pool costs against a read on
+ * `npx tsx unikernel/runtime/bench-pool.ts [--json]`: what a hop through the worker pool costs against a read on
  * the main thread, per read size, sequentially (latency) and 32 at a time (throughput and main-thread
  * busy share). The numbers behind DEFAULT_INLINE_MAX_BYTES and README.md's "The pool".
  */
@@ -7,10 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { generateCorpus } from '../services/corpus/corpus.ts';
-import { StorageDriver } from '../services/driver/storage-driver.ts';
-import { FileSystem } from '../services/fs/file-system.ts';
-import { UNIKERNEL_DIR } from './layout.ts';
+import { generateCorpus } from '../../services/corpus/corpus.ts';
+import { StorageDriver } from '../../services/driver/storage-driver.ts';
+import { FileSystem } from '../../services/fs/file-system.ts';
+import { RUNTIME_DIR } from './layout.ts';
 import { PoolBlockReader } from './pool.ts';
 
 const SIZES = [4 * 1024, 64 * 1024, 256 * 1024] as const;
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), 'kstyles-bench-pool-'));
   // The TypeScript task module: the bundled worker carries its own copy of piscina, which only a bundled
   // main thread (the executable) shares; under tsx the main thread uses node_modules' piscina.
-  const taskFile = join(UNIKERNEL_DIR, 'read-task.dev.mjs');
+  const taskFile = join(RUNTIME_DIR, 'read-task.dev.mjs');
   const tasksArg = process.argv.indexOf('--tasks-per-worker');
   const pool = new PoolBlockReader({
     taskFile,

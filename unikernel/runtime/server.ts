@@ -4,10 +4,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { answerClientErrors, createRequestListener } from '../services/contract/http-handler.ts';
-import { closeGracefully, listen } from '../services/contract/http-server.ts';
-import { createHttpMetrics } from '../services/contract/metrics.ts';
-import { FileSystem } from '../services/fs/file-system.ts';
+import { answerClientErrors, createRequestListener } from '../../services/contract/http-handler.ts';
+import { closeGracefully, listen } from '../../services/contract/http-server.ts';
+import { createHttpMetrics } from '../../services/contract/metrics.ts';
+import { FileSystem } from '../../services/fs/file-system.ts';
 import { PoolBlockReader, type PoolOptions } from './pool.ts';
 
 export const STYLE = 'unikernel';

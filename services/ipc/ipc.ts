@@ -1,6 +1,6 @@
 /**
  * One NATS request/reply hop: classifies how it ended and records it in
- * kstyles_ipc_request_duration_seconds{from,to,op,outcome} (DESIGN.md section 7).
+ * kstyles_ipc_request_duration_seconds{from,to,op,outcome} (docs/architecture.md, 'Metrics').
  */
 import {
   type Msg,

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { type BuildLayout, buildLayout, type Flavor } from '../runtime/layout.ts';
 import { build, type ImageReport, removeTree } from './build.ts';
-import { type BuildLayout, buildLayout, type Flavor } from './layout.ts';
 
 export type TestBuild = {
   layout: BuildLayout;

@@ -1,6 +1,6 @@
 /**
- * Where the microkernel's servers live on the bus (DESIGN.md section 4). Every endpoint runs in a queue
- * group named after its service, so extra replicas share the load with no change.
+ * Where the microkernel's servers live on the bus (docs/architecture.md, 'The microkernel'). Every endpoint
+ * runs in a queue group named after its service, so extra replicas share the load with no change.
  */
 
 export const SERVICE_NAMES = {
