@@ -9,7 +9,7 @@
  * caller can look at it, which is exactly when the containers have something to say.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { type Run, run, sleep } from './docker.ts';
+import { type Run, run, runAsync, sleep } from './docker.ts';
 
 type HealthProbe = { Start: string; End: string; ExitCode: number; Output: string };
 type InspectedContainer = {
@@ -61,19 +61,20 @@ export class ComposeProject {
   async up(timeoutMs: number): Promise<void> {
     this.#startedAt = Date.now();
     this.#watchEvents();
-    const up = this.compose(['up', '-d']);
+    // Asynchronously, so the engine's events stream in while compose works.
+    const up = await runAsync('docker-compose', ['-p', this.name, '-f', this.file, 'up', '-d'], this.env);
     if (up.status !== 0) {
-      this.#fail(`docker-compose up -d exited ${up.status}:\n${up.stdout}${up.stderr}`);
+      await this.#fail(`docker-compose up -d exited ${up.status}:\n${up.stdout}${up.stderr}`);
     }
     const until = Date.now() + timeoutMs;
     for (;;) {
       const states = this.#readiness();
       const failed = states.find((s) => s.failed);
-      if (failed) this.#fail(`${failed.service}: ${failed.failed}`);
+      if (failed) await this.#fail(`${failed.service}: ${failed.failed}`);
       if (states.length > 0 && states.every((s) => s.ready)) return;
       if (Date.now() > until) {
         const waiting = states.filter((s) => !s.ready).map((s) => s.service);
-        this.#fail(`not ready within ${timeoutMs} ms: ${waiting.join(', ')}`);
+        await this.#fail(`not ready within ${timeoutMs} ms: ${waiting.join(', ')}`);
       }
       await sleep(500);
     }
@@ -115,8 +116,9 @@ export class ComposeProject {
     return lines.join('\n');
   }
 
-  #fail(why: string): never {
+  async #fail(why: string): Promise<never> {
     this.#recordProbes(this.#inspectAll());
+    await sleep(500); // the last events still in the pipe from \`docker events\`
     throw new ComposeUpError(`compose stack ${this.name} did not come up: ${why}\n${this.diagnostics()}`);
   }
 

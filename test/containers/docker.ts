@@ -45,23 +45,34 @@ export function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}
   };
 }
 
-/** Like run, but async (long builds must not block the event loop of the test runner) and throws on failure. */
-export function runChecked(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
+/** Like run, but async: long builds and compose runs must not block the test runner's event loop. */
+export function runAsync(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
     const child = spawn(command, args, { cwd: REPO, env: { ...process.env, ...env } });
-    let out = '';
+    let stdout = '';
+    let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
+      stdout += chunk.toString();
     });
     child.stderr.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
+      stderr += chunk.toString();
     });
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code === 0) resolve(out);
-      else reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${out.slice(-4000)}`));
-    });
+    child.once('error', (err) => resolve({ status: null, stdout, stderr: err.message }));
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
   });
+}
+
+/** runAsync that throws on failure, with the end of the output; resolves to stdout and stderr. */
+export async function runChecked(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<string> {
+  const result = await runAsync(command, args, env);
+  const out = `${result.stdout}${result.stderr}`;
+  if (result.status !== 0)
+    throw new Error(`${command} ${args.join(' ')} exited ${result.status}:\n${out.slice(-4000)}`);
+  return out;
 }
 
 /** Why the container tier cannot run here, or undefined when a Docker engine and docker-compose answer. */
