@@ -3,7 +3,7 @@
 # every image of deploy/docker-compose.yml builds where no container registry can be reached:
 #
 #   kstyles/node-base:local        the host's node + the libraries ldd names + the loader, and npm
-#                                  (same paths as node:22-slim: /usr/local/bin/node, /usr/local/lib/node_modules/npm)
+#                                  (same paths as node:24-slim: /usr/local/bin/node, /usr/local/lib/node_modules/npm)
 #   kstyles/nats-base:local        Debian's /usr/sbin/nats-server (+ busybox wget for the healthcheck, as in nats:*-alpine)
 #   kstyles/prometheus-base:local  Debian's prometheus and promtool (same paths as prom/prometheus: /bin/prometheus)
 #

@@ -9,7 +9,7 @@
 # The npm registry is the one thing the build needs besides the base (it is reachable from `docker build`
 # on the project's machines, where container registries are not). RUN is in exec form: the local base
 # has no shell. Few steps on purpose: with the vfs storage driver every step copies the whole image.
-ARG NODE_BASE=node:22-slim
+ARG NODE_BASE=node:24-slim
 
 FROM ${NODE_BASE} AS build
 WORKDIR /app

@@ -1,7 +1,7 @@
 /**
  * The container tier: builds the images from the project's Dockerfiles (on the local bases of
  * deploy/offline-bases.sh unless KSTYLES_BASES=official), brings up deploy/docker-compose.yml through
- * testcontainers (compose v1 via docker-compose), and checks
+ * docker-compose (v1.29 or v2; test/containers/compose.ts, which explains a failed start), and checks
  *   - the shared HTTP contract suite against all three styles in their containers;
  *   - resilience: the microkernel's driver SIGKILLed through the supervisor's control API (restarted,
  *     no failed requests), the monolith crashed by the poison request and the unikernel's process
@@ -14,7 +14,6 @@
  * e.g. `npm run test:containers -- --test-timeout=1500000` (deploy/ci-docker.sh does).
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -23,6 +22,7 @@ import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
 import { SupervisorControlClient } from '../../services/supervisor/control-client.ts';
 import { freePort } from '../../services/supervisor/testing/nats-server.ts';
+import { ComposeProject } from './compose.ts';
 import {
   BUILD_ENV,
   buildAppImage,
@@ -35,15 +35,13 @@ import {
   imageExists,
   inspect,
   LOCAL_BASES,
+  natsPassword,
   REPO,
   run,
   runChecked,
   sleep,
   waitFor200,
 } from './docker.ts';
-
-// The reaper image cannot be pulled without a registry; the stack is taken down in after().
-process.env['TESTCONTAINERS_RYUK_DISABLED'] = 'true';
 
 const STYLES = ['monolith', 'microkernel', 'unikernel'] as const;
 type Style = (typeof STYLES)[number];
@@ -138,33 +136,25 @@ async function startStack(): Promise<Stack> {
     KSTYLES_NATS_PORT: await freePort(),
     KSTYLES_NATS_MONITOR_PORT: await freePort(),
   };
-  const supervisorPass = randomBytes(12).toString('hex');
+  const supervisorPass = natsPassword();
   const environment: Record<string, string> = {
     ...bases,
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
     KSTYLES_CORPUS_SEED: CORPUS.seed,
     KSTYLES_CORPUS_COUNT: CORPUS.count,
-    KSTYLES_NATS_GATEWAY_PASS: randomBytes(12).toString('hex'),
-    KSTYLES_NATS_FS_PASS: randomBytes(12).toString('hex'),
-    KSTYLES_NATS_DRIVER_PASS: randomBytes(12).toString('hex'),
+    KSTYLES_NATS_GATEWAY_PASS: natsPassword(),
+    KSTYLES_NATS_FS_PASS: natsPassword(),
+    KSTYLES_NATS_DRIVER_PASS: natsPassword(),
     KSTYLES_NATS_SUPERVISOR_PASS: supervisorPass,
   };
-  const { DockerComposeEnvironment, Wait } = await import('testcontainers');
+  const project = new ComposeProject(PROJECT, path.join(DEPLOY, 'docker-compose.yml'), environment);
   const started = performance.now();
-  const up = () =>
-    new DockerComposeEnvironment(DEPLOY, 'docker-compose.yml')
-      .withProjectName(PROJECT)
-      .withEnvironment(environment)
-      .withClientOptions({ executable: { standalone: true, executablePath: 'docker-compose' } })
-      .withDefaultWaitStrategy(Wait.forHealthCheck())
-      .withStartupTimeout(240_000)
-      .up();
-  // One retry: on a loaded 2-core machine with vfs, compose v1 has once reported a dependency
-  // "unhealthy" during start-up that was healthy on the next try. A second failure is a real one.
-  const compose = await up().catch((err: unknown) => {
-    process.stderr.write(`compose up failed once, retrying: ${String(err).slice(0, 2000)}\n`);
-    return up();
-  });
+  try {
+    await project.up(240_000);
+  } catch (err) {
+    project.down();
+    throw err;
+  }
   const urls = {
     monolith: `http://127.0.0.1:${ports.KSTYLES_MONOLITH_PORT}`,
     microkernel: `http://127.0.0.1:${ports.KSTYLES_MICROKERNEL_PORT}`,
@@ -178,7 +168,7 @@ async function startStack(): Promise<Stack> {
     nats: `nats://127.0.0.1:${ports.KSTYLES_NATS_PORT}`,
     supervisorPass,
     down: async () => {
-      await compose.down({ removeVolumes: true, timeout: 10_000 });
+      project.down();
     },
   };
 }
@@ -227,15 +217,7 @@ if (skipReason) {
         stack = await startStack();
       } catch (err) {
         stackError = err;
-        const logs = run('docker-compose', [
-          '-p',
-          PROJECT,
-          '-f',
-          path.join(DEPLOY, 'docker-compose.yml'),
-          'logs',
-          '--tail=40',
-        ]);
-        process.stderr.write(`compose stack failed to start: ${String(err)}\n${logs.stdout}${logs.stderr}\n`);
+        process.stderr.write(`${String(err)}\n`);
       }
     },
     { timeout: 1_200_000 },
@@ -245,18 +227,6 @@ if (skipReason) {
     async () => {
       printFigures();
       await stack?.down();
-      if (!stack) {
-        run('docker-compose', [
-          '-p',
-          PROJECT,
-          '-f',
-          path.join(DEPLOY, 'docker-compose.yml'),
-          'down',
-          '-v',
-          '-t',
-          '5',
-        ]);
-      }
     },
     { timeout: 120_000 },
   );
