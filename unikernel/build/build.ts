@@ -3,8 +3,10 @@
  * step at a time with timings:
  *
  *   1. esbuild: the program and the pool worker, each one CommonJS file (chaos compiled out unless --chaos)
- *   2. SEA blob: node --experimental-sea-config
- *   3. executable: copy node, strip it (before injecting: stripping after removes the app), postject
+ *   2. SEA blob: node --experimental-sea-config, run by the pinned Node LTS (scripts/node-lines.json,
+ *      fetched by scripts/node-lts.mjs) whatever Node runs the build: the blob must come from the binary
+ *      it is injected into
+ *   3. executable: copy that node, strip it (before injecting: stripping after removes the app), postject
  *   4. rootfs: the executable, the pool worker, exactly the libraries ldd names and the loader,
  *      /etc/passwd and /etc/group for the non-root user, empty /tmp and /data mount points
  *   5. image: docker build of unikernel/build/Dockerfile (FROM scratch), when a Docker engine answers
@@ -57,13 +59,47 @@ export const CHAOS_MARKERS = ['driver panic', 'injected driver error', 'chaos/po
 /** Boots per candidate: the median of these is reported. */
 const BOOT_RUNS = 9;
 const SHELL_NAMES = new Set(['sh', 'bash', 'dash', 'ash', 'zsh', 'busybox', 'toybox']);
+/** The Node LTS line the executable embeds: supported, unlike an end-of-life Node that may run the build. */
+export const EMBEDDED_NODE_LINE = '24';
+const NODE_LINES = join(REPO, 'scripts', 'node-lines.json');
+
+/** The pinned version of `line` in scripts/node-lines.json, without the leading 'v'. */
+export function pinnedNodeVersion(line: string): string {
+  const lines = JSON.parse(readFileSync(NODE_LINES, 'utf8')) as Record<string, { version?: string }>;
+  const version = lines[line]?.version;
+  if (!version) throw new Error(`scripts/node-lines.json pins no Node line "${line}": add it there`);
+  return version;
+}
+
+/**
+ * The pinned Node binary of `line`, fetched from the npm registry and integrity-checked by
+ * scripts/node-lts.mjs (run as a child: it exits on failure, with the reason on stderr).
+ */
+function embeddedNode(line: string): string {
+  const result = spawnSync(process.execPath, [join(REPO, 'scripts', 'node-lts.mjs'), line], {
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) {
+    throw new Error(
+      `the pinned Node ${line} binary is not available: ${(result.stderr || result.error?.message || '').trim()}`,
+    );
+  }
+  const node = join(result.stdout.trim(), 'node');
+  const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+  const pinned = pinnedNodeVersion(line);
+  if (version !== `v${pinned}`) throw new Error(`${node} says ${version}, not the pinned v${pinned}`);
+  return node;
+}
 
 export type RootfsFile = { path: string; bytes: number; mode: string };
 
 export type ImageReport = {
   flavor: Flavor;
   builtAt: string;
+  /** The Node version embedded in the executable (the pinned LTS), without the leading 'v'. */
   node: string;
+  /** The Node that ran the build (esbuild, postject): not part of the image. */
+  buildNode: string;
   steps: Array<{ step: string; ms: number }>;
   bundleBytes: { program: number; poolWorker: number };
   executableBytes: number;
@@ -201,19 +237,18 @@ function quietly(command: string, args: string[]): void {
   }
 }
 
-function seaBlob(layout: BuildLayout): string {
+function seaBlob(layout: BuildLayout, node: string): string {
   const blob = join(layout.work, 'sea-prep.blob');
   const config = join(layout.work, 'sea-config.json');
   writeFileSync(
     config,
     JSON.stringify({ main: layout.bundle, output: blob, disableExperimentalSEAWarning: true }, null, 2),
   );
-  quietly(process.execPath, ['--experimental-sea-config', config]);
+  quietly(node, ['--experimental-sea-config', config]);
   return blob;
 }
 
-function executable(layout: BuildLayout, blob: string, report: ImageReport): void {
-  const node = realpathSync(process.execPath);
+function executable(layout: BuildLayout, node: string, blob: string, report: ImageReport): void {
   const exe = join(layout.work, EXECUTABLE_NAME);
   rmSync(exe, { force: true });
   copyFileSync(node, exe);
@@ -485,7 +520,8 @@ export async function build(options: BuildOptions): Promise<ImageReport> {
   const report: ImageReport = {
     flavor,
     builtAt: new Date().toISOString(),
-    node: process.version,
+    node: pinnedNodeVersion(EMBEDDED_NODE_LINE),
+    buildNode: process.version,
     steps: [],
     bundleBytes: { program: 0, poolWorker: 0 },
     executableBytes: 0,
@@ -500,9 +536,14 @@ export async function build(options: BuildOptions): Promise<ImageReport> {
   const started = performance.now();
   mkdirSync(layout.work, { recursive: true });
   await step(report, 'esbuild bundle (CommonJS, platform node)', () => bundle(layout, report));
-  const blob = await step(report, 'SEA blob (node --experimental-sea-config)', () => seaBlob(layout));
-  await step(report, 'single executable (copy node, strip, postject)', () =>
-    executable(layout, blob, report),
+  const node = await step(report, `Node ${report.node} (pinned, from the npm registry)`, () =>
+    embeddedNode(EMBEDDED_NODE_LINE),
+  );
+  const blob = await step(report, `SEA blob (node ${report.node} --experimental-sea-config)`, () =>
+    seaBlob(layout, node),
+  );
+  await step(report, `single executable (copy node ${report.node}, strip, postject)`, () =>
+    executable(layout, node, blob, report),
   );
   await step(report, 'root filesystem (executable, pool worker, ldd libraries, /etc, /tmp)', () =>
     rootfs(layout),

@@ -10,7 +10,13 @@ import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
 import { chooseLaunch } from '../runtime/cli.ts';
 import { buildLayout } from '../runtime/layout.ts';
-import { CHAOS_MARKERS, inspectRootfs, sharedLibraries } from './build.ts';
+import {
+  CHAOS_MARKERS,
+  EMBEDDED_NODE_LINE,
+  inspectRootfs,
+  pinnedNodeVersion,
+  sharedLibraries,
+} from './build.ts';
 import { freePort } from './measure.ts';
 import { buildForTest, type RunningProgram, startProgram } from './testing.ts';
 
@@ -49,6 +55,19 @@ describe(`unikernel root filesystem (${ran})`, () => {
       readFileSync(join(built.layout.rootfs, 'etc', 'passwd'), 'utf8'),
       /^nonroot:x:65532:65532:/m,
     );
+  });
+
+  it('embeds the pinned Node LTS, says so in image.json, and runs on it', (t) => {
+    if (built.form !== 'single executable')
+      return t.skip(`SKIPPED: no single executable was built: ${built.fallbackReason}`);
+    const pinned = pinnedNodeVersion(EMBEDDED_NODE_LINE);
+    assert.match(pinned, /^24\.\d+\.\d+$/);
+    const image = JSON.parse(readFileSync(built.layout.imageJson, 'utf8'));
+    assert.equal(image.node, pinned);
+    assert.equal(image.buildNode, process.version);
+    const result = spawnSync(built.layout.rootfsExecutable, ['version'], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout.trim(), `v${pinned}`);
   });
 
   it('compiles the fault injection out of the production bundle and refuses --chaos', async () => {

@@ -1,7 +1,8 @@
 /**
  * The single-purpose program: `kstyles-unikernel [--port P] [--data DIR] [--host H] [--chaos]` serves the
  * contract; `kstyles-unikernel healthcheck [--port P] [--host H]` exits 0 when /healthz answers 200 (a
- * single executable ignores node's `-e`, so the image's HEALTHCHECK needs a subcommand).
+ * single executable ignores node's `-e`, so the image's HEALTHCHECK needs a subcommand);
+ * `kstyles-unikernel version` prints the Node version it runs on (for a single executable: the embedded one).
  *
  * One source, three ways to run it: as TypeScript under tsx, as the esbuild bundle under node, or as the
  * single executable. The build replaces `process.env.KSTYLES_BUILD_*` with constants, so the production
@@ -31,7 +32,8 @@ const BUNDLED = process.env.KSTYLES_BUILD_BUNDLED === 'true';
 const serveSpec = {
   name: 'unikernel',
   summary: 'serve the contract from the single-purpose executable',
-  usage: 'kstyles-unikernel [--port P] --data DIR [--host H] [--chaos] | kstyles-unikernel healthcheck',
+  usage:
+    'kstyles-unikernel [--port P] --data DIR [--host H] [--chaos] | kstyles-unikernel healthcheck | kstyles-unikernel version',
   flags: {
     port: {
       type: 'string',
@@ -210,6 +212,10 @@ async function serve(argv: string[]): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'version') {
+    process.stdout.write(`${process.version}\n`);
+    return 0;
+  }
   return argv[0] === 'healthcheck' ? healthcheck(argv.slice(1)) : serve(argv);
 }
 
