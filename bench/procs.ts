@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 
 /** A free loopback port: bind to 0, read it, release it (a restarter needs a fixed port). */
 export function freePort(): Promise<number> {
@@ -144,8 +145,9 @@ export async function httpStatus(url: string, timeoutMs = 1000): Promise<number>
   }
 }
 
-export class NotReadyError extends Error {
+export class NotReadyError extends ProcessError {
   override readonly name = 'NotReadyError';
+  readonly code = ProcessErrorCode.NOT_READY;
 }
 
 /**

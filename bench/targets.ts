@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { freePort, type Spawned, startProcess, waitFor200 } from './procs.ts';
 import { startNginx } from './references.ts';
 import type { FootprintResult, TargetName } from './types.ts';
@@ -21,8 +22,9 @@ export const UNIKERNEL_IMAGE_JSON = path.join(REPO_ROOT, 'unikernel', 'dist', 'i
 export const READY_PATHS = ['/readyz', '/files/bench/4k.bin'] as const;
 
 /** A target that cannot be measured here, with the reason. */
-export class SkipTarget extends Error {
+export class SkipTarget extends ProcessError {
   override readonly name = 'SkipTarget';
+  readonly code = ProcessErrorCode.TARGET_SKIPPED;
 }
 
 export type Launch = { command: string; args: string[]; env: NodeJS.ProcessEnv; describe: string };

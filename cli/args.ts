@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
+import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 
 /** A command-line failure the user can fix: printed without a stack trace, exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends ProcessError {
   override readonly name = 'UsageError';
-  readonly exitCode = 2;
+  readonly code = ProcessErrorCode.USAGE;
 }
 
 export type FlagSpec = {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microkernel/nats-config.ts';
 import { removeRuntimeState, writeRuntimeState } from '../services/supervisor/runtime-state.ts';
@@ -52,8 +53,9 @@ export type Lab = {
 };
 
 /** A port the lab needs is taken: names it and what to do. */
-export class PortInUseError extends Error {
+export class PortInUseError extends ProcessError {
   override readonly name = 'PortInUseError';
+  readonly code = ProcessErrorCode.PORT_IN_USE;
 }
 
 async function assertPortFree(port: number, label: string, flag: string): Promise<void> {

@@ -1,3 +1,4 @@
+import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { encodeFilePath, type Manifest } from '../services/corpus/corpus.ts';
 
 /** A file ready to request: its encoded URL path and what the body must be. */
@@ -13,8 +14,9 @@ export type SizeClass = keyof typeof SIZE_CLASSES;
 
 export const DEFAULT_MIX = 'small=90,medium=9,large=1';
 
-export class MixError extends Error {
+export class MixError extends ProcessError {
   override readonly name = 'MixError';
+  readonly code = ProcessErrorCode.MIX_INVALID;
 }
 
 /** The request target of a manifest path. */

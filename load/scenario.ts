@@ -1,12 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from 'yaml';
+import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { FAULT_KINDS, type FaultKind, type FaultSpec } from './types.ts';
 import { parseDurationMs } from './units.ts';
 
 /** A scenario file that cannot be used; the message names the file, line and field. */
-export class ScenarioError extends Error {
+export class ScenarioError extends ProcessError {
   override readonly name = 'ScenarioError';
+  readonly code = ProcessErrorCode.SCENARIO_INVALID;
 }
 
 export type Scenario = {

@@ -1,9 +1,11 @@
+import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import type { LoadResults, TargetResult, ThresholdOutcome } from './types.ts';
 import { formatCount, formatMs, formatPercent } from './units.ts';
 
 /** A threshold that cannot be read; the message says what is wrong and shows the grammar. */
-export class ThresholdError extends Error {
+export class ThresholdError extends ProcessError {
   override readonly name = 'ThresholdError';
+  readonly code = ProcessErrorCode.THRESHOLD_INVALID;
 }
 
 const COUNT_METRICS = [

@@ -10,6 +10,7 @@ export const ErrorCode = {
   FORBIDDEN_PATH: 'FORBIDDEN_PATH',
   RANGE_NOT_SATISFIABLE: 'RANGE_NOT_SATISFIABLE',
   TOO_LARGE: 'TOO_LARGE',
+  HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   UNAVAILABLE: 'UNAVAILABLE',
   TIMEOUT: 'TIMEOUT',
@@ -40,6 +41,11 @@ export const ERRORS: Record<ErrorCode, ErrorInfo> = {
     status: 414,
     title: 'Request too large',
     hint: 'Paths are limited to 1024 bytes and 255 bytes per segment.',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request header fields too large',
+    hint: 'Send fewer or shorter headers: node rejects a header section over 16 KiB before any route sees it.',
   },
   METHOD_NOT_ALLOWED: {
     status: 405,
@@ -169,6 +175,58 @@ export class InternalError extends ServiceError {
   override name = 'InternalError';
   constructor(detail: string, options?: ErrorOptions) {
     super(ErrorCode.INTERNAL, detail, options);
+  }
+}
+
+export class HeadersTooLargeError extends ServiceError {
+  override name = 'HeadersTooLargeError';
+  constructor(detail: string) {
+    super(ErrorCode.HEADERS_TOO_LARGE, detail);
+  }
+}
+
+/**
+ * The errors of the commands and tools (not answered over HTTP): each a stable code with the exit
+ * code a `kstyles` command ends with when it is not caught, and what it means.
+ */
+export const ProcessErrorCode = {
+  USAGE: 'USAGE',
+  MANIFEST_INVALID: 'MANIFEST_INVALID',
+  SPEC_INVALID: 'SPEC_INVALID',
+  SCENARIO_INVALID: 'SCENARIO_INVALID',
+  THRESHOLD_INVALID: 'THRESHOLD_INVALID',
+  MIX_INVALID: 'MIX_INVALID',
+  PORT_IN_USE: 'PORT_IN_USE',
+  NATS_UNREACHABLE: 'NATS_UNREACHABLE',
+  SUPERVISOR_UNAVAILABLE: 'SUPERVISOR_UNAVAILABLE',
+  TARGET_SKIPPED: 'TARGET_SKIPPED',
+  NOT_READY: 'NOT_READY',
+} as const;
+export type ProcessErrorCode = (typeof ProcessErrorCode)[keyof typeof ProcessErrorCode];
+
+export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meaning: string }> = {
+  USAGE: { exitCode: 2, meaning: 'a flag, argument or command the user can fix' },
+  MANIFEST_INVALID: {
+    exitCode: 1,
+    meaning: 'MANIFEST.json is missing, unreadable or not in the generator format',
+  },
+  SPEC_INVALID: { exitCode: 1, meaning: 'a supervisor spec that cannot run' },
+  SCENARIO_INVALID: { exitCode: 1, meaning: 'a load scenario file that cannot be used' },
+  THRESHOLD_INVALID: { exitCode: 1, meaning: 'a load threshold that cannot be read' },
+  MIX_INVALID: { exitCode: 1, meaning: 'a request mix that cannot be built from the corpus' },
+  PORT_IN_USE: { exitCode: 1, meaning: 'a port the lab needs is taken' },
+  NATS_UNREACHABLE: { exitCode: 1, meaning: 'the NATS server could not be reached in time' },
+  SUPERVISOR_UNAVAILABLE: { exitCode: 1, meaning: 'no supervisor with that id answered on this NATS' },
+  TARGET_SKIPPED: { exitCode: 1, meaning: 'a benchmark target that cannot be measured on this machine' },
+  NOT_READY: { exitCode: 1, meaning: 'a started process did not answer 200 within its deadline' },
+};
+
+/** Base class of the command and tool errors: `code` is stable, `exitCode` follows from it. */
+export abstract class ProcessError extends Error {
+  abstract readonly code: ProcessErrorCode;
+
+  get exitCode(): number {
+    return PROCESS_ERRORS[this.code].exitCode;
   }
 }
 

@@ -6,6 +6,8 @@ import { once } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  HeadersTooLargeError,
+  InvalidPathError,
   MethodNotAllowedError,
   NotFoundError,
   RangeNotSatisfiableError,
@@ -280,15 +282,10 @@ export function answerClientErrors(server: Server, style: string): void {
       return;
     }
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const status = tooLarge ? 431 : 400;
-    const body = JSON.stringify({
-      type: 'urn:kstyles:error:bad-request',
-      title: tooLarge ? 'Request header fields too large' : 'Bad request',
-      status,
-      code: 'INVALID_PATH',
-      detail: `the HTTP request could not be parsed (${err.code ?? err.message})`,
-      hint: 'Send one HTTP/1.1 request line with a percent-encoded path, e.g. GET /files/docs/hello%20world.txt.',
-    });
+    const detail = `the HTTP request could not be parsed (${err.code ?? err.message})`;
+    const problem = (tooLarge ? new HeadersTooLargeError(detail) : new InvalidPathError(detail)).toProblem();
+    const status = problem.status;
+    const body = JSON.stringify(problem);
     socket.end(
       `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
         `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +

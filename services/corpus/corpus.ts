@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
 export type ManifestFile = { path: string; size: number; sha256: string; poison?: true };
 export type NotServable = { path: string; reason: string; expectedStatus: number };
@@ -174,8 +175,9 @@ function hashString(text: string): number {
 }
 
 /** MANIFEST.json is missing, unreadable or not in the generator's format. */
-export class ManifestError extends Error {
+export class ManifestError extends ProcessError {
   override readonly name = 'ManifestError';
+  readonly code = ProcessErrorCode.MANIFEST_INVALID;
 }
 
 /** The URL path (below `/files/`) of a manifest path: each segment percent-encoded. */

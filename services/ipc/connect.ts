@@ -5,6 +5,7 @@
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
+import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
 export type NatsCredentials = { user?: string; pass?: string };
 
@@ -27,8 +28,9 @@ export const NATS_CLIENT_DEFAULTS = {
 } as const;
 
 /** The NATS server could not be reached in time: the message names it and says what to check. */
-export class NatsUnreachableError extends Error {
+export class NatsUnreachableError extends ProcessError {
   override readonly name = 'NatsUnreachableError';
+  readonly code = ProcessErrorCode.NATS_UNREACHABLE;
 }
 
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {

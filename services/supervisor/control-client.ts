@@ -1,13 +1,15 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ServiceError } from '@nats-io/services';
 import { connect } from '@nats-io/transport-node';
+import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 import type { RuntimeState } from './runtime-state.ts';
 import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
 import type { SupervisorStatus } from './supervisor.ts';
 
 /** No supervisor with that id answered: it is not running, or not on this NATS. */
-export class SupervisorUnavailableError extends Error {
+export class SupervisorUnavailableError extends ProcessError {
   override readonly name = 'SupervisorUnavailableError';
+  readonly code = ProcessErrorCode.SUPERVISOR_UNAVAILABLE;
 }
 
 /** The supervisor answered with an error (unknown service, bad request, ...). */

@@ -5,6 +5,7 @@
  */
 
 import { isIP } from 'node:net';
+import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
 export const RESTART_TYPES = ['permanent', 'transient', 'temporary'] as const;
 /** OTP semantics: permanent always restarts, transient only after an abnormal exit, temporary never. */
@@ -130,8 +131,9 @@ export type ResolvedSupervisorSpec = {
 };
 
 /** A spec that cannot run; the message names the field. */
-export class SpecError extends Error {
+export class SpecError extends ProcessError {
   override readonly name = 'SpecError';
+  readonly code = ProcessErrorCode.SPEC_INVALID;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
