@@ -3,19 +3,20 @@
  * engine. Phases: NATS round trip; maximum sustainable rate per target and size; latency and memory at
  * a common rate; cold start; recovery from a SIGKILL under a steady rate.
  */
+
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type LoadProgress, type LoadResults, runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
+import { freePort } from '../services/contract/http-server.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
 import { evaluateTargets } from './evaluate.ts';
 import { cpuPressure, describeMachine, NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
 import {
   cmdline,
-  freePort,
   isAlive,
   processTree,
   type Spawned,

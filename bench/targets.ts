@@ -3,12 +3,14 @@
  * over HTTP. The styles run through `kstyles <style>`; the unikernel runs as its image's executable
  * when it is built, so that neither its cold start nor its memory includes a launcher.
  */
+
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
-import { freePort, type Spawned, startProcess, waitFor200 } from './procs.ts';
+import { freePort } from '../services/contract/http-server.ts';
+import { type Spawned, startProcess, waitFor200 } from './procs.ts';
 import { startNginx } from './references.ts';
 import type { FootprintResult, TargetName } from './types.ts';
 

@@ -1,6 +1,5 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, exponentialBuckets, Histogram, Registry } from 'prom-client';
+import { serveMetricsEndpoint } from '../services/contract/metrics-server.ts';
 import { OUTCOMES, type Outcome } from './types.ts';
 
 /**
@@ -40,26 +39,10 @@ export async function startLoadMetrics(port: number): Promise<LoadMetrics> {
     labelNames: ['style', 'target', 'kind'] as const,
     registers: [registry],
   });
-  const server = createServer((req, res) => {
-    if (req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('only /metrics here\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new Error(`--metrics-port ${port}: cannot listen (${err.code ?? err.message}); choose another port`),
-      ),
-    );
-    server.listen(port, resolve);
-  });
+  // Every IPv4 address: a Prometheus in another container scrapes the load generator's view.
+  const endpoint = await serveMetricsEndpoint(registry, port, { host: '0.0.0.0' });
   return {
-    port: (server.address() as AddressInfo).port,
+    port: endpoint.port,
     registry,
     observer(target) {
       const children = Object.fromEntries(
@@ -74,10 +57,6 @@ export async function startLoadMetrics(port: number): Promise<LoadMetrics> {
     fault(style, target, kind) {
       faults.labels(style, target, kind).inc();
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => endpoint.close(),
   };
 }

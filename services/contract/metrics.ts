@@ -28,6 +28,21 @@ export function createFaultsInjectedCounter(registry: Registry): Counter<'style'
   });
 }
 
+/**
+ * `kstyles_ipc_request_duration_seconds{from,to,op,outcome}` (docs/architecture.md, 'Metrics'): one hop to
+ * another server (the microkernel's NATS request/reply) or thread (the unikernel's worker pool), so a
+ * dashboard shows both prices side by side.
+ */
+export function createIpcDurationHistogram(registry: Registry): Histogram<'from' | 'to' | 'op' | 'outcome'> {
+  return new Histogram({
+    name: 'kstyles_ipc_request_duration_seconds',
+    help: 'Duration of one hop to another server (NATS) or thread (worker pool), measured by the caller, by outcome',
+    labelNames: ['from', 'to', 'op', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+}
+
 export type HttpMetrics = {
   registry: Registry;
   observe(route: Route, code: number, seconds: number): void;

@@ -14,9 +14,9 @@ import {
   UsageError,
 } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
+import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
-import { type MetricsEndpoint, serveMetricsHttp } from './metrics-http.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 
@@ -48,7 +48,12 @@ export async function serveMetricsFromFlags(
 ): Promise<MetricsEndpoint | undefined> {
   const port = flags['metrics-port'];
   if (port === undefined) return undefined;
-  return serveMetricsHttp(registry, intFlag(command, 'metrics-port', port, 0, 65535), flags['metrics-host']);
+  const host = flags['metrics-host'];
+  return serveMetricsEndpoint(
+    registry,
+    intFlag(command, 'metrics-port', port, 0, 65535),
+    host ? { host } : {},
+  );
 }
 
 export const NATS_FLAGS = {

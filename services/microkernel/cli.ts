@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
-import { freePort } from '../contract/http-server.ts';
+import { freePort, reachableUrl } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
@@ -17,7 +17,6 @@ import {
   CHILD_NAMES,
   type CompositionOptions,
   findNatsServer,
-  loopbackOf,
   MICROKERNEL_PORTS,
   microkernelSpec,
   NATS_INSTALL_HINT,
@@ -240,7 +239,7 @@ export async function run(argv: string[]): Promise<number> {
   exitWhenOrphaned();
   process.once('exit', cleanUp);
 
-  const url = `http://${loopbackOf(composition.httpHost)}:${composition.httpPort}`;
+  const url = reachableUrl(composition.httpHost, composition.httpPort);
   const metrics = {
     gateway: `${url}/metrics`,
     fs: `http://127.0.0.1:${composition.metricsPorts.fs}/metrics`,

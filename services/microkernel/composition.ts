@@ -9,6 +9,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { reachableUrl } from '../contract/http-server.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
@@ -138,7 +139,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       // must not be SIGKILLed for it like a hung one (a real hang is seen a few seconds later instead).
       health: {
         kind: 'http',
-        url: `http://${loopbackOf(options.httpHost)}:${options.httpPort}/healthz`,
+        url: reachableUrl(options.httpHost, options.httpPort, '/healthz'),
         timeoutMs: Math.min(60_000, GATEWAY_HEALTH_TIMEOUT_FACTOR * options.heartbeat.timeoutMs),
       },
     },
@@ -157,12 +158,6 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     ...(options.metricsHost ? { metricsHost: options.metricsHost } : {}),
     children,
   };
-}
-
-/** Where a local health check reaches an HTTP server bound to `host`. */
-export function loopbackOf(host: string): string {
-  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
 }
 
 export const NATS_INSTALL_HINT =
