@@ -1,4 +1,5 @@
 import { parseCommand, UsageError } from '../../cli/args.ts';
+import { ProcessErrorCode } from '../contract/errors.ts';
 import { FAULT_SIGNALS, UNDO_SIGNALS } from '../contract/faults.ts';
 import {
   type ControlClientOptions,
@@ -96,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 0;
   } catch (err) {
-    if (err instanceof SupervisorControlError && err.code === 404)
+    if (err instanceof SupervisorControlError && err.code === ProcessErrorCode.CONTROL_UNKNOWN_SERVICE)
       throw new UsageError(`kstyles chaos: ${err.message}`);
     if (err instanceof SupervisorControlError || err instanceof SupervisorUnavailableError) {
       process.stderr.write(`kstyles chaos: ${err.message}\n`);

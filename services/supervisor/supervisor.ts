@@ -7,9 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { SUPERVISED_INSTANCE_ENV } from './child-identity.ts';
+import { ControlError } from './control-error.ts';
 import { checkHttp, checkTcp, type NatsIdentity, pingNatsService } from './health.ts';
 import { createSupervisorMetrics, type SupervisorMetrics } from './metrics.ts';
-import { ControlError, NatsLink } from './nats-link.ts';
+import { NatsLink } from './nats-link.ts';
 import {
   type BackoffSpec,
   parseSupervisorSpec,
