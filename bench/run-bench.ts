@@ -8,6 +8,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { type LoadProgress, type LoadResults, runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
@@ -28,9 +29,7 @@ import {
 import { measureNatsRoundTrip, missingBinary } from './references.ts';
 import { findMaxRate, judgeStep, type StepVerdict } from './search.ts';
 import {
-  KSTYLES_BIN,
   READY_PATHS,
-  REPO_ROOT,
   type RunningTarget,
   SkipTarget,
   startTarget,

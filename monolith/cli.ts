@@ -3,8 +3,10 @@
  * here on purpose: a crashed monolith stays down until something outside (the local lab's supervisor, a
  * compose restart policy) starts it again; that is the style's blast radius.
  */
+
 import { stat } from 'node:fs/promises';
 import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
+import { DEFAULT_PORTS } from '../cli/kit/defaults.ts';
 import { logLine } from '../services/contract/http-server.ts';
 import { type ChaosOptions, chaosFromEnv } from '../services/driver/chaos.ts';
 import { DEFAULT_SLOW_MS, slowFaultToggle } from '../services/driver/slow-fault.ts';
@@ -13,7 +15,7 @@ import type { RunningMonolith } from './app.ts';
 import { STYLE } from './style.ts';
 
 export const MONOLITH_DEFAULTS = {
-  port: '8081',
+  port: String(DEFAULT_PORTS.monolith),
   host: '127.0.0.1',
   data: './.kstyles/corpus',
   drainMs: '10000',

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
 import { ERRORS, ErrorCode, PROCESS_ERRORS, ProcessErrorCode } from './errors.ts';
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The rows of the README's error table (section "The HTTP contract"): code → status. */
 function readmeErrorTable(): Map<string, number> {

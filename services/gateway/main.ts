@@ -3,7 +3,9 @@
  *   node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]
  * GET /files/<path>, /healthz, /readyz and /metrics, served through kstyles-fs over NATS.
  */
+
 import { intFlag, portFlag } from '../../cli/args.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { NATS_FLAGS, runServerMain } from '../ipc/server-main.ts';
 import { startGateway } from './gateway.ts';
@@ -15,7 +17,13 @@ await runServerMain({
     usage: 'node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]',
     flags: {
       ...NATS_FLAGS,
-      port: { type: 'string', env: 'KSTYLES_PORT', value: 'P', default: '8082', description: 'HTTP port' },
+      port: {
+        type: 'string',
+        env: 'KSTYLES_PORT',
+        value: 'P',
+        default: String(DEFAULT_PORTS.microkernel),
+        description: 'HTTP port',
+      },
       host: {
         type: 'string',
         env: 'KSTYLES_HOST',

@@ -3,6 +3,7 @@
  * first connection to NATS (a clear message and exit 1 past it), a JSON "ready" log line, and a
  * graceful stop on SIGTERM/SIGINT (stop taking requests, answer those in progress, close, exit 0).
  */
+
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import {
@@ -13,6 +14,7 @@ import {
   parseCommand,
   UsageError,
 } from '../../cli/args.ts';
+import { DEFAULT_NATS_URL } from '../../cli/kit/defaults.ts';
 import { logLine } from '../contract/http-server.ts';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
@@ -61,7 +63,7 @@ export const NATS_FLAGS = {
     type: 'string',
     env: 'NATS_URL',
     value: 'URL',
-    default: 'nats://127.0.0.1:4222',
+    default: DEFAULT_NATS_URL,
     description: 'NATS server URL (comma-separated for several)',
   },
   'nats-user': { type: 'string', env: 'KSTYLES_NATS_USER', value: 'USER', description: 'NATS user name' },

@@ -4,10 +4,12 @@
  * the driver, file server and gateway as separate processes, restarts them when they crash or hang,
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
+
 import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort, reachableUrl } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
@@ -17,7 +19,6 @@ import {
   CHILD_NAMES,
   type CompositionOptions,
   findNatsServer,
-  MICROKERNEL_PORTS,
   microkernelSpec,
   NATS_INSTALL_HINT,
 } from './composition.ts';
@@ -32,7 +33,7 @@ const COMMAND = {
       type: 'string',
       env: 'KSTYLES_PORT',
       value: 'P',
-      default: String(MICROKERNEL_PORTS.http),
+      default: String(DEFAULT_PORTS.microkernel),
       description: 'HTTP port of the gateway (0 = any free port)',
     },
     host: {
@@ -73,21 +74,21 @@ const COMMAND = {
       type: 'string',
       env: 'KSTYLES_SUPERVISOR_METRICS_PORT',
       value: 'P',
-      default: String(MICROKERNEL_PORTS.supervisorMetrics),
+      default: String(DEFAULT_PORTS.supervisorMetrics),
       description: 'supervisor /metrics port',
     },
     'fs-metrics-port': {
       type: 'string',
       env: 'KSTYLES_FS_METRICS_PORT',
       value: 'P',
-      default: String(MICROKERNEL_PORTS.fsMetrics),
+      default: String(DEFAULT_PORTS.fsMetrics),
       description: 'file server /metrics port',
     },
     'driver-metrics-port': {
       type: 'string',
       env: 'KSTYLES_DRIVER_METRICS_PORT',
       value: 'P',
-      default: String(MICROKERNEL_PORTS.driverMetrics),
+      default: String(DEFAULT_PORTS.driverMetrics),
       description: 'driver /metrics port',
     },
     'heartbeat-ms': {
@@ -160,8 +161,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(
       renderNatsConfig({
         host: '0.0.0.0',
-        port: 4222,
-        monitorPort: 8222,
+        port: DEFAULT_PORTS.nats,
+        monitorPort: DEFAULT_PORTS.natsMonitor,
         users: usersFromEnv(),
         serverName: 'kstyles-nats',
       }),

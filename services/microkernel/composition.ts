@@ -6,29 +6,20 @@
  * heartbeat is its service-API PING (`$SRV.PING.kstyles-driver|kstyles-fs`); the gateway's is
  * GET /healthz; nats-server's is its monitoring /healthz.
  */
+
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../../cli/kit/repo.ts';
 import { reachableUrl } from '../contract/http-server.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
-
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
 export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 'gateway' } as const;
 
 /** The gateway's health check may take this many heartbeat timeouts (2 s with the defaults). */
 export const GATEWAY_HEALTH_TIMEOUT_FACTOR = 4;
-
-/** Default ports of a local run (docs/architecture.md, 'The styles'); 0 anywhere means "any free port". */
-export const MICROKERNEL_PORTS = {
-  http: 8082,
-  supervisorMetrics: 9480,
-  fsMetrics: 9481,
-  driverMetrics: 9482,
-} as const;
 
 export type OwnNats = {
   binary: string;

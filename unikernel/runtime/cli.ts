@@ -3,11 +3,13 @@
  * there is — the single executable (the chaos one with --chaos), else its bundle through node, else the
  * TypeScript entry through tsx — and says which in its first log line. Signals go to the program.
  */
+
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { logLine } from '../../services/contract/http-server.ts';
 import { buildLayout, type Flavor, RUNTIME_DIR } from './layout.ts';
 
@@ -20,7 +22,7 @@ const spec = {
       type: 'string',
       value: 'P',
       env: 'KSTYLES_PORT',
-      default: '8083',
+      default: String(DEFAULT_PORTS.unikernel),
       description: 'TCP port (0 = any free port)',
     },
     data: { type: 'string', value: 'DIR', env: 'KSTYLES_DATA', description: 'data root to serve (a corpus)' },

@@ -8,11 +8,13 @@
  * single executable. The build replaces `process.env.KSTYLES_BUILD_*` with constants, so the production
  * bundle contains neither the chaos switch nor the TypeScript branch.
  */
+
 import { get } from 'node:http';
 import { dirname, join } from 'node:path';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { logLine } from '../../services/contract/http-server.ts';
 import { chaosFromEnv } from '../../services/driver/chaos.ts';
 import { exitWhenOrphaned } from '../../services/supervisor/child-identity.ts';
@@ -21,7 +23,6 @@ import { POOL_WORKER_FILE } from './names.ts';
 import { DEFAULT_INLINE_MAX_BYTES } from './pool.ts';
 import { STYLE, startUnikernel } from './server.ts';
 
-export const DEFAULT_PORT = 8083;
 /** How long SIGTERM waits for in-flight requests before cutting them. */
 const GRACE_MS = 10_000;
 
@@ -39,7 +40,7 @@ const serveSpec = {
       type: 'string',
       value: 'P',
       env: 'KSTYLES_PORT',
-      default: String(DEFAULT_PORT),
+      default: String(DEFAULT_PORTS.unikernel),
       description: 'TCP port (0 = any free port)',
     },
     data: { type: 'string', value: 'DIR', env: 'KSTYLES_DATA', description: 'data root to serve (a corpus)' },
@@ -86,7 +87,7 @@ const healthSpec = {
       type: 'string',
       value: 'P',
       env: 'KSTYLES_PORT',
-      default: String(DEFAULT_PORT),
+      default: String(DEFAULT_PORTS.unikernel),
       description: 'TCP port',
     },
     host: { type: 'string', value: 'H', default: '127.0.0.1', description: 'address to ask' },

@@ -10,11 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
+import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
 import { SupervisorControlClient } from '../../supervisor/control-client.ts';
 import { isProcessAlive, type RuntimeState } from '../../supervisor/runtime-state.ts';
 import { SUPERVISOR_SUBJECTS } from '../../supervisor/subjects.ts';
 import type { SupervisorEvent, SupervisorStatus } from '../../supervisor/supervisor.ts';
-import { REPO_ROOT } from '../composition.ts';
 
 export type ProcessKernel = {
   proc: ChildProcess;
@@ -45,8 +45,6 @@ export type ProcessKernelOptions = {
   waitReady?: boolean;
   readyTimeoutMs?: number;
 };
-
-const KSTYLES_BIN = path.join(REPO_ROOT, 'bin', 'kstyles.js');
 
 export async function startProcessKernel(options: ProcessKernelOptions): Promise<ProcessKernel> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-mk-test-'));
