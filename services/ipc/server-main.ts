@@ -15,6 +15,7 @@ import {
   UsageError,
 } from '../../cli/args.ts';
 import { DEFAULT_NATS_URL } from '../../cli/kit/defaults.ts';
+import { metricsHostFlagSpec, metricsPortFlagSpec } from '../../cli/kit/flags.ts';
 import { logLine } from '../contract/http-server.ts';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
@@ -26,19 +27,12 @@ const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 /** The /metrics flags of a server; `portEnv` names the environment variable of its port. */
 export function metricsFlags(portEnv: string) {
   return {
-    'metrics-port': {
-      type: 'string',
-      env: portEnv,
-      value: 'P',
-      description: 'serve GET /metrics on this port (0 = any free port; absent = none)',
-    },
-    'metrics-host': {
-      type: 'string',
-      env: 'KSTYLES_METRICS_HOST',
-      value: 'H',
-      default: '127.0.0.1',
-      description: 'address of the metrics port',
-    },
+    'metrics-port': metricsPortFlagSpec(
+      portEnv,
+      undefined,
+      'serve GET /metrics on this port (0 = any free port; absent = none)',
+    ),
+    'metrics-host': metricsHostFlagSpec('address of the metrics port'),
   } as const;
 }
 

@@ -5,11 +5,20 @@
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
 
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
+import {
+  chaosFlagSpec,
+  dataFlagSpec,
+  hostFlagSpec,
+  metricsHostFlagSpec,
+  metricsPortFlagSpec,
+  portFlagSpec,
+} from '../../cli/kit/flags.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort, reachableUrl } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
@@ -29,33 +38,16 @@ const COMMAND = {
   summary: 'serve the contract from NATS servers under a supervisor',
   usage: 'kstyles microkernel --port P --data DIR [--nats URL] [--chaos] [--host H]',
   flags: {
-    port: {
-      type: 'string',
-      env: 'KSTYLES_PORT',
-      value: 'P',
-      default: String(DEFAULT_PORTS.microkernel),
-      description: 'HTTP port of the gateway (0 = any free port)',
-    },
-    host: {
-      type: 'string',
-      env: 'KSTYLES_HOST',
-      value: 'H',
-      default: '127.0.0.1',
-      description: 'HTTP address',
-    },
-    data: {
-      type: 'string',
-      env: 'KSTYLES_DATA',
-      value: 'DIR',
-      description: 'data root (see kstyles corpus)',
-    },
+    port: portFlagSpec(DEFAULT_PORTS.microkernel, 'HTTP port of the gateway (0 = any free port)'),
+    host: hostFlagSpec('HTTP address'),
+    data: dataFlagSpec('data root (see kstyles corpus)'),
     nats: {
       type: 'string',
       env: 'NATS_URL',
       value: 'URL',
       description: 'use this NATS server instead of starting one (passwords from KSTYLES_NATS_<ROLE>_PASS)',
     },
-    chaos: { type: 'boolean', env: 'KSTYLES_CHAOS', description: "enable the driver's fault hooks" },
+    chaos: chaosFlagSpec("enable the driver's fault hooks"),
     id: {
       type: 'string',
       env: 'KSTYLES_SUPERVISOR_ID',
@@ -70,27 +62,21 @@ const COMMAND = {
       default: '0',
       description: 'client port of the nats-server it starts (0 = any free port)',
     },
-    'supervisor-metrics-port': {
-      type: 'string',
-      env: 'KSTYLES_SUPERVISOR_METRICS_PORT',
-      value: 'P',
-      default: String(DEFAULT_PORTS.supervisorMetrics),
-      description: 'supervisor /metrics port',
-    },
-    'fs-metrics-port': {
-      type: 'string',
-      env: 'KSTYLES_FS_METRICS_PORT',
-      value: 'P',
-      default: String(DEFAULT_PORTS.fsMetrics),
-      description: 'file server /metrics port',
-    },
-    'driver-metrics-port': {
-      type: 'string',
-      env: 'KSTYLES_DRIVER_METRICS_PORT',
-      value: 'P',
-      default: String(DEFAULT_PORTS.driverMetrics),
-      description: 'driver /metrics port',
-    },
+    'supervisor-metrics-port': metricsPortFlagSpec(
+      'KSTYLES_SUPERVISOR_METRICS_PORT',
+      DEFAULT_PORTS.supervisorMetrics,
+      'supervisor /metrics port',
+    ),
+    'fs-metrics-port': metricsPortFlagSpec(
+      'KSTYLES_FS_METRICS_PORT',
+      DEFAULT_PORTS.fsMetrics,
+      'file server /metrics port',
+    ),
+    'driver-metrics-port': metricsPortFlagSpec(
+      'KSTYLES_DRIVER_METRICS_PORT',
+      DEFAULT_PORTS.driverMetrics,
+      'driver /metrics port',
+    ),
     'heartbeat-ms': {
       type: 'string',
       env: 'KSTYLES_HEARTBEAT_MS',
@@ -121,13 +107,9 @@ const COMMAND = {
       default: String(DEFAULT_DEADLINE_MS),
       description: 'request deadline at the gateway, carried to every hop (past it: 504)',
     },
-    'metrics-host': {
-      type: 'string',
-      env: 'KSTYLES_METRICS_HOST',
-      value: 'H',
-      default: '127.0.0.1',
-      description: "address of every /metrics port but the gateway's (0.0.0.0 in a container)",
-    },
+    'metrics-host': metricsHostFlagSpec(
+      "address of every /metrics port but the gateway's (0.0.0.0 in a container)",
+    ),
     'print-nats-config': {
       type: 'boolean',
       description: 'print a static nats-server config (passwords from $KSTYLES_NATS_<ROLE>_PASS) and exit',
@@ -170,13 +152,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const name = COMMAND.name;
-  if (!flags.data) throw new UsageError(`kstyles ${name}: --data DIR (or KSTYLES_DATA) is required.`);
-  const data = path.resolve(flags.data);
-  if (!existsSync(data) || !statSync(data).isDirectory()) {
-    throw new UsageError(
-      `kstyles ${name}: data directory ${data} does not exist: create it with 'kstyles corpus --dir ${data}'.`,
-    );
-  }
+  const data = requireDataDir(name, flags.data);
   const heartbeatMs = intFlag(name, 'heartbeat-ms', flags['heartbeat-ms'], 20, 60_000);
   const options: Omit<CompositionOptions, 'natsUrl'> = {
     id: flags.id ?? 'microkernel',
