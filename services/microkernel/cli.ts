@@ -8,7 +8,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { intFlag, type ParsedFlags, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import {
@@ -23,6 +23,7 @@ import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort, reachableUrl } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
+import type { SupervisorSpec } from '../supervisor/spec.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import {
   CHILD_NAMES,
@@ -135,26 +136,14 @@ function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credent
   return creds;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseCommand(COMMAND, argv);
-  if (!parsed) return 0;
-  const { flags } = parsed;
-  if (flags['print-nats-config']) {
-    process.stdout.write(
-      renderNatsConfig({
-        host: '0.0.0.0',
-        port: DEFAULT_PORTS.nats,
-        monitorPort: DEFAULT_PORTS.natsMonitor,
-        users: usersFromEnv(),
-        serverName: 'kstyles-nats',
-      }),
-    );
-    return 0;
-  }
+/** The composition the flags ask for, before NATS is chosen. */
+async function compositionOptions(
+  flags: ParsedFlags<typeof COMMAND.flags>,
+  data: string,
+): Promise<Omit<CompositionOptions, 'natsUrl'>> {
   const name = COMMAND.name;
-  const data = requireDataDir(name, flags.data);
   const heartbeatMs = intFlag(name, 'heartbeat-ms', flags['heartbeat-ms'], 20, 60_000);
-  const options: Omit<CompositionOptions, 'natsUrl'> = {
+  return {
     id: flags.id ?? 'microkernel',
     data,
     httpHost: flags.host ?? '127.0.0.1',
@@ -175,6 +164,27 @@ export async function run(argv: string[]): Promise<number> {
       periodMs: intFlag(name, 'restart-period-ms', flags['restart-period-ms'], 1, 86_400_000),
     },
   };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(COMMAND, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  if (flags['print-nats-config']) {
+    process.stdout.write(
+      renderNatsConfig({
+        host: '0.0.0.0',
+        port: DEFAULT_PORTS.nats,
+        monitorPort: DEFAULT_PORTS.natsMonitor,
+        users: usersFromEnv(),
+        serverName: 'kstyles-nats',
+      }),
+    );
+    return 0;
+  }
+  const name = COMMAND.name;
+  const data = requireDataDir(name, flags.data);
+  const options = await compositionOptions(flags, data);
 
   let tempDir: string | undefined;
   let composition: CompositionOptions;
@@ -204,6 +214,25 @@ export async function run(argv: string[]): Promise<number> {
     };
   }
 
+  return superviseUntilDone(composition, data, tempDir);
+}
+
+/** The /metrics URLs of the gateway, the servers and the supervisor. */
+function metricsUrls(composition: CompositionOptions, url: string) {
+  return {
+    gateway: `${url}/metrics`,
+    fs: reachableUrl('127.0.0.1', composition.metricsPorts.fs, '/metrics'),
+    driver: reachableUrl('127.0.0.1', composition.metricsPorts.driver, '/metrics'),
+    supervisor: reachableUrl('127.0.0.1', composition.metricsPorts.supervisor, '/metrics'),
+  };
+}
+
+/** Runs the supervision tree in the foreground; resolves with the exit code once it has stopped. */
+async function superviseUntilDone(
+  composition: CompositionOptions,
+  data: string,
+  tempDir: string | undefined,
+): Promise<number> {
   const spec = microkernelSpec(composition);
   const supervisor = new Supervisor(spec);
   const cleanUp = () => {
@@ -217,33 +246,9 @@ export async function run(argv: string[]): Promise<number> {
   process.once('exit', cleanUp);
 
   const url = reachableUrl(composition.httpHost, composition.httpPort);
-  const metrics = {
-    gateway: `${url}/metrics`,
-    fs: `http://127.0.0.1:${composition.metricsPorts.fs}/metrics`,
-    driver: `http://127.0.0.1:${composition.metricsPorts.driver}/metrics`,
-    supervisor: `http://127.0.0.1:${composition.metricsPorts.supervisor}/metrics`,
-  };
+  const metrics = metricsUrls(composition, url);
   await supervisor.start();
-  const supervisorCreds = composition.credentials?.supervisor;
-  const stateFile = writeRuntimeState({
-    id: spec.id,
-    pid: process.pid,
-    startedAt: new Date().toISOString(),
-    nats: {
-      servers: [composition.natsUrl],
-      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
-    },
-    ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
-    info: {
-      style: 'microkernel',
-      url,
-      data,
-      chaos: composition.chaos,
-      children: spec.children.map((c) => c.name),
-      metrics,
-      ...(composition.ownNats ? { natsMonitor: `http://127.0.0.1:${composition.ownNats.monitorPort}` } : {}),
-    },
-  });
+  const stateFile = recordRuntimeState(spec, supervisor, composition, { url, data, metrics });
   supervisor.whenReady().then(
     () =>
       process.stdout.write(
@@ -264,10 +269,39 @@ export async function run(argv: string[]): Promise<number> {
   setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
   if (outcome === 'gave_up') {
     process.stderr.write(
-      `kstyles ${name}: the supervisor gave up after more than ${spec.intensity?.maxRestarts} restarts within ` +
+      `kstyles ${COMMAND.name}: the supervisor gave up after more than ${spec.intensity?.maxRestarts} restarts within ` +
         `${spec.intensity?.periodMs} ms; every server is stopped. Exit 1 so an outer restarter can take over.\n`,
     );
     return 1;
   }
   return 0;
+}
+
+/** Says where this supervisor's control API is (for `kstyles ps` and `kstyles chaos`); returns the file. */
+function recordRuntimeState(
+  spec: SupervisorSpec,
+  supervisor: Supervisor,
+  composition: CompositionOptions,
+  shown: { url: string; data: string; metrics: Record<string, string> },
+): string {
+  const supervisorCreds = composition.credentials?.supervisor;
+  return writeRuntimeState({
+    id: spec.id,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    nats: {
+      servers: [composition.natsUrl],
+      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
+    },
+    ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
+    info: {
+      style: 'microkernel',
+      url: shown.url,
+      data: shown.data,
+      chaos: composition.chaos,
+      children: spec.children.map((c) => c.name),
+      metrics: shown.metrics,
+      ...(composition.ownNats ? { natsMonitor: `http://127.0.0.1:${composition.ownNats.monitorPort}` } : {}),
+    },
+  });
 }
