@@ -81,41 +81,39 @@ export type Plan = {
   commonRates: Record<SizeKey, number>;
 };
 
+const FULL_PLAN: Plan = {
+  p99BoundMs: 50,
+  stepWindowMs: 3000,
+  warmupMs: 2000,
+  fixedWindowMs: 10_000,
+  bisectSteps: 2,
+  startRates: { '4k': 500, '64k': 250, '1m': 50 },
+  maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
+  coldStartRuns: 7,
+  recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
+  natsRoundTrips: 5000,
+  connections: 32,
+  stepTimeoutMs: 2000,
+  confirmFailures: true,
+  minRate: 10,
+  commonRates: { '4k': 100, '64k': 50, '1m': 10 },
+};
+
+/** `--quick` is the full plan with shorter windows and fewer repeats: same bound, rates and search range. */
 export const PLANS: Record<'quick' | 'full', Plan> = {
   quick: {
-    p99BoundMs: 50,
+    ...FULL_PLAN,
     stepWindowMs: 1500,
     warmupMs: 500,
     fixedWindowMs: 3000,
     bisectSteps: 1,
-    startRates: { '4k': 500, '64k': 250, '1m': 50 },
-    maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
     coldStartRuns: 3,
     recovery: { rate: 200, durationMs: 5000, faultAtMs: 1500 },
     natsRoundTrips: 1000,
-    connections: 32,
-    stepTimeoutMs: 2000,
     confirmFailures: false,
     minRate: 25,
-    commonRates: { '4k': 100, '64k': 50, '1m': 10 },
   },
-  full: {
-    p99BoundMs: 50,
-    stepWindowMs: 3000,
-    warmupMs: 2000,
-    fixedWindowMs: 10_000,
-    bisectSteps: 2,
-    startRates: { '4k': 500, '64k': 250, '1m': 50 },
-    maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
-    coldStartRuns: 7,
-    recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
-    natsRoundTrips: 5000,
-    connections: 32,
-    stepTimeoutMs: 2000,
-    confirmFailures: true,
-    minRate: 10,
-    commonRates: { '4k': 100, '64k': 50, '1m': 10 },
-  },
+  full: FULL_PLAN,
 };
 
 export type BenchOptions = {

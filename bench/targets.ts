@@ -10,6 +10,7 @@ import path from 'node:path';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { freePort } from '../services/contract/http-server.ts';
+import { ANY_FREE_METRICS_PORTS } from '../services/microkernel/composition.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { type Spawned, startProcess, waitFor200 } from './procs.ts';
 import { startNginx } from './references.ts';
@@ -75,16 +76,7 @@ export const TARGETS: Record<TargetName, TargetDef> = {
     launch: (port, dataDir) => {
       const base = kstyles('microkernel', port, dataDir);
       // Its own supervisor id and free metrics ports: a lab or a demo may run a microkernel beside the bench.
-      const extra = [
-        '--id',
-        `bench-${process.pid}`,
-        '--supervisor-metrics-port',
-        '0',
-        '--fs-metrics-port',
-        '0',
-        '--driver-metrics-port',
-        '0',
-      ];
+      const extra = ['--id', `bench-${process.pid}`, ...ANY_FREE_METRICS_PORTS];
       return {
         ...base,
         args: [...base.args, ...extra],

@@ -1,28 +1,32 @@
 import { readFile } from 'node:fs/promises';
 import { intFlag, type ParsedFlags, parseCommand, UsageError } from '../cli/args.ts';
 import { ManifestError } from '../services/corpus/corpus.ts';
-import { createLiveView, formatChecklist, formatSummary } from './live-view.ts';
-import { MixError } from './request-mix.ts';
-import { LOAD_DEFAULTS, type LoadOptions, type LoadTarget, runLoad } from './run-load.ts';
+// The library (index.ts) does the work; this module only reads flags and prints.
 import {
-  checkScenarioTargets,
+  createLiveView,
+  evaluateThresholds,
+  formatChecklist,
+  formatSummary,
+  LOAD_DEFAULTS,
+  type LoadOptions,
+  type LoadResults,
+  type LoadTarget,
   loadScenario,
-  SCENARIO_EXAMPLE,
+  parseThreshold,
+  runLoad,
   type Scenario,
   ScenarioError,
-} from './scenario.ts';
-import {
-  checkThresholdTargets,
-  evaluateThresholds,
-  parseThreshold,
+  type TargetFacts,
   THRESHOLD_GRAMMAR,
   type Threshold,
   ThresholdError,
   thresholdExitCode,
-} from './thresholds.ts';
-import type { LoadResults, TargetFacts } from './types.ts';
+  writeReports,
+} from './index.ts';
+import { MixError } from './request-mix.ts';
+import { checkScenarioTargets, SCENARIO_EXAMPLE } from './scenario.ts';
+import { checkThresholdTargets } from './thresholds.ts';
 import { parseDurationMs } from './units.ts';
-import { writeReports } from './write-reports.ts';
 
 const SPEC = {
   name: 'load',

@@ -1,12 +1,7 @@
-import { Counter, exponentialBuckets, Histogram, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
+import { createLatencyHistogram } from '../services/contract/metrics.ts';
 import { serveMetricsEndpoint } from '../services/contract/metrics-server.ts';
 import { OUTCOMES, type Outcome } from './types.ts';
-
-/**
- * 50 µs × 2^n up to ~13 s: the range of docs/architecture.md, 'Metrics', so sub-millisecond latencies stay
- * visible.
- */
-export const LOAD_BUCKETS = exponentialBuckets(0.00005, 2, 19);
 
 export type LoadMetrics = {
   port: number;
@@ -20,13 +15,12 @@ export type LoadMetrics = {
 /** The client-side view on /metrics while a run lasts (its own registry: nothing global). */
 export async function startLoadMetrics(port: number): Promise<LoadMetrics> {
   const registry = new Registry();
-  const duration = new Histogram({
-    name: 'kstyles_load_request_duration_seconds',
-    help: 'Request latency seen by the load generator, from the intended send time (coordinated-omission corrected)',
-    labelNames: ['target', 'outcome'] as const,
-    buckets: LOAD_BUCKETS,
-    registers: [registry],
-  });
+  const duration = createLatencyHistogram(
+    registry,
+    'kstyles_load_request_duration_seconds',
+    'Request latency seen by the load generator, from the intended send time (coordinated-omission corrected)',
+    ['target', 'outcome'],
+  );
   const requests = new Counter({
     name: 'kstyles_load_requests_total',
     help: 'Requests completed by the load generator, by outcome class',

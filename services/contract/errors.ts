@@ -111,25 +111,25 @@ export class ServiceError extends Error {
   }
 }
 
-export class NotFoundError extends ServiceError {
+/** The base of an error class with one fixed code: `new XError(detail, options?)`. */
+function withCode(code: ErrorCode) {
+  return class extends ServiceError {
+    constructor(detail: string, options?: ErrorOptions) {
+      super(code, detail, options);
+    }
+  };
+}
+
+export class NotFoundError extends withCode(ErrorCode.NOT_FOUND) {
   override name = 'NotFoundError';
-  constructor(detail: string, options?: ErrorOptions) {
-    super(ErrorCode.NOT_FOUND, detail, options);
-  }
 }
 
-export class InvalidPathError extends ServiceError {
+export class InvalidPathError extends withCode(ErrorCode.INVALID_PATH) {
   override name = 'InvalidPathError';
-  constructor(detail: string) {
-    super(ErrorCode.INVALID_PATH, detail);
-  }
 }
 
-export class ForbiddenPathError extends ServiceError {
+export class ForbiddenPathError extends withCode(ErrorCode.FORBIDDEN_PATH) {
   override name = 'ForbiddenPathError';
-  constructor(detail: string) {
-    super(ErrorCode.FORBIDDEN_PATH, detail);
-  }
 }
 
 export class RangeNotSatisfiableError extends ServiceError {
@@ -142,11 +142,8 @@ export class RangeNotSatisfiableError extends ServiceError {
   }
 }
 
-export class TooLargeError extends ServiceError {
+export class TooLargeError extends withCode(ErrorCode.TOO_LARGE) {
   override name = 'TooLargeError';
-  constructor(detail: string) {
-    super(ErrorCode.TOO_LARGE, detail);
-  }
 }
 
 export class MethodNotAllowedError extends ServiceError {
@@ -164,25 +161,16 @@ export class UnavailableError extends ServiceError {
   }
 }
 
-export class TimeoutError extends ServiceError {
+export class TimeoutError extends withCode(ErrorCode.TIMEOUT) {
   override name = 'TimeoutError';
-  constructor(detail: string, options?: ErrorOptions) {
-    super(ErrorCode.TIMEOUT, detail, options);
-  }
 }
 
-export class InternalError extends ServiceError {
+export class InternalError extends withCode(ErrorCode.INTERNAL) {
   override name = 'InternalError';
-  constructor(detail: string, options?: ErrorOptions) {
-    super(ErrorCode.INTERNAL, detail, options);
-  }
 }
 
-export class HeadersTooLargeError extends ServiceError {
+export class HeadersTooLargeError extends withCode(ErrorCode.HEADERS_TOO_LARGE) {
   override name = 'HeadersTooLargeError';
-  constructor(detail: string) {
-    super(ErrorCode.HEADERS_TOO_LARGE, detail);
-  }
 }
 
 /**

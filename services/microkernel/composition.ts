@@ -18,6 +18,19 @@ import type { NatsRole } from './nats-config.ts';
 /** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
 export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 'gateway' } as const;
 
+/**
+ * `kstyles microkernel` flags that put every metrics port of the tree on a free port, for a second
+ * microkernel beside a running lab (the benchmark, the tests).
+ */
+export const ANY_FREE_METRICS_PORTS = [
+  '--supervisor-metrics-port',
+  '0',
+  '--fs-metrics-port',
+  '0',
+  '--driver-metrics-port',
+  '0',
+] as const;
+
 /** The gateway's health check may take this many heartbeat timeouts (2 s with the defaults). */
 export const GATEWAY_HEALTH_TIMEOUT_FACTOR = 4;
 

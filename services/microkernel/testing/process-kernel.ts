@@ -15,6 +15,7 @@ import { SupervisorControlClient } from '../../supervisor/control-client.ts';
 import { isProcessAlive, type RuntimeState } from '../../supervisor/runtime-state.ts';
 import { SUPERVISOR_SUBJECTS } from '../../supervisor/subjects.ts';
 import type { SupervisorEvent, SupervisorStatus } from '../../supervisor/supervisor.ts';
+import { ANY_FREE_METRICS_PORTS } from '../composition.ts';
 
 export type ProcessKernel = {
   proc: ChildProcess;
@@ -61,12 +62,7 @@ export async function startProcessKernel(options: ProcessKernelOptions): Promise
       options.data,
       '--port',
       '0',
-      '--supervisor-metrics-port',
-      '0',
-      '--fs-metrics-port',
-      '0',
-      '--driver-metrics-port',
-      '0',
+      ...ANY_FREE_METRICS_PORTS,
       ...(options.args ?? []),
     ],
     { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
