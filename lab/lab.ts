@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
-import { KSTYLES_BIN } from '../cli/kit/repo.ts';
+import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microkernel/nats-config.ts';
@@ -133,7 +133,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
         name: 'monolith',
         command: process.execPath,
         args: [
-          KSTYLES_BIN,
+          KSTYLES,
           'monolith',
           '--port',
           String(options.ports.monolith),
@@ -147,7 +147,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
         name: 'microkernel',
         command: process.execPath,
         args: [
-          KSTYLES_BIN,
+          KSTYLES,
           'microkernel',
           '--port',
           String(options.ports.microkernel),
