@@ -2,14 +2,17 @@
  * `kstyles bench --profile TARGET`: profiles every node process of one target (see cpu-profile-preload.mjs), loads it at a fixed rate, stops it gracefully so the
  * profiles are written, and summarises the top self-time functions of each process.
  */
+
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { REPO_ROOT } from '../cli/kit/repo.ts';
 import { runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
-import { freePort, startProcess, waitFor200 } from './procs.ts';
+import { freePort } from '../services/contract/http-server.ts';
+import { startProcess, waitFor200 } from './procs.ts';
 import { prepareCorpus } from './run-bench.ts';
-import { READY_PATHS, REPO_ROOT, TARGETS } from './targets.ts';
+import { READY_PATHS, TARGETS } from './targets.ts';
 
 /** Starts the inspector's profiler in every node process of the target (see the file). */
 const PRELOAD = path.join(REPO_ROOT, 'bench', 'cpu-profile-preload.mjs');

@@ -2,14 +2,16 @@
  * The reference points: nginx serving the same corpus (a native server's ceiling here), and the NATS
  * request/reply round trip that every microkernel hop pays.
  */
+
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect } from '@nats-io/transport-node';
 import { createHistogram, recordMicros, summarize } from '../load/histogram.ts';
+import { freePort } from '../services/contract/http-server.ts';
 import { NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
-import { freePort, type Spawned, startProcess, waitFor200 } from './procs.ts';
+import { type Spawned, startProcess, waitFor200 } from './procs.ts';
 import type { NatsRoundTrip } from './types.ts';
 
 /** Why a reference cannot run here, or null when it can. */

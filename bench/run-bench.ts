@@ -3,19 +3,21 @@
  * engine. Phases: NATS round trip; maximum sustainable rate per target and size; latency and memory at
  * a common rate; cold start; recovery from a SIGKILL under a steady rate.
  */
+
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { type LoadProgress, type LoadResults, runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
+import { freePort } from '../services/contract/http-server.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
 import { evaluateTargets } from './evaluate.ts';
 import { cpuPressure, describeMachine, NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
 import {
   cmdline,
-  freePort,
   isAlive,
   processTree,
   type Spawned,
@@ -27,9 +29,7 @@ import {
 import { measureNatsRoundTrip, missingBinary } from './references.ts';
 import { findMaxRate, judgeStep, type StepVerdict } from './search.ts';
 import {
-  KSTYLES_BIN,
   READY_PATHS,
-  REPO_ROOT,
   type RunningTarget,
   SkipTarget,
   startTarget,
@@ -41,6 +41,7 @@ import {
   type BenchResults,
   type ColdStartResult,
   type LatencyResult,
+  type Machine,
   type RecoveryResult,
   SIZE_KEYS,
   SIZES,
@@ -80,41 +81,39 @@ export type Plan = {
   commonRates: Record<SizeKey, number>;
 };
 
+const FULL_PLAN: Plan = {
+  p99BoundMs: 50,
+  stepWindowMs: 3000,
+  warmupMs: 2000,
+  fixedWindowMs: 10_000,
+  bisectSteps: 2,
+  startRates: { '4k': 500, '64k': 250, '1m': 50 },
+  maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
+  coldStartRuns: 7,
+  recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
+  natsRoundTrips: 5000,
+  connections: 32,
+  stepTimeoutMs: 2000,
+  confirmFailures: true,
+  minRate: 10,
+  commonRates: { '4k': 100, '64k': 50, '1m': 10 },
+};
+
+/** `--quick` is the full plan with shorter windows and fewer repeats: same bound, rates and search range. */
 export const PLANS: Record<'quick' | 'full', Plan> = {
   quick: {
-    p99BoundMs: 50,
+    ...FULL_PLAN,
     stepWindowMs: 1500,
     warmupMs: 500,
     fixedWindowMs: 3000,
     bisectSteps: 1,
-    startRates: { '4k': 500, '64k': 250, '1m': 50 },
-    maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
     coldStartRuns: 3,
     recovery: { rate: 200, durationMs: 5000, faultAtMs: 1500 },
     natsRoundTrips: 1000,
-    connections: 32,
-    stepTimeoutMs: 2000,
     confirmFailures: false,
     minRate: 25,
-    commonRates: { '4k': 100, '64k': 50, '1m': 10 },
   },
-  full: {
-    p99BoundMs: 50,
-    stepWindowMs: 3000,
-    warmupMs: 2000,
-    fixedWindowMs: 10_000,
-    bisectSteps: 2,
-    startRates: { '4k': 500, '64k': 250, '1m': 50 },
-    maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
-    coldStartRuns: 7,
-    recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
-    natsRoundTrips: 5000,
-    connections: 32,
-    stepTimeoutMs: 2000,
-    confirmFailures: true,
-    minRate: 10,
-    commonRates: { '4k': 100, '64k': 50, '1m': 10 },
-  },
+  full: FULL_PLAN,
 };
 
 export type BenchOptions = {
@@ -201,6 +200,18 @@ export async function prepareCorpus(
   return { dataDir, manifestDir };
 }
 
+/** What every phase of one run shares: the plan, the corpus, and how to start a target and load it. */
+type BenchContext = {
+  plan: Plan;
+  progress: BenchProgress;
+  machine: Machine;
+  dataDir: string;
+  workDir: string;
+  manifestDir: Record<SizeKey, string>;
+  signal: AbortSignal | undefined;
+  aborted(): boolean;
+};
+
 export async function runBench(options: BenchOptions): Promise<BenchRun> {
   const plan = options.quick ? PLANS.quick : PLANS.full;
   const progress = options.progress;
@@ -210,279 +221,29 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-bench-'));
   // mkdtemp makes it private; nginx's worker (user nobody when run as root) must reach the corpus.
   await chmod(workDir, 0o755);
-  const aborted = () => options.signal?.aborted === true;
 
   try {
     progress.step('machine and corpus');
     const machine = await describeMachine();
     const { dataDir, manifestDir } = await prepareCorpus(workDir);
-
-    const targets: TargetBench[] = names.map((name) => ({
-      name,
-      kind: TARGETS[name].kind,
-      description:
-        TARGETS[name].launch(0, 'DIR')?.describe ??
-        'nginx (generated config, one worker, sendfile, loopback)',
-      notes: [],
-      throughput: {},
-      latency: {},
-    }));
-    const nginxMissing = missingBinary(NGINX_BIN, 'apt-get install -y nginx');
-    const natsMissing = missingBinary(NATS_SERVER_BIN, 'apt-get install -y nats-server');
-    for (const t of targets) if (t.name === 'nginx' && nginxMissing) t.skipped = nginxMissing;
-
-    // NATS round trip.
-    let nats: BenchResults['nats'] = { skipped: natsMissing ?? 'not run' };
-    if (!natsMissing && !aborted()) {
-      progress.step(`NATS round trip: ${plan.natsRoundTrips} × 1 KiB request/reply`);
-      try {
-        nats = await measureNatsRoundTrip(workDir, plan.natsRoundTrips);
-        progress.info(
-          `NATS 1 KiB round trip p50 ${formatMicros(nats.p50Us)}, p99 ${formatMicros(nats.p99Us)}`,
-        );
-      } catch (err) {
-        nats = { skipped: describeError(err) };
-        progress.info(`NATS round trip failed: ${nats.skipped}`);
-      }
-    }
-
-    const load = (
-      target: RunningTarget,
-      size: SizeKey,
-      rate: number,
-      durationMs: number,
-      label: string,
-      timeoutMs = plan.stepTimeoutMs,
-    ) =>
-      runLoad({
-        targets: [{ name: target.name, url: target.url }],
-        rate,
-        durationMs,
-        corpusDir: manifestDir[size],
-        mix: 'all',
-        connections: plan.connections,
-        timeoutMs,
-        faults: [],
-        faultDrivers: [],
-        progressIntervalMs: 500,
-        onProgress: (p) => progress.live(`${label}  ${liveText(p)}`),
-        signal: stepSignal(options.signal),
-      }).finally(releaseStepSignals);
-
-    const start = async (t: TargetBench): Promise<RunningTarget | null> => {
-      if (t.skipped) return null;
-      try {
-        return await startTarget(TARGETS[t.name], dataDir, workDir);
-      } catch (err) {
-        t.skipped = err instanceof SkipTarget ? err.message : `did not start: ${describeError(err)}`;
-        progress.info(`${t.name}: skipped — ${t.skipped}`);
-        return null;
-      }
+    const ctx: BenchContext = {
+      plan,
+      progress,
+      machine,
+      dataDir,
+      workDir,
+      manifestDir,
+      signal: options.signal,
+      aborted: () => options.signal?.aborted === true,
     };
+    const targets = describeTargets(names);
+    const nats = await measureNats(ctx);
+    await measureThroughput(ctx, targets);
+    const commonRates = commonRatesFor(plan, targets);
+    const latencyRuns = await measureLatency(ctx, targets, commonRates);
+    await measureColdStarts(ctx, targets);
+    const recoveryRuns = await measureRecoveries(ctx, targets);
 
-    // Phase 1: maximum sustainable rate.
-    const boundUs = plan.p99BoundMs * 1000;
-    for (const t of targets) {
-      if (aborted()) break;
-      progress.step(`max throughput: ${t.name} — starting`);
-      const running = await start(t);
-      if (!running) continue;
-      try {
-        for (const size of SIZE_KEYS) {
-          if (aborted() || !running.child.running) break;
-          const label = `max throughput · ${t.name} · ${SIZES[size].label}`;
-          progress.step(
-            `${label}: warm-up, then ×2 from ${plan.startRates[size]} req/s and bisect (p99 < ${plan.p99BoundMs} ms, no errors)`,
-          );
-          await load(running, size, plan.startRates[size], plan.warmupMs, `${label} warm-up`);
-          const measure = async (rate: number): Promise<StepVerdict> => {
-            // At low rates a short window holds too few requests for a p99: stretch it to at least 40.
-            const windowMs = Math.min(Math.max(plan.stepWindowMs, (40 / rate) * 1000), 2 * plan.stepWindowMs);
-            const others = watchOthersCpu(machine.cores);
-            const r = await load(running, size, rate, windowMs, `${label} @ ${rate} req/s`);
-            const othersCores = others.stop();
-            const target = r.targets[0]!;
-            const errors = target.sent - target.outcomes.ok;
-            const verdict = judgeStep(
-              {
-                rate,
-                sent: target.sent,
-                ok: target.outcomes.ok,
-                errors,
-                ...(target.errorSamples[0]
-                  ? { errorSample: `${target.errorSamples[0].outcome}: ${target.errorSamples[0].message}` }
-                  : {}),
-                p99Us: target.latency.p99,
-                throughput: target.throughput,
-                generatorBehind: r.generator.timeline.some((g) => g.behind),
-              },
-              boundUs,
-            );
-            // An overloaded target may have lost a part (a restarted server): let it be ready again first.
-            if (!verdict.ok)
-              await waitFor200(running.child, running.url, ['/readyz'], 30_000).catch(() => undefined);
-            return { ...verdict, othersCores };
-          };
-          const result = await findMaxRate(
-            measure,
-            {
-              startRate: plan.startRates[size],
-              maxRate: plan.maxRates[size],
-              minRate: plan.minRate,
-              bisectSteps: plan.bisectSteps,
-              resolution: 0.05,
-              confirmFailures: plan.confirmFailures,
-            },
-            (v) =>
-              progress.info(
-                `  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}${v.othersCores != null ? `  (others on the machine: ${v.othersCores.toFixed(1)} cores)` : ''}`,
-              ),
-          );
-          t.throughput[size] = {
-            maxRate: result.maxRate,
-            generatorBound: result.generatorBound,
-            firstFailure: result.firstFailure,
-            steps: result.steps,
-          };
-          progress.info(
-            `${label}: ${result.maxRate} req/s${result.generatorBound ? ' (above it the generator fell behind: shared cores)' : ''}`,
-          );
-        }
-      } finally {
-        await running.child.stop();
-      }
-    }
-
-    // The common rate is fixed per size and light, so latency shows each style's path (its hops) rather
-    // than its queueing, and runs on different days compare; a target whose maximum is below it says so.
-    const commonRates: Partial<Record<SizeKey, number>> = { ...plan.commonRates };
-    for (const t of targets) {
-      for (const size of SIZE_KEYS) {
-        const max = t.throughput[size]?.maxRate;
-        if (max !== undefined && max < plan.commonRates[size]) {
-          t.notes.push(
-            `its ${SIZES[size].label} maximum (${max} req/s) is below the common rate (${plan.commonRates[size]} req/s): its latency there is that of an overloaded server`,
-          );
-        }
-      }
-    }
-
-    // Phase 2: latency and memory at the common rate.
-    const latencyRuns: Partial<Record<SizeKey, LoadResults[]>> = {};
-    const imageFacts = await unikernelImageFacts();
-    for (const t of targets) {
-      if (aborted() || t.skipped) continue;
-      progress.step(`latency at the common rate: ${t.name} — starting`);
-      const running = await start(t);
-      if (!running) continue;
-      const rss = sampleRss(running.child.pid);
-      try {
-        for (const size of SIZE_KEYS) {
-          const rate = commonRates[size];
-          if (!rate || aborted() || !running.child.running) continue;
-          const label = `latency · ${t.name} · ${SIZES[size].label} @ ${rate} req/s`;
-          progress.step(
-            `${label} for ${plan.fixedWindowMs / 1000}s (after ${plan.warmupMs / 1000}s warm-up)`,
-          );
-          await load(running, size, rate, plan.warmupMs, `${label} warm-up`);
-          const others = watchOthersCpu(machine.cores);
-          const r = await load(running, size, rate, plan.fixedWindowMs, label, 5000);
-          const othersCores = others.stop();
-          const target = r.targets[0]!;
-          const latency: LatencyResult = {
-            rate,
-            durationMs: r.durationMs,
-            sent: target.sent,
-            ok: target.outcomes.ok,
-            errors: target.sent - target.outcomes.ok,
-            p50: target.latency.p50,
-            p90: target.latency.p90,
-            p99: target.latency.p99,
-            p999: target.latency.p999,
-            max: target.latency.max,
-            generatorBehind: r.generator.timeline.some((g) => g.behind),
-            othersCores,
-          };
-          t.latency[size] = latency;
-          latencyRuns[size] = [...(latencyRuns[size] ?? []), r];
-          progress.info(
-            `${label}: p50 ${formatMicros(latency.p50)}, p99 ${formatMicros(latency.p99)}, p99.9 ${formatMicros(latency.p999)}, ${latency.errors} errors`,
-          );
-        }
-      } finally {
-        const s = rss.stop();
-        t.footprint = {
-          rssPeakBytes: s.peak,
-          rssMeanBytes: Math.round(s.mean),
-          processes: s.processes,
-          processNames: s.names,
-          ...(t.name === 'unikernel' && imageFacts ? imageFacts : {}),
-        };
-        await running.child.stop();
-      }
-    }
-
-    // Cold start.
-    for (const t of targets) {
-      if (aborted() || t.skipped || (t.kind !== 'style' && t.name !== 'floor')) continue;
-      progress.step(
-        `cold start: ${t.name} — ${plan.coldStartRuns} starts, spawn → first 200 of a 4 KiB file`,
-      );
-      try {
-        t.coldStart = await coldStart(t.name, dataDir, plan.coldStartRuns, progress);
-        progress.info(
-          `cold start ${t.name}: median ${t.coldStart.medianMs.toFixed(0)} ms (${t.coldStart.minMs.toFixed(0)}–${t.coldStart.maxMs.toFixed(0)})`,
-        );
-      } catch (err) {
-        t.notes.push(`cold start not measured: ${describeError(err)}`);
-        progress.info(`cold start ${t.name}: failed — ${describeError(err)}`);
-      }
-    }
-
-    // Recovery.
-    const recoveryRuns: LoadResults[] = [];
-    for (const t of targets) {
-      if (aborted() || t.skipped || t.kind !== 'style') continue;
-      progress.step(
-        `recovery: ${t.name} — SIGKILL at ${plan.recovery.faultAtMs / 1000}s under ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s`,
-      );
-      try {
-        const { result, load: r } = await recovery(
-          t.name,
-          dataDir,
-          workDir,
-          manifestDir['4k'],
-          plan,
-          progress,
-          options.signal,
-        );
-        t.recovery = result;
-        recoveryRuns.push(r);
-        progress.info(
-          `recovery ${t.name}: ${result.failed} failed of ${result.requests}; first success after ${result.firstSuccessAfterFailureMs === null ? 'n/a (nothing failed)' : `${result.firstSuccessAfterFailureMs.toFixed(0)} ms`} — ${result.how}`,
-        );
-      } catch (err) {
-        t.notes.push(`recovery not measured: ${describeError(err)}`);
-        progress.info(`recovery ${t.name}: failed — ${describeError(err)}`);
-      }
-    }
-
-    const natsResult = 'skipped' in nats ? null : nats;
-    const method: BenchMethod = {
-      quick: options.quick,
-      p99BoundMs: plan.p99BoundMs,
-      stepWindowMs: plan.stepWindowMs,
-      warmupMs: plan.warmupMs,
-      fixedWindowMs: plan.fixedWindowMs,
-      search: { startRates: plan.startRates, maxRates: plan.maxRates, bisectSteps: plan.bisectSteps },
-      coldStartRuns: plan.coldStartRuns,
-      recovery: plan.recovery,
-      connections: plan.connections,
-      commonRates,
-      commonRateRule: 'fixed per size, the same for every target and every run',
-      natsRoundTrips: plan.natsRoundTrips,
-      text: methodText(plan),
-    };
     machine.loadAverageEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
     machine.cpuPressureEnd = cpuPressure();
     const results: BenchResults = {
@@ -491,16 +252,317 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
       startedAt,
       durationMs: Math.round(performance.now() - t0),
       machine,
-      method,
+      method: benchMethod(plan, options.quick, commonRates),
       nats,
       targets,
-      checks: evaluateTargets(targets, natsResult),
+      checks: evaluateTargets(targets, 'skipped' in nats ? null : nats),
       reports: {},
     };
     return { results, loadRuns: { latency: latencyRuns, recovery: recoveryRuns } };
   } finally {
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
+}
+
+/** Every target asked for, still unmeasured; nginx is skipped up front when it is not installed. */
+function describeTargets(names: readonly TargetName[]): TargetBench[] {
+  const nginxMissing = missingBinary(NGINX_BIN, 'apt-get install -y nginx');
+  return names.map((name) => ({
+    name,
+    kind: TARGETS[name].kind,
+    description:
+      TARGETS[name].launch(0, 'DIR')?.describe ?? 'nginx (generated config, one worker, sendfile, loopback)',
+    notes: [],
+    throughput: {},
+    latency: {},
+    ...(name === 'nginx' && nginxMissing ? { skipped: nginxMissing } : {}),
+  }));
+}
+
+/** One load run of one size against one target, its progress drawn live. */
+function loadOnce(
+  ctx: BenchContext,
+  target: RunningTarget,
+  size: SizeKey,
+  rate: number,
+  durationMs: number,
+  label: string,
+  timeoutMs = ctx.plan.stepTimeoutMs,
+): Promise<LoadResults> {
+  return runLoad({
+    targets: [{ name: target.name, url: target.url }],
+    rate,
+    durationMs,
+    corpusDir: ctx.manifestDir[size],
+    mix: 'all',
+    connections: ctx.plan.connections,
+    timeoutMs,
+    faults: [],
+    faultDrivers: [],
+    progressIntervalMs: 500,
+    onProgress: (p) => ctx.progress.live(`${label}  ${liveText(p)}`),
+    signal: stepSignal(ctx.signal),
+  }).finally(releaseStepSignals);
+}
+
+/** Starts a target for a phase, or marks it skipped (with the reason) when it cannot start. */
+async function startForPhase(ctx: BenchContext, t: TargetBench): Promise<RunningTarget | null> {
+  if (t.skipped) return null;
+  try {
+    return await startTarget(TARGETS[t.name], ctx.dataDir, ctx.workDir);
+  } catch (err) {
+    t.skipped = err instanceof SkipTarget ? err.message : `did not start: ${describeError(err)}`;
+    ctx.progress.info(`${t.name}: skipped — ${t.skipped}`);
+    return null;
+  }
+}
+
+/** The NATS request/reply round trip: the price of one microkernel hop. */
+async function measureNats(ctx: BenchContext): Promise<BenchResults['nats']> {
+  const natsMissing = missingBinary(NATS_SERVER_BIN, 'apt-get install -y nats-server');
+  if (natsMissing) return { skipped: natsMissing };
+  if (ctx.aborted()) return { skipped: 'not run' };
+  ctx.progress.step(`NATS round trip: ${ctx.plan.natsRoundTrips} × 1 KiB request/reply`);
+  try {
+    const nats = await measureNatsRoundTrip(ctx.workDir, ctx.plan.natsRoundTrips);
+    ctx.progress.info(
+      `NATS 1 KiB round trip p50 ${formatMicros(nats.p50Us)}, p99 ${formatMicros(nats.p99Us)}`,
+    );
+    return nats;
+  } catch (err) {
+    const skipped = describeError(err);
+    ctx.progress.info(`NATS round trip failed: ${skipped}`);
+    return { skipped };
+  }
+}
+
+/** Phase 1: each target's maximum sustainable rate per size (p99 under the bound, no errors). */
+async function measureThroughput(ctx: BenchContext, targets: TargetBench[]): Promise<void> {
+  const { plan, progress } = ctx;
+  for (const t of targets) {
+    if (ctx.aborted()) break;
+    progress.step(`max throughput: ${t.name} — starting`);
+    const running = await startForPhase(ctx, t);
+    if (!running) continue;
+    try {
+      for (const size of SIZE_KEYS) {
+        if (ctx.aborted() || !running.child.running) break;
+        const label = `max throughput · ${t.name} · ${SIZES[size].label}`;
+        progress.step(
+          `${label}: warm-up, then ×2 from ${plan.startRates[size]} req/s and bisect (p99 < ${plan.p99BoundMs} ms, no errors)`,
+        );
+        await loadOnce(ctx, running, size, plan.startRates[size], plan.warmupMs, `${label} warm-up`);
+        const result = await findMaxRate(
+          (rate) => throughputStep(ctx, running, size, rate, label),
+          {
+            startRate: plan.startRates[size],
+            maxRate: plan.maxRates[size],
+            minRate: plan.minRate,
+            bisectSteps: plan.bisectSteps,
+            resolution: 0.05,
+            confirmFailures: plan.confirmFailures,
+          },
+          (v) =>
+            progress.info(
+              `  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}${v.othersCores != null ? `  (others on the machine: ${v.othersCores.toFixed(1)} cores)` : ''}`,
+            ),
+        );
+        t.throughput[size] = {
+          maxRate: result.maxRate,
+          generatorBound: result.generatorBound,
+          firstFailure: result.firstFailure,
+          steps: result.steps,
+        };
+        progress.info(
+          `${label}: ${result.maxRate} req/s${result.generatorBound ? ' (above it the generator fell behind: shared cores)' : ''}`,
+        );
+      }
+    } finally {
+      await running.child.stop();
+    }
+  }
+}
+
+/** One step of the throughput search: a window at `rate`, judged against the p99 bound. */
+async function throughputStep(
+  ctx: BenchContext,
+  running: RunningTarget,
+  size: SizeKey,
+  rate: number,
+  label: string,
+): Promise<StepVerdict> {
+  const { plan } = ctx;
+  // At low rates a short window holds too few requests for a p99: stretch it to at least 40.
+  const windowMs = Math.min(Math.max(plan.stepWindowMs, (40 / rate) * 1000), 2 * plan.stepWindowMs);
+  const others = watchOthersCpu(ctx.machine.cores);
+  const r = await loadOnce(ctx, running, size, rate, windowMs, `${label} @ ${rate} req/s`);
+  const othersCores = others.stop();
+  const target = r.targets[0]!;
+  const verdict = judgeStep(
+    {
+      rate,
+      sent: target.sent,
+      ok: target.outcomes.ok,
+      errors: target.sent - target.outcomes.ok,
+      ...(target.errorSamples[0]
+        ? { errorSample: `${target.errorSamples[0].outcome}: ${target.errorSamples[0].message}` }
+        : {}),
+      p99Us: target.latency.p99,
+      throughput: target.throughput,
+      generatorBehind: r.generator.timeline.some((g) => g.behind),
+    },
+    plan.p99BoundMs * 1000,
+  );
+  // An overloaded target may have lost a part (a restarted server): let it be ready again first.
+  if (!verdict.ok) await waitFor200(running.child, running.url, ['/readyz'], 30_000).catch(() => undefined);
+  return { ...verdict, othersCores };
+}
+
+/**
+ * The common rate is fixed per size and light, so latency shows each style's path (its hops) rather
+ * than its queueing, and runs on different days compare; a target whose maximum is below it says so.
+ */
+function commonRatesFor(plan: Plan, targets: TargetBench[]): Partial<Record<SizeKey, number>> {
+  for (const t of targets) {
+    for (const size of SIZE_KEYS) {
+      const max = t.throughput[size]?.maxRate;
+      if (max !== undefined && max < plan.commonRates[size]) {
+        t.notes.push(
+          `its ${SIZES[size].label} maximum (${max} req/s) is below the common rate (${plan.commonRates[size]} req/s): its latency there is that of an overloaded server`,
+        );
+      }
+    }
+  }
+  return { ...plan.commonRates };
+}
+
+/** Phase 2: latency and memory at the common rate; returns the load runs for their reports. */
+async function measureLatency(
+  ctx: BenchContext,
+  targets: TargetBench[],
+  commonRates: Partial<Record<SizeKey, number>>,
+): Promise<Partial<Record<SizeKey, LoadResults[]>>> {
+  const { plan, progress } = ctx;
+  const latencyRuns: Partial<Record<SizeKey, LoadResults[]>> = {};
+  const imageFacts = await unikernelImageFacts();
+  for (const t of targets) {
+    if (ctx.aborted() || t.skipped) continue;
+    progress.step(`latency at the common rate: ${t.name} — starting`);
+    const running = await startForPhase(ctx, t);
+    if (!running) continue;
+    const rss = sampleRss(running.child.pid);
+    try {
+      for (const size of SIZE_KEYS) {
+        const rate = commonRates[size];
+        if (!rate || ctx.aborted() || !running.child.running) continue;
+        const label = `latency · ${t.name} · ${SIZES[size].label} @ ${rate} req/s`;
+        progress.step(`${label} for ${plan.fixedWindowMs / 1000}s (after ${plan.warmupMs / 1000}s warm-up)`);
+        await loadOnce(ctx, running, size, rate, plan.warmupMs, `${label} warm-up`);
+        const others = watchOthersCpu(ctx.machine.cores);
+        const r = await loadOnce(ctx, running, size, rate, plan.fixedWindowMs, label, 5000);
+        const othersCores = others.stop();
+        const target = r.targets[0]!;
+        const latency: LatencyResult = {
+          rate,
+          durationMs: r.durationMs,
+          sent: target.sent,
+          ok: target.outcomes.ok,
+          errors: target.sent - target.outcomes.ok,
+          p50: target.latency.p50,
+          p90: target.latency.p90,
+          p99: target.latency.p99,
+          p999: target.latency.p999,
+          max: target.latency.max,
+          generatorBehind: r.generator.timeline.some((g) => g.behind),
+          othersCores,
+        };
+        t.latency[size] = latency;
+        latencyRuns[size] = [...(latencyRuns[size] ?? []), r];
+        progress.info(
+          `${label}: p50 ${formatMicros(latency.p50)}, p99 ${formatMicros(latency.p99)}, p99.9 ${formatMicros(latency.p999)}, ${latency.errors} errors`,
+        );
+      }
+    } finally {
+      const s = rss.stop();
+      t.footprint = {
+        rssPeakBytes: s.peak,
+        rssMeanBytes: Math.round(s.mean),
+        processes: s.processes,
+        processNames: s.names,
+        ...(t.name === 'unikernel' && imageFacts ? imageFacts : {}),
+      };
+      await running.child.stop();
+    }
+  }
+  return latencyRuns;
+}
+
+/** Phase 3: spawn → first 200, for the styles and the node:http floor. */
+async function measureColdStarts(ctx: BenchContext, targets: TargetBench[]): Promise<void> {
+  const { plan, progress } = ctx;
+  for (const t of targets) {
+    if (ctx.aborted() || t.skipped || (t.kind !== 'style' && t.name !== 'floor')) continue;
+    progress.step(`cold start: ${t.name} — ${plan.coldStartRuns} starts, spawn → first 200 of a 4 KiB file`);
+    try {
+      t.coldStart = await coldStart(t.name, ctx.dataDir, plan.coldStartRuns, progress);
+      progress.info(
+        `cold start ${t.name}: median ${t.coldStart.medianMs.toFixed(0)} ms (${t.coldStart.minMs.toFixed(0)}–${t.coldStart.maxMs.toFixed(0)})`,
+      );
+    } catch (err) {
+      t.notes.push(`cold start not measured: ${describeError(err)}`);
+      progress.info(`cold start ${t.name}: failed — ${describeError(err)}`);
+    }
+  }
+}
+
+/** Phase 4: a SIGKILL under load, per style; returns the load runs for their reports. */
+async function measureRecoveries(ctx: BenchContext, targets: TargetBench[]): Promise<LoadResults[]> {
+  const { plan, progress } = ctx;
+  const recoveryRuns: LoadResults[] = [];
+  for (const t of targets) {
+    if (ctx.aborted() || t.skipped || t.kind !== 'style') continue;
+    progress.step(
+      `recovery: ${t.name} — SIGKILL at ${plan.recovery.faultAtMs / 1000}s under ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s`,
+    );
+    try {
+      const { result, load } = await recovery(
+        t.name,
+        ctx.dataDir,
+        ctx.workDir,
+        ctx.manifestDir['4k'],
+        plan,
+        progress,
+        ctx.signal,
+      );
+      t.recovery = result;
+      recoveryRuns.push(load);
+      progress.info(
+        `recovery ${t.name}: ${result.failed} failed of ${result.requests}; first success after ${result.firstSuccessAfterFailureMs === null ? 'n/a (nothing failed)' : `${result.firstSuccessAfterFailureMs.toFixed(0)} ms`} — ${result.how}`,
+      );
+    } catch (err) {
+      t.notes.push(`recovery not measured: ${describeError(err)}`);
+      progress.info(`recovery ${t.name}: failed — ${describeError(err)}`);
+    }
+  }
+  return recoveryRuns;
+}
+
+function benchMethod(plan: Plan, quick: boolean, commonRates: Partial<Record<SizeKey, number>>): BenchMethod {
+  return {
+    quick,
+    p99BoundMs: plan.p99BoundMs,
+    stepWindowMs: plan.stepWindowMs,
+    warmupMs: plan.warmupMs,
+    fixedWindowMs: plan.fixedWindowMs,
+    search: { startRates: plan.startRates, maxRates: plan.maxRates, bisectSteps: plan.bisectSteps },
+    coldStartRuns: plan.coldStartRuns,
+    recovery: plan.recovery,
+    connections: plan.connections,
+    commonRates,
+    commonRateRule: 'fixed per size, the same for every target and every run',
+    natsRoundTrips: plan.natsRoundTrips,
+    text: methodText(plan),
+  };
 }
 
 export function methodText(plan: Plan): string[] {

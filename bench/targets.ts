@@ -3,20 +3,21 @@
  * over HTTP. The styles run through `kstyles <style>`; the unikernel runs as its image's executable
  * when it is built, so that neither its cold start nor its memory includes a launcher.
  */
+
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
-import { freePort, type Spawned, startProcess, waitFor200 } from './procs.ts';
+import { freePort } from '../services/contract/http-server.ts';
+import { ANY_FREE_METRICS_PORTS } from '../services/microkernel/composition.ts';
+import { buildLayout } from '../unikernel/runtime/layout.ts';
+import { type Spawned, startProcess, waitFor200 } from './procs.ts';
 import { startNginx } from './references.ts';
 import type { FootprintResult, TargetName } from './types.ts';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const KSTYLES_BIN = path.join(REPO_ROOT, 'bin', 'kstyles.js');
 export const FLOOR_SCRIPT = path.join(REPO_ROOT, 'bench', 'floor-server.ts');
-export const UNIKERNEL_EXECUTABLE = path.join(REPO_ROOT, 'unikernel', 'dist', 'kstyles-unikernel');
-export const UNIKERNEL_IMAGE_JSON = path.join(REPO_ROOT, 'unikernel', 'dist', 'image.json');
+const UNIKERNEL_BUILD = buildLayout('production');
 
 /** The probe that says a target serves: readiness, then a real 4 KiB file. */
 export const READY_PATHS = ['/readyz', '/files/bench/4k.bin'] as const;
@@ -75,16 +76,7 @@ export const TARGETS: Record<TargetName, TargetDef> = {
     launch: (port, dataDir) => {
       const base = kstyles('microkernel', port, dataDir);
       // Its own supervisor id and free metrics ports: a lab or a demo may run a microkernel beside the bench.
-      const extra = [
-        '--id',
-        `bench-${process.pid}`,
-        '--supervisor-metrics-port',
-        '0',
-        '--fs-metrics-port',
-        '0',
-        '--driver-metrics-port',
-        '0',
-      ];
+      const extra = ['--id', `bench-${process.pid}`, ...ANY_FREE_METRICS_PORTS];
       return {
         ...base,
         args: [...base.args, ...extra],
@@ -97,9 +89,9 @@ export const TARGETS: Record<TargetName, TargetDef> = {
     kind: 'style',
     readyTimeoutMs: 30_000,
     launch: (port, dataDir) =>
-      existsSync(UNIKERNEL_EXECUTABLE)
+      existsSync(UNIKERNEL_BUILD.executable)
         ? {
-            command: UNIKERNEL_EXECUTABLE,
+            command: UNIKERNEL_BUILD.executable,
             args: ['--port', String(port), '--data', path.resolve(dataDir)],
             // As in its image: no NODE_OPTIONS (a single executable would still honour them).
             env: { NODE_OPTIONS: '' },
@@ -158,7 +150,7 @@ export async function unikernelImageFacts(): Promise<Pick<
   'imageBytes' | 'fileCount' | 'hasShell'
 > | null> {
   try {
-    const json = JSON.parse(await readFile(UNIKERNEL_IMAGE_JSON, 'utf8')) as {
+    const json = JSON.parse(await readFile(UNIKERNEL_BUILD.imageJson, 'utf8')) as {
       rootfs?: { bytes?: number; files?: number };
       shell?: { present?: boolean };
     };

@@ -1,3 +1,4 @@
+import { STYLES } from '../cli/kit/defaults.ts';
 import type { StepVerdict } from './search.ts';
 
 /** The file sizes the benchmark measures, each one file of the corpus. */
@@ -10,9 +11,9 @@ export type SizeKey = keyof typeof SIZES;
 export const SIZE_KEYS = Object.keys(SIZES) as SizeKey[];
 
 /** The reference points first, then the three styles. */
-export const TARGET_NAMES = ['floor', 'nginx', 'monolith', 'microkernel', 'unikernel'] as const;
+export const TARGET_NAMES = ['floor', 'nginx', ...STYLES] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
-export const STYLE_NAMES = ['monolith', 'microkernel', 'unikernel'] as const satisfies readonly TargetName[];
+export const STYLE_NAMES = STYLES;
 
 export type ThroughputResult = {
   /** Highest offered rate (req/s) that passed; 0 when none did. */

@@ -3,9 +3,9 @@ import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { intFlag, parseCommand, UsageError } from './args.ts';
+import { KSTYLES_BIN as KSTYLES } from './kit/repo.ts';
 
 const run = promisify(execFile);
-const KSTYLES = new URL('../bin/kstyles.js', import.meta.url).pathname;
 
 const spec = {
   name: 'demo-cmd',

@@ -8,11 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
+import { REPO_ROOT as REPO } from '../cli/kit/repo.ts';
 import { buildForTest } from '../unikernel/build/testing.ts';
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 const DEPLOY = path.join(REPO, 'deploy');
 
 /** Compose's `${VAR:-default}` → default, as compose does with VAR unset. */

@@ -10,10 +10,10 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { REPO_ROOT as REPO } from '../cli/kit/repo.ts';
 import { K8S_NATS_CLUSTER, K8S_NATS_CONF_PATH, k8sNatsClusterConfig } from './nats/render-nats-conf.ts';
 
 const K8S = fileURLToPath(new URL('./k8s/', import.meta.url));
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 
 type Probe = { httpGet?: { path: string; port: string | number } };
 type Port = { name?: string; containerPort: number };

@@ -12,14 +12,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT as REPO } from '../cli/kit/repo.ts';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../services/corpus/corpus.ts';
 import { generateUsers, type NatsRole, renderNatsConfig } from '../services/microkernel/nats-config.ts';
 import { freePort, NATS_SERVER_BIN } from '../services/supervisor/testing/nats-server.ts';
 import { clusterBlock } from './nats/render-nats-conf.ts';
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Node = { name: string; client: number; monitor: number; route: number; proc?: ChildProcess };

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { REPO_ROOT } from '../cli/kit/repo.ts';
 import { generateCorpus, MANIFEST_NAME } from '../services/corpus/corpus.ts';
-import { REPO_ROOT } from './lab.ts';
 
 /** Where the lab and the demo keep their corpus unless told otherwise. */
 export const DEFAULT_DATA_DIR = path.join(REPO_ROOT, '.kstyles', 'corpus');

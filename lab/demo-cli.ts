@@ -8,9 +8,12 @@ import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseCommand, UsageError } from '../cli/args.ts';
+import { STYLES } from '../cli/kit/defaults.ts';
+import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
+import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
-import { LAB_ID, type Lab, PortInUseError, REPO_ROOT, STYLES, startLab } from './lab.ts';
+import { LAB_ID, type Lab, PortInUseError, startLab } from './lab.ts';
 import { LAB_FLAGS, labPorts } from './up-cli.ts';
 
 const spec = {
@@ -60,7 +63,7 @@ function parseDurationMs(text: string): number {
 
 /** What the unikernel's build measured, as facts for the report's comparison table. */
 async function factsFromImage(): Promise<Record<string, Record<string, unknown>>> {
-  const file = path.join(REPO_ROOT, 'unikernel', 'dist', 'image.json');
+  const file = buildLayout('production').imageJson;
   if (!existsSync(file)) return {};
   const image = JSON.parse(await readFile(file, 'utf8')) as {
     rootfs?: { bytes?: number; files?: number };
@@ -162,7 +165,7 @@ export async function run(argv: string[]): Promise<number> {
   let loadExit: number;
   try {
     loadExit = await runChild(process.execPath, [
-      path.join(REPO_ROOT, 'bin', 'kstyles.js'),
+      KSTYLES_BIN,
       'load',
       ...STYLES.flatMap((style) => ['--target', `${style}=${lab.urls[style]}`]),
       '--rate',

@@ -8,7 +8,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
+import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microkernel/nats-config.ts';
@@ -17,23 +18,18 @@ import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { Supervisor } from '../services/supervisor/supervisor.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
-const KSTYLES = path.join(REPO_ROOT, 'bin', 'kstyles.js');
-
 /** The lab's ports: the same as the compose stack's (docs/architecture.md, 'The styles'). */
 export const LAB_PORTS = {
-  monolith: 8081,
-  microkernel: 8082,
-  unikernel: 8083,
-  nats: 4222,
-  natsMonitor: 8222,
-  labMetrics: 9479,
+  monolith: DEFAULT_PORTS.monolith,
+  microkernel: DEFAULT_PORTS.microkernel,
+  unikernel: DEFAULT_PORTS.unikernel,
+  nats: DEFAULT_PORTS.nats,
+  natsMonitor: DEFAULT_PORTS.natsMonitor,
+  labMetrics: DEFAULT_PORTS.labMetrics,
 } as const;
 export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
 export const LAB_ID = 'lab';
-export const STYLES = ['monolith', 'microkernel', 'unikernel'] as const;
-export type Style = (typeof STYLES)[number];
 
 export type LabOptions = {
   data: string;

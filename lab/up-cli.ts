@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
+import { STYLES } from '../cli/kit/defaults.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
-import { LAB_ID, LAB_PORTS, type LabPorts, PortInUseError, STYLES, startLab } from './lab.ts';
+import { LAB_ID, LAB_PORTS, type LabPorts, PortInUseError, startLab } from './lab.ts';
 
 const portFlags = {
   'monolith-port': {

@@ -1,28 +1,32 @@
 import { readFile } from 'node:fs/promises';
-import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
+import { intFlag, type ParsedFlags, parseCommand, UsageError } from '../cli/args.ts';
 import { ManifestError } from '../services/corpus/corpus.ts';
-import { createLiveView, formatChecklist, formatSummary } from './live-view.ts';
-import { MixError } from './request-mix.ts';
-import { LOAD_DEFAULTS, type LoadTarget, runLoad } from './run-load.ts';
+// The library (index.ts) does the work; this module only reads flags and prints.
 import {
-  checkScenarioTargets,
+  createLiveView,
+  evaluateThresholds,
+  formatChecklist,
+  formatSummary,
+  LOAD_DEFAULTS,
+  type LoadOptions,
+  type LoadResults,
+  type LoadTarget,
   loadScenario,
-  SCENARIO_EXAMPLE,
+  parseThreshold,
+  runLoad,
   type Scenario,
   ScenarioError,
-} from './scenario.ts';
-import {
-  checkThresholdTargets,
-  evaluateThresholds,
-  parseThreshold,
+  type TargetFacts,
   THRESHOLD_GRAMMAR,
   type Threshold,
   ThresholdError,
   thresholdExitCode,
-} from './thresholds.ts';
-import type { TargetFacts } from './types.ts';
+  writeReports,
+} from './index.ts';
+import { MixError } from './request-mix.ts';
+import { checkScenarioTargets, SCENARIO_EXAMPLE } from './scenario.ts';
+import { checkThresholdTargets } from './thresholds.ts';
 import { parseDurationMs } from './units.ts';
-import { writeReports } from './write-reports.ts';
 
 const SPEC = {
   name: 'load',
@@ -179,10 +183,10 @@ async function readFacts(file: string): Promise<Record<string, TargetFacts>> {
 /** Where the command writes its live view, summary and checklist (tests pass their own). */
 export type Output = { write(text: string): unknown; isTTY?: boolean };
 
-export async function run(argv: string[], stdout: Output = process.stdout): Promise<number | undefined> {
-  const parsed = parseCommand(SPEC, argv);
-  if (!parsed) return 0;
-  const { flags } = parsed;
+type LoadFlags = ParsedFlags<typeof SPEC.flags>;
+
+/** Everything the flags ask for, checked: a bad value is a UsageError that names its flag. */
+async function planFromFlags(flags: LoadFlags) {
   const targets = parseTargets(flags.target);
   const rate = Number(flags.rate);
   if (!(rate > 0) || !Number.isFinite(rate) || rate > 1_000_000) {
@@ -198,20 +202,15 @@ export async function run(argv: string[], stdout: Output = process.stdout): Prom
     flags['metrics-port'] === undefined
       ? undefined
       : intFlag('load', 'metrics-port', flags['metrics-port'], 0, 65535);
+  const names = targets.map((t) => t.name);
   let thresholds: Threshold[];
   let scenario: Scenario | undefined;
   try {
     thresholds = flags.threshold.map(parseThreshold);
-    checkThresholdTargets(
-      thresholds,
-      targets.map((t) => t.name),
-    );
+    checkThresholdTargets(thresholds, names);
     if (flags.scenario) {
       scenario = await loadScenario(flags.scenario);
-      checkScenarioTargets(
-        scenario,
-        targets.map((t) => t.name),
-      );
+      checkScenarioTargets(scenario, names);
     }
   } catch (err) {
     if (err instanceof ThresholdError || err instanceof ScenarioError)
@@ -220,8 +219,31 @@ export async function run(argv: string[], stdout: Output = process.stdout): Prom
   }
   const facts = flags.facts ? await readFacts(flags.facts) : undefined;
   const windowMs = flags.window ? durationFlag('window', flags.window) : scenario?.windowMs;
+  const options: LoadOptions = {
+    targets,
+    rate,
+    durationMs,
+    timeoutMs,
+    connections,
+    seed,
+    corpusDir: flags.corpus!,
+    mix: flags.mix!,
+    faults: scenario?.faults ?? [],
+    ...(flags.nats ? { natsUrl: flags.nats } : {}),
+    ...(windowMs ? { faultWindowMs: windowMs } : {}),
+    ...(metricsPort !== undefined ? { metricsPort } : {}),
+    ...(facts ? { facts } : {}),
+  };
+  return { options, thresholds, scenario };
+}
 
-  const color = !!stdout.isTTY && !process.env.NO_COLOR;
+/** Runs the load with the live view on stdout; the first Ctrl-C stops it early, the second at once. */
+/** `faults`: how many the scenario schedules (undefined without one), for the first line. */
+async function runWithLiveView(
+  options: LoadOptions,
+  faults: number | undefined,
+  stdout: Output,
+): Promise<LoadResults> {
   const view = createLiveView(stdout);
   const controller = new AbortController();
   const onSigint = () => {
@@ -233,24 +255,11 @@ export async function run(argv: string[], stdout: Output = process.stdout): Prom
   };
   process.on('SIGINT', onSigint);
   stdout.write(
-    `kstyles load: ${targets.map((t) => `${t.name} (${t.url})`).join(', ')} at ${rate} req/s each for ${durationMs / 1000}s${scenario ? `, ${scenario.faults.length} fault(s)` : ''}\n`,
+    `kstyles load: ${options.targets.map((t) => `${t.name} (${t.url})`).join(', ')} at ${options.rate} req/s each for ${options.durationMs / 1000}s${faults !== undefined ? `, ${faults} fault(s)` : ''}\n`,
   );
-  let results: Awaited<ReturnType<typeof runLoad>>;
   try {
-    results = await runLoad({
-      targets,
-      rate,
-      durationMs,
-      timeoutMs,
-      connections,
-      seed,
-      corpusDir: flags.corpus!,
-      mix: flags.mix!,
-      faults: scenario?.faults ?? [],
-      ...(flags.nats ? { natsUrl: flags.nats } : {}),
-      ...(windowMs ? { faultWindowMs: windowMs } : {}),
-      ...(metricsPort !== undefined ? { metricsPort } : {}),
-      ...(facts ? { facts } : {}),
+    return await runLoad({
+      ...options,
       onMetricsListening: (port) => stdout.write(`metrics: http://127.0.0.1:${port}/metrics\n`),
       onProgress: (p) => view.update(p),
       progressIntervalMs: stdout.isTTY ? 250 : 1000,
@@ -264,7 +273,16 @@ export async function run(argv: string[], stdout: Output = process.stdout): Prom
     process.off('SIGINT', onSigint);
     view.done();
   }
+}
+
+export async function run(argv: string[], stdout: Output = process.stdout): Promise<number | undefined> {
+  const parsed = parseCommand(SPEC, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  const { options, thresholds, scenario } = await planFromFlags(flags);
+  const results = await runWithLiveView(options, scenario?.faults.length, stdout);
   results.thresholds = evaluateThresholds(results, thresholds);
+  const color = !!stdout.isTTY && !process.env.NO_COLOR;
   stdout.write(`\n${formatSummary(results, color)}`);
   if (flags.out) {
     const files = await writeReports(results, flags.out);

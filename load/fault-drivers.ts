@@ -1,6 +1,13 @@
 import path from 'node:path';
 import { Client, request } from 'undici';
 import {
+  FAULT_SIGNALS,
+  type FaultKind,
+  isSignalFault,
+  type SignalFaultKind,
+  UNDO_SIGNALS,
+} from '../services/contract/faults.ts';
+import {
   type ControlClientOptions,
   clientOptionsFromState,
   SupervisorControlClient,
@@ -8,7 +15,6 @@ import {
 } from '../services/supervisor/control-client.ts';
 import { readRuntimeState, runtimeStateDir } from '../services/supervisor/runtime-state.ts';
 import { SUPERVISOR_SUBJECTS } from '../services/supervisor/subjects.ts';
-import type { FaultKind } from './types.ts';
 
 /** Options of one injection, from the scenario. */
 export type FaultOptions = { forMs?: number; latencyMs?: number; times?: number };
@@ -23,17 +29,6 @@ export interface FaultDriver {
   inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection>;
   close?(): Promise<void>;
 }
-
-/**
- * The signal of each signal-borne fault. `slow` is SIGUSR2, the monolith's slow toggle (`kstyles
- * monolith --chaos`): sent again after `for` to switch it off. A process without a SIGUSR2 handler
- * dies of it, so aim `slow` only at processes that have one.
- */
-export const SIGNAL_OF_KIND = { kill: 'SIGKILL', term: 'SIGTERM', hang: 'SIGSTOP', slow: 'SIGUSR2' } as const;
-/** The signal that undoes a temporary fault. */
-const UNDO_SIGNAL: Partial<Record<SignalKind, NodeJS.Signals>> = { hang: 'SIGCONT', slow: 'SIGUSR2' };
-type SignalKind = keyof typeof SIGNAL_OF_KIND;
-const isSignalKind = (kind: FaultKind): kind is SignalKind => kind in SIGNAL_OF_KIND;
 
 function signalProcess(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -51,13 +46,19 @@ function signalProcess(pid: number, signal: NodeJS.Signals): void {
 }
 
 /** Whether a fault is undone after its `for`: a hang always ends; a slowdown only when it has a duration. */
-function undoSignal(kind: SignalKind, opts: FaultOptions): NodeJS.Signals | undefined {
-  return kind === 'hang' || (kind === 'slow' && opts.forMs !== undefined) ? UNDO_SIGNAL[kind] : undefined;
+function undoSignal(kind: SignalFaultKind, opts: FaultOptions): NodeJS.Signals | undefined {
+  if (kind === 'hang') return UNDO_SIGNALS.hang;
+  return kind === 'slow' && opts.forMs !== undefined ? UNDO_SIGNALS.slow : undefined;
 }
 
-function signalInjection(pid: number, kind: SignalKind, what: string, opts: FaultOptions): FaultInjection {
-  signalProcess(pid, SIGNAL_OF_KIND[kind]);
-  const message = `${SIGNAL_OF_KIND[kind]} sent to ${what} (PID ${pid})`;
+function signalInjection(
+  pid: number,
+  kind: SignalFaultKind,
+  what: string,
+  opts: FaultOptions,
+): FaultInjection {
+  signalProcess(pid, FAULT_SIGNALS[kind]);
+  const message = `${FAULT_SIGNALS[kind]} sent to ${what} (PID ${pid})`;
   const undo = undoSignal(kind, opts);
   if (!undo) return { message };
   return {
@@ -78,11 +79,11 @@ export class SignalFaultDriver implements FaultDriver {
   constructor(private readonly stateDir = runtimeStateDir()) {}
 
   supports(target: string, kind: FaultKind): boolean {
-    return isSignalKind(kind) && (/^pid:\d+$/.test(target) || /^[\w.-]+$/.test(target));
+    return isSignalFault(kind) && (/^pid:\d+$/.test(target) || /^[\w.-]+$/.test(target));
   }
 
   async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
-    if (!isSignalKind(kind)) throw new Error(`the signal driver cannot inject '${kind}'`);
+    if (!isSignalFault(kind)) throw new Error(`the signal driver cannot inject '${kind}'`);
     const pidMatch = /^pid:(\d+)$/.exec(target);
     if (pidMatch) return signalInjection(Number(pidMatch[1]), kind, target, opts);
     const state = readRuntimeState(target, this.stateDir);
@@ -124,7 +125,7 @@ export class SupervisorFaultDriver implements FaultDriver {
   supports(target: string, kind: FaultKind): boolean {
     if (/^(pid|docker):/.test(target)) return false;
     if (kind === 'nats') return /^[\w.-]+(:nats)?$/.test(target);
-    return /^[\w.-]+:[\w.-]+$/.test(target) && isSignalKind(kind);
+    return /^[\w.-]+:[\w.-]+$/.test(target) && isSignalFault(kind);
   }
 
   /** --nats wins over the runtime-state file's servers; the file's credentials apply either way. */
@@ -165,8 +166,8 @@ export class SupervisorFaultDriver implements FaultDriver {
         throw new Error(`${subject}: ${(err as Error).message}`);
       }
     };
-    if (isSignalKind(kind)) {
-      const signal = SIGNAL_OF_KIND[kind];
+    if (isSignalFault(kind)) {
+      const signal = FAULT_SIGNALS[kind];
       const answer = await call('kill', () => client.kill(supervisorId, service, signal));
       const message = `supervisor ${supervisorId}: ${signal} ${service} → ${answer}`;
       const undo = undoSignal(kind, opts);
@@ -201,7 +202,7 @@ export class DockerFaultDriver implements FaultDriver {
   constructor(private readonly socketPath = '/var/run/docker.sock') {}
 
   supports(target: string, kind: FaultKind): boolean {
-    return target.startsWith('docker:') && isSignalKind(kind);
+    return target.startsWith('docker:') && isSignalFault(kind);
   }
 
   private async api<T>(apiPath: string): Promise<T> {
@@ -241,7 +242,7 @@ export class DockerFaultDriver implements FaultDriver {
   }
 
   async inject(target: string, kind: FaultKind, opts: FaultOptions): Promise<FaultInjection> {
-    if (!isSignalKind(kind)) throw new Error(`the docker driver cannot inject '${kind}'`);
+    if (!isSignalFault(kind)) throw new Error(`the docker driver cannot inject '${kind}'`);
     const name = target.slice('docker:'.length);
     const { id, pid } = await this.findPid(name);
     return signalInjection(pid, kind, `container ${name} (${id})`, opts);

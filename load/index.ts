@@ -12,7 +12,6 @@ export {
 } from './fault-drivers.ts';
 export { decodeHistogram, percentileCurve } from './histogram.ts';
 export { createLiveView, formatChecklist, formatSummary } from './live-view.ts';
-export { LOAD_BUCKETS } from './load-metrics.ts';
 export { mergeResults } from './merge-results.ts';
 export { renderHtml } from './report-html.ts';
 export { renderMarkdown } from './report-md.ts';

@@ -1,13 +1,7 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Counter, exponentialBuckets, Histogram, Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
+import { createLatencyHistogram } from '../services/contract/metrics.ts';
+import { serveMetricsEndpoint } from '../services/contract/metrics-server.ts';
 import { OUTCOMES, type Outcome } from './types.ts';
-
-/**
- * 50 µs × 2^n up to ~13 s: the range of docs/architecture.md, 'Metrics', so sub-millisecond latencies stay
- * visible.
- */
-export const LOAD_BUCKETS = exponentialBuckets(0.00005, 2, 19);
 
 export type LoadMetrics = {
   port: number;
@@ -21,13 +15,12 @@ export type LoadMetrics = {
 /** The client-side view on /metrics while a run lasts (its own registry: nothing global). */
 export async function startLoadMetrics(port: number): Promise<LoadMetrics> {
   const registry = new Registry();
-  const duration = new Histogram({
-    name: 'kstyles_load_request_duration_seconds',
-    help: 'Request latency seen by the load generator, from the intended send time (coordinated-omission corrected)',
-    labelNames: ['target', 'outcome'] as const,
-    buckets: LOAD_BUCKETS,
-    registers: [registry],
-  });
+  const duration = createLatencyHistogram(
+    registry,
+    'kstyles_load_request_duration_seconds',
+    'Request latency seen by the load generator, from the intended send time (coordinated-omission corrected)',
+    ['target', 'outcome'],
+  );
   const requests = new Counter({
     name: 'kstyles_load_requests_total',
     help: 'Requests completed by the load generator, by outcome class',
@@ -40,26 +33,10 @@ export async function startLoadMetrics(port: number): Promise<LoadMetrics> {
     labelNames: ['style', 'target', 'kind'] as const,
     registers: [registry],
   });
-  const server = createServer((req, res) => {
-    if (req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('only /metrics here\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new Error(`--metrics-port ${port}: cannot listen (${err.code ?? err.message}); choose another port`),
-      ),
-    );
-    server.listen(port, resolve);
-  });
+  // Every IPv4 address: a Prometheus in another container scrapes the load generator's view.
+  const endpoint = await serveMetricsEndpoint(registry, port, { host: '0.0.0.0' });
   return {
-    port: (server.address() as AddressInfo).port,
+    port: endpoint.port,
     registry,
     observer(target) {
       const children = Object.fromEntries(
@@ -74,10 +51,6 @@ export async function startLoadMetrics(port: number): Promise<LoadMetrics> {
     fault(style, target, kind) {
       faults.labels(style, target, kind).inc();
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => endpoint.close(),
   };
 }

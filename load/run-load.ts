@@ -97,68 +97,64 @@ function describeBehind(gen: GeneratorSecond[]): string[] {
   return warnings;
 }
 
-/** Runs open-loop load against every target at once and returns everything measured. */
-export async function runLoad(options: LoadOptions): Promise<LoadResults> {
-  if (options.targets.length === 0) throw new Error('runLoad: at least one target is needed');
-  if (!(options.rate > 0)) throw new Error('runLoad: rate must be above 0 requests per second');
-  const connections = options.connections ?? LOAD_DEFAULTS.connections;
-  const seed = options.seed ?? LOAD_DEFAULTS.seed;
-  const timeoutMs = options.timeoutMs ?? LOAD_DEFAULTS.timeoutMs;
-  const faultWindowMs = options.faultWindowMs ?? LOAD_DEFAULTS.faultWindowMs;
-  const mixText = options.mix ?? DEFAULT_MIX;
-  const manifest = await readManifest(options.corpusDir);
-  const mix = buildRequestMix(manifest, mixText);
-  const names = options.targets.map((t) => t.name);
-  const targetUrls = new Map(options.targets.map((t) => [t.name, t.url]));
+/**
+ * The faults of one run: fires each when it is due, tracks which requests it may affect, undoes
+ * temporary ones after their `for`, and records what happened.
+ */
+class FaultSchedule {
+  readonly records: FaultRecord[] = [];
+  private readonly faults: FaultSpec[];
+  private next = 0;
+  private readonly trackers: { record: FaultRecord; tracker: FaultTracker }[] = [];
+  private readonly pending: Promise<void>[] = [];
+  private readonly resumes: { atMs: number; run: () => Promise<void>; done: boolean }[] = [];
 
-  let metrics: LoadMetrics | null = null;
-  if (options.metricsPort !== undefined) {
-    metrics = await startLoadMetrics(options.metricsPort);
-    options.onMetricsListening?.(metrics.port);
+  constructor(
+    faults: FaultSpec[],
+    private readonly drivers: FaultDriver[],
+    private readonly runners: Map<string, TargetRunner>,
+    private readonly metrics: LoadMetrics | null,
+    private readonly window: { faultWindowMs: number; durationMs: number },
+  ) {
+    this.faults = [...faults].sort((a, b) => a.atMs - b.atMs);
   }
 
-  const runners = options.targets.map((t) => {
-    const observe = metrics?.observer(t.name);
-    return new TargetRunner({
-      name: t.name,
-      url: t.url,
-      rate: options.rate,
-      connections,
-      timeoutMs,
-      picker: mix.picker(seed),
-      ...(observe ? { onComplete: observe } : {}),
-    });
-  });
-  const byName = new Map(runners.map((r) => [r.name, r]));
-  const driverCtx: DriverContext = {
-    targets: targetUrls,
-    poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
-    ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
-    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
-  };
-  const drivers = options.faultDrivers ?? defaultFaultDrivers(driverCtx);
-  const faults = [...(options.faults ?? [])].sort((a, b) => a.atMs - b.atMs);
-  const faultRecords: FaultRecord[] = [];
-  const trackers: { record: FaultRecord; tracker: FaultTracker }[] = [];
-  const pendingInjections: Promise<void>[] = [];
-  const resumes: { atMs: number; run: () => Promise<void>; done: boolean }[] = [];
+  /** Fires the faults due by `elapsedMs` while sending, and the undos due (all of them once sending ends). */
+  tick(elapsedMs: number, sending: boolean, t0: number): void {
+    while (this.next < this.faults.length && this.faults[this.next]!.atMs <= elapsedMs && sending) {
+      this.pending.push(this.inject(this.faults[this.next]!, t0));
+      this.next++;
+    }
+    for (const resume of this.resumes) {
+      if (!resume.done && (resume.atMs <= elapsedMs || !sending)) {
+        resume.done = true;
+        this.pending.push(resume.run());
+      }
+    }
+  }
 
-  const eventLoop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-  eventLoop.enable();
-  const loopAll = createHistogram();
-  const generator: GeneratorSecond[] = [];
-  let secondLag = createHistogram(2);
-  let lastSecond = 0;
+  get resumed(): boolean {
+    return this.resumes.every((r) => r.done);
+  }
 
-  const startedAt = new Date();
-  const t0 = performance.now();
-  const durationMs = options.durationMs;
-  for (const runner of runners) runner.start(t0, durationMs);
+  /** Waits for every injection and undo, then closes the drivers. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.pending);
+    for (const d of this.drivers) await d.close?.().catch(() => undefined);
+  }
 
-  const inject = async (spec: FaultSpec): Promise<void> => {
+  /** Adds each fault's resilience figures, from the timelines of the targets it affected. */
+  recordResilience(targets: { name: string; timeline: LoadResults['targets'][number]['timeline'] }[]): void {
+    for (const { record, tracker } of this.trackers) {
+      const timeline = targets.find((t) => t.name === tracker.target)!.timeline;
+      record.resilience.push(tracker.result(computeP99Recovery(timeline, record.firedAtMs)));
+    }
+  }
+
+  private async inject(spec: FaultSpec, t0: number): Promise<void> {
     const firedAtMs = performance.now() - t0;
-    const driver = drivers.find((d) => d.supports(spec.target, spec.kind));
-    const affected = affectedTargets(spec, names);
+    const driver = this.drivers.find((d) => d.supports(spec.target, spec.kind));
+    const affected = affectedTargets(spec, [...this.runners.keys()]);
     const record: FaultRecord = {
       ...spec,
       firedAtMs,
@@ -167,22 +163,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       message: '',
       resilience: [],
     };
-    faultRecords.push(record);
-    // A new fault on a target closes the window of the previous one there.
-    for (const prev of trackers) {
-      if (
-        prev.record !== record &&
-        affected.includes(prev.tracker.target) &&
-        prev.tracker.endMs > firedAtMs
-      ) {
-        prev.tracker.endMs = firedAtMs;
-      }
-    }
-    for (const name of affected) {
-      const tracker = new FaultTracker(name, firedAtMs, Math.min(firedAtMs + faultWindowMs, durationMs));
-      byName.get(name)!.observers.push(tracker);
-      trackers.push({ record, tracker });
-    }
+    this.records.push(record);
+    this.track(record, affected, firedAtMs);
     if (!driver) {
       record.message = `no fault driver supports ${spec.kind} on '${spec.target}': kill/term/hang take pid:N, docker:NAME, SUPERVISOR:SERVICE or a name with a runtime-state file; poison takes a load target name; nats takes SUPERVISOR; slow (SIGUSR2) goes to the same targets as kill; crashloop is a chaos setting of the services, not a fault this generator can switch on`;
       return;
@@ -195,132 +177,181 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       });
       record.ok = true;
       record.message = injection.message;
-      for (const name of affected) metrics?.fault(name, spec.target, spec.kind);
-      if (injection.resume) {
-        const resume = injection.resume;
-        resumes.push({
-          atMs: firedAtMs + (spec.forMs ?? 0),
-          done: false,
-          run: async () => {
-            try {
-              record.message += `; ${await resume()}`;
-            } catch (err) {
-              record.message += `; resume FAILED: ${(err as Error).message}`;
-              record.ok = false;
-            }
-          },
-        });
-      }
+      for (const name of affected) this.metrics?.fault(name, spec.target, spec.kind);
+      if (injection.resume) this.scheduleResume(record, firedAtMs + (spec.forMs ?? 0), injection.resume);
     } catch (err) {
       record.message = (err as Error).message;
     }
-  };
+  }
 
-  const progress = (now: number): LoadProgress => {
-    const elapsedMs = now - t0;
-    const recent = generator.at(-1);
-    return {
-      elapsedMs: Math.min(elapsedMs, durationMs),
-      durationMs,
-      targets: runners.map((r) => ({
-        name: r.name,
-        sent: r.sent,
-        completed: r.completed,
-        inFlight: r.inFlight,
-        rate: 0,
-        p99: r.lastP99(),
-        errors: r.completed - r.outcomes.ok,
-        dataLoss: r.outcomes.data_loss,
-      })),
-      faults: faultRecords,
-      behind: recent?.behind
-        ? `generator fell behind: requests leave up to ${formatMicros(recent.sendLagMax)} late; results for this window reflect the generator, not the target`
-        : null,
-    };
-  };
+  /** Opens the fault's window on each affected target; a new fault there closes the previous one's. */
+  private track(record: FaultRecord, affected: string[], firedAtMs: number): void {
+    for (const prev of this.trackers) {
+      if (affected.includes(prev.tracker.target) && prev.tracker.endMs > firedAtMs)
+        prev.tracker.endMs = firedAtMs;
+    }
+    const { faultWindowMs, durationMs } = this.window;
+    for (const name of affected) {
+      const tracker = new FaultTracker(name, firedAtMs, Math.min(firedAtMs + faultWindowMs, durationMs));
+      this.runners.get(name)!.observers.push(tracker);
+      this.trackers.push({ record, tracker });
+    }
+  }
 
-  let faultIndex = 0;
-  let lastProgress = t0;
-  const completedAtLastProgress = runners.map(() => 0);
-  const progressEvery = options.progressIntervalMs ?? 250;
-  const lagSink = (lagUs: number) => recordMicros(secondLag, lagUs);
-
-  await new Promise<void>((resolve) => {
-    let stopped = false;
-    const stop = () => {
-      stopped = true;
-    };
-    options.signal?.addEventListener('abort', stop, { once: true });
-    const tick = () => {
-      const now = performance.now();
-      const elapsed = now - t0;
-      const sending = elapsed < durationMs && !stopped;
-      // dispatchDue stops at the end of the run by itself; this also sends the last few after the final tick.
-      if (!stopped) for (const runner of runners) runner.dispatchDue(now, lagSink);
-      for (const runner of runners) runner.sweepTimeouts(now);
-      while (faultIndex < faults.length && faults[faultIndex]!.atMs <= elapsed && sending) {
-        pendingInjections.push(inject(faults[faultIndex]!));
-        faultIndex++;
-      }
-      for (const resume of resumes) {
-        if (!resume.done && (resume.atMs <= elapsed || !sending)) {
-          resume.done = true;
-          pendingInjections.push(resume.run());
+  private scheduleResume(record: FaultRecord, atMs: number, resume: () => Promise<string>): void {
+    this.resumes.push({
+      atMs,
+      done: false,
+      run: async () => {
+        try {
+          record.message += `; ${await resume()}`;
+        } catch (err) {
+          record.message += `; resume FAILED: ${(err as Error).message}`;
+          record.ok = false;
         }
-      }
-      const second = Math.floor(elapsed / 1000);
-      if (second > lastSecond && lastSecond * 1000 < durationMs) {
-        // The monitor reports whole intervals between its samples: subtract its resolution.
-        const loopP99 =
-          eventLoop.count > 0 ? Math.max(0, eventLoop.percentile(99) / 1000 - LOOP_RESOLUTION_MS * 1000) : 0;
-        if (eventLoop.count > 0) recordMicros(loopAll, loopP99);
-        const lag = summarize(secondLag);
-        generator.push({
-          t: lastSecond,
-          sendLagP99: lag.p99,
-          sendLagMax: lag.max,
-          eventLoopP99: Math.round(loopP99),
-          behind: lag.p99 > BEHIND_LAG_US || loopP99 > BEHIND_LOOP_US,
-        });
-        eventLoop.reset();
-        secondLag.destroy();
-        secondLag = createHistogram(2);
-        lastSecond = second;
-      }
-      if (options.onProgress && now - lastProgress >= progressEvery) {
-        const p = progress(now);
-        const dt = (now - lastProgress) / 1000;
-        p.targets.forEach((t, i) => {
-          t.rate = (t.completed - completedAtLastProgress[i]!) / dt;
-          completedAtLastProgress[i] = t.completed;
-        });
-        lastProgress = now;
-        options.onProgress(p);
-      }
-      if (!sending && runners.every((r) => r.idle) && resumes.every((r) => r.done)) {
-        resolve();
-        return;
-      }
-      // One timer for everything: requests due before the next tick go out together in that tick.
-      setTimeout(tick, sending ? 1 : 5);
-    };
-    tick();
-  });
+      },
+    });
+  }
+}
 
-  const endedMs = Math.min(performance.now() - t0, durationMs);
-  await Promise.allSettled(pendingInjections);
-  eventLoop.disable();
+/** Watches the generator itself, second by second: how late requests left and the event-loop delay. */
+class GeneratorMonitor {
+  readonly timeline: GeneratorSecond[] = [];
+  private readonly eventLoop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  private readonly loopAll = createHistogram();
+  private secondLag = createHistogram(2);
+  private lastSecond = 0;
+  /** Records one request's send lag. */
+  readonly lagSink = (lagUs: number) => recordMicros(this.secondLag, lagUs);
+
+  constructor() {
+    this.eventLoop.enable();
+  }
+
+  /** Closes the second that just ended, if one did. */
+  tick(elapsedMs: number, durationMs: number): void {
+    const second = Math.floor(elapsedMs / 1000);
+    if (second <= this.lastSecond || this.lastSecond * 1000 >= durationMs) return;
+    const { eventLoop } = this;
+    // The monitor reports whole intervals between its samples: subtract its resolution.
+    const loopP99 =
+      eventLoop.count > 0 ? Math.max(0, eventLoop.percentile(99) / 1000 - LOOP_RESOLUTION_MS * 1000) : 0;
+    if (eventLoop.count > 0) recordMicros(this.loopAll, loopP99);
+    const lag = summarize(this.secondLag);
+    this.timeline.push({
+      t: this.lastSecond,
+      sendLagP99: lag.p99,
+      sendLagMax: lag.max,
+      eventLoopP99: Math.round(loopP99),
+      behind: lag.p99 > BEHIND_LAG_US || loopP99 > BEHIND_LOOP_US,
+    });
+    eventLoop.reset();
+    this.secondLag.destroy();
+    this.secondLag = createHistogram(2);
+    this.lastSecond = second;
+  }
+
+  stop(): void {
+    this.eventLoop.disable();
+  }
+
+  result(): LoadResults['generator'] {
+    return {
+      timeline: this.timeline,
+      eventLoop: summarize(this.loopAll),
+      warnings: describeBehind(this.timeline),
+    };
+  }
+}
+
+/** The live view of a run (rates are filled in by the caller, over its own interval). */
+function progressOf(
+  elapsedMs: number,
+  durationMs: number,
+  runners: TargetRunner[],
+  faults: FaultSchedule,
+  generator: GeneratorMonitor,
+): LoadProgress {
+  const recent = generator.timeline.at(-1);
+  return {
+    elapsedMs: Math.min(elapsedMs, durationMs),
+    durationMs,
+    targets: runners.map((r) => ({
+      name: r.name,
+      sent: r.sent,
+      completed: r.completed,
+      inFlight: r.inFlight,
+      rate: 0,
+      p99: r.lastP99(),
+      errors: r.completed - r.outcomes.ok,
+      dataLoss: r.outcomes.data_loss,
+    })),
+    faults: faults.records,
+    behind: recent?.behind
+      ? `generator fell behind: requests leave up to ${formatMicros(recent.sendLagMax)} late; results for this window reflect the generator, not the target`
+      : null,
+  };
+}
+
+/** Runs open-loop load against every target at once and returns everything measured. */
+export async function runLoad(options: LoadOptions): Promise<LoadResults> {
+  if (options.targets.length === 0) throw new Error('runLoad: at least one target is needed');
+  if (!(options.rate > 0)) throw new Error('runLoad: rate must be above 0 requests per second');
+  const connections = options.connections ?? LOAD_DEFAULTS.connections;
+  const seed = options.seed ?? LOAD_DEFAULTS.seed;
+  const timeoutMs = options.timeoutMs ?? LOAD_DEFAULTS.timeoutMs;
+  const faultWindowMs = options.faultWindowMs ?? LOAD_DEFAULTS.faultWindowMs;
+  const mixText = options.mix ?? DEFAULT_MIX;
+  const manifest = await readManifest(options.corpusDir);
+  const mix = buildRequestMix(manifest, mixText);
+  const durationMs = options.durationMs;
+
+  let metrics: LoadMetrics | null = null;
+  if (options.metricsPort !== undefined) {
+    metrics = await startLoadMetrics(options.metricsPort);
+    options.onMetricsListening?.(metrics.port);
+  }
+  const runners = options.targets.map((t) => {
+    const observe = metrics?.observer(t.name);
+    return new TargetRunner({
+      name: t.name,
+      url: t.url,
+      rate: options.rate,
+      connections,
+      timeoutMs,
+      picker: mix.picker(seed),
+      ...(observe ? { onComplete: observe } : {}),
+    });
+  });
+  const driverCtx: DriverContext = {
+    targets: new Map(options.targets.map((t) => [t.name, t.url])),
+    poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
+    ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
+    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+  };
+  const faults = new FaultSchedule(
+    options.faults ?? [],
+    options.faultDrivers ?? defaultFaultDrivers(driverCtx),
+    new Map(runners.map((r) => [r.name, r])),
+    metrics,
+    { faultWindowMs, durationMs },
+  );
+  const generator = new GeneratorMonitor();
+
+  const startedAt = new Date();
+  const t0 = performance.now();
+  for (const runner of runners) runner.start(t0, durationMs);
+  const endedMs = await drive({ options, runners, faults, generator, t0 });
+
+  await faults.settle();
+  generator.stop();
   await Promise.all(runners.map((r) => r.close()));
-  for (const d of drivers) await d.close?.().catch(() => undefined);
   await metrics?.close();
 
   const runDurationMs = Math.max(1, Math.min(durationMs, endedMs));
   const targets = runners.map((r) => r.result(runDurationMs));
-  for (const { record, tracker } of trackers) {
-    const timeline = targets.find((t) => t.name === tracker.target)!.timeline;
-    record.resilience.push(tracker.result(computeP99Recovery(timeline, record.firedAtMs)));
-  }
-  if (options.onProgress) options.onProgress(progress(performance.now()));
+  faults.recordResilience(targets);
+  options.onProgress?.(progressOf(performance.now() - t0, durationMs, runners, faults, generator));
   return {
     version: 1,
     tool: 'kstyles-load',
@@ -333,8 +364,64 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     mix: `${mixText} (${mix.describe})`,
     corpus: { dir: options.corpusDir, files: mix.files, seed: manifest.seed },
     targets,
-    faults: faultRecords,
-    generator: { timeline: generator, eventLoop: summarize(loopAll), warnings: describeBehind(generator) },
+    faults: faults.records,
+    generator: generator.result(),
     ...(options.facts ? { facts: options.facts } : {}),
   };
+}
+
+/**
+ * The run itself: one timer sends what is due, sweeps timeouts, fires faults, closes seconds and reports
+ * progress, until sending has ended and every request and undo is done. Resolves with the ms it sent for.
+ */
+async function drive(run: {
+  options: LoadOptions;
+  runners: TargetRunner[];
+  faults: FaultSchedule;
+  generator: GeneratorMonitor;
+  t0: number;
+}): Promise<number> {
+  const { options, runners, faults, generator, t0 } = run;
+  const durationMs = options.durationMs;
+  let lastProgress = t0;
+  const completedAtLastProgress = runners.map(() => 0);
+  const progressEvery = options.progressIntervalMs ?? 250;
+  await new Promise<void>((resolve) => {
+    let stopped = false;
+    options.signal?.addEventListener(
+      'abort',
+      () => {
+        stopped = true;
+      },
+      { once: true },
+    );
+    const tick = () => {
+      const now = performance.now();
+      const elapsed = now - t0;
+      const sending = elapsed < durationMs && !stopped;
+      // dispatchDue stops at the end of the run by itself; this also sends the last few after the final tick.
+      if (!stopped) for (const runner of runners) runner.dispatchDue(now, generator.lagSink);
+      for (const runner of runners) runner.sweepTimeouts(now);
+      faults.tick(elapsed, sending, t0);
+      generator.tick(elapsed, durationMs);
+      if (options.onProgress && now - lastProgress >= progressEvery) {
+        const p = progressOf(elapsed, durationMs, runners, faults, generator);
+        const dt = (now - lastProgress) / 1000;
+        p.targets.forEach((t, i) => {
+          t.rate = (t.completed - completedAtLastProgress[i]!) / dt;
+          completedAtLastProgress[i] = t.completed;
+        });
+        lastProgress = now;
+        options.onProgress(p);
+      }
+      if (!sending && runners.every((r) => r.idle) && faults.resumed) {
+        resolve();
+        return;
+      }
+      // One timer for everything: requests due before the next tick go out together in that tick.
+      setTimeout(tick, sending ? 1 : 5);
+    };
+    tick();
+  });
+  return Math.min(performance.now() - t0, durationMs);
 }

@@ -1,9 +1,9 @@
+import { STYLES, type Style } from '../cli/kit/defaults.ts';
 import type { LoadResults, TargetFacts, TargetResult } from './types.ts';
 import { formatBytes, formatCount, formatMicros, formatMs, formatPercent } from './units.ts';
 
-/** Columns of the seed's comparison table (seed/kernel-architectures.md) and the styles measured here. */
-export const STYLES = ['monolith', 'microkernel', 'unikernel'] as const;
-export type Style = (typeof STYLES)[number];
+/** Columns of the seed's comparison table (seed/kernel-architectures.md): the styles measured here. */
+export { STYLES, type Style };
 
 export const STYLE_HEADINGS: Record<Style, string> = {
   monolith: 'Monolithic kernel (e.g., Linux) → monolith',

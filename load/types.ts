@@ -1,3 +1,4 @@
+import type { FaultKind } from '../services/contract/faults.ts';
 /** Outcome class of one request, as the client saw it. */
 export const OUTCOMES = ['ok', '4xx', '5xx', 'refused', 'reset', 'timeout', 'data_loss'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -68,8 +69,7 @@ export type TargetResult = {
   errorSamples: ErrorSample[];
 };
 
-export const FAULT_KINDS = ['kill', 'term', 'hang', 'poison', 'slow', 'crashloop', 'nats'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+export { FAULT_KINDS, type FaultKind } from '../services/contract/faults.ts';
 
 /** One fault of a scenario. */
 export type FaultSpec = {

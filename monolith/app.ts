@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { ServiceError } from '../services/contract/errors.ts';
 import type { FileService } from '../services/contract/file-service.ts';
 import { answerClientErrors, type HttpContext } from '../services/contract/http-handler.ts';
-import { closeGracefully, listen, logLine } from '../services/contract/http-server.ts';
+import { closeGracefully, listen, logLine, reachableUrl } from '../services/contract/http-server.ts';
 import { createHttpMetrics, type HttpMetrics } from '../services/contract/metrics.ts';
 import type { ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
 import { createExpressApp } from '../services/express/express-app.ts';
@@ -90,7 +90,7 @@ export async function startMonolith(options: MonolithOptions): Promise<RunningMo
   return {
     server,
     port,
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: reachableUrl(host, port),
     dataRoot,
     chaos: service.driver.chaos,
     metrics,

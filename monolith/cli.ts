@@ -3,18 +3,19 @@
  * here on purpose: a crashed monolith stays down until something outside (the local lab's supervisor, a
  * compose restart policy) starts it again; that is the style's blast radius.
  */
-import { stat } from 'node:fs/promises';
+
 import { intFlag, parseCommand, portFlag, UsageError } from '../cli/args.ts';
+import { requireDataDir } from '../cli/kit/data-dir.ts';
+import { DEFAULT_PORTS } from '../cli/kit/defaults.ts';
+import { chaosFlagSpec, dataFlagSpec, hostFlagSpec, portFlagSpec } from '../cli/kit/flags.ts';
 import { logLine } from '../services/contract/http-server.ts';
-import { type ChaosOptions, chaosFromEnv } from '../services/driver/chaos.ts';
+import { readChaosEnv } from '../services/driver/chaos-env.ts';
 import { DEFAULT_SLOW_MS, slowFaultToggle } from '../services/driver/slow-fault.ts';
 import { exitWhenOrphaned } from '../services/supervisor/child-identity.ts';
 import type { RunningMonolith } from './app.ts';
 import { STYLE } from './style.ts';
 
 export const MONOLITH_DEFAULTS = {
-  port: '8081',
-  host: '127.0.0.1',
   data: './.kstyles/corpus',
   drainMs: '10000',
   slowMs: DEFAULT_SLOW_MS,
@@ -25,32 +26,10 @@ const spec = {
   summary: 'serve the contract from one in-process Express app',
   usage: 'kstyles monolith [--port P] [--data DIR] [--host H] [--chaos] [--drain-ms MS]',
   flags: {
-    port: {
-      type: 'string',
-      value: 'P',
-      env: 'KSTYLES_PORT',
-      default: MONOLITH_DEFAULTS.port,
-      description: 'TCP port to listen on (0 = any free port)',
-    },
-    data: {
-      type: 'string',
-      value: 'DIR',
-      env: 'KSTYLES_DATA',
-      default: MONOLITH_DEFAULTS.data,
-      description: 'data root to serve (make one with kstyles corpus)',
-    },
-    host: {
-      type: 'string',
-      value: 'H',
-      env: 'KSTYLES_HOST',
-      default: MONOLITH_DEFAULTS.host,
-      description: 'address to listen on',
-    },
-    chaos: {
-      type: 'boolean',
-      env: 'KSTYLES_CHAOS',
-      description: 'arm the storage driver fault hooks (see below)',
-    },
+    port: portFlagSpec(DEFAULT_PORTS.monolith, 'TCP port to listen on (0 = any free port)'),
+    data: dataFlagSpec('data root to serve (make one with kstyles corpus)', MONOLITH_DEFAULTS.data),
+    host: hostFlagSpec('address to listen on'),
+    chaos: chaosFlagSpec('arm the storage driver fault hooks (see below)'),
     'drain-ms': {
       type: 'string',
       value: 'MS',
@@ -70,44 +49,6 @@ Chaos (only with --chaos or KSTYLES_CHAOS=1; without it the hooks are inert):
 SIGTERM or SIGINT: stop accepting, let in-flight requests finish (--drain-ms), exit 0.
 A second signal stops at once (exit 1).`,
 } as const;
-
-/** Chaos settings from the environment, checked so that a typo names its variable instead of a RangeError. */
-function chaosSettings(enabled: boolean): { chaos: Partial<ChaosOptions>; slowMs: number } {
-  if (!enabled) return { chaos: { enabled: false }, slowMs: 0 };
-  const env = process.env;
-  const number = (name: string, fallback: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') return fallback;
-    const value = Number(raw);
-    if (!Number.isFinite(value) || value < 0 || value > max) {
-      throw new UsageError(`kstyles monolith: ${name} must be a number from 0 to ${max}, got '${raw}'.`);
-    }
-    return value;
-  };
-  number('KSTYLES_CHAOS_LATENCY_MS', 0, 60_000);
-  number('KSTYLES_CHAOS_ERROR_RATE', 0, 1);
-  return {
-    chaos: chaosFromEnv(env, true),
-    slowMs: number('KSTYLES_CHAOS_SLOW_MS', MONOLITH_DEFAULTS.slowMs, 60_000),
-  };
-}
-
-async function requireDataDir(dir: string): Promise<void> {
-  const hint = `create it with 'kstyles corpus --dir ${dir}' or pass --data DIR (env KSTYLES_DATA)`;
-  try {
-    const info = await stat(dir);
-    if (!info.isDirectory())
-      throw new UsageError(`kstyles monolith: data directory ${dir} is not a directory: ${hint}.`);
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      code === 'ENOENT'
-        ? `kstyles monolith: data directory ${dir} does not exist: ${hint}.`
-        : `kstyles monolith: cannot use data directory ${dir} (${code ?? String(err)}).`,
-    );
-  }
-}
 
 /** Listening failures the user fixes with a flag; anything else is a bug and keeps its stack. */
 function listenUsageError(err: unknown, host: string): never {
@@ -173,10 +114,10 @@ export async function run(argv: string[]): Promise<number> {
   const { flags } = parsed;
   const port = portFlag('monolith', flags.port);
   const drainMs = intFlag('monolith', 'drain-ms', flags['drain-ms'], 0, 600_000);
-  const host = flags.host ?? MONOLITH_DEFAULTS.host;
-  const dataDir = flags.data ?? MONOLITH_DEFAULTS.data;
-  const { chaos, slowMs } = chaosSettings(flags.chaos);
-  await requireDataDir(dataDir);
+  const host = flags.host ?? '127.0.0.1';
+  const dataDir = requireDataDir('monolith', flags.data ?? MONOLITH_DEFAULTS.data);
+  const { latencyMs, errorRate, slowMs } = readChaosEnv('monolith', flags.chaos);
+  const chaos = { enabled: flags.chaos, latencyMs, errorRate };
 
   // Express and prom-client load only now: usage errors and --help stay quick.
   const { startMonolith } = await import('./app.ts');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -107,8 +107,6 @@ export class PausedDownload {
     }
   }
 }
-
-const KSTYLES_BIN = fileURLToPath(new URL('../bin/kstyles.js', import.meta.url));
 
 export type StartLine = {
   msg: string;

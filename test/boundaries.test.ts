@@ -7,10 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT as REPO } from '../cli/kit/repo.ts';
 import { checkRules, formatViolations, importGraph, type Rule } from './boundaries.ts';
-
-const REPO = fileURLToPath(new URL('../', import.meta.url));
 
 const TRANSPORTS = ['npm:express', 'npm:@nats-io/', 'npm:piscina'];
 const MICROKERNEL = ['services/ipc/', 'services/gateway/', 'services/microkernel/'];

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
-import { REPO_ROOT } from '../services/microkernel/composition.ts';
 import { fetchChecked, openLoopLoad, summarize } from '../services/microkernel/testing/load.ts';
 import { type ProcessKernel, startProcessKernel } from '../services/microkernel/testing/process-kernel.ts';
 
@@ -31,7 +31,7 @@ function kstyles(kernel: ProcessKernel, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [path.join(REPO_ROOT, 'bin', 'kstyles.js'), ...args],
+      [KSTYLES_BIN, ...args],
       { env: { ...process.env, TMPDIR: kernel.tmp }, timeout: 20_000 },
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
     );

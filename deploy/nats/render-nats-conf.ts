@@ -9,14 +9,16 @@
  *
  *   node --import tsx deploy/nats/render-nats-conf.ts        (rewrites both; the tests fail when stale)
  */
+
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { renderNatsConfig, usersFromEnv } from '../../services/microkernel/nats-config.ts';
 
 export const COMPOSE_NATS = {
   host: '0.0.0.0',
-  port: 4222,
-  monitorPort: 8222,
+  port: DEFAULT_PORTS.nats,
+  monitorPort: DEFAULT_PORTS.natsMonitor,
   serverName: 'kstyles-nats',
 } as const;
 
@@ -60,7 +62,12 @@ export function k8sNatsClusterConfig(): string {
     (_, i) => `nats://${statefulSet}-${i}.${headlessService}:${routePort}`,
   );
   return [
-    renderNatsConfig({ host: '0.0.0.0', port: 4222, monitorPort: 8222, users: usersFromEnv() }),
+    renderNatsConfig({
+      host: COMPOSE_NATS.host,
+      port: COMPOSE_NATS.port,
+      monitorPort: COMPOSE_NATS.monitorPort,
+      users: usersFromEnv(),
+    }),
     '# Each pod is named after itself (the StatefulSet sets POD_NAME from metadata.name).',
     'server_name: $POD_NAME',
     clusterBlock({ name, listen: `0.0.0.0:${routePort}`, routes }),

@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
 import { ERRORS, ErrorCode, PROCESS_ERRORS, ProcessErrorCode } from './errors.ts';
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/** Errors of the supervisor's control API (a NATS service API), whose code is a status-like number. */
-const CONTROL_API_ERRORS = new Set(['ControlError', 'SupervisorControlError']);
 
 /** The rows of the README's error table (section "The HTTP contract"): code → status. */
 function readmeErrorTable(): Map<string, number> {
@@ -49,13 +44,9 @@ describe('the error registry', () => {
       for (const [name, value] of Object.entries(mod)) {
         if (typeof value !== 'function' || !(value.prototype instanceof Error)) continue;
         if (name === 'ServiceError' || name === 'ProcessError') continue;
-        // The supervisor's control-API errors take (status, message): their code is that status.
-        const args = CONTROL_API_ERRORS.has(name) ? [404, 'probe'] : ['probe', 0];
-        const code = (Reflect.construct(value, args) as { code?: unknown }).code;
+        const code = (Reflect.construct(value, ['probe', 0]) as { code?: unknown }).code;
         const registered =
-          (typeof code === 'string' &&
-            (Object.hasOwn(ERRORS, code) || Object.hasOwn(PROCESS_ERRORS, code))) ||
-          (typeof code === 'number' && code >= 400 && code < 600);
+          typeof code === 'string' && (Object.hasOwn(ERRORS, code) || Object.hasOwn(PROCESS_ERRORS, code));
         assert.ok(registered, `${file}: ${name} carries no registered code (got ${String(code)})`);
         seen.add(name);
       }

@@ -111,25 +111,25 @@ export class ServiceError extends Error {
   }
 }
 
-export class NotFoundError extends ServiceError {
+/** The base of an error class with one fixed code: `new XError(detail, options?)`. */
+function withCode(code: ErrorCode) {
+  return class extends ServiceError {
+    constructor(detail: string, options?: ErrorOptions) {
+      super(code, detail, options);
+    }
+  };
+}
+
+export class NotFoundError extends withCode(ErrorCode.NOT_FOUND) {
   override name = 'NotFoundError';
-  constructor(detail: string, options?: ErrorOptions) {
-    super(ErrorCode.NOT_FOUND, detail, options);
-  }
 }
 
-export class InvalidPathError extends ServiceError {
+export class InvalidPathError extends withCode(ErrorCode.INVALID_PATH) {
   override name = 'InvalidPathError';
-  constructor(detail: string) {
-    super(ErrorCode.INVALID_PATH, detail);
-  }
 }
 
-export class ForbiddenPathError extends ServiceError {
+export class ForbiddenPathError extends withCode(ErrorCode.FORBIDDEN_PATH) {
   override name = 'ForbiddenPathError';
-  constructor(detail: string) {
-    super(ErrorCode.FORBIDDEN_PATH, detail);
-  }
 }
 
 export class RangeNotSatisfiableError extends ServiceError {
@@ -142,11 +142,8 @@ export class RangeNotSatisfiableError extends ServiceError {
   }
 }
 
-export class TooLargeError extends ServiceError {
+export class TooLargeError extends withCode(ErrorCode.TOO_LARGE) {
   override name = 'TooLargeError';
-  constructor(detail: string) {
-    super(ErrorCode.TOO_LARGE, detail);
-  }
 }
 
 export class MethodNotAllowedError extends ServiceError {
@@ -164,25 +161,16 @@ export class UnavailableError extends ServiceError {
   }
 }
 
-export class TimeoutError extends ServiceError {
+export class TimeoutError extends withCode(ErrorCode.TIMEOUT) {
   override name = 'TimeoutError';
-  constructor(detail: string, options?: ErrorOptions) {
-    super(ErrorCode.TIMEOUT, detail, options);
-  }
 }
 
-export class InternalError extends ServiceError {
+export class InternalError extends withCode(ErrorCode.INTERNAL) {
   override name = 'InternalError';
-  constructor(detail: string, options?: ErrorOptions) {
-    super(ErrorCode.INTERNAL, detail, options);
-  }
 }
 
-export class HeadersTooLargeError extends ServiceError {
+export class HeadersTooLargeError extends withCode(ErrorCode.HEADERS_TOO_LARGE) {
   override name = 'HeadersTooLargeError';
-  constructor(detail: string) {
-    super(ErrorCode.HEADERS_TOO_LARGE, detail);
-  }
 }
 
 /**
@@ -201,6 +189,10 @@ export const ProcessErrorCode = {
   SUPERVISOR_UNAVAILABLE: 'SUPERVISOR_UNAVAILABLE',
   TARGET_SKIPPED: 'TARGET_SKIPPED',
   NOT_READY: 'NOT_READY',
+  CONTROL_BAD_REQUEST: 'CONTROL_BAD_REQUEST',
+  CONTROL_UNKNOWN_SERVICE: 'CONTROL_UNKNOWN_SERVICE',
+  CONTROL_CONFLICT: 'CONTROL_CONFLICT',
+  CONTROL_FAILED: 'CONTROL_FAILED',
 } as const;
 export type ProcessErrorCode = (typeof ProcessErrorCode)[keyof typeof ProcessErrorCode];
 
@@ -219,7 +211,32 @@ export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meanin
   SUPERVISOR_UNAVAILABLE: { exitCode: 1, meaning: 'no supervisor with that id answered on this NATS' },
   TARGET_SKIPPED: { exitCode: 1, meaning: 'a benchmark target that cannot be measured on this machine' },
   NOT_READY: { exitCode: 1, meaning: 'a started process did not answer 200 within its deadline' },
+  CONTROL_BAD_REQUEST: { exitCode: 1, meaning: 'a supervisor control request it cannot read' },
+  CONTROL_UNKNOWN_SERVICE: { exitCode: 2, meaning: 'a supervisor control request names no child of it' },
+  CONTROL_CONFLICT: {
+    exitCode: 1,
+    meaning: 'the child has no running process, or the supervisor is stopping',
+  },
+  CONTROL_FAILED: { exitCode: 1, meaning: 'the supervisor failed to carry out a control request' },
 };
+
+export type ControlErrorCode =
+  | typeof ProcessErrorCode.CONTROL_BAD_REQUEST
+  | typeof ProcessErrorCode.CONTROL_UNKNOWN_SERVICE
+  | typeof ProcessErrorCode.CONTROL_CONFLICT
+  | typeof ProcessErrorCode.CONTROL_FAILED;
+
+/**
+ * The supervisor control API's errors by the service-API error code each travels as on NATS
+ * (`services/supervisor/README.md`, 'On the bus'); an unknown status is a failure.
+ */
+export const CONTROL_ERROR_OF_STATUS: Record<400 | 404 | 409 | 500, ControlErrorCode> = {
+  400: ProcessErrorCode.CONTROL_BAD_REQUEST,
+  404: ProcessErrorCode.CONTROL_UNKNOWN_SERVICE,
+  409: ProcessErrorCode.CONTROL_CONFLICT,
+  500: ProcessErrorCode.CONTROL_FAILED,
+};
+export type ControlStatus = keyof typeof CONTROL_ERROR_OF_STATUS;
 
 /** Base class of the command and tool errors: `code` is stable, `exitCode` follows from it. */
 export abstract class ProcessError extends Error {

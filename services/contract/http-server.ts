@@ -1,7 +1,7 @@
 /** Starting and stopping an HTTP server the same way in every style. */
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
+import { type AddressInfo, createServer, isIPv6 } from 'node:net';
 
 /** A free loopback port: the OS picks one and it is released at once (for children told where to listen). */
 export async function freePort(): Promise<number> {
@@ -13,8 +13,22 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Listens on host:port; a port in use becomes an error that names it. */
-export async function listen(server: Server, port: number, host = '127.0.0.1'): Promise<number> {
+/**
+ * The URL at which this machine reaches a server listening on host:port: a wildcard address (0.0.0.0,
+ * ::, empty) becomes its loopback, and an IPv6 address is bracketed.
+ */
+export function reachableUrl(host: string, port: number, path = ''): string {
+  const reachable = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${isIPv6(reachable) ? `[${reachable}]` : reachable}:${port}${path}`;
+}
+
+/** Listens on host:port; a port in use becomes an error that names it and the flag that sets it. */
+export async function listen(
+  server: Server,
+  port: number,
+  host = '127.0.0.1',
+  flag = '--port',
+): Promise<number> {
   server.listen(port, host);
   try {
     await once(server, 'listening');
@@ -22,7 +36,7 @@ export async function listen(server: Server, port: number, host = '127.0.0.1'): 
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
       throw new Error(
-        `port ${port} on ${host} is already in use: stop what holds it or choose another with --port`,
+        `port ${port} on ${host} is already in use: stop what holds it or choose another with ${flag}`,
       );
     }
     if (code === 'EACCES')

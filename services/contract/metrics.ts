@@ -6,6 +6,16 @@ import { Counter, collectDefaultMetrics, exponentialBuckets, Histogram, Registry
  */
 export const LATENCY_BUCKETS_SECONDS = exponentialBuckets(0.00005, 2, 19);
 
+/** A latency histogram on the shared buckets (seconds), registered in `registry`. */
+export function createLatencyHistogram<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Histogram<L> {
+  return new Histogram({ name, help, labelNames, buckets: LATENCY_BUCKETS_SECONDS, registers: [registry] });
+}
+
 /** Route labels: a fixed set, never a file path (unbounded cardinality). */
 export const Route = {
   files: 'files',
@@ -28,6 +38,20 @@ export function createFaultsInjectedCounter(registry: Registry): Counter<'style'
   });
 }
 
+/**
+ * `kstyles_ipc_request_duration_seconds{from,to,op,outcome}` (docs/architecture.md, 'Metrics'): one hop to
+ * another server (the microkernel's NATS request/reply) or thread (the unikernel's worker pool), so a
+ * dashboard shows both prices side by side.
+ */
+export function createIpcDurationHistogram(registry: Registry): Histogram<'from' | 'to' | 'op' | 'outcome'> {
+  return createLatencyHistogram(
+    registry,
+    'kstyles_ipc_request_duration_seconds',
+    'Duration of one hop to another server (NATS) or thread (worker pool), measured by the caller, by outcome',
+    ['from', 'to', 'op', 'outcome'],
+  );
+}
+
 export type HttpMetrics = {
   registry: Registry;
   observe(route: Route, code: number, seconds: number): void;
@@ -39,13 +63,12 @@ export function createHttpMetrics(
 ): HttpMetrics {
   const registry = options.registry ?? new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
-  const duration = new Histogram({
-    name: 'kstyles_http_request_duration_seconds',
-    help: 'HTTP request duration, from request to response end, by route and status code',
-    labelNames: ['style', 'route', 'code'] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers: [registry],
-  });
+  const duration = createLatencyHistogram(
+    registry,
+    'kstyles_http_request_duration_seconds',
+    'HTTP request duration, from request to response end, by route and status code',
+    ['style', 'route', 'code'],
+  );
   const requests = new Counter({
     name: 'kstyles_http_requests_total',
     help: 'HTTP requests answered, by route and status code',

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { KSTYLES_BIN as KSTYLES } from '../../cli/kit/repo.ts';
 import {
   encodeFilePath,
   generateCorpus,
@@ -16,7 +17,6 @@ import {
 } from './corpus.ts';
 
 const run = promisify(execFile);
-const KSTYLES = new URL('../../bin/kstyles.js', import.meta.url).pathname;
 
 describe('kstyles corpus', () => {
   let base: string;

@@ -78,13 +78,3 @@ export class DriverChaos {
     }
   }
 }
-
-/** Reads the chaos switches from the environment: KSTYLES_CHAOS, KSTYLES_CHAOS_LATENCY_MS, KSTYLES_CHAOS_ERROR_RATE. */
-export function chaosFromEnv(env: NodeJS.ProcessEnv = process.env, enabled?: boolean): Partial<ChaosOptions> {
-  const on = enabled ?? ['1', 'true', 'yes', 'on'].includes((env.KSTYLES_CHAOS ?? '').toLowerCase());
-  return {
-    enabled: on,
-    latencyMs: Number(env.KSTYLES_CHAOS_LATENCY_MS ?? 0),
-    errorRate: Number(env.KSTYLES_CHAOS_ERROR_RATE ?? 0),
-  };
-}

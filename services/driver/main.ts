@@ -13,9 +13,10 @@ import { intFlag } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
 import { createFaultsInjectedCounter } from '../contract/metrics.ts';
 import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../ipc/server-main.ts';
-import { chaosFromEnv, DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
+import { DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
+import { readChaosEnv } from './chaos-env.ts';
 import { startDriverServer } from './nats-server.ts';
-import { DEFAULT_SLOW_MS, slowFaultToggle } from './slow-fault.ts';
+import { slowFaultToggle } from './slow-fault.ts';
 import { StorageDriver } from './storage-driver.ts';
 
 export const CRASH_AT_START_ENV = 'KSTYLES_DRIVER_CRASH_AT_START';
@@ -40,11 +41,6 @@ function crashAtStartIfAsked(env: NodeJS.ProcessEnv): void {
     `${JSON.stringify({ level: 'fatal', service: 'driver', msg: `chaos crashloop: start ${crashed + 1} of ${wanted} exits at once`, pid: process.pid })}\n`,
   );
   process.exit(PANIC_EXIT_CODE);
-}
-
-/** KSTYLES_CHAOS_SLOW_MS: what SIGUSR2's `slow` fault adds to every read. */
-function slowMsFromEnv(): number {
-  return Number(process.env.KSTYLES_CHAOS_SLOW_MS ?? DEFAULT_SLOW_MS) || DEFAULT_SLOW_MS;
 }
 
 await runServerMain({
@@ -75,11 +71,12 @@ await runServerMain({
   async start(nc, flags) {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    const chaos = new DriverChaos(chaosFromEnv(process.env, flags.chaos));
+    const { latencyMs, errorRate, slowMs } = readChaosEnv('driver', flags.chaos);
+    const chaos = new DriverChaos({ enabled: flags.chaos, latencyMs, errorRate });
     const counter = createFaultsInjectedCounter(registry);
     process.on(
       'SIGUSR2',
-      slowFaultToggle(chaos, { slowMs: slowMsFromEnv(), counter, style: 'microkernel', target: 'driver' }),
+      slowFaultToggle(chaos, { slowMs, counter, style: 'microkernel', target: 'driver' }),
     );
     const driver = new StorageDriver({
       chaos,

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { answerClientErrors } from '../contract/http-handler.ts';
-import { closeGracefully, listen } from '../contract/http-server.ts';
+import { closeGracefully, listen, reachableUrl } from '../contract/http-server.ts';
 import { createHttpMetrics } from '../contract/metrics.ts';
 import { createExpressApp } from '../express/express-app.ts';
 import { createIpcMetrics } from '../ipc/ipc.ts';
@@ -44,9 +44,8 @@ export async function startGateway(nc: NatsConnection, options: GatewayOptions):
   answerClientErrors(server, STYLE);
   const host = options.host ?? '127.0.0.1';
   const port = await listen(server, options.port, host);
-  const shownHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${port}`,
+    url: reachableUrl(host, port),
     port,
     registry: metrics.registry,
     close: async (timeoutMs = 5000) => {

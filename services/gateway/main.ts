@@ -3,7 +3,10 @@
  *   node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]
  * GET /files/<path>, /healthz, /readyz and /metrics, served through kstyles-fs over NATS.
  */
+
 import { intFlag, portFlag } from '../../cli/args.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
+import { hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { NATS_FLAGS, runServerMain } from '../ipc/server-main.ts';
 import { startGateway } from './gateway.ts';
@@ -15,14 +18,8 @@ await runServerMain({
     usage: 'node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]',
     flags: {
       ...NATS_FLAGS,
-      port: { type: 'string', env: 'KSTYLES_PORT', value: 'P', default: '8082', description: 'HTTP port' },
-      host: {
-        type: 'string',
-        env: 'KSTYLES_HOST',
-        value: 'H',
-        default: '127.0.0.1',
-        description: 'HTTP address',
-      },
+      port: portFlagSpec(DEFAULT_PORTS.microkernel, 'HTTP port'),
+      host: hostFlagSpec('HTTP address'),
       'deadline-ms': {
         type: 'string',
         env: 'KSTYLES_DEADLINE_MS',

@@ -9,9 +9,9 @@ import {
   errors as natsErrors,
   type Payload,
 } from '@nats-io/nats-core';
-import { Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { ServiceError } from '../contract/errors.ts';
-import { LATENCY_BUCKETS_SECONDS } from '../contract/metrics.ts';
+import { createIpcDurationHistogram } from '../contract/metrics.ts';
 import { errorOfReply } from './headers.ts';
 
 export const IpcOutcome = {
@@ -34,13 +34,7 @@ export type Hop = { from: string; to: string; op: string };
 export type IpcMetrics = { observe(hop: Hop, outcome: IpcOutcome, seconds: number): void };
 
 export function createIpcMetrics(registry: Registry): IpcMetrics {
-  const histogram = new Histogram({
-    name: 'kstyles_ipc_request_duration_seconds',
-    help: 'NATS request/reply duration per hop, measured by the caller, by outcome',
-    labelNames: ['from', 'to', 'op', 'outcome'] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers: [registry],
-  });
+  const histogram = createIpcDurationHistogram(registry);
   return { observe: (hop, outcome, seconds) => histogram.observe({ ...hop, outcome }, seconds) };
 }
 

@@ -3,6 +3,7 @@
  * first connection to NATS (a clear message and exit 1 past it), a JSON "ready" log line, and a
  * graceful stop on SIGTERM/SIGINT (stop taking requests, answer those in progress, close, exit 0).
  */
+
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import {
@@ -13,10 +14,12 @@ import {
   parseCommand,
   UsageError,
 } from '../../cli/args.ts';
+import { DEFAULT_NATS_URL } from '../../cli/kit/defaults.ts';
+import { metricsHostFlagSpec, metricsPortFlagSpec } from '../../cli/kit/flags.ts';
 import { logLine } from '../contract/http-server.ts';
+import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
-import { type MetricsEndpoint, serveMetricsHttp } from './metrics-http.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 
@@ -24,19 +27,12 @@ const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 /** The /metrics flags of a server; `portEnv` names the environment variable of its port. */
 export function metricsFlags(portEnv: string) {
   return {
-    'metrics-port': {
-      type: 'string',
-      env: portEnv,
-      value: 'P',
-      description: 'serve GET /metrics on this port (0 = any free port; absent = none)',
-    },
-    'metrics-host': {
-      type: 'string',
-      env: 'KSTYLES_METRICS_HOST',
-      value: 'H',
-      default: '127.0.0.1',
-      description: 'address of the metrics port',
-    },
+    'metrics-port': metricsPortFlagSpec(
+      portEnv,
+      undefined,
+      'serve GET /metrics on this port (0 = any free port; absent = none)',
+    ),
+    'metrics-host': metricsHostFlagSpec('address of the metrics port'),
   } as const;
 }
 
@@ -48,7 +44,12 @@ export async function serveMetricsFromFlags(
 ): Promise<MetricsEndpoint | undefined> {
   const port = flags['metrics-port'];
   if (port === undefined) return undefined;
-  return serveMetricsHttp(registry, intFlag(command, 'metrics-port', port, 0, 65535), flags['metrics-host']);
+  const host = flags['metrics-host'];
+  return serveMetricsEndpoint(
+    registry,
+    intFlag(command, 'metrics-port', port, 0, 65535),
+    host ? { host } : {},
+  );
 }
 
 export const NATS_FLAGS = {
@@ -56,7 +57,7 @@ export const NATS_FLAGS = {
     type: 'string',
     env: 'NATS_URL',
     value: 'URL',
-    default: 'nats://127.0.0.1:4222',
+    default: DEFAULT_NATS_URL,
     description: 'NATS server URL (comma-separated for several)',
   },
   'nats-user': { type: 'string', env: 'KSTYLES_NATS_USER', value: 'USER', description: 'NATS user name' },

@@ -10,9 +10,9 @@ import {
   type Payload,
 } from '@nats-io/nats-core';
 import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
-import { Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { toServiceError } from '../contract/errors.ts';
-import { LATENCY_BUCKETS_SECONDS } from '../contract/metrics.ts';
+import { createLatencyHistogram } from '../contract/metrics.ts';
 import { supervisedServiceMetadata } from '../supervisor/child-identity.ts';
 import { HEADERS, respondWithError } from './headers.ts';
 import type { ServiceName } from './subjects.ts';
@@ -37,13 +37,12 @@ export type HostedService = {
 export type HandlerMetrics = { observe(op: string, outcome: string, seconds: number): void };
 
 export function createHandlerMetrics(registry: Registry, service: string): HandlerMetrics {
-  const histogram = new Histogram({
-    name: 'kstyles_ipc_handler_duration_seconds',
-    help: 'Time a server spent answering one NATS request, by service, endpoint and outcome (ok or error code)',
-    labelNames: ['service', 'op', 'outcome'] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers: [registry],
-  });
+  const histogram = createLatencyHistogram(
+    registry,
+    'kstyles_ipc_handler_duration_seconds',
+    'Time a server spent answering one NATS request, by service, endpoint and outcome (ok or error code)',
+    ['service', 'op', 'outcome'],
+  );
   return { observe: (op, outcome, seconds) => histogram.observe({ service, op, outcome }, seconds) };
 }
 

@@ -4,21 +4,31 @@
  * the driver, file server and gateway as separate processes, restarts them when they crash or hang,
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { intFlag, type ParsedFlags, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { requireDataDir } from '../../cli/kit/data-dir.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
+import {
+  chaosFlagSpec,
+  dataFlagSpec,
+  hostFlagSpec,
+  metricsHostFlagSpec,
+  metricsPortFlagSpec,
+  portFlagSpec,
+} from '../../cli/kit/flags.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
-import { freePort } from '../contract/http-server.ts';
+import { freePort, reachableUrl } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
+import type { SupervisorSpec } from '../supervisor/spec.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import {
   CHILD_NAMES,
   type CompositionOptions,
   findNatsServer,
-  loopbackOf,
-  MICROKERNEL_PORTS,
   microkernelSpec,
   NATS_INSTALL_HINT,
 } from './composition.ts';
@@ -29,33 +39,16 @@ const COMMAND = {
   summary: 'serve the contract from NATS servers under a supervisor',
   usage: 'kstyles microkernel --port P --data DIR [--nats URL] [--chaos] [--host H]',
   flags: {
-    port: {
-      type: 'string',
-      env: 'KSTYLES_PORT',
-      value: 'P',
-      default: String(MICROKERNEL_PORTS.http),
-      description: 'HTTP port of the gateway (0 = any free port)',
-    },
-    host: {
-      type: 'string',
-      env: 'KSTYLES_HOST',
-      value: 'H',
-      default: '127.0.0.1',
-      description: 'HTTP address',
-    },
-    data: {
-      type: 'string',
-      env: 'KSTYLES_DATA',
-      value: 'DIR',
-      description: 'data root (see kstyles corpus)',
-    },
+    port: portFlagSpec(DEFAULT_PORTS.microkernel, 'HTTP port of the gateway (0 = any free port)'),
+    host: hostFlagSpec('HTTP address'),
+    data: dataFlagSpec('data root (see kstyles corpus)'),
     nats: {
       type: 'string',
       env: 'NATS_URL',
       value: 'URL',
       description: 'use this NATS server instead of starting one (passwords from KSTYLES_NATS_<ROLE>_PASS)',
     },
-    chaos: { type: 'boolean', env: 'KSTYLES_CHAOS', description: "enable the driver's fault hooks" },
+    chaos: chaosFlagSpec("enable the driver's fault hooks"),
     id: {
       type: 'string',
       env: 'KSTYLES_SUPERVISOR_ID',
@@ -70,27 +63,21 @@ const COMMAND = {
       default: '0',
       description: 'client port of the nats-server it starts (0 = any free port)',
     },
-    'supervisor-metrics-port': {
-      type: 'string',
-      env: 'KSTYLES_SUPERVISOR_METRICS_PORT',
-      value: 'P',
-      default: String(MICROKERNEL_PORTS.supervisorMetrics),
-      description: 'supervisor /metrics port',
-    },
-    'fs-metrics-port': {
-      type: 'string',
-      env: 'KSTYLES_FS_METRICS_PORT',
-      value: 'P',
-      default: String(MICROKERNEL_PORTS.fsMetrics),
-      description: 'file server /metrics port',
-    },
-    'driver-metrics-port': {
-      type: 'string',
-      env: 'KSTYLES_DRIVER_METRICS_PORT',
-      value: 'P',
-      default: String(MICROKERNEL_PORTS.driverMetrics),
-      description: 'driver /metrics port',
-    },
+    'supervisor-metrics-port': metricsPortFlagSpec(
+      'KSTYLES_SUPERVISOR_METRICS_PORT',
+      DEFAULT_PORTS.supervisorMetrics,
+      'supervisor /metrics port',
+    ),
+    'fs-metrics-port': metricsPortFlagSpec(
+      'KSTYLES_FS_METRICS_PORT',
+      DEFAULT_PORTS.fsMetrics,
+      'file server /metrics port',
+    ),
+    'driver-metrics-port': metricsPortFlagSpec(
+      'KSTYLES_DRIVER_METRICS_PORT',
+      DEFAULT_PORTS.driverMetrics,
+      'driver /metrics port',
+    ),
     'heartbeat-ms': {
       type: 'string',
       env: 'KSTYLES_HEARTBEAT_MS',
@@ -121,13 +108,9 @@ const COMMAND = {
       default: String(DEFAULT_DEADLINE_MS),
       description: 'request deadline at the gateway, carried to every hop (past it: 504)',
     },
-    'metrics-host': {
-      type: 'string',
-      env: 'KSTYLES_METRICS_HOST',
-      value: 'H',
-      default: '127.0.0.1',
-      description: "address of every /metrics port but the gateway's (0.0.0.0 in a container)",
-    },
+    'metrics-host': metricsHostFlagSpec(
+      "address of every /metrics port but the gateway's (0.0.0.0 in a container)",
+    ),
     'print-nats-config': {
       type: 'boolean',
       description: 'print a static nats-server config (passwords from $KSTYLES_NATS_<ROLE>_PASS) and exit',
@@ -153,32 +136,14 @@ function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credent
   return creds;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const parsed = parseCommand(COMMAND, argv);
-  if (!parsed) return 0;
-  const { flags } = parsed;
-  if (flags['print-nats-config']) {
-    process.stdout.write(
-      renderNatsConfig({
-        host: '0.0.0.0',
-        port: 4222,
-        monitorPort: 8222,
-        users: usersFromEnv(),
-        serverName: 'kstyles-nats',
-      }),
-    );
-    return 0;
-  }
+/** The composition the flags ask for, before NATS is chosen. */
+async function compositionOptions(
+  flags: ParsedFlags<typeof COMMAND.flags>,
+  data: string,
+): Promise<Omit<CompositionOptions, 'natsUrl'>> {
   const name = COMMAND.name;
-  if (!flags.data) throw new UsageError(`kstyles ${name}: --data DIR (or KSTYLES_DATA) is required.`);
-  const data = path.resolve(flags.data);
-  if (!existsSync(data) || !statSync(data).isDirectory()) {
-    throw new UsageError(
-      `kstyles ${name}: data directory ${data} does not exist: create it with 'kstyles corpus --dir ${data}'.`,
-    );
-  }
   const heartbeatMs = intFlag(name, 'heartbeat-ms', flags['heartbeat-ms'], 20, 60_000);
-  const options: Omit<CompositionOptions, 'natsUrl'> = {
+  return {
     id: flags.id ?? 'microkernel',
     data,
     httpHost: flags.host ?? '127.0.0.1',
@@ -199,6 +164,27 @@ export async function run(argv: string[]): Promise<number> {
       periodMs: intFlag(name, 'restart-period-ms', flags['restart-period-ms'], 1, 86_400_000),
     },
   };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(COMMAND, argv);
+  if (!parsed) return 0;
+  const { flags } = parsed;
+  if (flags['print-nats-config']) {
+    process.stdout.write(
+      renderNatsConfig({
+        host: '0.0.0.0',
+        port: DEFAULT_PORTS.nats,
+        monitorPort: DEFAULT_PORTS.natsMonitor,
+        users: usersFromEnv(),
+        serverName: 'kstyles-nats',
+      }),
+    );
+    return 0;
+  }
+  const name = COMMAND.name;
+  const data = requireDataDir(name, flags.data);
+  const options = await compositionOptions(flags, data);
 
   let tempDir: string | undefined;
   let composition: CompositionOptions;
@@ -228,6 +214,25 @@ export async function run(argv: string[]): Promise<number> {
     };
   }
 
+  return superviseUntilDone(composition, data, tempDir);
+}
+
+/** The /metrics URLs of the gateway, the servers and the supervisor. */
+function metricsUrls(composition: CompositionOptions, url: string) {
+  return {
+    gateway: `${url}/metrics`,
+    fs: reachableUrl('127.0.0.1', composition.metricsPorts.fs, '/metrics'),
+    driver: reachableUrl('127.0.0.1', composition.metricsPorts.driver, '/metrics'),
+    supervisor: reachableUrl('127.0.0.1', composition.metricsPorts.supervisor, '/metrics'),
+  };
+}
+
+/** Runs the supervision tree in the foreground; resolves with the exit code once it has stopped. */
+async function superviseUntilDone(
+  composition: CompositionOptions,
+  data: string,
+  tempDir: string | undefined,
+): Promise<number> {
   const spec = microkernelSpec(composition);
   const supervisor = new Supervisor(spec);
   const cleanUp = () => {
@@ -240,34 +245,10 @@ export async function run(argv: string[]): Promise<number> {
   exitWhenOrphaned();
   process.once('exit', cleanUp);
 
-  const url = `http://${loopbackOf(composition.httpHost)}:${composition.httpPort}`;
-  const metrics = {
-    gateway: `${url}/metrics`,
-    fs: `http://127.0.0.1:${composition.metricsPorts.fs}/metrics`,
-    driver: `http://127.0.0.1:${composition.metricsPorts.driver}/metrics`,
-    supervisor: `http://127.0.0.1:${composition.metricsPorts.supervisor}/metrics`,
-  };
+  const url = reachableUrl(composition.httpHost, composition.httpPort);
+  const metrics = metricsUrls(composition, url);
   await supervisor.start();
-  const supervisorCreds = composition.credentials?.supervisor;
-  const stateFile = writeRuntimeState({
-    id: spec.id,
-    pid: process.pid,
-    startedAt: new Date().toISOString(),
-    nats: {
-      servers: [composition.natsUrl],
-      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
-    },
-    ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
-    info: {
-      style: 'microkernel',
-      url,
-      data,
-      chaos: composition.chaos,
-      children: spec.children.map((c) => c.name),
-      metrics,
-      ...(composition.ownNats ? { natsMonitor: `http://127.0.0.1:${composition.ownNats.monitorPort}` } : {}),
-    },
-  });
+  const stateFile = recordRuntimeState(spec, supervisor, composition, { url, data, metrics });
   supervisor.whenReady().then(
     () =>
       process.stdout.write(
@@ -288,10 +269,39 @@ export async function run(argv: string[]): Promise<number> {
   setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref();
   if (outcome === 'gave_up') {
     process.stderr.write(
-      `kstyles ${name}: the supervisor gave up after more than ${spec.intensity?.maxRestarts} restarts within ` +
+      `kstyles ${COMMAND.name}: the supervisor gave up after more than ${spec.intensity?.maxRestarts} restarts within ` +
         `${spec.intensity?.periodMs} ms; every server is stopped. Exit 1 so an outer restarter can take over.\n`,
     );
     return 1;
   }
   return 0;
+}
+
+/** Says where this supervisor's control API is (for `kstyles ps` and `kstyles chaos`); returns the file. */
+function recordRuntimeState(
+  spec: SupervisorSpec,
+  supervisor: Supervisor,
+  composition: CompositionOptions,
+  shown: { url: string; data: string; metrics: Record<string, string> },
+): string {
+  const supervisorCreds = composition.credentials?.supervisor;
+  return writeRuntimeState({
+    id: spec.id,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    nats: {
+      servers: [composition.natsUrl],
+      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
+    },
+    ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
+    info: {
+      style: 'microkernel',
+      url: shown.url,
+      data: shown.data,
+      chaos: composition.chaos,
+      children: spec.children.map((c) => c.name),
+      metrics: shown.metrics,
+      ...(composition.ownNats ? { natsMonitor: `http://127.0.0.1:${composition.ownNats.monitorPort}` } : {}),
+    },
+  });
 }

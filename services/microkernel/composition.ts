@@ -6,28 +6,33 @@
  * heartbeat is its service-API PING (`$SRV.PING.kstyles-driver|kstyles-fs`); the gateway's is
  * GET /healthz; nats-server's is its monitoring /healthz.
  */
+
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../../cli/kit/repo.ts';
+import { reachableUrl } from '../contract/http-server.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
 /** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
 export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 'gateway' } as const;
 
+/**
+ * `kstyles microkernel` flags that put every metrics port of the tree on a free port, for a second
+ * microkernel beside a running lab (the benchmark, the tests).
+ */
+export const ANY_FREE_METRICS_PORTS = [
+  '--supervisor-metrics-port',
+  '0',
+  '--fs-metrics-port',
+  '0',
+  '--driver-metrics-port',
+  '0',
+] as const;
+
 /** The gateway's health check may take this many heartbeat timeouts (2 s with the defaults). */
 export const GATEWAY_HEALTH_TIMEOUT_FACTOR = 4;
-
-/** Default ports of a local run (docs/architecture.md, 'The styles'); 0 anywhere means "any free port". */
-export const MICROKERNEL_PORTS = {
-  http: 8082,
-  supervisorMetrics: 9480,
-  fsMetrics: 9481,
-  driverMetrics: 9482,
-} as const;
 
 export type OwnNats = {
   binary: string;
@@ -138,7 +143,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       // must not be SIGKILLed for it like a hung one (a real hang is seen a few seconds later instead).
       health: {
         kind: 'http',
-        url: `http://${loopbackOf(options.httpHost)}:${options.httpPort}/healthz`,
+        url: reachableUrl(options.httpHost, options.httpPort, '/healthz'),
         timeoutMs: Math.min(60_000, GATEWAY_HEALTH_TIMEOUT_FACTOR * options.heartbeat.timeoutMs),
       },
     },
@@ -157,12 +162,6 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     ...(options.metricsHost ? { metricsHost: options.metricsHost } : {}),
     children,
   };
-}
-
-/** Where a local health check reaches an HTTP server bound to `host`. */
-export function loopbackOf(host: string): string {
-  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
 }
 
 export const NATS_INSTALL_HINT =

@@ -1,4 +1,6 @@
 import { parseCommand, UsageError } from '../../cli/args.ts';
+import { ProcessErrorCode } from '../contract/errors.ts';
+import { FAULT_SIGNALS, UNDO_SIGNALS } from '../contract/faults.ts';
 import {
   type ControlClientOptions,
   clientOptionsFromState,
@@ -8,13 +10,11 @@ import {
 } from './control-client.ts';
 import { listRuntimeStates, runtimeStateDir } from './runtime-state.ts';
 
-/** The signal behind each fault kind (docs/architecture.md, 'Faults'). */
-export const CHAOS_SIGNALS = {
-  kill: 'SIGKILL',
-  term: 'SIGTERM',
-  hang: 'SIGSTOP',
-  resume: 'SIGCONT',
-} as const;
+/**
+ * The signal behind each kind this command sends: the signal-borne faults of the fault menu
+ * (docs/architecture.md, 'Faults'), and `resume`, which ends a hang.
+ */
+export const CHAOS_SIGNALS = { ...FAULT_SIGNALS, resume: UNDO_SIGNALS.hang } as const;
 export type ChaosKind = keyof typeof CHAOS_SIGNALS;
 
 const KINDS = Object.keys(CHAOS_SIGNALS) as ChaosKind[];
@@ -32,7 +32,9 @@ const COMMAND = {
     },
   },
   details: [
-    'kinds: kill = SIGKILL, term = SIGTERM, hang = SIGSTOP, resume = SIGCONT',
+    `kinds: ${Object.entries(CHAOS_SIGNALS)
+      .map(([kind, signal]) => `${kind} = ${signal}`)
+      .join(', ')} (slow toggles the driver's added latency; send it again to switch it off)`,
     'examples: kstyles chaos microkernel:driver kill',
     '          kstyles chaos lab:monolith hang',
   ].join('\n'),
@@ -95,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     return 0;
   } catch (err) {
-    if (err instanceof SupervisorControlError && err.code === 404)
+    if (err instanceof SupervisorControlError && err.code === ProcessErrorCode.CONTROL_UNKNOWN_SERVICE)
       throw new UsageError(`kstyles chaos: ${err.message}`);
     if (err instanceof SupervisorControlError || err instanceof SupervisorUnavailableError) {
       process.stderr.write(`kstyles chaos: ${err.message}\n`);

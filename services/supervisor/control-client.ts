@@ -1,7 +1,8 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ServiceError } from '@nats-io/services';
 import { connect } from '@nats-io/transport-node';
-import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
+import { type ControlStatus, ProcessError, ProcessErrorCode } from '../contract/errors.ts';
+import { ControlError } from './control-error.ts';
 import type { RuntimeState } from './runtime-state.ts';
 import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
 import type { SupervisorStatus } from './supervisor.ts';
@@ -12,15 +13,9 @@ export class SupervisorUnavailableError extends ProcessError {
   readonly code = ProcessErrorCode.SUPERVISOR_UNAVAILABLE;
 }
 
-/** The supervisor answered with an error (unknown service, bad request, ...). */
-export class SupervisorControlError extends Error {
+/** The supervisor answered with an error (unknown service, bad request, ...): its ControlError, rebuilt. */
+export class SupervisorControlError extends ControlError {
   override readonly name = 'SupervisorControlError';
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export type ControlClientOptions = {
@@ -177,7 +172,9 @@ export class SupervisorControlClient {
       throw err;
     }
     const serviceError = ServiceError.toServiceError(reply);
-    if (serviceError) throw new SupervisorControlError(serviceError.code, serviceError.message);
+    if (serviceError) {
+      throw new SupervisorControlError(serviceError.code as ControlStatus, serviceError.message);
+    }
     return reply.json();
   }
 }

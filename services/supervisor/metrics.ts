@@ -1,5 +1,3 @@
-import http from 'node:http';
-import { type AddressInfo, isIPv6 } from 'node:net';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Recovery spans a child's boot (milliseconds) up to a slow dependency (tens of seconds). */
@@ -32,41 +30,3 @@ export function createSupervisorMetrics(registry: Registry) {
 }
 
 export type SupervisorMetrics = ReturnType<typeof createSupervisorMetrics>;
-
-/**
- * Serves GET /metrics from the registry on host:port (0 = any free port). The returned URL is one this
- * machine can fetch: a wildcard address (0.0.0.0, ::) is reported as its loopback.
- */
-export async function serveMetrics(
-  registry: Registry,
-  port: number,
-  host = '127.0.0.1',
-): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res
-        .writeHead(404, { 'content-type': 'text/plain' })
-        .end('not found: the supervisor serves only GET /metrics\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: unknown) =>
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(err)}\n`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const { port: bound } = server.address() as AddressInfo;
-  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  return {
-    url: `http://${isIPv6(reachable) ? `[${reachable}]` : reachable}:${bound}/metrics`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}

@@ -1,19 +1,9 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { type ServiceMsg, Svcm } from '@nats-io/services';
 import { connect } from '@nats-io/transport-node';
+import { ControlError } from './control-error.ts';
 import type { NatsSpec } from './spec.ts';
 import { CONTROL_OPS, type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
-
-/** A control request the supervisor refuses; `code` becomes the service-API error code. */
-export class ControlError extends Error {
-  override readonly name = 'ControlError';
-  constructor(
-    readonly code: 400 | 404 | 409 | 500,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export type ControlHandler = (op: ControlOp, request: unknown) => unknown | Promise<unknown>;
 
@@ -113,7 +103,7 @@ export class NatsLink {
       }
       msg.respond(JSON.stringify(await this.handle(op, request)));
     } catch (err) {
-      const code = err instanceof ControlError ? err.code : 500;
+      const code = err instanceof ControlError ? err.status : 500;
       msg.respondError(code, err instanceof Error ? err.message : String(err));
     }
   }

@@ -427,7 +427,8 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
       client.kill('ctlnats', 'nope'),
       (err: Error) =>
         err instanceof SupervisorControlError &&
-        err.code === 404 &&
+        err.status === 404 &&
+        err.code === 'CONTROL_UNKNOWN_SERVICE' &&
         /unknown service 'nope'.*known services: one, two/.test(err.message),
     );
     await assert.rejects(

@@ -5,10 +5,12 @@ import { constants as osConstants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { SUPERVISED_INSTANCE_ENV } from './child-identity.ts';
+import { ControlError } from './control-error.ts';
 import { checkHttp, checkTcp, type NatsIdentity, pingNatsService } from './health.ts';
-import { createSupervisorMetrics, type SupervisorMetrics, serveMetrics } from './metrics.ts';
-import { ControlError, NatsLink } from './nats-link.ts';
+import { createSupervisorMetrics, type SupervisorMetrics } from './metrics.ts';
+import { NatsLink } from './nats-link.ts';
 import {
   type BackoffSpec,
   parseSupervisorSpec,
@@ -132,7 +134,7 @@ export class Supervisor extends EventEmitter {
   #startedAt = new Date();
   #metrics: SupervisorMetrics;
   #nats: NatsLink | undefined;
-  #metricsServer: { url: string; close(): Promise<void> } | undefined;
+  #metricsServer: MetricsEndpoint | undefined;
   #restartTimes: number[] = [];
   #batches = 0;
   /** Whether every child has been ready once: the end of the ordered first start. */
@@ -208,7 +210,10 @@ export class Supervisor extends EventEmitter {
    */
   async start(): Promise<void> {
     if (this.spec.metricsPort !== undefined) {
-      this.#metricsServer = await serveMetrics(this.registry, this.spec.metricsPort, this.spec.metricsHost);
+      this.#metricsServer = await serveMetricsEndpoint(this.registry, this.spec.metricsPort, {
+        host: this.spec.metricsHost,
+        flag: "the supervisor spec's metricsPort",
+      });
     }
     if (this.spec.nats) {
       this.#nats = new NatsLink(

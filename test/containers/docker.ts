@@ -9,9 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
+
+import { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
 export const DEPLOY = path.join(REPO, 'deploy');
 
 export const LOCAL_BASES = {

@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { STYLES, type Style } from '../../cli/kit/defaults.ts';
 import { httpContract } from '../../services/contract/testing/contract-suite.ts';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
@@ -43,8 +44,6 @@ import {
   waitFor200,
 } from './docker.ts';
 
-const STYLES = ['monolith', 'microkernel', 'unikernel'] as const;
-type Style = (typeof STYLES)[number];
 /** The corpus the shared contract suite expects (services/contract/testing/test-corpus.ts). */
 const CORPUS = { seed: '7', count: '40' } as const;
 const PROJECT = `kstyles-ct-${process.pid}`;

@@ -35,6 +35,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
 import { generateCorpus } from '../../services/corpus/corpus.ts';
 import {
   APP_DIR,
@@ -47,11 +48,9 @@ import {
   IMAGE_UID,
   POOL_WORKER_FILE,
   RUNTIME_DIR,
-  UNIKERNEL_DIR,
 } from '../runtime/layout.ts';
 import { type BootCandidate, type BootMeasurement, measureBoots } from './measure.ts';
 
-const REPO = join(UNIKERNEL_DIR, '..');
 const BUILD_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 /** Strings only the fault-injection code contains: the production bundle must have none of them. */

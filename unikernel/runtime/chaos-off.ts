@@ -47,7 +47,3 @@ export class DriverChaos {
 
   async beforeRead(): Promise<void> {}
 }
-
-export function chaosFromEnv(): Partial<ChaosOptions> {
-  return { enabled: false };
-}

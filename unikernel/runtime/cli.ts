@@ -3,11 +3,15 @@
  * there is — the single executable (the chaos one with --chaos), else its bundle through node, else the
  * TypeScript entry through tsx — and says which in its first log line. Signals go to the program.
  */
+
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
-import { join, relative, resolve } from 'node:path';
-import { parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { join, relative } from 'node:path';
+import { parseCommand, portFlag } from '../../cli/args.ts';
+import { requireDataDir } from '../../cli/kit/data-dir.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
+import { chaosFlagSpec, dataFlagSpec, hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
 import { logLine } from '../../services/contract/http-server.ts';
 import { buildLayout, type Flavor, RUNTIME_DIR } from './layout.ts';
 
@@ -16,22 +20,10 @@ const spec = {
   summary: 'serve the contract from the single-purpose executable',
   usage: 'kstyles unikernel --port P --data DIR [--chaos] [--host H]',
   flags: {
-    port: {
-      type: 'string',
-      value: 'P',
-      env: 'KSTYLES_PORT',
-      default: '8083',
-      description: 'TCP port (0 = any free port)',
-    },
-    data: { type: 'string', value: 'DIR', env: 'KSTYLES_DATA', description: 'data root to serve (a corpus)' },
-    chaos: { type: 'boolean', env: 'KSTYLES_CHAOS', description: 'run the chaos build (fault hooks on)' },
-    host: {
-      type: 'string',
-      value: 'H',
-      env: 'KSTYLES_HOST',
-      default: '127.0.0.1',
-      description: 'address to listen on',
-    },
+    port: portFlagSpec(DEFAULT_PORTS.unikernel, 'TCP port (0 = any free port)'),
+    data: dataFlagSpec('data root to serve (a corpus)'),
+    chaos: chaosFlagSpec('run the chaos build (fault hooks on)'),
+    host: hostFlagSpec('address to listen on'),
   },
   details:
     'Runs unikernel/dist/kstyles-unikernel (npm run build:unikernel) if it exists, else the bundle in\n' +
@@ -66,16 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const { flags } = parsed;
   const port = portFlag('unikernel', flags.port);
-  if (!flags.data)
-    throw new UsageError(
-      "kstyles unikernel: --data is required (or set KSTYLES_DATA). Run 'kstyles unikernel --help'.",
-    );
-  const data = resolve(flags.data);
-  if (!existsSync(data) || !statSync(data).isDirectory()) {
-    throw new UsageError(
-      `kstyles unikernel: data directory ${data} does not exist: create it with 'kstyles corpus --dir ${flags.data}'.`,
-    );
-  }
+  const data = requireDataDir('unikernel', flags.data);
   const launch = chooseLaunch(flags.chaos ? 'chaos' : 'production');
   const program = launch.args.at(-1) ?? launch.command;
   logLine({

@@ -5,11 +5,9 @@
  */
 import type { Registry } from 'prom-client';
 import { createFaultsInjectedCounter } from '../../services/contract/metrics.ts';
-import { DEFAULT_SLOW_MS, type LatencyKnob, slowFaultToggle } from '../../services/driver/slow-fault.ts';
+import { type LatencyKnob, slowFaultToggle } from '../../services/driver/slow-fault.ts';
 import type { PoolBlockReader } from './pool.ts';
 import { STYLE } from './server.ts';
-
-export { DEFAULT_SLOW_MS };
 
 export function slowToggle(reader: PoolBlockReader, registry: Registry, slowMs: number): () => void {
   // The pool forwards the latency to every worker; the knob is its view of the driver's setting.

@@ -8,20 +8,23 @@
  * single executable. The build replaces `process.env.KSTYLES_BUILD_*` with constants, so the production
  * bundle contains neither the chaos switch nor the TypeScript branch.
  */
+
 import { get } from 'node:http';
 import { dirname, join } from 'node:path';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
+import { requireDataDir } from '../../cli/kit/data-dir.ts';
+import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
+import { chaosFlagSpec, dataFlagSpec, hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
 import { logLine } from '../../services/contract/http-server.ts';
-import { chaosFromEnv } from '../../services/driver/chaos.ts';
+import { readChaosEnv } from '../../services/driver/chaos-env.ts';
 import { exitWhenOrphaned } from '../../services/supervisor/child-identity.ts';
-import { DEFAULT_SLOW_MS, slowToggle } from './faults.ts';
+import { slowToggle } from './faults.ts';
 import { POOL_WORKER_FILE } from './names.ts';
 import { DEFAULT_INLINE_MAX_BYTES } from './pool.ts';
 import { STYLE, startUnikernel } from './server.ts';
 
-export const DEFAULT_PORT = 8083;
 /** How long SIGTERM waits for in-flight requests before cutting them. */
 const GRACE_MS = 10_000;
 
@@ -35,26 +38,10 @@ const serveSpec = {
   usage:
     'kstyles-unikernel [--port P] --data DIR [--host H] [--chaos] | kstyles-unikernel healthcheck | kstyles-unikernel version',
   flags: {
-    port: {
-      type: 'string',
-      value: 'P',
-      env: 'KSTYLES_PORT',
-      default: String(DEFAULT_PORT),
-      description: 'TCP port (0 = any free port)',
-    },
-    data: { type: 'string', value: 'DIR', env: 'KSTYLES_DATA', description: 'data root to serve (a corpus)' },
-    host: {
-      type: 'string',
-      value: 'H',
-      env: 'KSTYLES_HOST',
-      default: '127.0.0.1',
-      description: 'address to listen on',
-    },
-    chaos: {
-      type: 'boolean',
-      env: 'KSTYLES_CHAOS',
-      description: 'enable the driver fault hooks (chaos build only)',
-    },
+    port: portFlagSpec(DEFAULT_PORTS.unikernel, 'TCP port (0 = any free port)'),
+    data: dataFlagSpec('data root to serve (a corpus)'),
+    host: hostFlagSpec('address to listen on'),
+    chaos: chaosFlagSpec('enable the driver fault hooks (chaos build only)'),
     threads: {
       type: 'string',
       value: 'N',
@@ -86,7 +73,7 @@ const healthSpec = {
       type: 'string',
       value: 'P',
       env: 'KSTYLES_PORT',
-      default: String(DEFAULT_PORT),
+      default: String(DEFAULT_PORTS.unikernel),
       description: 'TCP port',
     },
     host: { type: 'string', value: 'H', default: '127.0.0.1', description: 'address to ask' },
@@ -102,13 +89,6 @@ function runMode(): 'single executable' | 'bundle' | 'typescript' {
 function taskLocation(): { taskFile: string } {
   if (BUNDLED) return { taskFile: join(isSea() ? dirname(process.execPath) : __dirname, POOL_WORKER_FILE) };
   return { taskFile: fileURLToPath(new URL('./read-task.dev.mjs', import.meta.url)) };
-}
-
-/** KSTYLES_CHAOS_SLOW_MS: what SIGUSR2's 'slow' fault adds to every driver read. */
-function slowMs(): number {
-  const raw = process.env.KSTYLES_CHAOS_SLOW_MS;
-  if (raw === undefined || raw.trim() === '') return DEFAULT_SLOW_MS;
-  return intFlag('unikernel', 'KSTYLES_CHAOS_SLOW_MS (environment)', raw, 0, 60_000);
 }
 
 async function healthcheck(argv: string[]): Promise<number> {
@@ -135,7 +115,7 @@ async function serve(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const { flags } = parsed;
   const port = portFlag('unikernel', flags.port);
-  if (!flags.data) throw new UsageError('kstyles unikernel: --data is required (or set KSTYLES_DATA).');
+  const data = requireDataDir('unikernel', flags.data);
   if (flags.chaos && !CHAOS_BUILT_IN) {
     throw new UsageError(
       'kstyles unikernel: this is the production build, which has no fault injection; build the chaos one with `npm run build:unikernel -- --chaos`.',
@@ -148,18 +128,22 @@ async function serve(argv: string[]): Promise<number> {
   // The runtime applied NODE_OPTIONS before this code ran (Node 20 SEAs honour it); clear it so nothing
   // started from here inherits it, and say so. The image sets it empty.
   if (ignoredNodeOptions) delete process.env.NODE_OPTIONS;
-  const slowFaultMs = process.env.KSTYLES_BUILD_CHAOS !== 'false' ? slowMs() : 0;
+  const chaosEnv =
+    process.env.KSTYLES_BUILD_CHAOS !== 'false' ? readChaosEnv('unikernel', flags.chaos) : undefined;
+  const slowFaultMs = chaosEnv?.slowMs ?? 0;
   const started = performance.now();
   let running: Awaited<ReturnType<typeof startUnikernel>>;
   try {
     running = await startUnikernel({
-      root: flags.data,
+      root: data,
       port,
       host: flags.host ?? '127.0.0.1',
       ...taskLocation(),
       ...(threads === undefined ? {} : { threads }),
       inlineMaxBytes,
-      ...(CHAOS_BUILT_IN ? { chaos: chaosFromEnv(process.env, flags.chaos) } : {}),
+      ...(chaosEnv
+        ? { chaos: { enabled: flags.chaos, latencyMs: chaosEnv.latencyMs, errorRate: chaosEnv.errorRate } }
+        : {}),
     });
   } catch (err) {
     throw new UsageError(`kstyles unikernel: ${(err as Error).message}`);

@@ -6,9 +6,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { Histogram, type Registry } from 'prom-client';
+import type { Histogram, Registry } from 'prom-client';
 import { errorFromCode, InternalError, isErrorCode } from '../../services/contract/errors.ts';
-import { LATENCY_BUCKETS_SECONDS } from '../../services/contract/metrics.ts';
+import { createIpcDurationHistogram } from '../../services/contract/metrics.ts';
 import type { BlockReader, FileRef } from '../../services/driver/block-reader.ts';
 import { type ChaosOptions, DriverChaos } from '../../services/driver/chaos.ts';
 import { StorageDriver } from '../../services/driver/storage-driver.ts';
@@ -49,15 +49,7 @@ export class PoolBlockReader implements BlockReader {
     this.inline = new StorageDriver({ chaos: new DriverChaos(chaos), maxOpenFiles: MAX_OPEN_FILES });
     // The pool is the unikernel's IPC: its hops go in the same histogram as the microkernel's NATS hops
     // (docs/architecture.md, 'Metrics'), so a dashboard shows both prices side by side.
-    this.hops = options.registry
-      ? new Histogram({
-          name: 'kstyles_ipc_request_duration_seconds',
-          help: 'Duration of one hop to another server (NATS) or thread (worker pool), measured by the caller, by outcome',
-          labelNames: ['from', 'to', 'op', 'outcome'] as const,
-          buckets: LATENCY_BUCKETS_SECONDS,
-          registers: [options.registry],
-        })
-      : undefined;
+    this.hops = options.registry ? createIpcDurationHistogram(options.registry) : undefined;
     Atomics.store(this.latencyMs, 0, chaos.latencyMs ?? 0);
     const workerData: PoolWorkerData = {
       chaos,

@@ -10,11 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
+import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
 import { SupervisorControlClient } from '../../supervisor/control-client.ts';
 import { isProcessAlive, type RuntimeState } from '../../supervisor/runtime-state.ts';
 import { SUPERVISOR_SUBJECTS } from '../../supervisor/subjects.ts';
 import type { SupervisorEvent, SupervisorStatus } from '../../supervisor/supervisor.ts';
-import { REPO_ROOT } from '../composition.ts';
+import { ANY_FREE_METRICS_PORTS } from '../composition.ts';
 
 export type ProcessKernel = {
   proc: ChildProcess;
@@ -46,8 +47,6 @@ export type ProcessKernelOptions = {
   readyTimeoutMs?: number;
 };
 
-const KSTYLES_BIN = path.join(REPO_ROOT, 'bin', 'kstyles.js');
-
 export async function startProcessKernel(options: ProcessKernelOptions): Promise<ProcessKernel> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-mk-test-'));
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, ...options.env };
@@ -63,12 +62,7 @@ export async function startProcessKernel(options: ProcessKernelOptions): Promise
       options.data,
       '--port',
       '0',
-      '--supervisor-metrics-port',
-      '0',
-      '--fs-metrics-port',
-      '0',
-      '--driver-metrics-port',
-      '0',
+      ...ANY_FREE_METRICS_PORTS,
       ...(options.args ?? []),
     ],
     { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
