@@ -55,7 +55,7 @@ describe('NatsBlockReader: retries and poison requests', () => {
     const corpus = await testCorpus();
     await startCrashingDriver();
     const fsNc = await connectTest('fs');
-    await startFileServer(fsNc, await FileSystem.open(corpus.dir, new NatsBlockReader(fsNc)));
+    await startFileServer(fsNc, await FileSystem.mount(corpus.dir, new NatsBlockReader(fsNc)));
     service = new NatsFileService(await connectTest('gateway'));
   });
   after(async () => {
@@ -68,9 +68,9 @@ describe('NatsBlockReader: retries and poison requests', () => {
 
   async function read(path: string): Promise<Buffer> {
     const deadline = Date.now() + 8000;
-    const stat = await service.stat(encodeFilePath(path), { deadline });
+    const file = await service.open(encodeFilePath(path), { deadline });
     const parts: Uint8Array[] = [];
-    for await (const chunk of service.read(stat, { start: 0, end: stat.size - 1 }, { deadline }))
+    for await (const chunk of file.read({ start: 0, end: file.stat.size - 1 }, { deadline }))
       parts.push(chunk);
     return Buffer.concat(parts);
   }

@@ -39,7 +39,7 @@ await runServerMain({
       attemptTimeoutMs: intFlag('fs', 'driver-timeout-ms', flags['driver-timeout-ms'], 1, 600_000),
       metrics: createIpcMetrics(registry),
     });
-    const fileSystem = await FileSystem.open(flags.data as string, reader);
+    const fileSystem = await FileSystem.mount(flags.data as string, reader);
     const hosted = await startFileServer(nc, fileSystem, { registry });
     const metrics = await serveMetricsFromFlags('fs', registry, flags);
     return {

@@ -7,7 +7,7 @@ not when the caller expects to read nothing, CallOptions.statOnly);
  * response consumes. A small file thus costs one request; nothing larger than a chunk is ever published
  * or received.
  */
-import type { Msg, NatsConnection } from '@nats-io/nats-core';
+import { headers as createHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import { InternalError, type ServiceError, TimeoutError, UnavailableError } from '../contract/errors.ts';
 import {
   type ByteRange,
@@ -15,6 +15,7 @@ import {
   type FileService,
   type FileStat,
   MAX_CHUNK_BYTES,
+  type OpenFile,
   type ReadinessReport,
 } from '../contract/file-service.ts';
 import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from '../ipc/headers.ts';
@@ -30,17 +31,12 @@ const RETRY_AFTER_SECONDS = 1;
  */
 export const PREFETCH_BYTES = 64 * 1024;
 
-/** Bytes a stat reply carried, with the identity they belong to. */
-type Prefetched = { path: string; etag: string; bytes: Uint8Array };
-
 const encoder = new TextEncoder();
 
 export class NatsFileService implements FileService {
   readonly #nc: NatsConnection;
   readonly #metrics: IpcMetrics | undefined;
   readonly #from: string;
-  /** Keyed by the FileStat object stat returned: the bytes live exactly as long as the caller's stat. */
-  readonly #prefetched = new WeakMap<FileStat, Prefetched>();
 
   constructor(nc: NatsConnection, options: { metrics?: IpcMetrics; from?: string } = {}) {
     this.#nc = nc;
@@ -48,7 +44,7 @@ export class NatsFileService implements FileService {
     this.#from = options.from ?? 'gateway';
   }
 
-  async stat(rawPath: string, options: CallOptions): Promise<FileStat> {
+  async open(rawPath: string, options: CallOptions): Promise<OpenFile> {
     const msg = await this.#call('stat', SUBJECTS.fsStat, encoder.encode(rawPath), options, () => {
       const h = withDeadline(options.deadline);
       if (!options.statOnly) h.set(HEADERS.prefetch, String(PREFETCH_BYTES));
@@ -61,34 +57,31 @@ export class NatsFileService implements FileService {
         `the file server sent ${carried} bytes with the stat of ${stat.path} (${stat.size} bytes), more than asked for`,
       );
     }
-    if (carried > 0) this.#prefetched.set(stat, { path: stat.path, etag: stat.etag, bytes: msg.data });
-    return stat;
+    return new RemoteFile(this, stat, msg.headers?.get(HEADERS.handle) ?? '', msg.data);
   }
 
-  async *read(stat: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
-    let position = range.start;
-    const prefetched = this.#prefetched.get(stat);
-    // The bytes came with this very stat object; the identity check guards against a caller that
-    // edited it in between.
-    if (prefetched && prefetched.path === stat.path && prefetched.etag === stat.etag) {
-      const end = Math.min(range.end, prefetched.bytes.byteLength - 1);
-      if (position <= end) {
-        yield prefetched.bytes.subarray(position, end + 1);
-        position = end + 1;
-      }
-    }
-    for (; position <= range.end; position += MAX_CHUNK_BYTES) {
-      if (options.signal?.aborted) return;
-      const length = Math.min(MAX_CHUNK_BYTES, range.end - position + 1);
-      const msg = await this.#call('read', SUBJECTS.fsRead, undefined, options, () =>
-        putSpan(position, length, putStat(stat, withDeadline(options.deadline))),
+  /** One chunk of an open file: a `kstyles.fs.read` of exactly `length` bytes. */
+  async readChunk(file: RemoteFile, position: number, length: number, options: CallOptions) {
+    const msg = await this.#call('read', SUBJECTS.fsRead, undefined, options, () =>
+      file.headers(putSpan(position, length, withDeadline(options.deadline))),
+    );
+    if (msg.data.byteLength !== length) {
+      throw new InternalError(
+        `the file server sent ${msg.data.byteLength} bytes of ${file.stat.path} at ${position} instead of ${length}`,
       );
-      if (msg.data.byteLength !== length) {
-        throw new InternalError(
-          `the file server sent ${msg.data.byteLength} bytes of ${stat.path} at ${position} instead of ${length}`,
-        );
-      }
-      yield msg.data;
+    }
+    return msg.data;
+  }
+
+  /** Tells the file server the handle is free; a lost close only leaves the entry to its LRU bound. */
+  closeHandle(handle: string): void {
+    if (handle === '') return;
+    const h = createHeaders();
+    h.set(HEADERS.handle, handle);
+    try {
+      this.#nc.publish(SUBJECTS.fsClose, undefined, { headers: h });
+    } catch {
+      // The connection is closing: the file server's table bound takes care of the handle.
     }
   }
 
@@ -120,7 +113,7 @@ export class NatsFileService implements FileService {
     subject: string,
     payload: Uint8Array | undefined,
     options: CallOptions,
-    headers: () => ReturnType<typeof withDeadline>,
+    headers: () => MsgHdrs,
   ): Promise<Msg> {
     const left = remainingMs(options.deadline);
     if (left <= 0)
@@ -135,6 +128,47 @@ export class NatsFileService implements FileService {
     );
     if (result.outcome === IpcOutcome.ok) return result.msg;
     throw failure(result, op);
+  }
+}
+
+/**
+ * A file the file server opened: its stat, the first bytes the open reply carried, and the handle the
+ * reads name (empty when the reply carried the whole file).
+ */
+class RemoteFile implements OpenFile {
+  #closed = false;
+
+  constructor(
+    readonly service: NatsFileService,
+    readonly stat: FileStat,
+    readonly handle: string,
+    readonly prefetched: Uint8Array,
+  ) {}
+
+  /** The request headers that name this file: the handle, and the stat for a file server that lost it. */
+  headers(h: MsgHdrs): MsgHdrs {
+    if (this.handle !== '') h.set(HEADERS.handle, this.handle);
+    return putStat(this.stat, h);
+  }
+
+  async *read(range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
+    let position = range.start;
+    const end = Math.min(range.end, this.prefetched.byteLength - 1);
+    if (position <= end) {
+      yield this.prefetched.subarray(position, end + 1);
+      position = end + 1;
+    }
+    for (; position <= range.end; position += MAX_CHUNK_BYTES) {
+      if (options.signal?.aborted) return;
+      const length = Math.min(MAX_CHUNK_BYTES, range.end - position + 1);
+      yield await this.service.readChunk(this, position, length, options);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.service.closeHandle(this.handle);
   }
 }
 

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileServiceContract, httpContract } from '../contract/testing/contract-suite.ts';
 import { testCorpus } from '../contract/testing/test-corpus.ts';
 import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
+import { HEADERS, putSpan, putStat, withDeadline } from '../ipc/headers.ts';
+import { SUBJECTS } from '../ipc/subjects.ts';
 import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
 import { NatsFileService } from './file-service-client.ts';
 
@@ -130,7 +134,7 @@ describe('microkernel gateway metrics and bus permissions', () => {
   it('shows both servers to `nats micro info`: endpoints in queue groups named after the service', async () => {
     const nc = await kernel.connectAs('supervisor');
     for (const [service, subjects] of [
-      ['kstyles-fs', ['kstyles.fs.stat', 'kstyles.fs.read']],
+      ['kstyles-fs', ['kstyles.fs.stat', 'kstyles.fs.read', 'kstyles.fs.close']],
       ['kstyles-driver', ['kstyles.drv.read']],
     ] as const) {
       const info = (await nc.request(`$SRV.INFO.${service}`, '', { timeout: 1000 })).json<{
@@ -140,6 +144,41 @@ describe('microkernel gateway metrics and bus permissions', () => {
       assert.equal(info.name, service);
       assert.deepEqual(info.endpoints.map((e) => e.subject).sort(), [...subjects].sort());
       for (const endpoint of info.endpoints) assert.equal(endpoint.queue_group, service);
+    }
+  });
+});
+
+describe('microkernel open-file handles', () => {
+  it('reads a large file through its handle, not its path, and a lost handle costs only a reopen', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-handles-'));
+    const bytes = randomBytes(3 * 256 * 1024 + 1000);
+    await writeFile(path.join(dir, 'target.bin'), bytes);
+    await symlink('target.bin', path.join(dir, 'alias.bin'));
+    const kernel = await startInProcessKernel(dir);
+    try {
+      const service = new NatsFileService(await kernel.connectAs('gateway'));
+      const deadline = Date.now() + 10_000;
+      const file = await service.open('alias.bin', { deadline });
+      // Resolving the name again would now answer NOT_FOUND: every chunk below goes by handle.
+      await rm(path.join(dir, 'alias.bin'));
+      const parts: Uint8Array[] = [];
+      for await (const chunk of file.read({ start: 0, end: bytes.length - 1 }, { deadline }))
+        parts.push(chunk);
+      assert.ok(Buffer.concat(parts).equals(bytes));
+      await file.close();
+      // A handle the file server does not know (issued by one that restarted) costs a reopen by path and ETag.
+      const nc = await kernel.connectAs('gateway');
+      const headers = putSpan(1000, 4096, putStat(file.stat, withDeadline(deadline)));
+      headers.set(HEADERS.handle, 'issued-by-a-file-server-that-restarted.1');
+      const stale = Object.assign({}, file.stat, { path: 'target.bin' });
+      const reply = await nc.request(SUBJECTS.fsRead, undefined, {
+        headers: putStat(stale, headers),
+        timeout: 5000,
+      });
+      assert.ok(Buffer.from(reply.data).equals(bytes.subarray(1000, 5096)));
+    } finally {
+      await kernel.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -35,6 +35,8 @@ export const HEADERS = {
   length: 'Kstyles-Length',
   /** On a stat request: how many of the file's first bytes the reply should carry as its payload. */
   prefetch: 'Kstyles-Prefetch',
+  /** The file server's open-file handle (stat reply, then every read and the close of that file). */
+  handle: 'Kstyles-Handle',
   /** Service instance id of the server that answered (the file server uses it to tell crashes apart). */
   instance: 'Kstyles-Instance',
 } as const;

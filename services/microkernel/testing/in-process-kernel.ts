@@ -57,7 +57,7 @@ export async function startInProcessKernel(
       () => driver.close(),
     );
     const fsNc = await connectAs('fs');
-    const fileSystem = await FileSystem.open(
+    const fileSystem = await FileSystem.mount(
       dataDir,
       new NatsBlockReader(fsNc, { metrics: createIpcMetrics(new Registry()) }),
     );
