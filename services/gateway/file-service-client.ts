@@ -31,6 +31,11 @@ const RETRY_AFTER_SECONDS = 1;
  */
 export const PREFETCH_BYTES = 64 * 1024;
 
+export type PipelineOptions = { chunkBytes: number; windowBytes: number };
+
+/** Measured: services/microkernel/README.md, 'Pipelined large files'. */
+export const PIPELINE_DEFAULTS: PipelineOptions = { chunkBytes: MAX_CHUNK_BYTES, windowBytes: 1024 * 1024 };
+
 const encoder = new TextEncoder();
 
 export class NatsFileService implements FileService {
@@ -38,10 +43,24 @@ export class NatsFileService implements FileService {
   readonly #metrics: IpcMetrics | undefined;
   readonly #from: string;
 
-  constructor(nc: NatsConnection, options: { metrics?: IpcMetrics; from?: string } = {}) {
+  /** Bytes per chunk request, and how many bytes of one file's chunks may be in flight at once. */
+  readonly pipeline: PipelineOptions;
+
+  constructor(
+    nc: NatsConnection,
+    options: { metrics?: IpcMetrics; from?: string; pipeline?: Partial<PipelineOptions> } = {},
+  ) {
     this.#nc = nc;
     this.#metrics = options.metrics;
     this.#from = options.from ?? 'gateway';
+    this.pipeline = { ...PIPELINE_DEFAULTS, ...options.pipeline };
+    const { chunkBytes, windowBytes } = this.pipeline;
+    if (!(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1 && chunkBytes <= MAX_CHUNK_BYTES)) {
+      throw new RangeError(`chunkBytes must be an integer between 1 and ${MAX_CHUNK_BYTES}`);
+    }
+    if (!(Number.isSafeInteger(windowBytes) && windowBytes >= chunkBytes)) {
+      throw new RangeError('windowBytes must be an integer of at least one chunk (chunkBytes)');
+    }
   }
 
   async open(rawPath: string, options: CallOptions): Promise<OpenFile> {
@@ -152,16 +171,33 @@ class RemoteFile implements OpenFile {
   }
 
   async *read(range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
-    let position = range.start;
-    const end = Math.min(range.end, this.prefetched.byteLength - 1);
-    if (position <= end) {
-      yield this.prefetched.subarray(position, end + 1);
-      position = end + 1;
-    }
-    for (; position <= range.end; position += MAX_CHUNK_BYTES) {
+    const prefetchedEnd = Math.min(range.end, this.prefetched.byteLength - 1);
+    let position = Math.max(range.start, prefetchedEnd + 1);
+    // A window of chunk requests in flight, bounded in bytes: the next ones travel while the client
+    // takes this one, and a client that stops reading stops the requests (the generator waits at yield).
+    const { chunkBytes, windowBytes } = this.service.pipeline;
+    const inFlight: Array<{ length: number; bytes: Promise<Uint8Array> }> = [];
+    let inFlightBytes = 0;
+    const fill = () => {
+      while (position <= range.end && (inFlight.length === 0 || inFlightBytes + chunkBytes <= windowBytes)) {
+        const length = Math.min(chunkBytes, range.end - position + 1);
+        const bytes = this.service.readChunk(this, position, length, options);
+        // A chunk may fail while it waits its turn, or after the client left: awaited or not, it is handled.
+        bytes.catch(() => {});
+        inFlight.push({ length, bytes });
+        inFlightBytes += length;
+        position += length;
+      }
+    };
+    fill();
+    if (range.start <= prefetchedEnd) yield this.prefetched.subarray(range.start, prefetchedEnd + 1);
+    while (inFlight.length > 0) {
       if (options.signal?.aborted) return;
-      const length = Math.min(MAX_CHUNK_BYTES, range.end - position + 1);
-      yield await this.service.readChunk(this, position, length, options);
+      const head = inFlight.shift()!;
+      inFlightBytes -= head.length;
+      const bytes = await head.bytes;
+      fill();
+      yield bytes;
     }
   }
 

@@ -183,6 +183,43 @@ describe('microkernel open-file handles', () => {
   });
 });
 
+describe('microkernel pipelined reads', () => {
+  it('keeps a window of chunk reads in flight, bounded in bytes, that stops when the reader stops', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-window-'));
+    const chunk = 256 * 1024;
+    const bytes = randomBytes(16 * chunk + 64 * 1024 + 123);
+    await writeFile(path.join(dir, 'big.bin'), bytes);
+    const kernel = await startInProcessKernel(dir);
+    try {
+      let reads = 0;
+      const metrics = { observe: (hop: { op: string }) => void (hop.op === 'read' && reads++) };
+      const service = new NatsFileService(await kernel.connectAs('gateway'), {
+        metrics,
+        pipeline: { chunkBytes: chunk, windowBytes: 4 * chunk },
+      });
+      const deadline = Date.now() + 20_000;
+      const file = await service.open('big.bin', { deadline });
+      const chunks = file.read({ start: 0, end: bytes.length - 1 }, { deadline })[Symbol.asyncIterator]();
+      const parts: Uint8Array[] = [];
+      const first = await chunks.next();
+      assert.ok(!first.done);
+      parts.push(first.value);
+      // The reader pauses: the window is asked for and answered, and not one chunk more.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(reads, 4, 'chunk reads while the reader holds the first (stat-carried) bytes');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(reads, 4, 'a paused reader asks for nothing more');
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) parts.push(next.value);
+      assert.ok(Buffer.concat(parts).equals(bytes));
+      assert.equal(reads, Math.ceil((bytes.length - 64 * 1024) / chunk), 'each byte asked for once');
+      await file.close();
+    } finally {
+      await kernel.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('microkernel replicas', () => {
   it('a second driver joins the queue group and shares the reads with no change elsewhere', async () => {
     const corpus = await testCorpus();
