@@ -15,90 +15,96 @@ import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
 import { NatsFileService } from '../gateway/file-service-client.ts';
 import { connectNats } from '../ipc/connect.ts';
+import { TRANSFER_MODES } from '../ipc/headers.ts';
 import { startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
 import { NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
 import { startFileServer } from './nats-server.ts';
 
-describe('NatsBlockReader: retries and poison requests', () => {
-  let nats: TestNatsServer;
-  let service: NatsFileService;
-  let starts = 0;
-  let stopped = false;
-  const connections: NatsConnection[] = [];
-  const connectTest = async (name: string) => {
-    const nc = await connectNats({ servers: nats.url, name, firstConnectTimeoutMs: 5000 });
-    connections.push(nc);
-    return nc;
-  };
-
-  /** A driver whose poison read closes its connection (its "death"); restarted 300 ms later. */
-  async function startCrashingDriver(): Promise<void> {
-    const nc = await connectTest(`driver-${starts}`);
-    if (stopped) {
-      await nc.close();
-      return;
-    }
-    const chaos = new DriverChaos({ enabled: true }, Math.random, (reason) => {
-      void nc.close();
-      throw new InternalError(reason);
-    });
-    await startDriverServer(nc, new StorageDriver({ chaos }));
-    starts++;
-    void nc.closed().then(() => {
-      if (!stopped) setTimeout(() => void startCrashingDriver(), 300);
-    });
-  }
-
-  before(async () => {
-    nats = await startNatsServer();
-    const corpus = await testCorpus();
-    await startCrashingDriver();
-    const fsNc = await connectTest('fs');
-    await startFileServer(fsNc, await FileSystem.mount(corpus.dir, new NatsBlockReader(fsNc)));
-    service = new NatsFileService(await connectTest('gateway'));
-  });
-  after(async () => {
-    stopped = true;
-    // A restart may be half-way through its connect: let it see `stopped` and close.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
-    await nats?.stop();
-  });
-
-  async function read(path: string): Promise<Buffer> {
-    const deadline = Date.now() + 8000;
-    const file = await service.open(encodeFilePath(path), { deadline });
-    const parts: Uint8Array[] = [];
-    for await (const chunk of file.read({ start: 0, end: file.stat.size - 1 }, { deadline }))
-      parts.push(chunk);
-    return Buffer.concat(parts);
-  }
-
-  it('answers a poison read with INTERNAL after two driver crashes, while other reads succeed', async () => {
-    const innocent = async () => {
-      const results: number[] = [];
-      for (let i = 0; i < 20; i++) {
-        results.push((await read('bench/4k.bin')).length);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      return results;
+// Every read below is a chunk read (statOnly: nothing rides on the stat), so both transfers are exercised.
+for (const transfer of TRANSFER_MODES)
+  describe(`NatsBlockReader: retries and poison requests (${transfer} transfers)`, () => {
+    let nats: TestNatsServer;
+    let service: NatsFileService;
+    let starts = 0;
+    let stopped = false;
+    const connections: NatsConnection[] = [];
+    const connectTest = async (name: string) => {
+      const nc = await connectNats({ servers: nats.url, name, firstConnectTimeoutMs: 5000 });
+      connections.push(nc);
+      return nc;
     };
-    const others = Promise.all([innocent(), innocent(), innocent()]);
-    const started = Date.now();
-    await assert.rejects(read('chaos/poison.bin'), (err: unknown) => {
-      assert.ok(err instanceof ServiceError);
-      assert.equal(err.code, ErrorCode.INTERNAL);
-      assert.match(err.message, /poison request.*2 storage driver crashes/);
-      return true;
+
+    /** A driver whose poison read closes its connection (its "death"); restarted 300 ms later. */
+    async function startCrashingDriver(): Promise<void> {
+      const nc = await connectTest(`driver-${starts}`);
+      if (stopped) {
+        await nc.close();
+        return;
+      }
+      const chaos = new DriverChaos({ enabled: true }, Math.random, (reason) => {
+        void nc.close();
+        throw new InternalError(reason);
+      });
+      await startDriverServer(nc, new StorageDriver({ chaos }));
+      starts++;
+      void nc.closed().then(() => {
+        if (!stopped) setTimeout(() => void startCrashingDriver(), 300);
+      });
+    }
+
+    before(async () => {
+      nats = await startNatsServer();
+      const corpus = await testCorpus();
+      await startCrashingDriver();
+      const fsNc = await connectTest('fs');
+      const reader = new NatsBlockReader(fsNc);
+      await startFileServer(fsNc, await FileSystem.mount(corpus.dir, reader), {
+        transfer: transfer === 'grant' ? { mode: transfer, granter: reader } : { mode: transfer },
+      });
+      service = new NatsFileService(await connectTest('gateway'));
     });
-    assert.ok(
-      Date.now() - started < 5000,
-      'the crash is noticed while the read is in flight, not at the deadline',
-    );
-    assert.equal(starts, 2, 'two drivers had started when the poison read was given up');
-    for (const lengths of await others) assert.deepEqual(lengths, Array(20).fill(4096));
-    assert.equal((await read('bench/4k.bin')).length, 4096, 'the third driver serves');
-    assert.equal(starts, 3, 'and it is still the third: the poison read was not retried on it');
+    after(async () => {
+      stopped = true;
+      // A restart may be half-way through its connect: let it see `stopped` and close.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
+      await nats?.stop();
+    });
+
+    async function read(path: string): Promise<Buffer> {
+      const deadline = Date.now() + 8000;
+      const file = await service.open(encodeFilePath(path), { deadline, statOnly: true });
+      const parts: Uint8Array[] = [];
+      for await (const chunk of file.read({ start: 0, end: file.stat.size - 1 }, { deadline }))
+        parts.push(chunk);
+      return Buffer.concat(parts);
+    }
+
+    it('answers a poison read with INTERNAL after two driver crashes, while other reads succeed', async () => {
+      const innocent = async () => {
+        const results: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          results.push((await read('bench/4k.bin')).length);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        return results;
+      };
+      const others = Promise.all([innocent(), innocent(), innocent()]);
+      const started = Date.now();
+      await assert.rejects(read('chaos/poison.bin'), (err: unknown) => {
+        assert.ok(err instanceof ServiceError);
+        assert.equal(err.code, ErrorCode.INTERNAL);
+        assert.match(err.message, /poison request.*2 storage driver crashes/);
+        return true;
+      });
+      assert.ok(
+        Date.now() - started < 5000,
+        'the crash is noticed while the read is in flight, not at the deadline',
+      );
+      assert.equal(starts, 2, 'two drivers had started when the poison read was given up');
+      for (const lengths of await others) assert.deepEqual(lengths, Array(20).fill(4096));
+      assert.equal((await read('bench/4k.bin')).length, 4096, 'the third driver serves');
+      assert.equal(starts, 3, 'and it is still the third: the poison read was not retried on it');
+    });
   });
-});

@@ -11,7 +11,7 @@
  * ("suspect lane"), so a poison read that kills the next driver takes no innocent read down with it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type NatsConnection, errors as natsErrors } from '@nats-io/nats-core';
+import { type Msg, type NatsConnection, errors as natsErrors } from '@nats-io/nats-core';
 import { InternalError, TimeoutError } from '../contract/errors.ts';
 import { type CallOptions, DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import type { BlockReader, FileRef } from '../driver/block-reader.ts';
@@ -112,6 +112,32 @@ export class NatsBlockReader implements BlockReader {
   }
 
   async read(file: FileRef, position: number, length: number, options?: CallOptions): Promise<Uint8Array> {
+    return (await this.#request(file, position, length, options)).data;
+  }
+
+  /**
+   * A grant transfer: the driver sends the bytes straight to `replyTo` (the gateway's reply subject) and
+   * answers this file server with an empty acknowledgement, so the retries and the poison rule of `read`
+   * hold while the bytes never pass through this process. A retried attempt may deliver twice; the
+   * requester keeps the first reply.
+   */
+  async grant(
+    file: FileRef,
+    position: number,
+    length: number,
+    replyTo: string,
+    options?: CallOptions,
+  ): Promise<void> {
+    await this.#request(file, position, length, options, replyTo);
+  }
+
+  async #request(
+    file: FileRef,
+    position: number,
+    length: number,
+    options: CallOptions | undefined,
+    grantTo?: string,
+  ): Promise<Msg> {
     const deadline = options?.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     let crashes = 0;
     let lastFailure = 'no attempt made';
@@ -133,6 +159,7 @@ export class NatsBlockReader implements BlockReader {
         } else {
           snapshot = [...this.#known];
           const headers = putSpan(position, length, putFileRef(file, withDeadline(deadline)));
+          if (grantTo !== undefined) headers.set(HEADERS.grantTo, grantTo);
           const pending = ipcRequest(this.#nc, this.#hop, this.#metrics, SUBJECTS.drvRead, undefined, {
             headers,
             timeoutMs: Math.min(this.#attemptTimeoutMs, remainingMs(deadline) - HOP_ALLOWANCE_MS),
@@ -149,7 +176,7 @@ export class NatsBlockReader implements BlockReader {
               const instance = result.msg.headers?.get(HEADERS.instance);
               if (instance) this.#remember(instance);
             }
-            if (result.outcome === IpcOutcome.ok) return result.msg.data;
+            if (result.outcome === IpcOutcome.ok) return result.msg;
             if (result.outcome === IpcOutcome.error) throw result.error;
             if (result.outcome === IpcOutcome.denied) {
               throw new InternalError(

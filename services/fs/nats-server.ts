@@ -9,7 +9,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { ServiceMsg } from '@nats-io/services';
 import type { Registry } from 'prom-client';
-import { MAX_CHUNK_BYTES, type OpenFile } from '../contract/file-service.ts';
+import { type CallOptions, MAX_CHUNK_BYTES, type OpenFile } from '../contract/file-service.ts';
 import type { FileRef } from '../driver/block-reader.ts';
 import {
   assertTimeLeft,
@@ -35,11 +35,23 @@ async function readWhole(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array>
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/** What a grant transfer needs of the driver client (NatsBlockReader.grant). */
+export type Granter = {
+  grant(
+    file: FileRef,
+    position: number,
+    length: number,
+    replyTo: string,
+    options: CallOptions,
+  ): Promise<void>;
+};
+
 export async function startFileServer(
   nc: NatsConnection,
   fileSystem: FileSystem,
-  options: { registry?: Registry } = {},
+  options: { registry?: Registry; transfer?: { mode: 'copy' } | { mode: 'grant'; granter: Granter } } = {},
 ): Promise<HostedService> {
+  const transfer = options.transfer ?? { mode: 'copy' };
   const open = new OpenFileTable<OpenFile & { ref: FileRef }>(OPEN_FILES_CAPACITY);
   /** The file a read names: from the table, or reopened by path and ETag (another instance opened it). */
   const fileOf = async (msg: ServiceMsg, deadline: number) => {
@@ -79,6 +91,12 @@ export async function startFileServer(
           assertTimeLeft(deadline, 'the file server could read the file', 0);
           const file = await fileOf(msg, deadline);
           const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
+          if (transfer.mode === 'grant' && msg.reply) {
+            // Authorized (the handle is this file server's, or the path was confined again): the driver
+            // answers the gateway itself; errors and the retries stay here.
+            await transfer.granter.grant(file.ref, offset, length, msg.reply, { deadline });
+            return { answered: true };
+          }
           return {
             data: await readWhole(file.read({ start: offset, end: offset + length - 1 }, { deadline })),
           };

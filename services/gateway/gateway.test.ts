@@ -8,26 +8,32 @@ import { fileServiceContract, httpContract } from '../contract/testing/contract-
 import { testCorpus } from '../contract/testing/test-corpus.ts';
 import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
-import { HEADERS, putSpan, putStat, withDeadline } from '../ipc/headers.ts';
+import { HEADERS, putSpan, putStat, TRANSFER_MODES, withDeadline } from '../ipc/headers.ts';
 import { SUBJECTS } from '../ipc/subjects.ts';
 import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
 import { NatsFileService } from './file-service-client.ts';
 
 // The servers run in this process for speed, but talk only through a real nats-server with the
 // generated per-user permissions; the process-level behaviour is in test/microkernel-*.test.ts.
-httpContract('microkernel gateway over NATS (fs and driver servers)', 'microkernel', async (corpus) => {
-  const kernel = await startInProcessKernel(corpus.dir);
-  return { baseUrl: kernel.gateway.url, corpus, stop: () => kernel.stop() };
-});
+for (const transfer of TRANSFER_MODES) {
+  httpContract(
+    `microkernel gateway over NATS (fs and driver servers, ${transfer} transfers)`,
+    'microkernel',
+    async (corpus) => {
+      const kernel = await startInProcessKernel(corpus.dir, { transfer });
+      return { baseUrl: kernel.gateway.url, corpus, stop: () => kernel.stop() };
+    },
+  );
 
-fileServiceContract(
-  'NATS-backed FileService (gateway user → kstyles-fs → kstyles-driver)',
-  async (corpus) => {
-    const kernel = await startInProcessKernel(corpus.dir);
-    const service = new NatsFileService(await kernel.connectAs('gateway'));
-    return { service, corpus, stop: () => kernel.stop() };
-  },
-);
+  fileServiceContract(
+    `NATS-backed FileService (gateway user → kstyles-fs → kstyles-driver, ${transfer} transfers)`,
+    async (corpus) => {
+      const kernel = await startInProcessKernel(corpus.dir, { transfer });
+      const service = new NatsFileService(await kernel.connectAs('gateway'));
+      return { service, corpus, stop: () => kernel.stop() };
+    },
+  );
+}
 
 describe('microkernel gateway metrics and bus permissions', () => {
   let kernel: Awaited<ReturnType<typeof startInProcessKernel>> & { dataDir: string };
@@ -218,6 +224,36 @@ describe('microkernel pipelined reads', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('microkernel transfers', () => {
+  for (const transfer of TRANSFER_MODES) {
+    it(`${transfer}: chunk bytes ${transfer === 'grant' ? 'bypass' : 'pass through'} the file server`, async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-transfer-'));
+      const bytes = randomBytes(3 * 1024 * 1024);
+      await writeFile(path.join(dir, 'big.bin'), bytes);
+      const kernel = await startInProcessKernel(dir, { transfer });
+      try {
+        const service = new NatsFileService(await kernel.connectAs('gateway'));
+        const before = kernel.fsNats.stats().inBytes;
+        const deadline = Date.now() + 10_000;
+        const file = await service.open('big.bin', { deadline });
+        const parts: Uint8Array[] = [];
+        for await (const chunk of file.read({ start: 0, end: bytes.length - 1 }, { deadline }))
+          parts.push(chunk);
+        await file.close();
+        assert.ok(Buffer.concat(parts).equals(bytes));
+        const received = kernel.fsNats.stats().inBytes - before;
+        // The stat-carried first 64 KiB always come through the file server, and headers cost a little.
+        if (transfer === 'grant')
+          assert.ok(received < 256 * 1024, `the file server received ${received} bytes`);
+        else assert.ok(received > bytes.length - 64 * 1024, `the file server received ${received} bytes`);
+      } finally {
+        await kernel.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('microkernel replicas', () => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort } from '../contract/http-server.ts';
+import { TRANSFER_FLAG, transferFlag } from '../ipc/server-main.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
@@ -27,7 +28,7 @@ import { generateUsers, NATS_ROLES, type NatsRole, renderNatsConfig, usersFromEn
 const COMMAND = {
   name: 'microkernel',
   summary: 'serve the contract from NATS servers under a supervisor',
-  usage: 'kstyles microkernel --port P --data DIR [--nats URL] [--chaos] [--host H]',
+  usage: 'kstyles microkernel --port P --data DIR [--transfer grant|copy] [--nats URL] [--chaos] [--host H]',
   flags: {
     port: {
       type: 'string',
@@ -56,6 +57,7 @@ const COMMAND = {
       description: 'use this NATS server instead of starting one (passwords from KSTYLES_NATS_<ROLE>_PASS)',
     },
     chaos: { type: 'boolean', env: 'KSTYLES_CHAOS', description: "enable the driver's fault hooks" },
+    ...TRANSFER_FLAG,
     id: {
       type: 'string',
       env: 'KSTYLES_SUPERVISOR_ID',
@@ -184,6 +186,7 @@ export async function run(argv: string[]): Promise<number> {
     httpHost: flags.host ?? '127.0.0.1',
     httpPort: await fixedPort(portFlag(name, flags.port)),
     chaos: flags.chaos,
+    transfer: transferFlag(name, flags.transfer),
     metricsHost: flags['metrics-host'] ?? '127.0.0.1',
     metricsPorts: {
       supervisor: await fixedPort(
@@ -272,7 +275,7 @@ export async function run(argv: string[]): Promise<number> {
     () =>
       process.stdout.write(
         [
-          `microkernel ready: ${url}  (data ${data}, chaos ${composition.chaos ? 'on' : 'off'}, supervisor pid ${process.pid})`,
+          `microkernel ready: ${url}  (data ${data}, transfer ${composition.transfer}, chaos ${composition.chaos ? 'on' : 'off'}, supervisor pid ${process.pid})`,
           `  NATS      ${composition.natsUrl}${composition.ownNats ? ` (monitoring http://127.0.0.1:${composition.ownNats.monitorPort}/varz)` : ''}`,
           `  metrics   gateway ${metrics.gateway}  fs ${metrics.fs}  driver ${metrics.driver}  supervisor ${metrics.supervisor}`,
           `  control   'kstyles ps', 'kstyles chaos ${spec.id}:${CHILD_NAMES.driver} kill' (state: ${stateFile})`,

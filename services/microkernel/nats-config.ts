@@ -33,7 +33,8 @@ const ping = (name: ServiceName) => [`$SRV.PING.${name}`, `$SRV.PING.${name}.*`]
 
 /**
  * What each server may do. The gateway reaches the file server and the two PINGs of its readiness
- * check, never a driver subject; the file server asks the driver; the driver only answers.
+ * check, never a driver subject; the file server asks the driver; the driver only answers (its caller,
+ * or on a grant the inbox its caller named).
  */
 export const PERMISSIONS: Record<NatsRole, Permissions> = {
   gateway: {
@@ -47,7 +48,8 @@ export const PERMISSIONS: Record<NatsRole, Permissions> = {
     allowResponses: true,
   },
   driver: {
-    publish: [],
+    // Grant transfers: the bytes of a read go to the requester's reply subject the file server names.
+    publish: [INBOX],
     subscribe: ['kstyles.drv.>', ...serviceApi(SERVICE_NAMES.driver)],
     allowResponses: true,
   },
