@@ -32,7 +32,8 @@ test('the client-side view is on /metrics while the run lasts', async () => {
       port = p;
     },
     onProgress: (p) => {
-      if (!scrape && p.elapsedMs > 1000) {
+      // Scrape once the poison is injected (its request may take a while on a crowded machine).
+      if (!scrape && p.faults.some((f) => f.ok)) {
         scrape = request(`http://127.0.0.1:${port}/metrics`).then((res) => res.body.text());
       }
     },

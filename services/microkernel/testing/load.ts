@@ -42,7 +42,11 @@ export async function fetchChecked(baseUrl: string, file: ManifestFile): Promise
   }
 }
 
-/** Fires requests on schedule whether or not earlier ones have answered (open loop). */
+/**
+ * Fires `rate × durationMs` requests on schedule whether or not earlier ones have answered (open loop).
+ * A request the loop could not send on time (a stalled event loop on a crowded machine) is sent late,
+ * so the whole schedule is always sent.
+ */
 export async function openLoopLoad(
   baseUrl: string,
   files: ManifestFile[],
@@ -56,6 +60,8 @@ export async function openLoopLoad(
     for (; sent < due; sent++) pending.push(fetchChecked(baseUrl, files[sent % files.length]!));
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+  const scheduled = Math.floor((options.durationMs / 1000) * options.rate);
+  for (; sent < scheduled; sent++) pending.push(fetchChecked(baseUrl, files[sent % files.length]!));
   return Promise.all(pending);
 }
 
