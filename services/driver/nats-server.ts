@@ -4,7 +4,7 @@
  * requester the file server named. With chaos on, a poison read panics the process (exit 70):
  * only this server dies, and the supervisor restarts it.
  */
-import { headers as createHeaders, type NatsConnection } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
 import { assertTimeLeft, deadlineOf, getFileRef, getSpan, HEADERS } from '../ipc/headers.ts';
@@ -17,9 +17,7 @@ export async function startDriverServer(
   driver: StorageDriver,
   options: { registry?: Registry } = {},
 ): Promise<HostedService> {
-  let hosted: HostedService | undefined;
-  const instanceId = () => hosted?.id ?? '';
-  hosted = await hostService(nc, {
+  return hostService(nc, {
     name: SERVICE_NAMES.driver,
     description: 'kernel-styles storage driver: positional reads of byte ranges',
     metadata: { chaos: String(driver.chaos.enabled) },
@@ -37,13 +35,11 @@ export async function startDriverServer(
           if (!grantTo) return { data };
           // A grant: the bytes go straight to the requester the file server named, then the file
           // server gets an empty acknowledgement (its retries and the poison rule wait for it).
-          const h = createHeaders();
-          h.set(HEADERS.instance, instanceId());
-          nc.publish(grantTo, data, { headers: h });
+          // No Kstyles-Instance on it: the requester tells crashes of its own callee (the file server) apart.
+          nc.publish(grantTo, data);
           return {};
         },
       },
     ],
   });
-  return hosted;
 }

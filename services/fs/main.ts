@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag, UsageError } from '../../cli/args.ts';
 import { createIpcMetrics } from '../ipc/ipc.ts';
+import { RETRY_DEFAULTS } from '../ipc/resilient-requester.ts';
 import {
   metricsFlags,
   NATS_FLAGS,
@@ -14,7 +15,7 @@ import {
   TRANSFER_FLAG,
   transferFlag,
 } from '../ipc/server-main.ts';
-import { BLOCK_READER_DEFAULTS, NatsBlockReader } from './block-reader-client.ts';
+import { NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
 import { startFileServer } from './nats-server.ts';
 
@@ -31,7 +32,7 @@ await runServerMain({
         type: 'string',
         env: 'KSTYLES_DRIVER_TIMEOUT_MS',
         value: 'MS',
-        default: String(BLOCK_READER_DEFAULTS.attemptTimeoutMs),
+        default: String(RETRY_DEFAULTS.attemptTimeoutMs),
         description: 'how long one driver read attempt may take before it is retried',
       },
       ...TRANSFER_FLAG,

@@ -1,14 +1,15 @@
 /**
- * The gateway's FileService over NATS. stat is one `kstyles.fs.stat` request that also asks for the
+ * The gateway's FileService over NATS. `open` is one `kstyles.fs.stat` request that also asks for the
  * file's first PREFETCH_BYTES (the file server reads them through its driver hop in the same request;
-not when the caller expects to read nothing, CallOptions.statOnly);
- * read serves what lies inside those bytes from memory and pulls the rest as a sequence of
- * `kstyles.fs.read` chunk requests (offset/length, at most MAX_CHUNK_BYTES each), one per chunk the HTTP
- * response consumes. A small file thus costs one request; nothing larger than a chunk is ever published
- * or received.
+ * not when the caller expects to read nothing, CallOptions.statOnly) and gets the file server's
+ * open-file handle for the rest. The handle's `read` serves what lies inside those bytes from memory
+ * and pulls the rest as `kstyles.fs.read` chunk requests naming the handle, a window of them in flight
+ * (bounded in bytes); `close` publishes `kstyles.fs.close`. A small file thus costs one request; nothing
+ * larger than a chunk is ever published or received. Both requests are idempotent: they are retried
+ * across file server restarts within the deadline, with the poison rule (services/ipc/resilient-requester.ts).
  */
 import { headers as createHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
-import { InternalError, type ServiceError, TimeoutError, UnavailableError } from '../contract/errors.ts';
+import { InternalError, TimeoutError, UnavailableError } from '../contract/errors.ts';
 import {
   type ByteRange,
   type CallOptions,
@@ -19,7 +20,8 @@ import {
   type ReadinessReport,
 } from '../contract/file-service.ts';
 import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from '../ipc/headers.ts';
-import { type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from '../ipc/ipc.ts';
+import { type IpcMetrics, IpcOutcome } from '../ipc/ipc.ts';
+import { ResilientRequester } from '../ipc/resilient-requester.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 
 /** Seconds a client should wait before retrying while a server behind the gateway restarts. */
@@ -40,8 +42,8 @@ const encoder = new TextEncoder();
 
 export class NatsFileService implements FileService {
   readonly #nc: NatsConnection;
-  readonly #metrics: IpcMetrics | undefined;
-  readonly #from: string;
+  /** Stat and read are idempotent: retried across file server restarts, with the poison rule. */
+  readonly #fs: ResilientRequester;
 
   /** Bytes per chunk request, and how many bytes of one file's chunks may be in flight at once. */
   readonly pipeline: PipelineOptions;
@@ -51,8 +53,22 @@ export class NatsFileService implements FileService {
     options: { metrics?: IpcMetrics; from?: string; pipeline?: Partial<PipelineOptions> } = {},
   ) {
     this.#nc = nc;
-    this.#metrics = options.metrics;
-    this.#from = options.from ?? 'gateway';
+    this.#fs = new ResilientRequester(nc, {
+      service: SERVICE_NAMES.fs,
+      server: 'file server',
+      hop: { from: options.from ?? 'gateway', to: 'fs' },
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      // One attempt may take the whole deadline: the file server retries the driver itself, and its
+      // own death is seen by the instance probes, not by a timeout.
+      attemptTimeoutMs: Number.POSITIVE_INFINITY,
+      outOfTime: (message, lastFailure) =>
+        lastFailure === IpcOutcome.noResponders || lastFailure === IpcOutcome.disconnected
+          ? new UnavailableError(
+              `no file server answered within the deadline (it is down or restarting): ${message}`,
+              RETRY_AFTER_SECONDS,
+            )
+          : new TimeoutError(message),
+    });
     this.pipeline = { ...PIPELINE_DEFAULTS, ...options.pipeline };
     const { chunkBytes, windowBytes } = this.pipeline;
     if (!(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1 && chunkBytes <= MAX_CHUNK_BYTES)) {
@@ -134,19 +150,10 @@ export class NatsFileService implements FileService {
     options: CallOptions,
     headers: () => MsgHdrs,
   ): Promise<Msg> {
-    const left = remainingMs(options.deadline);
-    if (left <= 0)
+    if (remainingMs(options.deadline) <= 0)
       throw new TimeoutError(`deadline passed before the gateway could ask the file server (${op})`);
-    const result = await ipcRequest(
-      this.#nc,
-      { from: this.#from, to: 'fs', op },
-      this.#metrics,
-      subject,
-      payload,
-      { headers: headers(), timeoutMs: left },
-    );
-    if (result.outcome === IpcOutcome.ok) return result.msg;
-    throw failure(result, op);
+    const what = op === 'stat' ? 'a stat' : 'a chunk read';
+    return this.#fs.request(op, subject, payload, headers, options.deadline, what);
   }
 }
 
@@ -205,28 +212,5 @@ class RemoteFile implements OpenFile {
     if (this.#closed) return;
     this.#closed = true;
     this.service.closeHandle(this.handle);
-  }
-}
-
-function failure(result: Exclude<IpcResult, { outcome: 'ok' }>, op: string): ServiceError {
-  switch (result.outcome) {
-    case IpcOutcome.error:
-      return result.error;
-    case IpcOutcome.noResponders:
-      return new UnavailableError(
-        `no file server answers ${op} on NATS (it is down or restarting)`,
-        RETRY_AFTER_SECONDS,
-      );
-    case IpcOutcome.timeout:
-      return new TimeoutError(`the file server did not answer ${op} within the request deadline`);
-    case IpcOutcome.denied:
-      return new InternalError(
-        `NATS refused the gateway's ${op} request: check the gateway user's permissions`,
-      );
-    default:
-      return new UnavailableError(
-        `the gateway's NATS connection is down (${result.cause.message}); retry shortly`,
-        RETRY_AFTER_SECONDS,
-      );
   }
 }

@@ -38,7 +38,8 @@ const ping = (name: ServiceName) => [`$SRV.PING.${name}`, `$SRV.PING.${name}.*`]
  */
 export const PERMISSIONS: Record<NatsRole, Permissions> = {
   gateway: {
-    publish: ['kstyles.fs.>', `$SRV.PING.${SERVICE_NAMES.fs}`, `$SRV.PING.${SERVICE_NAMES.driver}`],
+    // The file server's instance PINGs tell its crashes apart (the gateway retries across them).
+    publish: ['kstyles.fs.>', ...ping(SERVICE_NAMES.fs), `$SRV.PING.${SERVICE_NAMES.driver}`],
     subscribe: [INBOX],
     allowResponses: false,
   },
