@@ -30,6 +30,8 @@ export const RETRY_DEFAULTS = {
   backoff: { initialMs: 20, maxMs: 250 },
   /** A PING either answers within this or the instance is hung (or gone). */
   probeTimeoutMs: 250,
+  /** How long a PING's "still there" verdict is shared by the attempts that ask. */
+  probeReuseMs: 50,
   /** Crashes a request may witness before it is declared poison. */
   poisonCrashes: 2,
   /** Instance ids remembered as vanished (bounded memory). */
@@ -156,8 +158,13 @@ export class ResilientRequester {
       let snapshot: string[] = [];
       let crashSeen = false;
       try {
-        // A suspect first learns which instance it is about to meet, so a crash it causes is attributed.
-        if (crashes > 0 && !(await this.#discover(Math.min(left, RETRY_DEFAULTS.probeTimeoutMs)))) {
+        // A suspect first learns which instance it is about to meet, so a crash it causes is attributed
+        // (unless an answer already named a live one: suspects go one at a time, each PING counts).
+        if (
+          crashes > 0 &&
+          this.#known.size === 0 &&
+          !(await this.#discover(Math.min(left, RETRY_DEFAULTS.probeTimeoutMs)))
+        ) {
           outcome = IpcOutcome.noResponders;
         } else {
           snapshot = [...this.#known];
@@ -308,7 +315,9 @@ export class ResilientRequester {
           (err: unknown) =>
             err instanceof natsErrors.RequestError && err.isNoResponders() && this.#markVanished(id),
         )
-        .finally(() => this.#probes.delete(id));
+        // Every slow attempt probes: under overload, hundreds at once. They share one PING per instance
+        // and reuse its verdict briefly (a vanished one is remembered anyway).
+        .finally(() => setTimeout(() => this.#probes.delete(id), RETRY_DEFAULTS.probeReuseMs).unref());
       this.#probes.set(id, probe);
     }
     return probe;
