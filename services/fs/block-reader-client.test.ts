@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Registry } from 'prom-client';
 import { ErrorCode, InternalError, ServiceError } from '../contract/errors.ts';
 import { testCorpus } from '../contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../corpus/corpus.ts';
@@ -16,6 +17,9 @@ import { StorageDriver } from '../driver/storage-driver.ts';
 import { NatsFileService } from '../gateway/file-service-client.ts';
 import { connectNats } from '../ipc/connect.ts';
 import { TRANSFER_MODES } from '../ipc/headers.ts';
+import { hostService } from '../ipc/service-host.ts';
+import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
+import { followSupervisedChild } from '../ipc/supervisor-news.ts';
 import { startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
 import { NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
@@ -108,3 +112,57 @@ for (const transfer of TRANSFER_MODES)
       assert.equal(starts, 3, 'and it is still the third: the poison read was not retried on it');
     });
   });
+
+describe('NatsBlockReader: the supervisor says a driver exited or is back', () => {
+  it('a read held by a driver that died is reissued on the new driver when the supervisor says so', async () => {
+    const nats = await startNatsServer();
+    const connections: NatsConnection[] = [];
+    const connect = async (name: string) => {
+      const nc = await connectNats({ servers: nats.url, name, firstConnectTimeoutMs: 5000 });
+      connections.push(nc);
+      return nc;
+    };
+    try {
+      const corpus = await testCorpus();
+      const fsNc = await connect('fs');
+      // Without the news, the read would wait out this backoff before it looked for a driver again.
+      const reader = new NatsBlockReader(fsNc, {
+        attemptTimeoutMs: 20_000,
+        backoff: { initialMs: 10_000, maxMs: 10_000 },
+      });
+      const news = followSupervisedChild(fsNc, 'driver', () => reader.nudge());
+      const { ref } = await (await FileSystem.mount(corpus.dir, reader)).resolve('bench/4k.bin');
+      // A driver that takes the read and never answers, then dies with it.
+      const doomedNc = await connect('driver-doomed');
+      await hostService(doomedNc, {
+        name: SERVICE_NAMES.driver,
+        description: 'a driver that dies holding the read',
+        endpoints: [{ name: 'read', subject: SUBJECTS.drvRead, handle: () => new Promise(() => {}) }],
+      });
+      const started = Date.now();
+      const reading = reader.read(ref, 0, 4096, { deadline: started + 30_000 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await doomedNc.close();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const registry = new Registry();
+      const driver = new StorageDriver();
+      await startDriverServer(await connect('driver-new'), driver, { registry });
+      const supervisorNc = await connect('supervisor');
+      supervisorNc.publish('kstyles.sup.events.test', JSON.stringify({ service: 'driver', type: 'ready' }));
+      const bytes = await reading;
+      assert.ok(
+        Date.now() - started < 5000,
+        'reissued on the news, not after the backoff or the attempt timeout',
+      );
+      assert.equal(bytes.byteLength, 4096);
+      const text = await registry.metrics();
+      const served = /kstyles_ipc_handler_duration_seconds_count\{[^}]*outcome="ok"[^}]*\} (\d+)/.exec(text);
+      assert.equal(served?.[1], '1', 'the new driver served the read');
+      news.unsubscribe();
+      await driver.close();
+    } finally {
+      await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
+      await nats.stop();
+    }
+  });
+});

@@ -72,6 +72,11 @@ export class NatsBlockReader implements BlockReader {
     );
   }
 
+  /** The supervisor says a driver exited or is ready: reads in flight and waiting ones try again now. */
+  nudge(): void {
+    this.#driver.nudge();
+  }
+
   /** Whether some driver answers its service-API PING. */
   ready(): Promise<boolean> {
     return this.#driver.ready();

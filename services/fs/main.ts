@@ -15,6 +15,8 @@ import {
   TRANSFER_FLAG,
   transferFlag,
 } from '../ipc/server-main.ts';
+import { followSupervisedChild } from '../ipc/supervisor-news.ts';
+import { CHILD_NAMES } from '../microkernel/composition.ts';
 import { NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
 import { startFileServer } from './nats-server.ts';
@@ -50,6 +52,8 @@ await runServerMain({
       attemptTimeoutMs: intFlag('fs', 'driver-timeout-ms', flags['driver-timeout-ms'], 1, 600_000),
       metrics: createIpcMetrics(registry),
     });
+    // A driver's exit (or return) from the supervisor reissues the reads it held at once.
+    const driverNews = followSupervisedChild(nc, CHILD_NAMES.driver, () => reader.nudge());
     const fileSystem = await FileSystem.mount(flags.data as string, reader);
     const mode = transferFlag('fs', flags.transfer);
     const hosted = await startFileServer(nc, fileSystem, {
@@ -65,6 +69,7 @@ await runServerMain({
         ...(metrics ? { metrics: metrics.url } : {}),
       },
       stop: async () => {
+        driverNews.unsubscribe();
         await hosted.stop();
         await metrics?.close();
       },

@@ -118,6 +118,10 @@ export class ResilientRequester {
   readonly #suspects = new Lane();
   /** Resolves when an instance answers again; shared by every request waiting for one. */
   #serverBack: Promise<void> | undefined;
+  /** Ends the poller's current backoff sleep (nudge). */
+  #wakePoller: (() => void) | undefined;
+  /** The crash watches of the attempts in flight: each checks its instances now when called. */
+  readonly #watches = new Set<() => void>();
   #waiters = 0;
 
   constructor(nc: NatsConnection, options: ResilientRequesterOptions) {
@@ -238,7 +242,14 @@ export class ResilientRequester {
   async #pollUntilServerAnswers(): Promise<void> {
     let delay = this.#backoff.initialMs;
     for (;;) {
-      await sleep(delay);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.#wakePoller = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wakePoller = undefined;
       if (this.#waiters === 0 || (await this.#discover(RETRY_DEFAULTS.probeTimeoutMs))) return;
       delay = Math.min(delay * 2, this.#backoff.maxMs);
     }
@@ -271,24 +282,44 @@ export class ResilientRequester {
    */
   #watchForCrash(snapshot: string[]): { crashed: Promise<typeof CRASHED>; stop(): void } {
     let stopped = false;
+    let checking = false;
     let timer: NodeJS.Timeout | undefined;
+    let checkNow = () => {};
     const crashed = new Promise<typeof CRASHED>((resolve) => {
       const check = async () => {
-        if (await this.#crashedSince(snapshot)) {
-          if (!stopped) resolve(CRASHED);
-        } else if (!stopped) {
-          timer = setTimeout(check, RETRY_DEFAULTS.probeTimeoutMs);
-        }
+        if (checking || stopped) return;
+        checking = true;
+        clearTimeout(timer);
+        const gone = await this.#crashedSince(snapshot);
+        checking = false;
+        if (stopped) return;
+        if (gone) resolve(CRASHED);
+        else timer = setTimeout(check, RETRY_DEFAULTS.probeTimeoutMs);
       };
+      checkNow = () => void check();
       timer = setTimeout(check, RETRY_DEFAULTS.probeTimeoutMs);
     });
+    this.#watches.add(checkNow);
     return {
       crashed,
       stop: () => {
         stopped = true;
         clearTimeout(timer);
+        this.#watches.delete(checkNow);
       },
     };
+  }
+
+  /**
+   * News from the supervisor (MINIX 3's reincarnation server telling VFS): an instance of the server
+   * exited, or one is ready again. Attempts in flight probe their instances now, so a read held by the
+   * dead one is reissued at once instead of at its next check, and requests waiting for a server try
+   * again now instead of at the poller's next backoff step.
+   */
+  nudge(): void {
+    this.#probes.clear();
+    for (const checkNow of this.#watches) checkNow();
+    this.#wakePoller?.();
   }
 
   /** Whether an instance that could have held the timed-out attempt is gone from NATS. */

@@ -45,7 +45,8 @@ export const PERMISSIONS: Record<NatsRole, Permissions> = {
   },
   fs: {
     publish: ['kstyles.drv.>', ...ping(SERVICE_NAMES.driver)],
-    subscribe: ['kstyles.fs.>', ...serviceApi(SERVICE_NAMES.fs), INBOX],
+    // The supervisors' events: a driver's exit reissues the reads it held (services/ipc/supervisor-news.ts).
+    subscribe: ['kstyles.fs.>', 'kstyles.sup.events.*', ...serviceApi(SERVICE_NAMES.fs), INBOX],
     allowResponses: true,
   },
   driver: {
