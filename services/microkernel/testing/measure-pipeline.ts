@@ -2,7 +2,7 @@
  * Measures one large file read through the microkernel's data path (gateway FileService → NATS → file
  * server → NATS → driver, all in this process but connected through a real nats-server) for each chunk
  * size and window, interleaved so a busy machine slows every configuration alike:
- *   npx tsx services/microkernel/testing/measure-pipeline.ts [--mib 8] [--rounds 7]
+ *   npx tsx services/microkernel/testing/measure-pipeline.ts [--mib 8] [--rounds 7] [--transfer grant|copy]
  * Prints the median time per read and its throughput. services/microkernel/README.md keeps the figures.
  */
 import { randomBytes } from 'node:crypto';
@@ -11,11 +11,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NatsFileService, type PipelineOptions } from '../../gateway/file-service-client.ts';
+import { DEFAULT_TRANSFER } from '../../ipc/headers.ts';
+import { transferFlag } from '../../ipc/server-main.ts';
 import { startInProcessKernel } from './in-process-kernel.ts';
 
 const KiB = 1024;
 const { values } = parseArgs({
-  options: { mib: { type: 'string', default: '8' }, rounds: { type: 'string', default: '7' } },
+  options: {
+    mib: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '7' },
+    transfer: { type: 'string', default: DEFAULT_TRANSFER },
+  },
 });
 const size = Number(values.mib) * KiB * KiB;
 const rounds = Number(values.rounds);
@@ -28,7 +34,9 @@ for (const chunkBytes of [64 * KiB, 128 * KiB, 256 * KiB]) {
 
 const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-measure-'));
 await writeFile(path.join(dir, 'big.bin'), randomBytes(size));
-const kernel = await startInProcessKernel(dir);
+const kernel = await startInProcessKernel(dir, {
+  transfer: transferFlag('measure-pipeline', values.transfer),
+});
 try {
   const nc = await kernel.connectAs('gateway');
   const services = configs.map((pipeline) => new NatsFileService(nc, { pipeline }));
@@ -49,7 +57,7 @@ try {
       times[index]!.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
   }
-  console.log(`${values.mib} MiB file, ${rounds} rounds, median per read:`);
+  console.log(`${values.mib} MiB file, ${values.transfer} transfers, ${rounds} rounds, median per read:`);
   for (const [index, { chunkBytes, windowBytes }] of configs.entries()) {
     const sorted = times[index]!.sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
