@@ -13,6 +13,6 @@ export async function openInProcessFileService(
     chaos: new DriverChaos(options.chaos),
     ...(options.maxOpenFiles ? { maxOpenFiles: options.maxOpenFiles } : {}),
   });
-  const fileSystem = await FileSystem.open(root, driver);
+  const fileSystem = await FileSystem.mount(root, driver);
   return Object.assign(fileSystem, { driver });
 }

@@ -115,12 +115,18 @@ describe('monolith: bounded memory for large files and slow clients', () => {
     let bytesRead = 0;
     // A counting wrapper around the real service: the only way to see how far the server read ahead.
     const counting: FileService = {
-      stat: (rawPath, options) => inner.stat(rawPath, options),
-      async *read(stat, range, options) {
-        for await (const chunk of inner.read(stat, range, options)) {
-          bytesRead += chunk.byteLength;
-          yield chunk;
-        }
+      open: async (rawPath, options) => {
+        const file = await inner.open(rawPath, options);
+        return {
+          stat: file.stat,
+          async *read(range, readOptions) {
+            for await (const chunk of file.read(range, readOptions)) {
+              bytesRead += chunk.byteLength;
+              yield chunk;
+            }
+          },
+          close: () => file.close(),
+        };
       },
       ready: (options) => inner.ready(options),
       close: () => inner.close(),

@@ -6,7 +6,7 @@
 
 /** What `stat` returns: everything the HTTP layer needs for headers and conditional requests. */
 export type FileStat = {
-  /** The decoded, normalised relative path ('docs/hello world.txt'): the identity used by `read`. */
+  /** The decoded, normalised relative path ('docs/hello world.txt'). */
   path: string;
   size: number;
   mtimeMs: number;
@@ -27,7 +27,7 @@ export type CallOptions = {
   /** Aborted when the client went away; implementations stop work early. */
   signal?: AbortSignal;
   /**
-   * For `stat`: the caller expects to read no bytes after it (a HEAD, or a GET with If-None-Match, most
+   * For `open`: the caller expects to read no bytes after it (a HEAD, or a GET with If-None-Match, most
    * often answered 304), so an implementation that fetches a file's first bytes along with its stat
    * should not. A wrong guess costs only speed.
    */
@@ -36,14 +36,24 @@ export type CallOptions = {
 
 export type ReadinessReport = { ready: boolean; detail: string };
 
-export interface FileService {
-  /** Resolves a raw request path (still percent-encoded, as it came after `/files/`) and stats it. */
-  stat(rawPath: string, options: CallOptions): Promise<FileStat>;
+/**
+ * A file `open` resolved, confined and stat-ed: the handle every read of one request goes through, so a
+ * read never resolves the path again (a file descriptor, in the seed's terms).
+ */
+export interface OpenFile {
+  readonly stat: FileStat;
   /**
-   * Streams the bytes of `range` of the file `stat` describes, in chunks small enough for any transport.
-   * Fails with NOT_FOUND or INTERNAL if the file changed identity since `stat`.
+   * Streams the bytes of `range`, in chunks small enough for any transport. Fails with NOT_FOUND or
+   * INTERNAL if the file changed identity since `open`.
    */
-  read(stat: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array>;
+  read(range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array>;
+  /** Releases what the handle holds; reading after it is a caller's bug. */
+  close(): Promise<void>;
+}
+
+export interface FileService {
+  /** Resolves a raw request path (still percent-encoded, as it came after `/files/`), stats and opens it. */
+  open(rawPath: string, options: CallOptions): Promise<OpenFile>;
   /** Whether every component behind this service answers. */
   ready(options: CallOptions): Promise<ReadinessReport>;
   close(): Promise<void>;

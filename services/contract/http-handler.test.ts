@@ -12,12 +12,18 @@ import { type TestCorpus, testCorpus } from './testing/test-corpus.ts';
 /** The in-process service with every chunk delayed: a slow disk, so a stream outlives one deadline. */
 function slowChunks(service: FileService, delayMs: number): FileService {
   return {
-    stat: (path, options) => service.stat(path, options),
-    async *read(stat, range, options) {
-      for await (const chunk of service.read(stat, range, options)) {
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-        yield chunk;
-      }
+    open: async (path, options) => {
+      const file = await service.open(path, options);
+      return {
+        stat: file.stat,
+        async *read(range, readOptions) {
+          for await (const chunk of file.read(range, readOptions)) {
+            await new Promise((resolve) => setTimeout(resolve, delayMs));
+            yield chunk;
+          }
+        },
+        close: () => file.close(),
+      };
     },
     ready: (options) => service.ready(options),
     close: () => service.close(),

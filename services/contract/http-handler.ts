@@ -16,7 +16,7 @@ import {
   toServiceError,
   UnavailableError,
 } from './errors.ts';
-import { DEFAULT_DEADLINE_MS, type FileService } from './file-service.ts';
+import { type CallOptions, DEFAULT_DEADLINE_MS, type FileService, type OpenFile } from './file-service.ts';
 import {
   contentRange,
   fileHeaders,
@@ -144,58 +144,76 @@ export async function serveFile(
     });
     const statOnly = req.method === 'HEAD' || req.headers['if-none-match'] !== undefined;
     const options = { deadline, signal: abort.signal, statOnly };
-    // After the first chunk each chunk gets a deadline of its own, from when it is asked for: a client
-    // that reads slowly holds its stream open, but the service must still answer every chunk in time.
-    const nextChunk = (chunks: AsyncIterator<Uint8Array>) => {
-      options.deadline = Math.max(options.deadline, Date.now() + deadlineMs);
-      return withDeadline(chunks.next(), options.deadline, 'the file service');
-    };
-    const stat = await withDeadline(ctx.service.stat(rawPath, options), deadline, 'the file service');
-    const headers: Record<string, string | number> = fileHeaders(stat, ctx.style);
-    if (ifNoneMatchHit(req.headers['if-none-match'], stat.etag)) {
-      res.writeHead(304, headers);
-      res.end();
-      return;
+    const file = await withDeadline(ctx.service.open(rawPath, options), deadline, 'the file service');
+    try {
+      await respondWithFile(ctx, req, res, file, options, deadlineMs);
+    } finally {
+      await file.close();
     }
-    const ifRange = req.headers['if-range'];
-    const decision = ifRangeHolds(Array.isArray(ifRange) ? ifRange[0] : ifRange, stat)
-      ? parseRange(req.headers.range, stat.size)
-      : ({ kind: 'full' } as const);
-    if (decision.kind === 'unsatisfiable') {
-      throw new RangeNotSatisfiableError(
-        `${stat.path} has ${stat.size} bytes; no requested range starts inside it`,
-        stat.size,
-      );
-    }
-    const range = decision.kind === 'partial' ? decision.range : { start: 0, end: stat.size - 1 };
-    headers['content-length'] = range.end - range.start + 1;
-    if (decision.kind === 'partial') headers['content-range'] = contentRange(range, stat.size);
-    if (req.method === 'HEAD' || stat.size === 0) {
-      res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
-      res.end();
-      return;
-    }
-    const chunks = ctx.service.read(stat, range, options)[Symbol.asyncIterator]();
-    // Read the first chunk before the status line, so a failing read still gets a proper error status.
-    const first = await withDeadline(chunks.next(), deadline, 'the file service');
-    res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
-    if (!first.done && first.value.byteLength === headers['content-length']) {
-      // The whole body in one chunk (most files): headers and bytes leave in one write.
-      await chunks.return?.();
-      res.end(first.value);
-      return;
-    }
-    for (let next = first; !next.done; next = await nextChunk(chunks)) {
-      if (res.destroyed) {
-        await chunks.return?.();
-        return;
-      }
-      if (!res.write(next.value)) await drainedOrClosed(res);
-    }
-    res.end();
   } catch (err) {
     sendProblem(ctx, req, res, err);
   }
+}
+
+/** The response to a GET or HEAD of a file `open` found: 304, 416, headers only, or the bytes. */
+async function respondWithFile(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  file: OpenFile,
+  options: CallOptions,
+  deadlineMs: number,
+): Promise<void> {
+  const deadline = options.deadline;
+  // After the first chunk each chunk gets a deadline of its own, from when it is asked for: a client
+  // that reads slowly holds its stream open, but the service must still answer every chunk in time.
+  const nextChunk = (chunks: AsyncIterator<Uint8Array>) => {
+    options.deadline = Math.max(options.deadline, Date.now() + deadlineMs);
+    return withDeadline(chunks.next(), options.deadline, 'the file service');
+  };
+  const stat = file.stat;
+  const headers: Record<string, string | number> = fileHeaders(stat, ctx.style);
+  if (ifNoneMatchHit(req.headers['if-none-match'], stat.etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const ifRange = req.headers['if-range'];
+  const decision = ifRangeHolds(Array.isArray(ifRange) ? ifRange[0] : ifRange, stat)
+    ? parseRange(req.headers.range, stat.size)
+    : ({ kind: 'full' } as const);
+  if (decision.kind === 'unsatisfiable') {
+    throw new RangeNotSatisfiableError(
+      `${stat.path} has ${stat.size} bytes; no requested range starts inside it`,
+      stat.size,
+    );
+  }
+  const range = decision.kind === 'partial' ? decision.range : { start: 0, end: stat.size - 1 };
+  headers['content-length'] = range.end - range.start + 1;
+  if (decision.kind === 'partial') headers['content-range'] = contentRange(range, stat.size);
+  if (req.method === 'HEAD' || stat.size === 0) {
+    res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
+    res.end();
+    return;
+  }
+  const chunks = file.read(range, options)[Symbol.asyncIterator]();
+  // Read the first chunk before the status line, so a failing read still gets a proper error status.
+  const first = await withDeadline(chunks.next(), deadline, 'the file service');
+  res.writeHead(decision.kind === 'partial' ? 206 : 200, headers);
+  if (!first.done && first.value.byteLength === headers['content-length']) {
+    // The whole body in one chunk (most files): headers and bytes leave in one write.
+    await chunks.return?.();
+    res.end(first.value);
+    return;
+  }
+  for (let next = first; !next.done; next = await nextChunk(chunks)) {
+    if (res.destroyed) {
+      await chunks.return?.();
+      return;
+    }
+    if (!res.write(next.value)) await drainedOrClosed(res);
+  }
+  res.end();
 }
 
 export function serveHealth(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {

@@ -1,12 +1,13 @@
 /**
  * The storage driver as a NATS server (service `kstyles-driver`): `kstyles.drv.read` answers a byte
- * range of a FileRef with the raw bytes. With chaos on, a poison read panics the process (exit 70):
+ * range of a FileRef with the raw bytes, to its caller or, on a grant (Kstyles-Grant-To), to the
+ * requester the file server named. With chaos on, a poison read panics the process (exit 70):
  * only this server dies, and the supervisor restarts it.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
-import { assertTimeLeft, deadlineOf, getFileRef, getSpan } from '../ipc/headers.ts';
+import { assertTimeLeft, deadlineOf, getFileRef, getSpan, HEADERS } from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import type { StorageDriver } from './storage-driver.ts';
@@ -29,7 +30,14 @@ export async function startDriverServer(
           assertTimeLeft(deadlineOf(msg), 'the driver read', 0);
           const ref = getFileRef(msg);
           const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
-          return { data: await driver.read(ref, offset, length) };
+          const data = await driver.read(ref, offset, length);
+          const grantTo = msg.headers?.get(HEADERS.grantTo);
+          if (!grantTo) return { data };
+          // A grant: the bytes go straight to the requester the file server named, then the file
+          // server gets an empty acknowledgement (its retries and the poison rule wait for it).
+          // No Kstyles-Instance on it: the requester tells crashes of its own callee (the file server) apart.
+          nc.publish(grantTo, data);
+          return {};
         },
       },
     ],

@@ -15,7 +15,7 @@ describe('FileSystem confinement on the real path', () => {
   let root: string;
   before(async () => {
     const corpus = await testCorpus();
-    fileSystem = await FileSystem.open(corpus.dir, new StorageDriver());
+    fileSystem = await FileSystem.mount(corpus.dir, new StorageDriver());
     root = fileSystem.root;
   });
   after(() => fileSystem.close());
@@ -100,16 +100,15 @@ describe('FileSystem confinement on the real path', () => {
 describe('FileSystem reads what it stat-ed', () => {
   it('refuses to read a file replaced between stat and read, instead of serving the new bytes', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kstyles-fs-'));
-    const fileSystem = await FileSystem.open(dir, new StorageDriver());
+    const fileSystem = await FileSystem.mount(dir, new StorageDriver());
     try {
       await writeFile(join(dir, 'a.txt'), 'first version');
-      const stat = await fileSystem.stat('a.txt', { deadline: Date.now() + 5000 });
+      const file = await fileSystem.open('a.txt', { deadline: Date.now() + 5000 });
       await rm(join(dir, 'a.txt'));
       await writeFile(join(dir, 'a.txt'), 'other content');
       const reading = async () => {
-        for await (const _ of fileSystem.read(
-          stat,
-          { start: 0, end: stat.size - 1 },
+        for await (const _ of file.read(
+          { start: 0, end: file.stat.size - 1 },
           { deadline: Date.now() + 5000 },
         )) {
           // drained
@@ -123,10 +122,56 @@ describe('FileSystem reads what it stat-ed', () => {
   });
 });
 
-describe('FileSystem.open', () => {
+describe('FileSystem open-file handles', () => {
+  it('reads through the handle without resolving the path again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kstyles-fs-'));
+    const fileSystem = await FileSystem.mount(dir, new StorageDriver());
+    try {
+      await writeFile(join(dir, 'target.txt'), 'bytes of the target');
+      await symlink('target.txt', join(dir, 'alias.txt'));
+      const file = await fileSystem.open('alias.txt', { deadline: Date.now() + 5000 });
+      // The name is gone: resolving it again would answer NOT_FOUND; the handle still reads the file.
+      await rm(join(dir, 'alias.txt'));
+      const parts: Uint8Array[] = [];
+      for await (const chunk of file.read(
+        { start: 0, end: file.stat.size - 1 },
+        { deadline: Date.now() + 5000 },
+      ))
+        parts.push(chunk);
+      assert.equal(Buffer.concat(parts).toString(), 'bytes of the target');
+      await file.close();
+      await assert.rejects(fileSystem.open('alias.txt', { deadline: Date.now() + 5000 }), {
+        code: ErrorCode.NOT_FOUND,
+      });
+    } finally {
+      await fileSystem.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reopens a stat-ed file by its normalised path only while its ETag still matches', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kstyles-fs-'));
+    const fileSystem = await FileSystem.mount(dir, new StorageDriver());
+    try {
+      await writeFile(join(dir, 'a.txt'), 'first version');
+      const { stat } = await fileSystem.open('a.txt', { deadline: Date.now() + 5000 });
+      assert.equal((await fileSystem.reopen(stat, { deadline: Date.now() + 5000 })).stat.etag, stat.etag);
+      await rm(join(dir, 'a.txt'));
+      await writeFile(join(dir, 'a.txt'), 'other content');
+      await assert.rejects(fileSystem.reopen(stat, { deadline: Date.now() + 5000 }), {
+        code: ErrorCode.INTERNAL,
+      });
+    } finally {
+      await fileSystem.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('FileSystem.mount', () => {
   it('names a missing data directory and says how to create it', async () => {
     await assert.rejects(
-      FileSystem.open('/nonexistent/kstyles-data', new StorageDriver()),
+      FileSystem.mount('/nonexistent/kstyles-data', new StorageDriver()),
       /does not exist: create it with 'kstyles corpus/,
     );
   });
@@ -135,7 +180,7 @@ describe('FileSystem.open', () => {
     const dir = await mkdtemp(join(tmpdir(), 'kstyles-fs-'));
     try {
       await writeFile(join(dir, 'f'), 'x');
-      await assert.rejects(FileSystem.open(join(dir, 'f'), new StorageDriver()), /is not a directory/);
+      await assert.rejects(FileSystem.mount(join(dir, 'f'), new StorageDriver()), /is not a directory/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -146,7 +191,7 @@ describe('FileSystem.open', () => {
     try {
       const corpus = await testCorpus();
       await symlink(corpus.dir, join(dir, 'data'));
-      const fileSystem = await FileSystem.open(join(dir, 'data'), new StorageDriver());
+      const fileSystem = await FileSystem.mount(join(dir, 'data'), new StorageDriver());
       const { stat } = await fileSystem.resolve('docs/hello%20world.txt');
       assert.equal(stat.size, 1200);
       await fileSystem.close();

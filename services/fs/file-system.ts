@@ -13,6 +13,7 @@ import {
   type FileService,
   type FileStat,
   MAX_CHUNK_BYTES,
+  type OpenFile,
   type ReadinessReport,
 } from '../contract/file-service.ts';
 import type { BlockReader, FileRef } from '../driver/block-reader.ts';
@@ -28,21 +29,14 @@ export type ResolvedFile = { stat: FileStat; ref: FileRef };
  * address space it lives).
  */
 export class FileSystem implements FileService {
-  /**
-   * What `stat` resolved, for the `read` that follows with the same FileStat: the path is resolved once
-   * per request. Reading it later is safe: the driver opens the real path with O_NOFOLLOW and checks
-   * that the inode is still the one stat-ed.
-   */
-  private readonly statted = new WeakMap<FileStat, FileRef>();
-
   private constructor(
     readonly root: string,
     private readonly driver: BlockReader,
     private readonly chunkBytes: number,
   ) {}
 
-  /** Opens a data root; fails with a clear message when it is missing or not a directory. */
-  static async open(
+  /** Mounts a data root; fails with a clear message when it is missing or not a directory. */
+  static async mount(
     root: string,
     driver: BlockReader,
     options: { chunkBytes?: number } = {},
@@ -72,24 +66,35 @@ export class FileSystem implements FileService {
     return this.resolveSegments(splitNormalizedPath(path));
   }
 
-  async stat(rawPath: string, options: CallOptions): Promise<FileStat> {
+  async open(rawPath: string, options: CallOptions): Promise<OpenFile & { ref: FileRef }> {
     checkDeadline(options);
-    const { stat, ref } = await this.resolve(rawPath);
-    this.statted.set(stat, ref);
-    return stat;
+    return this.handleOf(await this.resolve(rawPath));
   }
 
-  async *read(file: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
-    yield* this.readRange(this.statted.get(file) ?? (await this.refOf(file)), range, options);
-  }
-
-  /** Resolves a FileStat that came from elsewhere (over NATS) again, and checks it is the same file. */
-  private async refOf(file: FileStat): Promise<FileRef> {
-    const { stat: current, ref } = await this.resolveNormalized(file.path);
-    if (current.etag !== file.etag) {
-      throw new InternalError(`${file.path} changed since it was stat-ed; retry the request`);
+  /**
+   * Opens again a file another process opened (a file server that restarted, or a replica): resolves its
+   * normalised path and checks it is still the file that was stat-ed.
+   */
+  async reopen(stat: FileStat, options: CallOptions): Promise<OpenFile & { ref: FileRef }> {
+    checkDeadline(options);
+    const resolved = await this.resolveNormalized(stat.path);
+    if (resolved.stat.etag !== stat.etag) {
+      throw new InternalError(`${stat.path} changed since it was stat-ed; retry the request`);
     }
-    return ref;
+    return this.handleOf(resolved);
+  }
+
+  /**
+   * The handle of a resolved file. Reading through it later is safe: the driver opens the real path with
+   * O_NOFOLLOW and checks that the inode is still the one stat-ed.
+   */
+  handleOf({ stat, ref }: ResolvedFile): OpenFile & { ref: FileRef } {
+    return {
+      stat,
+      ref,
+      read: (range, options) => this.readRange(ref, range, options),
+      close: async () => {},
+    };
   }
 
   /** Reads `range` of a file this FileSystem resolved, without resolving it again. */

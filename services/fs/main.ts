@@ -1,13 +1,23 @@
 /**
  * The file server as a process:
- *   node --import tsx services/fs/main.ts --data DIR [--nats URL] [--metrics-port P]
+ *   node --import tsx services/fs/main.ts --data DIR [--transfer grant|copy] [--nats URL] [--metrics-port P]
  * It serves kstyles-fs and reads bytes from kstyles-driver, both over NATS.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag, UsageError } from '../../cli/args.ts';
 import { createIpcMetrics } from '../ipc/ipc.ts';
-import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../ipc/server-main.ts';
-import { BLOCK_READER_DEFAULTS, NatsBlockReader } from './block-reader-client.ts';
+import { RETRY_DEFAULTS } from '../ipc/resilient-requester.ts';
+import {
+  metricsFlags,
+  NATS_FLAGS,
+  runServerMain,
+  serveMetricsFromFlags,
+  TRANSFER_FLAG,
+  transferFlag,
+} from '../ipc/server-main.ts';
+import { followSupervisedChild } from '../ipc/supervisor-news.ts';
+import { CHILD_NAMES } from '../microkernel/composition.ts';
+import { NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
 import { startFileServer } from './nats-server.ts';
 
@@ -15,7 +25,8 @@ await runServerMain({
   command: {
     name: 'fs',
     summary: 'the file server (kstyles-fs on NATS)',
-    usage: 'node --import tsx services/fs/main.ts --data DIR [--nats URL] [--metrics-port P]',
+    usage:
+      'node --import tsx services/fs/main.ts --data DIR [--transfer grant|copy] [--nats URL] [--metrics-port P]',
     flags: {
       ...NATS_FLAGS,
       data: { type: 'string', env: 'KSTYLES_DATA', value: 'DIR', description: 'data root to serve' },
@@ -23,14 +34,16 @@ await runServerMain({
         type: 'string',
         env: 'KSTYLES_DRIVER_TIMEOUT_MS',
         value: 'MS',
-        default: String(BLOCK_READER_DEFAULTS.attemptTimeoutMs),
+        default: String(RETRY_DEFAULTS.attemptTimeoutMs),
         description: 'how long one driver read attempt may take before it is retried',
       },
+      ...TRANSFER_FLAG,
       ...metricsFlags('KSTYLES_FS_METRICS_PORT'),
     },
   },
   prepare(flags) {
     if (!flags.data) throw new UsageError('kstyles fs: --data DIR (or KSTYLES_DATA) is required.');
+    transferFlag('fs', flags.transfer);
   },
   async start(nc, flags) {
     const registry = new Registry();
@@ -39,12 +52,24 @@ await runServerMain({
       attemptTimeoutMs: intFlag('fs', 'driver-timeout-ms', flags['driver-timeout-ms'], 1, 600_000),
       metrics: createIpcMetrics(registry),
     });
-    const fileSystem = await FileSystem.open(flags.data as string, reader);
-    const hosted = await startFileServer(nc, fileSystem, { registry });
+    // A driver's exit (or return) from the supervisor reissues the reads it held at once.
+    const driverNews = followSupervisedChild(nc, CHILD_NAMES.driver, () => reader.nudge());
+    const fileSystem = await FileSystem.mount(flags.data as string, reader);
+    const mode = transferFlag('fs', flags.transfer);
+    const hosted = await startFileServer(nc, fileSystem, {
+      registry,
+      transfer: mode === 'grant' ? { mode, granter: reader } : { mode },
+    });
     const metrics = await serveMetricsFromFlags('fs', registry, flags);
     return {
-      facts: { serviceId: hosted.id, data: fileSystem.root, ...(metrics ? { metrics: metrics.url } : {}) },
+      facts: {
+        serviceId: hosted.id,
+        data: fileSystem.root,
+        transfer: mode,
+        ...(metrics ? { metrics: metrics.url } : {}),
+      },
       stop: async () => {
+        driverNews.unsubscribe();
         await hosted.stop();
         await metrics?.close();
       },

@@ -1,18 +1,32 @@
 /**
- * The file server as a NATS server (service `kstyles-fs`): `kstyles.fs.stat` resolves and stats a raw
- * request path and, when asked (Kstyles-Prefetch), sends the file's first bytes along in the same
- * reply, so a small file costs the gateway one request; `kstyles.fs.read` answers one chunk (at most
- * MAX_CHUNK_BYTES) of a stat-ed file with the raw bytes. Its FileSystem reads through a
- * NatsBlockReader, i.e. from the driver server.
+ * The file server as a NATS server (service `kstyles-fs`): `kstyles.fs.stat` opens a raw request path
+ * (resolve, confine, stat) and, when asked (Kstyles-Prefetch), sends the file's first bytes along in the
+ * same reply, so a small file costs the gateway one request; a file the reply does not carry whole gets
+ * a handle in the open-file table. `kstyles.fs.read` answers one chunk (at most MAX_CHUNK_BYTES) of a
+ * handle with the raw bytes, without resolving the path again; `kstyles.fs.close` drops the handle. Its
+ * FileSystem reads through a NatsBlockReader, i.e. from the driver server.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
+import type { ServiceMsg } from '@nats-io/services';
 import type { Registry } from 'prom-client';
-import { type ByteRange, type CallOptions, MAX_CHUNK_BYTES } from '../contract/file-service.ts';
+import { type CallOptions, MAX_CHUNK_BYTES, type OpenFile } from '../contract/file-service.ts';
 import type { FileRef } from '../driver/block-reader.ts';
-import { assertTimeLeft, deadlineOf, getPrefetch, getSpan, getStat, putStat } from '../ipc/headers.ts';
+import {
+  assertTimeLeft,
+  deadlineOf,
+  getPrefetch,
+  getSpan,
+  getStat,
+  HEADERS,
+  putStat,
+} from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import type { FileSystem } from './file-system.ts';
+import { OpenFileTable } from './open-files.ts';
+
+/** Open files the table keeps: one per large download in progress, with room to spare. */
+export const OPEN_FILES_CAPACITY = 4096;
 
 /** The bytes of `range` as one payload (a range of at most one chunk arrives as one chunk). */
 async function readWhole(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
@@ -21,13 +35,33 @@ async function readWhole(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array>
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/** What a grant transfer needs of the driver client (NatsBlockReader.grant). */
+export type Granter = {
+  grant(
+    file: FileRef,
+    position: number,
+    length: number,
+    replyTo: string,
+    options: CallOptions,
+  ): Promise<void>;
+};
+
 export async function startFileServer(
   nc: NatsConnection,
   fileSystem: FileSystem,
-  options: { registry?: Registry } = {},
+  options: { registry?: Registry; transfer?: { mode: 'copy' } | { mode: 'grant'; granter: Granter } } = {},
 ): Promise<HostedService> {
-  const readRange = (ref: FileRef, range: ByteRange, call: CallOptions) =>
-    readWhole(fileSystem.readRange(ref, range, call));
+  const transfer = options.transfer ?? { mode: 'copy' };
+  const open = new OpenFileTable<OpenFile & { ref: FileRef }>(OPEN_FILES_CAPACITY);
+  /** The file a read names: from the table, or reopened by path and ETag (another instance opened it). */
+  const fileOf = async (msg: ServiceMsg, deadline: number) => {
+    const handle = msg.headers?.get(HEADERS.handle) ?? '';
+    const known = handle === '' ? undefined : open.get(handle);
+    if (known) return known;
+    const file = await fileSystem.reopen(getStat(msg), { deadline });
+    if (handle !== '') open.set(handle, file);
+    return file;
+  };
   return hostService(nc, {
     name: SERVICE_NAMES.fs,
     description: 'kernel-styles file server: path confinement, stat, chunked reads through the driver',
@@ -39,12 +73,14 @@ export async function startFileServer(
         handle: async (msg) => {
           const deadline = deadlineOf(msg);
           assertTimeLeft(deadline, 'the file server could stat the file', 0);
-          const { stat, ref } = await fileSystem.resolve(msg.string());
-          const headers = putStat(stat);
+          const file = await fileSystem.open(msg.string(), { deadline });
+          const headers = putStat(file.stat);
           // Read from the same resolution as the stat: these bytes belong to exactly this ETag.
-          const prefetch = Math.min(getPrefetch(msg, MAX_CHUNK_BYTES), stat.size);
+          const prefetch = Math.min(getPrefetch(msg, MAX_CHUNK_BYTES), file.stat.size);
+          // A file the reply carries whole needs no handle: nothing will be read of it again.
+          if (prefetch < file.stat.size) headers.set(HEADERS.handle, open.add(file));
           if (prefetch === 0) return { headers };
-          return { headers, data: await readRange(ref, { start: 0, end: prefetch - 1 }, { deadline }) };
+          return { headers, data: await readWhole(file.read({ start: 0, end: prefetch - 1 }, { deadline })) };
         },
       },
       {
@@ -53,10 +89,25 @@ export async function startFileServer(
         handle: async (msg) => {
           const deadline = deadlineOf(msg);
           assertTimeLeft(deadline, 'the file server could read the file', 0);
-          const stat = getStat(msg);
+          const file = await fileOf(msg, deadline);
           const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
-          const range = { start: offset, end: offset + length - 1 };
-          return { data: await readWhole(fileSystem.read(stat, range, { deadline })) };
+          if (transfer.mode === 'grant' && msg.reply) {
+            // Authorized (the handle is this file server's, or the path was confined again): the driver
+            // answers the gateway itself; errors and the retries stay here.
+            await transfer.granter.grant(file.ref, offset, length, msg.reply, { deadline });
+            return { answered: true };
+          }
+          return {
+            data: await readWhole(file.read({ start: offset, end: offset + length - 1 }, { deadline })),
+          };
+        },
+      },
+      {
+        name: 'close',
+        subject: SUBJECTS.fsClose,
+        handle: async (msg) => {
+          await open.close(msg.headers?.get(HEADERS.handle) ?? '');
+          return {};
         },
       },
     ],

@@ -1,24 +1,27 @@
 /**
- * The gateway's FileService over NATS. stat is one `kstyles.fs.stat` request that also asks for the
+ * The gateway's FileService over NATS. `open` is one `kstyles.fs.stat` request that also asks for the
  * file's first PREFETCH_BYTES (the file server reads them through its driver hop in the same request;
-not when the caller expects to read nothing, CallOptions.statOnly);
- * read serves what lies inside those bytes from memory and pulls the rest as a sequence of
- * `kstyles.fs.read` chunk requests (offset/length, at most MAX_CHUNK_BYTES each), one per chunk the HTTP
- * response consumes. A small file thus costs one request; nothing larger than a chunk is ever published
- * or received.
+ * not when the caller expects to read nothing, CallOptions.statOnly) and gets the file server's
+ * open-file handle for the rest. The handle's `read` serves what lies inside those bytes from memory
+ * and pulls the rest as `kstyles.fs.read` chunk requests naming the handle, a window of them in flight
+ * (bounded in bytes); `close` publishes `kstyles.fs.close`. A small file thus costs one request; nothing
+ * larger than a chunk is ever published or received. Both requests are idempotent: they are retried
+ * across file server restarts within the deadline, with the poison rule (services/ipc/resilient-requester.ts).
  */
-import type { Msg, NatsConnection } from '@nats-io/nats-core';
-import { InternalError, type ServiceError, TimeoutError, UnavailableError } from '../contract/errors.ts';
+import { headers as createHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
+import { InternalError, TimeoutError, UnavailableError } from '../contract/errors.ts';
 import {
   type ByteRange,
   type CallOptions,
   type FileService,
   type FileStat,
   MAX_CHUNK_BYTES,
+  type OpenFile,
   type ReadinessReport,
 } from '../contract/file-service.ts';
 import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from '../ipc/headers.ts';
-import { type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from '../ipc/ipc.ts';
+import { type IpcMetrics, IpcOutcome } from '../ipc/ipc.ts';
+import { ResilientRequester } from '../ipc/resilient-requester.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 
 /** Seconds a client should wait before retrying while a server behind the gateway restarts. */
@@ -30,25 +33,53 @@ const RETRY_AFTER_SECONDS = 1;
  */
 export const PREFETCH_BYTES = 64 * 1024;
 
-/** Bytes a stat reply carried, with the identity they belong to. */
-type Prefetched = { path: string; etag: string; bytes: Uint8Array };
+export type PipelineOptions = { chunkBytes: number; windowBytes: number };
+
+/** Measured: services/microkernel/README.md, 'Pipelined large files'. */
+export const PIPELINE_DEFAULTS: PipelineOptions = { chunkBytes: MAX_CHUNK_BYTES, windowBytes: 1024 * 1024 };
 
 const encoder = new TextEncoder();
 
 export class NatsFileService implements FileService {
   readonly #nc: NatsConnection;
-  readonly #metrics: IpcMetrics | undefined;
-  readonly #from: string;
-  /** Keyed by the FileStat object stat returned: the bytes live exactly as long as the caller's stat. */
-  readonly #prefetched = new WeakMap<FileStat, Prefetched>();
+  /** Stat and read are idempotent: retried across file server restarts, with the poison rule. */
+  readonly #fs: ResilientRequester;
 
-  constructor(nc: NatsConnection, options: { metrics?: IpcMetrics; from?: string } = {}) {
+  /** Bytes per chunk request, and how many bytes of one file's chunks may be in flight at once. */
+  readonly pipeline: PipelineOptions;
+
+  constructor(
+    nc: NatsConnection,
+    options: { metrics?: IpcMetrics; from?: string; pipeline?: Partial<PipelineOptions> } = {},
+  ) {
     this.#nc = nc;
-    this.#metrics = options.metrics;
-    this.#from = options.from ?? 'gateway';
+    this.#fs = new ResilientRequester(nc, {
+      service: SERVICE_NAMES.fs,
+      server: 'file server',
+      hop: { from: options.from ?? 'gateway', to: 'fs' },
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      // One attempt may take the whole deadline: the file server retries the driver itself, and its
+      // own death is seen by the instance probes, not by a timeout.
+      attemptTimeoutMs: Number.POSITIVE_INFINITY,
+      outOfTime: (message, lastFailure) =>
+        lastFailure === IpcOutcome.noResponders || lastFailure === IpcOutcome.disconnected
+          ? new UnavailableError(
+              `no file server answered within the deadline (it is down or restarting): ${message}`,
+              RETRY_AFTER_SECONDS,
+            )
+          : new TimeoutError(message),
+    });
+    this.pipeline = { ...PIPELINE_DEFAULTS, ...options.pipeline };
+    const { chunkBytes, windowBytes } = this.pipeline;
+    if (!(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1 && chunkBytes <= MAX_CHUNK_BYTES)) {
+      throw new RangeError(`chunkBytes must be an integer between 1 and ${MAX_CHUNK_BYTES}`);
+    }
+    if (!(Number.isSafeInteger(windowBytes) && windowBytes >= chunkBytes)) {
+      throw new RangeError('windowBytes must be an integer of at least one chunk (chunkBytes)');
+    }
   }
 
-  async stat(rawPath: string, options: CallOptions): Promise<FileStat> {
+  async open(rawPath: string, options: CallOptions): Promise<OpenFile> {
     const msg = await this.#call('stat', SUBJECTS.fsStat, encoder.encode(rawPath), options, () => {
       const h = withDeadline(options.deadline);
       if (!options.statOnly) h.set(HEADERS.prefetch, String(PREFETCH_BYTES));
@@ -61,34 +92,31 @@ export class NatsFileService implements FileService {
         `the file server sent ${carried} bytes with the stat of ${stat.path} (${stat.size} bytes), more than asked for`,
       );
     }
-    if (carried > 0) this.#prefetched.set(stat, { path: stat.path, etag: stat.etag, bytes: msg.data });
-    return stat;
+    return new RemoteFile(this, stat, msg.headers?.get(HEADERS.handle) ?? '', msg.data);
   }
 
-  async *read(stat: FileStat, range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
-    let position = range.start;
-    const prefetched = this.#prefetched.get(stat);
-    // The bytes came with this very stat object; the identity check guards against a caller that
-    // edited it in between.
-    if (prefetched && prefetched.path === stat.path && prefetched.etag === stat.etag) {
-      const end = Math.min(range.end, prefetched.bytes.byteLength - 1);
-      if (position <= end) {
-        yield prefetched.bytes.subarray(position, end + 1);
-        position = end + 1;
-      }
-    }
-    for (; position <= range.end; position += MAX_CHUNK_BYTES) {
-      if (options.signal?.aborted) return;
-      const length = Math.min(MAX_CHUNK_BYTES, range.end - position + 1);
-      const msg = await this.#call('read', SUBJECTS.fsRead, undefined, options, () =>
-        putSpan(position, length, putStat(stat, withDeadline(options.deadline))),
+  /** One chunk of an open file: a `kstyles.fs.read` of exactly `length` bytes. */
+  async readChunk(file: RemoteFile, position: number, length: number, options: CallOptions) {
+    const msg = await this.#call('read', SUBJECTS.fsRead, undefined, options, () =>
+      file.headers(putSpan(position, length, withDeadline(options.deadline))),
+    );
+    if (msg.data.byteLength !== length) {
+      throw new InternalError(
+        `the file server sent ${msg.data.byteLength} bytes of ${file.stat.path} at ${position} instead of ${length}`,
       );
-      if (msg.data.byteLength !== length) {
-        throw new InternalError(
-          `the file server sent ${msg.data.byteLength} bytes of ${stat.path} at ${position} instead of ${length}`,
-        );
-      }
-      yield msg.data;
+    }
+    return msg.data;
+  }
+
+  /** Tells the file server the handle is free; a lost close only leaves the entry to its LRU bound. */
+  closeHandle(handle: string): void {
+    if (handle === '') return;
+    const h = createHeaders();
+    h.set(HEADERS.handle, handle);
+    try {
+      this.#nc.publish(SUBJECTS.fsClose, undefined, { headers: h });
+    } catch {
+      // The connection is closing: the file server's table bound takes care of the handle.
     }
   }
 
@@ -120,43 +148,69 @@ export class NatsFileService implements FileService {
     subject: string,
     payload: Uint8Array | undefined,
     options: CallOptions,
-    headers: () => ReturnType<typeof withDeadline>,
+    headers: () => MsgHdrs,
   ): Promise<Msg> {
-    const left = remainingMs(options.deadline);
-    if (left <= 0)
+    if (remainingMs(options.deadline) <= 0)
       throw new TimeoutError(`deadline passed before the gateway could ask the file server (${op})`);
-    const result = await ipcRequest(
-      this.#nc,
-      { from: this.#from, to: 'fs', op },
-      this.#metrics,
-      subject,
-      payload,
-      { headers: headers(), timeoutMs: left },
-    );
-    if (result.outcome === IpcOutcome.ok) return result.msg;
-    throw failure(result, op);
+    const what = op === 'stat' ? 'a stat' : 'a chunk read';
+    return this.#fs.request(op, subject, payload, headers, options.deadline, what);
   }
 }
 
-function failure(result: Exclude<IpcResult, { outcome: 'ok' }>, op: string): ServiceError {
-  switch (result.outcome) {
-    case IpcOutcome.error:
-      return result.error;
-    case IpcOutcome.noResponders:
-      return new UnavailableError(
-        `no file server answers ${op} on NATS (it is down or restarting)`,
-        RETRY_AFTER_SECONDS,
-      );
-    case IpcOutcome.timeout:
-      return new TimeoutError(`the file server did not answer ${op} within the request deadline`);
-    case IpcOutcome.denied:
-      return new InternalError(
-        `NATS refused the gateway's ${op} request: check the gateway user's permissions`,
-      );
-    default:
-      return new UnavailableError(
-        `the gateway's NATS connection is down (${result.cause.message}); retry shortly`,
-        RETRY_AFTER_SECONDS,
-      );
+/**
+ * A file the file server opened: its stat, the first bytes the open reply carried, and the handle the
+ * reads name (empty when the reply carried the whole file).
+ */
+class RemoteFile implements OpenFile {
+  #closed = false;
+
+  constructor(
+    readonly service: NatsFileService,
+    readonly stat: FileStat,
+    readonly handle: string,
+    readonly prefetched: Uint8Array,
+  ) {}
+
+  /** The request headers that name this file: the handle, and the stat for a file server that lost it. */
+  headers(h: MsgHdrs): MsgHdrs {
+    if (this.handle !== '') h.set(HEADERS.handle, this.handle);
+    return putStat(this.stat, h);
+  }
+
+  async *read(range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {
+    const prefetchedEnd = Math.min(range.end, this.prefetched.byteLength - 1);
+    let position = Math.max(range.start, prefetchedEnd + 1);
+    // A window of chunk requests in flight, bounded in bytes: the next ones travel while the client
+    // takes this one, and a client that stops reading stops the requests (the generator waits at yield).
+    const { chunkBytes, windowBytes } = this.service.pipeline;
+    const inFlight: Array<{ length: number; bytes: Promise<Uint8Array> }> = [];
+    let inFlightBytes = 0;
+    const fill = () => {
+      while (position <= range.end && (inFlight.length === 0 || inFlightBytes + chunkBytes <= windowBytes)) {
+        const length = Math.min(chunkBytes, range.end - position + 1);
+        const bytes = this.service.readChunk(this, position, length, options);
+        // A chunk may fail while it waits its turn, or after the client left: awaited or not, it is handled.
+        bytes.catch(() => {});
+        inFlight.push({ length, bytes });
+        inFlightBytes += length;
+        position += length;
+      }
+    };
+    fill();
+    if (range.start <= prefetchedEnd) yield this.prefetched.subarray(range.start, prefetchedEnd + 1);
+    while (inFlight.length > 0) {
+      if (options.signal?.aborted) return;
+      const head = inFlight.shift()!;
+      inFlightBytes -= head.length;
+      const bytes = await head.bytes;
+      fill();
+      yield bytes;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.service.closeHandle(this.handle);
   }
 }

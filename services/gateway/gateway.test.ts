@@ -1,29 +1,39 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileServiceContract, httpContract } from '../contract/testing/contract-suite.ts';
 import { testCorpus } from '../contract/testing/test-corpus.ts';
 import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
+import { HEADERS, putSpan, putStat, TRANSFER_MODES, withDeadline } from '../ipc/headers.ts';
+import { SUBJECTS } from '../ipc/subjects.ts';
 import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
 import { NatsFileService } from './file-service-client.ts';
 
 // The servers run in this process for speed, but talk only through a real nats-server with the
 // generated per-user permissions; the process-level behaviour is in test/microkernel-*.test.ts.
-httpContract('microkernel gateway over NATS (fs and driver servers)', 'microkernel', async (corpus) => {
-  const kernel = await startInProcessKernel(corpus.dir);
-  return { baseUrl: kernel.gateway.url, corpus, stop: () => kernel.stop() };
-});
+for (const transfer of TRANSFER_MODES) {
+  httpContract(
+    `microkernel gateway over NATS (fs and driver servers, ${transfer} transfers)`,
+    'microkernel',
+    async (corpus) => {
+      const kernel = await startInProcessKernel(corpus.dir, { transfer });
+      return { baseUrl: kernel.gateway.url, corpus, stop: () => kernel.stop() };
+    },
+  );
 
-fileServiceContract(
-  'NATS-backed FileService (gateway user → kstyles-fs → kstyles-driver)',
-  async (corpus) => {
-    const kernel = await startInProcessKernel(corpus.dir);
-    const service = new NatsFileService(await kernel.connectAs('gateway'));
-    return { service, corpus, stop: () => kernel.stop() };
-  },
-);
+  fileServiceContract(
+    `NATS-backed FileService (gateway user → kstyles-fs → kstyles-driver, ${transfer} transfers)`,
+    async (corpus) => {
+      const kernel = await startInProcessKernel(corpus.dir, { transfer });
+      const service = new NatsFileService(await kernel.connectAs('gateway'));
+      return { service, corpus, stop: () => kernel.stop() };
+    },
+  );
+}
 
 describe('microkernel gateway metrics and bus permissions', () => {
   let kernel: Awaited<ReturnType<typeof startInProcessKernel>> & { dataDir: string };
@@ -130,7 +140,7 @@ describe('microkernel gateway metrics and bus permissions', () => {
   it('shows both servers to `nats micro info`: endpoints in queue groups named after the service', async () => {
     const nc = await kernel.connectAs('supervisor');
     for (const [service, subjects] of [
-      ['kstyles-fs', ['kstyles.fs.stat', 'kstyles.fs.read']],
+      ['kstyles-fs', ['kstyles.fs.stat', 'kstyles.fs.read', 'kstyles.fs.close']],
       ['kstyles-driver', ['kstyles.drv.read']],
     ] as const) {
       const info = (await nc.request(`$SRV.INFO.${service}`, '', { timeout: 1000 })).json<{
@@ -142,6 +152,108 @@ describe('microkernel gateway metrics and bus permissions', () => {
       for (const endpoint of info.endpoints) assert.equal(endpoint.queue_group, service);
     }
   });
+});
+
+describe('microkernel open-file handles', () => {
+  it('reads a large file through its handle, not its path, and a lost handle costs only a reopen', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-handles-'));
+    const bytes = randomBytes(3 * 256 * 1024 + 1000);
+    await writeFile(path.join(dir, 'target.bin'), bytes);
+    await symlink('target.bin', path.join(dir, 'alias.bin'));
+    const kernel = await startInProcessKernel(dir);
+    try {
+      const service = new NatsFileService(await kernel.connectAs('gateway'));
+      const deadline = Date.now() + 10_000;
+      const file = await service.open('alias.bin', { deadline });
+      // Resolving the name again would now answer NOT_FOUND: every chunk below goes by handle.
+      await rm(path.join(dir, 'alias.bin'));
+      const parts: Uint8Array[] = [];
+      for await (const chunk of file.read({ start: 0, end: bytes.length - 1 }, { deadline }))
+        parts.push(chunk);
+      assert.ok(Buffer.concat(parts).equals(bytes));
+      await file.close();
+      // A handle the file server does not know (issued by one that restarted) costs a reopen by path and ETag.
+      const nc = await kernel.connectAs('gateway');
+      const headers = putSpan(1000, 4096, putStat(file.stat, withDeadline(deadline)));
+      headers.set(HEADERS.handle, 'issued-by-a-file-server-that-restarted.1');
+      const stale = Object.assign({}, file.stat, { path: 'target.bin' });
+      const reply = await nc.request(SUBJECTS.fsRead, undefined, {
+        headers: putStat(stale, headers),
+        timeout: 5000,
+      });
+      assert.ok(Buffer.from(reply.data).equals(bytes.subarray(1000, 5096)));
+    } finally {
+      await kernel.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('microkernel pipelined reads', () => {
+  it('keeps a window of chunk reads in flight, bounded in bytes, that stops when the reader stops', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-window-'));
+    const chunk = 256 * 1024;
+    const bytes = randomBytes(16 * chunk + 64 * 1024 + 123);
+    await writeFile(path.join(dir, 'big.bin'), bytes);
+    const kernel = await startInProcessKernel(dir);
+    try {
+      let reads = 0;
+      const metrics = { observe: (hop: { op: string }) => void (hop.op === 'read' && reads++) };
+      const service = new NatsFileService(await kernel.connectAs('gateway'), {
+        metrics,
+        pipeline: { chunkBytes: chunk, windowBytes: 4 * chunk },
+      });
+      const deadline = Date.now() + 20_000;
+      const file = await service.open('big.bin', { deadline });
+      const chunks = file.read({ start: 0, end: bytes.length - 1 }, { deadline })[Symbol.asyncIterator]();
+      const parts: Uint8Array[] = [];
+      const first = await chunks.next();
+      assert.ok(!first.done);
+      parts.push(first.value);
+      // The reader pauses: the window is asked for and answered, and not one chunk more.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(reads, 4, 'chunk reads while the reader holds the first (stat-carried) bytes');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(reads, 4, 'a paused reader asks for nothing more');
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) parts.push(next.value);
+      assert.ok(Buffer.concat(parts).equals(bytes));
+      assert.equal(reads, Math.ceil((bytes.length - 64 * 1024) / chunk), 'each byte asked for once');
+      await file.close();
+    } finally {
+      await kernel.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('microkernel transfers', () => {
+  for (const transfer of TRANSFER_MODES) {
+    it(`${transfer}: chunk bytes ${transfer === 'grant' ? 'bypass' : 'pass through'} the file server`, async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-transfer-'));
+      const bytes = randomBytes(3 * 1024 * 1024);
+      await writeFile(path.join(dir, 'big.bin'), bytes);
+      const kernel = await startInProcessKernel(dir, { transfer });
+      try {
+        const service = new NatsFileService(await kernel.connectAs('gateway'));
+        const before = kernel.fsNats.stats().inBytes;
+        const deadline = Date.now() + 10_000;
+        const file = await service.open('big.bin', { deadline });
+        const parts: Uint8Array[] = [];
+        for await (const chunk of file.read({ start: 0, end: bytes.length - 1 }, { deadline }))
+          parts.push(chunk);
+        await file.close();
+        assert.ok(Buffer.concat(parts).equals(bytes));
+        const received = kernel.fsNats.stats().inBytes - before;
+        // The stat-carried first 64 KiB always come through the file server, and headers cost a little.
+        if (transfer === 'grant')
+          assert.ok(received < 256 * 1024, `the file server received ${received} bytes`);
+        else assert.ok(received > bytes.length - 64 * 1024, `the file server received ${received} bytes`);
+      } finally {
+        await kernel.stop();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('microkernel replicas', () => {

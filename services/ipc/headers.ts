@@ -35,9 +35,25 @@ export const HEADERS = {
   length: 'Kstyles-Length',
   /** On a stat request: how many of the file's first bytes the reply should carry as its payload. */
   prefetch: 'Kstyles-Prefetch',
+  /**
+   * On a driver read: a grant transfer. The driver publishes the bytes to this subject (the gateway's
+   * reply subject) and answers its caller with an empty acknowledgement.
+   */
+  grantTo: 'Kstyles-Grant-To',
+  /** The file server's open-file handle (stat reply, then every read and the close of that file). */
+  handle: 'Kstyles-Handle',
   /** Service instance id of the server that answered (the file server uses it to tell crashes apart). */
   instance: 'Kstyles-Instance',
 } as const;
+
+/**
+ * How a chunk's bytes reach the gateway: `copy`, through the file server (driver → fs → gateway), or
+ * `grant`, straight from the driver to the gateway's reply subject once the file server authorized the
+ * read (MINIX 3's safecopy grants). Stat-carried first bytes always come with the stat reply.
+ */
+export const TRANSFER_MODES = ['grant', 'copy'] as const;
+export type TransferMode = (typeof TRANSFER_MODES)[number];
+export const DEFAULT_TRANSFER: TransferMode = 'grant';
 
 /**
  * Subtracted from the remaining deadline at each hop, so the callee gives up (and says TIMEOUT) just

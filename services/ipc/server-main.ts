@@ -20,8 +20,30 @@ import { logLine } from '../contract/http-server.ts';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
+import { DEFAULT_TRANSFER, TRANSFER_MODES, type TransferMode } from './headers.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
+
+/** The --transfer flag (KSTYLES_TRANSFER) of the file server and the microkernel command. */
+export const TRANSFER_FLAG = {
+  transfer: {
+    type: 'string',
+    env: 'KSTYLES_TRANSFER',
+    value: TRANSFER_MODES.join('|'),
+    default: DEFAULT_TRANSFER,
+    description:
+      "how a chunk's bytes reach the gateway: straight from the driver (grant) or through the file server (copy)",
+  },
+} as const;
+
+/** The --transfer value, or a UsageError naming the flag and its choices. */
+export function transferFlag(command: string, value: string | undefined): TransferMode {
+  const mode = value ?? DEFAULT_TRANSFER;
+  if ((TRANSFER_MODES as readonly string[]).includes(mode)) return mode as TransferMode;
+  throw new UsageError(
+    `kstyles ${command}: --transfer must be ${TRANSFER_MODES.join(' or ')}, not '${mode}'.`,
+  );
+}
 
 /** Flags every server takes; each also reads an environment variable. */
 /** The /metrics flags of a server; `portEnv` names the environment variable of its port. */

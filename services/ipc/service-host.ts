@@ -17,7 +17,8 @@ import { supervisedServiceMetadata } from '../supervisor/child-identity.ts';
 import { HEADERS, respondWithError } from './headers.ts';
 import type { ServiceName } from './subjects.ts';
 
-export type Reply = { data?: Payload; headers?: MsgHdrs };
+/** `answered`: the caller got its reply from elsewhere (a grant transfer), so none is sent here. */
+export type Reply = { data?: Payload; headers?: MsgHdrs; answered?: boolean };
 
 export type EndpointSpec = {
   /** Endpoint name in `nats micro info` (a subject token). */
@@ -56,6 +57,7 @@ async function serve(
   let outcome = 'ok';
   try {
     const reply = await endpoint.handle(msg);
+    if (reply.answered) return;
     const headers = reply.headers ?? createHeaders();
     headers.set(HEADERS.instance, instanceId);
     msg.respond(reply.data, { headers });

@@ -10,10 +10,15 @@ export const SERVICE_NAMES = {
 export type ServiceName = (typeof SERVICE_NAMES)[keyof typeof SERVICE_NAMES];
 
 export const SUBJECTS = {
-  /** Request payload: the raw request path (UTF-8). Reply: the FileStat in headers, empty payload. */
+  /**
+   * Opens a file. Request payload: the raw request path (UTF-8). Reply: the FileStat and, when the reply
+   * does not carry the whole file, an open-file handle in headers; the first bytes asked for as payload.
+   */
   fsStat: 'kstyles.fs.stat',
-  /** Request headers: path, ETag, offset, length. Reply: the raw bytes (at most MAX_CHUNK_BYTES). */
+  /** Request headers: handle, path, ETag, offset, length. Reply: the raw bytes (at most MAX_CHUNK_BYTES). */
   fsRead: 'kstyles.fs.read',
+  /** Fire-and-forget: the gateway is done with the handle in the headers. */
+  fsClose: 'kstyles.fs.close',
   /** Request headers: the FileRef, offset, length. Reply: the raw bytes. */
   drvRead: 'kstyles.drv.read',
 } as const;

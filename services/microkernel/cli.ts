@@ -21,6 +21,7 @@ import {
 } from '../../cli/kit/flags.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort, reachableUrl } from '../contract/http-server.ts';
+import { TRANSFER_FLAG, transferFlag } from '../ipc/server-main.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import type { SupervisorSpec } from '../supervisor/spec.ts';
@@ -37,7 +38,7 @@ import { generateUsers, NATS_ROLES, type NatsRole, renderNatsConfig, usersFromEn
 const COMMAND = {
   name: 'microkernel',
   summary: 'serve the contract from NATS servers under a supervisor',
-  usage: 'kstyles microkernel --port P --data DIR [--nats URL] [--chaos] [--host H]',
+  usage: 'kstyles microkernel --port P --data DIR [--transfer grant|copy] [--nats URL] [--chaos] [--host H]',
   flags: {
     port: portFlagSpec(DEFAULT_PORTS.microkernel, 'HTTP port of the gateway (0 = any free port)'),
     host: hostFlagSpec('HTTP address'),
@@ -49,6 +50,7 @@ const COMMAND = {
       description: 'use this NATS server instead of starting one (passwords from KSTYLES_NATS_<ROLE>_PASS)',
     },
     chaos: chaosFlagSpec("enable the driver's fault hooks"),
+    ...TRANSFER_FLAG,
     id: {
       type: 'string',
       env: 'KSTYLES_SUPERVISOR_ID',
@@ -149,6 +151,7 @@ async function compositionOptions(
     httpHost: flags.host ?? '127.0.0.1',
     httpPort: await fixedPort(portFlag(name, flags.port)),
     chaos: flags.chaos,
+    transfer: transferFlag(name, flags.transfer),
     metricsHost: flags['metrics-host'] ?? '127.0.0.1',
     metricsPorts: {
       supervisor: await fixedPort(
@@ -253,7 +256,7 @@ async function superviseUntilDone(
     () =>
       process.stdout.write(
         [
-          `microkernel ready: ${url}  (data ${data}, chaos ${composition.chaos ? 'on' : 'off'}, supervisor pid ${process.pid})`,
+          `microkernel ready: ${url}  (data ${data}, transfer ${composition.transfer}, chaos ${composition.chaos ? 'on' : 'off'}, supervisor pid ${process.pid})`,
           `  NATS      ${composition.natsUrl}${composition.ownNats ? ` (monitoring http://127.0.0.1:${composition.ownNats.monitorPort}/varz)` : ''}`,
           `  metrics   gateway ${metrics.gateway}  fs ${metrics.fs}  driver ${metrics.driver}  supervisor ${metrics.supervisor}`,
           `  control   'kstyles ps', 'kstyles chaos ${spec.id}:${CHILD_NAMES.driver} kill' (state: ${stateFile})`,

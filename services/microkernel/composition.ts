@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../../cli/kit/repo.ts';
 import { reachableUrl } from '../contract/http-server.ts';
+import type { TransferMode } from '../ipc/headers.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
@@ -59,6 +60,8 @@ export type CompositionOptions = {
   heartbeat: { intervalMs: number; timeoutMs: number; misses: number };
   intensity: { maxRestarts: number; periodMs: number };
   deadlineMs?: number;
+  /** How chunk bytes reach the gateway (services/ipc/headers.ts, TRANSFER_MODES); default grant. */
+  transfer?: TransferMode;
 };
 
 /** `node --import tsx <file>`: the way every server runs, from any working directory. */
@@ -125,6 +128,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       ...server(options, CHILD_NAMES.fs, 'services/fs/main.ts', 'fs', [
         '--data',
         options.data,
+        ...(options.transfer ? ['--transfer', options.transfer] : []),
         '--metrics-port',
         String(options.metricsPorts.fs),
         ...metricsHostArgs(options),

@@ -33,21 +33,25 @@ const ping = (name: ServiceName) => [`$SRV.PING.${name}`, `$SRV.PING.${name}.*`]
 
 /**
  * What each server may do. The gateway reaches the file server and the two PINGs of its readiness
- * check, never a driver subject; the file server asks the driver; the driver only answers.
+ * check, never a driver subject; the file server asks the driver; the driver only answers (its caller,
+ * or on a grant the inbox its caller named).
  */
 export const PERMISSIONS: Record<NatsRole, Permissions> = {
   gateway: {
-    publish: ['kstyles.fs.>', `$SRV.PING.${SERVICE_NAMES.fs}`, `$SRV.PING.${SERVICE_NAMES.driver}`],
+    // The file server's instance PINGs tell its crashes apart (the gateway retries across them).
+    publish: ['kstyles.fs.>', ...ping(SERVICE_NAMES.fs), `$SRV.PING.${SERVICE_NAMES.driver}`],
     subscribe: [INBOX],
     allowResponses: false,
   },
   fs: {
     publish: ['kstyles.drv.>', ...ping(SERVICE_NAMES.driver)],
-    subscribe: ['kstyles.fs.>', ...serviceApi(SERVICE_NAMES.fs), INBOX],
+    // The supervisors' events: a driver's exit reissues the reads it held (services/ipc/supervisor-news.ts).
+    subscribe: ['kstyles.fs.>', 'kstyles.sup.events.*', ...serviceApi(SERVICE_NAMES.fs), INBOX],
     allowResponses: true,
   },
   driver: {
-    publish: [],
+    // Grant transfers: the bytes of a read go to the requester's reply subject the file server names.
+    publish: [INBOX],
     subscribe: ['kstyles.drv.>', ...serviceApi(SERVICE_NAMES.driver)],
     allowResponses: true,
   },

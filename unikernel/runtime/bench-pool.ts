@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   try {
     const data = join(base, 'data');
     await generateCorpus(data, { seed: 1, count: 12 });
-    const fs = await FileSystem.open(data, inline);
+    const fs = await FileSystem.mount(data, inline);
     const { ref } = await fs.resolveNormalized('large/4mib-plus.bin');
     await pool.ready();
     const rows: Row[] = [];

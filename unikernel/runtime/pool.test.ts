@@ -17,7 +17,7 @@ fileServiceContract(
   'fs core + driver reads in the piscina pool (every read, TypeScript task)',
   async (corpus) => {
     const reader = new PoolBlockReader({ taskFile, inlineMaxBytes: 0, threads: 2 });
-    const service = await FileSystem.open(corpus.dir, reader);
+    const service = await FileSystem.mount(corpus.dir, reader);
     return { service, corpus, stop: () => service.close() };
   },
 );
@@ -27,7 +27,7 @@ describe('PoolBlockReader', () => {
     const corpus = await testCorpus();
     const registry = new Registry();
     const reader = new PoolBlockReader({ taskFile, inlineMaxBytes: 64 * 1024, threads: 1, registry });
-    const fs = await FileSystem.open(corpus.dir, reader);
+    const fs = await FileSystem.mount(corpus.dir, reader);
     try {
       const small = (await fs.resolveNormalized('bench/4k.bin')).ref;
       const large = (await fs.resolveNormalized('large/4mib-plus.bin')).ref;
@@ -49,7 +49,7 @@ describe('PoolBlockReader', () => {
   it('brings a driver failure in a worker back with its stable code', async () => {
     const corpus = await testCorpus();
     const reader = new PoolBlockReader({ taskFile, inlineMaxBytes: 0, threads: 1 });
-    const fs = await FileSystem.open(corpus.dir, reader);
+    const fs = await FileSystem.mount(corpus.dir, reader);
     try {
       const ref = (await fs.resolveNormalized('bench/64k.bin')).ref;
       // A file reference whose inode does not match: the worker's driver refuses it with INTERNAL.

@@ -28,7 +28,7 @@ export async function startUnikernel(options: UnikernelOptions): Promise<Running
   const reader = new PoolBlockReader({ ...options, registry: metrics.registry });
   let fileSystem: FileSystem;
   try {
-    fileSystem = await FileSystem.open(options.root, reader);
+    fileSystem = await FileSystem.mount(options.root, reader);
   } catch (err) {
     await reader.close();
     throw err;

@@ -28,12 +28,17 @@ function fileOfSize(corpus: TestCorpus, predicate: (size: number) => boolean): M
 
 async function readAll(service: FileService, rawPath: string, range?: { start: number; end: number }) {
   const deadline = Date.now() + 10_000;
-  const stat = await service.stat(rawPath, { deadline });
+  const file = await service.open(rawPath, { deadline });
+  const stat = file.stat;
   const chunks: Uint8Array[] = [];
-  if (stat.size > 0) {
-    for await (const chunk of service.read(stat, range ?? { start: 0, end: stat.size - 1 }, { deadline })) {
-      chunks.push(chunk);
+  try {
+    if (stat.size > 0) {
+      for await (const chunk of file.read(range ?? { start: 0, end: stat.size - 1 }, { deadline })) {
+        chunks.push(chunk);
+      }
     }
+  } finally {
+    await file.close();
   }
   return { stat, bytes: Buffer.concat(chunks) };
 }
@@ -76,15 +81,16 @@ export function fileServiceContract(
     it('streams large files in chunks no larger than 256 KiB', async () => {
       const large = fileOfSize(sut.corpus, (size) => size > 1024 * 1024);
       const deadline = Date.now() + 10_000;
-      const stat = await sut.service.stat(encodeFilePath(large.path), { deadline });
+      const file = await sut.service.open(encodeFilePath(large.path), { deadline });
       const hash = createHash('sha256');
       let chunks = 0;
-      for await (const chunk of sut.service.read(stat, { start: 0, end: stat.size - 1 }, { deadline })) {
+      for await (const chunk of file.read({ start: 0, end: file.stat.size - 1 }, { deadline })) {
         assert.ok(chunk.byteLength <= 256 * 1024, `chunk of ${chunk.byteLength} bytes`);
         hash.update(chunk);
         chunks++;
       }
       assert.ok(chunks > 1);
+      await file.close();
       assert.equal(hash.digest('hex'), large.sha256);
     });
 
@@ -98,38 +104,38 @@ export function fileServiceContract(
     it('answers errors with stable codes', async () => {
       const deadline = Date.now() + 5000;
       await expectCode(
-        sut.service.stat('no/such/file.txt', { deadline }),
+        sut.service.open('no/such/file.txt', { deadline }),
         [ErrorCode.NOT_FOUND],
         'missing file',
       );
-      await expectCode(sut.service.stat('docs', { deadline }), [ErrorCode.NOT_FOUND], 'directory');
+      await expectCode(sut.service.open('docs', { deadline }), [ErrorCode.NOT_FOUND], 'directory');
       await expectCode(
-        sut.service.stat('links/escape', { deadline }),
+        sut.service.open('links/escape', { deadline }),
         [ErrorCode.FORBIDDEN_PATH],
         'escaping symlink',
       );
       await expectCode(
-        sut.service.stat('links/loop-a', { deadline }),
+        sut.service.open('links/loop-a', { deadline }),
         [ErrorCode.FORBIDDEN_PATH],
         'symlink loop',
       );
       await expectCode(
-        sut.service.stat('..%2fetc', { deadline }),
+        sut.service.open('..%2fetc', { deadline }),
         [ErrorCode.INVALID_PATH],
         'encoded separator',
       );
       await expectCode(
-        sut.service.stat('../etc/passwd', { deadline }),
+        sut.service.open('../etc/passwd', { deadline }),
         [ErrorCode.FORBIDDEN_PATH],
         'dot-dot',
       );
-      await expectCode(sut.service.stat('x'.repeat(1100), { deadline }), [ErrorCode.TOO_LARGE], 'overlong');
+      await expectCode(sut.service.open('x'.repeat(1100), { deadline }), [ErrorCode.TOO_LARGE], 'overlong');
     });
 
     it('refuses every traversal attack', async () => {
       for (const attack of TRAVERSAL_ATTACKS) {
         await expectCode(
-          sut.service.stat(attack, { deadline: Date.now() + 5000 }),
+          sut.service.open(attack, { deadline: Date.now() + 5000 }),
           [ErrorCode.INVALID_PATH, ErrorCode.FORBIDDEN_PATH, ErrorCode.NOT_FOUND, ErrorCode.TOO_LARGE],
           attack,
         );
@@ -138,7 +144,7 @@ export function fileServiceContract(
 
     it('fails with TIMEOUT when the deadline has passed', async () => {
       await expectCode(
-        sut.service.stat(encodeFilePath('docs/hello world.txt'), { deadline: Date.now() - 1 }),
+        sut.service.open(encodeFilePath('docs/hello world.txt'), { deadline: Date.now() - 1 }),
         [ErrorCode.TIMEOUT],
         'past deadline',
       );

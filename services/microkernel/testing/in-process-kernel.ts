@@ -13,6 +13,7 @@ import { FileSystem } from '../../fs/file-system.ts';
 import { startFileServer } from '../../fs/nats-server.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
 import { connectNats } from '../../ipc/connect.ts';
+import { DEFAULT_TRANSFER, type TransferMode } from '../../ipc/headers.ts';
 import { createIpcMetrics } from '../../ipc/ipc.ts';
 import type { HostedService } from '../../ipc/service-host.ts';
 import { startNatsServer, type TestNatsServer } from '../../supervisor/testing/nats-server.ts';
@@ -24,6 +25,8 @@ export type InProcessKernel = {
   gateway: Gateway;
   /** The hosted services, to stop one and see how the rest copes. */
   servers: { driver: HostedService; fs: HostedService };
+  /** The file server's connection: its byte counters show what passed through the file server. */
+  fsNats: NatsConnection;
   /** Connects as one of the roles (closed by stop()). */
   connectAs(role: NatsRole): Promise<NatsConnection>;
   stop(): Promise<void>;
@@ -31,7 +34,7 @@ export type InProcessKernel = {
 
 export async function startInProcessKernel(
   dataDir: string,
-  options: { deadlineMs?: number } = {},
+  options: { deadlineMs?: number; transfer?: TransferMode } = {},
 ): Promise<InProcessKernel> {
   const users = generateUsers();
   const nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
@@ -57,11 +60,13 @@ export async function startInProcessKernel(
       () => driver.close(),
     );
     const fsNc = await connectAs('fs');
-    const fileSystem = await FileSystem.open(
-      dataDir,
-      new NatsBlockReader(fsNc, { metrics: createIpcMetrics(new Registry()) }),
-    );
-    const fileServer = await startFileServer(fsNc, fileSystem, { registry: new Registry() });
+    const reader = new NatsBlockReader(fsNc, { metrics: createIpcMetrics(new Registry()) });
+    const fileSystem = await FileSystem.mount(dataDir, reader);
+    const transfer = options.transfer ?? DEFAULT_TRANSFER;
+    const fileServer = await startFileServer(fsNc, fileSystem, {
+      registry: new Registry(),
+      transfer: transfer === 'grant' ? { mode: transfer, granter: reader } : { mode: transfer },
+    });
     stops.push(() => fileServer.stop());
     const gateway = await startGateway(await connectAs('gateway'), {
       port: 0,
@@ -74,6 +79,7 @@ export async function startInProcessKernel(
       users,
       gateway,
       servers: { driver: driverServer, fs: fileServer },
+      fsNats: fsNc,
       connectAs,
       stop: async () => {
         for (const stop of stops.reverse()) await stop().catch(() => {});
