@@ -201,6 +201,7 @@ export const ProcessErrorCode = {
   SUPERVISOR_UNAVAILABLE: 'SUPERVISOR_UNAVAILABLE',
   TARGET_SKIPPED: 'TARGET_SKIPPED',
   NOT_READY: 'NOT_READY',
+  RUNTIME_DIR_UNSAFE: 'RUNTIME_DIR_UNSAFE',
 } as const;
 export type ProcessErrorCode = (typeof ProcessErrorCode)[keyof typeof ProcessErrorCode];
 
@@ -219,6 +220,10 @@ export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meanin
   SUPERVISOR_UNAVAILABLE: { exitCode: 1, meaning: 'no supervisor with that id answered on this NATS' },
   TARGET_SKIPPED: { exitCode: 1, meaning: 'a benchmark target that cannot be measured on this machine' },
   NOT_READY: { exitCode: 1, meaning: 'a started process did not answer 200 within its deadline' },
+  RUNTIME_DIR_UNSAFE: {
+    exitCode: 1,
+    meaning: 'the runtime-state directory is a symlink, not ours, or open to group or others',
+  },
 };
 
 /** Base class of the command and tool errors: `code` is stable, `exitCode` follows from it. */
