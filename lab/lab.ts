@@ -4,15 +4,18 @@
  * microkernel and the unikernel as its children: for the monolith and the unikernel it plays the part of
  * a compose restart policy; the microkernel brings its own supervisor, a supervision tree as in OTP.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
-import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microkernel/nats-config.ts';
-import { removeRuntimeState, writeRuntimeState } from '../services/supervisor/runtime-state.ts';
+import { generateUsers, NATS_ROLES, writeRunNatsConfig } from '../services/microkernel/nats-config.ts';
+import {
+  removeRuntimeState,
+  runtimeNatsOf,
+  writeRuntimeState,
+} from '../services/supervisor/runtime-state.ts';
 import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { Supervisor } from '../services/supervisor/supervisor.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
@@ -91,20 +94,13 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   if (!natsBinary) throw new Error(`nats-server not found: ${NATS_INSTALL_HINT}`);
 
   const users = generateUsers();
-  const tempDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-lab-'));
-  chmodSync(tempDir, 0o700);
-  const natsConfig = path.join(tempDir, 'nats.conf');
-  writeFileSync(
-    natsConfig,
-    renderNatsConfig({
-      host: '127.0.0.1',
-      port: options.ports.nats,
-      monitorPort: options.ports.natsMonitor,
-      users,
-      serverName: 'kstyles-lab',
-    }),
-    { mode: 0o600 },
-  );
+  const { dir: tempDir, file: natsConfig } = writeRunNatsConfig({
+    host: '127.0.0.1',
+    port: options.ports.nats,
+    monitorPort: options.ports.natsMonitor,
+    users,
+    serverName: 'kstyles-lab',
+  });
   const natsUrl = `nats://127.0.0.1:${options.ports.nats}`;
   const urls = Object.fromEntries(
     STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
@@ -198,7 +194,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     id: LAB_ID,
     pid: process.pid,
     startedAt: new Date().toISOString(),
-    nats: { servers: [natsUrl], user: users.supervisor.user, pass: users.supervisor.pass },
+    nats: runtimeNatsOf(spec.nats!),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
     info: { urls, chaos: options.chaos, data: options.data, unikernel: unikernel.form },
   });

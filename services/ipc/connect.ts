@@ -1,11 +1,21 @@
 /**
- * How every microkernel process connects to NATS (docs/architecture.md, 'The microkernel'): never give up
- * reconnecting (the client default of 10 attempts would strand a server after a NATS restart), wait for
- * the first connection (NATS may start after us), and reconnect quickly on loopback.
+ * How every kstyles process connects to NATS — the servers, the supervisor, the control API's clients
+ * (docs/architecture.md, 'The microkernel'): never give up reconnecting (the client default of 10
+ * attempts would strand a server after a NATS restart), wait for the first connection (NATS may start
+ * after us), reconnect quickly on loopback, ping often enough to notice a dead server, and take replies
+ * on the role's own inbox prefix (the server config lets no role subscribe to another's).
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
+
+/**
+ * The inbox prefix of a NATS user (a microkernel role: gateway, fs, driver, supervisor): its replies
+ * arrive on `<prefix>.>`, and the server config lets each role subscribe only to its own.
+ */
+export function inboxPrefixOf(role: string): string {
+  return `_INBOX_${role}`;
+}
 
 export type NatsCredentials = { user?: string; pass?: string };
 
@@ -13,8 +23,14 @@ export type NatsConnectOptions = NatsCredentials & {
   servers: string | string[];
   /** Connection name shown by `nats server report connections` and in the server log. */
   name: string;
-  /** Give up when the first connection has not succeeded within this bound. Default 10 s. */
+  /** Replies arrive on `<inboxPrefix>.>` (see inboxPrefixOf); default the client's `_INBOX`. */
+  inboxPrefix?: string;
+  /** Give up when the first connection has not succeeded within this bound (Infinity: never). Default 10 s. */
   firstConnectTimeoutMs?: number;
+  /** Per connection attempt. Default 2 s. */
+  connectTimeoutMs?: number;
+  /** Between reconnection attempts. Default 250 ms. */
+  reconnectTimeWaitMs?: number;
 };
 
 export const NATS_CLIENT_DEFAULTS = {
@@ -40,10 +56,11 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     name: options.name,
     ...(options.user !== undefined ? { user: options.user } : {}),
     ...(options.pass !== undefined ? { pass: options.pass } : {}),
+    ...(options.inboxPrefix !== undefined ? { inboxPrefix: options.inboxPrefix } : {}),
     maxReconnectAttempts: -1,
     waitOnFirstConnect: true,
-    reconnectTimeWait: NATS_CLIENT_DEFAULTS.reconnectTimeWaitMs,
-    timeout: NATS_CLIENT_DEFAULTS.connectTimeoutMs,
+    reconnectTimeWait: options.reconnectTimeWaitMs ?? NATS_CLIENT_DEFAULTS.reconnectTimeWaitMs,
+    timeout: options.connectTimeoutMs ?? NATS_CLIENT_DEFAULTS.connectTimeoutMs,
     pingInterval: NATS_CLIENT_DEFAULTS.pingIntervalMs,
     maxPingOut: NATS_CLIENT_DEFAULTS.maxPingOut,
     // Otherwise every request builds two Errors up front (for a stack trace of a timeout that almost
@@ -52,6 +69,7 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   });
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<never>((_, reject) => {
+    if (bound === Number.POSITIVE_INFINITY) return;
     timer = setTimeout(() => {
       // A connection that arrives after all would keep the process alive: close it.
       pending.then((nc) => nc.close()).catch(() => {});

@@ -15,7 +15,7 @@ import {
 } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
-import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
+import { connectNats, inboxPrefixOf, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
 import { type MetricsEndpoint, serveMetricsHttp } from './metrics-http.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
@@ -121,6 +121,7 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     nc = await connectNats({
       servers,
       name: `kstyles-${name}`,
+      inboxPrefix: inboxPrefixOf(name),
       ...(user !== undefined ? { user } : {}),
       ...(pass !== undefined ? { pass } : {}),
       firstConnectTimeoutMs: intFlag(

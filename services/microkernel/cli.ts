@@ -4,14 +4,13 @@
  * the driver, file server and gateway as separate processes, restarts them when they crash or hang,
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort } from '../contract/http-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
-import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
+import { removeRuntimeState, runtimeNatsOf, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import {
   CHILD_NAMES,
@@ -22,7 +21,14 @@ import {
   microkernelSpec,
   NATS_INSTALL_HINT,
 } from './composition.ts';
-import { generateUsers, NATS_ROLES, type NatsRole, renderNatsConfig, usersFromEnv } from './nats-config.ts';
+import {
+  generateUsers,
+  NATS_ROLES,
+  type NatsRole,
+  renderNatsConfig,
+  usersFromEnv,
+  writeRunNatsConfig,
+} from './nats-config.ts';
 
 const COMMAND = {
   name: 'microkernel',
@@ -210,16 +216,15 @@ export async function run(argv: string[]): Promise<number> {
     const users = generateUsers();
     const port = await fixedPort(intFlag(name, 'nats-port', flags['nats-port'], 0, 65535));
     const monitorPort = await freePort();
-    tempDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-microkernel-'));
-    chmodSync(tempDir, 0o700);
-    const configFile = path.join(tempDir, 'nats.conf');
-    writeFileSync(
-      configFile,
-      renderNatsConfig({ host: '127.0.0.1', port, monitorPort, users, serverName: `kstyles-${options.id}` }),
-      {
-        mode: 0o600,
-      },
-    );
+    const written = writeRunNatsConfig({
+      host: '127.0.0.1',
+      port,
+      monitorPort,
+      users,
+      serverName: `kstyles-${options.id}`,
+    });
+    tempDir = written.dir;
+    const configFile = written.file;
     composition = {
       ...options,
       natsUrl: `nats://127.0.0.1:${port}`,
@@ -248,15 +253,11 @@ export async function run(argv: string[]): Promise<number> {
     supervisor: `http://127.0.0.1:${composition.metricsPorts.supervisor}/metrics`,
   };
   await supervisor.start();
-  const supervisorCreds = composition.credentials?.supervisor;
   const stateFile = writeRuntimeState({
     id: spec.id,
     pid: process.pid,
     startedAt: new Date().toISOString(),
-    nats: {
-      servers: [composition.natsUrl],
-      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
-    },
+    ...(spec.nats ? { nats: runtimeNatsOf(spec.nats) } : {}),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
     info: {
       style: 'microkernel',

@@ -4,6 +4,10 @@
  * passwords, and to write a static config (passwords as `$ENV_VAR` references) for docker compose.
  */
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { inboxPrefixOf } from '../ipc/connect.ts';
 import { SERVICE_NAMES, type ServiceName } from '../ipc/subjects.ts';
 import type { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
 
@@ -22,7 +26,8 @@ export type Permissions = {
   allowResponses: boolean;
 };
 
-const INBOX = '_INBOX.>';
+/** The role's own reply subjects: no role may read another's replies. */
+const inbox = (role: NatsRole) => `${inboxPrefixOf(role)}.>`;
 
 /** The subjects a service-API server subscribes to for PING/INFO/STATS of its own name. */
 function serviceApi(name: ServiceName | typeof SUPERVISOR_SUBJECTS.serviceName): string[] {
@@ -33,17 +38,19 @@ const ping = (name: ServiceName) => [`$SRV.PING.${name}`, `$SRV.PING.${name}.*`]
 
 /**
  * What each server may do. The gateway reaches the file server and the two PINGs of its readiness
- * check, never a driver subject; the file server asks the driver; the driver only answers.
+ * check, never a driver subject; the file server asks the driver; the driver only answers. Each
+ * subscribes to its own inbox prefix only (the clients set it: services/ipc/connect.ts), so no server
+ * reads the replies meant for another — the file server's to the gateway, the supervisor's control answers.
  */
 export const PERMISSIONS: Record<NatsRole, Permissions> = {
   gateway: {
     publish: ['kstyles.fs.>', `$SRV.PING.${SERVICE_NAMES.fs}`, `$SRV.PING.${SERVICE_NAMES.driver}`],
-    subscribe: [INBOX],
+    subscribe: [inbox('gateway')],
     allowResponses: false,
   },
   fs: {
     publish: ['kstyles.drv.>', ...ping(SERVICE_NAMES.driver)],
-    subscribe: ['kstyles.fs.>', ...serviceApi(SERVICE_NAMES.fs), INBOX],
+    subscribe: ['kstyles.fs.>', ...serviceApi(SERVICE_NAMES.fs), inbox('fs')],
     allowResponses: true,
   },
   driver: {
@@ -54,7 +61,7 @@ export const PERMISSIONS: Record<NatsRole, Permissions> = {
   supervisor: {
     // Events and control of every supervisor, and the service API (health checks, `nats micro`).
     publish: ['kstyles.sup.>', '$SRV.>'],
-    subscribe: ['kstyles.sup.>', '$SRV.>', INBOX],
+    subscribe: ['kstyles.sup.>', '$SRV.>', inbox('supervisor')],
     allowResponses: true,
   },
 };
@@ -133,4 +140,16 @@ export function renderNatsConfig(options: NatsConfigOptions): string {
   }
   lines.push('  ]', '}', '');
   return lines.join('\n');
+}
+
+/**
+ * Writes the config of a nats-server started for one run into a fresh private directory (0700, the file
+ * 0600: it names the run's credentials). The caller removes `dir` when the run ends.
+ */
+export function writeRunNatsConfig(options: NatsConfigOptions): { dir: string; file: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `${options.serverName ?? 'kstyles-nats'}-`));
+  chmodSync(dir, 0o700);
+  const file = path.join(dir, 'nats.conf');
+  writeFileSync(file, renderNatsConfig(options), { mode: 0o600 });
+  return { dir, file };
 }

@@ -2,6 +2,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, wr
 import os from 'node:os';
 import path from 'node:path';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
+import type { NatsSpec } from './spec.ts';
 
 /** What a running supervisor tells the CLI about itself: where to reach it and how. */
 export type RuntimeState = {
@@ -10,11 +11,19 @@ export type RuntimeState = {
   /** ISO time. */
   startedAt: string;
   /** How to reach the control API: NATS servers and the credentials the supervisor itself uses. */
-  nats?: { servers: string[]; user?: string; pass?: string };
+  nats?: RuntimeNats;
   metricsUrl?: string;
   /** Extra facts from the caller (e.g. the HTTP URLs of the children). */
   info: Record<string, unknown>;
 };
+
+export type RuntimeNats = { servers: string[] } & Omit<NatsSpec, 'servers' | 'reconnectTimeWaitMs'>;
+
+/** What the runtime state says about a supervisor's NATS connection: its servers and credentials. */
+export function runtimeNatsOf(nats: NatsSpec): RuntimeNats {
+  const { servers, reconnectTimeWaitMs: _notNeeded, ...credentials } = nats;
+  return { servers: [servers].flat(), ...credentials };
+}
 
 /**
  * A runtime-state directory kstyles will not use: the files in it hold NATS credentials and tell

@@ -12,7 +12,7 @@ import { NatsBlockReader } from '../../fs/block-reader-client.ts';
 import { FileSystem } from '../../fs/file-system.ts';
 import { startFileServer } from '../../fs/nats-server.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
-import { connectNats } from '../../ipc/connect.ts';
+import { connectNats, inboxPrefixOf } from '../../ipc/connect.ts';
 import { createIpcMetrics } from '../../ipc/ipc.ts';
 import type { HostedService } from '../../ipc/service-host.ts';
 import { startNatsServer, type TestNatsServer } from '../../supervisor/testing/nats-server.ts';
@@ -41,6 +41,7 @@ export async function startInProcessKernel(
       servers: nats.url,
       name: `test-${role}`,
       ...users[role],
+      inboxPrefix: inboxPrefixOf(role),
       firstConnectTimeoutMs: 5000,
     });
     connections.push(nc);

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
+import { connectNats } from '../../ipc/connect.ts';
 import { SupervisorControlClient } from '../../supervisor/control-client.ts';
 import { isProcessAlive, type RuntimeState, runtimeStateDir } from '../../supervisor/runtime-state.ts';
 import { SUPERVISOR_SUBJECTS } from '../../supervisor/subjects.ts';
@@ -171,13 +171,8 @@ export async function startProcessKernel(options: ProcessKernelOptions): Promise
     kernel.url = /microkernel ready: (\S+)/.exec(output)![1]!;
     const stateFile = path.join(runtimeStateDir(stateEnv), 'microkernel.json');
     kernel.state = JSON.parse(readFileSync(stateFile, 'utf8')) as RuntimeState;
-    const natsInfo = kernel.state.nats!;
-    const creds = {
-      servers: natsInfo.servers,
-      ...(natsInfo.user ? { user: natsInfo.user } : {}),
-      ...(natsInfo.pass ? { pass: natsInfo.pass } : {}),
-    };
-    nc = await connect({ ...creds, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const creds = kernel.state.nats!;
+    nc = await connectNats({ ...creds, name: 'kstyles-test-events', reconnectTimeWaitMs: 100 });
     nc.subscribe(SUPERVISOR_SUBJECTS.events(kernel.state.id), {
       callback: (err, msg) => {
         if (err) return;
