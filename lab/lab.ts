@@ -10,7 +10,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
-import { generateUsers, NATS_ROLES, writeRunNatsConfig } from '../services/microkernel/nats-config.ts';
+import {
+  generateKeyPairs,
+  NATS_KEY_ENV,
+  NATS_ROLES,
+  writeRunNatsConfig,
+} from '../services/microkernel/nats-config.ts';
 import {
   removeRuntimeState,
   runtimeNatsOf,
@@ -93,7 +98,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   const natsBinary = findNatsServer();
   if (!natsBinary) throw new Error(`nats-server not found: ${NATS_INSTALL_HINT}`);
 
-  const users = generateUsers();
+  const users = generateKeyPairs();
   const { dir: tempDir, file: natsConfig } = writeRunNatsConfig({
     host: '127.0.0.1',
     port: options.ports.nats,
@@ -108,9 +113,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   const chaos = options.chaos ? ['--chaos'] : [];
   const http = (style: Style): ChildSpec['health'] => ({ kind: 'http', url: `${urls[style]}/healthz` });
   const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
-  const natsPasswords = Object.fromEntries(
-    NATS_ROLES.map((role) => [`KSTYLES_NATS_${role.toUpperCase()}_PASS`, users[role].pass]),
-  );
+  const natsSeeds = Object.fromEntries(NATS_ROLES.map((role) => [NATS_KEY_ENV.seed(role), users[role].seed]));
 
   const spec: SupervisorSpec = {
     id: LAB_ID,
@@ -118,7 +121,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     // The demo kills things on purpose; the lab gives up only on a real crash loop.
     intensity: { maxRestarts: 20, periodMs: 60_000 },
     heartbeat: { intervalMs: 1000, timeoutMs: 800, misses: 5, startTimeoutMs: 60_000 },
-    nats: { servers: natsUrl, user: users.supervisor.user, pass: users.supervisor.pass },
+    nats: { servers: natsUrl, seed: users.supervisor.seed },
     metricsPort: options.ports.labMetrics,
     info: { urls, chaos: options.chaos, data: options.data },
     children: [
@@ -157,7 +160,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
           natsUrl,
           ...chaos,
         ],
-        env: natsPasswords,
+        env: natsSeeds,
         shutdownMs: 10_000,
         health: http('microkernel'),
       },

@@ -5,7 +5,8 @@
  * after us), reconnect quickly on loopback, ping often enough to notice a dead server, and take replies
  * on the role's own inbox prefix (the server config lets no role subscribe to another's).
  */
-import type { NatsConnection } from '@nats-io/nats-core';
+import { type NatsConnection, nkeyAuthenticator } from '@nats-io/nats-core';
+import { fromSeed } from '@nats-io/nkeys';
 import { connect } from '@nats-io/transport-node';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
@@ -17,7 +18,11 @@ export function inboxPrefixOf(role: string): string {
   return `_INBOX_${role}`;
 }
 
-export type NatsCredentials = { user?: string; pass?: string };
+/**
+ * How a client proves who it is: an nkey user seed (`SU…`, what every kstyles deployment uses), or the
+ * user and password of an external NATS that has them.
+ */
+export type NatsCredentials = { seed?: string; user?: string; pass?: string };
 
 export type NatsConnectOptions = NatsCredentials & {
   servers: string | string[];
@@ -49,6 +54,20 @@ export class NatsUnreachableError extends ProcessError {
   readonly code = ProcessErrorCode.NATS_UNREACHABLE;
 }
 
+/** The seed as the nkey authenticator takes it; a value that is not a user seed is named, not sent. */
+function seedBytes(seed: string, name: string): Uint8Array {
+  const bytes = new TextEncoder().encode(seed.trim());
+  try {
+    fromSeed(bytes);
+  } catch (err) {
+    throw new NatsUnreachableError(
+      `${name}: the NATS nkey seed is not a user seed (${(err as Error).message}): it is the SU… line of a key pair ` +
+        'made by deploy/nats/nats-keys.ts (or `nk -gen user`)',
+    );
+  }
+  return bytes;
+}
+
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
   const bound = options.firstConnectTimeoutMs ?? NATS_CLIENT_DEFAULTS.firstConnectTimeoutMs;
   const pending = connect({
@@ -56,6 +75,9 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     name: options.name,
     ...(options.user !== undefined ? { user: options.user } : {}),
     ...(options.pass !== undefined ? { pass: options.pass } : {}),
+    ...(options.seed !== undefined
+      ? { authenticator: nkeyAuthenticator(seedBytes(options.seed, options.name)) }
+      : {}),
     ...(options.inboxPrefix !== undefined ? { inboxPrefix: options.inboxPrefix } : {}),
     maxReconnectAttempts: -1,
     waitOnFirstConnect: true,

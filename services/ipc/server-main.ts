@@ -59,8 +59,12 @@ export const NATS_FLAGS = {
     default: 'nats://127.0.0.1:4222',
     description: 'NATS server URL (comma-separated for several)',
   },
-  'nats-user': { type: 'string', env: 'KSTYLES_NATS_USER', value: 'USER', description: 'NATS user name' },
-  'nats-pass': { type: 'string', env: 'KSTYLES_NATS_PASS', value: 'PASS', description: 'NATS password' },
+  'nats-seed': {
+    type: 'string',
+    env: 'KSTYLES_NATS_SEED',
+    value: 'SEED',
+    description: "the server's NATS nkey user seed (SU…); prefer the environment: a flag shows in ps",
+  },
   'nats-connect-timeout-ms': {
     type: 'string',
     env: 'KSTYLES_NATS_CONNECT_TIMEOUT_MS',
@@ -116,14 +120,12 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     await main.prepare?.(flags);
     const common = flags as unknown as ParsedFlags<typeof NATS_FLAGS>;
     const servers = (common.nats ?? '').split(',').filter(Boolean);
-    const user = common['nats-user'];
-    const pass = common['nats-pass'];
+    const seed = common['nats-seed'];
     nc = await connectNats({
       servers,
       name: `kstyles-${name}`,
       inboxPrefix: inboxPrefixOf(name),
-      ...(user !== undefined ? { user } : {}),
-      ...(pass !== undefined ? { pass } : {}),
+      ...(seed !== undefined ? { seed } : {}),
       firstConnectTimeoutMs: intFlag(
         name,
         'nats-connect-timeout-ms',

@@ -22,9 +22,9 @@ import {
   NATS_INSTALL_HINT,
 } from './composition.ts';
 import {
-  generateUsers,
+  generateKeyPairs,
+  NATS_KEY_ENV,
   NATS_ROLES,
-  type NatsRole,
   renderNatsConfig,
   usersFromEnv,
   writeRunNatsConfig,
@@ -59,7 +59,7 @@ const COMMAND = {
       type: 'string',
       env: 'NATS_URL',
       value: 'URL',
-      description: 'use this NATS server instead of starting one (passwords from KSTYLES_NATS_<ROLE>_PASS)',
+      description: 'use this NATS server instead of starting one (nkey seeds from KSTYLES_NATS_<ROLE>_SEED)',
     },
     chaos: { type: 'boolean', env: 'KSTYLES_CHAOS', description: "enable the driver's fault hooks" },
     id: {
@@ -136,7 +136,7 @@ const COMMAND = {
     },
     'print-nats-config': {
       type: 'boolean',
-      description: 'print a static nats-server config (passwords from $KSTYLES_NATS_<ROLE>_PASS) and exit',
+      description: 'print a static nats-server config (public keys from $KSTYLES_NATS_<ROLE>_NKEY) and exit',
     },
   },
   details: `Without --nats it starts nats-server (NATS_SERVER_BIN, PATH or /usr/sbin/nats-server) on a free
@@ -148,13 +148,12 @@ Metrics: gateway <URL>/metrics; fs, driver and supervisor on their --*-metrics-p
 /** A port chosen once, so a restarted server comes back on the same one. */
 const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
 
+/** With --nats: each role's seed from KSTYLES_NATS_<ROLE>_SEED; a role without one connects without. */
 function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {
-  const users = usersFromEnv();
-  const creds: Partial<Record<NatsRole, { user: string; pass: string }>> = {};
+  const creds: NonNullable<CompositionOptions['credentials']> = {};
   for (const role of NATS_ROLES) {
-    const pass = users[role].pass;
-    const value = typeof pass === 'string' ? pass : env[pass.env];
-    if (value) creds[role] = { user: users[role].user, pass: value };
+    const seed = env[NATS_KEY_ENV.seed(role)];
+    if (seed) creds[role] = { seed };
   }
   return creds;
 }
@@ -213,7 +212,7 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     const binary = findNatsServer();
     if (!binary) throw new UsageError(`kstyles ${name}: nats-server not found: ${NATS_INSTALL_HINT}.`);
-    const users = generateUsers();
+    const users = generateKeyPairs();
     const port = await fixedPort(intFlag(name, 'nats-port', flags['nats-port'], 0, 65535));
     const monitorPort = await freePort();
     const written = writeRunNatsConfig({

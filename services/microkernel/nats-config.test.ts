@@ -9,7 +9,14 @@ import { Svcm } from '@nats-io/services';
 import { connectNats, inboxPrefixOf } from '../ipc/connect.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { NATS_SERVER_BIN, startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
-import { generateUsers, NATS_ROLES, type NatsRole, renderNatsConfig, usersFromEnv } from './nats-config.ts';
+import {
+  generateKeyPairs,
+  keyPairsEnv,
+  NATS_ROLES,
+  type NatsRole,
+  renderNatsConfig,
+  usersFromEnv,
+} from './nats-config.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-nats-config-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -32,43 +39,47 @@ function natsServerAccepts(
 }
 
 describe('microkernel NATS configuration', () => {
-  it('generates a valid config with a fresh password per role and run', async () => {
-    const users = generateUsers();
-    const again = generateUsers();
+  it('generates a valid config with a fresh nkey pair per role and run, and no secret in it', async () => {
+    const pairs = generateKeyPairs();
+    const again = generateKeyPairs();
     for (const role of NATS_ROLES) {
-      assert.ok(users[role].pass.length >= 32);
-      assert.notEqual(users[role].pass, again[role].pass);
+      assert.match(pairs[role].publicKey, /^U[A-Z2-7]{55}$/);
+      assert.match(pairs[role].seed, /^SU[A-Z2-7]{56}$/);
+      assert.notEqual(pairs[role].seed, again[role].seed);
     }
-    const config = renderNatsConfig({ host: '127.0.0.1', port: 4222, monitorPort: 8222, users });
+    const config = renderNatsConfig({ host: '127.0.0.1', port: 4222, monitorPort: 8222, users: pairs });
     assert.match(config, /ping_interval: "2s"/);
     assert.match(config, /http: "127\.0\.0\.1:8222"/);
+    for (const role of NATS_ROLES) {
+      assert.ok(config.includes(`nkey: "${pairs[role].publicKey}"`), role);
+      assert.ok(!config.includes(pairs[role].seed), `${role}: the seed stays with the client`);
+    }
+    assert.doesNotMatch(config, /password/);
     const result = await natsServerAccepts(config);
     assert.ok(result.ok, result.output);
+    assert.doesNotMatch(result.output, /Plaintext passwords/);
   });
 
-  it('writes a static config whose passwords come from the environment (for compose)', async () => {
+  it('writes a static config whose public keys come from the environment (for compose and k8s)', async () => {
     const config = renderNatsConfig({
       host: '0.0.0.0',
       port: 4222,
       monitorPort: 8222,
       users: usersFromEnv(),
     });
-    assert.match(config, /password: \$KSTYLES_NATS_GATEWAY_PASS/);
-    assert.doesNotMatch(config, /password: "/, 'no literal password in a static config');
-    const env = Object.fromEntries(
-      NATS_ROLES.map((role) => [`KSTYLES_NATS_${role.toUpperCase()}_PASS`, `secret-${role}`]),
-    );
-    const result = await natsServerAccepts(config, env);
+    assert.match(config, /nkey: \$KSTYLES_NATS_GATEWAY_NKEY/);
+    assert.doesNotMatch(config, /nkey: "|password/, 'no literal key, no password in a static config');
+    const result = await natsServerAccepts(config, keyPairsEnv(generateKeyPairs()));
     assert.ok(result.ok, result.output);
   });
 });
 
 describe('the roles on a real nats-server', () => {
   let nats: TestNatsServer;
-  let users: ReturnType<typeof generateUsers>;
+  let users: ReturnType<typeof generateKeyPairs>;
   const connections: NatsConnection[] = [];
   before(async () => {
-    users = generateUsers();
+    users = generateKeyPairs();
     nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
   });
   after(async () => {
@@ -80,7 +91,7 @@ describe('the roles on a real nats-server', () => {
     const nc = await connectNats({
       servers: nats.url,
       name: `test-${role}`,
-      ...users[role],
+      seed: users[role].seed,
       inboxPrefix,
       firstConnectTimeoutMs: 5000,
     });
@@ -152,5 +163,39 @@ describe('the roles on a real nats-server', () => {
       gateway.request(SUBJECTS.fsStat, 'x', { timeout: 1000 }),
       /Permissions Violation for Subscription to "_INBOX\./,
     );
+  });
+});
+
+describe('nkey authentication on a real nats-server', () => {
+  let nats: TestNatsServer;
+  const pairs = generateKeyPairs();
+  before(async () => {
+    nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users: pairs }) });
+  });
+  after(() => nats?.stop());
+
+  const attempt = (credentials: { seed?: string; user?: string; pass?: string }) =>
+    connectNats({ servers: nats.url, name: 'test-auth', ...credentials, firstConnectTimeoutMs: 3000 });
+
+  it("admits a role's seed, and refuses a stranger's seed, no credentials and a password", async () => {
+    const nc = await attempt({ seed: pairs.driver.seed });
+    await nc.close();
+    await assert.rejects(
+      attempt({ seed: generateKeyPairs().driver.seed }),
+      /refused the connection: Authorization Violation/,
+    );
+    await assert.rejects(attempt({}), /refused the connection: Authorization Violation/);
+    await assert.rejects(
+      attempt({ user: 'kstyles-driver', pass: 'x' }),
+      /refused the connection: Authorization Violation/,
+    );
+  });
+
+  it('names a value that is not a user seed before sending anything', async () => {
+    await assert.rejects(attempt({ seed: pairs.driver.publicKey }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'NATS_UNREACHABLE');
+      assert.match(err.message, /test-auth: the NATS nkey seed is not a user seed/);
+      return true;
+    });
   });
 });

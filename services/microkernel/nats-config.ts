@@ -1,12 +1,15 @@
 /**
  * The NATS server configuration of the microkernel: one user per server, each allowed only its own subjects
- * (least privilege on the bus, docs/architecture.md, 'The microkernel'). Used at run time with generated
- * passwords, and to write a static config (passwords as `$ENV_VAR` references) for docker compose.
+ * (least privilege on the bus, docs/architecture.md, 'The microkernel'). Every user is an nkey: the server
+ * holds only public keys, each client signs the server's challenge with its seed, and no secret is ever
+ * written into a config. Used at run time with fresh key pairs, and to write a static config (public keys
+ * as `$ENV_VAR` references) for compose and Kubernetes.
  */
-import { randomBytes } from 'node:crypto';
+
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createUser } from '@nats-io/nkeys';
 import { inboxPrefixOf } from '../ipc/connect.ts';
 import { SERVICE_NAMES, type ServiceName } from '../ipc/subjects.ts';
 import type { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
@@ -14,10 +17,14 @@ import type { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
 export const NATS_ROLES = ['gateway', 'fs', 'driver', 'supervisor'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
-/** A literal password, or the name of an environment variable nats-server substitutes at start. */
-export type Secret = string | { env: string };
+/** A literal value, or the name of an environment variable nats-server substitutes at start. */
+export type ConfigValue = string | { env: string };
 
-export type NatsUser = { user: string; pass: Secret };
+/** A NATS user as the server knows it: its nkey public key (`U…`). */
+export type NatsUser = { publicKey: ConfigValue };
+
+/** A NATS user as its client holds it: the key pair, the seed (`SU…`) being the secret. */
+export type NatsKeyPair = { publicKey: string; seed: string };
 
 export type Permissions = {
   publish: string[];
@@ -66,20 +73,40 @@ export const PERMISSIONS: Record<NatsRole, Permissions> = {
   },
 };
 
-/** Fresh random credentials for one run: user names are the roles, passwords 24 random bytes. */
-export function generateUsers(): Record<NatsRole, { user: string; pass: string }> {
-  const users = {} as Record<NatsRole, { user: string; pass: string }>;
-  for (const role of NATS_ROLES)
-    users[role] = { user: `kstyles-${role}`, pass: randomBytes(24).toString('base64url') };
-  return users;
+/**
+ * The environment variables of a deployment's keys: nats-server reads each role's public key
+ * (`KSTYLES_NATS_<ROLE>_NKEY`), a client started for a role its seed (`KSTYLES_NATS_<ROLE>_SEED`).
+ * A public key starts with a letter, so nats-server's substitution always reads it as a string.
+ */
+export const NATS_KEY_ENV = {
+  publicKey: (role: NatsRole) => `KSTYLES_NATS_${role.toUpperCase()}_NKEY`,
+  seed: (role: NatsRole) => `KSTYLES_NATS_${role.toUpperCase()}_SEED`,
+} as const;
+
+/** A fresh nkey user key pair per role: one run of the lab or the microkernel, or one deployment. */
+export function generateKeyPairs(): Record<NatsRole, NatsKeyPair> {
+  const pairs = {} as Record<NatsRole, NatsKeyPair>;
+  for (const role of NATS_ROLES) {
+    const pair = createUser();
+    pairs[role] = { publicKey: pair.getPublicKey(), seed: new TextDecoder().decode(pair.getSeed()) };
+  }
+  return pairs;
 }
 
-/** Users whose passwords come from KSTYLES_NATS_<ROLE>_PASS at nats-server start (for a static file). */
+/** Both variables of every role, as a deployment's environment (compose's .env, a Kubernetes Secret). */
+export function keyPairsEnv(pairs: Record<NatsRole, NatsKeyPair>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const role of NATS_ROLES) {
+    env[NATS_KEY_ENV.publicKey(role)] = pairs[role].publicKey;
+    env[NATS_KEY_ENV.seed(role)] = pairs[role].seed;
+  }
+  return env;
+}
+
+/** Users whose public keys come from KSTYLES_NATS_<ROLE>_NKEY at nats-server start (for a static file). */
 export function usersFromEnv(): Record<NatsRole, NatsUser> {
   const users = {} as Record<NatsRole, NatsUser>;
-  for (const role of NATS_ROLES) {
-    users[role] = { user: `kstyles-${role}`, pass: { env: `KSTYLES_NATS_${role.toUpperCase()}_PASS` } };
-  }
+  for (const role of NATS_ROLES) users[role] = { publicKey: { env: NATS_KEY_ENV.publicKey(role) } };
   return users;
 }
 
@@ -104,7 +131,7 @@ export const NATS_CONFIG_DEFAULTS = {
 } as const;
 
 const quote = (value: string) => JSON.stringify(value);
-const secret = (value: Secret) => (typeof value === 'string' ? quote(value) : `$${value.env}`);
+const configValue = (value: ConfigValue) => (typeof value === 'string' ? quote(value) : `$${value.env}`);
 const list = (values: string[]) => `[${values.map(quote).join(', ')}]`;
 
 function renderPermissions(p: Permissions): string {
@@ -133,9 +160,9 @@ export function renderNatsConfig(options: NatsConfigOptions): string {
     '  users: [',
   ];
   for (const role of NATS_ROLES) {
-    const { user, pass } = options.users[role];
     lines.push(
-      `    { user: ${quote(user)}, password: ${secret(pass)}, permissions: { ${renderPermissions(PERMISSIONS[role])} } }`,
+      `    # ${role}`,
+      `    { nkey: ${configValue(options.users[role].publicKey)}, permissions: { ${renderPermissions(PERMISSIONS[role])} } }`,
     );
   }
   lines.push('  ]', '}', '');

@@ -25,6 +25,8 @@ export class SupervisorControlError extends Error {
 
 export type ControlClientOptions = {
   servers: string | string[];
+  /** The supervisor's nkey user seed (`SU…`), as its runtime state holds it. */
+  seed?: string;
   user?: string;
   pass?: string;
   /** Per request, and for the first connection. Default 2000 ms. */
@@ -91,6 +93,7 @@ export class SupervisorControlClient {
     try {
       const nc = await connectNats({
         servers,
+        ...(options.seed !== undefined ? { seed: options.seed } : {}),
         ...(user !== undefined ? { user } : {}),
         ...(pass !== undefined ? { pass } : {}),
         // Its callers hold the supervisor's credentials, which may subscribe to that role's inbox only.

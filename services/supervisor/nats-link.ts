@@ -36,9 +36,10 @@ export class NatsLink {
 
   /** Starts connecting; returns at once. */
   open(): void {
-    const { servers, user, pass, reconnectTimeWaitMs } = this.spec;
+    const { servers, seed, user, pass, reconnectTimeWaitMs } = this.spec;
     connectNats({
       servers,
+      ...(seed !== undefined ? { seed } : {}),
       ...(user !== undefined ? { user } : {}),
       ...(pass !== undefined ? { pass } : {}),
       // The supervisor role's own inbox: the only one its NATS user may subscribe to.

@@ -77,6 +77,8 @@ export type HeartbeatSpec = {
 
 export type NatsSpec = {
   servers: string | string[];
+  /** An nkey user seed (`SU…`); or user and password. */
+  seed?: string;
   user?: string;
   pass?: string;
   /** Default 250 ms, so a nats-server started as a child is found quickly. */
@@ -260,7 +262,7 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
   };
 }
 
-const NATS_STRING_KEYS = ['user', 'pass'] as const;
+const NATS_STRING_KEYS = ['seed', 'user', 'pass'] as const;
 
 function parseNats(raw: unknown): NatsSpec | undefined {
   if (raw === undefined) return undefined;
