@@ -8,6 +8,7 @@ import {
 } from './fault-drivers.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
+import { listenerFacts } from './process-facts.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
 import { computeP99Recovery, FaultTracker } from './resilience.ts';
 import { TargetRunner } from './target-runner.ts';
@@ -130,6 +131,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     });
   });
   const byName = new Map(runners.map((r) => [r.name, r]));
+  // Before any fault: every target's request parser is up.
+  const facts = withMeasuredFacts(options.targets, options.facts);
   const driverCtx: DriverContext = {
     targets: targetUrls,
     poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
@@ -335,6 +338,26 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     targets,
     faults: faultRecords,
     generator: { timeline: generator, eventLoop: summarize(loopAll), warnings: describeBehind(generator) },
-    ...(options.facts ? { facts: options.facts } : {}),
+    ...facts,
   };
+}
+
+/**
+ * The given facts, with what /proc shows of each local target's listening process (its uid, open fds,
+ * listening sockets) under the target's name; a given fact wins over a measured one.
+ */
+function withMeasuredFacts(
+  targets: LoadTarget[],
+  given: Record<string, TargetFacts> | undefined,
+): { facts?: Record<string, TargetFacts> } {
+  const facts: Record<string, TargetFacts> = {};
+  for (const target of targets) {
+    const measured = listenerFacts(target.url);
+    if (measured) {
+      const { uid, openFds, listeningSockets } = measured;
+      facts[target.name] = { uid, openFds, listeningSockets };
+    }
+  }
+  for (const [name, value] of Object.entries(given ?? {})) facts[name] = { ...facts[name], ...value };
+  return Object.keys(facts).length > 0 ? { facts } : {};
 }
