@@ -652,11 +652,7 @@ async function recovery(
     kill = async () => {
       const state = supervisorOf(root.pid);
       if (state?.nats) {
-        const client = await SupervisorControlClient.connect({
-          servers: state.nats.servers,
-          ...(state.nats.user !== undefined ? { user: state.nats.user } : {}),
-          ...(state.nats.pass !== undefined ? { pass: state.nats.pass } : {}),
-        });
+        const client = await SupervisorControlClient.connect({ ...state.nats });
         try {
           const answer = await client.kill(state.id, 'driver', 'SIGKILL');
           return `supervisor '${state.id}' control API: SIGKILL driver (PID ${answer.pid})`;

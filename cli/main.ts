@@ -1,3 +1,4 @@
+import { ProcessError } from '../services/contract/errors.ts';
 import { UsageError } from './args.ts';
 
 type CommandModule = { run(argv: string[]): Promise<number | undefined> | number | undefined };
@@ -82,6 +83,10 @@ try {
 } catch (err) {
   if (err instanceof UsageError) {
     process.stderr.write(`${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else if (err instanceof ProcessError) {
+    // A registered condition with a message that says what to do: the stack would only bury it.
+    process.stderr.write(`kstyles: ${err.message}\n`);
     process.exitCode = err.exitCode;
   } else {
     process.stderr.write(`kstyles: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseScenario } from '../load/scenario.ts';
+import { generateKeyPairs, keyPairsEnv } from '../services/microkernel/nats-config.ts';
 
 const DEPLOY = fileURLToPath(new URL('.', import.meta.url));
 const COMPOSE_FILE = path.join(DEPLOY, 'docker-compose.yml');
@@ -191,14 +192,26 @@ describe('deploy/docker-compose.yml', () => {
     // `config` insists that build contexts exist; the unikernel's is a build output (git-ignored), absent
     // from a clean clone until `npm run build:unikernel`.
     mkdirSync(path.join(DEPLOY, '..', 'unikernel', 'dist'), { recursive: true });
-    const result = spawnSync(
-      'docker-compose',
-      ['-f', COMPOSE_FILE, '--profile', 'grafana', '--profile', 'load', 'config', '-q'],
-      {
-        encoding: 'utf8',
-      },
-    );
-    assert.equal(result.status, 0, result.stderr);
+    const config = (env: NodeJS.ProcessEnv) =>
+      spawnSync(
+        'docker-compose',
+        ['-f', COMPOSE_FILE, '--profile', 'grafana', '--profile', 'load', 'config', '-q'],
+        {
+          encoding: 'utf8',
+          env,
+        },
+      );
+    const withoutKeys = { ...process.env };
+    for (const name of Object.keys(withoutKeys))
+      if (/^KSTYLES_NATS_\w+_(NKEY|SEED)$/.test(name)) delete withoutKeys[name];
+    const withKeys = config({ ...withoutKeys, ...keyPairsEnv(generateKeyPairs()) });
+    assert.equal(withKeys.status, 0, withKeys.stderr);
+    if (!existsSync(path.join(DEPLOY, '.env'))) {
+      // Without deploy/.env and without the variables, compose stops and says how to make the keys.
+      const refused = config(withoutKeys);
+      assert.notEqual(refused.status, 0);
+      assert.match(refused.stderr, /KSTYLES_NATS_\w+_(NKEY|SEED).*deploy\/nats\/nats-keys\.ts/s);
+    }
   });
 });
 

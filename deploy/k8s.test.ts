@@ -5,12 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT as REPO } from '../cli/kit/repo.ts';
+import { generateKeyPairs, NATS_KEY_ENV, NATS_ROLES } from '../services/microkernel/nats-config.ts';
+import { K8S_NKEYS_SECRET, k8sSecret, k8sSecretKey } from './nats/nats-keys.ts';
 import { K8S_NATS_CLUSTER, K8S_NATS_CONF_PATH, k8sNatsClusterConfig } from './nats/render-nats-conf.ts';
 
 const K8S = fileURLToPath(new URL('./k8s/', import.meta.url));
@@ -55,10 +57,11 @@ type Resource = {
   };
 };
 type Kustomization = {
+  namespace: string;
   resources: string[];
   images?: { name: string; newTag?: string }[];
   configMapGenerator?: { name: string; files: string[] }[];
-  secretGenerator?: { name: string; literals: string[] }[];
+  secretGenerator?: { name: string; literals?: string[] }[];
 };
 
 const kustomization = parseAllDocuments(
@@ -97,7 +100,11 @@ describe('deploy/k8s (Kustomize)', () => {
     }
     assert.equal(result.status, 0, result.stderr);
     const kinds = parseAllDocuments(result.stdout).map((d) => (d.toJS() as Resource).kind);
-    assert.ok(kinds.includes('ConfigMap') && kinds.includes('Secret'), 'the generators ran');
+    assert.ok(kinds.includes('ConfigMap'), 'the NATS config generator ran');
+    assert.ok(
+      !kinds.includes('Secret'),
+      'no Secret from the repository: nats-keys.ts makes it per deployment',
+    );
   });
 
   it('selects its own pods: every selector matches the template labels, every Service some pods', () => {
@@ -178,20 +185,32 @@ describe('deploy/k8s (Kustomize)', () => {
       assert.ok(conf.includes(`nats://nats-${i}.nats-headless:6222`), `route to nats-${i}`);
     }
     const [c] = containersOf(nats);
-    const secretKeys = new Set(
-      kustomization.secretGenerator
-        ?.find((g) => g.name === 'nats-passwords')
-        ?.literals.map((l) => l.split('=')[0]),
-    );
-    for (const role of ['gateway', 'fs', 'driver', 'supervisor']) {
-      const env = c?.env?.find((e) => e.name === `KSTYLES_NATS_${role.toUpperCase()}_PASS`);
-      assert.equal(env?.valueFrom?.secretKeyRef?.name, 'nats-passwords', role);
-      assert.ok(secretKeys.has(env?.valueFrom?.secretKeyRef?.key), `secret key ${role}`);
+    // The Secret nats-keys.ts prints for this deployment holds every key the manifests name.
+    const secret = parseAllDocuments(k8sSecret(generateKeyPairs()))[0]!.toJS() as {
+      metadata: { name: string; namespace: string };
+      stringData: Record<string, string>;
+    };
+    assert.deepEqual(secret.metadata, { name: K8S_NKEYS_SECRET.name, namespace: kustomization.namespace });
+    for (const role of NATS_ROLES) {
+      const env = c?.env?.find((e) => e.name === NATS_KEY_ENV.publicKey(role));
+      assert.equal(env?.valueFrom?.secretKeyRef?.name, K8S_NKEYS_SECRET.name, role);
+      const key = env?.valueFrom?.secretKeyRef?.key ?? '';
+      assert.equal(key, k8sSecretKey.publicKey(role));
+      assert.match(secret.stringData[key] ?? '', /^U[A-Z2-7]{55}$/, `public key of ${role}`);
+    }
+  });
+
+  it('holds no NATS secret and no password: the keys come from the Secret made per deployment', () => {
+    assert.equal(kustomization.secretGenerator, undefined, 'no secret generated from literals in the repo');
+    for (const file of readdirSync(K8S, { recursive: true, encoding: 'utf8' })) {
+      if (!/\.(ya?ml|conf)$/.test(file)) continue;
+      const text = readFileSync(path.join(K8S, file), 'utf8');
+      assert.doesNotMatch(text, /password|_PASS\b|SU[A-Z2-7]{56}/i, file);
     }
   });
 
   it("runs the microkernel's servers as Deployments, each with its own NATS user and an existing entry point", () => {
-    for (const role of ['driver', 'fs', 'gateway']) {
+    for (const role of ['driver', 'fs', 'gateway'] as const) {
       const deployment = byName('Deployment', `microkernel-${role}`)!;
       assert.ok((deployment.spec?.replicas ?? 0) >= 2, `${role}: replicas share the queue group`);
       const [c] = containersOf(deployment);
@@ -199,8 +218,9 @@ describe('deploy/k8s (Kustomize)', () => {
       assert.equal(entry, `services/${role}/main.ts`);
       assert.ok(existsSync(path.join(REPO, entry!)), `${entry} exists`);
       const env = Object.fromEntries((c?.env ?? []).map((e) => [e.name, e]));
-      assert.equal(env['KSTYLES_NATS_USER']?.value, `kstyles-${role}`);
-      assert.equal(env['KSTYLES_NATS_PASS']?.valueFrom?.secretKeyRef?.key, role);
+      assert.equal(env['KSTYLES_NATS_SEED']?.valueFrom?.secretKeyRef?.name, K8S_NKEYS_SECRET.name);
+      assert.equal(env['KSTYLES_NATS_SEED']?.valueFrom?.secretKeyRef?.key, k8sSecretKey.seed(role));
+      assert.equal(env['KSTYLES_NATS_PASS'], undefined, `${role}: no password`);
       assert.match(env['NATS_URL']?.value ?? '', /^nats:\/\/nats:4222$/);
     }
   });

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT as REPO } from '../cli/kit/repo.ts';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../services/corpus/corpus.ts';
-import { generateUsers, type NatsRole, renderNatsConfig } from '../services/microkernel/nats-config.ts';
+import { generateKeyPairs, type NatsRole, renderNatsConfig } from '../services/microkernel/nats-config.ts';
 import { freePort, NATS_SERVER_BIN } from '../services/supervisor/testing/nats-server.ts';
 import { clusterBlock } from './nats/render-nats-conf.ts';
 
@@ -57,7 +57,7 @@ async function routeCount(node: Node): Promise<number> {
 
 describe('microkernel across a 3-node NATS cluster (loopback)', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-nats-cluster-'));
-  const users = generateUsers();
+  const users = generateKeyPairs();
   const nodes: Node[] = [];
   let gatewayUrl = '';
 
@@ -95,8 +95,7 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
         process.execPath,
         ['--import', 'tsx', file, '--nats', `nats://127.0.0.1:${node.client}`, ...args],
         {
-          KSTYLES_NATS_USER: users[role].user,
-          KSTYLES_NATS_PASS: users[role].pass,
+          KSTYLES_NATS_SEED: users[role].seed,
           KSTYLES_CHAOS: '0',
         },
       );

@@ -142,7 +142,10 @@ ENTRYPOINT [\"/bin/prometheus\"]
 # up -d --build` now builds on these bases. Delete deploy/.env to build on the official images again.
 env_file="$(cd "$(dirname "$0")" && pwd)/.env"
 if [ "${KSTYLES_WRITE_ENV:-1}" = 1 ]; then
+  # Lines of others (the NATS keys of deploy/nats/nats-keys.ts) stay.
+  others="$(grep -v -e '^NODE_BASE=' -e '^NATS_BASE=' -e '^PROMETHEUS_BASE=' -e '^# Written by deploy/offline-bases.sh' "$env_file" 2>/dev/null || true)"
   {
+    if [ -n "$others" ]; then echo "$others"; fi
     echo "# Written by deploy/offline-bases.sh: build the images on the local base images (no registry)."
     echo "NODE_BASE=kstyles/node-base:local"
     echo "NATS_BASE=kstyles/nats-base:local"

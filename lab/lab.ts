@@ -4,16 +4,24 @@
  * microkernel and the unikernel as its children: for the monolith and the unikernel it plays the part of
  * a compose restart policy; the microkernel brings its own supervisor, a supervision tree as in OTP.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
-import { generateUsers, NATS_ROLES, renderNatsConfig } from '../services/microkernel/nats-config.ts';
-import { removeRuntimeState, writeRuntimeState } from '../services/supervisor/runtime-state.ts';
+import {
+  generateKeyPairs,
+  NATS_KEY_ENV,
+  NATS_ROLES,
+  writeRunNatsConfig,
+} from '../services/microkernel/nats-config.ts';
+import {
+  removeRuntimeState,
+  runtimeNatsOf,
+  writeRuntimeState,
+} from '../services/supervisor/runtime-state.ts';
 import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { Supervisor } from '../services/supervisor/supervisor.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
@@ -86,21 +94,14 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   const natsBinary = findNatsServer();
   if (!natsBinary) throw new Error(`nats-server not found: ${NATS_INSTALL_HINT}`);
 
-  const users = generateUsers();
-  const tempDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-lab-'));
-  chmodSync(tempDir, 0o700);
-  const natsConfig = path.join(tempDir, 'nats.conf');
-  writeFileSync(
-    natsConfig,
-    renderNatsConfig({
-      host: '127.0.0.1',
-      port: options.ports.nats,
-      monitorPort: options.ports.natsMonitor,
-      users,
-      serverName: 'kstyles-lab',
-    }),
-    { mode: 0o600 },
-  );
+  const users = generateKeyPairs();
+  const { dir: tempDir, file: natsConfig } = writeRunNatsConfig({
+    host: '127.0.0.1',
+    port: options.ports.nats,
+    monitorPort: options.ports.natsMonitor,
+    users,
+    serverName: 'kstyles-lab',
+  });
   const natsUrl = `nats://127.0.0.1:${options.ports.nats}`;
   const urls = Object.fromEntries(
     STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
@@ -108,9 +109,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
   const chaos = options.chaos ? ['--chaos'] : [];
   const http = (style: Style): ChildSpec['health'] => ({ kind: 'http', url: `${urls[style]}/healthz` });
   const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
-  const natsPasswords = Object.fromEntries(
-    NATS_ROLES.map((role) => [`KSTYLES_NATS_${role.toUpperCase()}_PASS`, users[role].pass]),
-  );
+  const natsSeeds = Object.fromEntries(NATS_ROLES.map((role) => [NATS_KEY_ENV.seed(role), users[role].seed]));
 
   const spec: SupervisorSpec = {
     id: LAB_ID,
@@ -118,7 +117,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     // The demo kills things on purpose; the lab gives up only on a real crash loop.
     intensity: { maxRestarts: 20, periodMs: 60_000 },
     heartbeat: { intervalMs: 1000, timeoutMs: 800, misses: 5, startTimeoutMs: 60_000 },
-    nats: { servers: natsUrl, user: users.supervisor.user, pass: users.supervisor.pass },
+    nats: { servers: natsUrl, seed: users.supervisor.seed },
     metricsPort: options.ports.labMetrics,
     info: { urls, chaos: options.chaos, data: options.data },
     children: [
@@ -157,7 +156,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
           natsUrl,
           ...chaos,
         ],
-        env: natsPasswords,
+        env: natsSeeds,
         shutdownMs: 10_000,
         health: http('microkernel'),
       },
@@ -194,7 +193,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     id: LAB_ID,
     pid: process.pid,
     startedAt: new Date().toISOString(),
-    nats: { servers: [natsUrl], user: users.supervisor.user, pass: users.supervisor.pass },
+    nats: runtimeNatsOf(spec.nats!),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
     info: { urls, chaos: options.chaos, data: options.data, unikernel: unikernel.form },
   });

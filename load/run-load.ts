@@ -8,6 +8,7 @@ import {
 } from './fault-drivers.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
+import { listenerFacts } from './process-facts.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
 import { computeP99Recovery, FaultTracker } from './resilience.ts';
 import { TargetRunner } from './target-runner.ts';
@@ -323,6 +324,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       ...(observe ? { onComplete: observe } : {}),
     });
   });
+  // Before any fault: every target's request parser is up.
+  const facts = withMeasuredFacts(options.targets, options.facts);
   const driverCtx: DriverContext = {
     targets: new Map(options.targets.map((t) => [t.name, t.url])),
     poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
@@ -366,7 +369,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     targets,
     faults: faults.records,
     generator: generator.result(),
-    ...(options.facts ? { facts: options.facts } : {}),
+    ...facts,
   };
 }
 
@@ -424,4 +427,24 @@ async function drive(run: {
     tick();
   });
   return Math.min(performance.now() - t0, durationMs);
+}
+
+/**
+ * The given facts, with what /proc shows of each local target's listening process (its uid, open fds,
+ * listening sockets) under the target's name; a given fact wins over a measured one.
+ */
+function withMeasuredFacts(
+  targets: LoadTarget[],
+  given: Record<string, TargetFacts> | undefined,
+): { facts?: Record<string, TargetFacts> } {
+  const facts: Record<string, TargetFacts> = {};
+  for (const target of targets) {
+    const measured = listenerFacts(target.url);
+    if (measured) {
+      const { uid, openFds, listeningSockets } = measured;
+      facts[target.name] = { uid, openFds, listeningSockets };
+    }
+  }
+  for (const [name, value] of Object.entries(given ?? {})) facts[name] = { ...facts[name], ...value };
+  return Object.keys(facts).length > 0 ? { facts } : {};
 }

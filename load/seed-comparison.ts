@@ -118,6 +118,14 @@ export function seedComparison(results: LoadResults): ComparisonRow[] {
         if (facts?.fileCount !== undefined)
           measured.push(`${formatCount(facts.fileCount)} files in the image`);
         if (facts?.hasShell !== undefined) measured.push(facts.hasShell ? 'has a shell' : 'no shell');
+        if (facts?.uid !== undefined)
+          measured.push(`request parser runs as uid ${facts.uid}${facts.uid === 0 ? ' (root)' : ''}`);
+        if (facts?.listeningSockets !== undefined)
+          measured.push(
+            `${formatCount(facts.listeningSockets)} listening TCP socket${facts.listeningSockets === 1 ? '' : 's'}`,
+          );
+        if (facts?.openFds !== undefined)
+          measured.push(`${formatCount(facts.openFds)} open file descriptors`);
         if (measured.length === 0) measured.push('not measured here (pass --facts FILE)');
       } else {
         if (facts?.bootMs !== undefined) measured.push(`boot to first 200 in ${formatMs(facts.bootMs)}`);

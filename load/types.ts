@@ -121,6 +121,10 @@ export type TargetFacts = {
   fileCount?: number;
   hasShell?: boolean;
   bootMs?: number;
+  /** Of the process that parses requests (load/process-facts.ts): its uid, open fds, listening sockets. */
+  uid?: number;
+  openFds?: number;
+  listeningSockets?: number;
   [key: string]: unknown;
 };
 

@@ -63,6 +63,12 @@ const RULES: Rule[] = [
       'services/driver/',
       'services/express/',
     ],
+    allowed: [
+      {
+        path: 'services/ipc/connect.ts',
+        why: "the one NATS connection recipe, which the supervisor's control client uses too",
+      },
+    ],
     why: 'the load generator talks to the styles over HTTP, signals, the supervisor control API and Docker, never through their code',
   },
   {

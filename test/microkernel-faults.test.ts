@@ -26,13 +26,13 @@ before(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs the kstyles command line against the kernel's runtime state (its TMPDIR); resolves stdout. */
+/** Runs the kstyles command line against the kernel's runtime state (its stateEnv); resolves stdout. */
 function kstyles(kernel: ProcessKernel, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [KSTYLES_BIN, ...args],
-      { env: { ...process.env, TMPDIR: kernel.tmp }, timeout: 20_000 },
+      { env: { ...process.env, ...kernel.stateEnv }, timeout: 20_000 },
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
     );
   });

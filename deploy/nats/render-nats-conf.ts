@@ -1,8 +1,9 @@
 /**
  * Writes the NATS server configurations of the deployments from the microkernel's own generator
  * (services/microkernel/nats-config.ts): the same per-server users and permissions as the local lab,
- * with passwords as `$KSTYLES_NATS_<ROLE>_PASS` references that nats-server resolves from its environment
- * at start (compose and the Kubernetes Secret pass them).
+ * each user an nkey public key given as a `$KSTYLES_NATS_<ROLE>_NKEY` reference that nats-server resolves
+ * from its environment at start (compose's .env and the Kubernetes Secret nats-nkeys pass them; both
+ * are made per deployment by deploy/nats/nats-keys.ts).
  *
  *   deploy/nats/nats.conf              one server (docker compose)
  *   deploy/k8s/nats/nats-cluster.conf  a member of the 3-node cluster (Kubernetes StatefulSet)

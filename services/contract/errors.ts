@@ -193,6 +193,7 @@ export const ProcessErrorCode = {
   CONTROL_UNKNOWN_SERVICE: 'CONTROL_UNKNOWN_SERVICE',
   CONTROL_CONFLICT: 'CONTROL_CONFLICT',
   CONTROL_FAILED: 'CONTROL_FAILED',
+  RUNTIME_DIR_UNSAFE: 'RUNTIME_DIR_UNSAFE',
 } as const;
 export type ProcessErrorCode = (typeof ProcessErrorCode)[keyof typeof ProcessErrorCode];
 
@@ -218,6 +219,10 @@ export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meanin
     meaning: 'the child has no running process, or the supervisor is stopping',
   },
   CONTROL_FAILED: { exitCode: 1, meaning: 'the supervisor failed to carry out a control request' },
+  RUNTIME_DIR_UNSAFE: {
+    exitCode: 1,
+    meaning: 'the runtime-state directory is a symlink, not ours, or open to group or others',
+  },
 };
 
 export type ControlErrorCode =

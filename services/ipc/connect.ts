@@ -1,20 +1,41 @@
 /**
- * How every microkernel process connects to NATS (docs/architecture.md, 'The microkernel'): never give up
- * reconnecting (the client default of 10 attempts would strand a server after a NATS restart), wait for
- * the first connection (NATS may start after us), and reconnect quickly on loopback.
+ * How every kstyles process connects to NATS — the servers, the supervisor, the control API's clients
+ * (docs/architecture.md, 'The microkernel'): never give up reconnecting (the client default of 10
+ * attempts would strand a server after a NATS restart), wait for the first connection (NATS may start
+ * after us), reconnect quickly on loopback, ping often enough to notice a dead server, and take replies
+ * on the role's own inbox prefix (the server config lets no role subscribe to another's).
  */
-import type { NatsConnection } from '@nats-io/nats-core';
+import { type NatsConnection, nkeyAuthenticator } from '@nats-io/nats-core';
+import { fromSeed } from '@nats-io/nkeys';
 import { connect } from '@nats-io/transport-node';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
-export type NatsCredentials = { user?: string; pass?: string };
+/**
+ * The inbox prefix of a NATS user (a microkernel role: gateway, fs, driver, supervisor): its replies
+ * arrive on `<prefix>.>`, and the server config lets each role subscribe only to its own.
+ */
+export function inboxPrefixOf(role: string): string {
+  return `_INBOX_${role}`;
+}
+
+/**
+ * How a client proves who it is: an nkey user seed (`SU…`, what every kstyles deployment uses), or the
+ * user and password of an external NATS that has them.
+ */
+export type NatsCredentials = { seed?: string; user?: string; pass?: string };
 
 export type NatsConnectOptions = NatsCredentials & {
   servers: string | string[];
   /** Connection name shown by `nats server report connections` and in the server log. */
   name: string;
-  /** Give up when the first connection has not succeeded within this bound. Default 10 s. */
+  /** Replies arrive on `<inboxPrefix>.>` (see inboxPrefixOf); default the client's `_INBOX`. */
+  inboxPrefix?: string;
+  /** Give up when the first connection has not succeeded within this bound (Infinity: never). Default 10 s. */
   firstConnectTimeoutMs?: number;
+  /** Per connection attempt. Default 2 s. */
+  connectTimeoutMs?: number;
+  /** Between reconnection attempts. Default 250 ms. */
+  reconnectTimeWaitMs?: number;
 };
 
 export const NATS_CLIENT_DEFAULTS = {
@@ -33,6 +54,20 @@ export class NatsUnreachableError extends ProcessError {
   readonly code = ProcessErrorCode.NATS_UNREACHABLE;
 }
 
+/** The seed as the nkey authenticator takes it; a value that is not a user seed is named, not sent. */
+function seedBytes(seed: string, name: string): Uint8Array {
+  const bytes = new TextEncoder().encode(seed.trim());
+  try {
+    fromSeed(bytes);
+  } catch (err) {
+    throw new NatsUnreachableError(
+      `${name}: the NATS nkey seed is not a user seed (${(err as Error).message}): it is the SU… line of a key pair ` +
+        'made by deploy/nats/nats-keys.ts (or `nk -gen user`)',
+    );
+  }
+  return bytes;
+}
+
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
   const bound = options.firstConnectTimeoutMs ?? NATS_CLIENT_DEFAULTS.firstConnectTimeoutMs;
   const pending = connect({
@@ -40,10 +75,14 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     name: options.name,
     ...(options.user !== undefined ? { user: options.user } : {}),
     ...(options.pass !== undefined ? { pass: options.pass } : {}),
+    ...(options.seed !== undefined
+      ? { authenticator: nkeyAuthenticator(seedBytes(options.seed, options.name)) }
+      : {}),
+    ...(options.inboxPrefix !== undefined ? { inboxPrefix: options.inboxPrefix } : {}),
     maxReconnectAttempts: -1,
     waitOnFirstConnect: true,
-    reconnectTimeWait: NATS_CLIENT_DEFAULTS.reconnectTimeWaitMs,
-    timeout: NATS_CLIENT_DEFAULTS.connectTimeoutMs,
+    reconnectTimeWait: options.reconnectTimeWaitMs ?? NATS_CLIENT_DEFAULTS.reconnectTimeWaitMs,
+    timeout: options.connectTimeoutMs ?? NATS_CLIENT_DEFAULTS.connectTimeoutMs,
     pingInterval: NATS_CLIENT_DEFAULTS.pingIntervalMs,
     maxPingOut: NATS_CLIENT_DEFAULTS.maxPingOut,
     // Otherwise every request builds two Errors up front (for a stack trace of a timeout that almost
@@ -52,6 +91,7 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   });
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<never>((_, reject) => {
+    if (bound === Number.POSITIVE_INFINITY) return;
     timer = setTimeout(() => {
       // A connection that arrives after all would keep the process alive: close it.
       pending.then((nc) => nc.close()).catch(() => {});

@@ -19,7 +19,7 @@ import { metricsHostFlagSpec, metricsPortFlagSpec } from '../../cli/kit/flags.ts
 import { logLine } from '../contract/http-server.ts';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
-import { connectNats, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
+import { connectNats, inboxPrefixOf, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
 import { DEFAULT_TRANSFER, TRANSFER_MODES, type TransferMode } from './headers.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
@@ -82,8 +82,12 @@ export const NATS_FLAGS = {
     default: DEFAULT_NATS_URL,
     description: 'NATS server URL (comma-separated for several)',
   },
-  'nats-user': { type: 'string', env: 'KSTYLES_NATS_USER', value: 'USER', description: 'NATS user name' },
-  'nats-pass': { type: 'string', env: 'KSTYLES_NATS_PASS', value: 'PASS', description: 'NATS password' },
+  'nats-seed': {
+    type: 'string',
+    env: 'KSTYLES_NATS_SEED',
+    value: 'SEED',
+    description: "the server's NATS nkey user seed (SU…); prefer the environment: a flag shows in ps",
+  },
   'nats-connect-timeout-ms': {
     type: 'string',
     env: 'KSTYLES_NATS_CONNECT_TIMEOUT_MS',
@@ -139,13 +143,12 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     await main.prepare?.(flags);
     const common = flags as unknown as ParsedFlags<typeof NATS_FLAGS>;
     const servers = (common.nats ?? '').split(',').filter(Boolean);
-    const user = common['nats-user'];
-    const pass = common['nats-pass'];
+    const seed = common['nats-seed'];
     nc = await connectNats({
       servers,
       name: `kstyles-${name}`,
-      ...(user !== undefined ? { user } : {}),
-      ...(pass !== undefined ? { pass } : {}),
+      inboxPrefix: inboxPrefixOf(name),
+      ...(seed !== undefined ? { seed } : {}),
       firstConnectTimeoutMs: intFlag(
         name,
         'nats-connect-timeout-ms',

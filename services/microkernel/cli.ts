@@ -4,8 +4,7 @@
  * the driver, file server and gateway as separate processes, restarts them when they crash or hang,
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
-
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { intFlag, type ParsedFlags, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
@@ -23,7 +22,7 @@ import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { freePort, reachableUrl } from '../contract/http-server.ts';
 import { TRANSFER_FLAG, transferFlag } from '../ipc/server-main.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
-import { removeRuntimeState, writeRuntimeState } from '../supervisor/runtime-state.ts';
+import { removeRuntimeState, runtimeNatsOf, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import type { SupervisorSpec } from '../supervisor/spec.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import {
@@ -33,7 +32,14 @@ import {
   microkernelSpec,
   NATS_INSTALL_HINT,
 } from './composition.ts';
-import { generateUsers, NATS_ROLES, type NatsRole, renderNatsConfig, usersFromEnv } from './nats-config.ts';
+import {
+  generateKeyPairs,
+  NATS_KEY_ENV,
+  NATS_ROLES,
+  renderNatsConfig,
+  usersFromEnv,
+  writeRunNatsConfig,
+} from './nats-config.ts';
 
 const COMMAND = {
   name: 'microkernel',
@@ -47,7 +53,7 @@ const COMMAND = {
       type: 'string',
       env: 'NATS_URL',
       value: 'URL',
-      description: 'use this NATS server instead of starting one (passwords from KSTYLES_NATS_<ROLE>_PASS)',
+      description: 'use this NATS server instead of starting one (nkey seeds from KSTYLES_NATS_<ROLE>_SEED)',
     },
     chaos: chaosFlagSpec("enable the driver's fault hooks"),
     ...TRANSFER_FLAG,
@@ -115,7 +121,7 @@ const COMMAND = {
     ),
     'print-nats-config': {
       type: 'boolean',
-      description: 'print a static nats-server config (passwords from $KSTYLES_NATS_<ROLE>_PASS) and exit',
+      description: 'print a static nats-server config (public keys from $KSTYLES_NATS_<ROLE>_NKEY) and exit',
     },
   },
   details: `Without --nats it starts nats-server (NATS_SERVER_BIN, PATH or /usr/sbin/nats-server) on a free
@@ -127,13 +133,12 @@ Metrics: gateway <URL>/metrics; fs, driver and supervisor on their --*-metrics-p
 /** A port chosen once, so a restarted server comes back on the same one. */
 const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
 
+/** With --nats: each role's seed from KSTYLES_NATS_<ROLE>_SEED; a role without one connects without. */
 function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {
-  const users = usersFromEnv();
-  const creds: Partial<Record<NatsRole, { user: string; pass: string }>> = {};
+  const creds: NonNullable<CompositionOptions['credentials']> = {};
   for (const role of NATS_ROLES) {
-    const pass = users[role].pass;
-    const value = typeof pass === 'string' ? pass : env[pass.env];
-    if (value) creds[role] = { user: users[role].user, pass: value };
+    const seed = env[NATS_KEY_ENV.seed(role)];
+    if (seed) creds[role] = { seed };
   }
   return creds;
 }
@@ -196,19 +201,18 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     const binary = findNatsServer();
     if (!binary) throw new UsageError(`kstyles ${name}: nats-server not found: ${NATS_INSTALL_HINT}.`);
-    const users = generateUsers();
+    const users = generateKeyPairs();
     const port = await fixedPort(intFlag(name, 'nats-port', flags['nats-port'], 0, 65535));
     const monitorPort = await freePort();
-    tempDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-microkernel-'));
-    chmodSync(tempDir, 0o700);
-    const configFile = path.join(tempDir, 'nats.conf');
-    writeFileSync(
-      configFile,
-      renderNatsConfig({ host: '127.0.0.1', port, monitorPort, users, serverName: `kstyles-${options.id}` }),
-      {
-        mode: 0o600,
-      },
-    );
+    const written = writeRunNatsConfig({
+      host: '127.0.0.1',
+      port,
+      monitorPort,
+      users,
+      serverName: `kstyles-${options.id}`,
+    });
+    tempDir = written.dir;
+    const configFile = written.file;
     composition = {
       ...options,
       natsUrl: `nats://127.0.0.1:${port}`,
@@ -287,15 +291,11 @@ function recordRuntimeState(
   composition: CompositionOptions,
   shown: { url: string; data: string; metrics: Record<string, string> },
 ): string {
-  const supervisorCreds = composition.credentials?.supervisor;
   return writeRuntimeState({
     id: spec.id,
     pid: process.pid,
     startedAt: new Date().toISOString(),
-    nats: {
-      servers: [composition.natsUrl],
-      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
-    },
+    ...(spec.nats ? { nats: runtimeNatsOf(spec.nats) } : {}),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
     info: {
       style: 'microkernel',

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../../cli/kit/repo.ts';
 import { reachableUrl } from '../contract/http-server.ts';
+import type { NatsCredentials } from '../ipc/connect.ts';
 import type { TransferMode } from '../ipc/headers.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
@@ -53,7 +54,7 @@ export type CompositionOptions = {
   /** Present when the microkernel runs its own nats-server as its first child. */
   ownNats?: OwnNats;
   /** Per role; absent = connect without credentials (an external NATS without auth). */
-  credentials?: Partial<Record<NatsRole, { user: string; pass: string }>>;
+  credentials?: Partial<Record<NatsRole, NatsCredentials>>;
   metricsPorts: { supervisor: number; fs: number; driver: number };
   /** Address of the supervisor's, the file server's and the driver's /metrics (default 127.0.0.1). */
   metricsHost?: string;
@@ -76,7 +77,7 @@ function natsEnv(options: CompositionOptions, role: NatsRole): Record<string, st
   const creds = options.credentials?.[role];
   return {
     NATS_URL: options.natsUrl,
-    ...(creds ? { KSTYLES_NATS_USER: creds.user, KSTYLES_NATS_PASS: creds.pass } : {}),
+    ...(creds?.seed ? { KSTYLES_NATS_SEED: creds.seed } : {}),
     KSTYLES_CHAOS: options.chaos ? '1' : '0',
   };
 }
@@ -160,7 +161,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     heartbeat: options.heartbeat,
     nats: {
       servers: options.natsUrl,
-      ...(supervisorCreds ? { user: supervisorCreds.user, pass: supervisorCreds.pass } : {}),
+      ...supervisorCreds,
     },
     metricsPort: options.metricsPorts.supervisor,
     ...(options.metricsHost ? { metricsHost: options.metricsHost } : {}),

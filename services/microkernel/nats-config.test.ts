@@ -3,9 +3,20 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
-import { NATS_SERVER_BIN } from '../supervisor/testing/nats-server.ts';
-import { generateUsers, NATS_ROLES, renderNatsConfig, usersFromEnv } from './nats-config.ts';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Svcm } from '@nats-io/services';
+import { connectNats, inboxPrefixOf } from '../ipc/connect.ts';
+import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
+import { NATS_SERVER_BIN, startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
+import {
+  generateKeyPairs,
+  keyPairsEnv,
+  NATS_ROLES,
+  type NatsRole,
+  renderNatsConfig,
+  usersFromEnv,
+} from './nats-config.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-nats-config-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -28,33 +39,163 @@ function natsServerAccepts(
 }
 
 describe('microkernel NATS configuration', () => {
-  it('generates a valid config with a fresh password per role and run', async () => {
-    const users = generateUsers();
-    const again = generateUsers();
+  it('generates a valid config with a fresh nkey pair per role and run, and no secret in it', async () => {
+    const pairs = generateKeyPairs();
+    const again = generateKeyPairs();
     for (const role of NATS_ROLES) {
-      assert.ok(users[role].pass.length >= 32);
-      assert.notEqual(users[role].pass, again[role].pass);
+      assert.match(pairs[role].publicKey, /^U[A-Z2-7]{55}$/);
+      assert.match(pairs[role].seed, /^SU[A-Z2-7]{56}$/);
+      assert.notEqual(pairs[role].seed, again[role].seed);
     }
-    const config = renderNatsConfig({ host: '127.0.0.1', port: 4222, monitorPort: 8222, users });
+    const config = renderNatsConfig({ host: '127.0.0.1', port: 4222, monitorPort: 8222, users: pairs });
     assert.match(config, /ping_interval: "2s"/);
     assert.match(config, /http: "127\.0\.0\.1:8222"/);
+    for (const role of NATS_ROLES) {
+      assert.ok(config.includes(`nkey: "${pairs[role].publicKey}"`), role);
+      assert.ok(!config.includes(pairs[role].seed), `${role}: the seed stays with the client`);
+    }
+    assert.doesNotMatch(config, /password/);
     const result = await natsServerAccepts(config);
     assert.ok(result.ok, result.output);
+    assert.doesNotMatch(result.output, /Plaintext passwords/);
   });
 
-  it('writes a static config whose passwords come from the environment (for compose)', async () => {
+  it('writes a static config whose public keys come from the environment (for compose and k8s)', async () => {
     const config = renderNatsConfig({
       host: '0.0.0.0',
       port: 4222,
       monitorPort: 8222,
       users: usersFromEnv(),
     });
-    assert.match(config, /password: \$KSTYLES_NATS_GATEWAY_PASS/);
-    assert.doesNotMatch(config, /password: "/, 'no literal password in a static config');
-    const env = Object.fromEntries(
-      NATS_ROLES.map((role) => [`KSTYLES_NATS_${role.toUpperCase()}_PASS`, `secret-${role}`]),
-    );
-    const result = await natsServerAccepts(config, env);
+    assert.match(config, /nkey: \$KSTYLES_NATS_GATEWAY_NKEY/);
+    assert.doesNotMatch(config, /nkey: "|password/, 'no literal key, no password in a static config');
+    const result = await natsServerAccepts(config, keyPairsEnv(generateKeyPairs()));
     assert.ok(result.ok, result.output);
+  });
+});
+
+describe('the roles on a real nats-server', () => {
+  let nats: TestNatsServer;
+  let users: ReturnType<typeof generateKeyPairs>;
+  const connections: NatsConnection[] = [];
+  before(async () => {
+    users = generateKeyPairs();
+    nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
+  });
+  after(async () => {
+    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
+    await nats?.stop();
+  });
+
+  const connectAs = async (role: NatsRole, inboxPrefix = inboxPrefixOf(role)) => {
+    const nc = await connectNats({
+      servers: nats.url,
+      name: `test-${role}`,
+      seed: users[role].seed,
+      inboxPrefix,
+      firstConnectTimeoutMs: 5000,
+    });
+    connections.push(nc);
+    return nc;
+  };
+
+  /** Subscribes and resolves the server's verdict: null when allowed, else its error message. */
+  async function subscribeVerdict(nc: NatsConnection, subject: string): Promise<string | null> {
+    const sub = nc.subscribe(subject);
+    const refused = sub.closed.then((err) => (err instanceof Error ? err.message : null));
+    await nc.flush();
+    // The server answers a refused SUB with -ERR before the PONG of the flush; give the client a turn.
+    const verdict = await Promise.race([
+      refused,
+      new Promise<null>((resolve) => setTimeout(resolve, 300, null)),
+    ]);
+    sub.unsubscribe();
+    return verdict;
+  }
+
+  it("refuses the gateway a subscription to the file server's, the supervisor's or the shared inbox", async () => {
+    const gateway = await connectAs('gateway');
+    for (const subject of [`${inboxPrefixOf('fs')}.>`, `${inboxPrefixOf('supervisor')}.>`, '_INBOX.>']) {
+      const verdict = await subscribeVerdict(gateway, subject);
+      assert.match(verdict ?? 'allowed', /Permissions Violation for Subscription/, subject);
+    }
+    assert.equal(await subscribeVerdict(gateway, `${inboxPrefixOf('gateway')}.>`), null, 'its own inbox');
+    const fs = await connectAs('fs');
+    assert.match(
+      (await subscribeVerdict(fs, `${inboxPrefixOf('gateway')}.>`)) ?? 'allowed',
+      /Permissions Violation/,
+    );
+    assert.match(
+      (await subscribeVerdict(fs, `${inboxPrefixOf('supervisor')}.>`)) ?? 'allowed',
+      /Permissions Violation/,
+    );
+  });
+
+  it('still carries requests on each role inbox: gateway → fs → driver, and the supervisor’s PING', async () => {
+    const driver = await connectAs('driver');
+    driver.subscribe(SUBJECTS.drvRead, {
+      callback: (_err, msg) => {
+        msg.respond('bytes');
+      },
+    });
+    const fs = await connectAs('fs');
+    fs.subscribe(SUBJECTS.fsStat, {
+      callback: (_err, msg) =>
+        void fs
+          .request(SUBJECTS.drvRead, '', { timeout: 2000 })
+          .then((reply) => msg.respond(`fs:${reply.string()}`))
+          // The last test's requester gives up before this answer: nothing to answer then.
+          .catch(() => {}),
+    });
+    await Promise.all([driver.flush(), fs.flush()]);
+    const gateway = await connectAs('gateway');
+    assert.equal((await gateway.request(SUBJECTS.fsStat, 'x', { timeout: 2000 })).string(), 'fs:bytes');
+    const supervisor = await connectAs('supervisor');
+    await new Svcm(driver).add({ name: SERVICE_NAMES.driver, version: '1.0.0' });
+    await driver.flush();
+    const ping = await supervisor.request(`$SRV.PING.${SERVICE_NAMES.driver}`, '', { timeout: 2000 });
+    assert.equal(ping.json<{ name: string }>().name, SERVICE_NAMES.driver);
+  });
+
+  it('makes a client on the shared _INBOX prefix fail its requests: the permission is what bites', async () => {
+    const gateway = await connectAs('gateway', '_INBOX');
+    await assert.rejects(
+      gateway.request(SUBJECTS.fsStat, 'x', { timeout: 1000 }),
+      /Permissions Violation for Subscription to "_INBOX\./,
+    );
+  });
+});
+
+describe('nkey authentication on a real nats-server', () => {
+  let nats: TestNatsServer;
+  const pairs = generateKeyPairs();
+  before(async () => {
+    nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users: pairs }) });
+  });
+  after(() => nats?.stop());
+
+  const attempt = (credentials: { seed?: string; user?: string; pass?: string }) =>
+    connectNats({ servers: nats.url, name: 'test-auth', ...credentials, firstConnectTimeoutMs: 3000 });
+
+  it("admits a role's seed, and refuses a stranger's seed, no credentials and a password", async () => {
+    const nc = await attempt({ seed: pairs.driver.seed });
+    await nc.close();
+    await assert.rejects(
+      attempt({ seed: generateKeyPairs().driver.seed }),
+      /refused the connection: Authorization Violation/,
+    );
+    await assert.rejects(attempt({}), /refused the connection: Authorization Violation/);
+    await assert.rejects(
+      attempt({ user: 'kstyles-driver', pass: 'x' }),
+      /refused the connection: Authorization Violation/,
+    );
+  });
+
+  it('names a value that is not a user seed before sending anything', async () => {
+    await assert.rejects(attempt({ seed: pairs.driver.publicKey }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'NATS_UNREACHABLE');
+      assert.match(err.message, /test-auth: the NATS nkey seed is not a user seed/);
+      return true;
+    });
   });
 });

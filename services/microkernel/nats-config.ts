@@ -1,19 +1,30 @@
 /**
  * The NATS server configuration of the microkernel: one user per server, each allowed only its own subjects
- * (least privilege on the bus, docs/architecture.md, 'The microkernel'). Used at run time with generated
- * passwords, and to write a static config (passwords as `$ENV_VAR` references) for docker compose.
+ * (least privilege on the bus, docs/architecture.md, 'The microkernel'). Every user is an nkey: the server
+ * holds only public keys, each client signs the server's challenge with its seed, and no secret is ever
+ * written into a config. Used at run time with fresh key pairs, and to write a static config (public keys
+ * as `$ENV_VAR` references) for compose and Kubernetes.
  */
-import { randomBytes } from 'node:crypto';
+
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createUser } from '@nats-io/nkeys';
+import { inboxPrefixOf } from '../ipc/connect.ts';
 import { SERVICE_NAMES, type ServiceName } from '../ipc/subjects.ts';
 import type { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
 
 export const NATS_ROLES = ['gateway', 'fs', 'driver', 'supervisor'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
-/** A literal password, or the name of an environment variable nats-server substitutes at start. */
-export type Secret = string | { env: string };
+/** A literal value, or the name of an environment variable nats-server substitutes at start. */
+export type ConfigValue = string | { env: string };
 
-export type NatsUser = { user: string; pass: Secret };
+/** A NATS user as the server knows it: its nkey public key (`U…`). */
+export type NatsUser = { publicKey: ConfigValue };
+
+/** A NATS user as its client holds it: the key pair, the seed (`SU…`) being the secret. */
+export type NatsKeyPair = { publicKey: string; seed: string };
 
 export type Permissions = {
   publish: string[];
@@ -22,7 +33,8 @@ export type Permissions = {
   allowResponses: boolean;
 };
 
-const INBOX = '_INBOX.>';
+/** The role's own reply subjects: no role may read another's replies. */
+const inbox = (role: NatsRole) => `${inboxPrefixOf(role)}.>`;
 
 /** The subjects a service-API server subscribes to for PING/INFO/STATS of its own name. */
 function serviceApi(name: ServiceName | typeof SUPERVISOR_SUBJECTS.serviceName): string[] {
@@ -34,49 +46,71 @@ const ping = (name: ServiceName) => [`$SRV.PING.${name}`, `$SRV.PING.${name}.*`]
 /**
  * What each server may do. The gateway reaches the file server and the two PINGs of its readiness
  * check, never a driver subject; the file server asks the driver; the driver only answers (its caller,
- * or on a grant the inbox its caller named).
+ * or on a grant the gateway inbox its caller named). Each subscribes to its own inbox prefix only (the
+ * clients set it: services/ipc/connect.ts), so no server reads the replies meant for another — the file
+ * server's to the gateway, the supervisor's control answers.
  */
 export const PERMISSIONS: Record<NatsRole, Permissions> = {
   gateway: {
     // The file server's instance PINGs tell its crashes apart (the gateway retries across them).
     publish: ['kstyles.fs.>', ...ping(SERVICE_NAMES.fs), `$SRV.PING.${SERVICE_NAMES.driver}`],
-    subscribe: [INBOX],
+    subscribe: [inbox('gateway')],
     allowResponses: false,
   },
   fs: {
     publish: ['kstyles.drv.>', ...ping(SERVICE_NAMES.driver)],
     // The supervisors' events: a driver's exit reissues the reads it held (services/ipc/supervisor-news.ts).
-    subscribe: ['kstyles.fs.>', 'kstyles.sup.events.*', ...serviceApi(SERVICE_NAMES.fs), INBOX],
+    subscribe: ['kstyles.fs.>', 'kstyles.sup.events.*', ...serviceApi(SERVICE_NAMES.fs), inbox('fs')],
     allowResponses: true,
   },
   driver: {
-    // Grant transfers: the bytes of a read go to the requester's reply subject the file server names.
-    publish: [INBOX],
+    // Grant transfers: the bytes of a read go to the gateway's reply subject the file server names.
+    publish: [inbox('gateway')],
     subscribe: ['kstyles.drv.>', ...serviceApi(SERVICE_NAMES.driver)],
     allowResponses: true,
   },
   supervisor: {
     // Events and control of every supervisor, and the service API (health checks, `nats micro`).
     publish: ['kstyles.sup.>', '$SRV.>'],
-    subscribe: ['kstyles.sup.>', '$SRV.>', INBOX],
+    subscribe: ['kstyles.sup.>', '$SRV.>', inbox('supervisor')],
     allowResponses: true,
   },
 };
 
-/** Fresh random credentials for one run: user names are the roles, passwords 24 random bytes. */
-export function generateUsers(): Record<NatsRole, { user: string; pass: string }> {
-  const users = {} as Record<NatsRole, { user: string; pass: string }>;
-  for (const role of NATS_ROLES)
-    users[role] = { user: `kstyles-${role}`, pass: randomBytes(24).toString('base64url') };
-  return users;
+/**
+ * The environment variables of a deployment's keys: nats-server reads each role's public key
+ * (`KSTYLES_NATS_<ROLE>_NKEY`), a client started for a role its seed (`KSTYLES_NATS_<ROLE>_SEED`).
+ * A public key starts with a letter, so nats-server's substitution always reads it as a string.
+ */
+export const NATS_KEY_ENV = {
+  publicKey: (role: NatsRole) => `KSTYLES_NATS_${role.toUpperCase()}_NKEY`,
+  seed: (role: NatsRole) => `KSTYLES_NATS_${role.toUpperCase()}_SEED`,
+} as const;
+
+/** A fresh nkey user key pair per role: one run of the lab or the microkernel, or one deployment. */
+export function generateKeyPairs(): Record<NatsRole, NatsKeyPair> {
+  const pairs = {} as Record<NatsRole, NatsKeyPair>;
+  for (const role of NATS_ROLES) {
+    const pair = createUser();
+    pairs[role] = { publicKey: pair.getPublicKey(), seed: new TextDecoder().decode(pair.getSeed()) };
+  }
+  return pairs;
 }
 
-/** Users whose passwords come from KSTYLES_NATS_<ROLE>_PASS at nats-server start (for a static file). */
+/** Both variables of every role, as a deployment's environment (compose's .env, a Kubernetes Secret). */
+export function keyPairsEnv(pairs: Record<NatsRole, NatsKeyPair>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const role of NATS_ROLES) {
+    env[NATS_KEY_ENV.publicKey(role)] = pairs[role].publicKey;
+    env[NATS_KEY_ENV.seed(role)] = pairs[role].seed;
+  }
+  return env;
+}
+
+/** Users whose public keys come from KSTYLES_NATS_<ROLE>_NKEY at nats-server start (for a static file). */
 export function usersFromEnv(): Record<NatsRole, NatsUser> {
   const users = {} as Record<NatsRole, NatsUser>;
-  for (const role of NATS_ROLES) {
-    users[role] = { user: `kstyles-${role}`, pass: { env: `KSTYLES_NATS_${role.toUpperCase()}_PASS` } };
-  }
+  for (const role of NATS_ROLES) users[role] = { publicKey: { env: NATS_KEY_ENV.publicKey(role) } };
   return users;
 }
 
@@ -101,7 +135,7 @@ export const NATS_CONFIG_DEFAULTS = {
 } as const;
 
 const quote = (value: string) => JSON.stringify(value);
-const secret = (value: Secret) => (typeof value === 'string' ? quote(value) : `$${value.env}`);
+const configValue = (value: ConfigValue) => (typeof value === 'string' ? quote(value) : `$${value.env}`);
 const list = (values: string[]) => `[${values.map(quote).join(', ')}]`;
 
 function renderPermissions(p: Permissions): string {
@@ -130,11 +164,23 @@ export function renderNatsConfig(options: NatsConfigOptions): string {
     '  users: [',
   ];
   for (const role of NATS_ROLES) {
-    const { user, pass } = options.users[role];
     lines.push(
-      `    { user: ${quote(user)}, password: ${secret(pass)}, permissions: { ${renderPermissions(PERMISSIONS[role])} } }`,
+      `    # ${role}`,
+      `    { nkey: ${configValue(options.users[role].publicKey)}, permissions: { ${renderPermissions(PERMISSIONS[role])} } }`,
     );
   }
   lines.push('  ]', '}', '');
   return lines.join('\n');
+}
+
+/**
+ * Writes the config of a nats-server started for one run into a fresh private directory (0700, the file
+ * 0600: it names the run's credentials). The caller removes `dir` when the run ends.
+ */
+export function writeRunNatsConfig(options: NatsConfigOptions): { dir: string; file: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `${options.serverName ?? 'kstyles-nats'}-`));
+  chmodSync(dir, 0o700);
+  const file = path.join(dir, 'nats.conf');
+  writeFileSync(file, renderNatsConfig(options), { mode: 0o600 });
+  return { dir, file };
 }

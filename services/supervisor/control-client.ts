@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ServiceError } from '@nats-io/services';
-import { connect } from '@nats-io/transport-node';
 import { type ControlStatus, ProcessError, ProcessErrorCode } from '../contract/errors.ts';
+import { connectNats, inboxPrefixOf } from '../ipc/connect.ts';
 import { ControlError } from './control-error.ts';
 import type { RuntimeState } from './runtime-state.ts';
 import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
@@ -20,9 +20,11 @@ export class SupervisorControlError extends ControlError {
 
 export type ControlClientOptions = {
   servers: string | string[];
+  /** The supervisor's nkey user seed (`SU…`), as its runtime state holds it. */
+  seed?: string;
   user?: string;
   pass?: string;
-  /** Per request. Default 2000 ms. */
+  /** Per request, and for the first connection. Default 2000 ms. */
   timeoutMs?: number;
 };
 
@@ -63,9 +65,7 @@ export function splitServerCredentials(servers: string | string[]): {
 
 /** How to reach the control API of a supervisor found in the runtime-state files; undefined without NATS. */
 export function clientOptionsFromState(state: RuntimeState): ControlClientOptions | undefined {
-  if (!state.nats) return undefined;
-  const { servers, user, pass } = state.nats;
-  return { servers, ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}) };
+  return state.nats ? { ...state.nats } : undefined;
 }
 
 /** Talks to supervisors' control API (kstyles.sup.ctl.<id>.*) over NATS request/reply. */
@@ -86,12 +86,16 @@ export class SupervisorControlClient {
     const user = options.user ?? fromUrl.user;
     const pass = options.pass ?? fromUrl.pass;
     try {
-      const nc = await connect({
+      const nc = await connectNats({
         servers,
+        ...(options.seed !== undefined ? { seed: options.seed } : {}),
         ...(user !== undefined ? { user } : {}),
         ...(pass !== undefined ? { pass } : {}),
+        // Its callers hold the supervisor's credentials, which may subscribe to that role's inbox only.
+        inboxPrefix: inboxPrefixOf('supervisor'),
         name: 'kstyles-supervisor-control',
-        timeout: timeoutMs,
+        firstConnectTimeoutMs: timeoutMs,
+        connectTimeoutMs: timeoutMs,
       });
       return new SupervisorControlClient(nc, timeoutMs);
     } catch (err) {

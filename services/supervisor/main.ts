@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseCommand, UsageError } from '../../cli/args.ts';
-import { removeRuntimeState, writeRuntimeState } from './runtime-state.ts';
+import { removeRuntimeState, runtimeNatsOf, writeRuntimeState } from './runtime-state.ts';
 import { parseSupervisorSpec, type ResolvedSupervisorSpec, SpecError } from './spec.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -58,15 +58,7 @@ async function main(argv: string[]): Promise<number> {
     id: spec.id,
     pid: process.pid,
     startedAt: new Date().toISOString(),
-    ...(spec.nats
-      ? {
-          nats: {
-            servers: [spec.nats.servers].flat(),
-            ...(spec.nats.user !== undefined ? { user: spec.nats.user } : {}),
-            ...(spec.nats.pass !== undefined ? { pass: spec.nats.pass } : {}),
-          },
-        }
-      : {}),
+    ...(spec.nats ? { nats: runtimeNatsOf(spec.nats) } : {}),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
     info: spec.info,
   });

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { type ServiceMsg, Svcm } from '@nats-io/services';
-import { connect } from '@nats-io/transport-node';
+import { connectNats, inboxPrefixOf } from '../ipc/connect.ts';
 import { ControlError } from './control-error.ts';
 import type { NatsSpec } from './spec.ts';
 import { CONTROL_OPS, type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
@@ -26,15 +26,17 @@ export class NatsLink {
 
   /** Starts connecting; returns at once. */
   open(): void {
-    const { servers, user, pass, reconnectTimeWaitMs } = this.spec;
-    connect({
+    const { servers, seed, user, pass, reconnectTimeWaitMs } = this.spec;
+    connectNats({
       servers,
+      ...(seed !== undefined ? { seed } : {}),
       ...(user !== undefined ? { user } : {}),
       ...(pass !== undefined ? { pass } : {}),
+      // The supervisor role's own inbox: the only one its NATS user may subscribe to.
+      inboxPrefix: inboxPrefixOf('supervisor'),
+      ...(reconnectTimeWaitMs !== undefined ? { reconnectTimeWaitMs } : {}),
       name: `kstyles-supervisor-${this.supervisorId}`,
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: reconnectTimeWaitMs ?? 250,
+      firstConnectTimeoutMs: Number.POSITIVE_INFINITY,
     })
       .then((nc) => this.#onConnected(nc))
       .catch((err: unknown) =>

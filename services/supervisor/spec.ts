@@ -77,6 +77,8 @@ export type HeartbeatSpec = {
 
 export type NatsSpec = {
   servers: string | string[];
+  /** An nkey user seed (`SU…`); or user and password. */
+  seed?: string;
   user?: string;
   pass?: string;
   /** Default 250 ms, so a nats-server started as a child is found quickly. */
@@ -260,6 +262,8 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
   };
 }
 
+const NATS_STRING_KEYS = ['seed', 'user', 'pass'] as const;
+
 function parseNats(raw: unknown): NatsSpec | undefined {
   if (raw === undefined) return undefined;
   if (!isObject(raw)) fail('nats', `must be an object, got ${JSON.stringify(raw)}`);
@@ -268,13 +272,15 @@ function parseNats(raw: unknown): NatsSpec | undefined {
   if (list.length === 0 || !list.every((s) => typeof s === 'string' && s !== '')) {
     fail('nats.servers', `must be a URL or a non-empty array of URLs, got ${JSON.stringify(servers)}`);
   }
-  for (const key of ['user', 'pass'] as const) {
-    if (raw[key] !== undefined && typeof raw[key] !== 'string') fail(`nats.${key}`, 'must be a string');
+  const strings: Partial<Record<(typeof NATS_STRING_KEYS)[number], string>> = {};
+  for (const key of NATS_STRING_KEYS) {
+    if (raw[key] === undefined) continue;
+    if (typeof raw[key] !== 'string') fail(`nats.${key}`, 'must be a string');
+    strings[key] = raw[key];
   }
   return {
     servers: servers as string | string[],
-    ...(raw['user'] !== undefined ? { user: raw['user'] as string } : {}),
-    ...(raw['pass'] !== undefined ? { pass: raw['pass'] as string } : {}),
+    ...strings,
     reconnectTimeWaitMs: num(
       raw,
       'reconnectTimeWaitMs',

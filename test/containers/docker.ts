@@ -5,7 +5,6 @@
  * about the machine').
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,16 +189,4 @@ export function inspect(id: string): ContainerState {
     running: running === 'true',
     health: health ?? '',
   };
-}
-
-/**
- * A fresh password for one of deploy/nats/nats.conf's `$KSTYLES_NATS_*_PASS` references. nats-server
- * parses a substituted variable as a config value, not as a string: a hex value such as "3e5…" is read
- * as a float and "1234…" as an integer, and the server exits at start ("variable reference … could not
- * be parsed", "interface {} is int64, not string"), which compose reports as the microkernel's nats
- * dependency being unhealthy. Random hex did that in about one run of four; a leading letter keeps every
- * value a string.
- */
-export function natsPassword(random: Buffer = randomBytes(12)): string {
-  return `k${random.toString('hex')}`;
 }

@@ -21,6 +21,7 @@ import { STYLES, type Style } from '../../cli/kit/defaults.ts';
 import { httpContract } from '../../services/contract/testing/contract-suite.ts';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
+import { generateKeyPairs, keyPairsEnv } from '../../services/microkernel/nats-config.ts';
 import { SupervisorControlClient } from '../../services/supervisor/control-client.ts';
 import { freePort } from '../../services/supervisor/testing/nats-server.ts';
 import { ComposeProject } from './compose.ts';
@@ -36,7 +37,6 @@ import {
   imageExists,
   inspect,
   LOCAL_BASES,
-  natsPassword,
   REPO,
   run,
   runChecked,
@@ -61,7 +61,8 @@ type Stack = {
   urls: Record<Style, string>;
   prometheus: string;
   nats: string;
-  supervisorPass: string;
+  /** The supervisor's nkey seed: the control API's credentials. */
+  supervisorSeed: string;
   down(): Promise<void>;
 };
 
@@ -135,16 +136,14 @@ async function startStack(): Promise<Stack> {
     KSTYLES_NATS_PORT: await freePort(),
     KSTYLES_NATS_MONITOR_PORT: await freePort(),
   };
-  const supervisorPass = natsPassword();
+  // A deployment's NATS keys, as deploy/nats/nats-keys.ts makes them for deploy/.env.
+  const natsKeys = generateKeyPairs();
   const environment: Record<string, string> = {
     ...bases,
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
     KSTYLES_CORPUS_SEED: CORPUS.seed,
     KSTYLES_CORPUS_COUNT: CORPUS.count,
-    KSTYLES_NATS_GATEWAY_PASS: natsPassword(),
-    KSTYLES_NATS_FS_PASS: natsPassword(),
-    KSTYLES_NATS_DRIVER_PASS: natsPassword(),
-    KSTYLES_NATS_SUPERVISOR_PASS: supervisorPass,
+    ...keyPairsEnv(natsKeys),
   };
   const project = new ComposeProject(PROJECT, path.join(DEPLOY, 'docker-compose.yml'), environment);
   const started = performance.now();
@@ -165,7 +164,7 @@ async function startStack(): Promise<Stack> {
     urls,
     prometheus: `http://127.0.0.1:${ports.KSTYLES_PROMETHEUS_PORT}`,
     nats: `nats://127.0.0.1:${ports.KSTYLES_NATS_PORT}`,
-    supervisorPass,
+    supervisorSeed: natsKeys.supervisor.seed,
     down: async () => {
       project.down();
     },
@@ -240,14 +239,13 @@ if (skipReason) {
 
   describe('resilience in containers', () => {
     it('microkernel: a driver SIGKILLed through the supervisor control API is restarted with no failed request', async () => {
-      const { urls, nats, supervisorPass } = await ready();
+      const { urls, nats, supervisorSeed } = await ready();
       const corpus = await testCorpus();
       const small = corpus.manifest.files.filter((f) => !f.poison && f.size > 0 && f.size < 64 * 1024);
       assert.ok(small.length > 0);
       const control = await SupervisorControlClient.connect({
         servers: nats,
-        user: 'kstyles-supervisor',
-        pass: supervisorPass,
+        seed: supervisorSeed,
         timeoutMs: 5000,
       });
       try {

@@ -12,16 +12,16 @@ import { NatsBlockReader } from '../../fs/block-reader-client.ts';
 import { FileSystem } from '../../fs/file-system.ts';
 import { startFileServer } from '../../fs/nats-server.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
-import { connectNats } from '../../ipc/connect.ts';
+import { connectNats, inboxPrefixOf } from '../../ipc/connect.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../../ipc/headers.ts';
 import { createIpcMetrics } from '../../ipc/ipc.ts';
 import type { HostedService } from '../../ipc/service-host.ts';
 import { startNatsServer, type TestNatsServer } from '../../supervisor/testing/nats-server.ts';
-import { generateUsers, type NatsRole, renderNatsConfig } from '../nats-config.ts';
+import { generateKeyPairs, type NatsKeyPair, type NatsRole, renderNatsConfig } from '../nats-config.ts';
 
 export type InProcessKernel = {
   nats: TestNatsServer;
-  users: Record<NatsRole, { user: string; pass: string }>;
+  users: Record<NatsRole, NatsKeyPair>;
   gateway: Gateway;
   /** The hosted services, to stop one and see how the rest copes. */
   servers: { driver: HostedService; fs: HostedService };
@@ -36,14 +36,15 @@ export async function startInProcessKernel(
   dataDir: string,
   options: { deadlineMs?: number; transfer?: TransferMode } = {},
 ): Promise<InProcessKernel> {
-  const users = generateUsers();
+  const users = generateKeyPairs();
   const nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
   const connections: NatsConnection[] = [];
   const connectAs = async (role: NatsRole) => {
     const nc = await connectNats({
       servers: nats.url,
       name: `test-${role}`,
-      ...users[role],
+      seed: users[role].seed,
+      inboxPrefix: inboxPrefixOf(role),
       firstConnectTimeoutMs: 5000,
     });
     connections.push(nc);

@@ -1,6 +1,6 @@
 /**
- * `kstyles microkernel` as a real process tree for tests: spawned with its own TMPDIR (so its runtime
- * state and NATS config never meet another run's), read back through the runtime state file, the
+ * `kstyles microkernel` as a real process tree for tests: spawned with its own TMPDIR and
+ * XDG_RUNTIME_DIR (so its runtime state and NATS config never meet another run's), read back through the runtime state file, the
  * supervisor's control API and its event subject, and always torn down (SIGTERM, then SIGKILL of
  * anything left) even when a test fails.
  */
@@ -9,10 +9,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { connect } from '@nats-io/transport-node';
 import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
+import { connectNats } from '../../ipc/connect.ts';
 import { SupervisorControlClient } from '../../supervisor/control-client.ts';
-import { isProcessAlive, type RuntimeState } from '../../supervisor/runtime-state.ts';
+import { isProcessAlive, type RuntimeState, runtimeStateDir } from '../../supervisor/runtime-state.ts';
 import { SUPERVISOR_SUBJECTS } from '../../supervisor/subjects.ts';
 import type { SupervisorEvent, SupervisorStatus } from '../../supervisor/supervisor.ts';
 import { ANY_FREE_METRICS_PORTS } from '../composition.ts';
@@ -20,6 +20,8 @@ import { ANY_FREE_METRICS_PORTS } from '../composition.ts';
 export type ProcessKernel = {
   proc: ChildProcess;
   tmp: string;
+  /** The environment under which a `kstyles` command finds this kernel's runtime state. */
+  stateEnv: { TMPDIR: string; XDG_RUNTIME_DIR: string };
   /** Everything the process tree wrote (supervisor lines and prefixed child lines). */
   output(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -49,7 +51,8 @@ export type ProcessKernelOptions = {
 
 export async function startProcessKernel(options: ProcessKernelOptions): Promise<ProcessKernel> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-mk-test-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, ...options.env };
+  const stateEnv = { TMPDIR: tmp, XDG_RUNTIME_DIR: tmp };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...stateEnv, ...options.env };
   for (const key of ['KSTYLES_PORT', 'NATS_URL', 'KSTYLES_CHAOS', 'KSTYLES_DATA']) {
     if (!options.env?.[key]) delete env[key];
   }
@@ -111,6 +114,7 @@ export async function startProcessKernel(options: ProcessKernelOptions): Promise
   const kernel: ProcessKernel = {
     proc,
     tmp,
+    stateEnv,
     output: () => output,
     exited,
     url: '',
@@ -159,15 +163,10 @@ export async function startProcessKernel(options: ProcessKernelOptions): Promise
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     kernel.url = /microkernel ready: (\S+)/.exec(output)![1]!;
-    const stateFile = path.join(tmp, 'kstyles', 'run', 'microkernel.json');
+    const stateFile = path.join(runtimeStateDir(stateEnv), 'microkernel.json');
     kernel.state = JSON.parse(readFileSync(stateFile, 'utf8')) as RuntimeState;
-    const natsInfo = kernel.state.nats!;
-    const creds = {
-      servers: natsInfo.servers,
-      ...(natsInfo.user ? { user: natsInfo.user } : {}),
-      ...(natsInfo.pass ? { pass: natsInfo.pass } : {}),
-    };
-    nc = await connect({ ...creds, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const creds = kernel.state.nats!;
+    nc = await connectNats({ ...creds, name: 'kstyles-test-events', reconnectTimeWaitMs: 100 });
     nc.subscribe(SUPERVISOR_SUBJECTS.events(kernel.state.id), {
       callback: (err, msg) => {
         if (err) return;
