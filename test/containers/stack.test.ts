@@ -94,7 +94,8 @@ async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
   return result;
 }
 
-async function buildImages(): Promise<Record<string, string>> {
+/** `keysEnv`: compose v1 interpolates the whole file for a build too, so the NATS keys must be set. */
+async function buildImages(keysEnv: Record<string, string>): Promise<Record<string, string>> {
   // Official mode names the registry images explicitly: deploy/.env (written by offline-bases.sh) would
   // otherwise point compose at the local ones.
   let bases: Record<string, string> = { ...OFFICIAL_BASES };
@@ -119,7 +120,7 @@ async function buildImages(): Promise<Record<string, string>> {
         'prometheus',
         'unikernel',
       ],
-      { ...BUILD_ENV, ...bases },
+      { ...BUILD_ENV, ...bases, ...keysEnv },
     ),
   );
   for (const [name, tag] of Object.entries(IMAGES)) figures.imageBytes[name] = imageBytes(tag);
@@ -127,7 +128,9 @@ async function buildImages(): Promise<Record<string, string>> {
 }
 
 async function startStack(): Promise<Stack> {
-  const bases = await buildImages();
+  // A deployment's NATS keys, as deploy/nats/nats-keys.ts makes them for deploy/.env.
+  const natsKeys = generateKeyPairs();
+  const bases = await buildImages(keyPairsEnv(natsKeys));
   const ports = {
     KSTYLES_MONOLITH_PORT: await freePort(),
     KSTYLES_MICROKERNEL_PORT: await freePort(),
@@ -136,8 +139,6 @@ async function startStack(): Promise<Stack> {
     KSTYLES_NATS_PORT: await freePort(),
     KSTYLES_NATS_MONITOR_PORT: await freePort(),
   };
-  // A deployment's NATS keys, as deploy/nats/nats-keys.ts makes them for deploy/.env.
-  const natsKeys = generateKeyPairs();
   const environment: Record<string, string> = {
     ...bases,
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
