@@ -28,6 +28,7 @@ export const LAB_PORTS = {
   nats: 4222,
   natsMonitor: 8222,
   labMetrics: 9479,
+  console: 8084,
 } as const;
 export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
@@ -81,6 +82,7 @@ const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
   nats: '--nats-port',
   natsMonitor: '--nats-monitor-port',
   labMetrics: '--metrics-port',
+  console: '--console-port',
 };
 
 /** Phase 1: every port the lab needs is free, and a nats-server exists. */
