@@ -134,7 +134,7 @@ function page(state: ConsoleState): string {
 <button type="submit" name="action" value="start" id="load-start">start load</button>
 <button type="submit" name="action" value="stop" id="load-stop">stop load</button>
 </form>
-<p id="load-status" role="status">${renderLoadStatus(state)}</p></section>
+<p id="load-status" role="status">${renderLoadStatus(state)}</p><p id="console-error" role="alert"></p></section>
 <div class="columns">${columns}</div>
 <section aria-labelledby="faults-h"><h2 id="faults-h">Faults</h2>
 <p><label>hang for <input id="hang-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.hang}"> s</label> · <label>slow for <input id="slow-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.slow}"> s</label> (the fields apply with JavaScript; without it a hang lasts ${DEFAULT_SECONDS.hang} s)</p>
@@ -198,6 +198,11 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
         return send(200, 'text/javascript; charset=utf-8', script);
       if (req.method === 'GET' && url.pathname === '/uplot.css') return send(200, 'text/css', css);
       if (req.method === 'GET' && url.pathname === '/console.css') return send(200, 'text/css', styles);
+      if (req.method === 'GET' && url.pathname === '/favicon.ico') {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
       if (req.method === 'GET' && url.pathname === '/events') {
         res.writeHead(200, {
           'content-type': 'text/event-stream',

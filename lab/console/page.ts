@@ -99,11 +99,14 @@ document.addEventListener('submit', (event) => {
   const body = new URLSearchParams(new FormData(form, event.submitter) as unknown as Record<string, string>);
   const kind = body.get('kind');
   if (kind === 'hang' || kind === 'slow') body.set('for', ($(`${kind}-seconds`) as HTMLInputElement).value);
-  void fetch(form.action, { method: 'POST', body, headers: { accept: 'application/json' } }).then(
-    async (res) => {
-      if (!res.ok) $('load-status').textContent = await res.text();
-    },
-  );
+  // getAttribute: `form.action` is the button named "action" in the load form.
+  void fetch(form.getAttribute('action')!, {
+    method: 'POST',
+    body,
+    headers: { accept: 'application/json' },
+  }).then(async (res) => {
+    $('console-error').textContent = res.ok ? '' : await res.text();
+  });
 });
 
 render(JSON.parse($('initial-state').textContent ?? '{}') as ConsoleState);

@@ -82,7 +82,7 @@ export function renderTimeline(state: ConsoleState): string {
                   `${r.target}: ${r.failed}/${r.requests} failed, first success after failure ${r.failed ? duration(r.firstSuccessAfterFailureMs) : 'n/a'}, p99 back ${r.p99RecoveryMs === null ? 'never' : duration(r.p99RecoveryMs)}`,
               )
               .join('; ');
-      return `<tr data-fault="${f.id}" class="${f.open ? 'open' : 'closed'}"><td>${clock(f.at)}</td><td>${escapeHtml(f.kind)}${f.forMs ? ` ${f.forMs / 1000} s` : ''}</td><td><code>${escapeHtml(f.target)}</code></td><td class="${f.ok ? '' : 'failed-fault'}">${escapeHtml(f.message || 'sent…')}</td><td class="recovery">${escapeHtml(recovery)}</td></tr>`;
+      return `<tr data-fault="${f.id}" data-target="${escapeHtml(f.target)}" data-kind="${f.kind}" class="${f.open ? 'open' : 'closed'}"><td>${clock(f.at)}</td><td>${escapeHtml(f.kind)}${f.forMs ? ` ${f.forMs / 1000} s` : ''}</td><td><code>${escapeHtml(f.target)}</code></td><td class="${f.ok ? '' : 'failed-fault'}">${escapeHtml(f.message || 'sent…')}</td><td class="recovery">${escapeHtml(recovery)}</td></tr>`;
     })
     .join('');
   return `<table id="timeline-table"><caption>faults and measured recovery (newest first)</caption><thead><tr><th scope="col">time (UTC)</th><th scope="col">fault</th><th scope="col">target</th><th scope="col">what the driver did</th><th scope="col">recovery</th></tr></thead><tbody>${rows}</tbody></table>`;
