@@ -9,13 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { freePort } from '../../services/contract/http-server.ts';
-import { ensureCorpus } from '../corpus-setup.ts';
-import { type Lab, type LabPorts, startLab } from '../lab.ts';
+import type { Lab } from '../lab.ts';
 import { launchChromium } from './browser.ts';
 import type { ConsoleServer } from './console-server.ts';
-import { startLabConsole } from './lab-console.ts';
+import { startScratchLab } from './lab-console.ts';
 
+let scratch: Awaited<ReturnType<typeof startScratchLab>> | undefined;
 let lab: Lab;
 let server: ConsoleServer;
 let browser: Browser;
@@ -25,19 +24,9 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-console-test-'));
 
 before(async () => {
   browser = await launchChromium();
-  const data = path.join(dir, 'data');
-  await ensureCorpus(data, () => {});
-  const ports = Object.fromEntries(
-    await Promise.all(
-      ['monolith', 'microkernel', 'unikernel', 'nats', 'natsMonitor', 'labMetrics', 'console'].map(
-        async (k) => [k, await freePort()],
-      ),
-    ),
-  ) as LabPorts;
-  const log = { write: () => true } as unknown as NodeJS.WritableStream;
-  lab = await startLab({ data, chaos: true, ports, stdout: log, stderr: log });
-  await lab.supervisor.whenReady();
-  server = await startLabConsole(lab, ports.console, data);
+  scratch = await startScratchLab(path.join(dir, 'data'));
+  lab = scratch.lab;
+  server = scratch.server;
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const origin = new URL(server.url).origin;
   page.on('request', (r) => {
@@ -49,8 +38,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await server?.close();
-  await lab?.stop();
+  await scratch?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
