@@ -12,6 +12,7 @@ import { STYLES } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
+import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, type Lab, PortInUseError, startLab } from './lab.ts';
 import { LAB_FLAGS, labPorts } from './up-cli.ts';
@@ -134,7 +135,9 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof PortInUseError) throw new UsageError(`kstyles demo: ${err.message}`);
     throw err;
   }
+  let stopConsole = async () => {};
   const stopLab = async () => {
+    await stopConsole();
     await lab.stop();
     log.end();
   };
@@ -155,6 +158,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   clearInterval(waiting);
   for (const style of STYLES) process.stdout.write(`  ${style.padEnd(12)} ${lab.urls[style]}\n`);
+  try {
+    const consoleServer = await startLabConsole(lab, ports.console, data);
+    stopConsole = consoleServer.close;
+    process.stdout.write(`  ${'console'.padEnd(12)} ${consoleServer.url}\n`);
+  } catch (err) {
+    process.stdout.write(`  console      did not start: ${(err as Error).message}\n`);
+  }
   process.stdout.write(`  unikernel runs as: ${lab.unikernelForm}; service logs: ${logFile}\n`);
 
   step(4, `load: ${rate} req/s per style for ${durationMs / 1000} s, with chaos`);

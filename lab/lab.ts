@@ -34,6 +34,7 @@ export const LAB_PORTS = {
   nats: DEFAULT_PORTS.nats,
   natsMonitor: DEFAULT_PORTS.natsMonitor,
   labMetrics: DEFAULT_PORTS.labMetrics,
+  console: DEFAULT_PORTS.console,
 } as const;
 export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
@@ -85,46 +86,60 @@ const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
   nats: '--nats-port',
   natsMonitor: '--nats-monitor-port',
   labMetrics: '--metrics-port',
+  console: '--console-port',
 };
 
-export async function startLab(options: LabOptions): Promise<Lab> {
-  for (const [name, port] of Object.entries(options.ports) as Array<[keyof LabPorts, number]>) {
+/** Phase 1: every port the lab needs is free, and a nats-server exists. */
+async function checkPrerequisites(ports: LabPorts): Promise<string> {
+  for (const [name, port] of Object.entries(ports) as Array<[keyof LabPorts, number]>) {
     await assertPortFree(port, name, FLAG_OF_PORT[name]);
   }
   const natsBinary = findNatsServer();
   if (!natsBinary) throw new Error(`nats-server not found: ${NATS_INSTALL_HINT}`);
+  return natsBinary;
+}
 
+type NatsSetup = { tempDir: string; configFile: string; users: ReturnType<typeof generateKeyPairs> };
+
+/** Phase 2: fresh nkey pairs for this run and the config file, in a private temp folder. */
+function writeNatsSetup(ports: LabPorts): NatsSetup {
   const users = generateKeyPairs();
-  const { dir: tempDir, file: natsConfig } = writeRunNatsConfig({
+  const { dir, file } = writeRunNatsConfig({
     host: '127.0.0.1',
-    port: options.ports.nats,
-    monitorPort: options.ports.natsMonitor,
+    port: ports.nats,
+    monitorPort: ports.natsMonitor,
     users,
     serverName: 'kstyles-lab',
   });
-  const natsUrl = `nats://127.0.0.1:${options.ports.nats}`;
-  const urls = Object.fromEntries(
-    STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
-  ) as Record<Style, string>;
+  return { tempDir: dir, configFile: file, users };
+}
+
+/** Phase 3: the lab's supervision tree as data. */
+function labSpec(
+  options: LabOptions,
+  nats: NatsSetup & { binary: string; url: string },
+  urls: Record<Style, string>,
+  unikernel: ReturnType<typeof chooseLaunch>,
+): SupervisorSpec {
   const chaos = options.chaos ? ['--chaos'] : [];
   const http = (style: Style): ChildSpec['health'] => ({ kind: 'http', url: `${urls[style]}/healthz` });
-  const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
-  const natsSeeds = Object.fromEntries(NATS_ROLES.map((role) => [NATS_KEY_ENV.seed(role), users[role].seed]));
-
-  const spec: SupervisorSpec = {
+  const natsSeeds = Object.fromEntries(
+    NATS_ROLES.map((role) => [NATS_KEY_ENV.seed(role), nats.users[role].seed]),
+  );
+  return {
     id: LAB_ID,
     strategy: 'one_for_one',
     // The demo kills things on purpose; the lab gives up only on a real crash loop.
     intensity: { maxRestarts: 20, periodMs: 60_000 },
     heartbeat: { intervalMs: 1000, timeoutMs: 800, misses: 5, startTimeoutMs: 60_000 },
-    nats: { servers: natsUrl, seed: users.supervisor.seed },
+    nats: { servers: nats.url, seed: nats.users.supervisor.seed },
     metricsPort: options.ports.labMetrics,
     info: { urls, chaos: options.chaos, data: options.data },
     children: [
       {
         name: 'nats',
-        command: natsBinary,
-        args: ['-c', natsConfig],
+        command: nats.binary,
+        args: ['-c', nats.configFile],
         shutdownMs: 3000,
         health: { kind: 'http', url: `http://127.0.0.1:${options.ports.natsMonitor}/healthz` },
       },
@@ -153,7 +168,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
           '--data',
           options.data,
           '--nats',
-          natsUrl,
+          nats.url,
           ...chaos,
         ],
         env: natsSeeds,
@@ -179,6 +194,18 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       },
     ],
   };
+}
+
+export async function startLab(options: LabOptions): Promise<Lab> {
+  const natsBinary = await checkPrerequisites(options.ports);
+  const natsSetup = writeNatsSetup(options.ports);
+  const { users, tempDir } = natsSetup;
+  const natsUrl = `nats://127.0.0.1:${options.ports.nats}`;
+  const urls = Object.fromEntries(
+    STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
+  ) as Record<Style, string>;
+  const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
+  const spec = labSpec(options, { ...natsSetup, binary: natsBinary, url: natsUrl }, urls, unikernel);
   const supervisor = new Supervisor(spec, {
     ...(options.stdout ? { stdout: options.stdout } : {}),
     ...(options.stderr ? { stderr: options.stderr } : {}),

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
+import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, LAB_PORTS, type LabPorts, PortInUseError, startLab } from './lab.ts';
 
@@ -41,6 +42,13 @@ const portFlags = {
     value: 'P',
     default: String(LAB_PORTS.labMetrics),
     description: "the lab supervisor's /metrics",
+  },
+  'console-port': {
+    type: 'string',
+    value: 'P',
+    env: 'KSTYLES_CONSOLE_PORT',
+    default: String(LAB_PORTS.console),
+    description: 'the lab console (live charts, process trees, fault buttons)',
   },
 } as const;
 
@@ -84,6 +92,7 @@ export function labPorts(
     nats: port('nats-port'),
     natsMonitor: port('nats-monitor-port'),
     labMetrics: port('metrics-port'),
+    console: port('console-port'),
   };
 }
 
@@ -107,19 +116,29 @@ export async function run(argv: string[]): Promise<number> {
     throw err;
   }
   let stopping = false;
+  let consoleStop = async () => {};
   const stop = () => {
     if (stopping) return;
     stopping = true;
     say('stopping every service…');
-    void lab.stop();
+    void consoleStop().then(() => lab.stop());
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   lab.supervisor.whenReady().then(
-    () => {
+    async () => {
+      let consoleLine: string;
+      try {
+        const server = await startLabConsole(lab, ports.console, data);
+        consoleStop = server.close;
+        consoleLine = `  ${'console'.padEnd(12)} ${server.url}`;
+      } catch (err) {
+        consoleLine = `  console      did not start: ${(err as Error).message}`;
+      }
       const lines = [
         `the lab is up (chaos ${flags.chaos ? 'on' : 'off'}, data ${data}):`,
         ...STYLES.map((style) => `  ${style.padEnd(12)} ${lab.urls[style]}/files/docs/hello%20world.txt`),
+        consoleLine,
         `  ${'nats'.padEnd(12)} ${lab.natsUrl} (monitoring http://127.0.0.1:${ports.natsMonitor}/varz)`,
         `  unikernel runs as: ${lab.unikernelForm}${lab.unikernelForm === 'single executable' ? '' : " (build the executable with 'npm run build:unikernel')"}`,
         'try:  kstyles ps',
@@ -133,7 +152,10 @@ export async function run(argv: string[]): Promise<number> {
     () => {},
   );
   const outcome = await lab.supervisor.done;
-  if (!stopping) await lab.stop();
+  if (!stopping) {
+    await consoleStop();
+    await lab.stop();
+  }
   if (outcome === 'gave_up') {
     process.stderr.write(
       'kstyles up: a service kept crashing and the lab supervisor gave up; see the log above.\n',

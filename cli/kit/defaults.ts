@@ -18,6 +18,7 @@ export const DEFAULT_PORTS = {
   nats: 4222,
   natsMonitor: 8222,
   labMetrics: 9479,
+  console: 8084,
   supervisorMetrics: 9480,
   fsMetrics: 9481,
   driverMetrics: 9482,

@@ -1,0 +1,122 @@
+/**
+ * The console in a real browser (Debian's Chromium through playwright-core) against a real lab: real
+ * nats-server, the three styles, both supervisors, real signals. Without Chromium this fails, naming
+ * how to install it.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import type { Lab } from '../lab.ts';
+import { launchChromium } from './browser.ts';
+import type { ConsoleServer } from './console-server.ts';
+import { startScratchLab } from './lab-console.ts';
+
+let scratch: Awaited<ReturnType<typeof startScratchLab>> | undefined;
+let lab: Lab;
+let server: ConsoleServer;
+let browser: Browser;
+let page: Page;
+const outside: string[] = [];
+const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-console-test-'));
+
+before(async () => {
+  browser = await launchChromium();
+  scratch = await startScratchLab(path.join(dir, 'data'));
+  lab = scratch.lab;
+  server = scratch.server;
+  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const origin = new URL(server.url).origin;
+  page.on('request', (r) => {
+    if (new URL(r.url()).origin !== origin) outside.push(r.url());
+  });
+  page.on('pageerror', (err) => process.stderr.write(`page error: ${err.message}\n`));
+  await page.goto(server.url);
+});
+
+after(async () => {
+  await browser?.close();
+  await scratch?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const cell = (supervisor: string, child: string, column: 'pid' | 'restarts') =>
+  page.locator(`table[data-supervisor="${supervisor}"] tr[data-child="${child}"] td.${column}`);
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out waiting for ${what}; the page says: ${await page.locator('#load-status').textContent()} ${await page.locator('#console-error').textContent()}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The recovery cell of the newest fault of this kind and target, once its window has closed. */
+async function recoveryOf(target: string, kind: string): Promise<string> {
+  const row = page.locator(`#timeline-table tr.closed[data-target="${target}"][data-kind="${kind}"]`);
+  await waitFor(`the recovery of ${kind} ${target}`, async () => (await row.count()) > 0, 40_000);
+  return (await row.first().locator('td.recovery').textContent()) ?? '';
+}
+
+test('renders the three styles and each supervisor’s children with their real PIDs', async () => {
+  for (const style of ['monolith', 'microkernel', 'unikernel']) {
+    assert.equal(await page.locator(`section.column[data-style="${style}"] h2`).textContent(), style);
+  }
+  await waitFor('both process trees', async () => (await page.locator('table.tree td.pid').count()) >= 7);
+  for (const child of lab.supervisor.status().children) {
+    assert.equal(await cell('lab', child.name, 'pid').textContent(), String(child.pid), child.name);
+  }
+  for (const child of ['driver', 'fs', 'gateway']) {
+    const pid = Number(await cell('microkernel', child, 'pid').textContent());
+    assert.ok(pid > 0, `${child} has a PID`);
+    assert.doesNotThrow(() => process.kill(pid, 0), `PID ${pid} of ${child} is a running process`);
+  }
+});
+
+test('kill on the microkernel driver under load: a new PID, one restart, no failed request', async () => {
+  await page.fill('input[name="rate"]', '20');
+  await page.click('#load-start');
+  await waitFor(
+    'load on the page',
+    async () => Number(await page.locator('#numbers-microkernel td.ok').textContent()) > 0,
+  );
+  const before = await cell('microkernel', 'driver', 'pid').textContent();
+  await page.click('button[data-target="microkernel:driver"][data-kind="kill"]');
+  await waitFor(
+    'a new driver PID with restarts 1',
+    async () =>
+      (await cell('microkernel', 'driver', 'pid').textContent()) !== before &&
+      (await cell('microkernel', 'driver', 'restarts').textContent()) === '1',
+  );
+  const recovery = await recoveryOf('microkernel:driver', 'kill');
+  assert.match(recovery, /^microkernel: 0\/\d+ failed/, recovery);
+  assert.equal(await page.locator('#numbers-microkernel td.failed').textContent(), '0');
+});
+
+test('poison on the monolith: errors rise, it serves again, the timeline shows the recovery', async () => {
+  await page.click('button[data-target="monolith"][data-kind="poison"]');
+  const recovery = await recoveryOf('monolith', 'poison');
+  const match = /^monolith: (\d+)\/(\d+) failed, first success after failure ([\d.]+) s/.exec(recovery);
+  assert.ok(match, `recovery measured: ${recovery}`);
+  assert.ok(Number(match[1]) > 0, 'requests failed while the monolith was down');
+  assert.ok(Number(await page.locator('#numbers-monolith td.failed').textContent()) > 0);
+  await waitFor(
+    'the monolith restarted',
+    async () => Number(await cell('lab', 'monolith', 'restarts').textContent()) >= 1,
+  );
+  await waitFor(
+    'the monolith serving again',
+    async () => Number(await page.locator('#numbers-monolith td.ok').textContent()) > 0,
+  );
+  await page.click('#load-stop');
+});
+
+test('the page makes no request outside its own origin', () => {
+  assert.deepEqual(outside, []);
+});

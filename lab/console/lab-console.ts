@@ -1,0 +1,51 @@
+import { freePort } from '../../services/contract/http-server.ts';
+import { clientOptionsFromState } from '../../services/supervisor/control-client.ts';
+import { readRuntimeState } from '../../services/supervisor/runtime-state.ts';
+import { ensureCorpus } from '../corpus-setup.ts';
+import { LAB_ID, LAB_PORTS, type Lab, type LabPorts, startLab } from '../lab.ts';
+import { type ConsoleServer, startConsole } from './console-server.ts';
+
+/** The microkernel's supervisor id inside the lab (`kstyles microkernel --id`'s default). */
+const MICROKERNEL_SUPERVISOR_ID = 'microkernel';
+
+/** Serves the console of a running lab: its styles, its two supervisors, its NATS. */
+export async function startLabConsole(lab: Lab, port: number, corpusDir: string): Promise<ConsoleServer> {
+  const state = readRuntimeState(LAB_ID);
+  const nats = state ? clientOptionsFromState(state) : undefined;
+  if (!nats) throw new Error(`the lab's runtime state (${LAB_ID}.json) names no NATS: is the lab running?`);
+  return startConsole({
+    port,
+    urls: lab.urls,
+    corpusDir,
+    nats,
+    supervisorIds: [LAB_ID, MICROKERNEL_SUPERVISOR_ID],
+  });
+}
+
+/** A whole lab with chaos on and its console, every port free-chosen: for the browser tests and the screenshot. */
+export async function startScratchLab(
+  data: string,
+): Promise<{ lab: Lab; server: ConsoleServer; stop(): Promise<void> }> {
+  await ensureCorpus(data, () => {});
+  const names = Object.keys(LAB_PORTS) as (keyof LabPorts)[];
+  const ports = Object.fromEntries(
+    await Promise.all(names.map(async (name) => [name, await freePort()])),
+  ) as LabPorts;
+  const quiet = { write: () => true } as unknown as NodeJS.WritableStream;
+  const lab = await startLab({ data, chaos: true, ports, stdout: quiet, stderr: quiet });
+  try {
+    await lab.supervisor.whenReady();
+    const server = await startLabConsole(lab, ports.console, data);
+    return {
+      lab,
+      server,
+      stop: async () => {
+        await server.close();
+        await lab.stop();
+      },
+    };
+  } catch (err) {
+    await lab.stop();
+    throw err;
+  }
+}

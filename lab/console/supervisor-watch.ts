@@ -1,0 +1,101 @@
+/**
+ * Each supervisor's process tree, kept current from its events (`kstyles.sup.events.<id>`): an event
+ * asks that supervisor for its status over the control API, so the tree changes when a process does,
+ * without asking on a timer.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import { connectNats } from '../../services/ipc/connect.ts';
+import {
+  type ControlClientOptions,
+  SupervisorControlClient,
+} from '../../services/supervisor/control-client.ts';
+import { SUPERVISOR_SUBJECTS } from '../../services/supervisor/subjects.ts';
+import type { SupervisorEvent, SupervisorStatus } from '../../services/supervisor/supervisor.ts';
+
+export type TreeSnapshot = {
+  id: string;
+  /** Unix ms when this status was read: the page adds the time since to the uptimes. */
+  readAt: number;
+  status: SupervisorStatus | null;
+  error?: string;
+};
+
+/** A supervisor that did not answer is asked again after this long. */
+const RETRY_MS = 2000;
+
+export class SupervisorWatch {
+  readonly trees = new Map<string, TreeSnapshot>();
+  readonly events: SupervisorEvent[] = [];
+  private readonly subs: Subscription[] = [];
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private closed = false;
+
+  private constructor(
+    private readonly ids: string[],
+    private readonly nc: NatsConnection,
+    private readonly control: SupervisorControlClient,
+    private readonly onChange: () => void,
+  ) {}
+
+  static async start(
+    ids: string[],
+    options: ControlClientOptions,
+    onChange: () => void,
+  ): Promise<SupervisorWatch> {
+    const control = await SupervisorControlClient.connect(options);
+    const nc = await connectNats({
+      servers: options.servers,
+      name: 'kstyles-console',
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.user !== undefined ? { user: options.user } : {}),
+      ...(options.pass !== undefined ? { pass: options.pass } : {}),
+    });
+    const watch = new SupervisorWatch(ids, nc, control, onChange);
+    for (const id of ids) {
+      watch.trees.set(id, { id, readAt: Date.now(), status: null });
+      const sub = nc.subscribe(SUPERVISOR_SUBJECTS.events(id));
+      watch.subs.push(sub);
+      void (async () => {
+        for await (const msg of sub) {
+          const event = msg.json<SupervisorEvent>();
+          watch.events.push(event);
+          if (watch.events.length > 200) watch.events.shift();
+          watch.refresh(id);
+          // A restarted supervisor child (the microkernel under the lab) is a new tree to read.
+          if (ids.includes(event.service)) watch.refresh(event.service);
+        }
+      })();
+      watch.refresh(id);
+    }
+    return watch;
+  }
+
+  private refresh(id: string, delayMs = 0): void {
+    if (this.closed || this.pending.has(id)) return;
+    const timer = setTimeout(async () => {
+      this.pending.delete(id);
+      try {
+        const status = await this.control.status(id);
+        this.trees.set(id, { id, readAt: Date.now(), status });
+      } catch (err) {
+        this.trees.set(id, { id, readAt: Date.now(), status: null, error: (err as Error).message });
+        this.refresh(id, RETRY_MS);
+      }
+      this.onChange();
+    }, delayMs);
+    timer.unref();
+    this.pending.set(id, timer);
+  }
+
+  get supervisorIds(): string[] {
+    return this.ids;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.pending.values()) clearTimeout(timer);
+    for (const sub of this.subs) sub.unsubscribe();
+    await this.nc.close().catch(() => undefined);
+    await this.control.close().catch(() => undefined);
+  }
+}
