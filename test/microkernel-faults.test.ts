@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,8 +12,10 @@ import { after, before, describe, it } from 'node:test';
 import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
+import { encodeFilePath } from '../services/corpus/corpus.ts';
 import { fetchChecked, openLoopLoad, summarize } from '../services/microkernel/testing/load.ts';
 import { type ProcessKernel, startProcessKernel } from '../services/microkernel/testing/process-kernel.ts';
+import { errorCounts, freshConnectionLoad } from '../services/supervisor/testing/fresh-connection-load.ts';
 
 let corpus: TestCorpus;
 let mixed: ManifestFile[];
@@ -177,6 +180,44 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
       for (const other of status.children.filter((c) => c.name !== 'fs'))
         assert.equal(other.restarts, 0, other.name);
       process.stdout.write(`# file server SIGKILL under load: ${summarize(results)}\n`);
+    });
+  });
+
+  it('SIGKILL of the gateway under steady fresh-connection load: no connection is refused', async () => {
+    await withKernel({ args: LENIENT }, async (kernel) => {
+      const gatewayPid = await kernel.pidOf('gateway');
+      const load = freshConnectionLoad(
+        (i) => `${kernel.url}/files/${encodeFilePath(mixed[i % mixed.length]!.path)}`,
+        {
+          rate: 100,
+          durationMs: 6000,
+        },
+      );
+      await sleep(1500);
+      process.kill(gatewayPid, 'SIGKILL');
+      const results = await load;
+      await kernel.waitFor(
+        (e) => e.service === 'gateway' && e.type === 'ready' && e.restarts === 1,
+        15_000,
+        'gateway ready again',
+      );
+      const counts = errorCounts(results);
+      assert.equal(counts['ECONNREFUSED'] ?? 0, 0, `${JSON.stringify(counts)}\n${supervisorLog(kernel)}`);
+      const wrong = results.filter((r) => {
+        const file = mixed.find((f) => r.url.endsWith(encodeFilePath(f.path)))!;
+        return (
+          r.error === undefined &&
+          (r.status !== 200 || createHash('sha256').update(r.body).digest('hex') !== file.sha256)
+        );
+      });
+      assert.deepEqual(
+        wrong.map((r) => `${r.url} ${r.status}`),
+        [],
+        'every answered request has the right bytes',
+      );
+      process.stdout.write(
+        `# gateway SIGKILL: ${results.length} requests, failures by code ${JSON.stringify(counts)} (in flight on the killed gateway)\n`,
+      );
     });
   });
 

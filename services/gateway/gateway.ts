@@ -2,7 +2,9 @@
  * The microkernel's gateway: the shared Express composition of the HTTP contract over a NATS-backed
  * FileService. It reaches the file server only through NATS (and, for readiness, both servers' PING).
  */
-import { createServer } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { answerClientErrors } from '../contract/http-handler.ts';
@@ -17,6 +19,12 @@ export const STYLE = 'microkernel';
 export type GatewayOptions = {
   port: number;
   host?: string;
+  /**
+   * A listening socket held by the supervisor (services/supervisor/held-socket.ts): listen on this
+   * descriptor instead of binding port and host, so connections that arrive while the gateway restarts
+   * wait in the kernel's queue instead of being refused.
+   */
+  fd?: number;
   /** Request deadline; default DEFAULT_DEADLINE_MS (5 s). */
   deadlineMs?: number;
   /** prom-client's process metrics; default on (off in tests that run several registries). */
@@ -31,6 +39,25 @@ export type Gateway = {
   close(timeoutMs?: number): Promise<void>;
 };
 
+/**
+ * Every connection that arrives while no gateway runs waits in the socket's accept queue: a deep one
+ * (the kernel caps it at net.core.somaxconn) holds a restart's worth of them at a few hundred req/s.
+ */
+const HELD_SOCKET_BACKLOG = 4096;
+
+async function listenOnFd(server: Server, fd: number): Promise<{ host: string; port: number }> {
+  server.listen({ fd, backlog: HELD_SOCKET_BACKLOG });
+  try {
+    await once(server, 'listening');
+  } catch (err) {
+    throw new Error(
+      `cannot listen on the inherited socket (fd ${fd}): ${(err as Error).message}; start the gateway without KSTYLES_LISTEN_FD to bind --port itself`,
+    );
+  }
+  const { address, port } = server.address() as AddressInfo;
+  return { host: address, port };
+}
+
 export async function startGateway(nc: NatsConnection, options: GatewayOptions): Promise<Gateway> {
   const metrics = createHttpMetrics(STYLE, { defaultMetrics: options.defaultMetrics ?? true });
   const service = new NatsFileService(nc, { metrics: createIpcMetrics(metrics.registry) });
@@ -42,8 +69,10 @@ export async function startGateway(nc: NatsConnection, options: GatewayOptions):
   });
   const server = createServer(app);
   answerClientErrors(server, STYLE);
-  const host = options.host ?? '127.0.0.1';
-  const port = await listen(server, options.port, host);
+  const { host, port } =
+    options.fd === undefined
+      ? { host: options.host ?? '127.0.0.1', port: await listen(server, options.port, options.host) }
+      : await listenOnFd(server, options.fd);
   return {
     url: reachableUrl(host, port),
     port,

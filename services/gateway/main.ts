@@ -1,7 +1,9 @@
 /**
  * The gateway as a process:
  *   node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]
- * GET /files/<path>, /healthz, /readyz and /metrics, served through kstyles-fs over NATS.
+ * GET /files/<path>, /healthz, /readyz and /metrics, served through kstyles-fs over NATS. Under a
+ * supervisor that holds its socket (KSTYLES_LISTEN_FD=3) it serves that socket and ignores --port and
+ * --host: the supervisor's spec says where it listens.
  */
 
 import { intFlag, portFlag } from '../../cli/args.ts';
@@ -9,6 +11,7 @@ import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { NATS_FLAGS, runServerMain } from '../ipc/server-main.ts';
+import { inheritedListenFd } from '../supervisor/held-socket.ts';
 import { startGateway } from './gateway.ts';
 
 await runServerMain({
@@ -34,9 +37,11 @@ await runServerMain({
     intFlag('gateway', 'deadline-ms', flags['deadline-ms'], 1, 600_000);
   },
   async start(nc, flags) {
+    const fd = inheritedListenFd();
     const gateway = await startGateway(nc, {
       port: portFlag('gateway', flags.port),
       host: flags.host ?? '127.0.0.1',
+      ...(fd !== undefined ? { fd } : {}),
       deadlineMs: intFlag('gateway', 'deadline-ms', flags['deadline-ms'], 1, 600_000),
     });
     return {

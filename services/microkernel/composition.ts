@@ -138,12 +138,10 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     },
     {
       ...server(options, CHILD_NAMES.gateway, 'services/gateway/main.ts', 'gateway', [
-        '--port',
-        String(options.httpPort),
-        '--host',
-        options.httpHost,
         ...(options.deadlineMs !== undefined ? ['--deadline-ms', String(options.deadlineMs)] : []),
       ]),
+      // The supervisor holds the HTTP socket: a gateway restart refuses no connection.
+      socket: { host: options.httpHost, port: options.httpPort },
       // /healthz shares the event loop with the requests: an overloaded gateway answers it late, and
       // must not be SIGKILLed for it like a hung one (a real hang is seen a few seconds later instead).
       health: {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -8,7 +9,27 @@ import { SupervisorControlClient, SupervisorUnavailableError } from './control-c
 import { isProcessAlive, runtimeStateDir } from './runtime-state.ts';
 import type { SupervisorSpec } from './spec.ts';
 import type { SupervisorStatus } from './supervisor.ts';
-import { freePort, startNatsServer, type TestNatsServer } from './testing/nats-server.ts';
+import { freePort, NATS_SERVER_BIN, startNatsServer, type TestNatsServer } from './testing/nats-server.ts';
+
+/** Alive and not a zombie: a killed child of a dead parent is a zombie until init reaps it. */
+function isRunning(pid: number): boolean {
+  if (!isProcessAlive(pid)) return false;
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+const portRefuses = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const MAIN = path.join(import.meta.dirname, 'main.ts');
@@ -157,6 +178,46 @@ describe('supervisor process, ps and chaos', { timeout: 50_000 }, () => {
     assert.equal(await sup.exited, 0);
     assert.equal(existsSync(stateFile), false, 'runtime-state file removed');
     for (const pid of pids) assert.equal(isProcessAlive(pid), false, `child ${pid} stopped`);
+  });
+
+  test('a SIGKILLed supervisor leaves nothing behind: its nats-server child dies, its ports are free', async (t) => {
+    const natsPort = await freePort();
+    const webPort = await freePort();
+    const sup = startSupervisorProcess(
+      t,
+      {
+        id: `linked-${process.pid}`,
+        children: [
+          {
+            name: 'nats',
+            command: NATS_SERVER_BIN,
+            args: ['-a', '127.0.0.1', '-p', String(natsPort)],
+            health: { kind: 'tcp', host: '127.0.0.1', port: natsPort },
+          },
+          {
+            name: 'web',
+            command: process.execPath,
+            args: [FIXTURE, '--http-held'],
+            socket: { host: '127.0.0.1', port: webPort },
+            health: { kind: 'http', url: `http://127.0.0.1:${webPort}/` },
+          },
+        ],
+      },
+      'linked',
+    );
+    const pids = await until('both children ready', () => {
+      const out = sup.stderr();
+      const nats = /nats started pid=(\d+)/.exec(out);
+      return /web ready/.test(out) && nats ? Number(nats[1]) : undefined;
+    });
+    // The PID the supervisor reports is nats-server itself (setpriv execs it), not a launcher.
+    assert.match(readFileSync(`/proc/${pids}/cmdline`, 'utf8'), /nats-server/);
+    assert.equal(await portRefuses(natsPort), false);
+    sup.proc.kill('SIGKILL');
+    await sup.exited;
+    await until('nats-server gone', () => (isRunning(pids) ? undefined : true), 5000);
+    assert.equal(await portRefuses(natsPort), true, 'the NATS port is free for the next supervisor');
+    assert.equal(await portRefuses(webPort), true, 'the held socket closed with its supervisor');
   });
 
   test('a crash loop exhausts the intensity: the process exits non-zero saying it gave up', async (t) => {

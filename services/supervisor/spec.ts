@@ -45,6 +45,18 @@ export type ChildSpec = {
   shutdownMs?: number;
   /** Default none: the child counts as ready once spawned. */
   health?: HealthCheck;
+  /**
+   * A TCP address the supervisor binds once, at start, and hands to every incarnation of this child as
+   * fd 3 (environment KSTYLES_LISTEN_FD=3; see held-socket.ts): connections that arrive while the
+   * child restarts wait in the kernel's queue instead of being refused.
+   */
+  socket?: SocketSpec;
+};
+
+export type SocketSpec = {
+  /** An IP literal (127.0.0.1, 0.0.0.0, ::). */
+  host: string;
+  port: number;
 };
 
 export type IntensitySpec = {
@@ -117,7 +129,10 @@ export const DEFAULTS = {
   metricsHost: '127.0.0.1',
 } as const;
 
-export type ResolvedChildSpec = Required<Omit<ChildSpec, 'cwd'>> & { cwd?: string };
+export type ResolvedChildSpec = Required<Omit<ChildSpec, 'cwd' | 'socket'>> & {
+  cwd?: string;
+  socket?: SocketSpec;
+};
 
 export type ResolvedSupervisorSpec = {
   id: string;
@@ -250,6 +265,7 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
   const cwd = raw['cwd'];
   if (cwd !== undefined && (typeof cwd !== 'string' || cwd === ''))
     fail(`${field}.cwd`, 'must be a non-empty string');
+  const socket = raw['socket'] === undefined ? undefined : parseSocket(raw['socket'], `${field}.socket`);
   return {
     name: str(raw, 'name', `${field}.name`, { token: true }),
     command: str(raw, 'command', `${field}.command`),
@@ -259,6 +275,16 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
     restart: oneOf(raw, 'restart', `${field}.restart`, RESTART_TYPES, DEFAULTS.restart),
     shutdownMs: num(raw, 'shutdownMs', `${field}.shutdownMs`, DEFAULTS.shutdownMs, 0),
     health: parseHealth(raw['health'], `${field}.health`, hasNats),
+    ...(socket ? { socket } : {}),
+  };
+}
+
+function parseSocket(raw: unknown, field: string): SocketSpec {
+  if (!isObject(raw)) fail(field, `must be an object {host, port}, got ${JSON.stringify(raw)}`);
+  return {
+    host: listenAddress(raw, 'host', `${field}.host`, ''),
+    // A fixed port: the child's health check and its clients must know where it is before it starts.
+    port: num(raw, 'port', `${field}.port`, -1, 1, 65535),
   };
 }
 

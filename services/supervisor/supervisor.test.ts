@@ -11,8 +11,10 @@ import {
   SupervisorControlError,
   SupervisorUnavailableError,
 } from './control-client.ts';
+import { SocketBindError } from './held-socket.ts';
 import { type ChildSpec, parseSupervisorSpec, SpecError, type SupervisorSpec } from './spec.ts';
 import { backoffDelayMs, Supervisor, type SupervisorEvent } from './supervisor.ts';
+import { type ConnectionResult, errorCounts, freshConnectionLoad } from './testing/fresh-connection-load.ts';
 import { freePort, startNatsServer, type TestNatsServer } from './testing/nats-server.ts';
 
 const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'child.mjs');
@@ -122,6 +124,20 @@ describe('spec validation', () => {
       url: 'http://127.0.0.1:1/',
       timeoutMs: 2000,
     });
+    const withSocket = (socket: unknown) =>
+      parseSupervisorSpec({ ...base, children: [{ name: 'a', command: 'node', socket }] }).children[0]
+        ?.socket;
+    assert.deepEqual(withSocket({ host: '::', port: 8082 }), { host: '::', port: 8082 });
+    assert.equal(parseSupervisorSpec(base).children[0]?.socket, undefined);
+    assert.throws(
+      () => withSocket({ host: 'localhost', port: 1 }),
+      /children\[0\]\.socket\.host must be an IP/,
+    );
+    assert.throws(
+      () => withSocket({ host: '127.0.0.1', port: 0 }),
+      /children\[0\]\.socket\.port must be a number from 1/,
+    );
+    assert.throws(() => withSocket('127.0.0.1:1'), /children\[0\]\.socket must be an object \{host, port\}/);
     for (const timeoutMs of [0, -5, 'soon', 60_001]) {
       assert.throws(
         () => withHealth({ kind: 'tcp', host: '127.0.0.1', port: 1, timeoutMs }),
@@ -156,7 +172,94 @@ describe('spec validation', () => {
   });
 });
 
+/**
+ * Steady fresh-connection load on a supervised HTTP child while it is SIGKILLed and restarted: the
+ * results, and when the supervisor saw it exit and ready again.
+ */
+async function killUnderLoad(
+  t: { after(fn: () => unknown): void },
+  id: string,
+  spec: ChildSpec,
+  url: string,
+): Promise<{ results: ConnectionResult[]; exitedAt: number; readyAt: number }> {
+  const sup = await supervise(t, { id, children: [spec] });
+  await sup.whenReady();
+  const load = freshConnectionLoad(() => url, { rate: 200, durationMs: 2500 });
+  await sleep(700);
+  const exited = nextEvent(sup, (e) => e.type === 'exited');
+  const ready = nextEvent(sup, (e) => e.type === 'ready' && e.restarts === 1);
+  sup.kill(spec.name, 'SIGKILL');
+  const exitedAt = Date.parse((await exited).time);
+  const readyAt = Date.parse((await ready).time);
+  return { results: await load, exitedAt, readyAt };
+}
+
 describe('supervisor without NATS', { timeout: 40_000 }, () => {
+  test('a held socket: a SIGKILLed child refuses no connection, those sent while it was down wait and succeed', async (t) => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}/`;
+    const { results, exitedAt, readyAt } = await killUnderLoad(
+      t,
+      'held',
+      child('web', ['--http-held'], {
+        socket: { host: '127.0.0.1', port },
+        health: { kind: 'http', url },
+      }),
+      url,
+    );
+    const counts = errorCounts(results);
+    assert.equal(counts['ECONNREFUSED'] ?? 0, 0, JSON.stringify(counts));
+    const whileDown = results.filter((r) => r.startedAt > exitedAt && r.startedAt < readyAt);
+    assert.ok(whileDown.length > 0, 'requests were sent while no child ran');
+    assert.deepEqual(
+      whileDown.filter((r) => r.status !== 200),
+      [],
+      'requests sent while no child ran waited for the next one',
+    );
+    const failed = results.filter((r) => r.status !== 200);
+    assert.ok(
+      failed.every((r) => r.startedAt <= exitedAt),
+      `only requests in flight on the killed child fail: ${JSON.stringify(counts)}`,
+    );
+    assert.ok(results.length >= 400, `only ${results.length} requests sent`);
+  });
+
+  test('without a held socket the same SIGKILL refuses connections (what the held socket prevents)', async (t) => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}/`;
+    const { results } = await killUnderLoad(
+      t,
+      'unheld',
+      child('web', ['--http', String(port)], { health: { kind: 'http', url } }),
+      url,
+    );
+    assert.ok((errorCounts(results)['ECONNREFUSED'] ?? 0) > 0, JSON.stringify(errorCounts(results)));
+  });
+
+  test('a socket that cannot be bound fails start() naming the address; nothing is started', async (t) => {
+    const port = await freePort();
+    const first = await supervise(t, {
+      id: 'bind-1',
+      children: [
+        child('web', ['--http-held'], {
+          socket: { host: '127.0.0.1', port },
+          health: { kind: 'http', url: `http://127.0.0.1:${port}/` },
+        }),
+      ],
+    });
+    await first.whenReady();
+    const second = new Supervisor(
+      { id: 'bind-2', children: [child('web', [], { socket: { host: '127.0.0.1', port } })] },
+      { stdout: quiet(), stderr: quiet() },
+    );
+    await assert.rejects(second.start(), (err: Error) => {
+      assert.ok(err instanceof SocketBindError);
+      assert.match(err.message, new RegExp(`cannot bind 127\\.0\\.0\\.1:${port} for 'web' \\(EADDRINUSE\\)`));
+      return true;
+    });
+    assert.equal(second.status().children[0]?.pid, null);
+  });
+
   test('a crashed child is restarted; status, events and metrics show it', async (t) => {
     const sup = await supervise(t, {
       id: 'crash',

@@ -1,3 +1,14 @@
+/**
+ * The supervisor's contract with its children (after MINIX 3's reincarnation server and Erlang/OTP):
+ * - it starts them in spec order, each once the one before is ready, watches each with its health
+ *   check, and restarts crashed or hung ones with backoff, within a restart intensity;
+ * - each child runs in its own process group (a signal reaches the child's own children too);
+ * - each child dies with the supervisor, however the supervisor dies: on Linux the kernel SIGKILLs it
+ *   (parent-death.ts), so a SIGKILLed supervisor leaves no process and no port behind;
+ * - a child with a `socket` gets the listening socket the supervisor holds as fd 3 (held-socket.ts):
+ *   the socket outlives each incarnation, so a restart refuses no connection;
+ * - on stop, children go in reverse order: SIGTERM, SIGKILL after their shutdownMs.
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
@@ -9,8 +20,10 @@ import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-
 import { SUPERVISED_INSTANCE_ENV } from './child-identity.ts';
 import { ControlError } from './control-error.ts';
 import { checkHttp, checkTcp, type NatsIdentity, pingNatsService } from './health.ts';
+import { type HeldSocket, holdSocket, LISTEN_FD, LISTEN_FD_ENV } from './held-socket.ts';
 import { createSupervisorMetrics, type SupervisorMetrics } from './metrics.ts';
 import { NatsLink } from './nats-link.ts';
+import { findSetpriv, linkedToParent } from './parent-death.ts';
 import {
   type BackoffSpec,
   parseSupervisorSpec,
@@ -144,6 +157,10 @@ export class Supervisor extends EventEmitter {
   #stdout: NodeJS.WritableStream;
   #stderr: NodeJS.WritableStream;
   #random: () => number;
+  /** Links each child to this process so that it dies with it (parent-death.ts); absent off Linux. */
+  #setpriv = findSetpriv();
+  /** The listening sockets held for children with a `socket` (held-socket.ts), by child name. */
+  #sockets = new Map<string, HeldSocket>();
 
   constructor(spec: SupervisorSpec, options: SupervisorOptions = {}) {
     super();
@@ -209,6 +226,19 @@ export class Supervisor extends EventEmitter {
    * order (each after the one before is ready). Returns once the metrics port is open; see whenReady().
    */
   async start(): Promise<void> {
+    try {
+      for (const { name, socket } of this.spec.children) {
+        if (socket) this.#sockets.set(name, holdSocket(socket.host, socket.port, name));
+      }
+    } catch (err) {
+      this.#closeSockets();
+      throw err;
+    }
+    if (!this.#setpriv) {
+      this.#log(
+        'no setpriv (util-linux) on this system: children that do not watch their parent outlive a SIGKILLed supervisor',
+      );
+    }
     if (this.spec.metricsPort !== undefined) {
       this.#metricsServer = await serveMetricsEndpoint(this.registry, this.spec.metricsPort, {
         host: this.spec.metricsHost,
@@ -374,10 +404,13 @@ export class Supervisor extends EventEmitter {
     const { spec } = child;
     if (child.identity.pinnedId) child.identity.staleIds.add(child.identity.pinnedId);
     child.identity = { token: `${this.id}.${spec.name}.${randomUUID()}`, staleIds: child.identity.staleIds };
-    const proc = spawn(spec.command, spec.args, {
+    const socket = this.#sockets.get(spec.name);
+    const launch = linkedToParent(spec.command, spec.args, this.#setpriv);
+    const proc = spawn(launch.command, launch.args, {
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
-      env: { ...process.env, ...spec.env, [SUPERVISED_INSTANCE_ENV]: child.identity.token },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.#childEnv(child, socket),
+      // A held socket lands at index LISTEN_FD (3) of the child's descriptors.
+      stdio: ['ignore', 'pipe', 'pipe', ...(socket ? [socket.fd] : [])],
       // Its own process group: signals reach the child's own children too, and a Ctrl-C in the
       // terminal reaches only the supervisor, which then stops the children in order.
       detached: true,
@@ -400,6 +433,18 @@ export class Supervisor extends EventEmitter {
       if (spec.health.kind === 'none') this.#markReady(child);
       else void this.#watch(child, proc);
     });
+  }
+
+  #childEnv(child: Child, socket: HeldSocket | undefined): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...child.spec.env,
+      [SUPERVISED_INSTANCE_ENV]: child.identity.token,
+    };
+    // Never inherited: a child without a held socket must not take fd 3 for one.
+    if (socket) env[LISTEN_FD_ENV] = String(LISTEN_FD);
+    else delete env[LISTEN_FD_ENV];
+    return env;
   }
 
   #forward(stream: NodeJS.ReadableStream | null, out: NodeJS.WritableStream, name: string): void {
@@ -636,6 +681,11 @@ export class Supervisor extends EventEmitter {
     }
   }
 
+  #closeSockets(): void {
+    for (const socket of this.#sockets.values()) socket.close();
+    this.#sockets.clear();
+  }
+
   async #shutdown(outcome: SupervisorOutcome): Promise<void> {
     for (const child of this.#children) {
       if (child.restartTimer) clearTimeout(child.restartTimer);
@@ -644,6 +694,7 @@ export class Supervisor extends EventEmitter {
     await this.#batchChain;
     for (const child of [...this.#children].reverse()) await this.#stopChild(child);
     for (const child of this.#children) if (child.state !== 'failed') child.state = 'stopped';
+    this.#closeSockets();
     await this.#nats?.close();
     await this.#metricsServer?.close();
     if (this.#phase === 'stopping') this.#phase = 'stopped';
