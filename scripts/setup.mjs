@@ -42,31 +42,52 @@ export function findExecutable(name, extraDirs = []) {
   return null;
 }
 
-const natsDirs = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin'];
-let nats = process.env.NATS_SERVER_BIN || findExecutable('nats-server', natsDirs);
-if (!nats) {
+/**
+ * The binary `name` (searched on PATH and in `dirs`), installed with apt-get as root on Debian/Ubuntu
+ * when missing; otherwise fails with `hint`, which says how to install it by hand.
+ */
+function ensureBinary({ name, override, dirs, aptPackage, purpose, hint }) {
+  let found = override || findExecutable(name, dirs);
+  if (found) return found;
   const isRoot = process.getuid?.() === 0;
   const hasApt = findExecutable('apt-get', ['/usr/bin']) !== null;
   if (isRoot && hasApt) {
-    say('nats-server not found: installing it with apt-get (Debian/Ubuntu package nats-server)…');
+    say(`${name} not found: installing it with apt-get (Debian/Ubuntu package ${aptPackage})…`);
     try {
       execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-      execFileSync('apt-get', ['install', '-y', '-qq', 'nats-server'], {
+      execFileSync('apt-get', ['install', '-y', '-qq', aptPackage], {
         stdio: 'inherit',
         env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
       });
     } catch {
-      fail('apt-get could not install nats-server; install it by hand (see below) and run this again.');
+      fail(
+        `apt-get could not install ${aptPackage}; install it by hand (see below) and run this again.\n${hint}`,
+      );
     }
-    nats = findExecutable('nats-server', natsDirs);
+    found = findExecutable(name, dirs);
   }
-  if (!nats) {
-    fail(
-      'the microkernel needs a nats-server binary (2.9 or newer) and none was found.\n' +
-        '  Debian/Ubuntu: sudo apt-get install nats-server\n' +
-        '  macOS:         brew install nats-server\n' +
-        '  anywhere:      a release binary from the nats-server project, on PATH or named by NATS_SERVER_BIN',
-    );
-  }
+  if (!found) fail(`${purpose} and none was found.\n${hint}`);
+  return found;
 }
-if (!quiet) say(`ready: node ${process.versions.node}, nats-server at ${nats}`);
+
+const nats = ensureBinary({
+  name: 'nats-server',
+  override: process.env.NATS_SERVER_BIN,
+  dirs: ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/usr/bin'],
+  aptPackage: 'nats-server',
+  purpose: 'the microkernel needs a nats-server binary (2.9 or newer)',
+  hint:
+    '  Debian/Ubuntu: sudo apt-get install nats-server\n' +
+    '  macOS:         brew install nats-server\n' +
+    '  anywhere:      a release binary from the nats-server project, on PATH or named by NATS_SERVER_BIN',
+});
+// The console's browser tests (lab/console/browser.ts) drive Debian's Chromium, or KSTYLES_CHROMIUM.
+const chromium = ensureBinary({
+  name: 'chromium',
+  override: process.env.KSTYLES_CHROMIUM,
+  dirs: ['/usr/bin'],
+  aptPackage: 'chromium',
+  purpose: "the console's browser tests need Chromium at /usr/bin/chromium",
+  hint: '  Debian/Ubuntu: sudo apt-get install chromium',
+});
+if (!quiet) say(`ready: node ${process.versions.node}, nats-server at ${nats}, chromium at ${chromium}`);

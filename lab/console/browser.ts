@@ -22,7 +22,7 @@ const CHROMIUM_FLAGS = [
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(
-      `no Chromium at ${CHROMIUM_PATH}: install it with 'apt-get install -y chromium' (.ci/run does), or point KSTYLES_CHROMIUM at one`,
+      `no Chromium at ${CHROMIUM_PATH}: install it with 'apt-get install -y chromium' (npm test's set-up, scripts/setup.mjs, does as root), or point KSTYLES_CHROMIUM at one`,
     );
   }
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_FLAGS, headless: true });
