@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { readManifest } from '../services/corpus/corpus.ts';
+import { encodeFilePath, readManifest } from '../services/corpus/corpus.ts';
 import {
   type DriverContext,
   defaultFaultDrivers,
@@ -7,6 +7,7 @@ import {
   type FaultInjection,
 } from './fault-drivers.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
+import { runHostileBattery } from './hostile-battery.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
 import { listenerFacts } from './process-facts.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
@@ -51,6 +52,8 @@ export type LoadOptions = {
   /** Expose the client-side metrics on this port while running (0 = any free port). */
   metricsPort?: number;
   facts?: Record<string, TargetFacts>;
+  /** Send the hostile battery (load/hostile-battery.ts) to every target before the load (default true). */
+  hostileBattery?: boolean;
   onProgress?: (progress: LoadProgress) => void;
   /** How often onProgress is called (default 250 ms). */
   progressIntervalMs?: number;
@@ -326,6 +329,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
   });
   // Before any fault: every target's request parser is up.
   const facts = withMeasuredFacts(options.targets, options.facts);
+  if (options.hostileBattery ?? true) {
+    const rangeFile = manifest.files.find((file) => file.size > 0 && !file.poison);
+    const range = rangeFile
+      ? { urlPath: `/files/${encodeFilePath(rangeFile.path)}`, size: rangeFile.size }
+      : undefined;
+    const outcomes = await Promise.all(
+      options.targets.map((target) => runHostileBattery(target.url, range, timeoutMs)),
+    );
+    facts.facts ??= {};
+    options.targets.forEach((target, i) => {
+      facts.facts![target.name] = { hostile: outcomes[i]!, ...facts.facts![target.name] };
+    });
+  }
   const driverCtx: DriverContext = {
     targets: new Map(options.targets.map((t) => [t.name, t.url])),
     poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,

@@ -126,6 +126,12 @@ export function seedComparison(results: LoadResults): ComparisonRow[] {
           );
         if (facts?.openFds !== undefined)
           measured.push(`${formatCount(facts.openFds)} open file descriptors`);
+        if (facts?.hostile) {
+          const { tried, refused, leaked, unexpected } = facts.hostile;
+          measured.push(
+            `hostile requests: ${tried} tried, ${refused} refused, ${leaked} leaked${unexpected.length > 0 ? `, ${unexpected.length} answered otherwise` : ''}`,
+          );
+        }
         if (measured.length === 0) measured.push('not measured here (pass --facts FILE)');
       } else {
         if (facts?.bootMs !== undefined) measured.push(`boot to first 200 in ${formatMs(facts.bootMs)}`);

@@ -1,4 +1,5 @@
 import type { FaultKind } from '../services/contract/faults.ts';
+import type { HostileOutcome } from './hostile-battery.ts';
 /** Outcome class of one request, as the client saw it. */
 export const OUTCOMES = ['ok', '4xx', '5xx', 'refused', 'reset', 'timeout', 'data_loss'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -125,6 +126,8 @@ export type TargetFacts = {
   uid?: number;
   openFds?: number;
   listeningSockets?: number;
+  /** The hostile battery's outcome against this target (load/hostile-battery.ts). */
+  hostile?: HostileOutcome;
   [key: string]: unknown;
 };
 
