@@ -134,6 +134,7 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
           durationMs,
           corpusDir: manifestDir,
           mix: 'all',
+          hostileBattery: false,
           faultDrivers: [],
         });
       // A warm-up first: modules loaded lazily by the first requests and JIT compilation stay out of the summary.

@@ -297,6 +297,8 @@ function loadOnce(
     mix: 'all',
     connections: ctx.plan.connections,
     timeoutMs,
+    // A measurement step: the hostile battery belongs to the report of a load run, not to every step.
+    hostileBattery: false,
     faults: [],
     faultDrivers: [],
     progressIntervalMs: 500,
@@ -721,6 +723,7 @@ async function recovery(
       mix: 'all',
       connections: plan.connections,
       timeoutMs: 2000,
+      hostileBattery: false,
       faults: [{ atMs: plan.recovery.faultAtMs, target: name, kind: 'kill', affects: [name] }],
       faultDrivers: [
         { name: 'bench', supports: () => true, inject: async () => ({ message: await kill() }) },
