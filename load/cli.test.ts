@@ -69,6 +69,7 @@ describe('kstyles load', () => {
     const { code, output } = await runQuiet([...base(), '--verify', 'sha256', '--out', out]);
     assert.equal(code, 0, output);
     const results = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
+    assert.match(output, /bodies: sha256 of every body against the manifest \(--verify sha256\)/);
     assert.match(results.targets[0].verification.method, /--verify sha256/);
     assert.equal(results.targets[0].verification.sha256, 50);
   });
