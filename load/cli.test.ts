@@ -64,6 +64,16 @@ describe('kstyles load', () => {
     assert.equal(results.thresholds.length, 2);
   });
 
+  test('--verify sha256 is reported in results.json', async () => {
+    const out = path.join(dir, 'sha256');
+    const { code, output } = await runQuiet([...base(), '--verify', 'sha256', '--out', out]);
+    assert.equal(code, 0, output);
+    const results = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
+    assert.match(output, /bodies: sha256 of every body against the manifest \(--verify sha256\)/);
+    assert.match(results.targets[0].verification.method, /--verify sha256/);
+    assert.equal(results.targets[0].verification.sha256, 50);
+  });
+
   test('exit code 1 when a threshold fails', async () => {
     const { code, output } = await runQuiet([...base(), '--threshold', 'mono:p99<1us']);
     assert.equal(code, 1);
@@ -75,6 +85,7 @@ describe('kstyles load', () => {
     ['a threshold on an unknown target', ['--threshold', 'other:p99<5ms'], /'other' is not a load target/],
     ['a bad duration', ['--duration', 'forever'], /--duration must be a duration/],
     ['a bad mix', ['--mix', 'huge'], /--mix: cannot read 'huge'/],
+    ['a bad verification', ['--verify', 'md5'], /--verify must be bytes or sha256, got 'md5'/],
   ];
   for (const [name, extra, message] of usage) {
     test(`usage error (exit 2) for ${name}`, async () => {

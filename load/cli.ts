@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { intFlag, type ParsedFlags, parseCommand, UsageError } from '../cli/args.ts';
 import { ManifestError } from '../services/corpus/corpus.ts';
+import { VERIFY_MODES, type VerifyMode } from './body-verifier.ts';
 // The library (index.ts) does the work; this module only reads flags and prints.
 import {
   createLiveView,
@@ -80,6 +81,12 @@ const SPEC = {
       default: 'small=90,medium=9,large=1',
       description: 'small | medium | large | all | weights (small < 64 KiB ≤ medium < 1 MiB ≤ large)',
     },
+    verify: {
+      type: 'string',
+      value: 'HOW',
+      description:
+        'bytes (compare with the local corpus files) | sha256 (against the manifest); default: bytes when the files are here',
+    },
     threshold: {
       type: 'string',
       multiple: true,
@@ -118,7 +125,7 @@ const SPEC = {
     },
   },
   details: `Latency is measured from each request's intended send time (wrk2's model), in microseconds.
-Every 200 body is checked against the manifest's sha256: a mismatch is DATA LOSS.
+Every 200 body is checked, byte for byte against the local corpus file or by the manifest's\nsha256 where the file is not here: a mismatch is DATA LOSS.
 Exit codes: 0 all thresholds pass, 1 a threshold failed, 2 usage error.
 
 Fault targets: SUPERVISOR:SERVICE (supervisor control API over NATS), pid:N (signals),
@@ -217,6 +224,11 @@ async function planFromFlags(flags: LoadFlags) {
       throw new UsageError(`kstyles load: ${err.message}`);
     throw err;
   }
+  const verify = flags.verify;
+  if (verify !== undefined && !(VERIFY_MODES as readonly string[]).includes(verify))
+    throw new UsageError(
+      `kstyles load: --verify must be ${VERIFY_MODES.join(' or ')}, got '${verify}' (bytes compares bodies with the local corpus files, sha256 checks them against the manifest)`,
+    );
   const facts = flags.facts ? await readFacts(flags.facts) : undefined;
   const windowMs = flags.window ? durationFlag('window', flags.window) : scenario?.windowMs;
   const options: LoadOptions = {
@@ -228,6 +240,7 @@ async function planFromFlags(flags: LoadFlags) {
     seed,
     corpusDir: flags.corpus!,
     mix: flags.mix!,
+    ...(verify ? { verify: verify as VerifyMode } : {}),
     faults: scenario?.faults ?? [],
     ...(flags.nats ? { natsUrl: flags.nats } : {}),
     ...(windowMs ? { faultWindowMs: windowMs } : {}),

@@ -127,6 +127,12 @@ export function formatSummary(results: LoadResults, color: boolean): string {
     const line = fmt(rows[i]!);
     lines.push(t.outcomes.data_loss > 0 ? c.boldRed(`${line}   ← DATA LOSS`) : line);
   });
+  // One line when every target was checked the same way (the usual case), else one per target.
+  const methods = new Set(results.targets.flatMap((t) => (t.verification ? [t.verification.method] : [])));
+  if (methods.size === 1) lines.push(c.dim(`bodies: ${[...methods][0]}`));
+  else
+    for (const t of results.targets)
+      if (t.verification) lines.push(c.dim(`bodies of ${t.name}: ${t.verification.method}`));
   for (const f of results.faults) {
     lines.push(
       `fault @${(f.firedAtMs / 1000).toFixed(2)}s ${f.kind} ${f.target} (${f.driver}): ${f.ok ? 'injected' : c.red('FAILED')} — ${f.message}`,

@@ -65,6 +65,20 @@ function mergeTarget(parts: TargetResult[], durationMs: number): TargetResult {
     },
     timeline: mergeTimelines(parts.map((p) => p.timeline)),
     errorSamples: [...samples.values()].sort((a, b) => b.count - a.count),
+    ...mergeVerification(parts),
+  };
+}
+
+/** Counts add up; the methods are listed once each (parts older than verification reports have none). */
+function mergeVerification(parts: TargetResult[]): Pick<TargetResult, 'verification'> {
+  const known = parts.flatMap((p) => (p.verification ? [p.verification] : []));
+  if (known.length === 0) return {};
+  return {
+    verification: {
+      method: [...new Set(known.map((v) => v.method))].join('; '),
+      bytes: known.reduce((sum, v) => sum + v.bytes, 0),
+      sha256: known.reduce((sum, v) => sum + v.sha256, 0),
+    },
   };
 }
 

@@ -36,6 +36,14 @@ export function renderMarkdown(results: LoadResults): string {
     'Latency counts from each request\'s intended send time; "p99 uncorrected" from the moment it went on the wire.',
     '',
   );
+  for (const t of results.targets) {
+    const v = t.verification;
+    if (v)
+      out.push(
+        `Bodies of ${cell(t.name)}: ${v.method} — ${formatCount(v.bytes)} compared byte for byte, ${formatCount(v.sha256)} by sha256.`,
+        '',
+      );
+  }
   if (results.thresholds?.length) {
     out.push('## Thresholds', '');
     for (const t of results.thresholds)

@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { encodeFilePath, readManifest } from '../services/corpus/corpus.ts';
+import { chooseVerifier, type VerifyMode } from './body-verifier.ts';
 import {
   type DriverContext,
   defaultFaultDrivers,
@@ -40,6 +41,8 @@ export type LoadOptions = {
   timeoutMs?: number;
   /** small | medium | large | all | weights like `small=90,medium=9,large=1` (the default). */
   mix?: string;
+  /** How bodies are checked (default: byte compare where the corpus files are local, else sha256). */
+  verify?: VerifyMode;
   faults?: FaultSpec[];
   /** Fault drivers to use instead of the defaults (supervisor over NATS, signals, Docker, poison). */
   faultDrivers?: FaultDriver[];
@@ -308,6 +311,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
   const mixText = options.mix ?? DEFAULT_MIX;
   const manifest = await readManifest(options.corpusDir);
   const mix = buildRequestMix(manifest, mixText);
+  const verifier = await chooseVerifier(options.corpusDir, manifest.files, options.verify);
   const durationMs = options.durationMs;
 
   let metrics: LoadMetrics | null = null;
@@ -324,6 +328,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       connections,
       timeoutMs,
       picker: mix.picker(seed),
+      verifier,
       ...(observe ? { onComplete: observe } : {}),
     });
   });

@@ -1,6 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type Dispatcher, Pool } from 'undici';
+import { type BodyCheck, type BodyVerifier, sha256Verifier } from './body-verifier.ts';
 import { createHistogram, encodeHistogram, type Histogram, recordMicros, summarize } from './histogram.ts';
 import type { RequestFile, RequestPicker } from './request-mix.ts';
 import {
@@ -59,7 +59,7 @@ class InFlight {
   done = false;
   status = 0;
   bytes = 0;
-  hash: Hash | null = null;
+  check: BodyCheck | null = null;
   abort: ((err?: Error) => void) | null = null;
   /** Handed to undici and not yet given back (completed or errored there). */
   active = false;
@@ -83,13 +83,13 @@ class InFlight {
 
   onHeaders(status: number): boolean {
     this.status = status;
-    if (status === 200) this.hash = createHash('sha256');
+    if (status === 200) this.check = this.runner.verifier.begin(this.file);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     this.bytes += chunk.length;
-    this.hash?.update(chunk);
+    this.check?.update(chunk);
     return true;
   }
 
@@ -98,16 +98,11 @@ class InFlight {
     if (this.done) return;
     const status = this.status;
     if (status === 200) {
-      const digest = this.hash!.digest('hex');
-      if (this.bytes !== this.file.size || digest !== this.file.sha256) {
-        this.runner.finish(
-          this,
-          'data_loss',
-          this.bytes !== this.file.size
-            ? `wrong length: got ${this.bytes} bytes, manifest says ${this.file.size}`
-            : 'sha256 of the body differs from the manifest',
-        );
-      } else this.runner.finish(this, 'ok');
+      const check = this.check!;
+      const mismatch = check.finish();
+      this.runner.verified[check.mode]++;
+      if (mismatch !== null) this.runner.finish(this, 'data_loss', mismatch);
+      else this.runner.finish(this, 'ok');
     } else if (status >= 500) this.runner.finish(this, '5xx', `HTTP ${status}`);
     else if (status >= 400) this.runner.finish(this, '4xx', `HTTP ${status}`);
     // We asked for the whole file: any other status means the bytes did not arrive.
@@ -128,6 +123,8 @@ export type TargetRunnerOptions = {
   connections: number;
   timeoutMs: number;
   picker: RequestPicker;
+  /** Checks every 200 body (data loss when it is not the file); default sha256 against the manifest. */
+  verifier?: BodyVerifier;
   /** Called for every completed request: corrected latency in seconds. */
   onComplete?: (outcome: Outcome, latencySeconds: number) => void;
 };
@@ -136,6 +133,9 @@ export type TargetRunnerOptions = {
 export class TargetRunner {
   readonly name: string;
   readonly url: string;
+  readonly verifier: BodyVerifier;
+  /** 200 bodies checked, by how. */
+  readonly verified = { bytes: 0, sha256: 0 };
   private readonly pool: Pool;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
@@ -174,6 +174,7 @@ export class TargetRunner {
     this.intervalMs = 1000 / opts.rate;
     this.timeoutMs = opts.timeoutMs;
     this.picker = opts.picker;
+    this.verifier = opts.verifier ?? sha256Verifier();
     this.onCompleteHook = opts.onComplete;
     this.connections = opts.connections;
     this.pool = new Pool(this.url, {
@@ -383,6 +384,7 @@ export class TargetRunner {
       },
       timeline: this.timeline(),
       errorSamples: [...this.samples.values()].sort((a, b) => b.count - a.count),
+      verification: { method: this.verifier.describe, ...this.verified },
     };
   }
 }

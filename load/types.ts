@@ -68,6 +68,8 @@ export type TargetResult = {
   histograms: { latency: string; serviceTime: string; sendLag: string };
   timeline: SecondStats[];
   errorSamples: ErrorSample[];
+  /** How 200 bodies were checked: the method, and how many bodies by byte compare and by sha256 (absent in older results). */
+  verification?: { method: string; bytes: number; sha256: number };
 };
 
 export { FAULT_KINDS, type FaultKind } from '../services/contract/faults.ts';

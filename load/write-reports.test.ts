@@ -114,6 +114,11 @@ describe('reports', () => {
     }
     const markdown = await readFile(files.markdown, 'utf8');
     assert.match(markdown, /\| monolith \| 127\.0\.0\.1:\d+ \| 300 \|/);
+    // The test corpus has no files on disk: the report says every body was hashed.
+    assert.match(
+      markdown,
+      /Bodies of monolith: sha256 of every body .*— 0 compared byte for byte, \d+ by sha256\./,
+    );
     const json = JSON.parse(await readFile(files.json, 'utf8')) as LoadResults;
     assert.equal(json.targets[0]!.sent, 300);
     assert.equal(decodeHistogram(json.targets[0]!.histograms.latency).totalCount, 300);
@@ -128,5 +133,6 @@ describe('reports', () => {
     assert.equal(t.latency.p99, results.targets[0]!.latency.p99);
     assert.equal(merged.rate, 200);
     assert.equal(merged.faults.length, 2);
+    assert.equal(t.verification!.sha256, results.targets[0]!.verification!.sha256 * 2);
   });
 });
