@@ -56,6 +56,8 @@ async function loadWith(
     durationMs: 1000,
     corpusDir,
     mix: 'all',
+    // The battery's probes would reach the flipping server too and be counted as corrupted bodies.
+    hostileBattery: false,
     ...(verify ? { verify } : {}),
   });
   return results.targets[0]!;
