@@ -4,13 +4,22 @@ import type { Server } from 'node:http';
 import { type AddressInfo, createServer, isIPv6 } from 'node:net';
 
 /** A free loopback port: the OS picks one and it is released at once (for children told where to listen). */
+/** Ports freePort has handed out in this process: the kernel may offer a just-closed port again. */
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (;;) {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    // Callers often ask for several ports before binding any (e.g. a NATS node's client, monitor and route).
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /**
