@@ -6,7 +6,6 @@
  */
 import { rmSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
@@ -199,7 +198,7 @@ function labSpec(
 export async function startLab(options: LabOptions): Promise<Lab> {
   const natsBinary = await checkPrerequisites(options.ports);
   const natsSetup = writeNatsSetup(options.ports);
-  const { users, tempDir } = natsSetup;
+  const { tempDir } = natsSetup;
   const natsUrl = `nats://127.0.0.1:${options.ports.nats}`;
   const urls = Object.fromEntries(
     STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
