@@ -130,6 +130,25 @@ export type TargetRunnerOptions = {
 };
 
 /** Drives one target: its own schedule, its own connection pool, its own numbers. */
+/** One second of a target's timeline, from that second's histogram (microseconds) and outcome counts. */
+export function secondStatsOf(
+  t: number,
+  sent: number,
+  outcomes: SecondStats['outcomes'],
+  h: Histogram,
+): SecondStats {
+  const has = h.totalCount > 0;
+  return {
+    t,
+    sent,
+    outcomes,
+    p50: has ? h.getValueAtPercentile(50) : 0,
+    p90: has ? h.getValueAtPercentile(90) : 0,
+    p99: has ? h.getValueAtPercentile(99) : 0,
+    max: has ? h.maxValue : 0,
+  };
+}
+
 export class TargetRunner {
   readonly name: string;
   readonly url: string;
@@ -318,18 +337,8 @@ export class TargetRunner {
 
   private freeze(t: number, bucket: Second): void {
     if (bucket.stats) return;
-    const h = bucket.histogram;
-    const has = h.totalCount > 0;
-    bucket.stats = {
-      t,
-      sent: bucket.sent,
-      outcomes: bucket.outcomes,
-      p50: has ? h.getValueAtPercentile(50) : 0,
-      p90: has ? h.getValueAtPercentile(90) : 0,
-      p99: has ? h.getValueAtPercentile(99) : 0,
-      max: has ? h.maxValue : 0,
-    };
-    h.destroy();
+    bucket.stats = secondStatsOf(t, bucket.sent, bucket.outcomes, bucket.histogram);
+    bucket.histogram.destroy();
   }
 
   /** The last second whose requests have all completed (its p99), for the live view. */

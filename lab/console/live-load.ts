@@ -11,7 +11,7 @@ import { createHistogram, type Histogram, recordMicros } from '../../load/histog
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from '../../load/request-mix.ts';
 import { computeP99Recovery, FaultTracker } from '../../load/resilience.ts';
 import { affectedTargets, LOAD_DEFAULTS, type LoadTarget } from '../../load/run-load.ts';
-import { TargetRunner } from '../../load/target-runner.ts';
+import { secondStatsOf, TargetRunner } from '../../load/target-runner.ts';
 import {
   emptyOutcomeCounts,
   FAULT_KINDS,
@@ -154,19 +154,9 @@ export class LiveLoad {
   private closeSecond(run: Run): void {
     const t = run.second++;
     for (const [name, bucket] of run.current) {
-      const h = bucket.histogram;
       const completed = Object.values(bucket.outcomes).reduce((a, b) => a + b, 0);
-      const has = h.totalCount > 0;
-      const stats: SecondStats = {
-        t,
-        sent: completed,
-        outcomes: bucket.outcomes,
-        p50: has ? h.getValueAtPercentile(50) : 0,
-        p90: has ? h.getValueAtPercentile(90) : 0,
-        p99: has ? h.getValueAtPercentile(99) : 0,
-        max: has ? h.maxValue : 0,
-      };
-      h.reset();
+      const stats = secondStatsOf(t, completed, bucket.outcomes, bucket.histogram);
+      bucket.histogram.reset();
       bucket.outcomes = emptyOutcomeCounts();
       run.timeline.get(name)!.push(stats);
       const history = this.history.get(name)!;
