@@ -9,7 +9,8 @@
 #   4. npm run test:containers, with a per-file timeout fit for the vfs driver.
 #
 # Exit status: the test run's. When no engine can be had (no apt, dockerd cannot start here, ...), it
-# prints "SKIPPED: <reason>" and exits 0: a missing engine is not a test failure, and it says so loudly.
+# prints "SKIPPED: <reason>" and exits 0 on a developer's machine; with KSTYLES_REQUIRE_CONTAINERS=1 (set
+# by .ci/run) it prints the same reason and exits 1: in CI a tier that did not run has not passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,10 @@ export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
 
 say() { printf 'ci-docker: %s\n' "$*" >&2; }
 skip() {
+  if [ "${KSTYLES_REQUIRE_CONTAINERS:-}" = 1 ]; then
+    printf '\n*** FAILED: the container tier is required here (KSTYLES_REQUIRE_CONTAINERS=1) but cannot run: %s ***\n\n' "$*" >&2
+    exit 1
+  fi
   printf '\n*** SKIPPED: container tier: %s ***\n\n' "$*" >&2
   exit 0
 }

@@ -90,4 +90,36 @@ const chromium = ensureBinary({
   purpose: "the console's browser tests need Chromium at /usr/bin/chromium",
   hint: '  Debian/Ubuntu: sudo apt-get install chromium',
 });
-if (!quiet) say(`ready: node ${process.versions.node}, nats-server at ${nats}, chromium at ${chromium}`);
+
+/**
+ * Tools some tests use when they are there (docker-compose validates the compose file, promtool and
+ * prometheus the Prometheus config and the Grafana queries): installed like the binaries above where
+ * set-up runs as root with apt-get, else left to those tests, which then say they were skipped and why.
+ */
+function offerBinary({ name, dirs, aptPackage }) {
+  const found = findExecutable(name, dirs);
+  if (found) return found;
+  const isRoot = process.getuid?.() === 0;
+  if (!isRoot || findExecutable('apt-get', ['/usr/bin']) === null) return null;
+  say(`${name} not found: installing it with apt-get (Debian/Ubuntu package ${aptPackage})…`);
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', '-qq', aptPackage], {
+      stdio: 'inherit',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    }).status === 0;
+  // Package lists may be stale on a machine that had everything else: refresh them once, then retry.
+  const installed =
+    install() || (spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' }).status === 0 && install());
+  if (!installed) say(`apt-get could not install ${aptPackage}: the tests that use ${name} will say so`);
+  return findExecutable(name, dirs);
+}
+const optional = [
+  offerBinary({ name: 'docker-compose', dirs: ['/usr/bin', '/usr/local/bin'], aptPackage: 'docker-compose' }),
+  offerBinary({ name: 'promtool', dirs: ['/usr/bin'], aptPackage: 'prometheus' }),
+];
+const optionalText = optional.filter(Boolean).join(', ') || 'none';
+if (!quiet) {
+  say(
+    `ready: node ${process.versions.node}, nats-server at ${nats}, chromium at ${chromium}; optional tools: ${optionalText}`,
+  );
+}

@@ -76,7 +76,7 @@ export async function runChecked(
 }
 
 /** Why the container tier cannot run here, or undefined when a Docker engine and docker-compose answer. */
-export function containerTierSkipReason(): string | undefined {
+function containerTierSkipReason(): string | undefined {
   const version = run('docker', ['version', '--format', '{{.Server.Version}}']);
   if (version.status === null) return 'no docker client on PATH (apt-get install -y docker.io)';
   if (version.status !== 0) {
@@ -86,6 +86,32 @@ export function containerTierSkipReason(): string | undefined {
   const compose = run('docker-compose', ['version', '--short']);
   if (compose.status !== 0) return 'docker-compose is not installed (apt-get install -y docker-compose)';
   return undefined;
+}
+
+/** Set by CI (.ci/run): a container tier that cannot run is a failure there, not a skip. */
+export const REQUIRE_CONTAINERS_ENV = 'KSTYLES_REQUIRE_CONTAINERS';
+
+/**
+ * True when a Docker engine and docker-compose answer. Otherwise registers one stand-in test named
+ * `what` that says why: skipped loudly on a developer's machine, failed where CI requires the tier.
+ */
+export function engineOrStandIn(
+  what: string,
+  register: (name: string, options: { skip?: string }, fn: () => void) => void,
+): boolean {
+  const reason = containerTierSkipReason();
+  if (!reason) return true;
+  if (process.env[REQUIRE_CONTAINERS_ENV] === '1') {
+    register(what, {}, () => {
+      throw new Error(
+        `the container tier is required here (${REQUIRE_CONTAINERS_ENV}=1) but cannot run: ${reason}`,
+      );
+    });
+  } else {
+    process.stderr.write(`\n*** SKIPPED: ${what}: ${reason} ***\n\n`);
+    register(what, { skip: `SKIPPED: ${reason}` }, () => {});
+  }
+  return false;
 }
 
 export function imageExists(tag: string): boolean {

@@ -29,8 +29,8 @@ import {
   BUILD_ENV,
   buildAppImage,
   containerOf,
-  containerTierSkipReason,
   DEPLOY,
+  engineOrStandIn,
   ensureUnikernelRootfs,
   IMAGES,
   imageBytes,
@@ -77,7 +77,6 @@ type Figures = {
   microkernelDriverRestart?: { failedRequests: number; requests: number; recoveredMs: number };
 };
 
-const skipReason = containerTierSkipReason();
 const figures: Figures = {
   measuredAt: new Date().toISOString(),
   bases: process.env['KSTYLES_BASES'] === 'official' ? 'official' : 'local',
@@ -199,10 +198,7 @@ function printFigures(): void {
   process.stdout.write(`\n${lines.join('\n')}\n`);
 }
 
-if (skipReason) {
-  process.stderr.write(`\n*** SKIPPED: container tier: ${skipReason} ***\n\n`);
-  it('container tier (deploy/docker-compose.yml in Docker)', { skip: `SKIPPED: ${skipReason}` }, () => {});
-} else {
+if (engineOrStandIn('container tier (deploy/docker-compose.yml in Docker)', it)) {
   let stack: Stack | undefined;
   let stackError: unknown;
   const ready = async (): Promise<Stack> => {

@@ -7,19 +7,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
-import { build, dockerAvailable, removeTree } from './build.ts';
-import { waitFor200 } from './measure.ts';
+import { build, removeTree } from '../../unikernel/build/build.ts';
+import { waitFor200 } from '../../unikernel/build/measure.ts';
+import { engineOrStandIn } from './docker.ts';
 
 const docker = (...args: string[]) => spawnSync('docker', args, { encoding: 'utf8', timeout: 60_000 });
-const engine = dockerAvailable();
 
 describe('unikernel image in a Docker engine (FROM scratch, read-only, non-root)', () => {
-  if (!engine.ok) {
-    const reason = `SKIPPED: no Docker engine, so the image was neither built nor run (${engine.reason}). Start one (dockerd --storage-driver=vfs, as deploy/ci-docker.sh does) and re-run.`;
-    process.stderr.write(`\n*** ${reason} ***\n\n`);
-    it('builds the image and serves a file from a read-only container as uid 65532', (t) => t.skip(reason));
+  if (!engineOrStandIn('builds the image and serves a file from a read-only container as uid 65532', it))
     return;
-  }
 
   const tag = `kstyles-unikernel:test-${process.pid}`;
   const distDir = mkdtempSync(join(tmpdir(), 'kstyles-unikernel-image-'));
