@@ -6,6 +6,7 @@ import { FaultSchedule } from './fault-schedule.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
 import { runHostileBattery } from './hostile-battery.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
+import { loopDelayMax, watchEventLoop } from './loop-delay.ts';
 import { listenerFacts } from './process-facts.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
 import { chooseSenderThreads, type MergedTarget, SenderPool } from './sender-pool.ts';
@@ -209,7 +210,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       observers.get(target)!(outcome, latencyUs / 1e6);
   }
 
-  let run: { endedMs: number; cpuUs: number };
+  let run: Awaited<ReturnType<typeof drive>>;
   const t0 = pool.begin();
   const startedAt = new Date(Date.now() + (t0 - performance.now()));
   try {
@@ -231,6 +232,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
   for (const t of pool.targets) for (const o of OUTCOMES) warmupOutcomes[o] += t.warmup.outcomes[o];
   const warmupSent = pool.targets.reduce((n, t) => n + t.warmup.sent, 0);
   const warmupCompleted = pool.targets.reduce((n, t) => n + t.warmup.completed, 0);
+  pool.generator.forEach((second, t) => {
+    const main = run.mainLoopMaxes[t];
+    if (main !== undefined) second.mainEventLoopMax = main;
+  });
   const warnings = describeBehind(pool.generator);
   if (warmupOutcomes.data_loss > 0)
     warnings.push(
@@ -277,20 +282,24 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
 /**
  * The run itself, seen from the main thread: fires faults, follows the threads' reports and draws
  * progress, until sending has ended and every request and undo is done. Resolves with the ms it sent
- * for and the process's CPU time (all threads, µs) from t0 until then.
+ * for, the process's CPU time (all threads, µs) from t0 until then and the main thread's longest
+ * event-loop delay per second.
  */
 async function drive(run: {
   options: LoadOptions;
   pool: SenderPool;
   faults: FaultSchedule;
   t0: number;
-}): Promise<{ endedMs: number; cpuUs: number }> {
+}): Promise<{ endedMs: number; cpuUs: number; mainLoopMaxes: number[] }> {
   const { options, pool, faults, t0 } = run;
   const durationMs = options.durationMs;
   let lastProgress = performance.now();
   const completedAtLastProgress = pool.targets.map(() => 0);
   const progressEvery = options.progressIntervalMs ?? 250;
   let cpuAtT0: NodeJS.CpuUsage | null = null;
+  const mainLoop = watchEventLoop();
+  let mainSecond = 0;
+  const mainLoopMaxes: number[] = [];
   return new Promise((resolve, reject) => {
     let stopped = false;
     let ended = false;
@@ -301,12 +310,21 @@ async function drive(run: {
     const tick = () => {
       if (pool.error) {
         options.signal?.removeEventListener('abort', onAbort);
+        mainLoop.disable();
         reject(pool.error);
         return;
       }
       const now = performance.now();
       const elapsed = now - t0;
-      if (cpuAtT0 === null && elapsed >= 0) cpuAtT0 = process.cpuUsage();
+      if (cpuAtT0 === null && elapsed >= 0) {
+        cpuAtT0 = process.cpuUsage();
+        mainLoop.reset();
+      }
+      if (elapsed >= (mainSecond + 1) * 1000 && mainSecond * 1000 < durationMs) {
+        mainLoopMaxes[mainSecond] = loopDelayMax(mainLoop);
+        mainLoop.reset();
+        mainSecond = Math.floor(elapsed / 1000);
+      }
       const sending = elapsed < durationMs && !stopped;
       faults.tick(elapsed, sending);
       if (!sending && !ended) {
@@ -328,7 +346,8 @@ async function drive(run: {
       if (!sending && pool.finished && faults.resumed) {
         options.signal?.removeEventListener('abort', onAbort);
         const cpu = process.cpuUsage(cpuAtT0 ?? undefined);
-        resolve({ endedMs: Math.min(elapsed, durationMs), cpuUs: cpu.user + cpu.system });
+        mainLoop.disable();
+        resolve({ endedMs: Math.min(elapsed, durationMs), cpuUs: cpu.user + cpu.system, mainLoopMaxes });
         return;
       }
       setTimeout(tick, MAIN_TICK_MS);

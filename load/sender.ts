@@ -4,11 +4,12 @@
  * merges. Nothing else runs on this thread's event loop, so nothing else can delay a send. Started by
  * sender-thread.mjs; its messages are in sender-messages.ts.
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { verifierFrom } from './body-verifier.ts';
 import { toLocalMs } from './clock.ts';
 import { createHistogram, encodeHistogram, type Histogram, recordMicros } from './histogram.ts';
+import { loopDelayP99, watchEventLoop } from './loop-delay.ts';
 import { buildRequestMix } from './request-mix.ts';
 import type {
   EncodedHistogram,
@@ -21,22 +22,17 @@ import type {
 } from './sender-messages.ts';
 import { CompletionLog, TargetRunner } from './target-runner.ts';
 
-const LOOP_RESOLUTION_MS = 10;
 /** The warm-up's files come from a sequence of their own, so the measured sequence is the same for any warm-up. */
 const WARMUP_SEED_SALT = 0x5bd1e995;
 
 /** This thread's send lag and event-loop delay, second by second of the measured window. */
 class ThreadMonitor {
-  private readonly eventLoop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  private readonly eventLoop = watchEventLoop();
   private secondLag: Histogram = createHistogram(2);
   private started = false;
   private closedUpTo = 0;
   private pending: GeneratorSecondPart[] = [];
   readonly lagSink = (lagUs: number) => recordMicros(this.secondLag, lagUs);
-
-  constructor() {
-    this.eventLoop.enable();
-  }
 
   /**
    * Closes the seconds of the run (`durationMs`) that ended by `elapsedMs`; `final` also closes the one
@@ -54,14 +50,11 @@ class ThreadMonitor {
       ? Math.ceil(Math.min(elapsedMs, durationMs) / 1000)
       : Math.min(Math.floor(elapsedMs / 1000), lastSecond);
     if (upTo <= this.closedUpTo) return;
-    const loop = this.eventLoop;
-    // The monitor reports whole intervals between its samples: subtract its resolution.
-    const loopP99 = loop.count > 0 ? Math.max(0, loop.percentile(99) / 1000 - LOOP_RESOLUTION_MS * 1000) : 0;
+    const eventLoopP99 = loopDelayP99(this.eventLoop);
     const sendLag = encodeHistogram(this.secondLag);
     const sendLagMax = this.secondLag.maxValue;
-    for (let t = this.closedUpTo; t < upTo; t++)
-      this.pending.push({ t, sendLag, sendLagMax, eventLoopP99: Math.round(loopP99) });
-    loop.reset();
+    for (let t = this.closedUpTo; t < upTo; t++) this.pending.push({ t, sendLag, sendLagMax, eventLoopP99 });
+    this.eventLoop.reset();
     this.secondLag.destroy();
     this.secondLag = createHistogram(2);
     this.closedUpTo = upTo;

@@ -40,8 +40,14 @@ export type GeneratorSecond = {
   /** How late requests left relative to their intended time, microseconds. */
   sendLagP99: number;
   sendLagMax: number;
-  /** Event-loop delay p99 in this second, microseconds. */
+  /** Event-loop delay p99 in this second, microseconds (the worst sender thread's). */
   eventLoopP99: number;
+  /**
+   * The main thread's longest event-loop delay in this second, microseconds: it sends nothing, so this
+   * does not make the generator fall behind; it shows what the sender threads were spared (absent in
+   * older results).
+   */
+  mainEventLoopMax?: number;
   behind: boolean;
 };
 
