@@ -6,7 +6,7 @@ import { FaultSchedule } from './fault-schedule.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
 import { runHostileBattery } from './hostile-battery.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
-import { loopDelayMax, watchEventLoop } from './loop-delay.ts';
+import { LoopDelay } from './loop-delay.ts';
 import { listenerFacts } from './process-facts.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
 import { chooseSenderThreads, type MergedTarget, SenderPool } from './sender-pool.ts';
@@ -297,7 +297,7 @@ async function drive(run: {
   const completedAtLastProgress = pool.targets.map(() => 0);
   const progressEvery = options.progressIntervalMs ?? 250;
   let cpuAtT0: NodeJS.CpuUsage | null = null;
-  const mainLoop = watchEventLoop();
+  const mainLoop = new LoopDelay();
   let mainSecond = 0;
   const mainLoopMaxes: number[] = [];
   return new Promise((resolve, reject) => {
@@ -310,7 +310,7 @@ async function drive(run: {
     const tick = () => {
       if (pool.error) {
         options.signal?.removeEventListener('abort', onAbort);
-        mainLoop.disable();
+        mainLoop.stop();
         reject(pool.error);
         return;
       }
@@ -321,7 +321,7 @@ async function drive(run: {
         mainLoop.reset();
       }
       if (elapsed >= (mainSecond + 1) * 1000 && mainSecond * 1000 < durationMs) {
-        mainLoopMaxes[mainSecond] = loopDelayMax(mainLoop);
+        mainLoopMaxes[mainSecond] = mainLoop.max();
         mainLoop.reset();
         mainSecond = Math.floor(elapsed / 1000);
       }
@@ -346,7 +346,7 @@ async function drive(run: {
       if (!sending && pool.finished && faults.resumed) {
         options.signal?.removeEventListener('abort', onAbort);
         const cpu = process.cpuUsage(cpuAtT0 ?? undefined);
-        mainLoop.disable();
+        mainLoop.stop();
         resolve({ endedMs: Math.min(elapsed, durationMs), cpuUs: cpu.user + cpu.system, mainLoopMaxes });
         return;
       }

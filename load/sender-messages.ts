@@ -8,7 +8,7 @@ import type { Manifest } from '../services/corpus/corpus.ts';
 import type { VerifierPlan } from './body-verifier.ts';
 import type { ErrorSample, OutcomeCounts } from './types.ts';
 
-/** The thread's whole brief, as its `workerData`. */
+/** A run's whole brief for one thread. */
 export type SenderInit = {
   /** This thread's index k of `threads`: it sends the requests i ≡ k (mod threads) of every target. */
   thread: number;
@@ -29,13 +29,15 @@ export type SenderInit = {
   reportIntervalMs: number;
 };
 
+/** Main → sender: build the pools and verifier of a run, then answer SenderReady. */
+export type RunSender = { type: 'run'; init: SenderInit };
 /** Main → sender: the measured window starts at `t0` (shared clock); the warm-up runs in the `warmupMs` before it. */
 export type StartSending = { type: 'start'; t0: number };
 /** Main → sender: send nothing more (the run was stopped); requests in flight still finish. */
 export type StopSending = { type: 'stop' };
-/** Main → sender: close the pools, answer with SenderFinal and end. */
+/** Main → sender: close the run's pools and answer with SenderFinal; the thread waits for its next run. */
 export type CloseSender = { type: 'close' };
-export type ToSender = StartSending | StopSending | CloseSender;
+export type ToSender = RunSender | StartSending | StopSending | CloseSender;
 
 /** Sender → main: pools and verifier are built; waiting for StartSending. */
 export type SenderReady = { type: 'ready'; thread: number };
@@ -103,7 +105,7 @@ export type SenderFinal = {
   }[];
 };
 
-/** Sender → main: the thread failed and ends. */
+/** Sender → main: the thread could not build or end a run (the main thread ends the thread). */
 export type SenderFailed = { type: 'failed'; thread: number; message: string };
 
 export type FromSender = SenderReady | SenderReport | SenderFinal | SenderFailed;

@@ -239,6 +239,33 @@ type ThreadState = {
   at: number;
 };
 
+/**
+ * Sender threads between runs: starting one costs a few hundred ms (the TypeScript loader, undici), and
+ * the benchmark runs hundreds of loads. Idle ones are unref'd, so they never keep the process alive.
+ */
+const idleThreads: Worker[] = [];
+
+function takeThread(): Worker {
+  const idle = idleThreads.pop();
+  if (idle) {
+    idle.ref();
+    return idle;
+  }
+  const worker = new Worker(new URL('./sender-thread.mjs', import.meta.url));
+  // While idle, a thread that fails or ends is simply not reused.
+  const forget = () => {
+    const i = idleThreads.indexOf(worker);
+    if (i >= 0) idleThreads.splice(i, 1);
+  };
+  worker.on('error', forget).on('exit', forget);
+  return worker;
+}
+
+function releaseThread(worker: Worker): void {
+  worker.unref();
+  idleThreads.push(worker);
+}
+
 /** Sender threads for one run, and what they have reported so far, merged. */
 export class SenderPool {
   readonly targets: MergedTarget[];
@@ -260,9 +287,10 @@ export class SenderPool {
   private readonly state: ThreadState[];
   private readonly generatorParts = new Map<number, GeneratorSecondPart[]>();
   private failure: Error | null = null;
-  /** Set once close() ends the threads: their exit is expected then. */
-  private closing = false;
   private readonly failed: Promise<never>;
+  private readonly ready: Promise<void>[];
+  /** Removes this pool's listeners from each thread (before it goes back to the idle ones). */
+  private readonly detach: (() => void)[] = [];
   private fail: (err: Error) => void = () => {};
   private readonly finals: Promise<SenderFinal>[];
 
@@ -292,25 +320,29 @@ export class SenderPool {
     this.failed.catch(() => undefined);
     const finals: ((final: SenderFinal) => void)[] = [];
     this.finals = workers.map((_, k) => new Promise<SenderFinal>((resolve) => (finals[k] = resolve)));
+    const ready: (() => void)[] = [];
+    this.ready = workers.map((_, k) => new Promise<void>((resolve) => (ready[k] = resolve)));
     workers.forEach((worker, k) => {
-      worker.on('message', (message: FromSender) => {
+      const onMessage = (message: FromSender) => {
         if (message.type === 'report') this.onReport(message);
+        else if (message.type === 'ready') ready[k]!();
         else if (message.type === 'final') finals[k]!(message);
         else if (message.type === 'failed') this.fail(new Error(`sender thread ${k}: ${message.message}`));
-      });
-      worker.on('error', (err) =>
-        this.fail(new Error(`sender thread ${k} failed: ${err.stack ?? err.message}`)),
-      );
-      worker.on('exit', (code) => {
-        if (code !== 0 && !this.closing) this.fail(new Error(`sender thread ${k} exited with code ${code}`));
-      });
+      };
+      const onError = (err: Error) =>
+        this.fail(new Error(`sender thread ${k} failed: ${err.stack ?? err.message}`));
+      const onExit = (code: number) => this.fail(new Error(`sender thread ${k} exited with code ${code}`));
+      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+      this.detach.push(() => worker.off('message', onMessage).off('error', onError).off('exit', onExit));
     });
   }
 
-  /** Starts the threads and waits until each has built its pools and verifier. */
+  /** Takes (or starts) the threads and waits until each has built its pools and verifier. */
   static async start(options: SenderPoolOptions): Promise<SenderPool> {
     const { threads } = options;
-    const workers = Array.from({ length: threads }, (_, thread) => {
+    const workers = Array.from({ length: threads }, takeThread);
+    const pool = new SenderPool(options, workers);
+    workers.forEach((worker, thread) => {
       const init: SenderInit = {
         thread,
         threads,
@@ -334,24 +366,12 @@ export class SenderPool {
         streamCompletions: options.streamCompletions,
         reportIntervalMs: options.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS,
       };
-      return new Worker(new URL('./sender-thread.mjs', import.meta.url), { workerData: init });
+      worker.postMessage({ type: 'run', init } satisfies ToSender);
     });
-    const pool = new SenderPool(options, workers);
-    const ready = workers.map(
-      (worker) =>
-        new Promise<void>((resolve) => {
-          const onMessage = (message: FromSender) => {
-            if (message.type !== 'ready') return;
-            worker.off('message', onMessage);
-            resolve();
-          };
-          worker.on('message', onMessage);
-        }),
-    );
     try {
-      await Promise.race([Promise.all(ready), pool.failed]);
+      await Promise.race([Promise.all(pool.ready), pool.failed]);
     } catch (err) {
-      await Promise.all(workers.map((w) => w.terminate()));
+      await pool.end(false);
       throw err;
     }
     return pool;
@@ -379,9 +399,10 @@ export class SenderPool {
     return this.failure;
   }
 
-  /** Ends the threads and gathers their whole-run histograms and samples. */
+  /** Ends the run and gathers every thread's whole-run histograms and samples. */
   async close(): Promise<void> {
     this.post({ type: 'close' });
+    let clean = false;
     try {
       const finals = await Promise.race([Promise.all(this.finals), this.failed]);
       for (const final of finals) {
@@ -389,12 +410,20 @@ export class SenderPool {
           this.targets[i]!.final.push(t);
         });
       }
+      clean = true;
     } finally {
-      this.closing = true;
-      await Promise.all(this.state.map((s) => s.worker.terminate()));
+      await this.end(clean);
     }
     this.mergeGenerator(true);
     for (const target of this.targets) target.advance(true);
+  }
+
+  /** Lets go of the threads: back to the idle ones after a clean run, ended otherwise. */
+  private async end(clean: boolean): Promise<void> {
+    for (const detach of this.detach) detach();
+    const workers = this.state.map((s) => s.worker);
+    if (clean) for (const worker of workers) releaseThread(worker);
+    else await Promise.all(workers.map((w) => w.terminate()));
   }
 
   /** Whole-run figures of every target. */

@@ -2,14 +2,14 @@
  * A sender thread: sends its slice of every target's schedule over its own connection pools, reads and
  * verifies the answers where they arrive, and reports to the main thread (load/sender-pool.ts), which
  * merges. Nothing else runs on this thread's event loop, so nothing else can delay a send. Started by
- * sender-thread.mjs; its messages are in sender-messages.ts.
+ * sender-thread.mjs, it serves one run after another; its messages are in sender-messages.ts.
  */
 import { performance } from 'node:perf_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { verifierFrom } from './body-verifier.ts';
 import { toLocalMs } from './clock.ts';
 import { createHistogram, encodeHistogram, type Histogram, recordMicros } from './histogram.ts';
-import { loopDelayP99, watchEventLoop } from './loop-delay.ts';
+import { LoopDelay } from './loop-delay.ts';
 import { buildRequestMix } from './request-mix.ts';
 import type {
   EncodedHistogram,
@@ -27,7 +27,7 @@ const WARMUP_SEED_SALT = 0x5bd1e995;
 
 /** This thread's send lag and event-loop delay, second by second of the measured window. */
 class ThreadMonitor {
-  private readonly eventLoop = watchEventLoop();
+  private readonly eventLoop = new LoopDelay();
   private secondLag: Histogram = createHistogram(2);
   private started = false;
   private closedUpTo = 0;
@@ -50,7 +50,7 @@ class ThreadMonitor {
       ? Math.ceil(Math.min(elapsedMs, durationMs) / 1000)
       : Math.min(Math.floor(elapsedMs / 1000), lastSecond);
     if (upTo <= this.closedUpTo) return;
-    const eventLoopP99 = loopDelayP99(this.eventLoop);
+    const eventLoopP99 = this.eventLoop.p99();
     const sendLag = encodeHistogram(this.secondLag);
     const sendLagMax = this.secondLag.maxValue;
     for (let t = this.closedUpTo; t < upTo; t++) this.pending.push({ t, sendLag, sendLagMax, eventLoopP99 });
@@ -67,106 +67,134 @@ class ThreadMonitor {
   }
 
   stop(): void {
-    this.eventLoop.disable();
+    this.eventLoop.stop();
   }
 }
 
 const encoded = (h: Histogram): EncodedHistogram => ({ encoded: encodeHistogram(h), max: h.maxValue });
 
 const port = parentPort!;
-const init = workerData as SenderInit;
 const post = (message: FromSender, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer ?? []);
 
-try {
-  const mix = buildRequestMix(init.manifest, init.mix);
-  const verifier = verifierFrom(init.verifier);
-  const log = init.streamCompletions ? new CompletionLog() : null;
-  const runners = init.targets.map(
-    (t, i) =>
-      new TargetRunner({
-        name: t.name,
-        url: t.url,
-        rate: init.rate,
-        connections: t.connections,
-        timeoutMs: init.timeoutMs,
-        picker: mix.picker(init.seed),
-        warmupPicker: mix.picker((init.seed ^ WARMUP_SEED_SALT) + init.thread),
-        verifier,
-        slice: { index: init.thread, of: init.threads },
-        warmupMs: init.warmupMs,
-        ...(log ? { completions: { log, target: i } } : {}),
-      }),
-  );
-  const monitor = new ThreadMonitor();
-  let t0 = 0;
-  let timer: NodeJS.Timeout | null = null;
-  let lastReport = 0;
-  let finished = false;
+/** One run's work on this thread: its runners, its timer, its reports. */
+class SenderRun {
+  private readonly runners: TargetRunner[];
+  private readonly log: CompletionLog | null;
+  private readonly monitor = new ThreadMonitor();
+  private t0 = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private lastReport = 0;
+  private finished = false;
 
-  const report = (now: number) => {
-    lastReport = now;
-    const targets = runners.map((r) => r.counters());
-    const seconds: SecondPart[] = runners.flatMap((r, i) => r.takeSeconds(i));
-    finished = runners.every((r) => r.sendingDone && r.idle);
-    // Seconds the thread ticked through are closed; once finished, so is the one it ended in.
-    if (finished) monitor.tick(now - t0, init.durationMs, true);
-    const completions = log?.take() ?? null;
-    const message: SenderReport = {
-      type: 'report',
-      thread: init.thread,
-      nowMs: performance.now() - t0,
-      targets,
-      seconds,
-      generator: monitor.take(),
-      completions,
-      finished,
-    };
-    post(message, completions ? [completions.buffer as ArrayBuffer] : []);
-  };
+  constructor(readonly init: SenderInit) {
+    const mix = buildRequestMix(init.manifest, init.mix);
+    const verifier = verifierFrom(init.verifier);
+    const log = init.streamCompletions ? new CompletionLog() : null;
+    this.log = log;
+    this.runners = init.targets.map(
+      (t, i) =>
+        new TargetRunner({
+          name: t.name,
+          url: t.url,
+          rate: init.rate,
+          connections: t.connections,
+          timeoutMs: init.timeoutMs,
+          picker: mix.picker(init.seed),
+          warmupPicker: mix.picker((init.seed ^ WARMUP_SEED_SALT) + init.thread),
+          verifier,
+          slice: { index: init.thread, of: init.threads },
+          warmupMs: init.warmupMs,
+          ...(log ? { completions: { log, target: i } } : {}),
+        }),
+    );
+  }
 
-  // One timer sends what is due for every target, sweeps timeouts, closes seconds and reports.
-  const tick = () => {
+  start(t0Shared: number): void {
+    this.t0 = toLocalMs(t0Shared);
+    for (const runner of this.runners) runner.start(this.t0, this.init.durationMs);
+    this.lastReport = performance.now();
+    this.tick();
+  }
+
+  stop(): void {
+    for (const runner of this.runners) runner.stop();
+  }
+
+  /** Ends the run: closes its pools and answers with its whole-run numbers. */
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.monitor.stop();
+    await Promise.all(this.runners.map((r) => r.close()));
+    post({
+      type: 'final',
+      thread: this.init.thread,
+      targets: this.runners.map((r) => ({
+        latency: encoded(r.latency),
+        serviceTime: encoded(r.serviceTime),
+        sendLag: encoded(r.sendLag),
+        errorSamples: r.errorSamples(),
+      })),
+    });
+  }
+
+  /** One timer sends what is due for every target, sweeps timeouts, closes seconds and reports. */
+  private readonly tick = () => {
     const now = performance.now();
-    for (const runner of runners) runner.dispatchDue(now, monitor.lagSink);
-    for (const runner of runners) runner.sweepTimeouts(now);
-    monitor.tick(now - t0, init.durationMs);
-    const sending = runners.some((r) => !r.sendingDone);
-    if (now - lastReport >= init.reportIntervalMs || (!sending && runners.every((r) => r.idle))) report(now);
-    if (finished) {
-      timer = null;
+    for (const runner of this.runners) runner.dispatchDue(now, this.monitor.lagSink);
+    for (const runner of this.runners) runner.sweepTimeouts(now);
+    this.monitor.tick(now - this.t0, this.init.durationMs);
+    const sending = this.runners.some((r) => !r.sendingDone);
+    if (
+      now - this.lastReport >= this.init.reportIntervalMs ||
+      (!sending && this.runners.every((r) => r.idle))
+    )
+      this.report(now);
+    if (this.finished) {
+      this.timer = null;
       return;
     }
-    timer = setTimeout(tick, sending ? 1 : 5);
+    this.timer = setTimeout(this.tick, sending ? 1 : 5);
   };
 
-  port.on('message', (message: ToSender) => {
-    if (message.type === 'start') {
-      t0 = toLocalMs(message.t0);
-      for (const runner of runners) runner.start(t0, init.durationMs);
-      lastReport = performance.now();
-      tick();
-    } else if (message.type === 'stop') {
-      for (const runner of runners) runner.stop();
-    } else if (message.type === 'close') {
-      if (timer) clearTimeout(timer);
-      monitor.stop();
-      void Promise.all(runners.map((r) => r.close())).then(() => {
-        post({
-          type: 'final',
-          thread: init.thread,
-          targets: runners.map((r) => ({
-            latency: encoded(r.latency),
-            serviceTime: encoded(r.serviceTime),
-            sendLag: encoded(r.sendLag),
-            errorSamples: r.errorSamples(),
-          })),
-        });
-        port.close();
-      });
-    }
-  });
-  post({ type: 'ready', thread: init.thread });
-} catch (err) {
-  post({ type: 'failed', thread: init.thread, message: (err as Error).stack ?? String(err) });
-  port.close();
+  private report(now: number): void {
+    this.lastReport = now;
+    const targets = this.runners.map((r) => r.counters());
+    const seconds: SecondPart[] = this.runners.flatMap((r, i) => r.takeSeconds(i));
+    this.finished = this.runners.every((r) => r.sendingDone && r.idle);
+    // Seconds the thread ticked through are closed; once finished, so is the one it ended in.
+    if (this.finished) this.monitor.tick(now - this.t0, this.init.durationMs, true);
+    const completions = this.log?.take() ?? null;
+    const message: SenderReport = {
+      type: 'report',
+      thread: this.init.thread,
+      nowMs: performance.now() - this.t0,
+      targets,
+      seconds,
+      generator: this.monitor.take(),
+      completions,
+      finished: this.finished,
+    };
+    post(message, completions ? [completions.buffer as ArrayBuffer] : []);
+  }
 }
+
+// A thread serves one run after another (the main thread keeps idle ones for the next run).
+let run: SenderRun | null = null;
+port.on('message', (message: ToSender) => {
+  if (message.type === 'run') {
+    try {
+      run = new SenderRun(message.init);
+      post({ type: 'ready', thread: message.init.thread });
+    } catch (err) {
+      post({ type: 'failed', thread: message.init.thread, message: (err as Error).stack ?? String(err) });
+    }
+  } else if (message.type === 'start') run?.start(message.t0);
+  else if (message.type === 'stop') run?.stop();
+  else if (message.type === 'close') {
+    const ending = run;
+    run = null;
+    ending?.close().catch((err: Error) => {
+      post({ type: 'failed', thread: ending.init.thread, message: err.stack ?? String(err) });
+    });
+  }
+});
