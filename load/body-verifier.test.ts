@@ -5,7 +5,14 @@ import { after, before, describe, test } from 'node:test';
 import type { Manifest } from '../services/corpus/corpus.ts';
 import { byteVerifier } from './body-verifier.ts';
 import { runLoad } from './run-load.ts';
-import { makeCorpus, serveFile, startServer, type TestCorpus, type TestServer } from './test-fixtures.ts';
+import {
+  makeCorpus,
+  serveFile,
+  serveFlipped,
+  startServer,
+  type TestCorpus,
+  type TestServer,
+} from './test-fixtures.ts';
 import type { TargetResult } from './types.ts';
 
 /** The corrupted file: large enough that its body arrives in several chunks, flipped past the first. */
@@ -30,9 +37,7 @@ before(async () => {
   server = await startServer((req, res, body) => {
     if (req.url === CORRUPT_URL && body) {
       corrupted++;
-      const bad = Buffer.from(body);
-      bad[CORRUPT_AT] = bad[CORRUPT_AT]! ^ 0x01;
-      res.writeHead(200, { 'content-length': bad.length }).end(bad);
+      serveFlipped(res, body, CORRUPT_AT, 0x01);
       return;
     }
     if (body) okServed++;

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { readManifest } from '../services/corpus/corpus.ts';
 import { buildRequestMix } from './request-mix.ts';
 import { LOAD_DEFAULTS, runLoad } from './run-load.ts';
-import { makeCorpus, serveFile, startServer, type TestCorpus } from './test-fixtures.ts';
+import { makeCorpus, serveFile, serveFlipped, startServer, type TestCorpus } from './test-fixtures.ts';
 
 let corpus: TestCorpus;
 before(async () => {
@@ -109,14 +109,10 @@ describe('runLoad', () => {
       served++;
       if (body && body.length > 0 && served % 5 === 0) {
         corrupted++;
-        const bad = Buffer.from(body);
-        if (served % 10 === 0) {
-          // Wrong length, announced honestly: the transfer is fine, the bytes are not the file.
-          res.writeHead(200, { 'content-length': bad.length - 1 }).end(bad.subarray(1));
-        } else {
-          bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 0xff;
-          res.writeHead(200, { 'content-length': bad.length }).end(bad);
-        }
+        // Wrong length, announced honestly: the transfer is fine, the bytes are not the file.
+        if (served % 10 === 0)
+          res.writeHead(200, { 'content-length': body.length - 1 }).end(body.subarray(1));
+        else serveFlipped(res, body, body.length >> 1);
         return;
       }
       serveFile(res, body);
@@ -234,9 +230,7 @@ describe('runLoad', () => {
       if (firstMs === 0) firstMs = now;
       if (body && body.length > 0 && now < firstMs + WARMUP_MS / 2) {
         corrupted++;
-        const bad = Buffer.from(body);
-        bad[0] = bad[0]! ^ 0xff;
-        res.writeHead(200, { 'content-length': bad.length }).end(bad);
+        serveFlipped(res, body, 0);
         return;
       }
       serveFile(res, body);
