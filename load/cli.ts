@@ -62,7 +62,7 @@ const SPEC = {
       type: 'string',
       value: 'N',
       default: String(LOAD_DEFAULTS.connections),
-      description: 'keep-alive connections per target',
+      description: 'keep-alive connections per target (spread over the sender threads)',
     },
     seed: {
       type: 'string',
@@ -140,7 +140,7 @@ const SPEC = {
   },
   details: `Latency is measured from each request's intended send time (wrk2's model), in microseconds.
 Requests are sent from sender threads, each with its own connections and a share of every target's
-schedule; this thread only fires faults, draws the live view and writes the reports.
+schedule; the main thread only fires faults, draws the live view and writes the reports.
 Every 200 body is checked, byte for byte against the local corpus file or by the manifest's\nsha256 where the file is not here: a mismatch is DATA LOSS.
 Exit codes: 0 all thresholds pass, 1 a threshold failed, 2 usage error.
 
