@@ -5,7 +5,14 @@ import { after, before, describe, test } from 'node:test';
 import type { Manifest } from '../services/corpus/corpus.ts';
 import { byteVerifier } from './body-verifier.ts';
 import { runLoad } from './run-load.ts';
-import { makeCorpus, serveFile, startServer, type TestCorpus, type TestServer } from './test-fixtures.ts';
+import {
+  makeCorpus,
+  serveFile,
+  serveFlipped,
+  startServer,
+  type TestCorpus,
+  type TestServer,
+} from './test-fixtures.ts';
 import type { TargetResult } from './types.ts';
 
 /** The corrupted file: large enough that its body arrives in several chunks, flipped past the first. */
@@ -30,9 +37,7 @@ before(async () => {
   server = await startServer((req, res, body) => {
     if (req.url === CORRUPT_URL && body) {
       corrupted++;
-      const bad = Buffer.from(body);
-      bad[CORRUPT_AT] = bad[CORRUPT_AT]! ^ 0x01;
-      res.writeHead(200, { 'content-length': bad.length }).end(bad);
+      serveFlipped(res, body, CORRUPT_AT, 0x01);
       return;
     }
     if (body) okServed++;
@@ -47,6 +52,7 @@ after(async () => {
 async function loadWith(
   verify: 'bytes' | 'sha256' | undefined,
   corpusDir = corpus.dir,
+  workers = 1,
 ): Promise<TargetResult> {
   corrupted = 0;
   okServed = 0;
@@ -56,17 +62,24 @@ async function loadWith(
     durationMs: 1000,
     corpusDir,
     mix: 'all',
-    // The battery's probes would reach the flipping server too and be counted as corrupted bodies.
+    // The battery's probes and the warm-up would reach the flipping server too and be counted as corrupted bodies.
     hostileBattery: false,
+    warmupMs: 0,
+    workers,
     ...(verify ? { verify } : {}),
   });
   return results.targets[0]!;
 }
 
 describe('body verification', () => {
-  for (const verify of ['bytes', 'sha256'] as const) {
-    test(`${verify}: one flipped bit of one file is data loss; every clean body passes`, async () => {
-      const t = await loadWith(verify);
+  for (const [verify, workers] of [
+    ['bytes', 1],
+    ['sha256', 1],
+    ['bytes', 3],
+    ['sha256', 3],
+  ] as const) {
+    test(`${verify}, ${workers} sender thread${workers > 1 ? 's' : ''}: one flipped bit of one file is data loss; every clean body passes`, async () => {
+      const t = await loadWith(verify, corpus.dir, workers);
       assert.equal(t.sent, 200);
       assert.ok(corrupted > 0, 'the mix requested the corrupted file');
       assert.equal(t.outcomes.data_loss, corrupted);

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
 import type { RequestFile } from './request-mix.ts';
@@ -76,41 +76,96 @@ export function sha256Verifier(describe = 'sha256 of every body against the mani
 }
 
 /**
- * Compares bodies byte for byte with the corpus files, read once into memory (smallest first, up to
- * `cacheBytes`). A file that is absent, of another size than the manifest's, or beyond the bound is
- * checked by sha256 instead; its local copy is never trusted unless its size matches and its sha256
- * does too (checked once when loading), so a stale corpus cannot hide data loss.
+ * How a run checks bodies, in a form every sender thread can use: the corpus files held for byte
+ * compare live in one SharedArrayBuffer (read once, by the main thread), so N threads do not hold N
+ * copies. `held` is null when every body is hashed.
  */
-export async function byteVerifier(
+export type VerifierPlan = {
+  readonly describe: string;
+  readonly held: {
+    buffer: SharedArrayBuffer;
+    files: readonly [path: string, offset: number, size: number][];
+  } | null;
+};
+
+/**
+ * Reads the corpus files for byte compare into shared memory (smallest first, up to `cacheBytes`). A
+ * file that is absent, of another size than the manifest's, or beyond the bound is checked by sha256
+ * instead; its local copy is never trusted unless its size matches and its sha256 does too (checked once
+ * when loading), so a stale corpus cannot hide data loss.
+ */
+export async function holdCorpus(
   corpusDir: string,
   files: readonly ManifestFile[],
   cacheBytes = DEFAULT_BYTE_CACHE_BYTES,
-): Promise<BodyVerifier> {
-  const held = new Map<string, Buffer>();
-  let heldBytes = 0;
+): Promise<VerifierPlan> {
   const bySize = files.filter((f) => !f.poison).sort((a, b) => a.size - b.size);
+  const candidates: ManifestFile[] = [];
+  let candidateBytes = 0;
   for (const f of bySize) {
-    if (heldBytes + f.size > cacheBytes) break;
-    const path = join(corpusDir, f.path);
-    const st = await stat(path).catch(() => null);
+    if (candidateBytes + f.size > cacheBytes) break;
+    const st = await stat(join(corpusDir, f.path)).catch(() => null);
     if (!st?.isFile() || st.size !== f.size) continue;
-    const data = await readFile(path);
-    if (createHash('sha256').update(data).digest('hex') !== f.sha256) continue;
-    held.set(f.path, data);
-    heldBytes += f.size;
+    candidates.push(f);
+    candidateBytes += f.size;
   }
-  if (held.size === 0)
-    return sha256Verifier(
-      `sha256 of every body against the manifest (no matching corpus file in ${corpusDir})`,
-    );
+  const buffer = new SharedArrayBuffer(candidateBytes);
+  const held: [string, number, number][] = [];
+  let offset = 0;
+  let heldBytes = 0;
+  for (const f of candidates) {
+    const into = Buffer.from(buffer, offset, f.size);
+    const read = await readInto(join(corpusDir, f.path), into);
+    // A file that changed since it was listed keeps its (now wasted) room; it is hashed instead.
+    if (read === f.size && createHash('sha256').update(into).digest('hex') === f.sha256) {
+      held.push([f.path, offset, f.size]);
+      heldBytes += f.size;
+    }
+    offset += f.size;
+  }
+  if (held.length === 0)
+    return {
+      describe: `sha256 of every body against the manifest (no matching corpus file in ${corpusDir})`,
+      held: null,
+    };
   const total = bySize.length;
   const mib = (heldBytes / (1024 * 1024)).toFixed(1);
   return {
-    mode: 'bytes',
     describe:
-      held.size === total
+      held.length === total
         ? `byte compare with the ${total} corpus files held in memory (${mib} MiB)`
-        : `byte compare with ${held.size} of ${total} corpus files held in memory (${mib} MiB); sha256 for the rest`,
+        : `byte compare with ${held.length} of ${total} corpus files held in memory (${mib} MiB); sha256 for the rest`,
+    held: { buffer, files: held },
+  };
+}
+
+/** Reads a whole file into `into` (its size); returns the bytes read, or -1 when it cannot be read. */
+async function readInto(path: string, into: Buffer): Promise<number> {
+  const handle = await open(path, 'r').catch(() => null);
+  if (!handle) return -1;
+  try {
+    let done = 0;
+    while (done < into.length) {
+      const { bytesRead } = await handle.read(into, done, into.length - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The verifier of a plan, in whichever thread the bodies arrive. */
+export function verifierFrom(plan: VerifierPlan): BodyVerifier {
+  if (!plan.held) return sha256Verifier(plan.describe);
+  const { buffer } = plan.held;
+  const held = new Map(
+    plan.held.files.map(([path, offset, size]) => [path, Buffer.from(buffer, offset, size)]),
+  );
+  return {
+    mode: 'bytes',
+    describe: plan.describe,
     begin(file) {
       const expected = held.get(file.path);
       return expected ? new ByteCheck(expected) : new Sha256Check(file);
@@ -118,12 +173,22 @@ export async function byteVerifier(
   };
 }
 
-/** The verifier for a run: the one asked for, or byte compare when the corpus files are here. */
-export async function chooseVerifier(
+/** Compares bodies byte for byte with the local corpus files (see holdCorpus); hashes the rest. */
+export async function byteVerifier(
+  corpusDir: string,
+  files: readonly ManifestFile[],
+  cacheBytes = DEFAULT_BYTE_CACHE_BYTES,
+): Promise<BodyVerifier> {
+  return verifierFrom(await holdCorpus(corpusDir, files, cacheBytes));
+}
+
+/** The plan of a run: the one asked for, or byte compare when the corpus files are here. */
+export async function planVerifier(
   corpusDir: string,
   files: readonly ManifestFile[],
   mode?: VerifyMode,
-): Promise<BodyVerifier> {
-  if (mode === 'sha256') return sha256Verifier('sha256 of every body against the manifest (--verify sha256)');
-  return byteVerifier(corpusDir, files);
+): Promise<VerifierPlan> {
+  if (mode === 'sha256')
+    return { describe: 'sha256 of every body against the manifest (--verify sha256)', held: null };
+  return holdCorpus(corpusDir, files);
 }

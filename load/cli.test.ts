@@ -43,6 +43,8 @@ describe('kstyles load', () => {
     '1s',
     '--corpus',
     corpus.dir,
+    '--warmup',
+    '200ms',
   ];
 
   test('exit code 0 when every threshold holds, with a checklist and reports', async () => {
@@ -62,6 +64,9 @@ describe('kstyles load', () => {
     const results = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'));
     assert.equal(results.targets[0].sent, 50);
     assert.equal(results.thresholds.length, 2);
+    assert.equal(results.warmup.sent, 10, 'the warm-up: 200 ms at 50 req/s');
+    assert.equal(results.generator.senders.threads, 1);
+    assert.ok(output.includes(`\n  ${results.generator.senders.reason}; warm-up 0.2s`), output);
   });
 
   test('--verify sha256 is reported in results.json', async () => {
@@ -86,6 +91,9 @@ describe('kstyles load', () => {
     ['a bad duration', ['--duration', 'forever'], /--duration must be a duration/],
     ['a bad mix', ['--mix', 'huge'], /--mix: cannot read 'huge'/],
     ['a bad verification', ['--verify', 'md5'], /--verify must be bytes or sha256, got 'md5'/],
+    ['no sender thread', ['--workers', '0'], /--workers must be an integer from 1 to 256, got '0'/],
+    ['a fraction of a thread', ['--workers', '1.5'], /--workers must be an integer from 1 to 256, got '1.5'/],
+    ['a bad warm-up', ['--warmup', 'a while'], /--warmup must be a duration from 0 to 10m/],
   ];
   for (const [name, extra, message] of usage) {
     test(`usage error (exit 2) for ${name}`, async () => {
@@ -95,6 +103,21 @@ describe('kstyles load', () => {
       );
     });
   }
+
+  test('usage error (exit 2) for a bad KSTYLES_LOAD_WORKERS, naming the flag', async () => {
+    const before = process.env.KSTYLES_LOAD_WORKERS;
+    process.env.KSTYLES_LOAD_WORKERS = 'many';
+    try {
+      await assert.rejects(
+        runQuiet(base()),
+        (err: Error) =>
+          err instanceof UsageError && err.exitCode === 2 && /--workers must be an integer/.test(err.message),
+      );
+    } finally {
+      if (before === undefined) delete process.env.KSTYLES_LOAD_WORKERS;
+      else process.env.KSTYLES_LOAD_WORKERS = before;
+    }
+  });
 
   test('usage error for a scenario with a mistake, naming file and line', async () => {
     const file = path.join(dir, 'chaos.yaml');

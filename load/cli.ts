@@ -26,6 +26,7 @@ import {
 } from './index.ts';
 import { MixError } from './request-mix.ts';
 import { checkScenarioTargets, SCENARIO_EXAMPLE } from './scenario.ts';
+import { chooseSenderThreads, SENDER_THREAD_RATE } from './sender-pool.ts';
 import { checkThresholdTargets } from './thresholds.ts';
 import { parseDurationMs } from './units.ts';
 
@@ -61,7 +62,7 @@ const SPEC = {
       type: 'string',
       value: 'N',
       default: String(LOAD_DEFAULTS.connections),
-      description: 'keep-alive connections per target',
+      description: 'keep-alive connections per target (spread over the sender threads)',
     },
     seed: {
       type: 'string',
@@ -123,8 +124,23 @@ const SPEC = {
       value: 'D',
       description: "fault window for resilience numbers (default 10s, or the scenario's window)",
     },
+    workers: {
+      type: 'string',
+      value: 'N',
+      env: 'KSTYLES_LOAD_WORKERS',
+      description: `sender threads (default: enough for the rate at ${SENDER_THREAD_RATE.toLocaleString('en-US')} req/s each, at most one fewer than the cores)`,
+    },
+    warmup: {
+      type: 'string',
+      value: 'D',
+      env: 'KSTYLES_LOAD_WARMUP',
+      default: `${LOAD_DEFAULTS.warmupMs / 1000}s`,
+      description: 'requests at the same rate before the measured window, counted in no figure (0 for none)',
+    },
   },
   details: `Latency is measured from each request's intended send time (wrk2's model), in microseconds.
+Requests are sent from sender threads, each with its own connections and a share of every target's
+schedule; the main thread only fires faults, draws the live view and writes the reports.
 Every 200 body is checked, byte for byte against the local corpus file or by the manifest's\nsha256 where the file is not here: a mismatch is DATA LOSS.
 Exit codes: 0 all thresholds pass, 1 a threshold failed, 2 usage error.
 
@@ -231,6 +247,12 @@ async function planFromFlags(flags: LoadFlags) {
     );
   const facts = flags.facts ? await readFacts(flags.facts) : undefined;
   const windowMs = flags.window ? durationFlag('window', flags.window) : scenario?.windowMs;
+  const workers = flags.workers === undefined ? undefined : intFlag('load', 'workers', flags.workers, 1, 256);
+  const warmupMs = parseDurationMs(flags.warmup!);
+  if (warmupMs === null || warmupMs > 600_000)
+    throw new UsageError(
+      `kstyles load: --warmup must be a duration from 0 to 10m such as 2s or 500ms, got '${flags.warmup}'`,
+    );
   const options: LoadOptions = {
     targets,
     rate,
@@ -246,6 +268,8 @@ async function planFromFlags(flags: LoadFlags) {
     ...(windowMs ? { faultWindowMs: windowMs } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
     ...(facts ? { facts } : {}),
+    ...(workers !== undefined ? { workers } : {}),
+    warmupMs,
   };
   return { options, thresholds, scenario };
 }
@@ -269,6 +293,11 @@ async function runWithLiveView(
   process.on('SIGINT', onSigint);
   stdout.write(
     `kstyles load: ${options.targets.map((t) => `${t.name} (${t.url})`).join(', ')} at ${options.rate} req/s each for ${options.durationMs / 1000}s${faults !== undefined ? `, ${faults} fault(s)` : ''}\n`,
+  );
+  // The same choice runLoad makes (and records in results.json), said before the run.
+  const senders = chooseSenderThreads(options.workers, options.rate * options.targets.length);
+  stdout.write(
+    `  ${senders.reason}; warm-up ${(options.warmupMs ?? LOAD_DEFAULTS.warmupMs) / 1000}s before the measured window\n`,
   );
   try {
     return await runLoad({

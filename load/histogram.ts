@@ -43,6 +43,20 @@ export function decodeHistogram(base64: string): Histogram {
   return hdr.decodeFromCompressedBase64(base64, 32, false);
 }
 
+/**
+ * The union of encoded histograms: one histogram whose counts are the sum of theirs, so its count, min,
+ * max and percentiles are those of all their values together. Empty (3 digits) when there are none.
+ */
+export function mergeHistograms(encoded: readonly string[]): Histogram {
+  if (encoded.length === 0) return createHistogram();
+  const [first, ...rest] = encoded.map(decodeHistogram);
+  for (const h of rest) {
+    first!.add(h);
+    h.destroy();
+  }
+  return first!;
+}
+
 /** Points of the percentile-distribution curve: percentile (0..100) and value at it, up to the max. */
 export function percentileCurve(histogram: Histogram): { percentile: number; value: number }[] {
   if (histogram.totalCount === 0) return [];

@@ -34,7 +34,11 @@ export function createLiveView(
     update(p) {
       const lines: string[] = [];
       const pct = p.elapsedMs / p.durationMs;
-      lines.push(`${bar(pct)} ${(p.elapsedMs / 1000).toFixed(1)}s / ${(p.durationMs / 1000).toFixed(0)}s`);
+      lines.push(
+        p.warmingUp
+          ? `${bar(0)} warming up (connections, code paths): not counted`
+          : `${bar(pct)} ${(p.elapsedMs / 1000).toFixed(1)}s / ${(p.durationMs / 1000).toFixed(0)}s`,
+      );
       const width = Math.max(6, ...p.targets.map((t) => t.name.length));
       for (const t of p.targets) {
         const errors = t.errors > 0 ? c.yellow(`errors ${formatCount(t.errors)}`) : c.green('errors 0');
@@ -145,8 +149,24 @@ export function formatSummary(results: LoadResults, color: boolean): string {
       );
     }
   }
+  const generator = generatorLine(results);
+  if (generator) lines.push(c.dim(generator));
   for (const w of results.generator.warnings) lines.push(c.yellow(`⚠ ${w}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** How the load was sent: threads, warm-up, CPU per request (absent in older results). */
+export function generatorLine(results: LoadResults): string | null {
+  const { senders, cpu } = results.generator;
+  const w = results.warmup;
+  const parts = [
+    senders ? senders.reason : '',
+    w
+      ? `warm-up ${formatMs(w.durationMs)}: ${formatCount(w.sent)} requests, ${formatCount(w.errors)} errors, not counted`
+      : '',
+    cpu ? `CPU ${cpu.perRequestUs.toFixed(1)} µs per request (whole process)` : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? `generator: ${parts.join('; ')}` : null;
 }
 
 export function formatChecklist(results: LoadResults, color: boolean): string {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { runLoad } from './run-load.ts';
 import { makeCorpus, serveFile, startServer, type TestCorpus, type TestServer } from './test-fixtures.ts';
 
@@ -50,5 +50,12 @@ test('the client-side view is on /metrics while the run lasts', async () => {
     /kstyles_load_request_duration_seconds_bucket\{le="6\.5536",target="mono",outcome="ok"\}/,
   );
   assert.match(text, /kstyles_load_faults_injected_total\{style="mono",target="mono",kind="poison"\} 1/);
-  await assert.rejects(request(`http://127.0.0.1:${port}/metrics`), /ECONNREFUSED/, 'closed after the run');
+  // A fresh connection: the scrape's kept-alive socket may not have seen its close yet.
+  const fresh = new Agent();
+  await assert.rejects(
+    request(`http://127.0.0.1:${port}/metrics`, { dispatcher: fresh }),
+    /ECONNREFUSED/,
+    'closed after the run',
+  );
+  await fresh.close();
 });

@@ -1,11 +1,23 @@
-import { decodeHistogram, encodeHistogram, summarize } from './histogram.ts';
+import { encodeHistogram, mergeHistograms, summarize } from './histogram.ts';
 import {
+  type ErrorSample,
   emptyOutcomeCounts,
   type LoadResults,
   OUTCOMES,
   type SecondStats,
   type TargetResult,
 } from './types.ts';
+
+/** Error samples of several parts, the same (outcome, message) added up, most frequent first. */
+export function mergeErrorSamples(parts: ErrorSample[][]): ErrorSample[] {
+  const samples = new Map<string, ErrorSample>();
+  for (const s of parts.flat()) {
+    const key = `${s.outcome}\u0000${s.message}`;
+    const prev = samples.get(key);
+    samples.set(key, prev ? { ...prev, count: prev.count + s.count } : { ...s });
+  }
+  return [...samples.values()].sort((a, b) => b.count - a.count);
+}
 
 function mergeTimelines(timelines: SecondStats[][]): SecondStats[] {
   const length = Math.max(0, ...timelines.map((t) => t.length));
@@ -29,23 +41,14 @@ function mergeTimelines(timelines: SecondStats[][]): SecondStats[] {
 }
 
 function mergeTarget(parts: TargetResult[], durationMs: number): TargetResult {
-  const histograms = (key: keyof TargetResult['histograms']) => {
-    const [first, ...rest] = parts.map((p) => decodeHistogram(p.histograms[key]));
-    for (const h of rest) first!.add(h);
-    return first!;
-  };
+  const histograms = (key: keyof TargetResult['histograms']) =>
+    mergeHistograms(parts.map((p) => p.histograms[key]));
   const latency = histograms('latency');
   const serviceTime = histograms('serviceTime');
   const sendLag = histograms('sendLag');
   const outcomes = emptyOutcomeCounts();
   for (const p of parts) for (const o of OUTCOMES) outcomes[o] += p.outcomes[o];
   const completed = parts.reduce((sum, p) => sum + p.completed, 0);
-  const samples = new Map<string, TargetResult['errorSamples'][number]>();
-  for (const s of parts.flatMap((p) => p.errorSamples)) {
-    const key = `${s.outcome}\u0000${s.message}`;
-    const prev = samples.get(key);
-    samples.set(key, prev ? { ...prev, count: prev.count + s.count } : { ...s });
-  }
   return {
     name: parts[0]!.name,
     url: [...new Set(parts.map((p) => p.url))].join(' '),
@@ -64,7 +67,7 @@ function mergeTarget(parts: TargetResult[], durationMs: number): TargetResult {
       sendLag: encodeHistogram(sendLag),
     },
     timeline: mergeTimelines(parts.map((p) => p.timeline)),
-    errorSamples: [...samples.values()].sort((a, b) => b.count - a.count),
+    errorSamples: mergeErrorSamples(parts.map((p) => p.errorSamples)),
     ...mergeVerification(parts),
   };
 }
@@ -94,7 +97,8 @@ export function mergeResults(runs: LoadResults[]): LoadResults {
   const names = [...new Set(runs.flatMap((r) => r.targets.map((t) => t.name)))];
   const first = runs[0]!;
   const facts = Object.assign({}, ...runs.map((r) => r.facts ?? {}));
-  const { thresholds: _thresholds, ...base } = first;
+  const { thresholds: _thresholds, warmup: _warmup, ...base } = first;
+  const warmups = runs.flatMap((r) => (r.warmup ? [r.warmup] : []));
   return {
     ...base,
     startedAt: runs.map((r) => r.startedAt).sort()[0]!,
@@ -114,6 +118,21 @@ export function mergeResults(runs: LoadResults[]): LoadResults {
       eventLoop: first.generator.eventLoop,
       warnings: runs.flatMap((r) => r.generator.warnings),
     },
+    ...(warmups.length ? { warmup: mergeWarmups(warmups) } : {}),
     ...(Object.keys(facts).length ? { facts } : {}),
+  };
+}
+
+/** Warm-ups of side-by-side runs: counts add up, the duration is the longest. */
+function mergeWarmups(parts: NonNullable<LoadResults['warmup']>[]): NonNullable<LoadResults['warmup']> {
+  const outcomes = emptyOutcomeCounts();
+  for (const p of parts) for (const o of OUTCOMES) outcomes[o] += p.outcomes[o];
+  const sum = (pick: (p: (typeof parts)[number]) => number) => parts.reduce((n, p) => n + pick(p), 0);
+  return {
+    durationMs: Math.max(...parts.map((p) => p.durationMs)),
+    sent: sum((p) => p.sent),
+    completed: sum((p) => p.completed),
+    errors: sum((p) => p.errors),
+    outcomes,
   };
 }

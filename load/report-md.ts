@@ -1,3 +1,4 @@
+import { generatorLine } from './live-view.ts';
 import { hostOf } from './report-html.ts';
 import { STYLE_HEADINGS, STYLES, seedComparison } from './seed-comparison.ts';
 import type { LoadResults } from './types.ts';
@@ -20,6 +21,8 @@ export function renderMarkdown(results: LoadResults): string {
     );
   }
   for (const w of results.generator.warnings) out.push(`> ⚠ ${w}`, '');
+  const generator = generatorLine(results);
+  if (generator) out.push(`${cell(generator)}.`, '');
   out.push('## Summary', '');
   out.push(
     '| target | address | sent | ok/s | availability | p50 | p90 | p99 | p99.9 | max | p99 uncorrected | 4xx | 5xx | refused | reset | timeout | data loss |',

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { runLoad } from './run-load.ts';
-import { makeCorpus, serveFile, startServer, type TestCorpus } from './test-fixtures.ts';
+import { readManifest } from '../services/corpus/corpus.ts';
+import { buildRequestMix } from './request-mix.ts';
+import { LOAD_DEFAULTS, runLoad } from './run-load.ts';
+import { makeCorpus, serveFile, serveFlipped, startServer, type TestCorpus } from './test-fixtures.ts';
 
 let corpus: TestCorpus;
 before(async () => {
@@ -21,71 +23,84 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/** The stall test's warm-up: its requests reach the server first and must not count. */
+const WARMUP_MS = 1000;
+
 describe('runLoad', () => {
-  test('corrected percentiles match a scripted 1 s stall; uncorrected numbers show the omission', async (ctx) => {
-    // Truth: answers are immediate (well under 1 ms), except that every response is held between 2 s and 3 s after the
-    // first request. At a constant 100 req/s for 5 s, 20% of requests are intended inside the stall
-    // and wait until its end: their latency is uniform over (0, 1 s]. So p50 ≈ 1 ms, p90 ≈ 0.5 s,
-    // p99 ≈ 0.95 s, max ≈ 1 s. A closed-loop view (service time from the actual send, with only
-    // 3 connections) sees just the 3 requests on the wire during the stall, so its p99 stays small.
-    // The bounds leave room for a busy machine (other suites run in parallel).
-    let firstMs = 0;
-    const server = await startServer((_req, res, body) => {
-      const now = performance.now();
-      if (firstMs === 0) firstMs = now;
-      const stallStart = firstMs + 2000;
-      const stallEnd = firstMs + 3000;
-      if (now >= stallStart && now < stallEnd) setTimeout(() => serveFile(res, body), stallEnd - now);
-      else serveFile(res, body);
-    }, corpus.bodies);
-    try {
-      const results = await runLoad({
-        targets: [{ name: 'stally', url: server.url }],
-        rate: 100,
-        durationMs: 5000,
-        connections: 3,
-        corpusDir: corpus.dir,
-        mix: 'small',
-      });
-      const t = results.targets[0]!;
-      assert.equal(t.sent, 500);
-      assert.equal(t.outcomes.ok, 500, JSON.stringify(t.errorSamples));
-      const ms = (us: number) => us / 1000;
-      // Lower bounds hold on any machine: a busy machine only adds latency. They prove the stall is
-      // not omitted.
-      assert.ok(ms(t.latency.p90) > 400, `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`);
-      assert.ok(ms(t.latency.p99) > 850, `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`);
-      assert.ok(ms(t.latency.max) > 950, `corrected max ${ms(t.latency.max)} ms should be ~1 s`);
-      assert.ok(
-        ms(t.serviceTime.max) > 900,
-        'the stalled in-flight requests still show in the uncorrected max',
-      );
-      assert.ok(t.latency.p99 > 3 * t.serviceTime.p99, 'corrected p99 must dwarf the uncorrected p99');
-      // Upper bounds prove nothing is exaggerated, but only while the generator held its schedule;
-      // when the machine is too busy for that, the generator must say so instead.
-      if (results.generator.warnings.length === 0) {
-        assert.ok(ms(t.latency.p50) < 50, `corrected p50 ${ms(t.latency.p50)} ms should be ~1 ms`);
-        assert.ok(ms(t.latency.p90) < 650, `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`);
-        assert.ok(ms(t.latency.p99) < 1100, `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`);
-        assert.ok(ms(t.latency.max) < 1200, `corrected max ${ms(t.latency.max)} ms should be ~1 s`);
+  for (const workers of [1, 3]) {
+    const threads = `${workers} sender thread${workers > 1 ? 's' : ''}`;
+    test(`corrected percentiles match a scripted 1 s stall; uncorrected numbers show the omission (${threads})`, async (ctx) => {
+      // Truth: answers are immediate (well under 1 ms), except that every response is held between 2 s and 3 s
+      // after the first measured request (the warm-up's 1 s of requests comes first). At a constant 100 req/s
+      // for 5 s, 20% of requests are intended inside the stall and wait until its end: their latency is
+      // uniform over (0, 1 s]. So p50 ≈ 1 ms, p90 ≈ 0.5 s, p99 ≈ 0.95 s, max ≈ 1 s. A closed-loop view
+      // (service time from the actual send, with only 3 connections) sees just the 3 requests on the wire
+      // during the stall, so its p99 stays small. The bounds leave room for a busy machine (other suites
+      // run in parallel).
+      let firstMs = 0;
+      const server = await startServer((_req, res, body) => {
+        const now = performance.now();
+        if (firstMs === 0) firstMs = now;
+        const stallStart = firstMs + WARMUP_MS + 2000;
+        const stallEnd = firstMs + WARMUP_MS + 3000;
+        if (now >= stallStart && now < stallEnd) setTimeout(() => serveFile(res, body), stallEnd - now);
+        else serveFile(res, body);
+      }, corpus.bodies);
+      try {
+        const results = await runLoad({
+          targets: [{ name: 'stally', url: server.url }],
+          rate: 100,
+          durationMs: 5000,
+          // 3 connections in all, so several threads share them as one thread would.
+          connections: 3,
+          corpusDir: corpus.dir,
+          mix: 'small',
+          // The first request the server sees is then the warm-up's first.
+          hostileBattery: false,
+          warmupMs: WARMUP_MS,
+          workers,
+        });
+        assert.equal(results.generator.senders?.threads, workers);
+        const t = results.targets[0]!;
+        assert.equal(t.sent, 500);
+        assert.equal(t.outcomes.ok, 500, JSON.stringify(t.errorSamples));
+        const ms = (us: number) => us / 1000;
+        // Lower bounds hold on any machine: a busy machine only adds latency. They prove the stall is
+        // not omitted.
+        assert.ok(ms(t.latency.p90) > 400, `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`);
+        assert.ok(ms(t.latency.p99) > 850, `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`);
+        assert.ok(ms(t.latency.max) > 950, `corrected max ${ms(t.latency.max)} ms should be ~1 s`);
         assert.ok(
-          ms(t.serviceTime.p99) < 150,
-          `uncorrected p99 ${ms(t.serviceTime.p99)} ms should stay small`,
+          ms(t.serviceTime.max) > 900,
+          'the stalled in-flight requests still show in the uncorrected max',
         );
-      } else {
-        ctx.diagnostic(`upper bounds not checked: ${results.generator.warnings.join(' | ')}`);
-        assert.match(
-          results.generator.warnings[0]!,
-          /^generator fell behind: .*reflect the generator, not the target$/,
-        );
+        assert.ok(t.latency.p99 > 3 * t.serviceTime.p99, 'corrected p99 must dwarf the uncorrected p99');
+        // Upper bounds prove nothing is exaggerated, but only while the generator held its schedule;
+        // when the machine is too busy for that, the generator must say so instead.
+        if (results.generator.warnings.length === 0) {
+          assert.ok(ms(t.latency.p50) < 50, `corrected p50 ${ms(t.latency.p50)} ms should be ~1 ms`);
+          assert.ok(ms(t.latency.p90) < 650, `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`);
+          assert.ok(ms(t.latency.p99) < 1100, `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`);
+          assert.ok(ms(t.latency.max) < 1200, `corrected max ${ms(t.latency.max)} ms should be ~1 s`);
+          assert.ok(
+            ms(t.serviceTime.p99) < 150,
+            `uncorrected p99 ${ms(t.serviceTime.p99)} ms should stay small`,
+          );
+        } else {
+          ctx.diagnostic(`upper bounds not checked: ${results.generator.warnings.join(' | ')}`);
+          assert.match(
+            results.generator.warnings[0]!,
+            /^generator fell behind: .*reflect the generator, not the target$/,
+          );
+        }
+        // The per-second timeline places the stall where it happened.
+        const worst = t.timeline.reduce((a, b) => (b.p99 > a.p99 ? b : a));
+        assert.ok(worst.t >= 1 && worst.t <= 3, `worst second ${worst.t} should be around 2 s`);
+      } finally {
+        await server.close();
       }
-      // The per-second timeline places the stall where it happened.
-      const worst = t.timeline.reduce((a, b) => (b.p99 > a.p99 ? b : a));
-      assert.ok(worst.t >= 1 && worst.t <= 3, `worst second ${worst.t} should be around 2 s`);
-    } finally {
-      await server.close();
-    }
-  });
+    });
+  }
 
   test('corrupted and truncated bodies count as data loss, not as successes', async () => {
     let corrupted = 0;
@@ -94,14 +109,10 @@ describe('runLoad', () => {
       served++;
       if (body && body.length > 0 && served % 5 === 0) {
         corrupted++;
-        const bad = Buffer.from(body);
-        if (served % 10 === 0) {
-          // Wrong length, announced honestly: the transfer is fine, the bytes are not the file.
-          res.writeHead(200, { 'content-length': bad.length - 1 }).end(bad.subarray(1));
-        } else {
-          bad[bad.length >> 1] = bad[bad.length >> 1]! ^ 0xff;
-          res.writeHead(200, { 'content-length': bad.length }).end(bad);
-        }
+        // Wrong length, announced honestly: the transfer is fine, the bytes are not the file.
+        if (served % 10 === 0)
+          res.writeHead(200, { 'content-length': body.length - 1 }).end(body.subarray(1));
+        else serveFlipped(res, body, body.length >> 1);
         return;
       }
       serveFile(res, body);
@@ -115,6 +126,7 @@ describe('runLoad', () => {
         mix: 'all',
         // The server counts what it corrupts; only the load's requests may reach it.
         hostileBattery: false,
+        warmupMs: 0,
       });
       const t = results.targets[0]!;
       assert.equal(t.sent, 300);
@@ -188,6 +200,7 @@ describe('runLoad', () => {
         corpusDir: corpus.dir,
         // fast.requests below counts the load's requests only.
         hostileBattery: false,
+        warmupMs: 0,
       });
       const [a, b] = results.targets as [(typeof results.targets)[0], (typeof results.targets)[0]];
       assert.equal(a.sent, 200);
@@ -204,6 +217,118 @@ describe('runLoad', () => {
     } finally {
       await fast.close();
       await stalled.close();
+    }
+  });
+
+  test('the warm-up reaches the target first and counts in no figure; its data loss is still reported', async () => {
+    // The server corrupts every body for the first half of the warm-up (from its first request), then
+    // serves clean ones. The margin covers the first request's connection set-up on a busy machine.
+    let firstMs = 0;
+    let corrupted = 0;
+    const server = await startServer((_req, res, body) => {
+      const now = performance.now();
+      if (firstMs === 0) firstMs = now;
+      if (body && body.length > 0 && now < firstMs + WARMUP_MS / 2) {
+        corrupted++;
+        serveFlipped(res, body, 0);
+        return;
+      }
+      serveFile(res, body);
+    }, corpus.bodies);
+    try {
+      const results = await runLoad({
+        targets: [{ name: 'warming', url: server.url }],
+        rate: 100,
+        durationMs: 1000,
+        corpusDir: corpus.dir,
+        mix: 'small',
+        hostileBattery: false,
+        warmupMs: WARMUP_MS,
+        workers: 2,
+      });
+      const t = results.targets[0]!;
+      assert.ok(corrupted > 0);
+      assert.deepEqual(
+        { ...results.warmup, outcomes: undefined },
+        { durationMs: WARMUP_MS, sent: 100, completed: 100, errors: corrupted, outcomes: undefined },
+      );
+      assert.equal(results.warmup?.outcomes.data_loss, corrupted);
+      assert.equal(server.requests, 200, 'the warm-up and the measured window both reached the server');
+      assert.equal(t.sent, 100);
+      assert.equal(t.outcomes.ok, 100, 'no warm-up answer is counted');
+      assert.equal(t.latency.count, 100);
+      assert.equal(
+        t.timeline.reduce((n, s) => n + s.sent, 0),
+        100,
+      );
+      assert.ok(
+        results.generator.warnings.some((w) => w.startsWith(`DATA LOSS during the warm-up: ${corrupted} `)),
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('several sender threads send the single-threaded request sequence, each request once', async () => {
+    const urls: string[] = [];
+    const server = await startServer((req, res, body) => {
+      urls.push(req.url ?? '');
+      serveFile(res, body);
+    }, corpus.bodies);
+    try {
+      const results = await runLoad({
+        targets: [{ name: 'sliced', url: server.url }],
+        rate: 300,
+        durationMs: 1000,
+        corpusDir: corpus.dir,
+        mix: 'all',
+        hostileBattery: false,
+        warmupMs: 0,
+        workers: 3,
+      });
+      assert.equal(results.targets[0]!.outcomes.ok, 300);
+      const manifest = await readManifest(corpus.dir);
+      const pick = buildRequestMix(manifest, 'all').picker(LOAD_DEFAULTS.seed);
+      const expected = Array.from({ length: 300 }, () => pick().urlPath);
+      assert.deepEqual([...urls].sort(), expected.sort());
+      assert.match(results.generator.senders!.reason, /^3 sender threads, as asked/);
+      assert.ok(results.generator.cpu!.perRequestUs > 0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a main thread that stalls for 1.5 s does not delay a single send', async () => {
+    const server = await startServer((_req, res, body) => serveFile(res, body), corpus.bodies);
+    try {
+      let stalled = false;
+      const results = await runLoad({
+        targets: [{ name: 'steady', url: server.url }],
+        rate: 100,
+        durationMs: 3000,
+        corpusDir: corpus.dir,
+        mix: 'small',
+        hostileBattery: false,
+        warmupMs: 0,
+        progressIntervalMs: 100,
+        onProgress: (p) => {
+          // What a busy host (the benchmark, the lab) might do to the thread that calls runLoad.
+          if (stalled || p.elapsedMs < 1000) return;
+          stalled = true;
+          const until = performance.now() + 1500;
+          while (performance.now() < until);
+        },
+      });
+      const t = results.targets[0]!;
+      assert.ok(stalled);
+      assert.equal(t.outcomes.ok, 300);
+      const mainStall = Math.max(...results.generator.timeline.map((s) => s.mainEventLoopMax ?? 0));
+      assert.ok(mainStall >= 1_000_000, `the main thread's loop stalled (${mainStall} µs)`);
+      // Had the main thread sent, ~150 requests would have left up to 1.5 s late. (Their answers are late:
+      // the test's server runs on the stalled thread too.)
+      assert.ok(t.sendLag.max < 1_000_000, `send lag max ${t.sendLag.max} µs`);
+    } finally {
+      await server.close();
     }
   });
 });

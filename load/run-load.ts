@@ -1,28 +1,27 @@
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { encodeFilePath, readManifest } from '../services/corpus/corpus.ts';
-import { chooseVerifier, type VerifyMode } from './body-verifier.ts';
-import {
-  type DriverContext,
-  defaultFaultDrivers,
-  type FaultDriver,
-  type FaultInjection,
-} from './fault-drivers.ts';
+import { planVerifier, type VerifyMode } from './body-verifier.ts';
+import { type DriverContext, defaultFaultDrivers, type FaultDriver } from './fault-drivers.ts';
+import { FaultSchedule } from './fault-schedule.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
 import { runHostileBattery } from './hostile-battery.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
+import { LoopDelay } from './loop-delay.ts';
 import { listenerFacts } from './process-facts.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
-import { computeP99Recovery, FaultTracker } from './resilience.ts';
-import { TargetRunner } from './target-runner.ts';
-import type {
-  FaultRecord,
-  FaultSpec,
-  GeneratorSecond,
-  LoadProgress,
-  LoadResults,
-  TargetFacts,
+import { chooseSenderThreads, type MergedTarget, SenderPool } from './sender-pool.ts';
+import {
+  emptyOutcomeCounts,
+  type FaultSpec,
+  type GeneratorSecond,
+  type LoadProgress,
+  type LoadResults,
+  OUTCOMES,
+  type TargetFacts,
 } from './types.ts';
 import { formatMicros } from './units.ts';
+
+export { affectedTargets } from './fault-schedule.ts';
 
 export type LoadTarget = { name: string; url: string };
 
@@ -64,22 +63,24 @@ export type LoadOptions = {
   onMetricsListening?: (port: number) => void;
   /** Stops the run early (results cover what ran). */
   signal?: AbortSignal;
+  /** Sender threads (default: chosen for the rate and the cores; results say which and why). */
+  workers?: number;
+  /** Requests at the same rate before the measured window, counted apart (default 2 s; 0 for none). */
+  warmupMs?: number;
 };
 
-export const LOAD_DEFAULTS = { connections: 32, seed: 1, timeoutMs: 5000, faultWindowMs: 10_000 } as const;
+export const LOAD_DEFAULTS = {
+  connections: 32,
+  seed: 1,
+  timeoutMs: 5000,
+  faultWindowMs: 10_000,
+  warmupMs: 2000,
+} as const;
 
-/** Send lag (p99 within a second) beyond which the generator, not the target, shapes the numbers. */
-const BEHIND_LAG_US = 10_000;
-const BEHIND_LOOP_US = 20_000;
-const LOOP_RESOLUTION_MS = 10;
+/** How often the main thread fires due faults, merges what the threads reported and draws progress. */
+const MAIN_TICK_MS = 10;
 
-/** Splits a fault target into the load targets it can affect: `microkernel:driver` → microkernel. */
-export function affectedTargets(fault: FaultSpec, names: string[]): string[] {
-  if (fault.affects?.length) return fault.affects.filter((n) => names.includes(n));
-  const parts = fault.target.split(':').filter((p) => names.includes(p));
-  return parts.length > 0 ? [parts[0]!] : names;
-}
-
+/** One sentence per run of seconds in which the generator fell behind. */
 function describeBehind(gen: GeneratorSecond[]): string[] {
   const warnings: string[] = [];
   let i = 0;
@@ -104,186 +105,19 @@ function describeBehind(gen: GeneratorSecond[]): string[] {
   return warnings;
 }
 
-/**
- * The faults of one run: fires each when it is due, tracks which requests it may affect, undoes
- * temporary ones after their `for`, and records what happened.
- */
-class FaultSchedule {
-  readonly records: FaultRecord[] = [];
-  private readonly faults: FaultSpec[];
-  private next = 0;
-  private readonly trackers: { record: FaultRecord; tracker: FaultTracker }[] = [];
-  private readonly pending: Promise<void>[] = [];
-  private readonly resumes: { atMs: number; run: () => Promise<void>; done: boolean }[] = [];
-
-  constructor(
-    faults: FaultSpec[],
-    private readonly drivers: FaultDriver[],
-    private readonly runners: Map<string, TargetRunner>,
-    private readonly metrics: LoadMetrics | null,
-    private readonly window: { faultWindowMs: number; durationMs: number },
-  ) {
-    this.faults = [...faults].sort((a, b) => a.atMs - b.atMs);
-  }
-
-  /** Fires the faults due by `elapsedMs` while sending, and the undos due (all of them once sending ends). */
-  tick(elapsedMs: number, sending: boolean, t0: number): void {
-    while (this.next < this.faults.length && this.faults[this.next]!.atMs <= elapsedMs && sending) {
-      this.pending.push(this.inject(this.faults[this.next]!, t0));
-      this.next++;
-    }
-    for (const resume of this.resumes) {
-      if (!resume.done && (resume.atMs <= elapsedMs || !sending)) {
-        resume.done = true;
-        this.pending.push(resume.run());
-      }
-    }
-  }
-
-  get resumed(): boolean {
-    return this.resumes.every((r) => r.done);
-  }
-
-  /** Waits for every injection and undo, then closes the drivers. */
-  async settle(): Promise<void> {
-    await Promise.allSettled(this.pending);
-    for (const d of this.drivers) await d.close?.().catch(() => undefined);
-  }
-
-  /** Adds each fault's resilience figures, from the timelines of the targets it affected. */
-  recordResilience(targets: { name: string; timeline: LoadResults['targets'][number]['timeline'] }[]): void {
-    for (const { record, tracker } of this.trackers) {
-      const timeline = targets.find((t) => t.name === tracker.target)!.timeline;
-      record.resilience.push(tracker.result(computeP99Recovery(timeline, record.firedAtMs)));
-    }
-  }
-
-  private async inject(spec: FaultSpec, t0: number): Promise<void> {
-    const firedAtMs = performance.now() - t0;
-    const driver = this.drivers.find((d) => d.supports(spec.target, spec.kind));
-    const affected = affectedTargets(spec, [...this.runners.keys()]);
-    const record: FaultRecord = {
-      ...spec,
-      firedAtMs,
-      driver: driver?.name ?? 'none',
-      ok: false,
-      message: '',
-      resilience: [],
-    };
-    this.records.push(record);
-    this.track(record, affected, firedAtMs);
-    if (!driver) {
-      record.message = `no fault driver supports ${spec.kind} on '${spec.target}': kill/term/hang take pid:N, docker:NAME, SUPERVISOR:SERVICE or a name with a runtime-state file; poison takes a load target name; nats takes SUPERVISOR; slow (SIGUSR2) goes to the same targets as kill; crashloop is a chaos setting of the services, not a fault this generator can switch on`;
-      return;
-    }
-    try {
-      const injection: FaultInjection = await driver.inject(spec.target, spec.kind, {
-        ...(spec.forMs !== undefined ? { forMs: spec.forMs } : {}),
-        ...(spec.latencyMs !== undefined ? { latencyMs: spec.latencyMs } : {}),
-        ...(spec.times !== undefined ? { times: spec.times } : {}),
-      });
-      record.ok = true;
-      record.message = injection.message;
-      for (const name of affected) this.metrics?.fault(name, spec.target, spec.kind);
-      if (injection.resume) this.scheduleResume(record, firedAtMs + (spec.forMs ?? 0), injection.resume);
-    } catch (err) {
-      record.message = (err as Error).message;
-    }
-  }
-
-  /** Opens the fault's window on each affected target; a new fault there closes the previous one's. */
-  private track(record: FaultRecord, affected: string[], firedAtMs: number): void {
-    for (const prev of this.trackers) {
-      if (affected.includes(prev.tracker.target) && prev.tracker.endMs > firedAtMs)
-        prev.tracker.endMs = firedAtMs;
-    }
-    const { faultWindowMs, durationMs } = this.window;
-    for (const name of affected) {
-      const tracker = new FaultTracker(name, firedAtMs, Math.min(firedAtMs + faultWindowMs, durationMs));
-      this.runners.get(name)!.observers.push(tracker);
-      this.trackers.push({ record, tracker });
-    }
-  }
-
-  private scheduleResume(record: FaultRecord, atMs: number, resume: () => Promise<string>): void {
-    this.resumes.push({
-      atMs,
-      done: false,
-      run: async () => {
-        try {
-          record.message += `; ${await resume()}`;
-        } catch (err) {
-          record.message += `; resume FAILED: ${(err as Error).message}`;
-          record.ok = false;
-        }
-      },
-    });
-  }
-}
-
-/** Watches the generator itself, second by second: how late requests left and the event-loop delay. */
-class GeneratorMonitor {
-  readonly timeline: GeneratorSecond[] = [];
-  private readonly eventLoop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-  private readonly loopAll = createHistogram();
-  private secondLag = createHistogram(2);
-  private lastSecond = 0;
-  /** Records one request's send lag. */
-  readonly lagSink = (lagUs: number) => recordMicros(this.secondLag, lagUs);
-
-  constructor() {
-    this.eventLoop.enable();
-  }
-
-  /** Closes the second that just ended, if one did. */
-  tick(elapsedMs: number, durationMs: number): void {
-    const second = Math.floor(elapsedMs / 1000);
-    if (second <= this.lastSecond || this.lastSecond * 1000 >= durationMs) return;
-    const { eventLoop } = this;
-    // The monitor reports whole intervals between its samples: subtract its resolution.
-    const loopP99 =
-      eventLoop.count > 0 ? Math.max(0, eventLoop.percentile(99) / 1000 - LOOP_RESOLUTION_MS * 1000) : 0;
-    if (eventLoop.count > 0) recordMicros(this.loopAll, loopP99);
-    const lag = summarize(this.secondLag);
-    this.timeline.push({
-      t: this.lastSecond,
-      sendLagP99: lag.p99,
-      sendLagMax: lag.max,
-      eventLoopP99: Math.round(loopP99),
-      behind: lag.p99 > BEHIND_LAG_US || loopP99 > BEHIND_LOOP_US,
-    });
-    eventLoop.reset();
-    this.secondLag.destroy();
-    this.secondLag = createHistogram(2);
-    this.lastSecond = second;
-  }
-
-  stop(): void {
-    this.eventLoop.disable();
-  }
-
-  result(): LoadResults['generator'] {
-    return {
-      timeline: this.timeline,
-      eventLoop: summarize(this.loopAll),
-      warnings: describeBehind(this.timeline),
-    };
-  }
-}
-
 /** The live view of a run (rates are filled in by the caller, over its own interval). */
 function progressOf(
   elapsedMs: number,
   durationMs: number,
-  runners: TargetRunner[],
+  targets: MergedTarget[],
   faults: FaultSchedule,
-  generator: GeneratorMonitor,
+  generator: GeneratorSecond[],
 ): LoadProgress {
-  const recent = generator.timeline.at(-1);
+  const recent = generator.at(-1);
   return {
-    elapsedMs: Math.min(elapsedMs, durationMs),
+    elapsedMs: Math.max(0, Math.min(elapsedMs, durationMs)),
     durationMs,
-    targets: runners.map((r) => ({
+    targets: targets.map((r) => ({
       name: r.name,
       sent: r.sent,
       completed: r.completed,
@@ -297,6 +131,7 @@ function progressOf(
     behind: recent?.behind
       ? `generator fell behind: requests leave up to ${formatMicros(recent.sendLagMax)} late; results for this window reflect the generator, not the target`
       : null,
+    warmingUp: elapsedMs < 0,
   };
 }
 
@@ -304,6 +139,10 @@ function progressOf(
 export async function runLoad(options: LoadOptions): Promise<LoadResults> {
   if (options.targets.length === 0) throw new Error('runLoad: at least one target is needed');
   if (!(options.rate > 0)) throw new Error('runLoad: rate must be above 0 requests per second');
+  if (options.workers !== undefined && !(Number.isSafeInteger(options.workers) && options.workers >= 1))
+    throw new Error(`runLoad: workers must be a whole number of threads, 1 or more, got ${options.workers}`);
+  const warmupMs = options.warmupMs ?? LOAD_DEFAULTS.warmupMs;
+  if (!(warmupMs >= 0)) throw new Error(`runLoad: warmupMs must be 0 or more, got ${warmupMs}`);
   const connections = options.connections ?? LOAD_DEFAULTS.connections;
   const seed = options.seed ?? LOAD_DEFAULTS.seed;
   const timeoutMs = options.timeoutMs ?? LOAD_DEFAULTS.timeoutMs;
@@ -311,27 +150,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
   const mixText = options.mix ?? DEFAULT_MIX;
   const manifest = await readManifest(options.corpusDir);
   const mix = buildRequestMix(manifest, mixText);
-  const verifier = await chooseVerifier(options.corpusDir, manifest.files, options.verify);
+  const verifier = await planVerifier(options.corpusDir, manifest.files, options.verify);
   const durationMs = options.durationMs;
+  const senders = chooseSenderThreads(options.workers, options.rate * options.targets.length);
 
   let metrics: LoadMetrics | null = null;
   if (options.metricsPort !== undefined) {
     metrics = await startLoadMetrics(options.metricsPort);
     options.onMetricsListening?.(metrics.port);
   }
-  const runners = options.targets.map((t) => {
-    const observe = metrics?.observer(t.name);
-    return new TargetRunner({
-      name: t.name,
-      url: t.url,
-      rate: options.rate,
-      connections,
-      timeoutMs,
-      picker: mix.picker(seed),
-      verifier,
-      ...(observe ? { onComplete: observe } : {}),
-    });
-  });
   // Before any fault: every target's request parser is up.
   const facts = withMeasuredFacts(options.targets, options.facts);
   if (options.hostileBattery ?? true) {
@@ -353,29 +180,71 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
   };
-  const faults = new FaultSchedule(
-    options.faults ?? [],
-    options.faultDrivers ?? defaultFaultDrivers(driverCtx),
-    new Map(runners.map((r) => [r.name, r])),
-    metrics,
-    { faultWindowMs, durationMs },
-  );
-  const generator = new GeneratorMonitor();
+  const drivers = options.faultDrivers ?? defaultFaultDrivers(driverCtx);
+  const faults = new FaultSchedule({ faults: options.faults ?? [], drivers, metrics, faultWindowMs });
 
-  const startedAt = new Date();
-  const t0 = performance.now();
-  for (const runner of runners) runner.start(t0, durationMs);
-  const endedMs = await drive({ options, runners, faults, generator, t0 });
+  let pool: SenderPool;
+  try {
+    pool = await SenderPool.start({
+      targets: options.targets,
+      rate: options.rate,
+      durationMs,
+      warmupMs,
+      timeoutMs,
+      connections,
+      seed,
+      mix: mixText,
+      manifest,
+      verifier,
+      threads: senders.threads,
+      // Fault windows and the metrics endpoint follow every completion; without them nothing crosses per request.
+      streamCompletions: metrics !== null || (options.faults?.length ?? 0) > 0,
+    });
+  } catch (err) {
+    await metrics?.close();
+    throw err;
+  }
+  if (metrics) {
+    const observers = new Map(pool.targets.map((t) => [t, metrics!.observer(t.name)]));
+    pool.onCompletion = (target, outcome, _intendedMs, _completedMs, latencyUs) =>
+      observers.get(target)!(outcome, latencyUs / 1e6);
+  }
 
-  await faults.settle();
-  generator.stop();
-  await Promise.all(runners.map((r) => r.close()));
-  await metrics?.close();
+  let run: Awaited<ReturnType<typeof drive>>;
+  const t0 = pool.begin();
+  const startedAt = new Date(Date.now() + (t0 - performance.now()));
+  try {
+    faults.watch({ t0, targets: new Map(pool.targets.map((t) => [t.name, t])), endMs: durationMs });
+    run = await drive({ options, pool, faults, t0 });
+  } finally {
+    faults.resumeAll();
+    await faults.settle();
+    for (const d of drivers) await d.close?.().catch(() => undefined);
+    await pool.close().finally(() => metrics?.close());
+  }
 
-  const runDurationMs = Math.max(1, Math.min(durationMs, endedMs));
-  const targets = runners.map((r) => r.result(runDurationMs));
-  faults.recordResilience(targets);
-  options.onProgress?.(progressOf(performance.now() - t0, durationMs, runners, faults, generator));
+  const runDurationMs = Math.max(1, Math.min(durationMs, run.endedMs));
+  const targets = pool.results(runDurationMs);
+  faults.closeWindows((name) => targets.find((t) => t.name === name)!.timeline);
+  options.onProgress?.(progressOf(performance.now() - t0, durationMs, pool.targets, faults, pool.generator));
+  const sent = targets.reduce((n, t) => n + t.sent, 0);
+  const warmupOutcomes = emptyOutcomeCounts();
+  for (const t of pool.targets) for (const o of OUTCOMES) warmupOutcomes[o] += t.warmup.outcomes[o];
+  const warmupSent = pool.targets.reduce((n, t) => n + t.warmup.sent, 0);
+  const warmupCompleted = pool.targets.reduce((n, t) => n + t.warmup.completed, 0);
+  pool.generator.forEach((second, t) => {
+    const main = run.mainLoopMaxes[t];
+    if (main !== undefined) second.mainEventLoopMax = main;
+  });
+  const warnings = describeBehind(pool.generator);
+  if (warmupOutcomes.data_loss > 0)
+    warnings.push(
+      `DATA LOSS during the warm-up: ${warmupOutcomes.data_loss} bodies were not the file (the warm-up counts in no figure, but the target lost data)`,
+    );
+  const loopP99s = createHistogram();
+  for (const s of pool.generator) recordMicros(loopP99s, s.eventLoopP99);
+  const eventLoop = summarize(loopP99s);
+  loopP99s.destroy();
   return {
     version: 1,
     tool: 'kstyles-load',
@@ -389,47 +258,83 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     corpus: { dir: options.corpusDir, files: mix.files, seed: manifest.seed },
     targets,
     faults: faults.records,
-    generator: generator.result(),
+    generator: {
+      timeline: pool.generator,
+      eventLoop,
+      warnings,
+      senders,
+      cpu: {
+        totalMs: Math.round(run.cpuUs / 100) / 10,
+        perRequestUs: sent === 0 ? 0 : Math.round((run.cpuUs / sent) * 10) / 10,
+      },
+    },
+    warmup: {
+      durationMs: warmupMs,
+      sent: warmupSent,
+      completed: warmupCompleted,
+      errors: warmupCompleted - warmupOutcomes.ok,
+      outcomes: warmupOutcomes,
+    },
     ...facts,
   };
 }
 
 /**
- * The run itself: one timer sends what is due, sweeps timeouts, fires faults, closes seconds and reports
- * progress, until sending has ended and every request and undo is done. Resolves with the ms it sent for.
+ * The run itself, seen from the main thread: fires faults, follows the threads' reports and draws
+ * progress, until sending has ended and every request and undo is done. Resolves with the ms it sent
+ * for, the process's CPU time (all threads, µs) from t0 until then and the main thread's longest
+ * event-loop delay per second.
  */
 async function drive(run: {
   options: LoadOptions;
-  runners: TargetRunner[];
+  pool: SenderPool;
   faults: FaultSchedule;
-  generator: GeneratorMonitor;
   t0: number;
-}): Promise<number> {
-  const { options, runners, faults, generator, t0 } = run;
+}): Promise<{ endedMs: number; cpuUs: number; mainLoopMaxes: number[] }> {
+  const { options, pool, faults, t0 } = run;
   const durationMs = options.durationMs;
-  let lastProgress = t0;
-  const completedAtLastProgress = runners.map(() => 0);
+  let lastProgress = performance.now();
+  const completedAtLastProgress = pool.targets.map(() => 0);
   const progressEvery = options.progressIntervalMs ?? 250;
-  await new Promise<void>((resolve) => {
+  let cpuAtT0: NodeJS.CpuUsage | null = null;
+  const mainLoop = new LoopDelay();
+  let mainSecond = 0;
+  const mainLoopMaxes: number[] = [];
+  return new Promise((resolve, reject) => {
     let stopped = false;
-    options.signal?.addEventListener(
-      'abort',
-      () => {
-        stopped = true;
-      },
-      { once: true },
-    );
+    let ended = false;
+    const onAbort = () => {
+      stopped = true;
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     const tick = () => {
+      if (pool.error) {
+        options.signal?.removeEventListener('abort', onAbort);
+        mainLoop.stop();
+        reject(pool.error);
+        return;
+      }
       const now = performance.now();
       const elapsed = now - t0;
+      if (cpuAtT0 === null && elapsed >= 0) {
+        cpuAtT0 = process.cpuUsage();
+        mainLoop.reset();
+      }
+      if (elapsed >= (mainSecond + 1) * 1000 && mainSecond * 1000 < durationMs) {
+        mainLoopMaxes[mainSecond] = mainLoop.max();
+        mainLoop.reset();
+        mainSecond = Math.floor(elapsed / 1000);
+      }
       const sending = elapsed < durationMs && !stopped;
-      // dispatchDue stops at the end of the run by itself; this also sends the last few after the final tick.
-      if (!stopped) for (const runner of runners) runner.dispatchDue(now, generator.lagSink);
-      for (const runner of runners) runner.sweepTimeouts(now);
-      faults.tick(elapsed, sending, t0);
-      generator.tick(elapsed, durationMs);
+      faults.tick(elapsed, sending);
+      if (!sending && !ended) {
+        ended = true;
+        if (stopped) pool.stop();
+        // Nothing stays stopped or slowed once the load is over.
+        faults.resumeAll();
+      }
       if (options.onProgress && now - lastProgress >= progressEvery) {
-        const p = progressOf(elapsed, durationMs, runners, faults, generator);
+        const p = progressOf(elapsed, durationMs, pool.targets, faults, pool.generator);
         const dt = (now - lastProgress) / 1000;
         p.targets.forEach((t, i) => {
           t.rate = (t.completed - completedAtLastProgress[i]!) / dt;
@@ -438,16 +343,17 @@ async function drive(run: {
         lastProgress = now;
         options.onProgress(p);
       }
-      if (!sending && runners.every((r) => r.idle) && faults.resumed) {
-        resolve();
+      if (!sending && pool.finished && faults.resumed) {
+        options.signal?.removeEventListener('abort', onAbort);
+        const cpu = process.cpuUsage(cpuAtT0 ?? undefined);
+        mainLoop.stop();
+        resolve({ endedMs: Math.min(elapsed, durationMs), cpuUs: cpu.user + cpu.system, mainLoopMaxes });
         return;
       }
-      // One timer for everything: requests due before the next tick go out together in that tick.
-      setTimeout(tick, sending ? 1 : 5);
+      setTimeout(tick, MAIN_TICK_MS);
     };
     tick();
   });
-  return Math.min(performance.now() - t0, durationMs);
 }
 
 /**

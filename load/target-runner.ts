@@ -1,15 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import { type Dispatcher, Pool } from 'undici';
 import { type BodyCheck, type BodyVerifier, sha256Verifier } from './body-verifier.ts';
-import { createHistogram, encodeHistogram, type Histogram, recordMicros, summarize } from './histogram.ts';
+import { createHistogram, encodeHistogram, type Histogram, recordMicros } from './histogram.ts';
 import type { RequestFile, RequestPicker } from './request-mix.ts';
+import type { SecondPart, TargetCounters } from './sender-messages.ts';
 import {
   type ErrorSample,
   emptyOutcomeCounts,
+  OUTCOMES,
   type Outcome,
   type OutcomeCounts,
   type SecondStats,
-  type TargetResult,
 } from './types.ts';
 
 /** Watches completions of one target for one fault's window (client-side resilience). */
@@ -24,10 +25,11 @@ type Second = {
   pending: number;
   outcomes: OutcomeCounts;
   histogram: Histogram;
-  stats?: SecondStats;
+  shipped: boolean;
 };
 
 const MAX_ERROR_SAMPLES = 20;
+const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<Outcome, number>;
 
 /** Maps a transport error to an outcome class. */
 export function classifyError(err: unknown): Outcome {
@@ -69,6 +71,7 @@ class InFlight {
     readonly file: RequestFile,
     readonly intendedMs: number,
     readonly dispatchedMs: number,
+    /** Second of the measured window, or -1 for a warm-up request. */
     readonly second: number,
   ) {}
 
@@ -100,7 +103,7 @@ class InFlight {
     if (status === 200) {
       const check = this.check!;
       const mismatch = check.finish();
-      this.runner.verified[check.mode]++;
+      if (this.second >= 0) this.runner.verified[check.mode]++;
       if (mismatch !== null) this.runner.finish(this, 'data_loss', mismatch);
       else this.runner.finish(this, 'ok');
     } else if (status >= 500) this.runner.finish(this, '5xx', `HTTP ${status}`);
@@ -116,20 +119,59 @@ class InFlight {
   }
 }
 
+/** Measured completions in completion order, for the main thread (layout: COMPLETION_FIELDS). */
+export class CompletionLog {
+  private data = new Float64Array(4096);
+  private length = 0;
+
+  push(code: number, intendedMs: number, completedMs: number, latencyUs: number): void {
+    if (this.length + 4 > this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    const d = this.data;
+    const i = this.length;
+    d[i] = code;
+    d[i + 1] = intendedMs;
+    d[i + 2] = completedMs;
+    d[i + 3] = latencyUs;
+    this.length = i + 4;
+  }
+
+  /** What was logged since the last call, in a buffer of its own (transferable). */
+  take(): Float64Array | null {
+    if (this.length === 0) return null;
+    const out = this.data.slice(0, this.length);
+    this.length = 0;
+    return out;
+  }
+}
+
+/** Which requests of the constant-rate schedule a thread sends: those with i ≡ index (mod of). */
+export type Slice = { index: number; of: number };
+
 export type TargetRunnerOptions = {
   name: string;
   url: string;
+  /** Requests per second to this target, all threads together. */
   rate: number;
+  /** Keep-alive connections of this runner's pool. */
   connections: number;
   timeoutMs: number;
+  /** The run's request sequence (the same for every target); this runner takes its slice of it. */
   picker: RequestPicker;
+  /** Files for the warm-up requests (default: `picker`'s files, from its own sequence). */
+  warmupPicker?: RequestPicker;
   /** Checks every 200 body (data loss when it is not the file); default sha256 against the manifest. */
   verifier?: BodyVerifier;
-  /** Called for every completed request: corrected latency in seconds. */
-  onComplete?: (outcome: Outcome, latencySeconds: number) => void;
+  slice?: Slice;
+  /** Requests in the `warmupMs` before t0, at the same rate; counted apart, in no figure. */
+  warmupMs?: number;
+  /** Where measured completions go for the main thread, with this target's index. */
+  completions?: { log: CompletionLog; target: number };
 };
 
-/** Drives one target: its own schedule, its own connection pool, its own numbers. */
 /** One second of a target's timeline, from that second's histogram (microseconds) and outcome counts. */
 export function secondStatsOf(
   t: number,
@@ -149,19 +191,32 @@ export function secondStatsOf(
   };
 }
 
+/**
+ * Drives one target from one sender thread: its slice of the target's schedule, its own connection
+ * pool, its own numbers (merged with the other threads' by the main thread).
+ */
 export class TargetRunner {
   readonly name: string;
   readonly url: string;
   readonly verifier: BodyVerifier;
-  /** 200 bodies checked, by how. */
+  /** 200 bodies checked, by how (measured window only). */
   readonly verified = { bytes: 0, sha256: 0 };
   private readonly pool: Pool;
-  private readonly intervalMs: number;
+  private readonly rate: number;
   private readonly timeoutMs: number;
   private readonly picker: RequestPicker;
-  private readonly onCompleteHook: TargetRunnerOptions['onComplete'];
+  private readonly warmupPicker: RequestPicker;
+  private readonly slice: Slice;
+  private readonly warmupCount: number;
+  private readonly completions: TargetRunnerOptions['completions'];
   private t0 = 0;
-  private next = 0;
+  /** Schedule index of the next request this runner sends (negative: warm-up). */
+  private nextIndex = 0;
+  /** Files taken from `picker` so far (it is advanced over every index, ours or not). */
+  private picked = 0;
+  /** Indices below this are inside the run. */
+  private endIndex = 0;
+  private stopped = false;
   /** Every request not yet swept, in intended-time order (= deadline order). */
   private readonly queue: InFlight[] = [];
   private queueHead = 0;
@@ -172,29 +227,30 @@ export class TargetRunner {
   private readonly connections: number;
   private readonly seconds: Second[] = [];
   private finalizedUpTo = 0;
+  private shippedUpTo = 0;
 
   sent = 0;
   completed = 0;
   bytes = 0;
   readonly outcomes = emptyOutcomeCounts();
+  readonly warmup = { sent: 0, completed: 0, outcomes: emptyOutcomeCounts() };
   readonly latency = createHistogram();
   readonly serviceTime = createHistogram();
   readonly sendLag = createHistogram();
-  /** Corrected latencies of completions since the last progress report (live view). */
-  live = createHistogram(2);
   private readonly samples = new Map<string, ErrorSample>();
-  readonly observers: CompletionObserver[] = [];
-  endMs = 0;
 
   constructor(opts: TargetRunnerOptions) {
     this.name = opts.name;
     // Requests go to /files/… on the origin; a path in the target URL would be ignored by the pool anyway.
     this.url = new URL(opts.url).origin;
-    this.intervalMs = 1000 / opts.rate;
+    this.rate = opts.rate;
     this.timeoutMs = opts.timeoutMs;
     this.picker = opts.picker;
+    this.warmupPicker = opts.warmupPicker ?? opts.picker;
     this.verifier = opts.verifier ?? sha256Verifier();
-    this.onCompleteHook = opts.onComplete;
+    this.slice = opts.slice ?? { index: 0, of: 1 };
+    this.warmupCount = Math.floor(((opts.warmupMs ?? 0) * opts.rate) / 1000);
+    this.completions = opts.completions;
     this.connections = opts.connections;
     this.pool = new Pool(this.url, {
       connections: opts.connections,
@@ -207,36 +263,77 @@ export class TargetRunner {
     });
   }
 
-  start(t0: number, endMs: number): void {
+  /** Starts the schedule: the measured window begins at `t0` (this thread's clock) and lasts `durationMs`. */
+  start(t0: number, durationMs: number): void {
     this.t0 = t0;
-    this.endMs = endMs;
+    const { index, of } = this.slice;
+    const first = -this.warmupCount;
+    this.nextIndex = first + ((((index - first) % of) + of) % of);
+    // Request i is inside the run while i/rate < duration: i < duration × rate.
+    this.endIndex = Math.ceil((durationMs * this.rate) / 1000);
+  }
+
+  /** Intended time of schedule index i: t0 + i/rate (i/rate computed last, so spacing stays exact). */
+  private intendedOf(i: number): number {
+    return this.t0 + (i * 1000) / this.rate;
   }
 
   get inFlight(): number {
     return this.sent - this.completed;
   }
 
-  /** Sends every request whose intended time has come (and that is inside the run). Returns lags in µs. */
+  /** No more requests will be sent (the schedule is done or the run was stopped). */
+  get sendingDone(): boolean {
+    return this.stopped || this.nextIndex >= this.endIndex;
+  }
+
+  /** Sends nothing more; requests in flight still finish. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Sends every request of this runner's slice whose intended time has come. Reports lags in µs. */
   dispatchDue(now: number, lagSink: (lagUs: number) => void): void {
-    const limit = Math.min(now, this.t0 + this.endMs);
-    while (true) {
-      const intended = this.t0 + this.next * this.intervalMs;
-      if (intended > limit || intended >= this.t0 + this.endMs) break;
-      this.next++;
-      const second = Math.floor((intended - this.t0) / 1000);
-      let bucket = this.seconds[second];
-      if (!bucket) {
-        bucket = { sent: 0, pending: 0, outcomes: emptyOutcomeCounts(), histogram: createHistogram(2) };
-        this.seconds[second] = bucket;
-      }
-      bucket.sent++;
-      bucket.pending++;
-      this.sent++;
+    if (this.stopped) return;
+    const of = this.slice.of;
+    while (this.nextIndex < this.endIndex) {
+      const i = this.nextIndex;
+      const intended = this.intendedOf(i);
+      if (intended > now) break;
+      this.nextIndex += of;
       const dispatched = performance.now();
-      const lagUs = (dispatched - intended) * 1000;
-      recordMicros(this.sendLag, lagUs);
-      lagSink(lagUs);
-      const req = new InFlight(this, this.picker(), intended, dispatched, second);
+      let req: InFlight;
+      if (i < 0) {
+        this.warmup.sent++;
+        req = new InFlight(this, this.warmupPicker(), intended, dispatched, -1);
+      } else {
+        // The file of request i is the i-th of the run's sequence, whichever thread sends it.
+        while (this.picked < i) {
+          this.picker();
+          this.picked++;
+        }
+        const file = this.picker();
+        this.picked++;
+        const second = Math.floor((intended - this.t0) / 1000);
+        let bucket = this.seconds[second];
+        if (!bucket) {
+          bucket = {
+            sent: 0,
+            pending: 0,
+            outcomes: emptyOutcomeCounts(),
+            histogram: createHistogram(2),
+            shipped: false,
+          };
+          this.seconds[second] = bucket;
+        }
+        bucket.sent++;
+        bucket.pending++;
+        this.sent++;
+        const lagUs = (dispatched - intended) * 1000;
+        recordMicros(this.sendLag, lagUs);
+        lagSink(lagUs);
+        req = new InFlight(this, file, intended, dispatched, second);
+      }
       this.queue.push(req);
       this.waiting.push(req);
     }
@@ -294,12 +391,16 @@ export class TargetRunner {
 
   finish(req: InFlight, outcome: Outcome, message?: string): void {
     req.done = true;
+    if (req.second < 0) {
+      this.warmup.completed++;
+      this.warmup.outcomes[outcome]++;
+      return;
+    }
     const now = performance.now();
     const latencyUs = outcome === 'timeout' ? this.timeoutMs * 1000 : (now - req.intendedMs) * 1000;
     const fromUs = req.sentMs >= 0 ? req.sentMs : req.dispatchedMs;
     recordMicros(this.latency, latencyUs);
     recordMicros(this.serviceTime, (now - fromUs) * 1000);
-    recordMicros(this.live, latencyUs);
     this.completed++;
     this.outcomes[outcome]++;
     if (outcome === 'ok') this.bytes += req.bytes;
@@ -313,87 +414,77 @@ export class TargetRunner {
       if (sample) sample.count++;
       else if (this.samples.size < MAX_ERROR_SAMPLES) this.samples.set(key, { outcome, message, count: 1 });
     }
-    if (this.observers.length > 0) {
-      const intended = req.intendedMs - this.t0;
-      const completed = now - this.t0;
-      for (const observer of this.observers) {
-        if (intended >= observer.startMs && intended < observer.endMs)
-          observer.observe(intended, completed, outcome === 'ok');
-      }
+    if (this.completions) {
+      const code = this.completions.target * OUTCOMES.length + OUTCOME_INDEX[outcome];
+      this.completions.log.push(code, req.intendedMs - this.t0, now - this.t0, latencyUs);
     }
-    this.onCompleteHook?.(outcome, latencyUs / 1e6);
     this.finalizeSeconds();
   }
 
+  /** Advances over the seconds whose requests this runner has all sent and seen complete. */
   private finalizeSeconds(): void {
+    const done = this.sendingDone;
     while (this.finalizedUpTo < this.seconds.length) {
-      const bucket = this.seconds[this.finalizedUpTo];
-      const sentAll = (this.finalizedUpTo + 1) * 1000 <= this.next * this.intervalMs;
-      if (bucket && (bucket.pending > 0 || !sentAll)) break;
-      if (bucket) this.freeze(this.finalizedUpTo, bucket);
+      const t = this.finalizedUpTo;
+      const bucket = this.seconds[t];
+      // Every request of second t is sent once the next one is intended at or after its end.
+      const sentAll = done || this.nextIndex >= (t + 1) * this.rate;
+      if ((bucket && bucket.pending > 0) || !sentAll) break;
       this.finalizedUpTo++;
     }
   }
 
-  private freeze(t: number, bucket: Second): void {
-    if (bucket.stats) return;
-    bucket.stats = secondStatsOf(t, bucket.sent, bucket.outcomes, bucket.histogram);
-    bucket.histogram.destroy();
-  }
-
-  /** The last second whose requests have all completed (its p99), for the live view. */
-  lastP99(): number {
-    for (let t = this.finalizedUpTo - 1; t >= 0; t--) {
-      const stats = this.seconds[t]?.stats;
-      if (stats) return stats.p99;
-    }
-    return 0;
-  }
-
-  /** True when nothing is in flight any more. */
+  /** True when nothing is in flight any more (warm-up included). */
   get idle(): boolean {
-    return this.completed >= this.sent;
+    return this.completed >= this.sent && this.warmup.completed >= this.warmup.sent;
+  }
+
+  /** This runner's totals so far, for the main thread. */
+  counters(): TargetCounters {
+    this.finalizeSeconds();
+    const over = this.idle && this.sendingDone;
+    if (over) this.finalizedUpTo = Math.max(this.finalizedUpTo, this.seconds.length);
+    return {
+      sent: this.sent,
+      completed: this.completed,
+      bytes: this.bytes,
+      outcomes: { ...this.outcomes },
+      verified: { ...this.verified },
+      warmup: {
+        sent: this.warmup.sent,
+        completed: this.warmup.completed,
+        outcomes: { ...this.warmup.outcomes },
+      },
+      // Once over, no later second can get a request from this runner.
+      finalizedUpTo: over ? Number.MAX_SAFE_INTEGER : this.finalizedUpTo,
+    };
+  }
+
+  /** The final seconds not handed over yet (each once), their histograms encoded and freed. */
+  takeSeconds(target: number): SecondPart[] {
+    const parts: SecondPart[] = [];
+    for (; this.shippedUpTo < this.finalizedUpTo; this.shippedUpTo++) {
+      const bucket = this.seconds[this.shippedUpTo];
+      if (!bucket || bucket.shipped) continue;
+      bucket.shipped = true;
+      parts.push({
+        target,
+        t: this.shippedUpTo,
+        sent: bucket.sent,
+        outcomes: bucket.outcomes,
+        histogram: encodeHistogram(bucket.histogram),
+        max: bucket.histogram.maxValue,
+      });
+      bucket.histogram.destroy();
+    }
+    return parts;
+  }
+
+  errorSamples(): ErrorSample[] {
+    return [...this.samples.values()];
   }
 
   async close(): Promise<void> {
     await this.pool.destroy();
-  }
-
-  timeline(): SecondStats[] {
-    const out: SecondStats[] = [];
-    const lastSecond = Math.ceil(this.endMs / 1000);
-    for (let t = 0; t < Math.max(lastSecond, this.seconds.length); t++) {
-      const bucket = this.seconds[t];
-      if (bucket) this.freeze(t, bucket);
-      out.push(
-        bucket?.stats ?? { t, sent: 0, outcomes: emptyOutcomeCounts(), p50: 0, p90: 0, p99: 0, max: 0 },
-      );
-    }
-    return out;
-  }
-
-  result(durationMs: number): TargetResult {
-    const completed = this.completed;
-    return {
-      name: this.name,
-      url: this.url,
-      sent: this.sent,
-      completed,
-      outcomes: { ...this.outcomes },
-      availability: completed === 0 ? 1 : this.outcomes.ok / completed,
-      throughput: this.outcomes.ok / (durationMs / 1000),
-      bytes: this.bytes,
-      latency: summarize(this.latency),
-      serviceTime: summarize(this.serviceTime),
-      sendLag: summarize(this.sendLag),
-      histograms: {
-        latency: encodeHistogram(this.latency),
-        serviceTime: encodeHistogram(this.serviceTime),
-        sendLag: encodeHistogram(this.sendLag),
-      },
-      timeline: this.timeline(),
-      errorSamples: [...this.samples.values()].sort((a, b) => b.count - a.count),
-      verification: { method: this.verifier.describe, ...this.verified },
-    };
   }
 }

@@ -70,3 +70,10 @@ export function serveFile(res: ServerResponse, body: Buffer | undefined): void {
   }
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
 }
+
+/** Serves the body with one byte flipped at `at`, its length announced honestly: data loss, not a transfer error. */
+export function serveFlipped(res: ServerResponse, body: Buffer, at: number, mask = 0xff): void {
+  const bad = Buffer.from(body);
+  bad[at] = bad[at]! ^ mask;
+  res.writeHead(200, { 'content-length': bad.length }).end(bad);
+}

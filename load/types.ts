@@ -40,8 +40,14 @@ export type GeneratorSecond = {
   /** How late requests left relative to their intended time, microseconds. */
   sendLagP99: number;
   sendLagMax: number;
-  /** Event-loop delay p99 in this second, microseconds. */
+  /** Event-loop delay p99 in this second, microseconds (the worst sender thread's). */
   eventLoopP99: number;
+  /**
+   * The main thread's longest event-loop delay in this second, microseconds: it sends nothing, so this
+   * does not make the generator fall behind; it shows what the sender threads were spared (absent in
+   * older results).
+   */
+  mainEventLoopMax?: number;
   behind: boolean;
 };
 
@@ -153,7 +159,16 @@ export type LoadResults = {
     eventLoop: LatencySummary;
     /** Plain sentences, e.g. "generator fell behind: …". */
     warnings: string[];
+    /** The sender threads that sent the load and why that many (absent in older results). */
+    senders?: { threads: number; reason: string };
+    /**
+     * CPU time of the whole generator process (every thread, user + system) from the start of the
+     * measured window until its last request completed, and that per request sent.
+     */
+    cpu?: { totalMs: number; perRequestUs: number };
   };
+  /** Requests sent at the same rate before the measured window (all targets), in no other figure. */
+  warmup?: { durationMs: number; sent: number; completed: number; errors: number; outcomes: OutcomeCounts };
   facts?: Record<string, TargetFacts>;
   thresholds?: ThresholdOutcome[];
 };
@@ -176,4 +191,6 @@ export type LoadProgress = {
   }[];
   faults: FaultRecord[];
   behind: string | null;
+  /** The warm-up before the measured window is running (elapsedMs stays 0 until it ends). */
+  warmingUp?: boolean;
 };

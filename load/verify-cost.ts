@@ -1,12 +1,15 @@
 /**
- * CPU cost of checking one body, byte compare against sha256 (load/README.md has the figures):
- * `npx tsx load/verify-cost.ts`. Bodies arrive in 16 KiB chunks, as undici hands them over; the cost
- * is process CPU time (user + system) over many bodies, after a warm-up, divided by the bodies.
+ * CPU cost of checking one body, byte compare against sha256, and of handing the body to another
+ * thread instead (load/README.md has the figures): `npx tsx load/verify-cost.ts`. Bodies arrive in
+ * 16 KiB chunks, as undici hands them over; the cost is process CPU time (user + system) over many
+ * bodies, after a warm-up, divided by the bodies. The hand-off columns are what the sender thread would
+ * pay before another thread even began the check: a copy into shared memory, or a postMessage.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
 import { type BodyVerifier, byteVerifier, sha256Verifier } from './body-verifier.ts';
 
@@ -30,10 +33,24 @@ function checkAll(verifier: BodyVerifier, file: ManifestFile, chunks: Buffer[], 
   }
 }
 
+/** CPU µs per body of `handOff`, after a warm-up. */
+function handOffCost(bodies: number, handOff: (i: number) => void): number {
+  for (let i = 0; i < Math.ceil(bodies / 10); i++) handOff(i);
+  const start = cpuMicros();
+  for (let i = 0; i < bodies; i++) handOff(i);
+  return (cpuMicros() - start) / bodies;
+}
+
 const dir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-verify-cost-'));
 try {
-  console.log('| body | byte compare, µs/body | sha256, µs/body | sha256 / byte compare |');
-  console.log('|---|--:|--:|--:|');
+  console.log(
+    '| body | byte compare, µs/body | sha256, µs/body | sha256 / byte compare | copy to another thread, µs/body | postMessage to another thread, µs/body |',
+  );
+  console.log('|---|--:|--:|--:|--:|--:|');
+  // A thread that receives and drops what it is sent: the cost measured is the sender's.
+  const sink = new Worker("require('node:worker_threads').parentPort.on('message', () => {});", {
+    eval: true,
+  });
   for (const { label, size, bodies } of SIZES) {
     const body = Buffer.alloc(size);
     for (let i = 0; i < size; i++) body[i] = (i * 2654435761) >>> 24;
@@ -56,8 +73,15 @@ try {
       perBody.push((cpuMicros() - start) / bodies);
     }
     const [b, s] = perBody as [number, number];
-    console.log(`| ${label} | ${b.toFixed(2)} | ${s.toFixed(2)} | ${(s / b).toFixed(1)}× |`);
+    const whole = Buffer.concat(chunks);
+    const shared = Buffer.from(new SharedArrayBuffer(size * 8));
+    const copy = handOffCost(bodies, (i) => whole.copy(shared, (i % 8) * size));
+    const post = handOffCost(Math.min(bodies, 50_000), () => sink.postMessage(whole));
+    console.log(
+      `| ${label} | ${b.toFixed(2)} | ${s.toFixed(2)} | ${(s / b).toFixed(1)}× | ${copy.toFixed(2)} | ${post.toFixed(2)} |`,
+    );
   }
+  await sink.terminate();
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -119,6 +119,10 @@ describe('reports', () => {
       markdown,
       /Bodies of monolith: sha256 of every body .*— 0 compared byte for byte, \d+ by sha256\./,
     );
+    assert.match(
+      markdown,
+      /generator: 1 sender thread: .*; warm-up 2\.00s: 200 requests, 0 errors, not counted; CPU [\d.]+ µs per request/,
+    );
     const json = JSON.parse(await readFile(files.json, 'utf8')) as LoadResults;
     assert.equal(json.targets[0]!.sent, 300);
     assert.equal(decodeHistogram(json.targets[0]!.histograms.latency).totalCount, 300);
@@ -133,6 +137,7 @@ describe('reports', () => {
     assert.equal(t.latency.p99, results.targets[0]!.latency.p99);
     assert.equal(merged.rate, 200);
     assert.equal(merged.faults.length, 2);
+    assert.equal(merged.warmup!.sent, results.warmup!.sent * 2);
     assert.equal(t.verification!.sha256, results.targets[0]!.verification!.sha256 * 2);
   });
 });

@@ -1,21 +1,24 @@
 /**
- * The console's steady load: the load generator's own client (`TargetRunner`, its request mix, its fault
- * drivers and its recovery measures), started and stopped from the page, with faults fired on a click
- * instead of from a schedule. Seconds are counted by completion time, so the page shows what a client
- * saw in the second that just ended.
+ * The console's steady load: the load generator's own sender threads (its request mix, its verifier),
+ * its fault schedule with faults fired on a click instead of from a schedule, its fault drivers and its
+ * recovery measures. Seconds are counted by completion time, so the page shows what a client saw in the
+ * second that just ended. The lab's own work runs on this process's main thread; the sending does not.
  */
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/args.ts';
+import { planVerifier } from '../../load/body-verifier.ts';
 import { defaultFaultDrivers, type FaultDriver } from '../../load/fault-drivers.ts';
+import { FaultSchedule } from '../../load/fault-schedule.ts';
 import { createHistogram, type Histogram, recordMicros } from '../../load/histogram.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from '../../load/request-mix.ts';
-import { computeP99Recovery, FaultTracker } from '../../load/resilience.ts';
-import { affectedTargets, LOAD_DEFAULTS, type LoadTarget } from '../../load/run-load.ts';
-import { secondStatsOf, TargetRunner } from '../../load/target-runner.ts';
+import { LOAD_DEFAULTS, type LoadTarget } from '../../load/run-load.ts';
+import { chooseSenderThreads, SenderPool } from '../../load/sender-pool.ts';
+import { secondStatsOf } from '../../load/target-runner.ts';
 import {
   emptyOutcomeCounts,
   FAULT_KINDS,
   type FaultKind,
+  type FaultRecord,
   type Outcome,
   type Resilience,
   type SecondStats,
@@ -43,14 +46,11 @@ export type LiveFault = {
   open: boolean;
 };
 
-type Tracked = { fault: LiveFault; tracker: FaultTracker; runner: TargetRunner };
-
 type Run = {
   rate: number;
   mix: string;
   startedAt: number;
-  t0: number;
-  runners: TargetRunner[];
+  pool: SenderPool;
   current: Map<string, { histogram: Histogram; outcomes: Record<Outcome, number> }>;
   /** Every completed second of the run per target (recovery reads it; the page gets the tail). */
   timeline: Map<string, SecondStats[]>;
@@ -59,14 +59,17 @@ type Run = {
 };
 
 const RUN_CAP_MS = 24 * 3600_000;
+/** A second is closed this long after its end even without a completion in the next one (reports come every 50 ms). */
+const SECOND_GRACE_MS = 250;
 
 export class LiveLoad {
   private run: Run | null = null;
   private readonly history = new Map<string, LiveSecond[]>();
-  readonly faults: LiveFault[] = [];
-  private readonly tracked: Tracked[] = [];
+  private schedule: FaultSchedule | null = null;
+  private scheduling: Promise<FaultSchedule> | null = null;
   private drivers: FaultDriver[] | null = null;
-  private nextFaultId = 1;
+  /** Wall-clock time of each fault, in the order of the schedule's records (every one comes from inject). */
+  private readonly firedAt: number[] = [];
 
   constructor(
     private readonly targets: LoadTarget[],
@@ -84,16 +87,42 @@ export class LiveLoad {
     return this.history.get(target) ?? [];
   }
 
-  private async faultDrivers(): Promise<FaultDriver[]> {
-    if (!this.drivers) {
-      const manifest = await readManifest(this.corpusDir);
+  /** Every fault fired from the page, newest last. */
+  get faults(): LiveFault[] {
+    const schedule = this.schedule;
+    if (!schedule) return [];
+    return schedule.records.map((record, i) => ({
+      id: i + 1,
+      target: record.target,
+      kind: record.kind,
+      ...(record.forMs ? { forMs: record.forMs } : {}),
+      at: this.firedAt[i]!,
+      ok: record.ok,
+      message: record.message,
+      recovery: record.resilience,
+      open: schedule.isOpen(record),
+    }));
+  }
+
+  /** The console's one fault schedule, with the load generator's drivers (made on first use). */
+  private faultSchedule(): Promise<FaultSchedule> {
+    this.scheduling ??= readManifest(this.corpusDir).then((manifest) => {
       this.drivers = defaultFaultDrivers({
         targets: new Map(this.targets.map((t) => [t.name, t.url])),
         poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
         ...(this.stateDir ? { stateDir: this.stateDir } : {}),
       });
-    }
-    return this.drivers;
+      this.schedule = new FaultSchedule({
+        drivers: this.drivers,
+        faultWindowMs: LOAD_DEFAULTS.faultWindowMs,
+      });
+      return this.schedule;
+    });
+    // A corpus that could not be read now may be there on the next click.
+    this.scheduling.catch(() => {
+      this.scheduling = null;
+    });
+    return this.scheduling;
   }
 
   async start(rate: number, mixText = DEFAULT_MIX): Promise<void> {
@@ -102,30 +131,29 @@ export class LiveLoad {
       throw new UsageError(`rate must be a number of requests per second in 1…${MAX_RATE}`);
     }
     const manifest = await readManifest(this.corpusDir);
-    const mix = buildRequestMix(manifest, mixText);
-    const runners = this.targets.map(
-      (t) =>
-        new TargetRunner({
-          name: t.name,
-          url: t.url,
-          rate,
-          connections: LOAD_DEFAULTS.connections,
-          timeoutMs: LOAD_DEFAULTS.timeoutMs,
-          picker: mix.picker(LOAD_DEFAULTS.seed),
-          onComplete: (outcome, latencySeconds) => {
-            const bucket = run.current.get(t.name)!;
-            bucket.outcomes[outcome]++;
-            recordMicros(bucket.histogram, latencySeconds * 1e6);
-          },
-        }),
-    );
-    const t0 = performance.now();
+    buildRequestMix(manifest, mixText);
+    const schedule = await this.faultSchedule();
+    const pool = await SenderPool.start({
+      targets: this.targets,
+      rate,
+      durationMs: RUN_CAP_MS,
+      warmupMs: LOAD_DEFAULTS.warmupMs,
+      timeoutMs: LOAD_DEFAULTS.timeoutMs,
+      connections: LOAD_DEFAULTS.connections,
+      seed: LOAD_DEFAULTS.seed,
+      mix: mixText,
+      manifest,
+      // Every body against the manifest: the console must not hold the corpus in memory for hours.
+      verifier: await planVerifier(this.corpusDir, manifest.files, 'sha256'),
+      threads: chooseSenderThreads(undefined, rate * this.targets.length).threads,
+      streamCompletions: true,
+    });
+    const t0 = pool.begin();
     const run: Run = {
       rate,
       mix: mixText,
-      startedAt: Date.now(),
-      t0,
-      runners,
+      startedAt: Date.now() + (t0 - performance.now()),
+      pool,
       current: new Map(
         this.targets.map((t) => [t.name, { histogram: createHistogram(2), outcomes: emptyOutcomeCounts() }]),
       ),
@@ -133,19 +161,20 @@ export class LiveLoad {
       timer: null,
       second: 0,
     };
+    pool.onCompletion = (target, outcome, _intendedMs, completedMs, latencyUs) => {
+      while (completedMs >= (run.second + 1) * 1000) this.closeSecond(run);
+      const bucket = run.current.get(target.name)!;
+      bucket.outcomes[outcome]++;
+      recordMicros(bucket.histogram, latencyUs);
+    };
     for (const h of this.history.values()) h.length = 0;
     this.run = run;
-    for (const runner of runners) runner.start(t0, RUN_CAP_MS);
-    const lag = () => {};
+    schedule.watch({ t0, targets: new Map(pool.targets.map((t) => [t.name, t])), endMs: RUN_CAP_MS });
     const tick = () => {
       if (this.run !== run) return;
-      const now = performance.now();
-      for (const runner of runners) {
-        runner.dispatchDue(now, lag);
-        runner.sweepTimeouts(now);
-      }
-      if (now - t0 >= (run.second + 1) * 1000) this.closeSecond(run);
-      run.timer = setTimeout(tick, 1);
+      // Completions close their seconds as they come; this closes those nothing completed after.
+      while (performance.now() - t0 >= (run.second + 1) * 1000 + SECOND_GRACE_MS) this.closeSecond(run);
+      run.timer = setTimeout(tick, 100);
     };
     tick();
   }
@@ -163,19 +192,7 @@ export class LiveLoad {
       history.push({ ...stats, target: name, at: run.startedAt + (t + 1) * 1000 });
       if (history.length > HISTORY_SECONDS) history.shift();
     }
-    this.closeWindows(run, (t + 1) * 1000);
-  }
-
-  private closeWindows(run: Run, nowMs: number, all = false): void {
-    for (let i = this.tracked.length - 1; i >= 0; i--) {
-      const { fault, tracker, runner } = this.tracked[i]!;
-      if (!all && tracker.endMs > nowMs - 1000) continue;
-      this.tracked.splice(i, 1);
-      runner.observers.splice(runner.observers.indexOf(tracker), 1);
-      const timeline = run.timeline.get(tracker.target) ?? [];
-      fault.recovery.push(tracker.result(computeP99Recovery(timeline, tracker.startMs)));
-      fault.open = this.tracked.some((x) => x.fault === fault);
-    }
+    this.schedule?.closeWindows((name) => run.timeline.get(name) ?? [], t * 1000);
   }
 
   async stop(): Promise<void> {
@@ -183,8 +200,10 @@ export class LiveLoad {
     if (!run) throw new UsageError('the load is not running');
     this.run = null;
     if (run.timer) clearTimeout(run.timer);
-    this.closeWindows(run, performance.now() - run.t0, true);
-    await Promise.all(run.runners.map((r) => r.close()));
+    this.schedule?.closeWindows((name) => run.timeline.get(name) ?? []);
+    this.schedule?.watch(null);
+    run.pool.stop();
+    await run.pool.close();
     for (const bucket of run.current.values()) bucket.histogram.destroy();
   }
 
@@ -196,80 +215,32 @@ export class LiveLoad {
     if (kind === 'hang' && !(forMs && forMs > 0 && forMs <= 60_000)) {
       throw new UsageError('a hang needs a duration of 1…60 s');
     }
-    const faultKind = kind as FaultKind;
-    const fault: LiveFault = {
-      id: this.nextFaultId++,
+    const schedule = await this.faultSchedule();
+    this.firedAt.push(Date.now());
+    const record: FaultRecord = await schedule.fire({
       target,
-      kind: faultKind,
+      kind: kind as FaultKind,
       ...(forMs ? { forMs } : {}),
-      at: Date.now(),
-      ok: false,
-      message: '',
-      recovery: [],
-      open: false,
-    };
-    this.faults.push(fault);
-    const run = this.run;
-    if (run) this.track(run, fault);
-    const drivers = await this.faultDrivers();
-    const driver = drivers.find((d) => d.supports(target, faultKind));
-    if (!driver) {
-      fault.message = `no fault driver supports ${kind} on '${target}'`;
-      return fault;
-    }
-    try {
-      const injection = await driver.inject(target, faultKind, forMs ? { forMs } : {});
-      fault.ok = true;
-      fault.message = injection.message;
-      if (injection.resume) {
-        const resume = injection.resume;
-        setTimeout(() => {
-          resume().then(
-            (message) => {
-              fault.message += `; ${message}`;
-            },
-            (err: Error) => {
-              fault.message += `; resume FAILED: ${err.message}`;
-              fault.ok = false;
-            },
-          );
-        }, forMs ?? 0).unref();
-      }
-    } catch (err) {
-      fault.message = (err as Error).message;
-    }
-    return fault;
-  }
-
-  /** Opens a recovery window on each load target the fault can hit; it closes the previous one there. */
-  private track(run: Run, fault: LiveFault): void {
-    const firedAtMs = performance.now() - run.t0;
-    const names = this.targets.map((t) => t.name);
-    for (const name of affectedTargets({ atMs: 0, target: fault.target, kind: fault.kind }, names)) {
-      for (const prev of this.tracked) {
-        if (prev.tracker.target === name && prev.tracker.endMs > firedAtMs) prev.tracker.endMs = firedAtMs;
-      }
-      const runner = run.runners.find((r) => r.name === name)!;
-      const tracker = new FaultTracker(name, firedAtMs, firedAtMs + LOAD_DEFAULTS.faultWindowMs);
-      runner.observers.push(tracker);
-      this.tracked.push({ fault, tracker, runner });
-      fault.open = true;
-    }
+    });
+    return this.faults[schedule.records.indexOf(record)]!;
   }
 
   /** Totals of the running load per target, for the comparison table. */
   totals(target: string): { completed: number; ok: number; failed: number } | null {
-    const runner = this.run?.runners.find((r) => r.name === target);
-    if (!runner) return null;
+    const merged = this.run?.pool.targets.find((t) => t.name === target);
+    if (!merged) return null;
     return {
-      completed: runner.completed,
-      ok: runner.outcomes.ok,
-      failed: runner.completed - runner.outcomes.ok,
+      completed: merged.completed,
+      ok: merged.outcomes.ok,
+      failed: merged.completed - merged.outcomes.ok,
     };
   }
 
   async close(): Promise<void> {
     if (this.run) await this.stop();
+    // Nothing stays stopped or slowed once the console is gone.
+    this.schedule?.resumeAll();
+    await this.schedule?.settle();
     for (const d of this.drivers ?? []) await d.close?.().catch(() => undefined);
   }
 }
