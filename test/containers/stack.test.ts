@@ -18,6 +18,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STYLES, type Style } from '../../cli/kit/defaults.ts';
+import { grafanaAdminEnv } from '../../deploy/nats/nats-keys.ts';
 import { httpContract } from '../../services/contract/testing/contract-suite.ts';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
@@ -94,7 +95,7 @@ async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
   return result;
 }
 
-/** `keysEnv`: compose v1 interpolates the whole file for a build too, so the NATS keys must be set. */
+/** `keysEnv`: compose v1 interpolates the whole file for a build too, so the deployment's secrets must be set. */
 async function buildImages(keysEnv: Record<string, string>): Promise<Record<string, string>> {
   // Official mode names the registry images explicitly: deploy/.env (written by offline-bases.sh) would
   // otherwise point compose at the local ones.
@@ -128,9 +129,12 @@ async function buildImages(keysEnv: Record<string, string>): Promise<Record<stri
 }
 
 async function startStack(): Promise<Stack> {
-  // A deployment's NATS keys, as deploy/nats/nats-keys.ts makes them for deploy/.env.
+  // A deployment's secrets, as deploy/nats/nats-keys.ts makes them for deploy/.env: the NATS keys, and
+  // Grafana's admin password (Grafana is a profile this tier does not start, but compose v1 interpolates
+  // every service, and the variable has no default).
   const natsKeys = generateKeyPairs();
-  const bases = await buildImages(keyPairsEnv(natsKeys));
+  const secrets = { ...keyPairsEnv(natsKeys), ...grafanaAdminEnv() };
+  const bases = await buildImages(secrets);
   const ports = {
     KSTYLES_MONOLITH_PORT: await freePort(),
     KSTYLES_MICROKERNEL_PORT: await freePort(),
@@ -144,7 +148,7 @@ async function startStack(): Promise<Stack> {
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
     KSTYLES_CORPUS_SEED: CORPUS.seed,
     KSTYLES_CORPUS_COUNT: CORPUS.count,
-    ...keyPairsEnv(natsKeys),
+    ...secrets,
   };
   const project = new ComposeProject(PROJECT, path.join(DEPLOY, 'docker-compose.yml'), environment);
   const started = performance.now();
