@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { listenerFacts, processFacts } from './process-facts.ts';
+import { inspectProcess } from '../services/contract/process-inspection.ts';
+import { listenerFacts } from './process-facts.ts';
 import { seedComparison } from './seed-comparison.ts';
 import type { LoadResults } from './types.ts';
 
@@ -23,12 +24,12 @@ async function listener(listeners: number): Promise<ChildProcess> {
   return child;
 }
 
-describe('processFacts (from /proc)', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+describe('inspectProcess and listenerFacts (from /proc)', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
   it("counts a process's listening sockets, open fds and its uid", async () => {
     const two = await listener(2);
     const none = await listener(0);
-    const factsTwo = processFacts(two.pid!);
-    const factsNone = processFacts(none.pid!);
+    const factsTwo = inspectProcess(two.pid!);
+    const factsNone = inspectProcess(none.pid!);
     assert.equal(factsTwo.listeningSockets, 2);
     assert.equal(factsNone.listeningSockets, 0);
     assert.equal(factsTwo.uid, process.getuid!());
@@ -56,7 +57,7 @@ describe('processFacts (from /proc)', { skip: process.platform !== 'linux' && 'r
   });
 
   it('throws for a process that does not exist', () => {
-    assert.throws(() => processFacts(2 ** 22 + 1), /ENOENT/);
+    assert.throws(() => inspectProcess(2 ** 22 + 1), /ENOENT/);
   });
 
   it("puts the facts into the Security row's measured cell", () => {
