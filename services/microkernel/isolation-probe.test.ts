@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import type { NatsIsolation } from '../contract/isolation.ts';
+import { inspectProcess } from '../contract/process-inspection.ts';
+import { testCorpus } from '../contract/testing/test-corpus.ts';
+import { SupervisorControlClient } from '../supervisor/control-client.ts';
 import { startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
-import { isolationAttempts, probeNatsIsolation } from './isolation-probe.ts';
-import { generateKeyPairs, NATS_ROLES, renderNatsConfig } from './nats-config.ts';
+import { isolationAttempts, NATS_ISOLATION_PROBE, probeNatsIsolation } from './isolation-probe.ts';
+import { generateKeyPairs, keyPairsEnv, NATS_ROLES, renderNatsConfig } from './nats-config.ts';
+import { startProcessKernel } from './testing/process-kernel.ts';
 
 const servers: TestNatsServer[] = [];
 after(() => {
@@ -67,5 +72,38 @@ describe('the NATS isolation probe, on a real nats-server', () => {
     }
     assert.equal(result.anonymous, 'allowed');
     assert.equal(result.stranger, 'allowed');
+  });
+});
+
+describe('a real microkernel on a NATS of its deployment (--nats, every seed in its environment)', () => {
+  it("gives each server its own seed alone, and runs the probe for a client of its supervisor's control API", async () => {
+    const pairs = generateKeyPairs();
+    const server = await nats(renderNatsConfig({ host: '127.0.0.1', port: 0, users: pairs }));
+    const corpus = await testCorpus();
+    const kernel = await startProcessKernel({
+      data: corpus.dir,
+      args: ['--nats', server.url],
+      env: keyPairsEnv(pairs),
+    });
+    try {
+      for (const child of ['gateway', 'fs', 'driver']) {
+        const facts = inspectProcess(await kernel.pidOf(child));
+        assert.deepEqual(facts.credentials, ['KSTYLES_NATS_SEED'], `${child} holds only its own seed`);
+      }
+      const client = await SupervisorControlClient.connect(kernel.state.nats!);
+      try {
+        const isolation = (await client.probe(kernel.state.id, NATS_ISOLATION_PROBE)) as NatsIsolation;
+        assert.equal(isolation.roles.length, NATS_ROLES.length);
+        for (const role of isolation.roles) {
+          assert.deepEqual(role.unexpectedAllowed, [], role.role);
+          assert.deepEqual(role.unexpectedRefused, [], role.role);
+        }
+        assert.equal(isolation.anonymous, 'refused');
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await kernel.stop();
+    }
   });
 });

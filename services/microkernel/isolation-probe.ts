@@ -14,11 +14,11 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { createUser } from '@nats-io/nkeys';
+import type { NatsIsolation, RoleIsolation } from '../contract/isolation.ts';
 import { connectNats, inboxPrefixOf, type NatsCredentials } from '../ipc/connect.ts';
 import { NATS_ROLES, type NatsRole } from './nats-config.ts';
 
-/** The name of this probe on the supervisor's control API. */
-export const NATS_ISOLATION_PROBE = 'nats-isolation';
+export { NATS_ISOLATION_PROBE } from '../contract/isolation.ts';
 
 export type ProbeOp = 'publish' | 'subscribe';
 
@@ -76,33 +76,6 @@ export function isolationAttempts(token: string): IsolationAttempt[] {
     subscribe('>', 'read everything', []),
   ];
 }
-
-export type RoleIsolation = {
-  role: NatsRole;
-  /** Attempts the server allowed / refused. */
-  allowed: number;
-  refused: number;
-  /** The design's counts: how many it should have allowed / refused. */
-  expectedAllowed: number;
-  expectedRefused: number;
-  /** Findings: allowed though the design refuses it (`publish kstyles.drv.x: request the driver`). */
-  unexpectedAllowed: string[];
-  /** Refused though the design needs it: the role cannot do its job. */
-  unexpectedRefused: string[];
-};
-
-export type NatsIsolation = {
-  /** The NATS server the attempts were made on. */
-  server: string;
-  attemptsPerRole: number;
-  roles: RoleIsolation[];
-  /** Connecting with no credentials, and with an nkey the server does not know: each should be refused. */
-  anonymous: 'refused' | 'allowed';
-  stranger: 'refused' | 'allowed';
-  /** When it ran (ISO time) and how long it took. */
-  at: string;
-  ms: number;
-};
 
 type Violation = { operation: string; subject: string };
 
