@@ -1,4 +1,5 @@
 import { hostOf } from './report-html.ts';
+import { securityFindings, securityMarkdown } from './security-report.ts';
 import { STYLE_HEADINGS, STYLES, seedComparison } from './seed-comparison.ts';
 import type { LoadResults } from './types.ts';
 import { formatCount, formatMicros, formatMs, formatPercent } from './units.ts';
@@ -19,6 +20,8 @@ export function renderMarkdown(results: LoadResults): string {
       '',
     );
   }
+  const findings = securityFindings(results);
+  if (findings.length) out.push(`> **SECURITY FINDINGS**: ${findings.join('; ')}.`, '');
   for (const w of results.generator.warnings) out.push(`> ⚠ ${w}`, '');
   out.push('## Summary', '');
   out.push(
@@ -63,6 +66,7 @@ export function renderMarkdown(results: LoadResults): string {
     );
   }
   out.push('');
+  out.push(...securityMarkdown(results));
   out.push('## Faults', '');
   if (results.faults.length === 0) out.push('No faults were injected.', '');
   for (const f of results.faults) {

@@ -187,8 +187,14 @@ export function inspectProcess(pid: number | 'self', dataRoot?: string): Process
   };
 }
 
-/** The pid of the process holding the TCP socket that listens on `port` here; undefined when none is seen. */
-export function listenerPid(port: number): { pid: number; comm: string } | undefined {
+/** A process holding a listening socket: its pid, its parent's and its command name. */
+export type SocketHolder = { pid: number; ppid: number; comm: string };
+
+/**
+ * The processes holding the TCP socket that listens on `port` here: usually one, several when a parent
+ * passed it down (the microkernel's supervisor holds the gateway's socket across restarts).
+ */
+export function listenerPids(port: number): SocketHolder[] {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
   let inode: string | undefined;
   for (const table of ['tcp', 'tcp6']) {
@@ -203,7 +209,8 @@ export function listenerPid(port: number): { pid: number; comm: string } | undef
       if (columns[3] === TCP_LISTEN && columns[1]?.endsWith(`:${hexPort}`)) inode ??= columns[9];
     }
   }
-  if (!inode) return undefined;
+  if (!inode) return [];
+  const holders: SocketHolder[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let fds: string[];
@@ -215,11 +222,17 @@ export function listenerPid(port: number): { pid: number; comm: string } | undef
     for (const fd of fds) {
       try {
         if (readlinkSync(`/proc/${entry}/fd/${fd}`) !== `socket:[${inode}]`) continue;
-        return { pid: Number(entry), comm: readFileSync(`/proc/${entry}/comm`, 'utf8').trim() };
+        const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+        holders.push({
+          pid: Number(entry),
+          ppid: Number(statusField(status, 'PPid') ?? 0),
+          comm: readFileSync(`/proc/${entry}/comm`, 'utf8').trim(),
+        });
+        break;
       } catch {
         // Closed or gone meanwhile.
       }
     }
   }
-  return undefined;
+  return holders;
 }

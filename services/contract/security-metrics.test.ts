@@ -11,7 +11,7 @@ import {
   credentialVariables,
   decodeCapabilities,
   inspectProcess,
-  listenerPid,
+  listenerPids,
 } from './process-inspection.ts';
 import {
   countFiles,
@@ -109,7 +109,10 @@ describe('inspectProcess (from /proc)', { skip: !linux && 'reads /proc' }, () =>
     );
     children.push(child);
     const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
-    assert.equal(listenerPid(Number(chunk.toString().trim()))?.pid, child.pid);
+    assert.deepEqual(
+      listenerPids(Number(chunk.toString().trim())).map((h) => [h.pid, h.ppid, h.comm]),
+      [[child.pid, process.pid, 'node']],
+    );
   });
 });
 
