@@ -44,6 +44,8 @@ export type SecurityMeasurementOptions = {
   /** NATS of the supervisors' control API (else from their runtime-state files). */
   natsUrl?: string;
   stateDir?: string;
+  /** Where a supervisor seed may be found without runtime state (default process.env). */
+  env?: NodeJS.ProcessEnv;
 };
 
 /** The target's /metrics gauges; undefined (with a note) when it serves none. */
@@ -82,6 +84,7 @@ async function supervisorFacts(
     connection = controlClientOptionsFor(name, {
       ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
       ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+      ...(options.env ? { env: options.env } : {}),
     });
   } catch (err) {
     notes.push(`supervisor '${name}': ${(err as Error).message}`);

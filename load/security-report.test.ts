@@ -183,6 +183,13 @@ describe("the Security row's cells", () => {
     assert.deepEqual(row.cells.unikernel.measured, [
       'not measured (no /metrics gauges, not on this machine, no --facts)',
     ]);
+    const compose = seedComparison(
+      results({ microkernel: { security: { ...parser, sources: ['metrics'] } } }),
+    );
+    assert.match(
+      compose.find((r) => r.key === 'security')!.cells.microkernel.measured.at(-1)!,
+      /^NATS isolation: not measured from here \(no runtime state of its supervisor here; pass --nats URL with KSTYLES_NATS_SUPERVISOR_SEED set\)$/,
+    );
   });
 
   it('finds a leak', () => {

@@ -3,6 +3,8 @@
  * next to the seed's claim), the findings shown loudly at the top (a leak, an unexpected allow on the
  * bus), and the details section with the NATS isolation matrix per role.
  */
+import type { Style } from '../cli/kit/defaults.ts';
+import { SUPERVISOR_SEED_ENV } from '../services/supervisor/control-client.ts';
 import type { MeasuredSecurity } from './security-facts.ts';
 import { escapeXml } from './svg-charts.ts';
 import type { LoadResults, TargetFacts } from './types.ts';
@@ -172,10 +174,15 @@ export function securityMarkdown(results: LoadResults): string[] {
   return out.length > 0 ? ['## Security details', '', ...out] : [];
 }
 
-/** The seed table's Security cell: the lines, or why there are none. */
-export function securityCell(facts: TargetFacts | undefined): string[] {
+/** The seed table's Security cell of `style`: the lines, or why there are none. */
+export function securityCell(facts: TargetFacts | undefined, style: Style): string[] {
   const lines = securityLines(facts);
-  return lines.length > 0 ? lines : ['not measured (no /metrics gauges, not on this machine, no --facts)'];
+  if (lines.length === 0) return ['not measured (no /metrics gauges, not on this machine, no --facts)'];
+  if (style === 'microkernel' && facts?.security && !facts.security.isolation)
+    lines.push(
+      `NATS isolation: not measured from here (${facts.security.notes?.find((n) => n.startsWith('supervisor')) ?? 'no runtime state of its supervisor here'}; pass --nats URL with ${SUPERVISOR_SEED_ENV} set)`,
+    );
+  return lines;
 }
 
 /** One measure of the surface chart: its label and each style's number (absent when not measured). */

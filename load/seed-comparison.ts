@@ -115,7 +115,7 @@ export function seedComparison(results: LoadResults): ComparisonRow[] {
       } else if (key === 'stability') {
         if (target) measured.push(...stabilityLines(results, target));
       } else if (key === 'security') {
-        measured.push(...securityCell(facts));
+        measured.push(...securityCell(facts, style));
       } else {
         if (facts?.bootMs !== undefined) measured.push(`boot to first 200 in ${formatMs(facts.bootMs)}`);
         if (target) measured.push(`served ${formatCount(target.outcomes.ok)} verified files`);
