@@ -232,7 +232,15 @@ export function registerSecurityMetrics(registry: Registry, options: SecurityMet
     'image',
   ]);
 
+  /** Each part on its own: one that fails (no /proc, no inspector) leaves its gauges out, never /metrics. */
   async function measure(): Promise<void> {
+    await Promise.allSettled([measureProcess(), measureCode(), measureImage()]);
+  }
+
+  async function measureProcess(): Promise<void> {
+    for (const place of checked) writable.set(place, mayWrite(place.path) ? 1 : 0);
+    shell.reset();
+    for (const file of SHELL_PATHS.filter((file) => existsSync(file))) shell.set({ path: file }, 1);
     const facts = inspectProcess('self', dataRoot);
     pid.set(facts.pid);
     uid.set(facts.uid);
@@ -246,9 +254,9 @@ export function registerSecurityMetrics(registry: Registry, options: SecurityMet
     if (facts.openDataFiles !== undefined) dataFiles?.set(facts.openDataFiles);
     credential.reset();
     for (const variable of facts.credentials) credential.set({ variable }, 1);
-    for (const place of checked) writable.set(place, mayWrite(place.path) ? 1 : 0);
-    shell.reset();
-    for (const file of SHELL_PATHS.filter((file) => existsSync(file))) shell.set({ path: file }, 1);
+  }
+
+  async function measureCode(): Promise<void> {
     const inventory = await code.get();
     for (const origin of ['own', 'npm', 'node'] as const) {
       modules.set({ origin }, inventory[origin].modules);
@@ -256,11 +264,13 @@ export function registerSecurityMetrics(registry: Registry, options: SecurityMet
     }
     npmPackages.set(inventory.npm.packages);
     bundled.set(inventory.bundled ? 1 : 0);
-    if (image && imageName) {
-      const counted = await image;
-      imageFiles.set({ image: imageName }, counted.files);
-      imageBytes.set({ image: imageName }, counted.bytes);
-    }
+  }
+
+  async function measureImage(): Promise<void> {
+    if (!image || !imageName) return;
+    const counted = await image;
+    imageFiles.set({ image: imageName }, counted.files);
+    imageBytes.set({ image: imageName }, counted.bytes);
   }
 }
 
