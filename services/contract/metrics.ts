@@ -61,7 +61,8 @@ export type HttpMetrics = {
 /**
  * The metrics of a process that parses requests (every style's /metrics): HTTP durations and counts, by
  * default prom-client's process metrics and the Security row's `kstyles_security_*` gauges
- * (security-metrics.ts; `security: false` leaves them out, options such as the data root go in).
+ * (security-metrics.ts; `security: false` leaves them out, options such as the data root go in; without
+ * `security`, they come with the process metrics).
  */
 export function createHttpMetrics(
   style: string,
@@ -69,7 +70,9 @@ export function createHttpMetrics(
 ): HttpMetrics {
   const registry = options.registry ?? new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
-  if (options.security !== false) registerSecurityMetrics(registry, options.security);
+  // With the process metrics by default; tests that leave those out leave these out too, unless asked.
+  const security = options.security ?? (options.defaultMetrics === false ? false : {});
+  if (security !== false) registerSecurityMetrics(registry, security);
   const duration = createLatencyHistogram(
     registry,
     'kstyles_http_request_duration_seconds',

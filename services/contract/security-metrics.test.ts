@@ -6,7 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { bundleInventoryOf, inventoryOf, loadedScripts, npmPackageOf } from './code-inventory.ts';
+import {
+  bundleInventoryOf,
+  CodeInventoryCache,
+  inventoryOf,
+  type LoadedScript,
+  loadedScripts,
+  npmPackageOf,
+} from './code-inventory.ts';
 import {
   credentialVariables,
   decodeCapabilities,
@@ -181,6 +188,22 @@ describe('the code inventory', () => {
     assert.deepEqual(inventory.own, bundle.own, 'the bundle script stands for its modules');
     assert.deepEqual(inventory.node, { modules: 1, bytes: 9 });
     assert.equal(inventory.bundled, true);
+  });
+
+  it('keeps every script any scan saw: V8 drops scripts nothing needs any more, the process still loaded them', async () => {
+    const scans: LoadedScript[][] = [
+      [
+        { url: 'node:fs', bytes: 10 },
+        { url: '/app/node_modules/once-used/index.js', bytes: 100 },
+      ],
+      [{ url: 'node:fs', bytes: 10 }],
+    ];
+    const cache = new CodeInventoryCache(undefined, 0, async () => scans.shift() ?? []);
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = await cache.get();
+    assert.equal(scans.length, 0, 'both scans ran');
+    assert.deepEqual(later.npm, { modules: 1, bytes: 100, packages: 1 });
+    assert.deepEqual(later.node, { modules: 1, bytes: 10 });
   });
 
   it('lists the scripts V8 holds in this very process (this file, tsx from npm, node built-ins)', async () => {
