@@ -149,6 +149,11 @@ describe("the Security row's cells", () => {
     assert.match(html, /<div class="banner loss">SECURITY FINDINGS:/);
     assert.match(html, /<b class="warn">1 UNEXPECTED ALLOW<\/b>/);
     assert.match(html, /<svg class="chart"[^>]*aria-label="attack surface per style"/);
+    assert.match(html, /process boundaries, parser → driver.*microkernel 2/s);
+    const withImage = renderHtml(
+      results({ microkernel: { security: microkernel }, unikernel: { security: parser, fileCount: 11 } }),
+    );
+    assert.match(withImage, /microkernel: a host process here, no image/);
   });
 
   it("shows a bundle's counts and an image: counted in the container, or from the build beside a host process", () => {

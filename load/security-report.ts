@@ -42,16 +42,34 @@ function holdsLine(s: MeasuredSecurity): string | undefined {
   return `holds ${plural(s.listeningSockets ?? 0, 'listening TCP socket')}, ${plural(s.openFds, 'open fd')}, ${plural(credentials.length, 'credential')}${credentials.length > 0 ? ` (${credentials.join(', ')})` : ''}`;
 }
 
-/** One address space (monolith, unikernel) or several processes on a bus (microkernel). */
-function isolationLines(s: MeasuredSecurity): string[] {
-  const lines: string[] = [];
+/** The PIDs on the microkernel's path from parser to driver, when its supervisor reported them all, distinct. */
+function separateProcesses(s: MeasuredSecurity): number[] | undefined {
   const processes = s.processes ?? [];
   const onPath = MICROKERNEL_PATH.map((name) => processes.find((p) => p.name === name)?.pid).filter(
     (pid): pid is number => typeof pid === 'number',
   );
-  const separate = onPath.length === MICROKERNEL_PATH.length && new Set(onPath).size === onPath.length;
+  return onPath.length === MICROKERNEL_PATH.length && new Set(onPath).size === onPath.length
+    ? onPath
+    : undefined;
+}
+
+/**
+ * Process boundaries a request crosses from the parser to the driver: the microkernel's path less one
+ * when its processes are seen apart; 0 when the parser itself holds data files open (it reads them);
+ * undefined when neither was seen.
+ */
+export function parserToDriverBoundaries(s: MeasuredSecurity): number | undefined {
+  const separate = separateProcesses(s);
+  if (separate) return separate.length - 1;
+  return s.openDataFiles !== undefined && s.openDataFiles > 0 ? 0 : undefined;
+}
+
+/** One address space (monolith, unikernel) or several processes on a bus (microkernel). */
+function isolationLines(s: MeasuredSecurity): string[] {
+  const lines: string[] = [];
+  const onPath = separateProcesses(s);
   const dataFiles = s.openDataFiles;
-  if (separate) {
+  if (onPath) {
     lines.push(
       `isolation: ${plural(onPath.length - 1, 'process boundary', 'process boundaries')} from parser to driver (${MICROKERNEL_PATH.map((name, i) => `${name} ${onPath[i]}`).join(' → ')})${dataFiles !== undefined ? `; ${plural(dataFiles, 'data file')} open in the parser` : ''}`,
     );
@@ -190,6 +208,8 @@ type SurfaceMeasure = {
   label: string;
   values: Partial<Record<string, number>>;
   format: (n: number) => string;
+  /** Why a target has no value (default: not measured). */
+  missing?: (facts: TargetFacts | undefined) => string;
 };
 
 /** The measures compared in the chart: what is loaded, what is held, what may be done. */
@@ -226,6 +246,13 @@ function surfaceMeasures(results: LoadResults, names: string[]): SurfaceMeasure[
       label: 'files in its image',
       values: of((f) => f.security?.image?.files ?? f.fileCount),
       format: formatCount,
+      missing: (f) =>
+        f?.security?.sources.includes('proc') ? 'a host process here, no image' : 'not measured',
+    },
+    {
+      label: 'process boundaries, parser → driver',
+      values: of((f) => (f.security ? parserToDriverBoundaries(f.security) : undefined)),
+      format: formatCount,
     },
   ];
 }
@@ -248,8 +275,9 @@ function surfaceChart(results: LoadResults, colors: (name: string, i: number) =>
       const value = measure.values[name];
       const y = top + i * 16;
       if (value === undefined) {
+        const why = measure.missing?.(results.facts?.[name]) ?? 'not measured';
         parts.push(
-          `<text class="tick muted" x="${labelWidth}" y="${y + 11}">${escapeXml(name)}: not measured</text>`,
+          `<text class="tick muted" x="${labelWidth}" y="${y + 11}">${escapeXml(`${name}: ${why}`)}</text>`,
         );
         return;
       }
