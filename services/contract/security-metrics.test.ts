@@ -14,12 +14,7 @@ import {
   loadedScripts,
   npmPackageOf,
 } from './code-inventory.ts';
-import {
-  credentialVariables,
-  decodeCapabilities,
-  inspectProcess,
-  listenerPids,
-} from './process-inspection.ts';
+import { credentialVariables, decodeCapabilities, inspectProcess } from './process-inspection.ts';
 import {
   countFiles,
   otherMounts,
@@ -103,23 +98,6 @@ describe('inspectProcess (from /proc)', { skip: !linux && 'reads /proc' }, () =>
       'a child keeps its parent capabilities',
     );
     assert.equal(inspectProcess(child.pid!).openDataFiles, undefined, 'no data root asked about');
-  });
-
-  it('finds the process listening on a port', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        '-e',
-        "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => console.log(s.address().port)); setInterval(() => {}, 1000);",
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    children.push(child);
-    const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
-    assert.deepEqual(
-      listenerPids(Number(chunk.toString().trim())).map((h) => [h.pid, h.ppid, h.comm]),
-      [[child.pid, process.pid, 'node']],
-    );
   });
 });
 
