@@ -177,7 +177,7 @@ describe('the code inventory', () => {
       [{ url: 'node:fs', bytes: 10 }],
     ];
     const cache = new CodeInventoryCache(undefined, 0, async () => scans.shift() ?? []);
-    await new Promise((resolve) => setImmediate(resolve));
+    await cache.get();
     const later = await cache.get();
     assert.equal(scans.length, 0, 'both scans ran');
     assert.deepEqual(later.npm, { modules: 1, bytes: 100, packages: 1 });
