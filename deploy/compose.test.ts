@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseScenario } from '../load/scenario.ts';
 import { generateKeyPairs, keyPairsEnv } from '../services/microkernel/nats-config.ts';
+import { GRAFANA_ADMIN_PASSWORD_ENV, grafanaAdminEnv } from './nats/nats-keys.ts';
 
 const DEPLOY = fileURLToPath(new URL('.', import.meta.url));
 const COMPOSE_FILE = path.join(DEPLOY, 'docker-compose.yml');
@@ -203,14 +204,18 @@ describe('deploy/docker-compose.yml', () => {
       );
     const withoutKeys = { ...process.env };
     for (const name of Object.keys(withoutKeys))
-      if (/^KSTYLES_NATS_\w+_(NKEY|SEED)$/.test(name)) delete withoutKeys[name];
-    const withKeys = config({ ...withoutKeys, ...keyPairsEnv(generateKeyPairs()) });
+      if (/^KSTYLES_NATS_\w+_(NKEY|SEED)$/.test(name) || name === GRAFANA_ADMIN_PASSWORD_ENV)
+        delete withoutKeys[name];
+    const withKeys = config({ ...withoutKeys, ...keyPairsEnv(generateKeyPairs()), ...grafanaAdminEnv() });
     assert.equal(withKeys.status, 0, withKeys.stderr);
     if (!existsSync(path.join(DEPLOY, '.env'))) {
       // Without deploy/.env and without the variables, compose stops and says how to make the keys.
       const refused = config(withoutKeys);
       assert.notEqual(refused.status, 0);
-      assert.match(refused.stderr, /KSTYLES_NATS_\w+_(NKEY|SEED).*deploy\/nats\/nats-keys\.ts/s);
+      assert.match(
+        refused.stderr,
+        /(KSTYLES_NATS_\w+_(NKEY|SEED)|KSTYLES_GRAFANA_ADMIN_PASSWORD).*deploy\/nats\/nats-keys\.ts/s,
+      );
     }
   });
 });

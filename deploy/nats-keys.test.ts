@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { NATS_KEY_ENV, NATS_ROLES } from '../services/microkernel/nats-config.ts';
+import { GRAFANA_ADMIN_PASSWORD_ENV } from './nats/nats-keys.ts';
 
 const SCRIPT = fileURLToPath(new URL('./nats/nats-keys.ts', import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-nats-keys-'));
@@ -24,7 +25,7 @@ const envOf = (text: string) =>
   );
 
 describe('deploy/nats/nats-keys.ts', () => {
-  it('writes fresh key pairs into an .env file (0600), replacing its earlier keys and keeping the rest', () => {
+  it("writes fresh key pairs and Grafana's admin password into an .env file (0600), replacing earlier ones and keeping the rest", () => {
     const file = path.join(tmp, '.env');
     writeFileSync(file, 'NODE_BASE=kstyles/node-base:local\n', { mode: 0o644 });
     keysScript('--write-env', file);
@@ -34,8 +35,11 @@ describe('deploy/nats/nats-keys.ts', () => {
     const second = envOf(text);
     assert.equal(statSync(file).mode & 0o777, 0o600);
     assert.equal(second['NODE_BASE'], 'kstyles/node-base:local');
-    assert.equal(Object.keys(second).length, 1 + 2 * NATS_ROLES.length, 'one line per key, none twice');
-    assert.equal(text.match(/# NATS nkeys/g)?.length, 1);
+    assert.equal(Object.keys(second).length, 2 + 2 * NATS_ROLES.length, 'one line per secret, none twice');
+    assert.equal(text.match(/^# Secrets of this deployment/gm)?.length, 1);
+    // 32 random bytes in base64url: nothing compose or a shell would expand, fresh per deployment.
+    assert.match(second[GRAFANA_ADMIN_PASSWORD_ENV] ?? '', /^[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(second[GRAFANA_ADMIN_PASSWORD_ENV], first[GRAFANA_ADMIN_PASSWORD_ENV]);
     for (const role of NATS_ROLES) {
       assert.match(second[NATS_KEY_ENV.publicKey(role)] ?? '', /^U[A-Z2-7]{55}$/);
       assert.match(second[NATS_KEY_ENV.seed(role)] ?? '', /^SU[A-Z2-7]{56}$/);

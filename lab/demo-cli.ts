@@ -62,10 +62,15 @@ function parseDurationMs(text: string): number {
   return ms;
 }
 
-/** What the unikernel's build measured, as facts for the report's comparison table. */
+/**
+ * What the unikernel's build measured, as facts for the report's comparison table: of the production
+ * build when it exists, else of the chaos build the demo runs (same root filesystem but for the fault code).
+ */
 async function factsFromImage(): Promise<Record<string, Record<string, unknown>>> {
-  const file = buildLayout('production').imageJson;
-  if (!existsSync(file)) return {};
+  const file = [buildLayout('production').imageJson, buildLayout('chaos').imageJson].find((f) =>
+    existsSync(f),
+  );
+  if (!file) return {};
   const image = JSON.parse(await readFile(file, 'utf8')) as {
     rootfs?: { bytes?: number; files?: number };
     docker?: { sizeBytes?: number } | null;

@@ -18,6 +18,12 @@ export { renderMarkdown } from './report-md.ts';
 export { buildRequestMix, DEFAULT_MIX } from './request-mix.ts';
 export { LOAD_DEFAULTS, type LoadOptions, type LoadTarget, runLoad } from './run-load.ts';
 export { loadScenario, parseScenario, type Scenario, ScenarioError } from './scenario.ts';
+export {
+  type MeasuredSecurity,
+  measureSecurity,
+  type SecurityMeasurementOptions,
+} from './security-facts.ts';
+export { securityFindings, securityLines } from './security-report.ts';
 export { seedComparison } from './seed-comparison.ts';
 export {
   evaluateThresholds,

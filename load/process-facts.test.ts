@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
-import { listenerFacts, processFacts } from './process-facts.ts';
-import { seedComparison } from './seed-comparison.ts';
-import type { LoadResults } from './types.ts';
+import { inspectProcess } from '../services/contract/process-inspection.ts';
+import { listenerFacts } from './process-facts.ts';
 
 const children: ChildProcess[] = [];
 after(() => {
@@ -23,12 +22,14 @@ async function listener(listeners: number): Promise<ChildProcess> {
   return child;
 }
 
-describe('processFacts (from /proc)', { skip: process.platform !== 'linux' && 'reads /proc' }, () => {
+describe('inspectProcess and listenerFacts (from /proc)', {
+  skip: process.platform !== 'linux' && 'reads /proc',
+}, () => {
   it("counts a process's listening sockets, open fds and its uid", async () => {
     const two = await listener(2);
     const none = await listener(0);
-    const factsTwo = processFacts(two.pid!);
-    const factsNone = processFacts(none.pid!);
+    const factsTwo = inspectProcess(two.pid!);
+    const factsNone = inspectProcess(none.pid!);
     assert.equal(factsTwo.listeningSockets, 2);
     assert.equal(factsNone.listeningSockets, 0);
     assert.equal(factsTwo.uid, process.getuid!());
@@ -56,21 +57,6 @@ describe('processFacts (from /proc)', { skip: process.platform !== 'linux' && 'r
   });
 
   it('throws for a process that does not exist', () => {
-    assert.throws(() => processFacts(2 ** 22 + 1), /ENOENT/);
-  });
-
-  it("puts the facts into the Security row's measured cell", () => {
-    const results = {
-      targets: [],
-      faults: [],
-      facts: { monolith: { uid: 0, listeningSockets: 2, openFds: 31 } },
-    } as unknown as LoadResults;
-    const security = seedComparison(results).find((row) => row.key === 'security')!;
-    assert.deepEqual(security.cells.monolith.measured, [
-      'request parser runs as uid 0 (root)',
-      '2 listening TCP sockets',
-      '31 open file descriptors',
-    ]);
-    assert.deepEqual(security.cells.unikernel.measured, ['not measured here (pass --facts FILE)']);
+    assert.throws(() => inspectProcess(2 ** 22 + 1), /ENOENT/);
   });
 });

@@ -1,4 +1,5 @@
 import { decodeHistogram, percentileCurve } from './histogram.ts';
+import { securityFindings, securityHtml } from './security-report.ts';
 import { STYLE_HEADINGS, STYLES, seedComparison } from './seed-comparison.ts';
 import { escapeXml as esc, lineChart, type Marker, PERCENTILE_TICKS, percentileX } from './svg-charts.ts';
 import type { FaultRecord, LoadResults, TargetResult } from './types.ts';
@@ -221,7 +222,7 @@ function comparisonTable(results: LoadResults): string {
     (row) =>
       `<tr><th scope="row">${esc(row.heading)}</th>${STYLES.map((style) => {
         const cell = row.cells[style];
-        return `<td><div class="claim">“${esc(cell.claim)}”</div><ul class="measured">${cell.measured.map((m) => `<li>${esc(m)}</li>`).join('')}</ul></td>`;
+        return `<td><div class="claim">“${esc(cell.claim)}”</div><ul class="measured">${cell.measured.map((m) => `<li>${esc(m).replace(/\*\*(.+?)\*\*/g, '<b class="warn">$1</b>')}</li>`).join('')}</ul></td>`;
       }).join('')}</tr>`,
   );
   return `<table class="seed"><thead><tr><th></th>${STYLES.map((s) => `<th>${esc(STYLE_HEADINGS[s])}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
@@ -295,6 +296,12 @@ export function renderHtml(results: LoadResults): string {
         .join(', ')})</div>`,
     );
   }
+  const findings = securityFindings(results);
+  if (findings.length > 0) {
+    banners.push(
+      `<div class="banner loss">SECURITY FINDINGS:<ul>${findings.map((f) => `<li>${esc(f)}</li>`).join('')}</ul></div>`,
+    );
+  }
   if (results.generator.warnings.length > 0) {
     banners.push(
       `<div class="banner behind"><b>⚠ The generator could not always hold the schedule.</b> Results for these windows reflect the generator, not the target (shaded in the charts):<ul>${results.generator.warnings
@@ -337,6 +344,7 @@ ${banners.join('\n')}
 ${thresholdList(results)}
 <section><h2>The seed's claims, measured</h2>${comparisonTable(results)}
 <p class="muted small">Claims quoted from the comparison table of <i>Kernel Architectures: Monolithic, Microkernel, and Unikernel</i>. Blast radius: share of requests that failed in a fault window (from the fault to the next fault on that target, at most the window length). Recovery: from the fault to the first success after the first failure, and until the per-second p99 is back within 2× its pre-fault value.</p></section>
+${securityHtml(results, targetColor)}
 <section id="distribution"><h2>Latency distribution</h2>${distributionChart(results)}</section>
 ${perTarget}
 <section id="faults"><h2>Faults</h2>${faultTable(results)}</section>

@@ -1,5 +1,6 @@
 import { generatorLine } from './live-view.ts';
 import { hostOf } from './report-html.ts';
+import { securityFindings, securityMarkdown } from './security-report.ts';
 import { STYLE_HEADINGS, STYLES, seedComparison } from './seed-comparison.ts';
 import type { LoadResults } from './types.ts';
 import { formatCount, formatMicros, formatMs, formatPercent } from './units.ts';
@@ -20,6 +21,8 @@ export function renderMarkdown(results: LoadResults): string {
       '',
     );
   }
+  const findings = securityFindings(results);
+  if (findings.length) out.push(`> **SECURITY FINDINGS**: ${findings.join('; ')}.`, '');
   for (const w of results.generator.warnings) out.push(`> ⚠ ${w}`, '');
   const generator = generatorLine(results);
   if (generator) out.push(`${cell(generator)}.`, '');
@@ -66,6 +69,7 @@ export function renderMarkdown(results: LoadResults): string {
     );
   }
   out.push('');
+  out.push(...securityMarkdown(results));
   out.push('## Faults', '');
   if (results.faults.length === 0) out.push('No faults were injected.', '');
   for (const f of results.faults) {

@@ -198,9 +198,10 @@ describe('runLoad', () => {
         connections: 2,
         timeoutMs: 1000,
         corpusDir: corpus.dir,
-        // fast.requests below counts the load's requests only.
+        // fast.requests below counts the load's requests only (no battery, no GET /metrics).
         hostileBattery: false,
         warmupMs: 0,
+        security: false,
       });
       const [a, b] = results.targets as [(typeof results.targets)[0], (typeof results.targets)[0]];
       assert.equal(a.sent, 200);

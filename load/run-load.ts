@@ -4,11 +4,10 @@ import { planVerifier, type VerifyMode } from './body-verifier.ts';
 import { type DriverContext, defaultFaultDrivers, type FaultDriver } from './fault-drivers.ts';
 import { FaultSchedule } from './fault-schedule.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
-import { runHostileBattery } from './hostile-battery.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
 import { LoopDelay } from './loop-delay.ts';
-import { listenerFacts } from './process-facts.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
+import { withSecurityFacts } from './security-facts.ts';
 import { chooseSenderThreads, type MergedTarget, SenderPool } from './sender-pool.ts';
 import {
   emptyOutcomeCounts,
@@ -56,6 +55,8 @@ export type LoadOptions = {
   facts?: Record<string, TargetFacts>;
   /** Send the hostile battery (load/hostile-battery.ts) to every target before the load (default true). */
   hostileBattery?: boolean;
+  /** Measure the rest of the Security row (load/security-facts.ts) before the load (default true). */
+  security?: boolean;
   onProgress?: (progress: LoadProgress) => void;
   /** How often onProgress is called (default 250 ms). */
   progressIntervalMs?: number;
@@ -159,21 +160,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     metrics = await startLoadMetrics(options.metricsPort);
     options.onMetricsListening?.(metrics.port);
   }
-  // Before any fault: every target's request parser is up.
-  const facts = withMeasuredFacts(options.targets, options.facts);
-  if (options.hostileBattery ?? true) {
-    const rangeFile = manifest.files.find((file) => file.size > 0 && !file.poison);
-    const range = rangeFile
-      ? { urlPath: `/files/${encodeFilePath(rangeFile.path)}`, size: rangeFile.size }
-      : undefined;
-    const outcomes = await Promise.all(
-      options.targets.map((target) => runHostileBattery(target.url, range, timeoutMs)),
-    );
-    facts.facts ??= {};
-    options.targets.forEach((target, i) => {
-      facts.facts![target.name] = { hostile: outcomes[i]!, ...facts.facts![target.name] };
-    });
-  }
+  // Before any fault: the Security row (security-facts.ts), while every target's request parser is up.
+  const rangeFile = manifest.files.find((file) => file.size > 0 && !file.poison);
+  const facts = await withSecurityFacts(options.targets, options.facts, {
+    corpusDir: options.corpusDir,
+    timeoutMs,
+    hostileBattery: options.hostileBattery ?? true,
+    measure: options.security ?? true,
+    ...(rangeFile
+      ? { rangeFile: { urlPath: `/files/${encodeFilePath(rangeFile.path)}`, size: rangeFile.size } }
+      : {}),
+    ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
+    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+  });
   const driverCtx: DriverContext = {
     targets: new Map(options.targets.map((t) => [t.name, t.url])),
     poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
@@ -354,24 +353,4 @@ async function drive(run: {
     };
     tick();
   });
-}
-
-/**
- * The given facts, with what /proc shows of each local target's listening process (its uid, open fds,
- * listening sockets) under the target's name; a given fact wins over a measured one.
- */
-function withMeasuredFacts(
-  targets: LoadTarget[],
-  given: Record<string, TargetFacts> | undefined,
-): { facts?: Record<string, TargetFacts> } {
-  const facts: Record<string, TargetFacts> = {};
-  for (const target of targets) {
-    const measured = listenerFacts(target.url);
-    if (measured) {
-      const { uid, openFds, listeningSockets } = measured;
-      facts[target.name] = { uid, openFds, listeningSockets };
-    }
-  }
-  for (const [name, value] of Object.entries(given ?? {})) facts[name] = { ...facts[name], ...value };
-  return Object.keys(facts).length > 0 ? { facts } : {};
 }

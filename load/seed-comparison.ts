@@ -1,6 +1,7 @@
 import { STYLES, type Style } from '../cli/kit/defaults.ts';
+import { securityCell } from './security-report.ts';
 import type { LoadResults, TargetFacts, TargetResult } from './types.ts';
-import { formatBytes, formatCount, formatMicros, formatMs, formatPercent } from './units.ts';
+import { formatCount, formatMicros, formatMs, formatPercent } from './units.ts';
 
 /** Columns of the seed's comparison table (seed/kernel-architectures.md): the styles measured here. */
 export { STYLES, type Style };
@@ -114,25 +115,7 @@ export function seedComparison(results: LoadResults): ComparisonRow[] {
       } else if (key === 'stability') {
         if (target) measured.push(...stabilityLines(results, target));
       } else if (key === 'security') {
-        if (facts?.imageBytes !== undefined) measured.push(`image ${formatBytes(facts.imageBytes)}`);
-        if (facts?.fileCount !== undefined)
-          measured.push(`${formatCount(facts.fileCount)} files in the image`);
-        if (facts?.hasShell !== undefined) measured.push(facts.hasShell ? 'has a shell' : 'no shell');
-        if (facts?.uid !== undefined)
-          measured.push(`request parser runs as uid ${facts.uid}${facts.uid === 0 ? ' (root)' : ''}`);
-        if (facts?.listeningSockets !== undefined)
-          measured.push(
-            `${formatCount(facts.listeningSockets)} listening TCP socket${facts.listeningSockets === 1 ? '' : 's'}`,
-          );
-        if (facts?.openFds !== undefined)
-          measured.push(`${formatCount(facts.openFds)} open file descriptors`);
-        if (facts?.hostile) {
-          const { tried, refused, leaked, unexpected } = facts.hostile;
-          measured.push(
-            `hostile requests: ${tried} tried, ${refused} refused, ${leaked} leaked${unexpected.length > 0 ? `, ${unexpected.length} answered otherwise` : ''}`,
-          );
-        }
-        if (measured.length === 0) measured.push('not measured here (pass --facts FILE)');
+        measured.push(...securityCell(facts, style));
       } else {
         if (facts?.bootMs !== undefined) measured.push(`boot to first 200 in ${formatMs(facts.bootMs)}`);
         if (target) measured.push(`served ${formatCount(target.outcomes.ok)} verified files`);

@@ -1,5 +1,6 @@
 import type { FaultKind } from '../services/contract/faults.ts';
 import type { HostileOutcome } from './hostile-battery.ts';
+import type { MeasuredSecurity } from './security-facts.ts';
 /** Outcome class of one request, as the client saw it. */
 export const OUTCOMES = ['ok', '4xx', '5xx', 'refused', 'reset', 'timeout', 'data_loss'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -126,16 +127,15 @@ export type FaultRecord = FaultSpec & {
 };
 
 export type TargetFacts = {
+  /** Of the style's image, from its build (given with --facts): bytes, files, whether it has a shell. */
   imageBytes?: number;
   fileCount?: number;
   hasShell?: boolean;
   bootMs?: number;
-  /** Of the process that parses requests (load/process-facts.ts): its uid, open fds, listening sockets. */
-  uid?: number;
-  openFds?: number;
-  listeningSockets?: number;
   /** The hostile battery's outcome against this target (load/hostile-battery.ts). */
   hostile?: HostileOutcome;
+  /** The Security row's measurements of the request parser (load/security-facts.ts). */
+  security?: MeasuredSecurity;
   [key: string]: unknown;
 };
 

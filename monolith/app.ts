@@ -76,7 +76,7 @@ export async function startMonolith(options: MonolithOptions): Promise<RunningMo
   });
   // FileSystem.open has just resolved it, so it exists; the log line names the real path.
   const dataRoot = await realpath(options.dataDir);
-  const metrics = options.metrics ?? createHttpMetrics(STYLE);
+  const metrics = options.metrics ?? createHttpMetrics(STYLE, { security: { dataDir: dataRoot } });
   const server = createMonolithServer(service, { ...options, metrics });
   const host = options.host ?? '127.0.0.1';
   let port: number;

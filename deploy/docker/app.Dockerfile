@@ -29,7 +29,8 @@ FROM ${NODE_BASE}
 COPY --from=build /app /app
 COPY --from=build --chown=1000:1000 /data /data
 # tsx compiles the TypeScript at start and caches it under TMPDIR: with read_only, mount a tmpfs there.
-ENV NODE_ENV=production TMPDIR=/tmp
+# KSTYLES_IMAGE: the request parsers count this image's files on /metrics (kstyles_security_image_*).
+ENV NODE_ENV=production TMPDIR=/tmp KSTYLES_IMAGE=kstyles/app
 WORKDIR /app
 # uid 1000 is "node" in both the official image and the local base.
 USER 1000:1000

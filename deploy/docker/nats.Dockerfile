@@ -1,5 +1,5 @@
 # NATS, the microkernel's IPC, with the per-server users and permissions of deploy/nats/nats.conf
-# (generated from services/microkernel/nats-config.ts; passwords come from the environment at start).
+# (generated from services/microkernel/nats-config.ts; nkey public keys come from the environment at start).
 # Build context: deploy/. NATS_BASE: the official alpine image (its busybox wget serves the healthcheck),
 # or kstyles/nats-base:local from deploy/offline-bases.sh (Debian's nats-server, same paths).
 ARG NATS_BASE=nats:2.10-alpine

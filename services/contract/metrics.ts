@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, exponentialBuckets, Histogram, Registry } from 'prom-client';
+import { registerSecurityMetrics, type SecurityMetricsOptions } from './security-metrics.ts';
 
 /**
  * Latency buckets from 50 µs doubling to ~13 s: prom-client's defaults start at 5 ms and would hide every
@@ -57,12 +58,21 @@ export type HttpMetrics = {
   observe(route: Route, code: number, seconds: number): void;
 };
 
+/**
+ * The metrics of a process that parses requests (every style's /metrics): HTTP durations and counts, by
+ * default prom-client's process metrics and the Security row's `kstyles_security_*` gauges
+ * (security-metrics.ts; `security: false` leaves them out, options such as the data root go in; without
+ * `security`, they come with the process metrics).
+ */
 export function createHttpMetrics(
   style: string,
-  options: { registry?: Registry; defaultMetrics?: boolean } = {},
+  options: { registry?: Registry; defaultMetrics?: boolean; security?: SecurityMetricsOptions | false } = {},
 ): HttpMetrics {
   const registry = options.registry ?? new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  // With the process metrics by default; tests that leave those out leave these out too, unless asked.
+  const security = options.security ?? (options.defaultMetrics === false ? false : {});
+  if (security !== false) registerSecurityMetrics(registry, security);
   const duration = createLatencyHistogram(
     registry,
     'kstyles_http_request_duration_seconds',

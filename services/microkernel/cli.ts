@@ -30,6 +30,7 @@ import {
   microkernelSpec,
   NATS_INSTALL_HINT,
 } from './composition.ts';
+import { NATS_ISOLATION_PROBE, probeNatsIsolation } from './isolation-probe.ts';
 import {
   generateKeyPairs,
   NATS_KEY_ENV,
@@ -131,12 +132,18 @@ Metrics: gateway <URL>/metrics; fs, driver and supervisor on their --*-metrics-p
 /** A port chosen once, so a restarted server comes back on the same one. */
 const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
 
-/** With --nats: each role's seed from KSTYLES_NATS_<ROLE>_SEED; a role without one connects without. */
-function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {
+/**
+ * With --nats: each role's seed from KSTYLES_NATS_<ROLE>_SEED (a role without one connects without),
+ * taken out of `env`. The servers inherit this process's environment: left there, every role's seed would
+ * sit in the gateway's, so a compromised request parser would hold the driver's and the supervisor's
+ * keys too. Each server gets its own seed alone (KSTYLES_NATS_SEED, composition.ts).
+ */
+export function takeCredentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {
   const creds: NonNullable<CompositionOptions['credentials']> = {};
   for (const role of NATS_ROLES) {
     const seed = env[NATS_KEY_ENV.seed(role)];
     if (seed) creds[role] = { seed };
+    delete env[NATS_KEY_ENV.seed(role)];
   }
   return creds;
 }
@@ -195,7 +202,7 @@ export async function run(argv: string[]): Promise<number> {
   let tempDir: string | undefined;
   let composition: CompositionOptions;
   if (flags.nats) {
-    composition = { ...options, natsUrl: flags.nats, credentials: credentialsFromEnv(process.env) };
+    composition = { ...options, natsUrl: flags.nats, credentials: takeCredentialsFromEnv(process.env) };
   } else {
     const binary = findNatsServer();
     if (!binary) throw new UsageError(`kstyles ${name}: nats-server not found: ${NATS_INSTALL_HINT}.`);
@@ -239,7 +246,13 @@ async function superviseUntilDone(
   tempDir: string | undefined,
 ): Promise<number> {
   const spec = microkernelSpec(composition);
-  const supervisor = new Supervisor(spec);
+  // The isolation probe needs every role's credentials, which only this process holds: its supervisor
+  // runs it when asked over the control API (`kstyles.sup.ctl.<id>.probe`, name nats-isolation).
+  const supervisor = new Supervisor(spec, {
+    probes: {
+      [NATS_ISOLATION_PROBE]: () => probeNatsIsolation(composition.natsUrl, composition.credentials ?? {}),
+    },
+  });
   const cleanUp = () => {
     removeRuntimeState(spec.id);
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });

@@ -36,9 +36,17 @@ export type Permissions = {
 /** The role's own reply subjects: no role may read another's replies. */
 const inbox = (role: NatsRole) => `${inboxPrefixOf(role)}.>`;
 
-/** The subjects a service-API server subscribes to for PING/INFO/STATS of its own name. */
+/** The verbs of the NATS service API (@nats-io/services ServiceVerb). */
+const SERVICE_VERBS = ['PING', 'INFO', 'STATS'] as const;
+
+/**
+ * The subjects a service-API server subscribes to for PING/INFO/STATS of all services, of its name and of
+ * its instance. The verbs are spelled out: `$SRV.*` would also admit a subscription to `$SRV.>` (the
+ * server matches the subscription's `>` as a token against `*`), i.e. every service-API message, which
+ * the isolation probe found (isolation-probe.ts).
+ */
 function serviceApi(name: ServiceName | typeof SUPERVISOR_SUBJECTS.serviceName): string[] {
-  return ['$SRV.*', `$SRV.*.${name}`, `$SRV.*.${name}.*`];
+  return SERVICE_VERBS.flatMap((verb) => [`$SRV.${verb}`, `$SRV.${verb}.${name}`, `$SRV.${verb}.${name}.*`]);
 }
 
 const ping = (name: ServiceName) => [`$SRV.PING.${name}`, `$SRV.PING.${name}.*`];

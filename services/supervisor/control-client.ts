@@ -3,7 +3,7 @@ import { ServiceError } from '@nats-io/services';
 import { type ControlStatus, ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 import { connectNats, inboxPrefixOf } from '../ipc/connect.ts';
 import { ControlError } from './control-error.ts';
-import type { RuntimeState } from './runtime-state.ts';
+import { type RuntimeState, readRuntimeState } from './runtime-state.ts';
 import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
 import type { SupervisorStatus } from './supervisor.ts';
 
@@ -68,6 +68,30 @@ export function clientOptionsFromState(state: RuntimeState): ControlClientOption
   return state.nats ? { ...state.nats } : undefined;
 }
 
+/**
+ * Where a deployment keeps the supervisor role's nkey seed (deploy/.env, a Kubernetes Secret): the
+ * microkernel's NATS_KEY_ENV.seed('supervisor'), for a client on a machine without the runtime state.
+ */
+export const SUPERVISOR_SEED_ENV = 'KSTYLES_NATS_SUPERVISOR_SEED';
+
+/**
+ * How to reach supervisor `id`'s control API from here: the servers and credentials of its runtime-state
+ * file (`natsUrl` overriding the servers); without a file, `natsUrl` with the seed in SUPERVISOR_SEED_ENV.
+ * Undefined when neither says where NATS is.
+ */
+export function controlClientOptionsFor(
+  id: string,
+  where: { natsUrl?: string; stateDir?: string; env?: NodeJS.ProcessEnv },
+): ControlClientOptions | undefined {
+  const state = readRuntimeState(id, where.stateDir);
+  const fromState = state ? clientOptionsFromState(state) : undefined;
+  const servers = where.natsUrl?.split(',') ?? fromState?.servers;
+  if (!servers || servers.length === 0) return undefined;
+  if (fromState) return { ...fromState, servers };
+  const seed = (where.env ?? process.env)[SUPERVISOR_SEED_ENV];
+  return { servers, ...(seed ? { seed } : {}) };
+}
+
 /** Talks to supervisors' control API (kstyles.sup.ctl.<id>.*) over NATS request/reply. */
 export class SupervisorControlClient {
   private constructor(
@@ -129,6 +153,14 @@ export class SupervisorControlClient {
     }>;
   }
 
+  /**
+   * Runs a probe the supervisor's owner registered (`nats-isolation` on the microkernel's) and resolves
+   * its answer; probes take longer than a control request, hence their own timeout (default 20 s).
+   */
+  probe(supervisorId: string, name: string, timeoutMs = 20_000): Promise<unknown> {
+    return this.#request(supervisorId, 'probe', { name }, timeoutMs);
+  }
+
   /** The ids of every supervisor whose control service answers a `$SRV.PING` on this NATS. */
   async discover(waitMs = 500): Promise<string[]> {
     const ids = new Set<string>();
@@ -153,11 +185,16 @@ export class SupervisorControlClient {
     await this.nc.close();
   }
 
-  async #request(supervisorId: string, op: ControlOp, body: unknown): Promise<unknown> {
+  async #request(
+    supervisorId: string,
+    op: ControlOp,
+    body: unknown,
+    timeoutMs = this.timeoutMs,
+  ): Promise<unknown> {
     const subject = SUPERVISOR_SUBJECTS.control(supervisorId, op);
     let reply: Awaited<ReturnType<NatsConnection['request']>>;
     try {
-      reply = await this.nc.request(subject, JSON.stringify(body), { timeout: this.timeoutMs });
+      reply = await this.nc.request(subject, JSON.stringify(body), { timeout: timeoutMs });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       const noResponders =
@@ -170,7 +207,7 @@ export class SupervisorControlClient {
       }
       if (/timeout/i.test(message) || (err as Error).name === 'TimeoutError') {
         throw new SupervisorUnavailableError(
-          `supervisor '${supervisorId}' did not answer ${op} within ${this.timeoutMs} ms (is it frozen or overloaded?)`,
+          `supervisor '${supervisorId}' did not answer ${op} within ${timeoutMs} ms (is it frozen or overloaded?)`,
         );
       }
       throw err;

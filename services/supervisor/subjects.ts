@@ -8,5 +8,6 @@ export const SUPERVISOR_SUBJECTS = {
   control: (supervisorId: string, op: ControlOp) => `kstyles.sup.ctl.${supervisorId}.${op}`,
 } as const;
 
-export const CONTROL_OPS = ['status', 'kill', 'restart'] as const;
+/** `probe` runs a named check its owner registered (SupervisorOptions.probes) and answers its result. */
+export const CONTROL_OPS = ['status', 'kill', 'restart', 'probe'] as const;
 export type ControlOp = (typeof CONTROL_OPS)[number];

@@ -13,7 +13,7 @@ import {
 } from './control-client.ts';
 import { SocketBindError } from './held-socket.ts';
 import { type ChildSpec, parseSupervisorSpec, SpecError, type SupervisorSpec } from './spec.ts';
-import { backoffDelayMs, Supervisor, type SupervisorEvent } from './supervisor.ts';
+import { backoffDelayMs, Supervisor, type SupervisorEvent, type SupervisorOptions } from './supervisor.ts';
 import { type ConnectionResult, errorCounts, freshConnectionLoad } from './testing/fresh-connection-load.ts';
 import { freePort, startNatsServer, type TestNatsServer } from './testing/nats-server.ts';
 
@@ -52,8 +52,12 @@ const quiet = () =>
   });
 
 /** A started supervisor that is stopped after the test, pass or fail. */
-async function supervise(t: { after(fn: () => unknown): void }, spec: SupervisorSpec): Promise<Supervisor> {
-  const sup = new Supervisor(spec, { stdout: quiet(), stderr: quiet() });
+async function supervise(
+  t: { after(fn: () => unknown): void },
+  spec: SupervisorSpec,
+  probes?: SupervisorOptions['probes'],
+): Promise<Supervisor> {
+  const sup = new Supervisor(spec, { stdout: quiet(), stderr: quiet(), ...(probes ? { probes } : {}) });
   t.after(() => sup.stop());
   await sup.start();
   return sup;
@@ -539,6 +543,31 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
       (err: Error) =>
         err instanceof SupervisorUnavailableError &&
         /no supervisor 'no-such-supervisor' answered.*not running/.test(err.message),
+    );
+  });
+
+  test("control API probe: runs the owner's named check and answers its result; an unknown name is a bad request", async (t) => {
+    let runs = 0;
+    const sup = await supervise(
+      t,
+      { id: 'probes', nats: { servers: nats.url }, heartbeat: FAST, children: [natsChild('svc')] },
+      { 'count-runs': async () => ({ runs: ++runs, pid: process.pid }) },
+    );
+    await sup.whenReady();
+    const client = await SupervisorControlClient.connect({ servers: nats.url });
+    t.after(() => client.close());
+    assert.deepEqual(await retry(() => client.probe('probes', 'count-runs')), { runs: 1, pid: process.pid });
+    assert.deepEqual(
+      await client.probe('probes', 'count-runs'),
+      { runs: 2, pid: process.pid },
+      'runs again each time',
+    );
+    await assert.rejects(
+      client.probe('probes', 'nope'),
+      (err: Error) =>
+        err instanceof SupervisorControlError &&
+        err.code === 'CONTROL_BAD_REQUEST' &&
+        /supervisor 'probes' has the probes count-runs/.test(err.message),
     );
   });
 

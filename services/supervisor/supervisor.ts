@@ -93,6 +93,12 @@ export type SupervisorOptions = {
   registry?: Registry;
   /** Source of backoff jitter. Default Math.random. */
   random?: () => number;
+  /**
+   * Checks its owner registers by name, run on request through the control API's `probe` op (e.g. the
+   * microkernel's NATS isolation probe, which needs every role's credentials that only its owner holds).
+   * The supervisor knows nothing of what they check.
+   */
+  probes?: Record<string, () => Promise<unknown>>;
 };
 
 /** How the supervisor ended: stopped on request, or gave up after exhausting its restart intensity. */
@@ -157,6 +163,7 @@ export class Supervisor extends EventEmitter {
   #stdout: NodeJS.WritableStream;
   #stderr: NodeJS.WritableStream;
   #random: () => number;
+  #probes: Record<string, () => Promise<unknown>>;
   /** Links each child to this process so that it dies with it (parent-death.ts); absent off Linux. */
   #setpriv = findSetpriv();
   /** The listening sockets held for children with a `socket` (held-socket.ts), by child name. */
@@ -168,6 +175,7 @@ export class Supervisor extends EventEmitter {
     this.#stdout = options.stdout ?? process.stdout;
     this.#stderr = options.stderr ?? process.stderr;
     this.#random = options.random ?? Math.random;
+    this.#probes = options.probes ?? {};
     if (options.registry) {
       this.registry = options.registry;
     } else {
@@ -291,6 +299,20 @@ export class Supervisor extends EventEmitter {
     };
   }
 
+  /** Runs the probe registered under `name` (SupervisorOptions.probes) and resolves its answer. */
+  probe(name: unknown): Promise<unknown> {
+    const known = Object.keys(this.#probes);
+    if (typeof name !== 'string' || !Object.hasOwn(this.#probes, name)) {
+      return Promise.reject(
+        new ControlError(
+          400,
+          `probe: the request needs {"name": "<probe>"}; supervisor '${this.id}' has ${known.length > 0 ? `the probes ${known.join(', ')}` : 'no probes'}`,
+        ),
+      );
+    }
+    return this.#probes[name]!();
+  }
+
   /** Sends any signal to a child's process group (default SIGKILL): the chaos entry point. */
   kill(service: string, signal = 'SIGKILL'): { service: string; pid: number; signal: string } {
     const child = this.#child(service);
@@ -342,6 +364,7 @@ export class Supervisor extends EventEmitter {
   #control(op: ControlOp, request: unknown): unknown {
     const req = (typeof request === 'object' && request !== null ? request : {}) as Record<string, unknown>;
     if (op === 'status') return this.status();
+    if (op === 'probe') return this.probe(req['name']);
     if (typeof req['service'] !== 'string') {
       throw new ControlError(400, `${op}: the request needs {"service": "<name>"}`);
     }

@@ -14,15 +14,19 @@
  * e.g. `npm run test:containers -- --test-timeout=1500000` (deploy/ci-docker.sh does).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STYLES, type Style } from '../../cli/kit/defaults.ts';
+import { grafanaAdminEnv } from '../../deploy/nats/nats-keys.ts';
+import { measureSecurity } from '../../load/security-facts.ts';
+import { SHELL_PATHS } from '../../services/contract/security-metrics.ts';
 import { httpContract } from '../../services/contract/testing/contract-suite.ts';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
 import { generateKeyPairs, keyPairsEnv } from '../../services/microkernel/nats-config.ts';
-import { SupervisorControlClient } from '../../services/supervisor/control-client.ts';
+import { SUPERVISOR_SEED_ENV, SupervisorControlClient } from '../../services/supervisor/control-client.ts';
 import { freePort } from '../../services/supervisor/testing/nats-server.ts';
 import { ComposeProject } from './compose.ts';
 import {
@@ -63,6 +67,8 @@ type Stack = {
   nats: string;
   /** The supervisor's nkey seed: the control API's credentials. */
   supervisorSeed: string;
+  /** The id of a compose service's container. */
+  containerOf(service: string): string;
   down(): Promise<void>;
 };
 
@@ -93,7 +99,7 @@ async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
   return result;
 }
 
-/** `keysEnv`: compose v1 interpolates the whole file for a build too, so the NATS keys must be set. */
+/** `keysEnv`: compose v1 interpolates the whole file for a build too, so the deployment's secrets must be set. */
 async function buildImages(keysEnv: Record<string, string>): Promise<Record<string, string>> {
   // Official mode names the registry images explicitly: deploy/.env (written by offline-bases.sh) would
   // otherwise point compose at the local ones.
@@ -127,9 +133,12 @@ async function buildImages(keysEnv: Record<string, string>): Promise<Record<stri
 }
 
 async function startStack(): Promise<Stack> {
-  // A deployment's NATS keys, as deploy/nats/nats-keys.ts makes them for deploy/.env.
+  // A deployment's secrets, as deploy/nats/nats-keys.ts makes them for deploy/.env: the NATS keys, and
+  // Grafana's admin password (Grafana is a profile this tier does not start, but compose v1 interpolates
+  // every service, and the variable has no default).
   const natsKeys = generateKeyPairs();
-  const bases = await buildImages(keyPairsEnv(natsKeys));
+  const secrets = { ...keyPairsEnv(natsKeys), ...grafanaAdminEnv() };
+  const bases = await buildImages(secrets);
   const ports = {
     KSTYLES_MONOLITH_PORT: await freePort(),
     KSTYLES_MICROKERNEL_PORT: await freePort(),
@@ -143,7 +152,7 @@ async function startStack(): Promise<Stack> {
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
     KSTYLES_CORPUS_SEED: CORPUS.seed,
     KSTYLES_CORPUS_COUNT: CORPUS.count,
-    ...keyPairsEnv(natsKeys),
+    ...secrets,
   };
   const project = new ComposeProject(PROJECT, path.join(DEPLOY, 'docker-compose.yml'), environment);
   const started = performance.now();
@@ -165,6 +174,7 @@ async function startStack(): Promise<Stack> {
     prometheus: `http://127.0.0.1:${ports.KSTYLES_PROMETHEUS_PORT}`,
     nats: `nats://127.0.0.1:${ports.KSTYLES_NATS_PORT}`,
     supervisorSeed: natsKeys.supervisor.seed,
+    containerOf: (service) => project.compose(['ps', '-q', service]).stdout.trim(),
     down: async () => {
       project.down();
     },
@@ -233,6 +243,68 @@ if (engineOrStandIn('container tier (deploy/docker-compose.yml in Docker)', it))
       stop: async () => {},
     }));
   }
+
+  describe('the Security row, measured in containers', () => {
+    it('each parser measures its container as the report shows it, matching what the engine exports', async () => {
+      const { urls, nats, supervisorSeed, containerOf } = await ready();
+      const measured = await measureSecurity(
+        STYLES.map((style) => ({ name: style, url: urls[style] })),
+        { timeoutMs: 10_000, natsUrl: nats, env: { [SUPERVISOR_SEED_ENV]: supervisorSeed } },
+      );
+      for (const style of STYLES) {
+        const { hostile, security } = measured[style]!;
+        assert.ok(security, style);
+        assert.equal(hostile?.leaked, 0, style);
+        assert.deepEqual(
+          security.sources,
+          ['metrics'],
+          `${style}: behind the engine's port, /proc is not ours`,
+        );
+        assert.equal(security.uid, style === 'unikernel' ? 65532 : 1000, style);
+        assert.deepEqual(security.capabilities, [], `${style}: cap_drop ALL`);
+        assert.equal(security.noNewPrivs, true, `${style}: no-new-privileges`);
+        assert.deepEqual(
+          security.writable?.filter((w) => w.writable).map((w) => w.place),
+          ['tmp'],
+          `${style}: read-only root, code and data; tmpfs /tmp`,
+        );
+        assert.deepEqual(security.credentials, style === 'microkernel' ? ['KSTYLES_NATS_SEED'] : [], style);
+        // The image as the engine exports the container's filesystem: every entry but directories.
+        const listing = execFileSync('sh', ['-c', `docker export ${containerOf(style)} | tar -tvf -`], {
+          encoding: 'utf8',
+          maxBuffer: 256 * 1024 * 1024,
+        })
+          .split('\n')
+          .filter(Boolean);
+        const entries = listing.filter((line) => !line.startsWith('d'));
+        const files = security.image?.files ?? 0;
+        assert.equal(
+          security.image?.name,
+          style === 'unikernel' ? 'kstyles-unikernel' : 'kstyles/app',
+          style,
+        );
+        assert.ok(
+          Math.abs(files - entries.length) <= 8,
+          `${style}: counted ${files}, exported ${entries.length}`,
+        );
+        // `tar -tv` lines end with the path (without its leading /), a symbolic link's with ` -> target`.
+        const shellInImage = SHELL_PATHS.some((shell) =>
+          listing.some((line) => new RegExp(` ${shell.slice(1)}( -> .*)?$`).test(line)),
+        );
+        assert.equal(
+          (security.shells ?? []).length > 0,
+          shellInImage,
+          `${style}: a shell iff the image has one`,
+        );
+      }
+      const microkernel = measured['microkernel']!.security!;
+      assert.ok(microkernel.isolation, `isolation measured: ${microkernel.notes?.join('; ')}`);
+      for (const role of microkernel.isolation.roles) assert.deepEqual(role.unexpectedAllowed, [], role.role);
+      assert.equal(microkernel.openDataFiles, undefined, 'the gateway has no data root');
+      assert.ok((measured['monolith']!.security!.openDataFiles ?? 0) >= 1, 'the monolith reads data itself');
+      assert.equal(measured['unikernel']!.security!.code?.bundled, true);
+    });
+  });
 
   describe('resilience in containers', () => {
     it('microkernel: a driver SIGKILLed through the supervisor control API is restarted with no failed request', async () => {

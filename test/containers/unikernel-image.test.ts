@@ -5,9 +5,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { securityFactsOf } from '../../services/contract/security-metrics.ts';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
-import { build, removeTree } from '../../unikernel/build/build.ts';
+import { build, type ImageReport, removeTree } from '../../unikernel/build/build.ts';
 import { waitFor200 } from '../../unikernel/build/measure.ts';
 import { engineOrStandIn } from './docker.ts';
 
@@ -21,9 +22,10 @@ describe('unikernel image in a Docker engine (FROM scratch, read-only, non-root)
   const distDir = mkdtempSync(join(tmpdir(), 'kstyles-unikernel-image-'));
   let container = '';
   let baseUrl = '';
+  let image: ImageReport;
 
   before(async () => {
-    await build({ flavor: 'production', distDir, docker: true, tag, measure: false, quiet: true });
+    image = await build({ flavor: 'production', distDir, docker: true, tag, measure: false, quiet: true });
     const corpus = await testCorpus();
     const run = docker(
       'run',
@@ -89,6 +91,28 @@ describe('unikernel image in a Docker engine (FROM scratch, read-only, non-root)
     const pid1 = JSON.parse(docker('logs', container).stdout.split('\n')[0]!) as { pid: number; run: string };
     assert.equal(pid1.pid, 1, 'the program is PID 1');
     assert.equal(pid1.run, 'single executable');
+  });
+
+  it('measures itself on /metrics: uid 65532, no capability, only /tmp writable, no shell, its image counted from inside', async () => {
+    const facts = securityFactsOf(await (await fetch(`${baseUrl}/metrics`)).text());
+    assert.ok(facts, 'the production build serves the kstyles_security_* gauges');
+    assert.equal(facts.uid, 65532);
+    assert.deepEqual(facts.capabilities, []);
+    assert.deepEqual(facts.shells, []);
+    assert.deepEqual(
+      facts.writable.filter((w) => w.writable).map((w) => w.place),
+      ['tmp'],
+      'read-only root, code and data; a tmpfs /tmp',
+    );
+    assert.equal(facts.code?.bundled, true);
+    assert.deepEqual(facts.code?.own, image.bundle.own, "the build's metafile, embedded");
+    assert.equal(facts.image?.name, 'kstyles-unikernel');
+    // The rootfs the build wrote, plus what Docker adds to every container (/.dockerenv, /etc/hostname,
+    // /etc/hosts, /etc/resolv.conf).
+    const files = facts.image?.files ?? 0;
+    assert.ok(files >= image.rootfs.files && files <= image.rootfs.files + 4, `${files} files`);
+    assert.ok((facts.image?.bytes ?? 0) >= image.rootfs.bytes);
+    assert.ok((facts.image?.bytes ?? 0) <= image.rootfs.bytes + 64 * 1024);
   });
 
   it('docker stop (SIGTERM to PID 1) ends it gracefully with exit code 0', () => {

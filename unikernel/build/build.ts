@@ -36,6 +36,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
+import { type BundleInventory, bundleInventoryOf } from '../../services/contract/code-inventory.ts';
 import { generateCorpus } from '../../services/corpus/corpus.ts';
 import {
   APP_DIR,
@@ -101,6 +102,8 @@ export type ImageReport = {
   buildNode: string;
   steps: Array<{ step: string; ms: number }>;
   bundleBytes: { program: number; poolWorker: number };
+  /** Modules, bytes and npm packages in the program and pool-worker bundles (esbuild metafile). */
+  bundle: BundleInventory;
   executableBytes: number;
   unstrippedNodeBytes: number;
   rootfs: { bytes: number; files: number; list: RootfsFile[] };
@@ -195,18 +198,36 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
     // main.ts reads import.meta.url only on its TypeScript branch, which the define above removes.
     logOverride: { 'empty-import-meta': 'silent' },
   };
-  await esbuild.build({ ...common, entryPoints: [join(RUNTIME_DIR, 'main.ts')], outfile: layout.bundle });
   // One file is both piscina's worker loop and the task module, so the two share piscina's private
   // symbols and Piscina.move() in a task really transfers the buffer instead of copying it.
   const piscinaWorker = join(REPO, 'node_modules', 'piscina', 'dist', 'worker.js');
-  await esbuild.build({
-    ...common,
+  const worker: esbuild.BuildOptions = {
     stdin: {
       contents: `require(${JSON.stringify(piscinaWorker)});\nmodule.exports = require(${JSON.stringify(join(RUNTIME_DIR, 'read-task.ts'))});\n`,
       resolveDir: RUNTIME_DIR,
       loader: 'js',
     },
     outfile: layout.bundleWorker,
+  };
+  const program: esbuild.BuildOptions = {
+    entryPoints: [join(RUNTIME_DIR, 'main.ts')],
+    outfile: layout.bundle,
+  };
+  // First pass: what the bundles hold (esbuild's metafile). The program then carries that inventory as a
+  // constant, for its /metrics (the Security row): to V8 a bundle is a single script.
+  const metafiles = await Promise.all(
+    [program, worker].map(
+      async (entry) => (await esbuild.build({ ...common, ...entry, metafile: true })).metafile!,
+    ),
+  );
+  report.bundle = bundleInventoryOf(metafiles);
+  await esbuild.build({
+    ...common,
+    ...program,
+    define: {
+      ...common.define,
+      'process.env.KSTYLES_BUILD_BUNDLE_INVENTORY': JSON.stringify(JSON.stringify(report.bundle)),
+    },
   });
   report.bundleBytes = {
     program: statSync(layout.bundle).size,
@@ -222,6 +243,10 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
   }
   log(
     `    program ${(report.bundleBytes.program / 1024).toFixed(0)} KiB, pool worker ${(report.bundleBytes.poolWorker / 1024).toFixed(0)} KiB, chaos ${chaos ? 'compiled in' : 'compiled out'}`,
+  );
+  const { own, npm, packages } = report.bundle;
+  log(
+    `    inside: ${own.modules} own modules, ${npm.modules} modules of ${packages.length} npm packages (${packages.join(', ')})`,
   );
 }
 
@@ -523,6 +548,7 @@ export async function build(options: BuildOptions): Promise<ImageReport> {
     buildNode: process.version,
     steps: [],
     bundleBytes: { program: 0, poolWorker: 0 },
+    bundle: { own: { modules: 0, bytes: 0 }, npm: { modules: 0, bytes: 0 }, packages: [] },
     executableBytes: 0,
     unstrippedNodeBytes: 0,
     rootfs: { bytes: 0, files: 0, list: [] },

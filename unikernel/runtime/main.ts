@@ -17,6 +17,7 @@ import { intFlag, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { chaosFlagSpec, dataFlagSpec, hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
+import type { BundleInventory } from '../../services/contract/code-inventory.ts';
 import { logLine } from '../../services/contract/http-server.ts';
 import { readChaosEnv } from '../../services/driver/chaos-env.ts';
 import { exitWhenOrphaned } from '../../services/supervisor/child-identity.ts';
@@ -31,6 +32,15 @@ const GRACE_MS = 10_000;
 /** 'false' in the production build, 'true' in the chaos build; absent under tsx (development: allowed). */
 const CHAOS_BUILT_IN = process.env.KSTYLES_BUILD_CHAOS !== 'false';
 const BUNDLED = process.env.KSTYLES_BUILD_BUNDLED === 'true';
+
+/**
+ * What the bundle holds, from the build's esbuild metafile (replaced by a constant at build time): the
+ * modules and npm packages inside the one script V8 sees. Absent under tsx, where V8 sees every module.
+ */
+function bundleInventory(): BundleInventory | undefined {
+  const text = process.env.KSTYLES_BUILD_BUNDLE_INVENTORY;
+  return BUNDLED && text ? (JSON.parse(text) as BundleInventory) : undefined;
+}
 
 const serveSpec = {
   name: 'unikernel',
@@ -141,6 +151,7 @@ async function serve(argv: string[]): Promise<number> {
       ...taskLocation(),
       ...(threads === undefined ? {} : { threads }),
       inlineMaxBytes,
+      bundle: bundleInventory(),
       ...(chaosEnv
         ? { chaos: { enabled: flags.chaos, latencyMs: chaosEnv.latencyMs, errorRate: chaosEnv.errorRate } }
         : {}),

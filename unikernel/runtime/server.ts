@@ -4,6 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { BundleInventory } from '../../services/contract/code-inventory.ts';
 import { answerClientErrors, createRequestListener } from '../../services/contract/http-handler.ts';
 import { closeGracefully, listen } from '../../services/contract/http-server.ts';
 import { createHttpMetrics } from '../../services/contract/metrics.ts';
@@ -12,7 +13,13 @@ import { PoolBlockReader, type PoolOptions } from './pool.ts';
 
 export const STYLE = 'unikernel';
 
-export type UnikernelOptions = PoolOptions & { root: string; port: number; host: string };
+export type UnikernelOptions = PoolOptions & {
+  root: string;
+  port: number;
+  host: string;
+  /** The bundle this process runs (its build's metafile), for the code counted on /metrics. */
+  bundle?: BundleInventory | undefined;
+};
 
 export type RunningUnikernel = {
   port: number;
@@ -24,7 +31,9 @@ export type RunningUnikernel = {
 };
 
 export async function startUnikernel(options: UnikernelOptions): Promise<RunningUnikernel> {
-  const metrics = createHttpMetrics(STYLE);
+  const metrics = createHttpMetrics(STYLE, {
+    security: { dataDir: options.root, ...(options.bundle ? { bundle: options.bundle } : {}) },
+  });
   const reader = new PoolBlockReader({ ...options, registry: metrics.registry });
   let fileSystem: FileSystem;
   try {
