@@ -64,6 +64,7 @@ async function loadWith(
     mix: 'all',
     // The battery's probes and the warm-up would reach the flipping server too and be counted as corrupted bodies.
     hostileBattery: false,
+    security: false,
     warmupMs: 0,
     workers,
     ...(verify ? { verify } : {}),

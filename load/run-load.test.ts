@@ -57,6 +57,7 @@ describe('runLoad', () => {
           mix: 'small',
           // The first request the server sees is then the warm-up's first.
           hostileBattery: false,
+          security: false,
           warmupMs: WARMUP_MS,
           workers,
         });
@@ -126,6 +127,7 @@ describe('runLoad', () => {
         mix: 'all',
         // The server counts what it corrupts; only the load's requests may reach it.
         hostileBattery: false,
+        security: false,
         warmupMs: 0,
       });
       const t = results.targets[0]!;
@@ -244,6 +246,7 @@ describe('runLoad', () => {
         corpusDir: corpus.dir,
         mix: 'small',
         hostileBattery: false,
+        security: false,
         warmupMs: WARMUP_MS,
         workers: 2,
       });
@@ -284,6 +287,7 @@ describe('runLoad', () => {
         corpusDir: corpus.dir,
         mix: 'all',
         hostileBattery: false,
+        security: false,
         warmupMs: 0,
         workers: 3,
       });
@@ -310,6 +314,7 @@ describe('runLoad', () => {
         corpusDir: corpus.dir,
         mix: 'small',
         hostileBattery: false,
+        security: false,
         warmupMs: 0,
         progressIntervalMs: 100,
         onProgress: (p) => {
