@@ -26,6 +26,11 @@ export type ControlClientOptions = {
   pass?: string;
   /** Per request, and for the first connection. Default 2000 ms. */
   timeoutMs?: number;
+  /**
+   * The NATS role these credentials belong to: replies arrive on its inbox prefix, the only one the
+   * server lets it read (services/microkernel/nats-config.ts). Default `supervisor`.
+   */
+  role?: string;
 };
 
 /** `scheme://user:pass@rest` or `user:pass@rest`: the user-info part of a NATS server URL. */
@@ -91,8 +96,9 @@ export class SupervisorControlClient {
         ...(options.seed !== undefined ? { seed: options.seed } : {}),
         ...(user !== undefined ? { user } : {}),
         ...(pass !== undefined ? { pass } : {}),
-        // Its callers hold the supervisor's credentials, which may subscribe to that role's inbox only.
-        inboxPrefix: inboxPrefixOf('supervisor'),
+        // Its callers hold a role's credentials (the supervisor's, or the console's), which may
+        // subscribe to that role's inbox only.
+        inboxPrefix: inboxPrefixOf(options.role ?? 'supervisor'),
         name: 'kstyles-supervisor-control',
         firstConnectTimeoutMs: timeoutMs,
         connectTimeoutMs: timeoutMs,
@@ -126,6 +132,22 @@ export class SupervisorControlClient {
     return this.#request(supervisorId, 'restart', { service }) as Promise<{
       service: string;
       pid: number | null;
+    }>;
+  }
+
+  /**
+   * Makes the next `starts` starts of one of the supervisor's children exit at once and SIGKILLs its
+   * running process: a crash loop (the child needs a crash-at-start hook, e.g. the driver with chaos on).
+   */
+  crashloop(
+    supervisorId: string,
+    service: string,
+    starts: number,
+  ): Promise<{ service: string; pid: number | null; starts: number }> {
+    return this.#request(supervisorId, 'crashloop', { service, starts }) as Promise<{
+      service: string;
+      pid: number | null;
+      starts: number;
     }>;
   }
 

@@ -8,5 +8,10 @@ export const SUPERVISOR_SUBJECTS = {
   control: (supervisorId: string, op: ControlOp) => `kstyles.sup.ctl.${supervisorId}.${op}`,
 } as const;
 
-export const CONTROL_OPS = ['status', 'kill', 'restart'] as const;
+export const CONTROL_OPS = ['status', 'kill', 'restart', 'crashloop'] as const;
 export type ControlOp = (typeof CONTROL_OPS)[number];
+
+/** The most starts one `crashloop` request may arm. */
+export const MAX_CRASH_STARTS = 1000;
+/** Failed starts a crash loop arms when the caller does not say how many. */
+export const DEFAULT_CRASH_STARTS = 3;
