@@ -34,6 +34,9 @@ export const LAB_PORTS = {
   natsMonitor: DEFAULT_PORTS.natsMonitor,
   labMetrics: DEFAULT_PORTS.labMetrics,
   console: DEFAULT_PORTS.console,
+  supervisorMetrics: DEFAULT_PORTS.supervisorMetrics,
+  fsMetrics: DEFAULT_PORTS.fsMetrics,
+  driverMetrics: DEFAULT_PORTS.driverMetrics,
 } as const;
 export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
@@ -86,6 +89,9 @@ const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
   natsMonitor: '--nats-monitor-port',
   labMetrics: '--metrics-port',
   console: '--console-port',
+  supervisorMetrics: '--supervisor-metrics-port',
+  fsMetrics: '--fs-metrics-port',
+  driverMetrics: '--driver-metrics-port',
 };
 
 /** Phase 1: every port the lab needs is free, and a nats-server exists. */
@@ -168,6 +174,12 @@ function labSpec(
           options.data,
           '--nats',
           nats.url,
+          '--supervisor-metrics-port',
+          String(options.ports.supervisorMetrics),
+          '--fs-metrics-port',
+          String(options.ports.fsMetrics),
+          '--driver-metrics-port',
+          String(options.ports.driverMetrics),
           ...chaos,
         ],
         env: natsSeeds,

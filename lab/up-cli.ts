@@ -50,6 +50,24 @@ const portFlags = {
     default: String(LAB_PORTS.console),
     description: 'the lab console (live charts, process trees, fault buttons)',
   },
+  'supervisor-metrics-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.supervisorMetrics),
+    description: "the microkernel supervisor's /metrics",
+  },
+  'fs-metrics-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.fsMetrics),
+    description: "the microkernel file server's /metrics",
+  },
+  'driver-metrics-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.driverMetrics),
+    description: "the microkernel driver's /metrics",
+  },
 } as const;
 
 export const LAB_FLAGS = {
@@ -93,6 +111,9 @@ export function labPorts(
     natsMonitor: port('nats-monitor-port'),
     labMetrics: port('metrics-port'),
     console: port('console-port'),
+    supervisorMetrics: port('supervisor-metrics-port'),
+    fsMetrics: port('fs-metrics-port'),
+    driverMetrics: port('driver-metrics-port'),
   };
 }
 

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { UsageError } from '../../cli/args.ts';
 import type { ControlClientOptions } from '../../services/supervisor/control-client.ts';
+import { DEFAULT_CRASH_STARTS, MAX_CRASH_STARTS } from '../../services/supervisor/subjects.ts';
 import { PortInUseError } from '../lab.ts';
 import { LiveLoad } from './live-load.ts';
 import {
@@ -20,6 +21,7 @@ import {
   renderComparison,
   renderLoadStatus,
   renderStyleNumbers,
+  renderSupervisorEvents,
   renderTimeline,
   renderTrees,
 } from './render.ts';
@@ -31,6 +33,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const CONSOLE_DEFAULT_PORT = 8084;
 /** Pushed to every open page this often. */
 const PUSH_INTERVAL_MS = 1000;
+/** The supervisors' events the page lists. */
+const EVENTS_SHOWN = 20;
 
 export type ConsoleOptions = {
   port: number;
@@ -54,7 +58,11 @@ export const FAULT_MENU: Record<
     { target: 'monolith', label: 'monolith driver', kinds: ['poison'] },
   ],
   microkernel: [
-    { target: 'microkernel:driver', label: 'driver', kinds: ['kill', 'term', 'hang', 'slow'] },
+    {
+      target: 'microkernel:driver',
+      label: 'driver',
+      kinds: ['kill', 'term', 'hang', 'slow', 'crashloop'],
+    },
     { target: 'microkernel:fs', label: 'file server', kinds: ['kill', 'hang'] },
     { target: 'microkernel:gateway', label: 'gateway', kinds: ['kill'] },
     { target: 'microkernel', label: 'driver (poison request)', kinds: ['poison'] },
@@ -73,6 +81,7 @@ const KIND_LABELS: Record<string, string> = {
   hang: 'hang (SIGSTOP for N s)',
   slow: 'slow (SIGUSR2 toggle)',
   poison: 'poison request',
+  crashloop: 'crash loop (next N starts fail)',
   nats: 'NATS restart',
 };
 
@@ -106,7 +115,7 @@ function faultForms(): string {
           `<div class="component"><span>${c.label} <code>${c.target}</code></span> ${c.kinds
             .map(
               (kind) =>
-                `<form method="post" action="/fault" class="fault-form"><input type="hidden" name="target" value="${c.target}"><input type="hidden" name="kind" value="${kind}">${DEFAULT_SECONDS[kind] ? `<input type="hidden" name="for" value="${DEFAULT_SECONDS[kind]}">` : ''}<button type="submit" data-target="${c.target}" data-kind="${kind}" aria-label="${kind} ${c.label} (${c.target})">${KIND_LABELS[kind] ?? kind}</button></form>`,
+                `<form method="post" action="/fault" class="fault-form"><input type="hidden" name="target" value="${c.target}"><input type="hidden" name="kind" value="${kind}">${DEFAULT_SECONDS[kind] ? `<input type="hidden" name="for" value="${DEFAULT_SECONDS[kind]}">` : ''}${kind === 'crashloop' ? `<input type="hidden" name="times" value="${DEFAULT_CRASH_STARTS}">` : ''}<button type="submit" data-target="${c.target}" data-kind="${kind}" aria-label="${kind} ${c.label} (${c.target})">${KIND_LABELS[kind] ?? kind}</button></form>`,
             )
             .join(' ')}</div>`,
       )
@@ -137,15 +146,27 @@ function page(state: ConsoleState): string {
 <p id="load-status" role="status">${renderLoadStatus(state)}</p><p id="console-error" role="alert"></p></section>
 <div class="columns">${columns}</div>
 <section aria-labelledby="faults-h"><h2 id="faults-h">Faults</h2>
-<p><label>hang for <input id="hang-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.hang}"> s</label> · <label>slow for <input id="slow-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.slow}"> s</label> (the fields apply with JavaScript; without it a hang lasts ${DEFAULT_SECONDS.hang} s)</p>
+<p><label>hang for <input id="hang-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.hang}"> s</label> · <label>slow for <input id="slow-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.slow}"> s</label> · <label>crash loop of <input id="crashloop-starts" type="number" min="1" max="${MAX_CRASH_STARTS}" value="${DEFAULT_CRASH_STARTS}"> failing starts</label> (the fields apply with JavaScript; without it a hang lasts ${DEFAULT_SECONDS.hang} s, a crash loop ${DEFAULT_CRASH_STARTS} starts)</p>
+<p>A crash loop: the supervisor SIGKILLs the driver and makes its next N starts exit at once; each restart waits longer (backoff). More restarts than the microkernel supervisor's intensity allows (5 within 10 s) and it gives up: it stops its servers and exits, and the lab restarts the whole microkernel tree. Watch the restarts, the backoff and the give-up in the supervisor events and the process trees below.</p>
 <div class="fault-columns">${faultForms()}</div></section>
 <section aria-labelledby="timeline-h"><h2 id="timeline-h">Event timeline</h2><div id="timeline">${renderTimeline(state)}</div></section>
 <section aria-labelledby="comparison-h"><h2 id="comparison-h">The comparison, measured</h2><div id="comparison">${renderComparison(state)}</div></section>
 <section aria-labelledby="trees-h"><h2 id="trees-h">Process trees</h2><div id="trees">${renderTrees(state)}</div></section>
+<section aria-labelledby="events-h"><h2 id="events-h">Supervisor events</h2><div id="events">${renderSupervisorEvents(state)}</div></section>
 </main>
 <script id="initial-state" type="application/json">${JSON.stringify(state).replace(/</g, '\\u003c')}</script>
 <script src="/console.js"></script>
 </body></html>`;
+}
+
+/** The `times` field of a crash loop: a whole number of starts, or absent. */
+function crashStarts(raw: string | null): number | undefined {
+  if (raw === null || raw === '') return undefined;
+  const starts = Number(raw);
+  if (!Number.isInteger(starts) || starts < 1 || starts > MAX_CRASH_STARTS) {
+    throw new UsageError(`a crash loop needs 1…${MAX_CRASH_STARTS} failing starts, got '${raw}'`);
+  }
+  return starts;
 }
 
 async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
@@ -175,6 +196,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     seconds: Object.fromEntries(CONSOLE_STYLES.map((s) => [s, load.seconds(s)])),
     totals: Object.fromEntries(CONSOLE_STYLES.map((s) => [s, load.totals(s)])),
     trees: [...watch.trees.values()],
+    events: watch.events.slice(-EVENTS_SHOWN).reverse(),
     faults: load.faults,
   });
   const push = () => {
@@ -232,6 +254,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
             form.get('target') ?? '',
             form.get('kind') ?? '',
             forSeconds > 0 ? forSeconds * 1000 : undefined,
+            crashStarts(form.get('times')),
           );
         }
         push();

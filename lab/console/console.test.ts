@@ -21,6 +21,9 @@ let browser: Browser;
 let page: Page;
 const outside: string[] = [];
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-console-test-'));
+// The lab's microkernel reads it (kstyles microkernel --restart-period-ms): a crash loop of more than 5
+// restarts then makes its supervisor give up however slowly a busy machine starts each driver.
+process.env['KSTYLES_RESTART_PERIOD_MS'] = '60000';
 
 before(async () => {
   browser = await launchChromium();
@@ -42,7 +45,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const cell = (supervisor: string, child: string, column: 'pid' | 'restarts') =>
+const cell = (supervisor: string, child: string, column: 'pid' | 'restarts' | 'state') =>
   page.locator(`table[data-supervisor="${supervisor}"] tr[data-child="${child}"] td.${column}`);
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
@@ -115,6 +118,77 @@ test('poison on the monolith: errors rise, it serves again, the timeline shows t
     async () => Number(await page.locator('#numbers-monolith td.ok').textContent()) > 0,
   );
   await page.click('#load-stop');
+});
+
+test('crash loop on the microkernel driver: restarts climb with growing backoff, then it serves again', async () => {
+  const restarts = () => cell('microkernel', 'driver', 'restarts').textContent().then(Number);
+  const before = await restarts();
+  await page.fill('#crashloop-starts', '2');
+  await page.click('button[data-target="microkernel:driver"][data-kind="crashloop"]');
+  await waitFor(
+    'the driver up again after the kill and two failed starts',
+    async () =>
+      (await restarts()) === before + 3 &&
+      ((await cell('microkernel', 'driver', 'state').textContent()) ?? '').startsWith('up'),
+  );
+  const driverEvents = (type: string) =>
+    page.locator(
+      `#events-table tr[data-supervisor="microkernel"][data-service="driver"][data-type="${type}"]`,
+    );
+  assert.equal(
+    await driverEvents('started')
+      .filter({ hasText: /crashloop: start \d of 2/ })
+      .count(),
+    2,
+  );
+  assert.deepEqual(
+    await driverEvents('exited')
+      .allTextContents()
+      .then((rows) => rows.slice(0, 3).map((r) => /code 70|SIGKILL/.exec(r)?.[0])),
+    ['code 70', 'code 70', 'SIGKILL'],
+  );
+  assert.ok(
+    (await driverEvents('restarting')
+      .filter({ hasText: /backoff [\d.]+ s/ })
+      .count()) >= 2,
+  );
+  const fault = page.locator('#timeline-table tr[data-target="microkernel:driver"][data-kind="crashloop"]');
+  assert.match(
+    (await fault.first().textContent()) ?? '',
+    /crashloop 2 starts.*next 2 start\(s\) exit at once/,
+  );
+});
+
+test('a crash loop past the restart intensity: the microkernel supervisor gives up, the lab restarts its tree', async () => {
+  const labRestarts = Number(await cell('lab', 'microkernel', 'restarts').textContent());
+  const supervisorPid = lab.supervisor.status().children.find((c) => c.name === 'microkernel')!.pid;
+  await page.fill('#crashloop-starts', '10');
+  await page.click('button[data-target="microkernel:driver"][data-kind="crashloop"]');
+  await waitFor(
+    'the give-up in the supervisor events',
+    async () =>
+      (await page.locator('#events-table tr[data-supervisor="microkernel"][data-type="gave_up"]').count()) >
+      0,
+    60_000,
+  );
+  await waitFor(
+    'the lab restarting the microkernel tree',
+    async () => Number(await cell('lab', 'microkernel', 'restarts').textContent()) === labRestarts + 1,
+    60_000,
+  );
+  await waitFor(
+    'a new microkernel tree, its driver up with no restart',
+    async () => {
+      const tree = page.locator('table.tree[data-supervisor="microkernel"]:not(.stale)');
+      return (
+        (await tree.count()) === 1 &&
+        !((await tree.locator('caption').textContent()) ?? '').includes(`PID ${supervisorPid},`) &&
+        (await cell('microkernel', 'driver', 'restarts').textContent()) === '0' &&
+        ((await cell('microkernel', 'driver', 'state').textContent()) ?? '').startsWith('up')
+      );
+    },
+    60_000,
+  );
 });
 
 test('the page makes no request outside its own origin', () => {

@@ -34,6 +34,8 @@ export type LiveFault = {
   target: string;
   kind: FaultKind;
   forMs?: number;
+  /** crashloop: how many starts fail. */
+  times?: number;
   /** Unix ms. */
   at: number;
   ok: boolean;
@@ -189,7 +191,7 @@ export class LiveLoad {
   }
 
   /** Fires one fault through the load generator's drivers; measured against the load when it runs. */
-  async inject(target: string, kind: string, forMs?: number): Promise<LiveFault> {
+  async inject(target: string, kind: string, forMs?: number, times?: number): Promise<LiveFault> {
     if (!(FAULT_KINDS as readonly string[]).includes(kind)) {
       throw new UsageError(`unknown fault kind '${kind}': use one of ${FAULT_KINDS.join(', ')}`);
     }
@@ -202,6 +204,7 @@ export class LiveLoad {
       target,
       kind: faultKind,
       ...(forMs ? { forMs } : {}),
+      ...(times ? { times } : {}),
       at: Date.now(),
       ok: false,
       message: '',
@@ -218,7 +221,10 @@ export class LiveLoad {
       return fault;
     }
     try {
-      const injection = await driver.inject(target, faultKind, forMs ? { forMs } : {});
+      const injection = await driver.inject(target, faultKind, {
+        ...(forMs ? { forMs } : {}),
+        ...(times ? { times } : {}),
+      });
       fault.ok = true;
       fault.message = injection.message;
       if (injection.resume) {

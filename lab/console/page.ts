@@ -11,6 +11,7 @@ import {
   renderComparison,
   renderLoadStatus,
   renderStyleNumbers,
+  renderSupervisorEvents,
   renderTimeline,
   renderTrees,
 } from './render.ts';
@@ -82,6 +83,7 @@ function render(state: ConsoleState): void {
   faultTimes = state.faults.map((f) => f.at / 1000);
   $('load-status').textContent = renderLoadStatus(state);
   $('trees').innerHTML = renderTrees(state);
+  $('events').innerHTML = renderSupervisorEvents(state);
   $('timeline').innerHTML = renderTimeline(state);
   $('comparison').innerHTML = renderComparison(state);
   for (const style of CONSOLE_STYLES) {
@@ -99,6 +101,7 @@ document.addEventListener('submit', (event) => {
   const body = new URLSearchParams(new FormData(form, event.submitter) as unknown as Record<string, string>);
   const kind = body.get('kind');
   if (kind === 'hang' || kind === 'slow') body.set('for', ($(`${kind}-seconds`) as HTMLInputElement).value);
+  if (kind === 'crashloop') body.set('times', ($('crashloop-starts') as HTMLInputElement).value);
   // getAttribute: `form.action` is the button named "action" in the load form.
   void fetch(form.getAttribute('action')!, {
     method: 'POST',

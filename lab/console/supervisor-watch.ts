@@ -14,14 +14,17 @@ import type { SupervisorEvent, SupervisorStatus } from '../../services/superviso
 
 export type TreeSnapshot = {
   id: string;
-  /** Unix ms when this status was read: the page adds the time since to the uptimes. */
+  /** Unix ms when `status` was read: the page adds the time since to the uptimes. */
   readAt: number;
+  /** The last status read; kept while the supervisor does not answer (then `error` says why). */
   status: SupervisorStatus | null;
   error?: string;
 };
 
 /** A supervisor that did not answer is asked again after this long. */
 const RETRY_MS = 2000;
+/** Events kept, newest last: the page's event list and each child's last event come from them. */
+export const EVENTS_KEPT = 200;
 
 export class SupervisorWatch {
   readonly trees = new Map<string, TreeSnapshot>();
@@ -59,7 +62,7 @@ export class SupervisorWatch {
         for await (const msg of sub) {
           const event = msg.json<SupervisorEvent>();
           watch.events.push(event);
-          if (watch.events.length > 200) watch.events.shift();
+          if (watch.events.length > EVENTS_KEPT) watch.events.shift();
           watch.refresh(id);
           // A restarted supervisor child (the microkernel under the lab) is a new tree to read.
           if (ids.includes(event.service)) watch.refresh(event.service);
@@ -78,7 +81,14 @@ export class SupervisorWatch {
         const status = await this.control.status(id);
         this.trees.set(id, { id, readAt: Date.now(), status });
       } catch (err) {
-        this.trees.set(id, { id, readAt: Date.now(), status: null, error: (err as Error).message });
+        // A supervisor that gave up or is restarting: its last known tree stays on the page, marked.
+        const last = this.trees.get(id);
+        this.trees.set(id, {
+          id,
+          readAt: last?.status ? last.readAt : Date.now(),
+          status: last?.status ?? null,
+          error: (err as Error).message,
+        });
         this.refresh(id, RETRY_MS);
       }
       this.onChange();
