@@ -8,16 +8,19 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { UsageError } from '../../cli/args.ts';
 import type { ControlClientOptions } from '../../services/supervisor/control-client.ts';
 import { DEFAULT_CRASH_STARTS, MAX_CRASH_STARTS } from '../../services/supervisor/subjects.ts';
 import { PortInUseError } from '../lab.ts';
-import { LiveLoad } from './live-load.ts';
+import { HISTORY_SECONDS, LiveLoad, type LiveSecond } from './live-load.ts';
 import {
   CONSOLE_STYLES,
+  type ConsoleDelta,
   type ConsoleState,
+  type ConsoleUpdate,
   renderComparison,
   renderLoadStatus,
   renderStyleNumbers,
@@ -46,7 +49,17 @@ export type ConsoleOptions = {
   stateDir?: string;
 };
 
-export type ConsoleServer = { url: string; close(): Promise<void> };
+export type ConsoleServer = {
+  url: string;
+  /**
+   * Server-Sent Events written so far, over every open page, and the time spent building and writing
+   * them (ms, on this process's event loop): what the open pages cost the process.
+   */
+  pushed(): { messages: number; bytes: number; busyMs: number };
+  /** The live load this console drives (its send lag is the generator's health). */
+  load: LiveLoad;
+  close(): Promise<void>;
+};
 
 /** The fault buttons: per style, each component and the kinds that apply to it. */
 export const FAULT_MENU: Record<
@@ -199,10 +212,45 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     events: watch.events.slice(-EVENTS_SHOWN).reverse(),
     faults: load.faults,
   });
+  const pushed = { messages: 0, bytes: 0, busyMs: 0 };
+  const pushTo = (res: http.ServerResponse, data: string) => {
+    res.write(data);
+    pushed.messages++;
+    pushed.bytes += Buffer.byteLength(data);
+  };
+  const message = (update: ConsoleUpdate) => `data: ${JSON.stringify(update)}\n\n`;
+  /** What the previous push carried: each style's last second, and the trees' and events' version. */
+  const sent = { lastAt: {} as Record<string, number>, watchVersion: -1 };
+  /** Only what changed since the previous push: a page's charts keep their own history. */
+  const delta = (): ConsoleDelta => {
+    const seconds: Record<string, LiveSecond[]> = {};
+    for (const style of CONSOLE_STYLES) {
+      const history = load.seconds(style);
+      const after = sent.lastAt[style] ?? Number.NEGATIVE_INFINITY;
+      let from = history.length;
+      while (from > 0 && history[from - 1]!.at > after) from--;
+      seconds[style] = history.slice(from);
+      if (history.length > 0) sent.lastAt[style] = history.at(-1)!.at;
+    }
+    const changed = watch.version !== sent.watchVersion;
+    sent.watchVersion = watch.version;
+    const now = state();
+    return {
+      now: now.now,
+      load: now.load,
+      totals: now.totals,
+      faults: now.faults,
+      seconds,
+      keep: HISTORY_SECONDS,
+      ...(changed ? { trees: now.trees, events: now.events } : {}),
+    };
+  };
   const push = () => {
     if (clients.size === 0) return;
-    const data = `data: ${JSON.stringify(state())}\n\n`;
-    for (const res of clients) res.write(data);
+    const began = performance.now();
+    const data = message({ full: false, delta: delta() });
+    for (const res of clients) pushTo(res, data);
+    pushed.busyMs += performance.now() - began;
   };
   const watch = await SupervisorWatch.start(options.supervisorIds, options.nats, () => {});
   const pusher = setInterval(push, PUSH_INTERVAL_MS);
@@ -231,7 +279,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
           'cache-control': 'no-store',
           connection: 'keep-alive',
         });
-        res.write(`data: ${JSON.stringify(state())}\n\n`);
+        pushTo(res, message({ full: true, state: state() }));
         clients.add(res);
         req.on('close', () => clients.delete(res));
         return;
@@ -285,6 +333,8 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
   const port = (server.address() as { port: number }).port;
   return {
     url: `http://127.0.0.1:${port}/`,
+    pushed: () => ({ ...pushed }),
+    load,
     close: async () => {
       clearInterval(pusher);
       for (const res of clients) res.end();

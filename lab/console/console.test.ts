@@ -13,6 +13,7 @@ import type { Lab } from '../lab.ts';
 import { launchChromium } from './browser.ts';
 import type { ConsoleServer } from './console-server.ts';
 import { startScratchLab } from './lab-console.ts';
+import type { ConsoleUpdate } from './render.ts';
 
 let scratch: Awaited<ReturnType<typeof startScratchLab>> | undefined;
 let lab: Lab;
@@ -100,6 +101,36 @@ test('kill on the microkernel driver under load: a new PID, one restart, no fail
   const recovery = await recoveryOf('microkernel:driver', 'kill');
   assert.match(recovery, /^microkernel: 0\/\d+ failed/, recovery);
   assert.equal(await page.locator('#numbers-microkernel td.failed').textContent(), '0');
+});
+
+test('pushes carry the whole state once, then only the seconds completed since the previous push', async () => {
+  const res = await fetch(new URL('/events', server.url));
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const updates: ConsoleUpdate[] = [];
+  let buffer = '';
+  while (updates.length < 4) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      updates.push(JSON.parse(buffer.slice('data: '.length, end)) as ConsoleUpdate);
+      buffer = buffer.slice(end + 2);
+    }
+  }
+  await reader.cancel();
+  const [first, ...rest] = updates;
+  assert.ok(first?.full, 'the first push is the whole state');
+  assert.ok(first.state.seconds['microkernel']!.length >= 2, 'with the charted history');
+  assert.equal(rest.length, 3);
+  for (const update of rest) {
+    assert.equal(update.full, false);
+    if (update.full) continue;
+    for (const style of ['monolith', 'microkernel', 'unikernel']) {
+      assert.ok((update.delta.seconds[style]?.length ?? 0) <= 2, `${style}: at most the new seconds`);
+    }
+  }
+  const added = rest.flatMap((u) => (u.full ? [] : (u.delta.seconds['microkernel'] ?? [])));
+  assert.ok(added.length >= 1, 'new seconds arrive while the load runs');
 });
 
 test('poison on the monolith: errors rise, it serves again, the timeline shows the recovery', async () => {

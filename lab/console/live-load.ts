@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/args.ts';
 import { defaultFaultDrivers, type FaultDriver } from '../../load/fault-drivers.ts';
-import { createHistogram, type Histogram, recordMicros } from '../../load/histogram.ts';
+import { createHistogram, type Histogram, recordMicros, summarize } from '../../load/histogram.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from '../../load/request-mix.ts';
 import { computeP99Recovery, FaultTracker } from '../../load/resilience.ts';
 import { affectedTargets, LOAD_DEFAULTS, type LoadTarget } from '../../load/run-load.ts';
@@ -16,6 +16,7 @@ import {
   emptyOutcomeCounts,
   FAULT_KINDS,
   type FaultKind,
+  type LatencySummary,
   type Outcome,
   type Resilience,
   type SecondStats,
@@ -69,6 +70,8 @@ export class LiveLoad {
   private readonly tracked: Tracked[] = [];
   private drivers: FaultDriver[] | null = null;
   private nextFaultId = 1;
+  /** How late requests left (µs), every target, since the last takeSendLag(): the generator's health. */
+  private sendLag = createHistogram(2);
 
   constructor(
     private readonly targets: LoadTarget[],
@@ -138,7 +141,7 @@ export class LiveLoad {
     for (const h of this.history.values()) h.length = 0;
     this.run = run;
     for (const runner of runners) runner.start(t0, RUN_CAP_MS);
-    const lag = () => {};
+    const lag = (lagUs: number) => recordMicros(this.sendLag, lagUs);
     const tick = () => {
       if (this.run !== run) return;
       const now = performance.now();
@@ -261,6 +264,13 @@ export class LiveLoad {
       this.tracked.push({ fault, tracker, runner });
       fault.open = true;
     }
+  }
+
+  /** The send lag since the last call (whether the generator keeps its schedule), and a fresh start. */
+  takeSendLag(): LatencySummary {
+    const summary = summarize(this.sendLag);
+    this.sendLag.reset();
+    return summary;
   }
 
   /** Totals of the running load per target, for the comparison table. */

@@ -20,6 +20,45 @@ export type ConsoleState = {
   faults: LiveFault[];
 };
 
+/** The parts of the state that change every second; seconds only those completed since the last push. */
+export type ConsoleDelta = Pick<ConsoleState, 'now' | 'load' | 'totals' | 'faults'> & {
+  seconds: Record<string, LiveSecond[]>;
+  /** How many seconds per style the page keeps (the server's history). */
+  keep: number;
+  /** Present only when they changed since the last push. */
+  trees?: TreeSnapshot[];
+  events?: SupervisorEvent[];
+};
+
+/** One Server-Sent Event: a page's first is the whole state; every later one only what changed. */
+export type ConsoleUpdate = { full: true; state: ConsoleState } | { full: false; delta: ConsoleDelta };
+
+/**
+ * The state after one update. A new run of the load (a new start time) starts the charts afresh, as
+ * the server does; seconds the page already has are not added twice.
+ */
+export function applyUpdate(state: ConsoleState, update: ConsoleUpdate): ConsoleState {
+  if (update.full) return update.state;
+  const { delta } = update;
+  const newRun = delta.load !== null && delta.load.startedAt !== state.load?.startedAt;
+  const seconds: Record<string, LiveSecond[]> = {};
+  for (const style of CONSOLE_STYLES) {
+    const kept = newRun ? [] : (state.seconds[style] ?? []);
+    const lastAt = kept.at(-1)?.at ?? Number.NEGATIVE_INFINITY;
+    const added = (delta.seconds[style] ?? []).filter((s) => s.at > lastAt);
+    seconds[style] = [...kept, ...added].slice(-delta.keep);
+  }
+  return {
+    now: delta.now,
+    load: delta.load,
+    totals: delta.totals,
+    faults: delta.faults,
+    seconds,
+    trees: delta.trees ?? state.trees,
+    events: delta.events ?? state.events,
+  };
+}
+
 /** The error classes of the load generator, in the order the page shows them. */
 const ERROR_CLASSES = ['4xx', '5xx', 'refused', 'reset', 'timeout', 'data_loss'] as const;
 

@@ -29,6 +29,8 @@ export const EVENTS_KEPT = 200;
 export class SupervisorWatch {
   readonly trees = new Map<string, TreeSnapshot>();
   readonly events: SupervisorEvent[] = [];
+  /** Counts changes of `trees` and `events`: a push sends them only when it moved. */
+  version = 0;
   private readonly subs: Subscription[] = [];
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private closed = false;
@@ -63,6 +65,7 @@ export class SupervisorWatch {
           const event = msg.json<SupervisorEvent>();
           watch.events.push(event);
           if (watch.events.length > EVENTS_KEPT) watch.events.shift();
+          watch.version++;
           watch.refresh(id);
           // A restarted supervisor child (the microkernel under the lab) is a new tree to read.
           if (ids.includes(event.service)) watch.refresh(event.service);
@@ -80,6 +83,7 @@ export class SupervisorWatch {
       try {
         const status = await this.control.status(id);
         this.trees.set(id, { id, readAt: Date.now(), status });
+        this.version++;
       } catch (err) {
         // A supervisor that gave up or is restarting: its last known tree stays on the page, marked.
         const last = this.trees.get(id);
@@ -89,6 +93,7 @@ export class SupervisorWatch {
           status: last?.status ?? null,
           error: (err as Error).message,
         });
+        this.version++;
         this.refresh(id, RETRY_MS);
       }
       this.onChange();
