@@ -3,7 +3,8 @@ import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
-import { LAB_ID, LAB_PORTS, type LabPorts, PortInUseError, startLab } from './lab.ts';
+import { LAB_ID, LAB_PORTS, type LabPorts, startLab } from './lab.ts';
+import { PortInUseError } from './port-in-use.ts';
 
 const portFlags = {
   'monolith-port': {

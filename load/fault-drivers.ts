@@ -122,10 +122,16 @@ export class SupervisorFaultDriver implements FaultDriver {
   /** One client per supervisor: each may sit on its own NATS with its own credentials. */
   private readonly clients = new Map<string, Promise<SupervisorControlClient>>();
 
+  /**
+   * `control`, when given, reaches every supervisor (servers, credentials, NATS role: the console's
+   * user in compose, where no runtime-state file exists); else each supervisor's runtime-state file
+   * gives its credentials, and `natsUrl` its servers.
+   */
   constructor(
     private readonly natsUrl: string | undefined,
     private readonly stateDir = runtimeStateDir(),
     private readonly timeoutMs = 3000,
+    private readonly control?: ControlClientOptions,
   ) {}
 
   supports(target: string, kind: FaultKind): boolean {
@@ -136,6 +142,7 @@ export class SupervisorFaultDriver implements FaultDriver {
 
   /** --nats wins over the runtime-state file's servers; the file's credentials apply either way. */
   private connectionFor(supervisorId: string): ControlClientOptions {
+    if (this.control) return { ...this.control, timeoutMs: this.timeoutMs };
     const state = readRuntimeState(supervisorId, this.stateDir);
     const fromState = state ? clientOptionsFromState(state) : undefined;
     const servers = this.natsUrl?.split(',') ?? fromState?.servers;
@@ -245,6 +252,16 @@ export class DockerFaultDriver implements FaultDriver {
     }
   }
 
+  /** Why the engine cannot be used (a message), or undefined when it answers. */
+  async unavailable(): Promise<string | undefined> {
+    try {
+      await this.api<unknown>('/version');
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
   async findPid(name: string): Promise<{ id: string; pid: number }> {
     const all = await this.api<DockerContainer[]>('/containers/json');
     const byName = all.find((c) => c.Names.some((n) => n.replace(/^\//, '') === name));
@@ -305,6 +322,8 @@ export type DriverContext = {
   poisonUrlPath: string | null;
   natsUrl?: string;
   stateDir?: string;
+  /** How to reach every supervisor's control API instead of their runtime-state files. */
+  control?: ControlClientOptions;
   dockerSocket?: string;
 };
 
@@ -313,7 +332,7 @@ export function defaultFaultDrivers(ctx: DriverContext): FaultDriver[] {
   return [
     new PoisonFaultDriver(ctx.targets, ctx.poisonUrlPath),
     new DockerFaultDriver(ctx.dockerSocket),
-    new SupervisorFaultDriver(ctx.natsUrl, ctx.stateDir),
+    new SupervisorFaultDriver(ctx.natsUrl, ctx.stateDir, undefined, ctx.control),
     new SignalFaultDriver(ctx.stateDir),
   ];
 }

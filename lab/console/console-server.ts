@@ -12,9 +12,17 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { UsageError } from '../../cli/args.ts';
+import { reachableUrl } from '../../services/contract/http-server.ts';
 import type { ControlClientOptions } from '../../services/supervisor/control-client.ts';
-import { DEFAULT_CRASH_STARTS, MAX_CRASH_STARTS } from '../../services/supervisor/subjects.ts';
-import { PortInUseError } from '../lab.ts';
+import { MAX_CRASH_STARTS } from '../../services/supervisor/subjects.ts';
+import { PortInUseError } from '../port-in-use.ts';
+import {
+  type FaultMenu,
+  LAB_FAULT_MENU,
+  renderFaultForms,
+  renderFaultSettings,
+  unavailableReason,
+} from './fault-menu.ts';
 import { HISTORY_SECONDS, LiveLoad, type LiveSecond } from './live-load.ts';
 import {
   CONSOLE_STYLES,
@@ -41,12 +49,17 @@ const EVENTS_SHOWN = 20;
 
 export type ConsoleOptions = {
   port: number;
+  /** The address to listen on; default 127.0.0.1 (0.0.0.0 in a container). */
+  host?: string;
   urls: Record<(typeof CONSOLE_STYLES)[number], string>;
   corpusDir: string;
-  /** How to reach the supervisors' control API and events. */
+  /** How to reach the supervisors' control API and events (the fault drivers too). */
   nats: ControlClientOptions;
   supervisorIds: string[];
-  stateDir?: string;
+  /** The fault buttons of the place it runs; default the local lab's. */
+  menu?: FaultMenu;
+  /** The Docker engine's socket, for container faults. */
+  dockerSocket?: string;
 };
 
 export type ConsoleServer = {
@@ -60,46 +73,6 @@ export type ConsoleServer = {
   load: LiveLoad;
   close(): Promise<void>;
 };
-
-/** The fault buttons: per style, each component and the kinds that apply to it. */
-export const FAULT_MENU: Record<
-  (typeof CONSOLE_STYLES)[number],
-  { target: string; label: string; kinds: string[] }[]
-> = {
-  monolith: [
-    { target: 'lab:monolith', label: 'monolith process', kinds: ['kill', 'term', 'hang', 'slow'] },
-    { target: 'monolith', label: 'monolith driver', kinds: ['poison'] },
-  ],
-  microkernel: [
-    {
-      target: 'microkernel:driver',
-      label: 'driver',
-      kinds: ['kill', 'term', 'hang', 'slow', 'crashloop'],
-    },
-    { target: 'microkernel:fs', label: 'file server', kinds: ['kill', 'hang'] },
-    { target: 'microkernel:gateway', label: 'gateway', kinds: ['kill'] },
-    { target: 'microkernel', label: 'driver (poison request)', kinds: ['poison'] },
-    { target: 'lab:microkernel', label: 'microkernel supervisor', kinds: ['kill'] },
-    { target: 'lab', label: 'NATS (the lab restarts it)', kinds: ['nats'] },
-  ],
-  unikernel: [
-    { target: 'lab:unikernel', label: 'unikernel image', kinds: ['kill', 'term', 'hang', 'slow'] },
-    { target: 'unikernel', label: 'unikernel driver', kinds: ['poison'] },
-  ],
-};
-
-const KIND_LABELS: Record<string, string> = {
-  kill: 'kill (SIGKILL)',
-  term: 'term (SIGTERM)',
-  hang: 'hang (SIGSTOP for N s)',
-  slow: 'slow (SIGUSR2 toggle)',
-  poison: 'poison request',
-  crashloop: 'crash loop (next N starts fail)',
-  nats: 'NATS restart',
-};
-
-/** How long a hang or a slowdown lasts unless the page says otherwise. */
-const DEFAULT_SECONDS: Record<string, number> = { hang: 3, slow: 5 };
 
 async function bundleScript(): Promise<string> {
   const result = await build({
@@ -120,24 +93,7 @@ function uplotCss(): Promise<string> {
   return readFile(path.join(path.dirname(require.resolve('uplot')), 'uPlot.min.css'), 'utf8');
 }
 
-function faultForms(): string {
-  return CONSOLE_STYLES.map((style) => {
-    const rows = FAULT_MENU[style]
-      .map(
-        (c) =>
-          `<div class="component"><span>${c.label} <code>${c.target}</code></span> ${c.kinds
-            .map(
-              (kind) =>
-                `<form method="post" action="/fault" class="fault-form"><input type="hidden" name="target" value="${c.target}"><input type="hidden" name="kind" value="${kind}">${DEFAULT_SECONDS[kind] ? `<input type="hidden" name="for" value="${DEFAULT_SECONDS[kind]}">` : ''}${kind === 'crashloop' ? `<input type="hidden" name="times" value="${DEFAULT_CRASH_STARTS}">` : ''}<button type="submit" data-target="${c.target}" data-kind="${kind}" aria-label="${kind} ${c.label} (${c.target})">${KIND_LABELS[kind] ?? kind}</button></form>`,
-            )
-            .join(' ')}</div>`,
-      )
-      .join('');
-    return `<section class="faults" aria-label="${style} faults"><h3>${style}</h3>${rows}</section>`;
-  }).join('');
-}
-
-function page(state: ConsoleState): string {
+function page(state: ConsoleState, menu: FaultMenu): string {
   const columns = CONSOLE_STYLES.map(
     (style) =>
       `<section class="column" data-style="${style}" aria-label="${style}"><h2>${style}</h2><div class="chart" id="chart-${style}" role="img" aria-label="${style}: ok/s, errors/s, p50 and p99 per second"></div><div class="numbers-box" id="numbers-${style}">${renderStyleNumbers(state, style)}</div></section>`,
@@ -159,9 +115,8 @@ function page(state: ConsoleState): string {
 <p id="load-status" role="status">${renderLoadStatus(state)}</p><p id="console-error" role="alert"></p></section>
 <div class="columns">${columns}</div>
 <section aria-labelledby="faults-h"><h2 id="faults-h">Faults</h2>
-<p><label>hang for <input id="hang-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.hang}"> s</label> · <label>slow for <input id="slow-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.slow}"> s</label> · <label>crash loop of <input id="crashloop-starts" type="number" min="1" max="${MAX_CRASH_STARTS}" value="${DEFAULT_CRASH_STARTS}"> failing starts</label> (the fields apply with JavaScript; without it a hang lasts ${DEFAULT_SECONDS.hang} s, a crash loop ${DEFAULT_CRASH_STARTS} starts)</p>
-<p>A crash loop: the supervisor SIGKILLs the driver and makes its next N starts exit at once; each restart waits longer (backoff). More restarts than the microkernel supervisor's intensity allows (5 within 10 s) and it gives up: it stops its servers and exits, and the lab restarts the whole microkernel tree. Watch the restarts, the backoff and the give-up in the supervisor events and the process trees below.</p>
-<div class="fault-columns">${faultForms()}</div></section>
+${renderFaultSettings(menu)}
+<div class="fault-columns">${renderFaultForms(menu)}</div></section>
 <section aria-labelledby="timeline-h"><h2 id="timeline-h">Event timeline</h2><div id="timeline">${renderTimeline(state)}</div></section>
 <section aria-labelledby="comparison-h"><h2 id="comparison-h">The comparison, measured</h2><div id="comparison">${renderComparison(state)}</div></section>
 <section aria-labelledby="trees-h"><h2 id="trees-h">Process trees</h2><div id="trees">${renderTrees(state)}</div></section>
@@ -197,10 +152,12 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     uplotCss(),
     readFile(path.join(HERE, 'console.css'), 'utf8'),
   ]);
+  const menu = options.menu ?? LAB_FAULT_MENU;
+  const host = options.host ?? '127.0.0.1';
   const load = new LiveLoad(
     CONSOLE_STYLES.map((name) => ({ name, url: options.urls[name] })),
     options.corpusDir,
-    options.stateDir,
+    { control: options.nats, ...(options.dockerSocket ? { dockerSocket: options.dockerSocket } : {}) },
   );
   const clients = new Set<http.ServerResponse>();
   const state = (): ConsoleState => ({
@@ -263,11 +220,12 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     };
     try {
       if (req.method === 'GET' && url.pathname === '/')
-        return send(200, 'text/html; charset=utf-8', page(state()));
+        return send(200, 'text/html; charset=utf-8', page(state(), menu));
       if (req.method === 'GET' && url.pathname === '/console.js')
         return send(200, 'text/javascript; charset=utf-8', script);
       if (req.method === 'GET' && url.pathname === '/uplot.css') return send(200, 'text/css', css);
       if (req.method === 'GET' && url.pathname === '/console.css') return send(200, 'text/css', styles);
+      if (req.method === 'GET' && url.pathname === '/healthz') return send(200, 'text/plain', 'ok\n');
       if (req.method === 'GET' && url.pathname === '/favicon.ico') {
         res.writeHead(204);
         res.end();
@@ -297,10 +255,14 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
           else await load.start(Number(form.get('rate') ?? 100), form.get('mix') || undefined);
           answer = load.running;
         } else {
+          const target = form.get('target') ?? '';
+          const kind = form.get('kind') ?? '';
+          const unavailable = unavailableReason(menu, target, kind);
+          if (unavailable) throw new UsageError(`${kind} on ${target} is not available here: ${unavailable}`);
           const forSeconds = Number(form.get('for') ?? 0);
           answer = await load.inject(
-            form.get('target') ?? '',
-            form.get('kind') ?? '',
+            target,
+            kind,
             forSeconds > 0 ? forSeconds * 1000 : undefined,
             crashStarts(form.get('times')),
           );
@@ -328,11 +290,11 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
           : err,
       ),
     );
-    server.listen(options.port, '127.0.0.1', () => resolve());
+    server.listen(options.port, host, () => resolve());
   });
   const port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: reachableUrl(host, port, '/'),
     pushed: () => ({ ...pushed }),
     load,
     close: async () => {

@@ -4,11 +4,14 @@
  * how to install it.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { KSTYLES_BIN } from '../../cli/kit/repo.ts';
+import { NATS_KEY_ENV } from '../../services/microkernel/nats-config.ts';
 import type { Lab } from '../lab.ts';
 import { launchChromium } from './browser.ts';
 import type { ConsoleServer } from './console-server.ts';
@@ -220,6 +223,67 @@ test('a crash loop past the restart intensity: the microkernel supervisor gives 
     },
     60_000,
   );
+});
+
+test('kstyles console beside a running stack: its own NATS user, microkernel faults work, container kills say why not', async (t) => {
+  const child = spawn(
+    process.execPath,
+    [
+      KSTYLES_BIN,
+      'console',
+      ...Object.entries(lab.urls).flatMap(([style, url]) => ['--target', `${style}=${url}`]),
+      '--data',
+      path.join(dir, 'data'),
+      '--nats',
+      lab.natsUrl,
+      '--port',
+      '0',
+    ],
+    {
+      env: { ...process.env, [NATS_KEY_ENV.seed('console')]: lab.consoleNats.seed! },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  t.after(() => child.kill('SIGTERM'));
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  await waitFor('kstyles console to print its URL', async () => /http:\/\/127\.0\.0\.1:\d+\//.test(output));
+  const url = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)![1]!;
+  assert.match(output, /container kills off: compose does not mount the Docker socket/);
+  const other = await browser.newPage();
+  t.after(() => other.close());
+  await other.goto(url);
+  await other.locator('table.tree[data-supervisor="microkernel"] td.pid').first().waitFor();
+  assert.equal(await other.locator('table.tree[data-supervisor="lab"]').count(), 0, 'only the microkernel');
+  for (const target of ['docker:monolith', 'docker:unikernel', 'docker:microkernel', 'docker:nats']) {
+    const button = other.locator(`button[data-target="${target}"][data-kind="kill"]`);
+    assert.equal(await button.isDisabled(), true, target);
+    assert.match((await button.getAttribute('title')) ?? '', /Docker socket/);
+  }
+  assert.equal(await other.locator('button[data-target="unikernel"][data-kind="poison"]').isDisabled(), true);
+  const refused = await fetch(new URL('/fault', url), {
+    method: 'POST',
+    body: new URLSearchParams({ target: 'docker:monolith', kind: 'kill' }),
+  });
+  assert.equal(refused.status, 400);
+  assert.match(await refused.text(), /kill on docker:monolith is not available here: compose does not mount/);
+  // The crash loop through the microkernel's supervisor, as the console's NATS user.
+  const driverRestarts = () => cell('microkernel', 'driver', 'restarts').textContent().then(Number);
+  const before = await driverRestarts();
+  await other.fill('#crashloop-starts', '1');
+  await other.click('button[data-target="microkernel:driver"][data-kind="crashloop"]');
+  await waitFor('the driver up again after the kill and one failed start', async () => {
+    const row = other.locator('table.tree[data-supervisor="microkernel"] tr[data-child="driver"]');
+    return (
+      Number(await row.locator('td.restarts').textContent()) === before + 2 &&
+      ((await row.locator('td.state').textContent()) ?? '').startsWith('up')
+    );
+  });
 });
 
 test('the page makes no request outside its own origin', () => {

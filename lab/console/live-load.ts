@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/args.ts';
-import { defaultFaultDrivers, type FaultDriver } from '../../load/fault-drivers.ts';
+import { type DriverContext, defaultFaultDrivers, type FaultDriver } from '../../load/fault-drivers.ts';
 import { createHistogram, type Histogram, recordMicros, summarize } from '../../load/histogram.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from '../../load/request-mix.ts';
 import { computeP99Recovery, FaultTracker } from '../../load/resilience.ts';
@@ -76,7 +76,8 @@ export class LiveLoad {
   constructor(
     private readonly targets: LoadTarget[],
     private readonly corpusDir: string,
-    private readonly stateDir?: string,
+    /** How the fault drivers reach the supervisors and the Docker engine. */
+    private readonly reach: Omit<DriverContext, 'targets' | 'poisonUrlPath'> = {},
   ) {
     for (const t of targets) this.history.set(t.name, []);
   }
@@ -95,7 +96,7 @@ export class LiveLoad {
       this.drivers = defaultFaultDrivers({
         targets: new Map(this.targets.map((t) => [t.name, t.url])),
         poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
-        ...(this.stateDir ? { stateDir: this.stateDir } : {}),
+        ...this.reach,
       });
     }
     return this.drivers;

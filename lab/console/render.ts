@@ -62,7 +62,7 @@ export function applyUpdate(state: ConsoleState, update: ConsoleUpdate): Console
 /** The error classes of the load generator, in the order the page shows them. */
 const ERROR_CLASSES = ['4xx', '5xx', 'refused', 'reset', 'timeout', 'data_loss'] as const;
 
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const ms = (us: number): string => (us > 0 ? `${(us / 1000).toFixed(2)} ms` : '—');
 const duration = (ms: number | null): string =>

@@ -34,8 +34,8 @@ import {
 } from './composition.ts';
 import {
   generateKeyPairs,
+  MICROKERNEL_ROLES,
   NATS_KEY_ENV,
-  NATS_ROLES,
   renderNatsConfig,
   usersFromEnv,
   writeRunNatsConfig,
@@ -136,7 +136,7 @@ const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
 /** With --nats: each role's seed from KSTYLES_NATS_<ROLE>_SEED; a role without one connects without. */
 function credentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {
   const creds: NonNullable<CompositionOptions['credentials']> = {};
-  for (const role of NATS_ROLES) {
+  for (const role of MICROKERNEL_ROLES) {
     const seed = env[NATS_KEY_ENV.seed(role)];
     if (seed) creds[role] = { seed };
   }

@@ -5,7 +5,7 @@ import { connectNats, inboxPrefixOf } from '../ipc/connect.ts';
 import { ControlError } from './control-error.ts';
 import type { RuntimeState } from './runtime-state.ts';
 import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
-import type { SupervisorStatus } from './supervisor.ts';
+import type { SupervisorEvent, SupervisorStatus } from './supervisor.ts';
 
 /** No supervisor with that id answered: it is not running, or not on this NATS. */
 export class SupervisorUnavailableError extends ProcessError {
@@ -149,6 +149,19 @@ export class SupervisorControlClient {
       pid: number | null;
       starts: number;
     }>;
+  }
+
+  /**
+   * Calls `onEvent` with each event the supervisor publishes (`kstyles.sup.events.<id>`) from now on;
+   * returns the unsubscribe.
+   */
+  onEvents(supervisorId: string, onEvent: (event: SupervisorEvent) => void): () => void {
+    const sub = this.nc.subscribe(SUPERVISOR_SUBJECTS.events(supervisorId), {
+      callback: (err, msg) => {
+        if (!err) onEvent(msg.json<SupervisorEvent>());
+      },
+    });
+    return () => sub.unsubscribe();
   }
 
   /** The ids of every supervisor whose control service answers a `$SRV.PING` on this NATS. */
