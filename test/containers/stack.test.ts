@@ -440,7 +440,7 @@ if (skipReason) {
           );
         }
         const before = (await control.status('microkernel')).children.find((c) => c.name === 'driver')!;
-        const res = await fetch(`${url}fault`, {
+        const res = await fetch(`${url}/fault`, {
           method: 'POST',
           headers: { accept: 'application/json' },
           body: new URLSearchParams({ target: 'microkernel:driver', kind: 'crashloop', times: '1' }),
