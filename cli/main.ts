@@ -30,6 +30,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import('../unikernel/runtime/cli.ts'),
   },
   up: { summary: 'run the whole local lab on loopback', load: () => import('../lab/up-cli.ts') },
+  console: {
+    summary: 'the lab console beside a running deployment (compose)',
+    load: () => import('../lab/console/console-cli.ts'),
+  },
   ps: {
     summary: 'show what runs: PIDs, restarts, health',
     load: () => import('../services/supervisor/ps-cli.ts'),

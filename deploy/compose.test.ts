@@ -11,15 +11,19 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseScenario } from '../load/scenario.ts';
-import { generateKeyPairs, keyPairsEnv } from '../services/microkernel/nats-config.ts';
+import { generateKeyPairs, keyPairsEnv, NATS_KEY_ENV } from '../services/microkernel/nats-config.ts';
 import { GRAFANA_ADMIN_PASSWORD_ENV, grafanaAdminEnv } from './nats/nats-keys.ts';
 
 const DEPLOY = fileURLToPath(new URL('.', import.meta.url));
 const COMPOSE_FILE = path.join(DEPLOY, 'docker-compose.yml');
+const CONSOLE_DOCKER_FILE = path.join(DEPLOY, 'docker-compose.console-docker.yml');
 
 type Healthcheck = { test?: string[] | string; start_interval?: string };
 type Service = {
   image?: string;
+  environment?: Record<string, string>;
+  pid?: string;
+  cap_add?: string[];
   build?: { context: string; dockerfile?: string; args?: Record<string, string> };
   command?: string[];
   ports?: string[];
@@ -54,7 +58,7 @@ describe('deploy/docker-compose.yml', () => {
     assert.deepEqual(findKey(compose, 'start_interval'), [], 'compose v1 rejects healthcheck.start_interval');
   });
 
-  it('has the services of the stack, Grafana and the load generator behind profiles', () => {
+  it('has the services of the stack, Grafana, the load generator and the console behind profiles', () => {
     for (const name of [
       'nats',
       'corpus',
@@ -64,13 +68,14 @@ describe('deploy/docker-compose.yml', () => {
       'prometheus',
       'grafana',
       'load',
+      'console',
     ]) {
       assert.ok(services[name], `service ${name} is missing`);
     }
-    assert.deepEqual(services['grafana']?.profiles, ['grafana']);
-    assert.deepEqual(services['load']?.profiles, ['load']);
+    const profiled = ['grafana', 'load', 'console'];
+    for (const name of profiled) assert.deepEqual(services[name]?.profiles, [name]);
     for (const [name, service] of Object.entries(services)) {
-      if (name !== 'grafana' && name !== 'load') assert.equal(service.profiles, undefined, name);
+      if (!profiled.includes(name)) assert.equal(service.profiles, undefined, name);
     }
   });
 
@@ -102,6 +107,7 @@ describe('deploy/docker-compose.yml', () => {
       unikernel: mapping('unikernel', 8083),
       prometheus: mapping('prometheus', 9090),
       grafana: mapping('grafana', 3000),
+      console: mapping('console', 8084),
     };
     for (const [name, mapping] of Object.entries(expected)) {
       assert.ok(services[name]?.ports?.includes(mapping), `${name} publishes ${mapping}`);
@@ -184,6 +190,47 @@ describe('deploy/docker-compose.yml', () => {
     }
   });
 
+  it('runs the console beside the stack: the styles by HTTP, NATS as its own user, no Docker socket', () => {
+    const consoleService = services['console']!;
+    const command = consoleService.command ?? [];
+    const after = (flag: string) => command.flatMap((arg, i) => (command[i - 1] === flag ? [arg] : []));
+    assert.equal(consoleService.image, services['monolith']?.image, 'the app image');
+    assert.equal(command[0], 'console');
+    assert.deepEqual(after('--target'), [
+      'monolith=http://monolith:8081',
+      'microkernel=http://microkernel:8082',
+      'unikernel=http://unikernel:8083',
+    ]);
+    assert.deepEqual(after('--nats'), ['nats://nats:4222']);
+    assert.deepEqual(after('--supervisor'), ['microkernel']);
+    assert.deepEqual(after('--data'), ['/data/corpus']);
+    assert.ok(consoleService.volumes?.includes('corpus:/data:ro'));
+    // Its own NATS user, and no other role's seed: it can reach the control API and events only.
+    assert.deepEqual(Object.keys(consoleService.environment ?? {}), [NATS_KEY_ENV.seed('console')]);
+    assert.ok(services['nats']?.environment?.[NATS_KEY_ENV.publicKey('console')], 'nats knows its key');
+    assert.equal(consoleService.read_only, true);
+    assert.deepEqual(consoleService.cap_drop, ['ALL']);
+    assert.equal(consoleService.user, undefined, "the image's non-root user");
+    const docker = (consoleService.volumes ?? []).filter((v) => v.includes('docker.sock'));
+    assert.deepEqual(docker, [], 'compose does not mount the Docker socket by default');
+    assert.equal(consoleService.pid, undefined);
+    for (const style of ['monolith', 'microkernel', 'unikernel'])
+      assert.equal(consoleService.depends_on?.[style]?.condition, 'service_healthy', style);
+  });
+
+  it('opts the console into the Docker engine only through its override file', () => {
+    const override = parse(readFileSync(CONSOLE_DOCKER_FILE, 'utf8')) as ComposeFile;
+    assert.deepEqual(Object.keys(override.services), ['console']);
+    const consoleService = override.services['console']!;
+    assert.ok(consoleService.volumes?.includes('/var/run/docker.sock:/var/run/docker.sock'));
+    assert.equal(consoleService.environment?.['KSTYLES_CONSOLE_DOCKER_SOCKET'], '/var/run/docker.sock');
+    // Container kills signal host PIDs (a docker kill would be a manual stop): the host's PID
+    // namespace and CAP_KILL, as root in the container, and no other capability.
+    assert.equal(consoleService.pid, 'host');
+    assert.deepEqual(consoleService.cap_add, ['KILL']);
+    assert.equal(consoleService.user, '0:0');
+  });
+
   it('is accepted by docker-compose 1.29 (docker-compose config), when it is installed', (t) => {
     const probe = spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8' });
     if (probe.status !== 0) {
@@ -196,7 +243,20 @@ describe('deploy/docker-compose.yml', () => {
     const config = (env: NodeJS.ProcessEnv) =>
       spawnSync(
         'docker-compose',
-        ['-f', COMPOSE_FILE, '--profile', 'grafana', '--profile', 'load', 'config', '-q'],
+        [
+          '-f',
+          COMPOSE_FILE,
+          '-f',
+          CONSOLE_DOCKER_FILE,
+          '--profile',
+          'grafana',
+          '--profile',
+          'load',
+          '--profile',
+          'console',
+          'config',
+          '-q',
+        ],
         {
           encoding: 'utf8',
           env,

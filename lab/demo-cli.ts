@@ -14,7 +14,8 @@ import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
-import { LAB_ID, type Lab, PortInUseError, startLab } from './lab.ts';
+import { LAB_ID, type Lab, startLab } from './lab.ts';
+import { PortInUseError } from './port-in-use.ts';
 import { LAB_FLAGS, labPorts } from './up-cli.ts';
 
 const spec = {

@@ -8,14 +8,14 @@ import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
-import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
   generateKeyPairs,
+  MICROKERNEL_ROLES,
   NATS_KEY_ENV,
-  NATS_ROLES,
   writeRunNatsConfig,
 } from '../services/microkernel/nats-config.ts';
+import type { ControlClientOptions } from '../services/supervisor/control-client.ts';
 import {
   removeRuntimeState,
   runtimeNatsOf,
@@ -24,6 +24,7 @@ import {
 import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { Supervisor } from '../services/supervisor/supervisor.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
+import { PortInUseError } from './port-in-use.ts';
 
 /** The lab's ports: the same as the compose stack's (docs/architecture.md, 'The styles'). */
 export const LAB_PORTS = {
@@ -34,6 +35,9 @@ export const LAB_PORTS = {
   natsMonitor: DEFAULT_PORTS.natsMonitor,
   labMetrics: DEFAULT_PORTS.labMetrics,
   console: DEFAULT_PORTS.console,
+  supervisorMetrics: DEFAULT_PORTS.supervisorMetrics,
+  fsMetrics: DEFAULT_PORTS.fsMetrics,
+  driverMetrics: DEFAULT_PORTS.driverMetrics,
 } as const;
 export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
@@ -52,15 +56,11 @@ export type Lab = {
   supervisor: Supervisor;
   urls: Record<Style, string>;
   natsUrl: string;
+  /** The console's NATS user on the lab's NATS: the supervisors' control API and events only. */
+  consoleNats: ControlClientOptions;
   unikernelForm: string;
   stop(): Promise<void>;
 };
-
-/** A port the lab needs is taken: names it and what to do. */
-export class PortInUseError extends ProcessError {
-  override readonly name = 'PortInUseError';
-  readonly code = ProcessErrorCode.PORT_IN_USE;
-}
 
 async function assertPortFree(port: number, label: string, flag: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -86,6 +86,9 @@ const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
   natsMonitor: '--nats-monitor-port',
   labMetrics: '--metrics-port',
   console: '--console-port',
+  supervisorMetrics: '--supervisor-metrics-port',
+  fsMetrics: '--fs-metrics-port',
+  driverMetrics: '--driver-metrics-port',
 };
 
 /** Phase 1: every port the lab needs is free, and a nats-server exists. */
@@ -123,7 +126,7 @@ function labSpec(
   const chaos = options.chaos ? ['--chaos'] : [];
   const http = (style: Style): ChildSpec['health'] => ({ kind: 'http', url: `${urls[style]}/healthz` });
   const natsSeeds = Object.fromEntries(
-    NATS_ROLES.map((role) => [NATS_KEY_ENV.seed(role), nats.users[role].seed]),
+    MICROKERNEL_ROLES.map((role) => [NATS_KEY_ENV.seed(role), nats.users[role].seed]),
   );
   return {
     id: LAB_ID,
@@ -168,6 +171,12 @@ function labSpec(
           options.data,
           '--nats',
           nats.url,
+          '--supervisor-metrics-port',
+          String(options.ports.supervisorMetrics),
+          '--fs-metrics-port',
+          String(options.ports.fsMetrics),
+          '--driver-metrics-port',
+          String(options.ports.driverMetrics),
           ...chaos,
         ],
         env: natsSeeds,
@@ -227,6 +236,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     supervisor,
     urls,
     natsUrl,
+    consoleNats: { servers: natsUrl, seed: natsSetup.users.console.seed, role: 'console' },
     unikernelForm: unikernel.form,
     stop: async () => {
       await supervisor.stop();

@@ -3,7 +3,8 @@ import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
-import { LAB_ID, LAB_PORTS, type LabPorts, PortInUseError, startLab } from './lab.ts';
+import { LAB_ID, LAB_PORTS, type LabPorts, startLab } from './lab.ts';
+import { PortInUseError } from './port-in-use.ts';
 
 const portFlags = {
   'monolith-port': {
@@ -50,6 +51,24 @@ const portFlags = {
     default: String(LAB_PORTS.console),
     description: 'the lab console (live charts, process trees, fault buttons)',
   },
+  'supervisor-metrics-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.supervisorMetrics),
+    description: "the microkernel supervisor's /metrics",
+  },
+  'fs-metrics-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.fsMetrics),
+    description: "the microkernel file server's /metrics",
+  },
+  'driver-metrics-port': {
+    type: 'string',
+    value: 'P',
+    default: String(LAB_PORTS.driverMetrics),
+    description: "the microkernel driver's /metrics",
+  },
 } as const;
 
 export const LAB_FLAGS = {
@@ -93,6 +112,9 @@ export function labPorts(
     natsMonitor: port('nats-monitor-port'),
     labMetrics: port('metrics-port'),
     console: port('console-port'),
+    supervisorMetrics: port('supervisor-metrics-port'),
+    fsMetrics: port('fs-metrics-port'),
+    driverMetrics: port('driver-metrics-port'),
   };
 }
 

@@ -152,10 +152,11 @@ ${SCENARIO_EXAMPLE}
 Thresholds: ${THRESHOLD_GRAMMAR}`,
 } as const;
 
-function parseTargets(raw: string[]): LoadTarget[] {
+/** `NAME=URL` flags as load targets, checked; errors name `kstyles <command>` and the bad flag. */
+export function parseTargets(raw: string[], command = 'load'): LoadTarget[] {
   if (raw.length === 0)
     throw new UsageError(
-      "kstyles load: --target NAME=URL is required (e.g. --target monolith=http://127.0.0.1:8081). Run 'kstyles load --help'.",
+      `kstyles ${command}: --target NAME=URL is required (e.g. --target monolith=http://127.0.0.1:8081). Run 'kstyles ${command} --help'.`,
     );
   const targets = raw.map((text) => {
     const eq = text.indexOf('=');
@@ -163,23 +164,24 @@ function parseTargets(raw: string[]): LoadTarget[] {
     const url = text.slice(eq + 1).trim();
     if (eq <= 0 || !/^[\w.-]+$/.test(name))
       throw new UsageError(
-        `kstyles load: --target '${text}': use NAME=URL with a name of letters, digits, '.', '_' or '-'`,
+        `kstyles ${command}: --target '${text}': use NAME=URL with a name of letters, digits, '.', '_' or '-'`,
       );
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch {
       throw new UsageError(
-        `kstyles load: --target '${text}': '${url}' is not a URL (e.g. http://127.0.0.1:8081)`,
+        `kstyles ${command}: --target '${text}': '${url}' is not a URL (e.g. http://127.0.0.1:8081)`,
       );
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
-      throw new UsageError(`kstyles load: --target '${text}': only http and https URLs`);
+      throw new UsageError(`kstyles ${command}: --target '${text}': only http and https URLs`);
     return { name, url: parsed.origin };
   });
   const names = new Set<string>();
   for (const t of targets) {
-    if (names.has(t.name)) throw new UsageError(`kstyles load: --target name '${t.name}' is given twice`);
+    if (names.has(t.name))
+      throw new UsageError(`kstyles ${command}: --target name '${t.name}' is given twice`);
     names.add(t.name);
   }
   return targets;

@@ -132,16 +132,26 @@ describe('fault drivers', () => {
       assert.match(kill.message, /supervisor microkernel: SIGKILL driver/);
       const hang = await driver.inject('microkernel:fs', 'hang', { forMs: 5 });
       await hang.resume?.();
-      assert.equal(driver.supports('microkernel:driver', 'crashloop'), false);
+      assert.equal(driver.supports('microkernel:driver', 'crashloop'), true);
+      assert.equal(driver.supports('microkernel', 'crashloop'), false);
+      const loop = await driver.inject('microkernel:driver', 'crashloop', { times: 4 });
+      assert.match(loop.message, /crashloop driver, its next 4 start\(s\) exit at once/);
+      await driver.inject('microkernel:driver', 'crashloop', {});
+      await assert.rejects(
+        driver.inject('microkernel:driver', 'crashloop', { times: 1001 }),
+        /times must be at most 1000/,
+      );
       assert.equal(driver.supports('microkernel', 'nats'), true);
       await assert.rejects(
         driver.inject('microkernel', 'nats', {}),
         /supervisor answered unknown service 'nats'/,
       );
-      assert.deepEqual(seen.slice(0, 4), [
+      assert.deepEqual(seen.slice(0, 6), [
         ['kstyles.sup.ctl.microkernel.kill', { service: 'driver', signal: 'SIGKILL' }],
         ['kstyles.sup.ctl.microkernel.kill', { service: 'fs', signal: 'SIGSTOP' }],
         ['kstyles.sup.ctl.microkernel.kill', { service: 'fs', signal: 'SIGCONT' }],
+        ['kstyles.sup.ctl.microkernel.crashloop', { service: 'driver', starts: 4 }],
+        ['kstyles.sup.ctl.microkernel.crashloop', { service: 'driver', starts: 3 }],
         ['kstyles.sup.ctl.microkernel.restart', { service: 'nats' }],
       ]);
       // Each supervisor is found through its own runtime-state file; there is none for 'lab' here.

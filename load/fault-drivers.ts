@@ -14,7 +14,11 @@ import {
   SupervisorControlError,
 } from '../services/supervisor/control-client.ts';
 import { readRuntimeState, runtimeStateDir } from '../services/supervisor/runtime-state.ts';
-import { SUPERVISOR_SUBJECTS } from '../services/supervisor/subjects.ts';
+import {
+  DEFAULT_CRASH_STARTS,
+  MAX_CRASH_STARTS,
+  SUPERVISOR_SUBJECTS,
+} from '../services/supervisor/subjects.ts';
 
 /** Options of one injection, from the scenario. */
 export type FaultOptions = { forMs?: number; latencyMs?: number; times?: number };
@@ -109,27 +113,36 @@ function describeAnswer(answer: unknown): string {
  * (a) The supervisor's control API, through its client (`SupervisorControlClient`).
  * `microkernel:driver` → supervisor `microkernel`, service `driver`. kill/term/hang become `kill` with
  * SIGKILL/SIGTERM/SIGSTOP (hang later sends SIGCONT), slow with SIGUSR2; `nats` becomes `restart` of the supervisor's
- * `nats` child (`microkernel` or `microkernel:nats`).
+ * `nats` child (`microkernel` or `microkernel:nats`); `crashloop` becomes `crashloop`: the service's next
+ * `times` starts (default 3) exit at once and its process is SIGKILLed (a service with a crash-at-start
+ * hook: the microkernel's driver with chaos on).
  */
 export class SupervisorFaultDriver implements FaultDriver {
   readonly name = 'supervisor';
   /** One client per supervisor: each may sit on its own NATS with its own credentials. */
   private readonly clients = new Map<string, Promise<SupervisorControlClient>>();
 
+  /**
+   * `control`, when given, reaches every supervisor (servers, credentials, NATS role: the console's
+   * user in compose, where no runtime-state file exists); else each supervisor's runtime-state file
+   * gives its credentials, and `natsUrl` its servers.
+   */
   constructor(
     private readonly natsUrl: string | undefined,
     private readonly stateDir = runtimeStateDir(),
     private readonly timeoutMs = 3000,
+    private readonly control?: ControlClientOptions,
   ) {}
 
   supports(target: string, kind: FaultKind): boolean {
     if (/^(pid|docker):/.test(target)) return false;
     if (kind === 'nats') return /^[\w.-]+(:nats)?$/.test(target);
-    return /^[\w.-]+:[\w.-]+$/.test(target) && isSignalFault(kind);
+    return /^[\w.-]+:[\w.-]+$/.test(target) && (isSignalFault(kind) || kind === 'crashloop');
   }
 
   /** --nats wins over the runtime-state file's servers; the file's credentials apply either way. */
   private connectionFor(supervisorId: string): ControlClientOptions {
+    if (this.control) return { ...this.control, timeoutMs: this.timeoutMs };
     const state = readRuntimeState(supervisorId, this.stateDir);
     const fromState = state ? clientOptionsFromState(state) : undefined;
     const servers = this.natsUrl?.split(',') ?? fromState?.servers;
@@ -155,7 +168,10 @@ export class SupervisorFaultDriver implements FaultDriver {
     const [supervisorId, service = 'nats'] = target.split(':') as [string, string?];
     const client = await this.client(supervisorId);
     /** Names the subject in every failure, and says which answers came from the supervisor itself. */
-    const call = async (op: 'kill' | 'restart', run: () => Promise<unknown>): Promise<string> => {
+    const call = async (
+      op: 'kill' | 'restart' | 'crashloop',
+      run: () => Promise<unknown>,
+    ): Promise<string> => {
       const subject = SUPERVISOR_SUBJECTS.control(supervisorId, op);
       try {
         return describeAnswer(await run());
@@ -176,6 +192,16 @@ export class SupervisorFaultDriver implements FaultDriver {
         message,
         resume: async () =>
           `supervisor ${supervisorId}: ${undo} ${service} → ${await call('kill', () => client.kill(supervisorId, service, undo))}`,
+      };
+    }
+    if (kind === 'crashloop') {
+      const starts = opts.times ?? DEFAULT_CRASH_STARTS;
+      if (starts > MAX_CRASH_STARTS) {
+        throw new Error(`crashloop: times must be at most ${MAX_CRASH_STARTS}, got ${starts}`);
+      }
+      const answer = await call('crashloop', () => client.crashloop(supervisorId, service, starts));
+      return {
+        message: `supervisor ${supervisorId}: crashloop ${service}, its next ${starts} start(s) exit at once; SIGKILL → ${answer}`,
       };
     }
     if (kind !== 'nats') throw new Error(`the supervisor control API has no '${kind}' operation`);
@@ -223,6 +249,16 @@ export class DockerFaultDriver implements FaultDriver {
       throw err;
     } finally {
       await client.close();
+    }
+  }
+
+  /** Why the engine cannot be used (a message), or undefined when it answers. */
+  async unavailable(): Promise<string | undefined> {
+    try {
+      await this.api<unknown>('/version');
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
     }
   }
 
@@ -286,6 +322,8 @@ export type DriverContext = {
   poisonUrlPath: string | null;
   natsUrl?: string;
   stateDir?: string;
+  /** How to reach every supervisor's control API instead of their runtime-state files. */
+  control?: ControlClientOptions;
   dockerSocket?: string;
 };
 
@@ -294,7 +332,7 @@ export function defaultFaultDrivers(ctx: DriverContext): FaultDriver[] {
   return [
     new PoisonFaultDriver(ctx.targets, ctx.poisonUrlPath),
     new DockerFaultDriver(ctx.dockerSocket),
-    new SupervisorFaultDriver(ctx.natsUrl, ctx.stateDir),
+    new SupervisorFaultDriver(ctx.natsUrl, ctx.stateDir, undefined, ctx.control),
     new SignalFaultDriver(ctx.stateDir),
   ];
 }

@@ -124,7 +124,7 @@ export class FaultSchedule {
     this.records.push(record);
     if (load) this.track(load, record, affected, firedAtMs);
     if (!driver) {
-      record.message = `no fault driver supports ${spec.kind} on '${spec.target}': kill/term/hang take pid:N, docker:NAME, SUPERVISOR:SERVICE or a name with a runtime-state file; poison takes a load target name; nats takes SUPERVISOR; slow (SIGUSR2) goes to the same targets as kill; crashloop is a chaos setting of the services, not a fault this generator can switch on`;
+      record.message = `no fault driver supports ${spec.kind} on '${spec.target}': kill/term/hang take pid:N, docker:NAME, SUPERVISOR:SERVICE or a name with a runtime-state file; poison takes a load target name; nats takes SUPERVISOR; slow (SIGUSR2) goes to the same targets as kill; crashloop takes SUPERVISOR:SERVICE of a service with a crash-at-start hook (the microkernel's driver with chaos on)`;
       return record;
     }
     try {

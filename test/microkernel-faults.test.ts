@@ -5,10 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
@@ -335,19 +332,51 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
     });
   });
 
-  it('crash loop: backoff, then intensity exhaustion and a non-zero exit', async () => {
-    const counterDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-crashloop-'));
-    after(() => rmSync(counterDir, { recursive: true, force: true }));
+  it('crashloop through the control API: the driver fails its next 3 starts, then serves again', async () => {
+    await withKernel({ args: ['--chaos', ...LENIENT] }, async (kernel) => {
+      const driverPid = await kernel.pidOf('driver');
+      const said = await kstyles(kernel, ['chaos', 'microkernel:driver', 'crashloop', '--times', '3']);
+      assert.match(said, new RegExp(`next 3 start\\(s\\) exit at once; SIGKILL sent to pid ${driverPid}`));
+      await kernel.waitFor(
+        (e) => e.service === 'driver' && e.type === 'ready' && e.restarts === 4,
+        30_000,
+        'the driver ready after the kill and three failed starts',
+      );
+      const driverEvents = kernel.events.filter((e) => e.service === 'driver');
+      assert.deepEqual(
+        driverEvents.filter((e) => e.type === 'exited').map((e) => e.signal ?? e.code),
+        ['SIGKILL', 70, 70, 70],
+      );
+      const delays = driverEvents.filter((e) => e.type === 'restarting').map((e) => e.delayMs!);
+      assert.equal(delays[0], 0, 'the first restart is immediate');
+      assert.ok(
+        delays[1]! > 0 && delays[2]! > delays[1]! && delays[3]! > delays[2]!,
+        `growing backoff: ${delays}`,
+      );
+      assert.equal([...kernel.output().matchAll(/chaos crashloop: start \d of 3 exits at once/g)].length, 3);
+      const status = await kernel.status();
+      const driver = status.children.find((c) => c.name === 'driver')!;
+      assert.equal(driver.state, 'up');
+      assert.equal(driver.restarts, 4);
+      assert.equal(driver.crashStartsLeft, 0);
+      for (const other of status.children.filter((c) => c.name !== 'driver'))
+        assert.equal(other.restarts, 0, other.name);
+      const results = await openLoopLoad(kernel.url, mixed, { rate: 50, durationMs: 1000 });
+      assert.deepEqual(
+        results.filter((r) => !r.ok),
+        [],
+        `serving again after the crash loop: ${summarize(results)}`,
+      );
+    });
+  });
+
+  it('crash loop past the restart intensity: backoff, the supervisor gives up, a non-zero exit', async () => {
     const kernel = await startProcessKernel({
       data: corpus.dir,
       args: ['--chaos', '--max-restarts', '3', '--restart-period-ms', '20000'],
-      env: {
-        KSTYLES_DRIVER_CRASH_AT_START: '1000',
-        KSTYLES_DRIVER_CRASH_COUNTER: path.join(counterDir, 'count'),
-      },
-      waitReady: false,
     });
     try {
+      await kstyles(kernel, ['chaos', 'microkernel:driver', 'crashloop', '--times', '1000']);
       const exit = await Promise.race([
         kernel.exited,
         sleep(30_000).then(() => ({ code: 'timeout' as const, signal: null })),
@@ -360,7 +389,8 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
       assert.ok(delays[1]! > 0 && delays[2]! > delays[1]!, `growing backoff: ${delays.join(', ')}`);
       assert.match(output, /driver gave_up/);
       assert.match(output, /gave up after more than 3 restarts/);
-      assert.equal([...output.matchAll(/chaos crashloop: start \d+ of 1000/g)].length, 4);
+      // The kill, then three starts that exit at once: the fourth restart is one too many.
+      assert.equal([...output.matchAll(/chaos crashloop: start \d+ of 1000 exits at once/g)].length, 3);
     } finally {
       await kernel.stop();
     }

@@ -1,5 +1,5 @@
 # The Node.js styles and tools in one image: monolith, microkernel (supervisor + gateway, fs and driver
-# servers), corpus and the load generator. `docker run IMAGE <command> --help` lists a command's flags.
+# servers), corpus, the load generator and the lab console (lab/: `kstyles console`). `docker run IMAGE <command> --help` lists a command's flags.
 #
 # Build context: the repository root. NODE_BASE defaults to the official image; where no registry can be
 # reached, deploy/offline-bases.sh makes kstyles/node-base:local from the host's node (same paths).
@@ -21,6 +21,7 @@ COPY cli ./cli
 COPY services ./services
 COPY monolith ./monolith
 COPY load ./load
+COPY lab ./lab
 # The mount point of the corpus volume, owned by the runtime user: an empty named volume takes it over,
 # so the one-shot corpus job can write there without root.
 RUN ["/usr/local/bin/node", "-e", "require('node:fs').mkdirSync('/data/corpus', { recursive: true })"]

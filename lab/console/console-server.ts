@@ -8,18 +8,31 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { UsageError } from '../../cli/args.ts';
+import { reachableUrl } from '../../services/contract/http-server.ts';
 import type { ControlClientOptions } from '../../services/supervisor/control-client.ts';
-import { PortInUseError } from '../lab.ts';
-import { LiveLoad } from './live-load.ts';
+import { MAX_CRASH_STARTS } from '../../services/supervisor/subjects.ts';
+import { PortInUseError } from '../port-in-use.ts';
+import {
+  type FaultMenu,
+  LAB_FAULT_MENU,
+  renderFaultForms,
+  renderFaultSettings,
+  unavailableReason,
+} from './fault-menu.ts';
+import { HISTORY_SECONDS, LiveLoad, type LiveSecond } from './live-load.ts';
 import {
   CONSOLE_STYLES,
+  type ConsoleDelta,
   type ConsoleState,
+  type ConsoleUpdate,
   renderComparison,
   renderLoadStatus,
   renderStyleNumbers,
+  renderSupervisorEvents,
   renderTimeline,
   renderTrees,
 } from './render.ts';
@@ -31,53 +44,35 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const CONSOLE_DEFAULT_PORT = 8084;
 /** Pushed to every open page this often. */
 const PUSH_INTERVAL_MS = 1000;
+/** The supervisors' events the page lists. */
+const EVENTS_SHOWN = 20;
 
 export type ConsoleOptions = {
   port: number;
+  /** The address to listen on; default 127.0.0.1 (0.0.0.0 in a container). */
+  host?: string;
   urls: Record<(typeof CONSOLE_STYLES)[number], string>;
   corpusDir: string;
-  /** How to reach the supervisors' control API and events. */
+  /** How to reach the supervisors' control API and events (the fault drivers too). */
   nats: ControlClientOptions;
   supervisorIds: string[];
-  stateDir?: string;
+  /** The fault buttons of the place it runs; default the local lab's. */
+  menu?: FaultMenu;
+  /** The Docker engine's socket, for container faults. */
+  dockerSocket?: string;
 };
 
-export type ConsoleServer = { url: string; close(): Promise<void> };
-
-/** The fault buttons: per style, each component and the kinds that apply to it. */
-export const FAULT_MENU: Record<
-  (typeof CONSOLE_STYLES)[number],
-  { target: string; label: string; kinds: string[] }[]
-> = {
-  monolith: [
-    { target: 'lab:monolith', label: 'monolith process', kinds: ['kill', 'term', 'hang', 'slow'] },
-    { target: 'monolith', label: 'monolith driver', kinds: ['poison'] },
-  ],
-  microkernel: [
-    { target: 'microkernel:driver', label: 'driver', kinds: ['kill', 'term', 'hang', 'slow'] },
-    { target: 'microkernel:fs', label: 'file server', kinds: ['kill', 'hang'] },
-    { target: 'microkernel:gateway', label: 'gateway', kinds: ['kill'] },
-    { target: 'microkernel', label: 'driver (poison request)', kinds: ['poison'] },
-    { target: 'lab:microkernel', label: 'microkernel supervisor', kinds: ['kill'] },
-    { target: 'lab', label: 'NATS (the lab restarts it)', kinds: ['nats'] },
-  ],
-  unikernel: [
-    { target: 'lab:unikernel', label: 'unikernel image', kinds: ['kill', 'term', 'hang', 'slow'] },
-    { target: 'unikernel', label: 'unikernel driver', kinds: ['poison'] },
-  ],
+export type ConsoleServer = {
+  url: string;
+  /**
+   * Server-Sent Events written so far, over every open page, and the time spent building and writing
+   * them (ms, on this process's event loop): what the open pages cost the process.
+   */
+  pushed(): { messages: number; bytes: number; busyMs: number };
+  /** The live load this console drives (its send lag is the generator's health). */
+  load: LiveLoad;
+  close(): Promise<void>;
 };
-
-const KIND_LABELS: Record<string, string> = {
-  kill: 'kill (SIGKILL)',
-  term: 'term (SIGTERM)',
-  hang: 'hang (SIGSTOP for N s)',
-  slow: 'slow (SIGUSR2 toggle)',
-  poison: 'poison request',
-  nats: 'NATS restart',
-};
-
-/** How long a hang or a slowdown lasts unless the page says otherwise. */
-const DEFAULT_SECONDS: Record<string, number> = { hang: 3, slow: 5 };
 
 async function bundleScript(): Promise<string> {
   const result = await build({
@@ -98,24 +93,7 @@ function uplotCss(): Promise<string> {
   return readFile(path.join(path.dirname(require.resolve('uplot')), 'uPlot.min.css'), 'utf8');
 }
 
-function faultForms(): string {
-  return CONSOLE_STYLES.map((style) => {
-    const rows = FAULT_MENU[style]
-      .map(
-        (c) =>
-          `<div class="component"><span>${c.label} <code>${c.target}</code></span> ${c.kinds
-            .map(
-              (kind) =>
-                `<form method="post" action="/fault" class="fault-form"><input type="hidden" name="target" value="${c.target}"><input type="hidden" name="kind" value="${kind}">${DEFAULT_SECONDS[kind] ? `<input type="hidden" name="for" value="${DEFAULT_SECONDS[kind]}">` : ''}<button type="submit" data-target="${c.target}" data-kind="${kind}" aria-label="${kind} ${c.label} (${c.target})">${KIND_LABELS[kind] ?? kind}</button></form>`,
-            )
-            .join(' ')}</div>`,
-      )
-      .join('');
-    return `<section class="faults" aria-label="${style} faults"><h3>${style}</h3>${rows}</section>`;
-  }).join('');
-}
-
-function page(state: ConsoleState): string {
+function page(state: ConsoleState, menu: FaultMenu): string {
   const columns = CONSOLE_STYLES.map(
     (style) =>
       `<section class="column" data-style="${style}" aria-label="${style}"><h2>${style}</h2><div class="chart" id="chart-${style}" role="img" aria-label="${style}: ok/s, errors/s, p50 and p99 per second"></div><div class="numbers-box" id="numbers-${style}">${renderStyleNumbers(state, style)}</div></section>`,
@@ -137,15 +115,26 @@ function page(state: ConsoleState): string {
 <p id="load-status" role="status">${renderLoadStatus(state)}</p><p id="console-error" role="alert"></p></section>
 <div class="columns">${columns}</div>
 <section aria-labelledby="faults-h"><h2 id="faults-h">Faults</h2>
-<p><label>hang for <input id="hang-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.hang}"> s</label> · <label>slow for <input id="slow-seconds" type="number" min="1" max="60" value="${DEFAULT_SECONDS.slow}"> s</label> (the fields apply with JavaScript; without it a hang lasts ${DEFAULT_SECONDS.hang} s)</p>
-<div class="fault-columns">${faultForms()}</div></section>
+${renderFaultSettings(menu)}
+<div class="fault-columns">${renderFaultForms(menu)}</div></section>
 <section aria-labelledby="timeline-h"><h2 id="timeline-h">Event timeline</h2><div id="timeline">${renderTimeline(state)}</div></section>
 <section aria-labelledby="comparison-h"><h2 id="comparison-h">The comparison, measured</h2><div id="comparison">${renderComparison(state)}</div></section>
 <section aria-labelledby="trees-h"><h2 id="trees-h">Process trees</h2><div id="trees">${renderTrees(state)}</div></section>
+<section aria-labelledby="events-h"><h2 id="events-h">Supervisor events</h2><div id="events">${renderSupervisorEvents(state)}</div></section>
 </main>
 <script id="initial-state" type="application/json">${JSON.stringify(state).replace(/</g, '\\u003c')}</script>
 <script src="/console.js"></script>
 </body></html>`;
+}
+
+/** The `times` field of a crash loop: a whole number of starts, or absent. */
+function crashStarts(raw: string | null): number | undefined {
+  if (raw === null || raw === '') return undefined;
+  const starts = Number(raw);
+  if (!Number.isInteger(starts) || starts < 1 || starts > MAX_CRASH_STARTS) {
+    throw new UsageError(`a crash loop needs 1…${MAX_CRASH_STARTS} failing starts, got '${raw}'`);
+  }
+  return starts;
 }
 
 async function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
@@ -163,10 +152,12 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     uplotCss(),
     readFile(path.join(HERE, 'console.css'), 'utf8'),
   ]);
+  const menu = options.menu ?? LAB_FAULT_MENU;
+  const host = options.host ?? '127.0.0.1';
   const load = new LiveLoad(
     CONSOLE_STYLES.map((name) => ({ name, url: options.urls[name] })),
     options.corpusDir,
-    options.stateDir,
+    { control: options.nats, ...(options.dockerSocket ? { dockerSocket: options.dockerSocket } : {}) },
   );
   const clients = new Set<http.ServerResponse>();
   const state = (): ConsoleState => ({
@@ -175,12 +166,48 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     seconds: Object.fromEntries(CONSOLE_STYLES.map((s) => [s, load.seconds(s)])),
     totals: Object.fromEntries(CONSOLE_STYLES.map((s) => [s, load.totals(s)])),
     trees: [...watch.trees.values()],
+    events: watch.events.slice(-EVENTS_SHOWN).reverse(),
     faults: load.faults,
   });
+  const pushed = { messages: 0, bytes: 0, busyMs: 0 };
+  const pushTo = (res: http.ServerResponse, data: string) => {
+    res.write(data);
+    pushed.messages++;
+    pushed.bytes += Buffer.byteLength(data);
+  };
+  const message = (update: ConsoleUpdate) => `data: ${JSON.stringify(update)}\n\n`;
+  /** What the previous push carried: each style's last second, and the trees' and events' version. */
+  const sent = { lastAt: {} as Record<string, number>, watchVersion: -1 };
+  /** Only what changed since the previous push: a page's charts keep their own history. */
+  const delta = (): ConsoleDelta => {
+    const seconds: Record<string, LiveSecond[]> = {};
+    for (const style of CONSOLE_STYLES) {
+      const history = load.seconds(style);
+      const after = sent.lastAt[style] ?? Number.NEGATIVE_INFINITY;
+      let from = history.length;
+      while (from > 0 && history[from - 1]!.at > after) from--;
+      seconds[style] = history.slice(from);
+      if (history.length > 0) sent.lastAt[style] = history.at(-1)!.at;
+    }
+    const changed = watch.version !== sent.watchVersion;
+    sent.watchVersion = watch.version;
+    const now = state();
+    return {
+      now: now.now,
+      load: now.load,
+      totals: now.totals,
+      faults: now.faults,
+      seconds,
+      keep: HISTORY_SECONDS,
+      ...(changed ? { trees: now.trees, events: now.events } : {}),
+    };
+  };
   const push = () => {
     if (clients.size === 0) return;
-    const data = `data: ${JSON.stringify(state())}\n\n`;
-    for (const res of clients) res.write(data);
+    const began = performance.now();
+    const data = message({ full: false, delta: delta() });
+    for (const res of clients) pushTo(res, data);
+    pushed.busyMs += performance.now() - began;
   };
   const watch = await SupervisorWatch.start(options.supervisorIds, options.nats, () => {});
   const pusher = setInterval(push, PUSH_INTERVAL_MS);
@@ -193,11 +220,12 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     };
     try {
       if (req.method === 'GET' && url.pathname === '/')
-        return send(200, 'text/html; charset=utf-8', page(state()));
+        return send(200, 'text/html; charset=utf-8', page(state(), menu));
       if (req.method === 'GET' && url.pathname === '/console.js')
         return send(200, 'text/javascript; charset=utf-8', script);
       if (req.method === 'GET' && url.pathname === '/uplot.css') return send(200, 'text/css', css);
       if (req.method === 'GET' && url.pathname === '/console.css') return send(200, 'text/css', styles);
+      if (req.method === 'GET' && url.pathname === '/healthz') return send(200, 'text/plain', 'ok\n');
       if (req.method === 'GET' && url.pathname === '/favicon.ico') {
         res.writeHead(204);
         res.end();
@@ -209,7 +237,7 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
           'cache-control': 'no-store',
           connection: 'keep-alive',
         });
-        res.write(`data: ${JSON.stringify(state())}\n\n`);
+        pushTo(res, message({ full: true, state: state() }));
         clients.add(res);
         req.on('close', () => clients.delete(res));
         return;
@@ -227,11 +255,16 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
           else await load.start(Number(form.get('rate') ?? 100), form.get('mix') || undefined);
           answer = load.running;
         } else {
+          const target = form.get('target') ?? '';
+          const kind = form.get('kind') ?? '';
+          const unavailable = unavailableReason(menu, target, kind);
+          if (unavailable) throw new UsageError(`${kind} on ${target} is not available here: ${unavailable}`);
           const forSeconds = Number(form.get('for') ?? 0);
           answer = await load.inject(
-            form.get('target') ?? '',
-            form.get('kind') ?? '',
+            target,
+            kind,
             forSeconds > 0 ? forSeconds * 1000 : undefined,
+            crashStarts(form.get('times')),
           );
         }
         push();
@@ -257,11 +290,13 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
           : err,
       ),
     );
-    server.listen(options.port, '127.0.0.1', () => resolve());
+    server.listen(options.port, host, () => resolve());
   });
   const port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: reachableUrl(host, port, '/'),
+    pushed: () => ({ ...pushed }),
+    load,
     close: async () => {
       clearInterval(pusher);
       for (const res of clients) res.end();

@@ -4,15 +4,19 @@
  * how to install it.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { KSTYLES_BIN } from '../../cli/kit/repo.ts';
+import { NATS_KEY_ENV } from '../../services/microkernel/nats-config.ts';
 import type { Lab } from '../lab.ts';
 import { launchChromium } from './browser.ts';
 import type { ConsoleServer } from './console-server.ts';
 import { startScratchLab } from './lab-console.ts';
+import type { ConsoleUpdate } from './render.ts';
 
 let scratch: Awaited<ReturnType<typeof startScratchLab>> | undefined;
 let lab: Lab;
@@ -21,6 +25,9 @@ let browser: Browser;
 let page: Page;
 const outside: string[] = [];
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-console-test-'));
+// The lab's microkernel reads it (kstyles microkernel --restart-period-ms): a crash loop of more than 5
+// restarts then makes its supervisor give up however slowly a busy machine starts each driver.
+process.env['KSTYLES_RESTART_PERIOD_MS'] = '60000';
 
 before(async () => {
   browser = await launchChromium();
@@ -42,7 +49,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const cell = (supervisor: string, child: string, column: 'pid' | 'restarts') =>
+const cell = (supervisor: string, child: string, column: 'pid' | 'restarts' | 'state') =>
   page.locator(`table[data-supervisor="${supervisor}"] tr[data-child="${child}"] td.${column}`);
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
@@ -99,6 +106,36 @@ test('kill on the microkernel driver under load: a new PID, one restart, no fail
   assert.equal(await page.locator('#numbers-microkernel td.failed').textContent(), '0');
 });
 
+test('pushes carry the whole state once, then only the seconds completed since the previous push', async () => {
+  const res = await fetch(new URL('/events', server.url));
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const updates: ConsoleUpdate[] = [];
+  let buffer = '';
+  while (updates.length < 4) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      updates.push(JSON.parse(buffer.slice('data: '.length, end)) as ConsoleUpdate);
+      buffer = buffer.slice(end + 2);
+    }
+  }
+  await reader.cancel();
+  const [first, ...rest] = updates;
+  assert.ok(first?.full, 'the first push is the whole state');
+  assert.ok(first.state.seconds['microkernel']!.length >= 2, 'with the charted history');
+  assert.equal(rest.length, 3);
+  for (const update of rest) {
+    assert.equal(update.full, false);
+    if (update.full) continue;
+    for (const style of ['monolith', 'microkernel', 'unikernel']) {
+      assert.ok((update.delta.seconds[style]?.length ?? 0) <= 2, `${style}: at most the new seconds`);
+    }
+  }
+  const added = rest.flatMap((u) => (u.full ? [] : (u.delta.seconds['microkernel'] ?? [])));
+  assert.ok(added.length >= 1, 'new seconds arrive while the load runs');
+});
+
 test('poison on the monolith: errors rise, it serves again, the timeline shows the recovery', async () => {
   await page.click('button[data-target="monolith"][data-kind="poison"]');
   const recovery = await recoveryOf('monolith', 'poison');
@@ -115,6 +152,138 @@ test('poison on the monolith: errors rise, it serves again, the timeline shows t
     async () => Number(await page.locator('#numbers-monolith td.ok').textContent()) > 0,
   );
   await page.click('#load-stop');
+});
+
+test('crash loop on the microkernel driver: restarts climb with growing backoff, then it serves again', async () => {
+  const restarts = () => cell('microkernel', 'driver', 'restarts').textContent().then(Number);
+  const before = await restarts();
+  await page.fill('#crashloop-starts', '2');
+  await page.click('button[data-target="microkernel:driver"][data-kind="crashloop"]');
+  await waitFor(
+    'the driver up again after the kill and two failed starts',
+    async () =>
+      (await restarts()) === before + 3 &&
+      ((await cell('microkernel', 'driver', 'state').textContent()) ?? '').startsWith('up'),
+  );
+  const driverEvents = (type: string) =>
+    page.locator(
+      `#events-table tr[data-supervisor="microkernel"][data-service="driver"][data-type="${type}"]`,
+    );
+  assert.equal(
+    await driverEvents('started')
+      .filter({ hasText: /crashloop: start \d of 2/ })
+      .count(),
+    2,
+  );
+  assert.deepEqual(
+    await driverEvents('exited')
+      .allTextContents()
+      .then((rows) => rows.slice(0, 3).map((r) => /code 70|SIGKILL/.exec(r)?.[0])),
+    ['code 70', 'code 70', 'SIGKILL'],
+  );
+  assert.ok(
+    (await driverEvents('restarting')
+      .filter({ hasText: /backoff [\d.]+ s/ })
+      .count()) >= 2,
+  );
+  const fault = page.locator('#timeline-table tr[data-target="microkernel:driver"][data-kind="crashloop"]');
+  assert.match(
+    (await fault.first().textContent()) ?? '',
+    /crashloop 2 starts.*next 2 start\(s\) exit at once/,
+  );
+});
+
+test('a crash loop past the restart intensity: the microkernel supervisor gives up, the lab restarts its tree', async () => {
+  const labRestarts = Number(await cell('lab', 'microkernel', 'restarts').textContent());
+  const supervisorPid = lab.supervisor.status().children.find((c) => c.name === 'microkernel')!.pid;
+  await page.fill('#crashloop-starts', '10');
+  await page.click('button[data-target="microkernel:driver"][data-kind="crashloop"]');
+  await waitFor(
+    'the give-up in the supervisor events',
+    async () =>
+      (await page.locator('#events-table tr[data-supervisor="microkernel"][data-type="gave_up"]').count()) >
+      0,
+    60_000,
+  );
+  await waitFor(
+    'the lab restarting the microkernel tree',
+    async () => Number(await cell('lab', 'microkernel', 'restarts').textContent()) === labRestarts + 1,
+    60_000,
+  );
+  await waitFor(
+    'a new microkernel tree, its driver up with no restart',
+    async () => {
+      const tree = page.locator('table.tree[data-supervisor="microkernel"]:not(.stale)');
+      return (
+        (await tree.count()) === 1 &&
+        !((await tree.locator('caption').textContent()) ?? '').includes(`PID ${supervisorPid},`) &&
+        (await cell('microkernel', 'driver', 'restarts').textContent()) === '0' &&
+        ((await cell('microkernel', 'driver', 'state').textContent()) ?? '').startsWith('up')
+      );
+    },
+    60_000,
+  );
+});
+
+test('kstyles console beside a running stack: its own NATS user, microkernel faults work, container kills say why not', async (t) => {
+  const child = spawn(
+    process.execPath,
+    [
+      KSTYLES_BIN,
+      'console',
+      ...Object.entries(lab.urls).flatMap(([style, url]) => ['--target', `${style}=${url}`]),
+      '--data',
+      path.join(dir, 'data'),
+      '--nats',
+      lab.natsUrl,
+      '--port',
+      '0',
+    ],
+    {
+      env: { ...process.env, [NATS_KEY_ENV.seed('console')]: lab.consoleNats.seed! },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  t.after(() => child.kill('SIGTERM'));
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk;
+  });
+  await waitFor('kstyles console to print its URL', async () => /http:\/\/127\.0\.0\.1:\d+\//.test(output));
+  const url = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)![1]!;
+  assert.match(output, /container kills off: compose does not mount the Docker socket/);
+  const other = await browser.newPage();
+  t.after(() => other.close());
+  await other.goto(url);
+  await other.locator('table.tree[data-supervisor="microkernel"] td.pid').first().waitFor();
+  assert.equal(await other.locator('table.tree[data-supervisor="lab"]').count(), 0, 'only the microkernel');
+  for (const target of ['docker:monolith', 'docker:unikernel', 'docker:microkernel', 'docker:nats']) {
+    const button = other.locator(`button[data-target="${target}"][data-kind="kill"]`);
+    assert.equal(await button.isDisabled(), true, target);
+    assert.match((await button.getAttribute('title')) ?? '', /Docker socket/);
+  }
+  assert.equal(await other.locator('button[data-target="unikernel"][data-kind="poison"]').isDisabled(), true);
+  const refused = await fetch(new URL('/fault', url), {
+    method: 'POST',
+    body: new URLSearchParams({ target: 'docker:monolith', kind: 'kill' }),
+  });
+  assert.equal(refused.status, 400);
+  assert.match(await refused.text(), /kill on docker:monolith is not available here: compose does not mount/);
+  // The crash loop through the microkernel's supervisor, as the console's NATS user.
+  const driverRestarts = () => cell('microkernel', 'driver', 'restarts').textContent().then(Number);
+  const before = await driverRestarts();
+  await other.fill('#crashloop-starts', '1');
+  await other.click('button[data-target="microkernel:driver"][data-kind="crashloop"]');
+  await waitFor('the driver up again after the kill and one failed start', async () => {
+    const row = other.locator('table.tree[data-supervisor="microkernel"] tr[data-child="driver"]');
+    return (
+      Number(await row.locator('td.restarts').textContent()) === before + 2 &&
+      ((await row.locator('td.state').textContent()) ?? '').startsWith('up')
+    );
+  });
 });
 
 test('the page makes no request outside its own origin', () => {

@@ -1,6 +1,4 @@
 import { freePort } from '../../services/contract/http-server.ts';
-import { clientOptionsFromState } from '../../services/supervisor/control-client.ts';
-import { readRuntimeState } from '../../services/supervisor/runtime-state.ts';
 import { ensureCorpus } from '../corpus-setup.ts';
 import { LAB_ID, LAB_PORTS, type Lab, type LabPorts, startLab } from '../lab.ts';
 import { type ConsoleServer, startConsole } from './console-server.ts';
@@ -8,16 +6,13 @@ import { type ConsoleServer, startConsole } from './console-server.ts';
 /** The microkernel's supervisor id inside the lab (`kstyles microkernel --id`'s default). */
 const MICROKERNEL_SUPERVISOR_ID = 'microkernel';
 
-/** Serves the console of a running lab: its styles, its two supervisors, its NATS. */
-export async function startLabConsole(lab: Lab, port: number, corpusDir: string): Promise<ConsoleServer> {
-  const state = readRuntimeState(LAB_ID);
-  const nats = state ? clientOptionsFromState(state) : undefined;
-  if (!nats) throw new Error(`the lab's runtime state (${LAB_ID}.json) names no NATS: is the lab running?`);
+/** Serves the console of a running lab: its styles, its two supervisors (as the console's NATS user). */
+export function startLabConsole(lab: Lab, port: number, corpusDir: string): Promise<ConsoleServer> {
   return startConsole({
     port,
     urls: lab.urls,
     corpusDir,
-    nats,
+    nats: lab.consoleNats,
     supervisorIds: [LAB_ID, MICROKERNEL_SUPERVISOR_ID],
   });
 }

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../cli/args.ts';
 import { planVerifier } from '../../load/body-verifier.ts';
-import { defaultFaultDrivers, type FaultDriver } from '../../load/fault-drivers.ts';
+import { type DriverContext, defaultFaultDrivers, type FaultDriver } from '../../load/fault-drivers.ts';
 import { FaultSchedule } from '../../load/fault-schedule.ts';
 import { createHistogram, type Histogram, recordMicros } from '../../load/histogram.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from '../../load/request-mix.ts';
@@ -19,6 +19,7 @@ import {
   FAULT_KINDS,
   type FaultKind,
   type FaultRecord,
+  type LatencySummary,
   type Outcome,
   type Resilience,
   type SecondStats,
@@ -37,6 +38,8 @@ export type LiveFault = {
   target: string;
   kind: FaultKind;
   forMs?: number;
+  /** crashloop: how many starts fail. */
+  times?: number;
   /** Unix ms. */
   at: number;
   ok: boolean;
@@ -70,11 +73,14 @@ export class LiveLoad {
   private drivers: FaultDriver[] | null = null;
   /** Wall-clock time of each fault, in the order of the schedule's records (every one comes from inject). */
   private readonly firedAt: number[] = [];
+  /** How far takeSendLag() has read the run's generator seconds, and the requests sent by then. */
+  private sendLagMark = { seconds: 0, sent: 0 };
 
   constructor(
     private readonly targets: LoadTarget[],
     private readonly corpusDir: string,
-    private readonly stateDir?: string,
+    /** How the fault drivers reach the supervisors and the Docker engine. */
+    private readonly reach: Omit<DriverContext, 'targets' | 'poisonUrlPath'> = {},
   ) {
     for (const t of targets) this.history.set(t.name, []);
   }
@@ -96,6 +102,7 @@ export class LiveLoad {
       target: record.target,
       kind: record.kind,
       ...(record.forMs ? { forMs: record.forMs } : {}),
+      ...(record.times ? { times: record.times } : {}),
       at: this.firedAt[i]!,
       ok: record.ok,
       message: record.message,
@@ -110,7 +117,7 @@ export class LiveLoad {
       this.drivers = defaultFaultDrivers({
         targets: new Map(this.targets.map((t) => [t.name, t.url])),
         poisonUrlPath: poisonFile(manifest)?.urlPath ?? null,
-        ...(this.stateDir ? { stateDir: this.stateDir } : {}),
+        ...this.reach,
       });
       this.schedule = new FaultSchedule({
         drivers: this.drivers,
@@ -168,6 +175,7 @@ export class LiveLoad {
       recordMicros(bucket.histogram, latencyUs);
     };
     for (const h of this.history.values()) h.length = 0;
+    this.sendLagMark = { seconds: 0, sent: 0 };
     this.run = run;
     schedule.watch({ t0, targets: new Map(pool.targets.map((t) => [t.name, t])), endMs: RUN_CAP_MS });
     const tick = () => {
@@ -208,7 +216,7 @@ export class LiveLoad {
   }
 
   /** Fires one fault through the load generator's drivers; measured against the load when it runs. */
-  async inject(target: string, kind: string, forMs?: number): Promise<LiveFault> {
+  async inject(target: string, kind: string, forMs?: number, times?: number): Promise<LiveFault> {
     if (!(FAULT_KINDS as readonly string[]).includes(kind)) {
       throw new UsageError(`unknown fault kind '${kind}': use one of ${FAULT_KINDS.join(', ')}`);
     }
@@ -221,8 +229,28 @@ export class LiveLoad {
       target,
       kind: kind as FaultKind,
       ...(forMs ? { forMs } : {}),
+      ...(times ? { times } : {}),
     });
     return this.faults[schedule.records.indexOf(record)]!;
+  }
+
+  /**
+   * Whether the generator kept its schedule since the last call: of the seconds every sender thread has
+   * closed since then, the worst second's send-lag p99 (`p99`, µs), the largest lag (`max`) and the
+   * requests sent (`count`). Zeros when no load runs.
+   */
+  takeSendLag(): Pick<LatencySummary, 'p99' | 'max' | 'count'> {
+    const run = this.run;
+    if (!run) return { p99: 0, max: 0, count: 0 };
+    const seconds = run.pool.generator.slice(this.sendLagMark.seconds);
+    const sent = run.pool.targets.reduce((sum, t) => sum + t.sent, 0);
+    const taken = {
+      p99: Math.max(0, ...seconds.map((s) => s.sendLagP99)),
+      max: Math.max(0, ...seconds.map((s) => s.sendLagMax)),
+      count: sent - this.sendLagMark.sent,
+    };
+    this.sendLagMark = { seconds: run.pool.generator.length, sent };
+    return taken;
   }
 
   /** Totals of the running load per target, for the comparison table. */

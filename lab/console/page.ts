@@ -6,11 +6,14 @@
  */
 import uPlot from 'uplot';
 import {
+  applyUpdate,
   CONSOLE_STYLES,
   type ConsoleState,
+  type ConsoleUpdate,
   renderComparison,
   renderLoadStatus,
   renderStyleNumbers,
+  renderSupervisorEvents,
   renderTimeline,
   renderTrees,
 } from './render.ts';
@@ -78,14 +81,23 @@ function makeChart(style: string, state: ConsoleState): uPlot {
   );
 }
 
+/** The HTML last put into each section: a section whose HTML did not change is not rebuilt. */
+const shown = new Map<string, string>();
+function setHtml(id: string, html: string): void {
+  if (shown.get(id) === html) return;
+  shown.set(id, html);
+  $(id).innerHTML = html;
+}
+
 function render(state: ConsoleState): void {
   faultTimes = state.faults.map((f) => f.at / 1000);
   $('load-status').textContent = renderLoadStatus(state);
-  $('trees').innerHTML = renderTrees(state);
-  $('timeline').innerHTML = renderTimeline(state);
-  $('comparison').innerHTML = renderComparison(state);
+  setHtml('trees', renderTrees(state));
+  setHtml('events', renderSupervisorEvents(state));
+  setHtml('timeline', renderTimeline(state));
+  setHtml('comparison', renderComparison(state));
   for (const style of CONSOLE_STYLES) {
-    $(`numbers-${style}`).innerHTML = renderStyleNumbers(state, style);
+    setHtml(`numbers-${style}`, renderStyleNumbers(state, style));
     const chart = charts.get(style);
     if (chart) chart.setData(chartData(state, style));
     else charts.set(style, makeChart(style, state));
@@ -99,6 +111,7 @@ document.addEventListener('submit', (event) => {
   const body = new URLSearchParams(new FormData(form, event.submitter) as unknown as Record<string, string>);
   const kind = body.get('kind');
   if (kind === 'hang' || kind === 'slow') body.set('for', ($(`${kind}-seconds`) as HTMLInputElement).value);
+  if (kind === 'crashloop') body.set('times', ($('crashloop-starts') as HTMLInputElement).value);
   // getAttribute: `form.action` is the button named "action" in the load form.
   void fetch(form.getAttribute('action')!, {
     method: 'POST',
@@ -109,5 +122,9 @@ document.addEventListener('submit', (event) => {
   });
 });
 
-render(JSON.parse($('initial-state').textContent ?? '{}') as ConsoleState);
-new EventSource('/events').onmessage = (event) => render(JSON.parse(event.data) as ConsoleState);
+let state = JSON.parse($('initial-state').textContent ?? '{}') as ConsoleState;
+render(state);
+new EventSource('/events').onmessage = (event) => {
+  state = applyUpdate(state, JSON.parse(event.data) as ConsoleUpdate);
+  render(state);
+};

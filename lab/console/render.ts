@@ -2,6 +2,7 @@
  * The console's tables as HTML, from one state object. The server renders the whole page with them (it
  * reads without JavaScript); the page's script renders the same sections again on every pushed update.
  */
+import type { SupervisorEvent } from '../../services/supervisor/supervisor.ts';
 import type { LiveFault, LiveSecond } from './live-load.ts';
 import type { TreeSnapshot } from './supervisor-watch.ts';
 
@@ -14,13 +15,54 @@ export type ConsoleState = {
   seconds: Record<string, LiveSecond[]>;
   totals: Record<string, { completed: number; ok: number; failed: number } | null>;
   trees: TreeSnapshot[];
+  /** The supervisors' latest events, newest first. */
+  events: SupervisorEvent[];
   faults: LiveFault[];
 };
+
+/** The parts of the state that change every second; seconds only those completed since the last push. */
+export type ConsoleDelta = Pick<ConsoleState, 'now' | 'load' | 'totals' | 'faults'> & {
+  seconds: Record<string, LiveSecond[]>;
+  /** How many seconds per style the page keeps (the server's history). */
+  keep: number;
+  /** Present only when they changed since the last push. */
+  trees?: TreeSnapshot[];
+  events?: SupervisorEvent[];
+};
+
+/** One Server-Sent Event: a page's first is the whole state; every later one only what changed. */
+export type ConsoleUpdate = { full: true; state: ConsoleState } | { full: false; delta: ConsoleDelta };
+
+/**
+ * The state after one update. A new run of the load (a new start time) starts the charts afresh, as
+ * the server does; seconds the page already has are not added twice.
+ */
+export function applyUpdate(state: ConsoleState, update: ConsoleUpdate): ConsoleState {
+  if (update.full) return update.state;
+  const { delta } = update;
+  const newRun = delta.load !== null && delta.load.startedAt !== state.load?.startedAt;
+  const seconds: Record<string, LiveSecond[]> = {};
+  for (const style of CONSOLE_STYLES) {
+    const kept = newRun ? [] : (state.seconds[style] ?? []);
+    const lastAt = kept.at(-1)?.at ?? Number.NEGATIVE_INFINITY;
+    const added = (delta.seconds[style] ?? []).filter((s) => s.at > lastAt);
+    seconds[style] = [...kept, ...added].slice(-delta.keep);
+  }
+  return {
+    now: delta.now,
+    load: delta.load,
+    totals: delta.totals,
+    faults: delta.faults,
+    seconds,
+    trees: delta.trees ?? state.trees,
+    events: delta.events ?? state.events,
+  };
+}
 
 /** The error classes of the load generator, in the order the page shows them. */
 const ERROR_CLASSES = ['4xx', '5xx', 'refused', 'reset', 'timeout', 'data_loss'] as const;
 
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const ms = (us: number): string => (us > 0 ? `${(us / 1000).toFixed(2)} ms` : '—');
 const duration = (ms: number | null): string =>
@@ -30,7 +72,11 @@ const clock = (unixMs: number): string => new Date(unixMs).toISOString().slice(1
 export function renderTrees(state: ConsoleState): string {
   return state.trees
     .map((tree) => {
-      const caption = `supervisor <code>${escapeHtml(tree.id)}</code>${tree.status ? ` (PID ${tree.status.pid}, ${tree.status.strategy}, ${tree.status.phase})` : ''}`;
+      const stale = tree.error !== undefined;
+      const facts = tree.status
+        ? ` (PID ${tree.status.pid}, ${tree.status.strategy}, ${tree.status.phase})`
+        : '';
+      const caption = `supervisor <code>${escapeHtml(tree.id)}</code>${facts}${stale && tree.status ? ` — not answering (${escapeHtml(tree.error!)}); its last status, read at ${clock(tree.readAt)} UTC:` : ''}`;
       if (!tree.status) {
         return `<table class="tree" data-supervisor="${escapeHtml(tree.id)}"><caption>${caption}</caption><tbody><tr><td>${escapeHtml(tree.error ?? 'reading its status…')}</td></tr></tbody></table>`;
       }
@@ -40,13 +86,40 @@ export function renderTrees(state: ConsoleState): string {
           const exit = c.lastExit
             ? `${c.lastExit.reason}${c.lastExit.signal ? ` (${c.lastExit.signal})` : c.lastExit.code !== null ? ` (code ${c.lastExit.code})` : ''} at ${c.lastExit.time.slice(11, 19)}`
             : '—';
-          const uptime = c.uptimeMs === null || c.state !== 'up' ? null : c.uptimeMs + since;
-          return `<tr data-child="${escapeHtml(c.name)}"><th scope="row">${escapeHtml(c.name)}</th><td class="pid">${c.pid ?? '—'}</td><td class="state state-${c.state}">${c.state}</td><td class="restarts">${c.restarts}</td><td>${escapeHtml(exit)}</td><td>${duration(uptime)}</td></tr>`;
+          const uptime = c.uptimeMs === null || c.state !== 'up' || stale ? null : c.uptimeMs + since;
+          const armed =
+            c.crashStartsLeft > 0 ? ` · crash loop: ${c.crashStartsLeft} failing start(s) left` : '';
+          return `<tr data-child="${escapeHtml(c.name)}"><th scope="row">${escapeHtml(c.name)}</th><td class="pid">${c.pid ?? '—'}</td><td class="state state-${c.state}">${c.state}${armed}</td><td class="restarts">${c.restarts}</td><td>${escapeHtml(exit)}</td><td>${duration(uptime)}</td></tr>`;
         })
         .join('');
-      return `<table class="tree" data-supervisor="${escapeHtml(tree.id)}"><caption>${caption}</caption><thead><tr><th scope="col">name</th><th scope="col">PID</th><th scope="col">state</th><th scope="col">restarts</th><th scope="col">last exit</th><th scope="col">uptime</th></tr></thead><tbody>${rows}</tbody></table>`;
+      return `<table class="tree${stale ? ' stale' : ''}" data-supervisor="${escapeHtml(tree.id)}"><caption>${caption}</caption><thead><tr><th scope="col">name</th><th scope="col">PID</th><th scope="col">state</th><th scope="col">restarts</th><th scope="col">last exit</th><th scope="col">uptime</th></tr></thead><tbody>${rows}</tbody></table>`;
     })
     .join('');
+}
+
+/** What one supervisor event says, beyond its type: why, how it ended, the backoff, the recovery. */
+function eventDetails(e: SupervisorEvent): string {
+  const parts: string[] = [];
+  if (e.reason) parts.push(e.reason);
+  if (e.signal) parts.push(e.signal);
+  else if (e.code !== undefined && e.code !== null) parts.push(`code ${e.code}`);
+  if (e.type === 'restarting' && e.delayMs !== undefined)
+    parts.push(e.delayMs > 0 ? `backoff ${duration(e.delayMs)}` : 'at once');
+  if (e.recoveryMs !== undefined) parts.push(`recovered in ${duration(e.recoveryMs)}`);
+  if (e.message) parts.push(e.message);
+  return parts.join(' · ');
+}
+
+/** The supervisors' latest events: restarts climbing, the backoff growing, a supervisor giving up. */
+export function renderSupervisorEvents(state: ConsoleState): string {
+  if (state.events.length === 0) return '<p>No supervisor event yet.</p>';
+  const rows = state.events
+    .map(
+      (e) =>
+        `<tr class="event-${e.type}" data-supervisor="${escapeHtml(e.supervisorId)}" data-service="${escapeHtml(e.service)}" data-type="${e.type}"><td>${clock(Date.parse(e.time))}</td><td><code>${escapeHtml(e.supervisorId)}:${escapeHtml(e.service)}</code></td><td>${e.type}</td><td class="pid">${e.pid ?? '—'}</td><td class="restarts">${e.restarts}</td><td>${escapeHtml(eventDetails(e))}</td></tr>`,
+    )
+    .join('');
+  return `<table id="events-table"><caption>the supervisors' latest events (newest first)</caption><thead><tr><th scope="col">time (UTC)</th><th scope="col">service</th><th scope="col">event</th><th scope="col">PID</th><th scope="col">restarts</th><th scope="col">details</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 /** The last complete second and the run's totals of one style. */
@@ -82,7 +155,7 @@ export function renderTimeline(state: ConsoleState): string {
                   `${r.target}: ${r.failed}/${r.requests} failed, first success after failure ${r.failed ? duration(r.firstSuccessAfterFailureMs) : 'n/a'}, p99 back ${r.p99RecoveryMs === null ? 'never' : duration(r.p99RecoveryMs)}`,
               )
               .join('; ');
-      return `<tr data-fault="${f.id}" data-target="${escapeHtml(f.target)}" data-kind="${f.kind}" class="${f.open ? 'open' : 'closed'}"><td>${clock(f.at)}</td><td>${escapeHtml(f.kind)}${f.forMs ? ` ${f.forMs / 1000} s` : ''}</td><td><code>${escapeHtml(f.target)}</code></td><td class="${f.ok ? '' : 'failed-fault'}">${escapeHtml(f.message || 'sent…')}</td><td class="recovery">${escapeHtml(recovery)}</td></tr>`;
+      return `<tr data-fault="${f.id}" data-target="${escapeHtml(f.target)}" data-kind="${f.kind}" class="${f.open ? 'open' : 'closed'}"><td>${clock(f.at)}</td><td>${escapeHtml(f.kind)}${f.forMs ? ` ${f.forMs / 1000} s` : ''}${f.times ? ` ${f.times} starts` : ''}</td><td><code>${escapeHtml(f.target)}</code></td><td class="${f.ok ? '' : 'failed-fault'}">${escapeHtml(f.message || 'sent…')}</td><td class="recovery">${escapeHtml(recovery)}</td></tr>`;
     })
     .join('');
   return `<table id="timeline-table"><caption>faults and measured recovery (newest first)</caption><thead><tr><th scope="col">time (UTC)</th><th scope="col">fault</th><th scope="col">target</th><th scope="col">what the driver did</th><th scope="col">recovery</th></tr></thead><tbody>${rows}</tbody></table>`;

@@ -1,7 +1,8 @@
 /**
  * Regenerates docs/console.png from a real browser: a scratch lab, its console, a minute-scale story
- * (load at 50 req/s, a driver kill on the microkernel, a poison request on the monolith) and a
- * full-page screenshot once both recoveries are measured. Run: npx tsx lab/console/screenshot.ts [FILE]
+ * (load at 50 req/s, a driver kill on the microkernel, a poison request on the monolith, a crash loop
+ * of 3 failing starts on the microkernel's driver) and a full-page screenshot once the recoveries are
+ * measured. Run: npx tsx lab/console/screenshot.ts [FILE]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,9 @@ try {
   await page.waitForTimeout(6000);
   await page.click('button[data-target="monolith"][data-kind="poison"]');
   await page.locator('#timeline-table tr.closed[data-kind="poison"]').waitFor({ timeout: 60_000 });
+  await page.fill('#crashloop-starts', '3');
+  await page.click('button[data-target="microkernel:driver"][data-kind="crashloop"]');
+  await page.locator('#timeline-table tr.closed[data-kind="crashloop"]').waitFor({ timeout: 60_000 });
   await page.screenshot({ path: out, fullPage: true });
   await page.click('#load-stop');
   process.stdout.write(`wrote ${path.relative(process.cwd(), out)}\n`);

@@ -3,36 +3,37 @@
  * asks that supervisor for its status over the control API, so the tree changes when a process does,
  * without asking on a timer.
  */
-import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { connectNats } from '../../services/ipc/connect.ts';
 import {
   type ControlClientOptions,
   SupervisorControlClient,
 } from '../../services/supervisor/control-client.ts';
-import { SUPERVISOR_SUBJECTS } from '../../services/supervisor/subjects.ts';
 import type { SupervisorEvent, SupervisorStatus } from '../../services/supervisor/supervisor.ts';
 
 export type TreeSnapshot = {
   id: string;
-  /** Unix ms when this status was read: the page adds the time since to the uptimes. */
+  /** Unix ms when `status` was read: the page adds the time since to the uptimes. */
   readAt: number;
+  /** The last status read; kept while the supervisor does not answer (then `error` says why). */
   status: SupervisorStatus | null;
   error?: string;
 };
 
 /** A supervisor that did not answer is asked again after this long. */
 const RETRY_MS = 2000;
+/** Events kept, newest last: the page's event list and each child's last event come from them. */
+export const EVENTS_KEPT = 200;
 
 export class SupervisorWatch {
   readonly trees = new Map<string, TreeSnapshot>();
   readonly events: SupervisorEvent[] = [];
-  private readonly subs: Subscription[] = [];
+  /** Counts changes of `trees` and `events`: a push sends them only when it moved. */
+  version = 0;
+  private readonly unsubscribes: (() => void)[] = [];
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private closed = false;
 
   private constructor(
     private readonly ids: string[],
-    private readonly nc: NatsConnection,
     private readonly control: SupervisorControlClient,
     private readonly onChange: () => void,
   ) {}
@@ -43,28 +44,18 @@ export class SupervisorWatch {
     onChange: () => void,
   ): Promise<SupervisorWatch> {
     const control = await SupervisorControlClient.connect(options);
-    const nc = await connectNats({
-      servers: options.servers,
-      name: 'kstyles-console',
-      ...(options.seed !== undefined ? { seed: options.seed } : {}),
-      ...(options.user !== undefined ? { user: options.user } : {}),
-      ...(options.pass !== undefined ? { pass: options.pass } : {}),
-    });
-    const watch = new SupervisorWatch(ids, nc, control, onChange);
+    const watch = new SupervisorWatch(ids, control, onChange);
     for (const id of ids) {
       watch.trees.set(id, { id, readAt: Date.now(), status: null });
-      const sub = nc.subscribe(SUPERVISOR_SUBJECTS.events(id));
-      watch.subs.push(sub);
-      void (async () => {
-        for await (const msg of sub) {
-          const event = msg.json<SupervisorEvent>();
-          watch.events.push(event);
-          if (watch.events.length > 200) watch.events.shift();
-          watch.refresh(id);
-          // A restarted supervisor child (the microkernel under the lab) is a new tree to read.
-          if (ids.includes(event.service)) watch.refresh(event.service);
-        }
-      })();
+      const unsubscribe = control.onEvents(id, (event) => {
+        watch.events.push(event);
+        if (watch.events.length > EVENTS_KEPT) watch.events.shift();
+        watch.version++;
+        watch.refresh(id);
+        // A restarted supervisor child (the microkernel under the lab) is a new tree to read.
+        if (ids.includes(event.service)) watch.refresh(event.service);
+      });
+      watch.unsubscribes.push(unsubscribe);
       watch.refresh(id);
     }
     return watch;
@@ -77,8 +68,17 @@ export class SupervisorWatch {
       try {
         const status = await this.control.status(id);
         this.trees.set(id, { id, readAt: Date.now(), status });
+        this.version++;
       } catch (err) {
-        this.trees.set(id, { id, readAt: Date.now(), status: null, error: (err as Error).message });
+        // A supervisor that gave up or is restarting: its last known tree stays on the page, marked.
+        const last = this.trees.get(id);
+        this.trees.set(id, {
+          id,
+          readAt: last?.status ? last.readAt : Date.now(),
+          status: last?.status ?? null,
+          error: (err as Error).message,
+        });
+        this.version++;
         this.refresh(id, RETRY_MS);
       }
       this.onChange();
@@ -94,8 +94,7 @@ export class SupervisorWatch {
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.pending.values()) clearTimeout(timer);
-    for (const sub of this.subs) sub.unsubscribe();
-    await this.nc.close().catch(() => undefined);
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
     await this.control.close().catch(() => undefined);
   }
 }

@@ -2,10 +2,18 @@
  * The one reader of the chaos environment (docs/architecture.md, 'Faults'): KSTYLES_CHAOS_LATENCY_MS,
  * KSTYLES_CHAOS_ERROR_RATE and KSTYLES_CHAOS_SLOW_MS, checked so that a typo names its variable instead
  * of surfacing later as a RangeError or a silent default. The monolith, the driver server and the
- * unikernel read them through here.
+ * unikernel read them through here. And the name of the driver server's crash-at-start variable.
  */
 import { UsageError } from '../../cli/args.ts';
 import { DEFAULT_SLOW_MS } from './slow-fault.ts';
+
+/**
+ * The driver server's crash-at-start hook (the `crashloop` fault): with chaos on, a start that finds
+ * this variable set exits at once (exit 70). Its supervisor sets it, for the next N starts only, when
+ * asked through its control API (`crashloop`; the child spec's `crashAtStartEnv` names it); the value
+ * says which start of how many (`2 of 5`).
+ */
+export const CRASH_AT_START_ENV = 'KSTYLES_DRIVER_CRASH_AT_START';
 
 export type ChaosEnv = {
   /** Added to every driver read, milliseconds. */

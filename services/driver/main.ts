@@ -1,10 +1,9 @@
 /**
  * The storage driver server as a process:
  *   node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P]
- * With chaos on, KSTYLES_DRIVER_CRASH_AT_START=N makes the first N starts exit at once (exit 70): the
- * "crashloop" fault. The starts are counted in KSTYLES_DRIVER_CRASH_COUNTER (a file; default one per
- * parent process, i.e. per supervisor, in the per-user runtime directory: crash-at-start.ts). SIGUSR2
- * toggles the `slow` fault.
+ * With chaos on, a start that finds KSTYLES_DRIVER_CRASH_AT_START set exits at once (exit 70): the
+ * "crashloop" fault, which the supervisor arms for the next N starts through its control API
+ * (chaos-env.ts). SIGUSR2 toggles the `slow` fault.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag } from '../../cli/args.ts';
@@ -12,18 +11,17 @@ import { logLine } from '../contract/http-server.ts';
 import { createFaultsInjectedCounter } from '../contract/metrics.ts';
 import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../ipc/server-main.ts';
 import { DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
-import { readChaosEnv } from './chaos-env.ts';
-import { CRASH_AT_START_ENV, crashingStart } from './crash-at-start.ts';
+import { CRASH_AT_START_ENV, readChaosEnv } from './chaos-env.ts';
 import { startDriverServer } from './nats-server.ts';
 import { slowFaultToggle } from './slow-fault.ts';
 import { StorageDriver } from './storage-driver.ts';
 
-/** The crashloop fault: exits while fewer than N starts have crashed (only ever called with chaos on). */
+/** The crashloop fault: this start was armed to exit at once (only ever called with chaos on). */
 function crashAtStartIfAsked(env: NodeJS.ProcessEnv): void {
-  const start = crashingStart(env);
-  if (start === null) return;
+  const which = env[CRASH_AT_START_ENV];
+  if (!which) return;
   process.stderr.write(
-    `${JSON.stringify({ level: 'fatal', service: 'driver', msg: `chaos crashloop: start ${start} of ${env[CRASH_AT_START_ENV]} exits at once`, pid: process.pid })}\n`,
+    `${JSON.stringify({ level: 'fatal', service: 'driver', msg: `chaos crashloop: start ${which} exits at once`, pid: process.pid })}\n`,
   );
   process.exit(PANIC_EXIT_CODE);
 }

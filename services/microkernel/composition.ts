@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../../cli/kit/repo.ts';
 import { reachableUrl } from '../contract/http-server.ts';
+import { CRASH_AT_START_ENV } from '../driver/chaos-env.ts';
 import type { NatsCredentials } from '../ipc/connect.ts';
 import type { TransferMode } from '../ipc/headers.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
@@ -124,6 +125,8 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
         ...metricsHostArgs(options),
       ]),
       health: { kind: 'nats-ping', service: SERVICE_NAMES.driver },
+      // The crashloop fault (the control API's `crashloop`): only a chaos driver obeys it.
+      ...(options.chaos ? { crashAtStartEnv: CRASH_AT_START_ENV } : {}),
     },
     {
       ...server(options, CHILD_NAMES.fs, 'services/fs/main.ts', 'fs', [

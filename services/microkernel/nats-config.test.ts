@@ -157,6 +157,52 @@ describe('the roles on a real nats-server', () => {
     assert.equal(ping.json<{ name: string }>().name, SERVICE_NAMES.driver);
   });
 
+  it("lets the console reach the supervisors' control API and events, and nothing else", async () => {
+    const supervisor = await connectAs('supervisor');
+    supervisor.subscribe('kstyles.sup.ctl.microkernel.status', {
+      callback: (_err, msg) => {
+        msg.respond('{"phase":"running"}');
+      },
+    });
+    const fileServer = await connectAs('fs');
+    let forged = 0;
+    fileServer.subscribe('kstyles.sup.events.*', {
+      callback: () => {
+        forged++;
+      },
+    });
+    fileServer.subscribe(SUBJECTS.fsStat, {
+      callback: (_err, msg) => {
+        msg.respond('leak');
+      },
+    });
+    await Promise.all([supervisor.flush(), fileServer.flush()]);
+    const consoleNc = await connectAs('console');
+    const status = await consoleNc.request('kstyles.sup.ctl.microkernel.status', '{}', { timeout: 2000 });
+    assert.equal(status.json<{ phase: string }>().phase, 'running');
+    assert.equal(await subscribeVerdict(consoleNc, 'kstyles.sup.events.microkernel'), null, 'events');
+    for (const subject of [
+      'kstyles.fs.>',
+      `${inboxPrefixOf('supervisor')}.>`,
+      '_INBOX.>',
+      'kstyles.sup.ctl.>',
+    ]) {
+      assert.match(
+        (await subscribeVerdict(consoleNc, subject)) ?? 'allowed',
+        /Permissions Violation/,
+        subject,
+      );
+    }
+    await assert.rejects(
+      consoleNc.request(SUBJECTS.fsStat, 'x', { timeout: 1000 }),
+      /Permissions Violation|timeout/i,
+    );
+    consoleNc.publish('kstyles.sup.events.microkernel', '{"type":"gave_up"}');
+    await consoleNc.flush().catch(() => {});
+    await fileServer.flush();
+    assert.equal(forged, 0, 'the console cannot publish a supervisor event');
+  });
+
   it('makes a client on the shared _INBOX prefix fail its requests: the permission is what bites', async () => {
     const gateway = await connectAs('gateway', '_INBOX');
     await assert.rejects(

@@ -12,9 +12,12 @@ import path from 'node:path';
 import { createUser } from '@nats-io/nkeys';
 import { inboxPrefixOf } from '../ipc/connect.ts';
 import { SERVICE_NAMES, type ServiceName } from '../ipc/subjects.ts';
-import type { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
+import { SUPERVISOR_SUBJECTS } from '../supervisor/subjects.ts';
 
-export const NATS_ROLES = ['gateway', 'fs', 'driver', 'supervisor'] as const;
+/** The roles of the microkernel's own processes. */
+export const MICROKERNEL_ROLES = ['gateway', 'fs', 'driver', 'supervisor'] as const;
+/** Every NATS user: the microkernel's, and the lab console's (the supervisors' control API only). */
+export const NATS_ROLES = [...MICROKERNEL_ROLES, 'console'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 /** A literal value, or the name of an environment variable nats-server substitutes at start. */
@@ -82,6 +85,14 @@ export const PERMISSIONS: Record<NatsRole, Permissions> = {
     publish: ['kstyles.sup.>', '$SRV.>'],
     subscribe: ['kstyles.sup.>', '$SRV.>', inbox('supervisor')],
     allowResponses: true,
+  },
+  console: {
+    // The lab console (lab/console): asks the supervisors for status, kill, restart and crashloop, finds
+    // them by PING, and follows their events. It cannot publish an event, answer as a supervisor or
+    // reach a file-service subject.
+    publish: [`${SUPERVISOR_SUBJECTS.controlGroup('*')}.*`, `$SRV.PING.${SUPERVISOR_SUBJECTS.serviceName}`],
+    subscribe: [SUPERVISOR_SUBJECTS.events('*'), inbox('console')],
+    allowResponses: false,
   },
 };
 

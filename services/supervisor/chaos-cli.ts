@@ -1,4 +1,4 @@
-import { parseCommand, UsageError } from '../../cli/args.ts';
+import { intFlag, parseCommand, UsageError } from '../../cli/args.ts';
 import { ProcessErrorCode } from '../contract/errors.ts';
 import { FAULT_SIGNALS, UNDO_SIGNALS } from '../contract/faults.ts';
 import {
@@ -9,20 +9,22 @@ import {
   SupervisorUnavailableError,
 } from './control-client.ts';
 import { listRuntimeStates, runtimeStateDir } from './runtime-state.ts';
+import { DEFAULT_CRASH_STARTS, MAX_CRASH_STARTS } from './subjects.ts';
 
 /**
  * The signal behind each kind this command sends: the signal-borne faults of the fault menu
  * (docs/architecture.md, 'Faults'), and `resume`, which ends a hang.
  */
 export const CHAOS_SIGNALS = { ...FAULT_SIGNALS, resume: UNDO_SIGNALS.hang } as const;
-export type ChaosKind = keyof typeof CHAOS_SIGNALS;
+/** The signal kinds, and `crashloop`: the control API's own operation (the next N starts exit at once). */
+export type ChaosKind = keyof typeof CHAOS_SIGNALS | 'crashloop';
 
-const KINDS = Object.keys(CHAOS_SIGNALS) as ChaosKind[];
+export const CHAOS_KINDS = [...Object.keys(CHAOS_SIGNALS), 'crashloop'] as ChaosKind[];
 
 const COMMAND = {
   name: 'chaos',
   summary: 'inject a fault into a supervised service through its supervisor',
-  usage: `kstyles chaos TARGET KIND [--nats URL]   (TARGET = <supervisor>:<service>, KIND = ${KINDS.join(' | ')})`,
+  usage: `kstyles chaos TARGET KIND [--times N] [--nats URL]   (TARGET = <supervisor>:<service>, KIND = ${CHAOS_KINDS.join(' | ')})`,
   flags: {
     nats: {
       type: 'string',
@@ -30,13 +32,23 @@ const COMMAND = {
       value: 'URL',
       description: 'the NATS of the supervisor (default: from its runtime-state file on this machine)',
     },
+    times: {
+      type: 'string',
+      value: 'N',
+      default: String(DEFAULT_CRASH_STARTS),
+      description: 'crashloop: how many of the next starts exit at once',
+    },
   },
   details: [
     `kinds: ${Object.entries(CHAOS_SIGNALS)
       .map(([kind, signal]) => `${kind} = ${signal}`)
       .join(', ')} (slow toggles the driver's added latency; send it again to switch it off)`,
+    "crashloop: the service's next N starts exit at once, then it is SIGKILLed (a service with a",
+    "crash-at-start hook: the microkernel's driver with --chaos); watch the backoff grow, and past the",
+    'restart intensity the supervisor give up',
     'examples: kstyles chaos microkernel:driver kill',
     '          kstyles chaos lab:monolith hang',
+    '          kstyles chaos microkernel:driver crashloop --times 3',
   ].join('\n'),
   positionals: true,
 } as const;
@@ -59,8 +71,8 @@ export function parseChaosArgs(positionals: string[]): {
       `kstyles chaos: target '${target}' must be <supervisor>:<service>, e.g. microkernel:driver or lab:monolith.`,
     );
   }
-  if (!KINDS.includes(kind as ChaosKind)) {
-    throw new UsageError(`kstyles chaos: unknown kind '${kind}'; valid kinds: ${KINDS.join(', ')}.`);
+  if (!CHAOS_KINDS.includes(kind as ChaosKind)) {
+    throw new UsageError(`kstyles chaos: unknown kind '${kind}'; valid kinds: ${CHAOS_KINDS.join(', ')}.`);
   }
   return { supervisorId: match[1]!, service: match[2]!, kind: kind as ChaosKind };
 }
@@ -90,7 +102,15 @@ export async function run(argv: string[]): Promise<number> {
   const options = connectionFor(supervisorId, parsed.flags.nats);
   let client: SupervisorControlClient | undefined;
   try {
+    const starts = intFlag('chaos', 'times', parsed.flags.times, 1, MAX_CRASH_STARTS);
     client = await SupervisorControlClient.connect(options);
+    if (kind === 'crashloop') {
+      const armed = await client.crashloop(supervisorId, service, starts);
+      process.stdout.write(
+        `chaos: crashloop → ${supervisorId}:${service}'s next ${armed.starts} start(s) exit at once; ${armed.pid === null ? 'it was not running' : `SIGKILL sent to pid ${armed.pid}`}\n`,
+      );
+      return 0;
+    }
     const result = await client.kill(supervisorId, service, CHAOS_SIGNALS[kind]);
     process.stdout.write(
       `chaos: ${kind} → sent ${result.signal} to ${supervisorId}:${service} (pid ${result.pid})\n`,

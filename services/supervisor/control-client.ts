@@ -5,7 +5,7 @@ import { connectNats, inboxPrefixOf } from '../ipc/connect.ts';
 import { ControlError } from './control-error.ts';
 import { type RuntimeState, readRuntimeState } from './runtime-state.ts';
 import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
-import type { SupervisorStatus } from './supervisor.ts';
+import type { SupervisorEvent, SupervisorStatus } from './supervisor.ts';
 
 /** No supervisor with that id answered: it is not running, or not on this NATS. */
 export class SupervisorUnavailableError extends ProcessError {
@@ -26,6 +26,11 @@ export type ControlClientOptions = {
   pass?: string;
   /** Per request, and for the first connection. Default 2000 ms. */
   timeoutMs?: number;
+  /**
+   * The NATS role these credentials belong to: replies arrive on its inbox prefix, the only one the
+   * server lets it read (services/microkernel/nats-config.ts). Default `supervisor`.
+   */
+  role?: string;
 };
 
 /** `scheme://user:pass@rest` or `user:pass@rest`: the user-info part of a NATS server URL. */
@@ -115,8 +120,9 @@ export class SupervisorControlClient {
         ...(options.seed !== undefined ? { seed: options.seed } : {}),
         ...(user !== undefined ? { user } : {}),
         ...(pass !== undefined ? { pass } : {}),
-        // Its callers hold the supervisor's credentials, which may subscribe to that role's inbox only.
-        inboxPrefix: inboxPrefixOf('supervisor'),
+        // Its callers hold a role's credentials (the supervisor's, or the console's), which may
+        // subscribe to that role's inbox only.
+        inboxPrefix: inboxPrefixOf(options.role ?? 'supervisor'),
         name: 'kstyles-supervisor-control',
         firstConnectTimeoutMs: timeoutMs,
         connectTimeoutMs: timeoutMs,
@@ -159,6 +165,35 @@ export class SupervisorControlClient {
    */
   probe(supervisorId: string, name: string, timeoutMs = 20_000): Promise<unknown> {
     return this.#request(supervisorId, 'probe', { name }, timeoutMs);
+  }
+
+  /**
+   * Makes the next `starts` starts of one of the supervisor's children exit at once and SIGKILLs its
+   * running process: a crash loop (the child needs a crash-at-start hook, e.g. the driver with chaos on).
+   */
+  crashloop(
+    supervisorId: string,
+    service: string,
+    starts: number,
+  ): Promise<{ service: string; pid: number | null; starts: number }> {
+    return this.#request(supervisorId, 'crashloop', { service, starts }) as Promise<{
+      service: string;
+      pid: number | null;
+      starts: number;
+    }>;
+  }
+
+  /**
+   * Calls `onEvent` with each event the supervisor publishes (`kstyles.sup.events.<id>`) from now on;
+   * returns the unsubscribe.
+   */
+  onEvents(supervisorId: string, onEvent: (event: SupervisorEvent) => void): () => void {
+    const sub = this.nc.subscribe(SUPERVISOR_SUBJECTS.events(supervisorId), {
+      callback: (err, msg) => {
+        if (!err) onEvent(msg.json<SupervisorEvent>());
+      },
+    });
+    return () => sub.unsubscribe();
   }
 
   /** The ids of every supervisor whose control service answers a `$SRV.PING` on this NATS. */

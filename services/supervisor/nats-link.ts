@@ -81,7 +81,7 @@ export class NatsLink {
     const service = await new Svcm(nc).add({
       name: SUPERVISOR_SUBJECTS.serviceName,
       version: '1.0.0',
-      description: `kernel-styles supervisor '${this.supervisorId}': status, kill, restart, probe`,
+      description: `kernel-styles supervisor '${this.supervisorId}': status, kill, restart, crashloop, probe`,
       metadata: { [SUPERVISOR_SUBJECTS.idMetadataKey]: this.supervisorId },
     });
     const group = service.addGroup(SUPERVISOR_SUBJECTS.controlGroup(this.supervisorId));

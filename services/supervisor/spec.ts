@@ -51,6 +51,13 @@ export type ChildSpec = {
    * child restarts wait in the kernel's queue instead of being refused.
    */
   socket?: SocketSpec;
+  /**
+   * The environment variable of the child's crash-at-start hook (a chaos hook: the child exits at once
+   * when it finds the variable set). The control API's `crashloop` sets it for the next N starts of
+   * the child; absent = the child has no such hook and `crashloop` is refused. The supervisor never
+   * passes it on from its own environment.
+   */
+  crashAtStartEnv?: string;
 };
 
 export type SocketSpec = {
@@ -129,9 +136,10 @@ export const DEFAULTS = {
   metricsHost: '127.0.0.1',
 } as const;
 
-export type ResolvedChildSpec = Required<Omit<ChildSpec, 'cwd' | 'socket'>> & {
+export type ResolvedChildSpec = Required<Omit<ChildSpec, 'cwd' | 'socket' | 'crashAtStartEnv'>> & {
   cwd?: string;
   socket?: SocketSpec;
+  crashAtStartEnv?: string;
 };
 
 export type ResolvedSupervisorSpec = {
@@ -154,6 +162,7 @@ export class SpecError extends ProcessError {
 }
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 type Json = Record<string, unknown>;
 
@@ -266,6 +275,16 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
   if (cwd !== undefined && (typeof cwd !== 'string' || cwd === ''))
     fail(`${field}.cwd`, 'must be a non-empty string');
   const socket = raw['socket'] === undefined ? undefined : parseSocket(raw['socket'], `${field}.socket`);
+  const crashAtStartEnv = raw['crashAtStartEnv'];
+  if (
+    crashAtStartEnv !== undefined &&
+    (typeof crashAtStartEnv !== 'string' || !ENV_NAME.test(crashAtStartEnv))
+  ) {
+    fail(
+      `${field}.crashAtStartEnv`,
+      `must be an environment variable name (letters, digits and '_', not starting with a digit), got ${JSON.stringify(crashAtStartEnv)}`,
+    );
+  }
   return {
     name: str(raw, 'name', `${field}.name`, { token: true }),
     command: str(raw, 'command', `${field}.command`),
@@ -276,6 +295,7 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
     shutdownMs: num(raw, 'shutdownMs', `${field}.shutdownMs`, DEFAULTS.shutdownMs, 0),
     health: parseHealth(raw['health'], `${field}.health`, hasNats),
     ...(socket ? { socket } : {}),
+    ...(crashAtStartEnv !== undefined ? { crashAtStartEnv: crashAtStartEnv as string } : {}),
   };
 }
 

@@ -9,5 +9,10 @@ export const SUPERVISOR_SUBJECTS = {
 } as const;
 
 /** `probe` runs a named check its owner registered (SupervisorOptions.probes) and answers its result. */
-export const CONTROL_OPS = ['status', 'kill', 'restart', 'probe'] as const;
+export const CONTROL_OPS = ['status', 'kill', 'restart', 'crashloop', 'probe'] as const;
 export type ControlOp = (typeof CONTROL_OPS)[number];
+
+/** The most starts one `crashloop` request may arm. */
+export const MAX_CRASH_STARTS = 1000;
+/** Failed starts a crash loop arms when the caller does not say how many. */
+export const DEFAULT_CRASH_STARTS = 3;

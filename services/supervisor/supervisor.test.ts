@@ -142,6 +142,17 @@ describe('spec validation', () => {
       /children\[0\]\.socket\.port must be a number from 1/,
     );
     assert.throws(() => withSocket('127.0.0.1:1'), /children\[0\]\.socket must be an object \{host, port\}/);
+    const withCrashVar = (crashAtStartEnv: unknown) =>
+      parseSupervisorSpec({ ...base, children: [{ name: 'a', command: 'node', crashAtStartEnv }] })
+        .children[0]?.crashAtStartEnv;
+    assert.equal(withCrashVar('KSTYLES_DRIVER_CRASH_AT_START'), 'KSTYLES_DRIVER_CRASH_AT_START');
+    assert.equal(parseSupervisorSpec(base).children[0]?.crashAtStartEnv, undefined);
+    for (const bad of ['', '1X', 'A-B', 7]) {
+      assert.throws(
+        () => withCrashVar(bad),
+        /children\[0\]\.crashAtStartEnv must be an environment variable name/,
+      );
+    }
     for (const timeoutMs of [0, -5, 'soon', 60_001]) {
       assert.throws(
         () => withHealth({ kind: 'tcp', host: '127.0.0.1', port: 1, timeoutMs }),
@@ -338,6 +349,55 @@ describe('supervisor without NATS', { timeout: 40_000 }, () => {
     assert.equal(status.phase, 'gave_up');
     assert.equal(status.children.find((c) => c.name === 'other')?.state, 'stopped');
     assert.equal(status.children.find((c) => c.name === 'other')?.pid, null);
+  });
+
+  test('crashloop on demand: the next N starts exit at once with growing backoff, then the child serves again', async (t) => {
+    const crashVar = 'KSTYLES_TEST_CRASH_AT_START';
+    const spec = await httpChild('a', ['--crash-at-start-env', crashVar], {
+      crashAtStartEnv: crashVar,
+      // Never passed on: a child that inherited it would crash at its very first start.
+      env: { [crashVar]: 'from the spec' },
+    });
+    const sup = await supervise(t, {
+      id: 'armed',
+      heartbeat: FAST,
+      intensity: { maxRestarts: 10, periodMs: 60_000 },
+      backoff: { initialMs: 50, factor: 2, jitter: 0, maxMs: 5000 },
+      children: [spec, child('plain')],
+    });
+    await sup.whenReady();
+    const pid = sup.status().children[0]!.pid;
+    assert.throws(() => sup.crashloop('a', 0), /"starts" must be a whole number from 1 to 1000, got 0/);
+    assert.throws(() => sup.crashloop('plain', 3), /service 'plain' has no crash-at-start hook/);
+    const events = collect(sup);
+    const ready = nextEvent(sup, (e) => e.type === 'ready' && e.service === 'a', 20_000);
+    assert.deepEqual(sup.crashloop('a', 3), { service: 'a', pid, starts: 3 });
+    assert.equal(sup.status().children[0]!.crashStartsLeft, 3);
+    assert.equal((await ready).restarts, 4, 'the kill and three failed starts');
+    const own = events.filter((e) => e.service === 'a');
+    assert.deepEqual(
+      own.filter((e) => e.type === 'exited').map((e) => e.signal ?? e.code),
+      ['SIGKILL', 70, 70, 70],
+    );
+    assert.deepEqual(
+      own.filter((e) => e.type === 'started').map((e) => e.message),
+      [
+        'crashloop: start 1 of 3 exits at once',
+        'crashloop: start 2 of 3 exits at once',
+        'crashloop: start 3 of 3 exits at once',
+        undefined,
+      ],
+    );
+    assert.deepEqual(
+      own.filter((e) => e.type === 'restarting').map((e) => e.delayMs),
+      [0, 50, 100, 200],
+    );
+    const status = sup.status().children[0]!;
+    assert.equal(status.state, 'up');
+    assert.equal(status.restarts, 4);
+    assert.equal(status.crashStartsLeft, 0);
+    assert.equal(status.lastExit?.code, 70);
+    assert.equal(sup.status().children[1]!.restarts, 0, 'the other child was left alone');
   });
 
   test('permanent, transient and temporary follow OTP semantics', async (t) => {
@@ -537,6 +597,13 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
         err.status === 404 &&
         err.code === 'CONTROL_UNKNOWN_SERVICE' &&
         /unknown service 'nope'.*known services: one, two/.test(err.message),
+    );
+    await assert.rejects(
+      client.crashloop('ctlnats', 'one', 3),
+      (err: Error) =>
+        err instanceof SupervisorControlError &&
+        err.code === 'CONTROL_CONFLICT' &&
+        /service 'one' has no crash-at-start hook/.test(err.message),
     );
     await assert.rejects(
       client.status('no-such-supervisor'),

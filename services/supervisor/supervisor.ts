@@ -31,7 +31,7 @@ import {
   type ResolvedSupervisorSpec,
   type SupervisorSpec,
 } from './spec.ts';
-import { type ControlOp, SUPERVISOR_SUBJECTS } from './subjects.ts';
+import { type ControlOp, MAX_CRASH_STARTS, SUPERVISOR_SUBJECTS } from './subjects.ts';
 
 export type ChildState = 'starting' | 'up' | 'hung' | 'restarting' | 'stopped' | 'failed';
 /** Why a child was restarted: the `reason` label of kstyles_supervisor_restarts_total. */
@@ -71,6 +71,8 @@ export type ChildStatus = {
   uptimeMs: number | null;
   /** Since the current process first answered its health check. */
   readyForMs: number | null;
+  /** Starts still armed to exit at once (the control API's `crashloop`); 0 when none. */
+  crashStartsLeft: number;
 };
 
 export type SupervisorPhase = 'running' | 'stopping' | 'stopped' | 'gave_up';
@@ -140,6 +142,8 @@ type Child = {
   stopIntent: 'shutdown' | 'hung' | null;
   watch: AbortController | null;
   identity: NatsIdentity;
+  /** The armed crash loop: starts left to fail, of how many armed. */
+  crashloop: { left: number; armed: number };
 };
 
 /** Erlang/OTP-style supervisor of OS processes (after MINIX 3's reincarnation server). */
@@ -201,6 +205,7 @@ export class Supervisor extends EventEmitter {
       stopIntent: null,
       watch: null,
       identity: { token: '', staleIds: new Set() },
+      crashloop: { left: 0, armed: 0 },
     }));
     for (const child of this.#children) this.#metrics.up.set({ service: child.spec.name }, 0);
     this.done = new Promise((resolve) => {
@@ -295,6 +300,7 @@ export class Supervisor extends EventEmitter {
         lastExit: c.lastExit,
         uptimeMs: c.proc && c.spawnedAt !== null ? now - c.spawnedAt : null,
         readyForMs: c.state === 'up' && c.readyAt !== null ? now - c.readyAt : null,
+        crashStartsLeft: c.crashloop.left,
       })),
     };
   }
@@ -340,6 +346,33 @@ export class Supervisor extends EventEmitter {
     return { service, pid: child.proc ? child.pid : null };
   }
 
+  /**
+   * A crash loop on demand: the next `starts` starts of a child exit at once (the supervisor sets the
+   * child's crash-at-start variable, `crashAtStartEnv`, for each), and its running process is SIGKILLed.
+   * The restarts, their growing backoff and the restart intensity then do what they do for a real one.
+   */
+  crashloop(service: string, starts: number): { service: string; pid: number | null; starts: number } {
+    const child = this.#child(service);
+    if (!child.spec.crashAtStartEnv) {
+      throw new ControlError(
+        409,
+        `service '${service}' has no crash-at-start hook (its child spec names no crashAtStartEnv; the microkernel's driver has one when it runs with --chaos)`,
+      );
+    }
+    if (!Number.isInteger(starts) || starts < 1 || starts > MAX_CRASH_STARTS) {
+      throw new ControlError(
+        400,
+        `crashloop: "starts" must be a whole number from 1 to ${MAX_CRASH_STARTS}, got ${JSON.stringify(starts)}`,
+      );
+    }
+    if (this.#phase !== 'running') throw new ControlError(409, `supervisor '${this.id}' is ${this.#phase}`);
+    child.crashloop = { left: starts, armed: starts };
+    const pid = child.proc ? child.pid : null;
+    if (pid !== null) this.#signal(child, 'SIGKILL');
+    this.#log(`${service} crashloop armed: its next ${starts} start(s) exit at once`);
+    return { service, pid, starts };
+  }
+
   /** Every event from now on, until the signal aborts. */
   async *events(signal?: AbortSignal): AsyncGenerator<SupervisorEvent> {
     try {
@@ -374,6 +407,7 @@ export class Supervisor extends EventEmitter {
       }
       return this.kill(req['service'], req['signal'] as string | undefined);
     }
+    if (op === 'crashloop') return this.crashloop(req['service'], req['starts'] as number);
     return this.restart(req['service']);
   }
 
@@ -429,9 +463,10 @@ export class Supervisor extends EventEmitter {
     child.identity = { token: `${this.id}.${spec.name}.${randomUUID()}`, staleIds: child.identity.staleIds };
     const socket = this.#sockets.get(spec.name);
     const launch = linkedToParent(spec.command, spec.args, this.#setpriv);
+    const crashing = this.#takeCrashStart(child);
     const proc = spawn(launch.command, launch.args, {
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
-      env: this.#childEnv(child, socket),
+      env: this.#childEnv(child, socket, crashing),
       // A held socket lands at index LISTEN_FD (3) of the child's descriptors.
       stdio: ['ignore', 'pipe', 'pipe', ...(socket ? [socket.fd] : [])],
       // Its own process group: signals reach the child's own children too, and a Ctrl-C in the
@@ -452,13 +487,21 @@ export class Supervisor extends EventEmitter {
         this.#onExit(child, proc, null, null, `cannot start '${spec.command}': ${err.message}`);
     });
     proc.once('spawn', () => {
-      this.#emit(child, 'started');
+      this.#emit(child, 'started', crashing ? { message: `crashloop: start ${crashing} exits at once` } : {});
       if (spec.health.kind === 'none') this.#markReady(child);
       else void this.#watch(child, proc);
     });
   }
 
-  #childEnv(child: Child, socket: HeldSocket | undefined): NodeJS.ProcessEnv {
+  /** `k of N` when this start is one of an armed crash loop's (and counts it), else undefined. */
+  #takeCrashStart(child: Child): string | undefined {
+    const { left, armed } = child.crashloop;
+    if (left <= 0 || !child.spec.crashAtStartEnv) return undefined;
+    child.crashloop = { left: left - 1, armed };
+    return `${armed - left + 1} of ${armed}`;
+  }
+
+  #childEnv(child: Child, socket: HeldSocket | undefined, crashing: string | undefined): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...child.spec.env,
@@ -467,6 +510,12 @@ export class Supervisor extends EventEmitter {
     // Never inherited: a child without a held socket must not take fd 3 for one.
     if (socket) env[LISTEN_FD_ENV] = String(LISTEN_FD);
     else delete env[LISTEN_FD_ENV];
+    // Set only for an armed start, never passed on from this process's environment or the spec's.
+    const crashVar = child.spec.crashAtStartEnv;
+    if (crashVar) {
+      if (crashing) env[crashVar] = crashing;
+      else delete env[crashVar];
+    }
     return env;
   }
 

@@ -7,6 +7,8 @@
  *     no failed requests), the monolith crashed by the poison request and the unikernel's process
  *     SIGKILLed by host PID (both restarted by the restart policy; downtime measured);
  *   - that Prometheus scraped every style;
+ *   - the lab console (profile console): the page, its container buttons disabled without the Docker
+ *     socket, a crash loop through the microkernel's supervisor as the console's NATS user;
  * and writes each image's size and each style's container start → first 200 to
  * deploy/container-figures.json. Without a Docker engine it skips, saying why.
  *
@@ -62,7 +64,9 @@ const OFFICIAL_BASES = Object.fromEntries(
 );
 
 type Stack = {
+  project: ComposeProject;
   urls: Record<Style, string>;
+  console: string;
   prometheus: string;
   nats: string;
   /** The supervisor's nkey seed: the control API's credentials. */
@@ -146,6 +150,7 @@ async function startStack(): Promise<Stack> {
     KSTYLES_PROMETHEUS_PORT: await freePort(),
     KSTYLES_NATS_PORT: await freePort(),
     KSTYLES_NATS_MONITOR_PORT: await freePort(),
+    KSTYLES_CONSOLE_PORT: await freePort(),
   };
   const environment: Record<string, string> = {
     ...bases,
@@ -170,7 +175,9 @@ async function startStack(): Promise<Stack> {
   for (const style of STYLES) await waitFor200(`${urls[style]}/readyz`, 120_000, 200);
   figures.stackUpSeconds = Math.round((performance.now() - started) / 100) / 10;
   return {
+    project,
     urls,
+    console: `http://127.0.0.1:${ports.KSTYLES_CONSOLE_PORT}`,
     prometheus: `http://127.0.0.1:${ports.KSTYLES_PROMETHEUS_PORT}`,
     nats: `nats://127.0.0.1:${ports.KSTYLES_NATS_PORT}`,
     supervisorSeed: natsKeys.supervisor.seed,
@@ -470,6 +477,59 @@ if (engineOrStandIn('container tier (deploy/docker-compose.yml in Docker)', it))
       }
       const up = await query('max_over_time(kstyles_supervisor_service_up[30m])');
       assert.deepEqual(up.map((s) => s.metric['service']).sort(), ['driver', 'fs', 'gateway']);
+    });
+  });
+
+  describe('the lab console in compose (profile console)', () => {
+    it('serves the page, disables container kills without the Docker socket, and crash-loops the driver through the supervisor', async () => {
+      const { project, console: url, nats, supervisorSeed } = await ready();
+      const up = project.compose(['--profile', 'console', 'up', '-d', '--no-deps', 'console']);
+      assert.equal(up.status, 0, `${up.stdout}${up.stderr}`);
+      const control = await SupervisorControlClient.connect({
+        servers: nats,
+        seed: supervisorSeed,
+        timeoutMs: 5000,
+      });
+      try {
+        await waitFor200(`${url}/healthz`, 120_000, 200);
+        // The first page may come before the console has read the supervisor's status.
+        let html = '';
+        const until = Date.now() + 30_000;
+        while (!/<tr data-child="driver"><th scope="row">driver<\/th><td class="pid">\d+/.test(html)) {
+          assert.ok(Date.now() < until, `the page shows the microkernel's driver with its PID:\n${html}`);
+          await sleep(500);
+          html = await (await fetch(url)).text();
+        }
+        for (const target of ['docker:monolith', 'docker:unikernel', 'docker:microkernel', 'docker:nats']) {
+          assert.match(
+            html,
+            new RegExp(`data-target="${target}" data-kind="kill"[^>]* disabled title="[^"]*Docker socket`),
+            target,
+          );
+        }
+        const before = (await control.status('microkernel')).children.find((c) => c.name === 'driver')!;
+        const res = await fetch(`${url}/fault`, {
+          method: 'POST',
+          headers: { accept: 'application/json' },
+          body: new URLSearchParams({ target: 'microkernel:driver', kind: 'crashloop', times: '1' }),
+        });
+        const fault = (await res.json()) as { ok: boolean; message: string };
+        assert.ok(fault.ok, fault.message);
+        let after = before;
+        const back = Date.now() + 60_000;
+        while (!(after.restarts === before.restarts + 2 && after.state === 'up')) {
+          assert.ok(
+            Date.now() < back,
+            `the driver back after the kill and one failed start: ${JSON.stringify(after)}`,
+          );
+          await sleep(250);
+          after = (await control.status('microkernel')).children.find((c) => c.name === 'driver')!;
+        }
+        assert.equal(after.lastExit?.code, 70, 'the armed start exited at once');
+      } finally {
+        await control.close();
+        project.compose(['--profile', 'console', 'rm', '-f', '-s', '-v', 'console']);
+      }
     });
   });
 
