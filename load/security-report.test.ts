@@ -39,6 +39,7 @@ const parser: MeasuredSecurity = {
 const isolation = (unexpected: string[] = []): NatsIsolation => ({
   server: 'nats://127.0.0.1:4222',
   attemptsPerRole: 21,
+  untried: [],
   roles: [
     {
       role: 'gateway',

@@ -89,7 +89,7 @@ function isolationLines(s: MeasuredSecurity): string[] {
     const unexpected = nats.roles.reduce((sum, r) => sum + r.unexpectedAllowed.length, 0);
     const missing = nats.roles.reduce((sum, r) => sum + r.unexpectedRefused.length, 0);
     lines.push(
-      `NATS, tried live with each role's credentials: ${nats.roles.length} roles × ${nats.attemptsPerRole} attempts — ${formatCount(allowed)} allowed, ${formatCount(refused)} refused; ${unexpected === 0 ? '0 unexpected allows' : `**${plural(unexpected, 'UNEXPECTED ALLOW')}**`}${missing > 0 ? `, ${plural(missing, 'needed permission')} refused` : ''}; no credentials ${nats.anonymous}, unknown key ${nats.stranger}`,
+      `NATS, tried live with each role's credentials: ${nats.roles.length} roles × ${nats.attemptsPerRole} attempts — ${formatCount(allowed)} allowed, ${formatCount(refused)} refused; ${unexpected === 0 ? '0 unexpected allows' : `**${plural(unexpected, 'UNEXPECTED ALLOW')}**`}${missing > 0 ? `, ${plural(missing, 'needed permission')} refused` : ''}; no credentials ${nats.anonymous}, unknown key ${nats.stranger}${nats.untried?.length ? `; not tried (credentials not held by the microkernel): ${nats.untried.join(', ')}` : ''}`,
     );
   }
   return lines;

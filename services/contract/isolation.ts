@@ -27,6 +27,8 @@ export type NatsIsolation = {
   server: string;
   attemptsPerRole: number;
   roles: RoleIsolation[];
+  /** Roles whose credentials the prober does not hold (a deployment gives the console's to the console alone). */
+  untried: string[];
   /** Connecting with no credentials, and with an nkey the server does not know: each should be refused. */
   anonymous: 'refused' | 'allowed';
   stranger: 'refused' | 'allowed';

@@ -33,8 +33,8 @@ import {
 import { NATS_ISOLATION_PROBE, probeNatsIsolation } from './isolation-probe.ts';
 import {
   generateKeyPairs,
-  MICROKERNEL_ROLES,
   NATS_KEY_ENV,
+  NATS_ROLES,
   renderNatsConfig,
   usersFromEnv,
   writeRunNatsConfig,
@@ -140,7 +140,8 @@ const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
  */
 export function takeCredentialsFromEnv(env: NodeJS.ProcessEnv): CompositionOptions['credentials'] {
   const creds: NonNullable<CompositionOptions['credentials']> = {};
-  for (const role of MICROKERNEL_ROLES) {
+  // The console's too, for the isolation probe (a deployment's .env has them all); no server inherits any.
+  for (const role of NATS_ROLES) {
     const seed = env[NATS_KEY_ENV.seed(role)];
     if (seed) creds[role] = { seed };
     delete env[NATS_KEY_ENV.seed(role)];

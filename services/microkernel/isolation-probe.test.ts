@@ -64,6 +64,19 @@ describe('the NATS isolation probe, on a real nats-server', () => {
       assert.deepEqual(role.unexpectedAllowed, [], role.role);
   });
 
+  it('tries only the roles whose credentials it holds, and names the others untried', async () => {
+    const pairs = generateKeyPairs();
+    const server = await nats(renderNatsConfig({ host: '127.0.0.1', port: 0, users: pairs }));
+    const { console: _console, ...microkernelOnly } = pairs;
+    const result = await probeNatsIsolation(server.url, microkernelOnly);
+    assert.deepEqual(
+      result.roles.map((r) => r.role),
+      ['gateway', 'fs', 'driver', 'supervisor'],
+    );
+    assert.deepEqual(result.untried, ['console']);
+    for (const role of result.roles) assert.deepEqual(role.unexpectedAllowed, [], role.role);
+  });
+
   it('finds every role able to do everything on a NATS without users, and lets strangers in', async () => {
     const result = await probeNatsIsolation((await nats()).url, {});
     for (const role of result.roles) {

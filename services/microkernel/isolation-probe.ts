@@ -34,7 +34,8 @@ export type IsolationAttempt = {
  * The attempts, for one run's token. Who may do what (docs/architecture.md, 'The microkernel'): the
  * gateway asks the file server and reads its own inbox; the file server asks the driver, serves its
  * subjects, follows supervisor events; the driver serves its subjects and sends granted chunks to the
- * gateway's inbox; the supervisor owns control, events and the service API. Nobody reads another role's
+ * gateway's inbox; the supervisor owns control, events and the service API; the lab console may call the
+ * supervisors' control API and read their events. Nobody reads another role's
  * inbox, the shared `_INBOX`, or everything.
  */
 export function isolationAttempts(token: string): IsolationAttempt[] {
@@ -53,18 +54,19 @@ export function isolationAttempts(token: string): IsolationAttempt[] {
   return [
     publish(`kstyles.fs.${token}`, 'request the file server', ['gateway']),
     publish(`kstyles.drv.${token}`, 'request the driver', ['fs']),
-    publish(`kstyles.sup.ctl.${token}.kill`, "a supervisor's control API (kill)", ['supervisor']),
+    publish(`kstyles.sup.ctl.${token}.kill`, "a supervisor's control API (kill)", ['supervisor', 'console']),
     publish(`kstyles.sup.events.${token}`, 'forge a supervisor event', ['supervisor']),
     publish(`$SRV.STATS.${token}`, 'the service API (stats of every server)', ['supervisor']),
     publish(`${inboxPrefixOf('gateway')}.${token}`, "reply into the gateway's inbox", ['driver']),
     publish(`${inboxPrefixOf('fs')}.${token}`, "reply into the file server's inbox", []),
     publish(`${inboxPrefixOf('supervisor')}.${token}`, "reply into the supervisor's inbox", []),
+    publish(`${inboxPrefixOf('console')}.${token}`, "reply into the console's inbox", []),
     publish(`_INBOX.${token}`, 'reply into the shared inbox', []),
     publish(`isolation.${token}`, 'any other subject', []),
     subscribe('kstyles.fs.>', 'read every request to the file server', ['fs']),
     subscribe('kstyles.drv.>', 'read every request to the driver', ['driver']),
     subscribe('kstyles.sup.ctl.>', "read every supervisor's control requests", ['supervisor']),
-    subscribe('kstyles.sup.events.*', 'read supervisor events', ['fs', 'supervisor']),
+    subscribe('kstyles.sup.events.*', 'read supervisor events', ['fs', 'supervisor', 'console']),
     subscribe('$SRV.>', 'read every service-API message', ['supervisor']),
     subscribe(`${inboxPrefixOf('gateway')}.>`, "read the gateway's replies", ['gateway']),
     subscribe(`${inboxPrefixOf('fs')}.>`, "read the file server's replies", ['fs']),
@@ -72,6 +74,7 @@ export function isolationAttempts(token: string): IsolationAttempt[] {
     subscribe(`${inboxPrefixOf('supervisor')}.>`, "read the supervisor's replies (control answers)", [
       'supervisor',
     ]),
+    subscribe(`${inboxPrefixOf('console')}.>`, "read the console's replies (control answers)", ['console']),
     subscribe('_INBOX.>', 'read every reply on the shared inbox', []),
     subscribe('>', 'read everything', []),
   ];
@@ -163,8 +166,10 @@ async function admits(servers: string[], credentials: NatsCredentials, timeoutMs
 }
 
 /**
- * Runs every attempt as every role, with that role's credentials (a role without any connects without,
- * as it would), plus the two strangers. Roles run one after another: each is a few hundred ms.
+ * Runs every attempt as every role, with that role's credentials, plus the two strangers. On a NATS
+ * without users (no credentials at all) every role connects without, as it would; otherwise a role
+ * whose credentials are not here is listed as untried. Roles run one after another: each is a few
+ * hundred ms.
  */
 export async function probeNatsIsolation(
   servers: string | string[],
@@ -174,13 +179,16 @@ export async function probeNatsIsolation(
   const list = [servers].flat();
   const started = performance.now();
   const attempts = isolationAttempts(`probe-${randomBytes(8).toString('hex')}`);
+  const withoutUsers = Object.values(credentials).every((c) => c === undefined);
+  const tried = NATS_ROLES.filter((role) => withoutUsers || credentials[role] !== undefined);
   const roles: RoleIsolation[] = [];
-  for (const role of NATS_ROLES) roles.push(await tryAs(list, role, credentials[role], attempts, timeoutMs));
+  for (const role of tried) roles.push(await tryAs(list, role, credentials[role], attempts, timeoutMs));
   const stranger = new TextDecoder().decode(createUser().getSeed());
   return {
     server: list.join(','),
     attemptsPerRole: attempts.length,
     roles,
+    untried: NATS_ROLES.filter((role) => !tried.includes(role)),
     anonymous: (await admits(list, {}, timeoutMs)) ? 'allowed' : 'refused',
     stranger: (await admits(list, { seed: stranger }, timeoutMs)) ? 'allowed' : 'refused',
     at: new Date().toISOString(),
