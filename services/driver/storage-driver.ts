@@ -1,5 +1,6 @@
 import { constants, type FileHandle, open } from 'node:fs/promises';
 import { InternalError, NotFoundError } from '../contract/errors.ts';
+import { ATTR, endSpan, SPAN, startSpan } from '../telemetry/spans.ts';
 import type { BlockReader, FileRef } from './block-reader.ts';
 import { DriverChaos } from './chaos.ts';
 
@@ -29,6 +30,20 @@ export class StorageDriver implements BlockReader {
   }
 
   async read(file: FileRef, position: number, length: number): Promise<Uint8Array> {
+    // The `driver read` span of the request's trace (services/telemetry); undefined while tracing is off.
+    const span = startSpan(SPAN.driverRead);
+    span?.setAttributes({ [ATTR.filePath]: file.relPath, [ATTR.offset]: position, [ATTR.length]: length });
+    try {
+      const bytes = await this.readBytes(file, position, length);
+      endSpan(span);
+      return bytes;
+    } catch (err) {
+      endSpan(span, err);
+      throw err;
+    }
+  }
+
+  private async readBytes(file: FileRef, position: number, length: number): Promise<Uint8Array> {
     if (this.chaos.enabled) await this.chaos.beforeRead(file.relPath);
     const entry = await this.acquire(file);
     try {

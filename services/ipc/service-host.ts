@@ -14,6 +14,7 @@ import type { Registry } from 'prom-client';
 import { toServiceError } from '../contract/errors.ts';
 import { createLatencyHistogram } from '../contract/metrics.ts';
 import { supervisedServiceMetadata } from '../supervisor/child-identity.ts';
+import { inMessagingServerSpan } from '../telemetry/spans.ts';
 import { HEADERS, respondWithError } from './headers.ts';
 import type { ServiceName } from './subjects.ts';
 
@@ -56,11 +57,14 @@ async function serve(
   const started = process.hrtime.bigint();
   let outcome = 'ok';
   try {
-    const reply = await endpoint.handle(msg);
-    if (reply.answered) return;
-    const headers = reply.headers ?? createHeaders();
-    headers.set(HEADERS.instance, instanceId);
-    msg.respond(reply.data, { headers });
+    // The handler's SERVER span continues the caller's trace (its traceparent header).
+    await inMessagingServerSpan('nats', endpoint.subject, msg.headers, async () => {
+      const reply = await endpoint.handle(msg);
+      if (reply.answered) return;
+      const headers = reply.headers ?? createHeaders();
+      headers.set(HEADERS.instance, instanceId);
+      msg.respond(reply.data, { headers });
+    });
   } catch (err) {
     const error = toServiceError(err);
     outcome = error.code;
