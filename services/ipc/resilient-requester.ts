@@ -355,8 +355,12 @@ export class ResilientRequester {
   /** Whether an instance that could have held the timed-out attempt is gone from NATS. */
   async #crashedSince(snapshot: string[]): Promise<boolean> {
     if (snapshot.length === 0) {
-      // Nobody known: a crash shows as no instance at all.
-      return !(await this.#discover(RETRY_DEFAULTS.probeTimeoutMs));
+      // Nobody known: a crash shows as no instance at all. Then none of the instances remembered since
+      // (the PINGs of this very watch remember the one that answered) is alive: forget them, or the
+      // retry's snapshot would hold the dead one and its next check would count the same crash again.
+      if (await this.#discover(RETRY_DEFAULTS.probeTimeoutMs)) return false;
+      this.#known.clear();
+      return true;
     }
     const verdicts = await Promise.all(snapshot.map((id) => this.#probe(id)));
     return verdicts.some(Boolean);
