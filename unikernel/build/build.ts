@@ -100,7 +100,16 @@ export type ImageReport = {
   /** The Node that ran the build (esbuild, postject): not part of the image. */
   buildNode: string;
   steps: Array<{ step: string; ms: number }>;
-  bundleBytes: { program: number; poolWorker: number };
+  bundleBytes: {
+    program: number;
+    poolWorker: number;
+    /**
+     * What the tracing SDK (services/telemetry/sdk.ts and the OpenTelemetry packages it loads) adds to
+     * each file: the difference to the same bundle with sdk.ts left out. The SDK is bundled but not
+     * evaluated unless the environment names an exporter.
+     */
+    tracingSdk: { program: number; poolWorker: number };
+  };
   executableBytes: number;
   unstrippedNodeBytes: number;
   rootfs: { bytes: number; files: number; list: RootfsFile[] };
@@ -138,6 +147,20 @@ async function step<T>(report: ImageReport, name: string, action: () => Promise<
   log(`[${number}] ${name}: done in ${(ms / 1000).toFixed(2)} s`);
   return result;
 }
+
+/** esbuild plugin: the tracing SDK left out (sdk.ts as an empty module), to measure what it adds. */
+const withoutTracingSdk: esbuild.Plugin = {
+  name: 'without-tracing-sdk',
+  setup(build) {
+    const sdkModule = join(REPO, 'services', 'telemetry', 'sdk.ts');
+    build.onResolve({ filter: /(^|\/)sdk\.ts$/ }, (args) =>
+      resolve(args.resolveDir, args.path) === sdkModule
+        ? { path: sdkModule, namespace: 'left-out' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'left-out' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
 
 /** esbuild plugin: the driver's `./chaos.ts` becomes the inert stand-in (production build only). */
 const chaosCompiledOut: esbuild.Plugin = {
@@ -190,27 +213,41 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
     },
     // piscina's optional thread-priority helper: absent, piscina skips it.
     external: ['@napi-rs/nice'],
+    mainFields: ['module', 'main'],
     plugins: chaos ? [piscinaWorkerName] : [chaosCompiledOut, piscinaWorkerName],
     logLevel: 'warning',
     // main.ts reads import.meta.url only on its TypeScript branch, which the define above removes.
     logOverride: { 'empty-import-meta': 'silent' },
   };
-  await esbuild.build({ ...common, entryPoints: [join(RUNTIME_DIR, 'main.ts')], outfile: layout.bundle });
+  const program: esbuild.BuildOptions = { ...common, entryPoints: [join(RUNTIME_DIR, 'main.ts')] };
+  await esbuild.build({ ...program, outfile: layout.bundle });
   // One file is both piscina's worker loop and the task module, so the two share piscina's private
   // symbols and Piscina.move() in a task really transfers the buffer instead of copying it.
   const piscinaWorker = join(REPO, 'node_modules', 'piscina', 'dist', 'worker.js');
-  await esbuild.build({
+  const worker: esbuild.BuildOptions = {
     ...common,
     stdin: {
       contents: `require(${JSON.stringify(piscinaWorker)});\nmodule.exports = require(${JSON.stringify(join(RUNTIME_DIR, 'read-task.ts'))});\n`,
       resolveDir: RUNTIME_DIR,
       loader: 'js',
     },
-    outfile: layout.bundleWorker,
-  });
+  };
+  await esbuild.build({ ...worker, outfile: layout.bundleWorker });
+  const withoutSdk = async (options: esbuild.BuildOptions) => {
+    const result = await esbuild.build({
+      ...options,
+      write: false,
+      plugins: [withoutTracingSdk, ...(options.plugins ?? [])],
+    });
+    return result.outputFiles![0]!.contents.byteLength;
+  };
+  const bytes = { program: statSync(layout.bundle).size, poolWorker: statSync(layout.bundleWorker).size };
   report.bundleBytes = {
-    program: statSync(layout.bundle).size,
-    poolWorker: statSync(layout.bundleWorker).size,
+    ...bytes,
+    tracingSdk: {
+      program: bytes.program - (await withoutSdk(program)),
+      poolWorker: bytes.poolWorker - (await withoutSdk(worker)),
+    },
   };
   if (!chaos) {
     for (const file of [layout.bundle, layout.bundleWorker]) {
@@ -221,7 +258,7 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
     }
   }
   log(
-    `    program ${(report.bundleBytes.program / 1024).toFixed(0)} KiB, pool worker ${(report.bundleBytes.poolWorker / 1024).toFixed(0)} KiB, chaos ${chaos ? 'compiled in' : 'compiled out'}`,
+    `    program ${(report.bundleBytes.program / 1024).toFixed(0)} KiB, pool worker ${(report.bundleBytes.poolWorker / 1024).toFixed(0)} KiB (the tracing SDK ${(report.bundleBytes.tracingSdk.program / 1024).toFixed(0)} and ${(report.bundleBytes.tracingSdk.poolWorker / 1024).toFixed(0)} KiB of them), chaos ${chaos ? 'compiled in' : 'compiled out'}`,
   );
 }
 
@@ -522,7 +559,7 @@ export async function build(options: BuildOptions): Promise<ImageReport> {
     node: pinnedNodeVersion(EMBEDDED_NODE_LINE),
     buildNode: process.version,
     steps: [],
-    bundleBytes: { program: 0, poolWorker: 0 },
+    bundleBytes: { program: 0, poolWorker: 0, tracingSdk: { program: 0, poolWorker: 0 } },
     executableBytes: 0,
     unstrippedNodeBytes: 0,
     rootfs: { bytes: 0, files: 0, list: [] },
