@@ -6,8 +6,9 @@
  */
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
-import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
+import { KSTYLES_BIN as KSTYLES, REPO_ROOT } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
@@ -39,10 +40,39 @@ export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
 export const LAB_ID = 'lab';
 
+/**
+ * Where and how much the lab's styles trace (services/telemetry): each style appends its spans to
+ * `<dir>/<style>.jsonl`, sampling `ratio` of the requests that carry no trace context (parent-based:
+ * a request with a sampled `traceparent` is always traced); the console draws the newest from there.
+ */
+export type LabTraces = { dir: string; ratio: number };
+
+/** `kstyles up`'s traces: beside the default corpus, in the lab's own state folder. */
+export const DEFAULT_TRACES_DIR = path.join(REPO_ROOT, '.kstyles', 'traces');
+/** One request in a hundred, per style: a trace a second at the console's default 100 req/s. */
+export const DEFAULT_TRACES_RATIO = 0.01;
+
+/** The traces file of one style in the lab's traces directory. */
+export function labTracesFile(dir: string, style: Style): string {
+  return path.join(dir, `${style}.jsonl`);
+}
+
+/** The environment that makes one style of the lab trace (nothing without LabTraces). */
+function tracesEnv(traces: LabTraces | undefined, style: Style): Record<string, string> {
+  if (!traces) return {};
+  return {
+    KSTYLES_TRACES_FILE: labTracesFile(traces.dir, style),
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: String(traces.ratio),
+  };
+}
+
 export type LabOptions = {
   data: string;
   chaos: boolean;
   ports: LabPorts;
+  /** Absent: the styles do not trace. */
+  traces?: LabTraces;
   /** Where the children's log lines go (default: this process's stdout/stderr). */
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
@@ -53,6 +83,7 @@ export type Lab = {
   urls: Record<Style, string>;
   natsUrl: string;
   unikernelForm: string;
+  traces?: LabTraces;
   stop(): Promise<void>;
 };
 
@@ -154,6 +185,7 @@ function labSpec(
           options.data,
           ...chaos,
         ],
+        env: tracesEnv(options.traces, 'monolith'),
         health: http('monolith'),
       },
       {
@@ -170,7 +202,7 @@ function labSpec(
           nats.url,
           ...chaos,
         ],
-        env: natsSeeds,
+        env: { ...natsSeeds, ...tracesEnv(options.traces, 'microkernel') },
         shutdownMs: 10_000,
         health: http('microkernel'),
       },
@@ -188,7 +220,7 @@ function labSpec(
           ...chaos,
         ],
         // As in the image: the program ignores the caller's NODE_OPTIONS.
-        env: { NODE_OPTIONS: '' },
+        env: { NODE_OPTIONS: '', ...tracesEnv(options.traces, 'unikernel') },
         health: http('unikernel'),
       },
     ],
@@ -221,13 +253,20 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     startedAt: new Date().toISOString(),
     nats: runtimeNatsOf(spec.nats!),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
-    info: { urls, chaos: options.chaos, data: options.data, unikernel: unikernel.form },
+    info: {
+      urls,
+      chaos: options.chaos,
+      data: options.data,
+      unikernel: unikernel.form,
+      ...(options.traces ? { traces: options.traces } : {}),
+    },
   });
   return {
     supervisor,
     urls,
     natsUrl,
     unikernelForm: unikernel.form,
+    ...(options.traces ? { traces: options.traces } : {}),
     stop: async () => {
       await supervisor.stop();
       cleanUp();

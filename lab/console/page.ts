@@ -14,6 +14,7 @@ import {
   renderTimeline,
   renderTrees,
 } from './render.ts';
+import { followTraces } from './trace-waterfall-view.ts';
 
 const $ = (id: string) => document.getElementById(id)!;
 let faultTimes: number[] = [];
@@ -110,4 +111,5 @@ document.addEventListener('submit', (event) => {
 });
 
 render(JSON.parse($('initial-state').textContent ?? '{}') as ConsoleState);
+followTraces();
 new EventSource('/events').onmessage = (event) => render(JSON.parse(event.data) as ConsoleState);
