@@ -31,6 +31,8 @@ type Service = {
   cap_drop?: string[];
   depends_on?: Record<string, { condition: string }>;
   volumes?: string[];
+  environment?: Record<string, string>;
+  expose?: string[];
 };
 type ComposeFile = { name?: string; version?: string; services: Record<string, Service> };
 
@@ -53,7 +55,7 @@ describe('deploy/docker-compose.yml', () => {
     assert.deepEqual(findKey(compose, 'start_interval'), [], 'compose v1 rejects healthcheck.start_interval');
   });
 
-  it('has the services of the stack, Grafana and the load generator behind profiles', () => {
+  it('has the services of the stack, Grafana, Jaeger and the load generator behind profiles', () => {
     for (const name of [
       'nats',
       'corpus',
@@ -62,15 +64,41 @@ describe('deploy/docker-compose.yml', () => {
       'unikernel',
       'prometheus',
       'grafana',
+      'jaeger',
       'load',
     ]) {
       assert.ok(services[name], `service ${name} is missing`);
     }
-    assert.deepEqual(services['grafana']?.profiles, ['grafana']);
-    assert.deepEqual(services['load']?.profiles, ['load']);
+    const profiled: Record<string, string> = { grafana: 'grafana', jaeger: 'traces', load: 'load' };
     for (const [name, service] of Object.entries(services)) {
-      if (name !== 'grafana' && name !== 'load') assert.equal(service.profiles, undefined, name);
+      assert.deepEqual(service.profiles, profiled[name] ? [profiled[name]] : undefined, name);
     }
+  });
+
+  it('leaves tracing off unless KSTYLES_OTLP_ENDPOINT names a collector, for every style', () => {
+    for (const name of ['monolith', 'microkernel', 'unikernel']) {
+      const env = services[name]?.environment ?? {};
+      // An empty OTEL_EXPORTER_OTLP_ENDPOINT counts as unset (services/telemetry/setup.ts): no SDK loads.
+      assert.equal(env['OTEL_EXPORTER_OTLP_ENDPOINT'], '$' + '{KSTYLES_OTLP_ENDPOINT:-}', name);
+      assert.equal(env['OTEL_TRACES_SAMPLER'], '$' + '{OTEL_TRACES_SAMPLER:-parentbased_traceidratio}', name);
+      assert.match(env['OTEL_TRACES_SAMPLER_ARG'] ?? '', /^\$\{OTEL_TRACES_SAMPLER_ARG:-0?\.\d+\}$/, name);
+    }
+    // The microkernel keeps its NATS seeds beside the tracing variables.
+    assert.ok(services['microkernel']?.environment?.['KSTYLES_NATS_DRIVER_SEED']);
+    // What the README tells people to set with --profile traces reaches Jaeger's OTLP/HTTP port.
+    assert.ok(services['jaeger']?.expose?.includes('4318'));
+    assert.match(
+      readFileSync(path.join(DEPLOY, 'README.md'), 'utf8'),
+      /KSTYLES_OTLP_ENDPOINT=http:\/\/jaeger:4318/,
+    );
+  });
+
+  it('runs Jaeger from its official image, hardened, as its non-root user', () => {
+    const jaeger = services['jaeger']!;
+    assert.match(jaeger.image ?? '', /^\$\{JAEGER_IMAGE:-jaegertracing\/jaeger:2\.\d+\.\d+\}$/);
+    assert.equal(jaeger.read_only, true);
+    assert.deepEqual(jaeger.cap_drop, ['ALL']);
+    assert.match(jaeger.user ?? '', /^[1-9]\d*:\d+$/);
   });
 
   it('gives every long-running service an exec-form healthcheck and a restart policy', () => {
@@ -101,6 +129,7 @@ describe('deploy/docker-compose.yml', () => {
       unikernel: mapping('unikernel', 8083),
       prometheus: mapping('prometheus', 9090),
       grafana: mapping('grafana', 3000),
+      jaeger: mapping('jaeger', 16686),
     };
     for (const [name, mapping] of Object.entries(expected)) {
       assert.ok(services[name]?.ports?.includes(mapping), `${name} publishes ${mapping}`);
@@ -195,7 +224,18 @@ describe('deploy/docker-compose.yml', () => {
     const config = (env: NodeJS.ProcessEnv) =>
       spawnSync(
         'docker-compose',
-        ['-f', COMPOSE_FILE, '--profile', 'grafana', '--profile', 'load', 'config', '-q'],
+        [
+          '-f',
+          COMPOSE_FILE,
+          '--profile',
+          'grafana',
+          '--profile',
+          'load',
+          '--profile',
+          'traces',
+          'config',
+          '-q',
+        ],
         {
           encoding: 'utf8',
           env,
