@@ -134,11 +134,12 @@ export function inSpan<T>(
   name: string,
   kind: SpanKind,
   fn: (span: Span | undefined) => Promise<T>,
-  parent?: Context,
+  start: { parent?: Context; attributes?: Attributes } = {},
 ): Promise<T> {
   if (!recording) return fn(undefined);
-  const span = startSpan(name, kind, undefined, parent)!;
-  return context.with(trace.setSpan(parent ?? context.active(), span), async () => {
+  const parent = start.parent ?? context.active();
+  const span = startSpan(name, kind, start.attributes, parent)!;
+  return context.with(trace.setSpan(parent, span), async () => {
     try {
       return await fn(span);
     } catch (err) {
@@ -246,27 +247,14 @@ export function inMessagingServerSpan<T>(
   fn: (span: Span | undefined) => Promise<T>,
 ): Promise<T> {
   if (!recording) return fn(undefined);
-  const parent = headers ? propagation.extract(ROOT_CONTEXT, headers, headerGetter) : ROOT_CONTEXT;
-  const span = startSpan(
-    `process ${subject}`,
-    SpanKind.SERVER,
-    {
+  return inSpan(`process ${subject}`, SpanKind.SERVER, fn, {
+    parent: headers ? propagation.extract(ROOT_CONTEXT, headers, headerGetter) : ROOT_CONTEXT,
+    attributes: {
       [ATTR.messagingSystem]: system,
       [ATTR.messagingDestination]: subject,
       [ATTR.messagingOperationType]: 'process',
       [ATTR.messagingOperationName]: 'process',
     },
-    parent,
-  )!;
-  return context.with(trace.setSpan(parent, span), async () => {
-    try {
-      return await fn(span);
-    } catch (err) {
-      failSpan(span, err);
-      throw err;
-    } finally {
-      span.end(hrNow());
-    }
   });
 }
 
