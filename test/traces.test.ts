@@ -6,11 +6,12 @@
  * `traceparent` is continued; with no exporter configured nothing is written and no SDK module loads.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT } from '../cli/kit/repo.ts';
+import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { MonolithProcess } from '../monolith/test-helpers.ts';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
@@ -310,6 +311,24 @@ describe('traces through each style (real processes)', { concurrency: false }, (
       assertContinued(spans, 'unikernel');
     } finally {
       await program.stop();
+    }
+  });
+
+  it('a tracing variable that cannot be used stops each style at start, exit 2, naming it', () => {
+    const bad = {
+      ...process.env,
+      KSTYLES_TRACES_FILE: path.join(dir, 'x.jsonl'),
+      OTEL_TRACES_SAMPLER: 'often',
+    };
+    const unikernel = path.join(REPO_ROOT, 'unikernel', 'runtime', 'main.ts');
+    for (const [style, args] of [
+      ['monolith', [KSTYLES_BIN, 'monolith', '--port', '0', '--data', corpus.dir]],
+      ['microkernel', [KSTYLES_BIN, 'microkernel', '--port', '0', '--data', corpus.dir]],
+      ['unikernel', ['--import', 'tsx', unikernel, '--port', '0', '--data', corpus.dir]],
+    ] as const) {
+      const result = spawnSync(process.execPath, [...args], { env: bad, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(result.status, 2, `${style}: ${result.stderr}${result.stdout}`);
+      assert.match(result.stderr, /OTEL_TRACES_SAMPLER=often is not a sampler: use one of always_on/, style);
     }
   });
 
