@@ -215,3 +215,41 @@ describe('the traces file past its size bound', () => {
     assert.equal(tracingOn(), false, 'shutdown unregisters');
   });
 });
+
+describe('OTLP/HTTP export (OTEL_EXPORTER_OTLP_ENDPOINT)', () => {
+  it('posts OTLP/JSON to <endpoint>/v1/traces', async () => {
+    // A collector stand-in on loopback: Jaeger's image cannot be pulled here (no registry). It records what
+    // the real OTLP exporter sends, as Jaeger's OTLP/HTTP receiver would get it.
+    const received: Array<{ url: string; type: string; body: string }> = [];
+    const collector = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      req.on('end', () => {
+        received.push({ url: req.url ?? '', type: String(req.headers['content-type']), body });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+    const tracing = await startTracing({ style: 'test' }, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } });
+    try {
+      assert.deepEqual(tracing.summary?.exporters, [`otlp ${endpoint}/v1/traces`]);
+      await inSpan('exported over http', SpanKind.INTERNAL, async () => {});
+      await tracing.flush();
+      assert.equal(received.length, 1);
+      assert.equal(received[0]!.url, '/v1/traces');
+      assert.match(received[0]!.type, /^application\/json/);
+      const spans = parseTraceLine(received[0]!.body);
+      assert.deepEqual(
+        spans.map((s) => [s.service, s.name]),
+        [['test', 'exported over http']],
+      );
+    } finally {
+      await tracing.shutdown();
+      await new Promise((resolve) => collector.close(resolve));
+    }
+  });
+});
