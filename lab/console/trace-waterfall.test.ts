@@ -17,6 +17,9 @@ let scratch: Awaited<ReturnType<typeof startScratchLab>> | undefined;
 let browser: Browser;
 let page: Page;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-waterfall-test-'));
+// The lab's and its microkernel's runtime state go here, not to the user's runtime directory, where the
+// console's own browser test (console.test.ts) may be running another scratch lab at the same time.
+process.env.XDG_RUNTIME_DIR = dir;
 
 before(async () => {
   browser = await launchChromium();
