@@ -17,7 +17,7 @@ import {
   type ReadinessReport,
 } from '../contract/file-service.ts';
 import type { BlockReader, FileRef } from '../driver/block-reader.ts';
-import { ATTR, inSpan, SPAN, SpanKind } from '../telemetry/spans.ts';
+import { ATTR, inSpan, SPAN, SpanKind, tracingOn } from '../telemetry/spans.ts';
 import { contentTypeOf } from './content-type.ts';
 import { decodeRequestPath, splitNormalizedPath } from './request-path.ts';
 
@@ -87,6 +87,7 @@ export class FileSystem implements FileService {
 
   /** A resolution as the `fs stat` span of the request's trace (services/telemetry). */
   private tracedResolve(resolve: () => Promise<ResolvedFile>): Promise<ResolvedFile> {
+    if (!tracingOn()) return resolve();
     return inSpan(SPAN.fsStat, SpanKind.INTERNAL, async (span) => {
       const resolved = await resolve();
       span?.setAttributes({ [ATTR.filePath]: resolved.stat.path, [ATTR.fileSize]: resolved.stat.size });
@@ -119,6 +120,7 @@ export class FileSystem implements FileService {
 
   /** One chunk from the driver, as the `fs read` span whose child is the driver's read. */
   private readChunk(ref: FileRef, position: number, length: number, options: CallOptions) {
+    if (!tracingOn()) return this.driver.read(ref, position, length, options);
     return inSpan(SPAN.fsRead, SpanKind.INTERNAL, (span) => {
       span?.setAttributes({ [ATTR.filePath]: ref.relPath, [ATTR.offset]: position, [ATTR.length]: length });
       return this.driver.read(ref, position, length, options);

@@ -198,7 +198,7 @@ export class ResilientRequester {
         } else {
           snapshot = [...this.#known];
           // Each attempt is a CLIENT span of its own, so a retry shows beside the attempt that failed.
-          const span = startMessagingClientSpan('nats', subject, { [ATTR.attempt]: attempt });
+          const span = startMessagingClientSpan('nats', subject, attempt);
           const h = headers();
           if (span) injectHeaders(span, h);
           const pending = ipcRequest(this.#nc, { ...this.#hop, op }, this.#metrics, subject, payload, {

@@ -221,41 +221,45 @@ export function inCarriedContext<T>(carrier: TraceCarrier | undefined, fn: () =>
 }
 
 /** Messaging semantic conventions: a NATS request as its caller sees it, one span per attempt. */
-export function startMessagingClientSpan(
-  system: string,
-  subject: string,
-  attributes: Attributes,
-): Span | undefined {
+export function startMessagingClientSpan(system: string, subject: string, attempt: number): Span | undefined {
   if (!recording) return undefined;
   return startSpan(`send ${subject}`, SpanKind.CLIENT, {
     [ATTR.messagingSystem]: system,
     [ATTR.messagingDestination]: subject,
     [ATTR.messagingOperationType]: 'send',
     [ATTR.messagingOperationName]: 'request',
-    ...attributes,
+    [ATTR.attempt]: attempt,
   });
 }
 
 /**
- * Runs a message handler inside a SERVER span whose parent is the trace context the message's headers
- * carry (a message without one starts a trace of its own).
+ * A message handler's SERVER span, whose parent is the trace context the message's headers carry (a
+ * message without one starts a trace of its own); undefined while tracing is off. Run the handler with
+ * inSpanContext and end the span when the reply has left.
  */
-export function inMessagingServerSpan<T>(
+export function startMessagingServerSpan(
   system: string,
   subject: string,
   headers: HeaderMap | undefined,
-  fn: (span: Span | undefined) => Promise<T>,
-): Promise<T> {
-  if (!recording) return fn(undefined);
-  return inSpan(`process ${subject}`, SpanKind.SERVER, fn, {
-    parent: headers ? propagation.extract(ROOT_CONTEXT, headers, headerGetter) : ROOT_CONTEXT,
-    attributes: {
+): Span | undefined {
+  if (!recording) return undefined;
+  const parent = headers ? propagation.extract(ROOT_CONTEXT, headers, headerGetter) : ROOT_CONTEXT;
+  return startSpan(
+    `process ${subject}`,
+    SpanKind.SERVER,
+    {
       [ATTR.messagingSystem]: system,
       [ATTR.messagingDestination]: subject,
       [ATTR.messagingOperationType]: 'process',
       [ATTR.messagingOperationName]: 'process',
     },
-  });
+    parent,
+  );
+}
+
+/** Runs `fn` with `span` as the active span: the spans `fn` starts nest under it. */
+export function inSpanContext<T>(span: Span, fn: () => Promise<T>): Promise<T> {
+  return context.with(trace.setSpan(context.active(), span), fn);
 }
 
 /**

@@ -16,11 +16,12 @@ import {
   inCarriedContext,
   inHttpServerSpan,
   injectHeaders,
-  inMessagingServerSpan,
   inSpan,
+  inSpanContext,
   SpanKind,
   sampledCarrier,
   startMessagingClientSpan,
+  startMessagingServerSpan,
   startSpan,
   traceCarrierOf,
   tracingOn,
@@ -156,20 +157,25 @@ describe('tracing with the file exporter (real SDK, real HTTP)', () => {
     const headers = headerMap();
     let clientId = '';
     await inSpan('caller', SpanKind.INTERNAL, async () => {
-      const client = startMessagingClientSpan('nats', 'kstyles.test', { 'kstyles.ipc.attempt': 1 })!;
+      const client = startMessagingClientSpan('nats', 'kstyles.test', 1)!;
       clientId = client.spanContext().spanId;
       injectHeaders(client, headers);
       endSpan(client);
     });
     assert.match(headers.values.get('traceparent') ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    // As services/ipc/service-host.ts runs a handler: the span from the headers, the handler inside it.
+    const handler = startMessagingServerSpan('nats', 'kstyles.test', headers)!;
     await assert.rejects(
-      inMessagingServerSpan('nats', 'kstyles.test', headers, async () => {
+      inSpanContext(handler, async () => {
         const pool = startSpan('pool hop', SpanKind.CLIENT)!;
         const carrier = traceCarrierOf(pool);
         assert.ok(sampledCarrier(carrier));
         await inCarriedContext(carrier, () => inSpan('in the worker', SpanKind.INTERNAL, async () => {}));
         endSpan(pool);
         throw Object.assign(new Error('no such file'), { code: 'NOT_FOUND' });
+      }).catch((err: unknown) => {
+        endSpan(handler, err);
+        throw err;
       }),
       /no such file/,
     );
