@@ -36,6 +36,7 @@ type Service = {
   cap_drop?: string[];
   depends_on?: Record<string, { condition: string }>;
   volumes?: string[];
+  expose?: string[];
 };
 type ComposeFile = { name?: string; version?: string; services: Record<string, Service> };
 
@@ -58,7 +59,7 @@ describe('deploy/docker-compose.yml', () => {
     assert.deepEqual(findKey(compose, 'start_interval'), [], 'compose v1 rejects healthcheck.start_interval');
   });
 
-  it('has the services of the stack, Grafana, the load generator and the console behind profiles', () => {
+  it('has the services of the stack, Grafana, Jaeger, the load generator and the console behind profiles', () => {
     for (const name of [
       'nats',
       'corpus',
@@ -67,16 +68,47 @@ describe('deploy/docker-compose.yml', () => {
       'unikernel',
       'prometheus',
       'grafana',
+      'jaeger',
       'load',
       'console',
     ]) {
       assert.ok(services[name], `service ${name} is missing`);
     }
-    const profiled = ['grafana', 'load', 'console'];
-    for (const name of profiled) assert.deepEqual(services[name]?.profiles, [name]);
+    const profiled: Record<string, string> = {
+      grafana: 'grafana',
+      jaeger: 'traces',
+      load: 'load',
+      console: 'console',
+    };
     for (const [name, service] of Object.entries(services)) {
-      if (!profiled.includes(name)) assert.equal(service.profiles, undefined, name);
+      assert.deepEqual(service.profiles, profiled[name] ? [profiled[name]] : undefined, name);
     }
+  });
+
+  it('leaves tracing off unless KSTYLES_OTLP_ENDPOINT names a collector, for every style', () => {
+    for (const name of ['monolith', 'microkernel', 'unikernel']) {
+      const env = services[name]?.environment ?? {};
+      // An empty OTEL_EXPORTER_OTLP_ENDPOINT counts as unset (services/telemetry/setup.ts): no SDK loads.
+      assert.equal(env['OTEL_EXPORTER_OTLP_ENDPOINT'], '$' + '{KSTYLES_OTLP_ENDPOINT:-}', name);
+      assert.equal(env['OTEL_TRACES_SAMPLER'], '$' + '{OTEL_TRACES_SAMPLER:-parentbased_traceidratio}', name);
+      assert.match(env['OTEL_TRACES_SAMPLER_ARG'] ?? '', /^\$\{OTEL_TRACES_SAMPLER_ARG:-0?\.\d+\}$/, name);
+    }
+    // The microkernel keeps its NATS seeds beside the tracing variables.
+    assert.ok(services['microkernel']?.environment?.['KSTYLES_NATS_DRIVER_SEED']);
+    // What the README tells people to set with --profile traces reaches Jaeger's OTLP/HTTP port.
+    assert.ok(services['jaeger']?.expose?.includes('4318'));
+    assert.match(
+      readFileSync(path.join(DEPLOY, 'README.md'), 'utf8'),
+      /KSTYLES_OTLP_ENDPOINT=http:\/\/jaeger:4318/,
+    );
+  });
+
+  it('runs Jaeger from its official image, hardened, as its non-root user', () => {
+    const jaeger = services['jaeger']!;
+    assert.match(jaeger.image ?? '', /^\$\{JAEGER_IMAGE:-jaegertracing\/jaeger:2\.\d+\.\d+\}$/);
+    assert.equal(jaeger.read_only, true);
+    assert.deepEqual(jaeger.cap_drop, ['ALL']);
+    assert.match(jaeger.user ?? '', /^[1-9]\d*:\d+$/);
   });
 
   it('gives every long-running service an exec-form healthcheck and a restart policy', () => {
@@ -108,6 +140,7 @@ describe('deploy/docker-compose.yml', () => {
       prometheus: mapping('prometheus', 9090),
       grafana: mapping('grafana', 3000),
       console: mapping('console', 8084),
+      jaeger: mapping('jaeger', 16686),
     };
     for (const [name, mapping] of Object.entries(expected)) {
       assert.ok(services[name]?.ports?.includes(mapping), `${name} publishes ${mapping}`);
@@ -254,6 +287,8 @@ describe('deploy/docker-compose.yml', () => {
           'load',
           '--profile',
           'console',
+          '--profile',
+          'traces',
           'config',
           '-q',
         ],

@@ -46,7 +46,29 @@ const queries = dashboard.panels.flatMap((panel) => panel.targets ?? []);
 const annotationQueries = dashboard.annotations.list.filter((a) => a.expr !== undefined);
 const allExprs = [...queries.map((q) => q.expr), ...annotationQueries.map((a) => a.expr!)];
 
+const jaegerSources = parse(
+  readFileSync(path.join(GRAFANA, 'provisioning/datasources/jaeger.yml'), 'utf8'),
+) as { datasources: { uid: string; url: string; type: string; isDefault?: boolean }[] };
+const compose = parse(readFileSync(fileURLToPath(new URL('./docker-compose.yml', import.meta.url)), 'utf8'), {
+  merge: true,
+}) as { services: Record<string, { profiles?: string[]; ports?: string[] }> };
+
 describe('deploy/grafana provisioning', () => {
+  it("provisions the compose stack's Jaeger as a second datasource, beside Prometheus as the default", () => {
+    const [jaeger] = jaegerSources.datasources;
+    assert.equal(jaeger?.type, 'jaeger');
+    const url = new URL(jaeger!.url);
+    const service = compose.services[url.hostname];
+    assert.ok(service, `${jaeger!.url} names no compose service`);
+    assert.deepEqual(service.profiles, ['traces']);
+    assert.ok(
+      service.ports?.some((p) => p.endsWith(`:${url.port}`)),
+      `the jaeger service serves its UI and query API on ${url.port}`,
+    );
+    assert.notEqual(jaeger!.uid, datasources.datasources[0]!.uid);
+    assert.equal(jaeger!.isDefault, false, 'the dashboard queries Prometheus, the default');
+  });
+
   it('provisions the Prometheus of the compose stack and loads dashboards from where the image puts them', () => {
     const [source] = datasources.datasources;
     assert.equal(source?.type, 'prometheus');

@@ -6,8 +6,9 @@
  */
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
-import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
+import { KSTYLES_BIN as KSTYLES, REPO_ROOT } from '../cli/kit/repo.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
   generateKeyPairs,
@@ -43,10 +44,39 @@ export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
 export const LAB_ID = 'lab';
 
+/**
+ * Where and how much the lab's styles trace (services/telemetry): each style appends its spans to
+ * `<dir>/<style>.jsonl`, sampling `ratio` of the requests that carry no trace context (parent-based:
+ * a request with a sampled `traceparent` is always traced); the console draws the newest from there.
+ */
+export type LabTraces = { dir: string; ratio: number };
+
+/** `kstyles up`'s traces: beside the default corpus, in the lab's own state folder. */
+export const DEFAULT_TRACES_DIR = path.join(REPO_ROOT, '.kstyles', 'traces');
+/** One request in a hundred, per style: a trace a second at the console's default 100 req/s. */
+export const DEFAULT_TRACES_RATIO = 0.01;
+
+/** The traces file of one style in the lab's traces directory. */
+export function labTracesFile(dir: string, style: Style): string {
+  return path.join(dir, `${style}.jsonl`);
+}
+
+/** The environment that makes one style of the lab trace (nothing without LabTraces). */
+function tracesEnv(traces: LabTraces | undefined, style: Style): Record<string, string> {
+  if (!traces) return {};
+  return {
+    KSTYLES_TRACES_FILE: labTracesFile(traces.dir, style),
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: String(traces.ratio),
+  };
+}
+
 export type LabOptions = {
   data: string;
   chaos: boolean;
   ports: LabPorts;
+  /** Absent: the styles do not trace. */
+  traces?: LabTraces;
   /** Where the children's log lines go (default: this process's stdout/stderr). */
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
@@ -59,6 +89,7 @@ export type Lab = {
   /** The console's NATS user on the lab's NATS: the supervisors' control API and events only. */
   consoleNats: ControlClientOptions;
   unikernelForm: string;
+  traces?: LabTraces;
   stop(): Promise<void>;
 };
 
@@ -157,6 +188,7 @@ function labSpec(
           options.data,
           ...chaos,
         ],
+        env: tracesEnv(options.traces, 'monolith'),
         health: http('monolith'),
       },
       {
@@ -179,7 +211,7 @@ function labSpec(
           String(options.ports.driverMetrics),
           ...chaos,
         ],
-        env: natsSeeds,
+        env: { ...natsSeeds, ...tracesEnv(options.traces, 'microkernel') },
         shutdownMs: 10_000,
         health: http('microkernel'),
       },
@@ -197,7 +229,7 @@ function labSpec(
           ...chaos,
         ],
         // As in the image: the program ignores the caller's NODE_OPTIONS.
-        env: { NODE_OPTIONS: '' },
+        env: { NODE_OPTIONS: '', ...tracesEnv(options.traces, 'unikernel') },
         health: http('unikernel'),
       },
     ],
@@ -230,7 +262,13 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     startedAt: new Date().toISOString(),
     nats: runtimeNatsOf(spec.nats!),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
-    info: { urls, chaos: options.chaos, data: options.data, unikernel: unikernel.form },
+    info: {
+      urls,
+      chaos: options.chaos,
+      data: options.data,
+      unikernel: unikernel.form,
+      ...(options.traces ? { traces: options.traces } : {}),
+    },
   });
   return {
     supervisor,
@@ -238,6 +276,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     natsUrl,
     consoleNats: { servers: natsUrl, seed: natsSetup.users.console.seed, role: 'console' },
     unikernelForm: unikernel.form,
+    ...(options.traces ? { traces: options.traces } : {}),
     stop: async () => {
       await supervisor.stop();
       cleanUp();

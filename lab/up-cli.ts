@@ -3,7 +3,15 @@ import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
-import { LAB_ID, LAB_PORTS, type LabPorts, startLab } from './lab.ts';
+import {
+  DEFAULT_TRACES_DIR,
+  DEFAULT_TRACES_RATIO,
+  LAB_ID,
+  LAB_PORTS,
+  type LabPorts,
+  type LabTraces,
+  startLab,
+} from './lab.ts';
 import { PortInUseError } from './port-in-use.ts';
 
 const portFlags = {
@@ -86,17 +94,51 @@ export const LAB_FLAGS = {
   ...portFlags,
 } as const;
 
+/** Only `kstyles up` traces: the demo's numbers are taken with tracing off. */
+const TRACES_FLAGS = {
+  'traces-dir': {
+    type: 'string',
+    value: 'DIR',
+    env: 'KSTYLES_LAB_TRACES_DIR',
+    description: `where each style appends its traces, <style>.jsonl (default ${path.relative(process.cwd(), DEFAULT_TRACES_DIR) || DEFAULT_TRACES_DIR})`,
+  },
+  'traces-ratio': {
+    type: 'string',
+    value: 'R|off',
+    env: 'KSTYLES_LAB_TRACES_RATIO',
+    default: String(DEFAULT_TRACES_RATIO),
+    description:
+      'share of requests each style traces (0..1; a request with a sampled traceparent always is); off: no tracing',
+  },
+} as const;
+
 const spec = {
   name: 'up',
   summary: 'run the whole local lab on loopback',
   usage: 'kstyles up [--data DIR] [--chaos] [--<style>-port P …]',
-  flags: LAB_FLAGS,
+  flags: { ...LAB_FLAGS, ...TRACES_FLAGS },
   details: `Starts nats-server, the monolith, the microkernel and the unikernel under one supervisor (id '${LAB_ID}'),
 which restarts the monolith and the unikernel like a compose restart policy; the microkernel brings its
 own supervisor (id 'microkernel'). Stays in the foreground until Ctrl-C, then stops everything.
 While it runs: 'kstyles ps', 'kstyles chaos ${LAB_ID}:monolith kill', 'kstyles chaos microkernel:driver hang',
 'kstyles load --target monolith=http://127.0.0.1:8081 …'.`,
 } as const;
+
+/** The lab's traces from parsed flags: off, or a directory and a sampling ratio. */
+export function labTraces(
+  command: string,
+  flags: { 'traces-dir'?: string | undefined; 'traces-ratio'?: string | undefined },
+): LabTraces | undefined {
+  const raw = flags['traces-ratio'] ?? String(DEFAULT_TRACES_RATIO);
+  if (raw === 'off') return undefined;
+  const ratio = Number(raw);
+  if (raw.trim() === '' || !(ratio >= 0 && ratio <= 1)) {
+    throw new UsageError(
+      `kstyles ${command}: --traces-ratio must be a number from 0 to 1 (e.g. 0.01) or off, not '${raw}'.`,
+    );
+  }
+  return { dir: path.resolve(flags['traces-dir'] ?? DEFAULT_TRACES_DIR), ratio };
+}
 
 /** Reads the lab's ports from parsed flags, naming any bad one. */
 export function labPorts(
@@ -123,6 +165,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const { flags } = parsed;
   const ports = labPorts('up', flags);
+  const traces = labTraces('up', flags);
   const data = path.resolve(flags.data ?? DEFAULT_DATA_DIR);
   const say = (line: string) => process.stdout.write(`kstyles up: ${line}\n`);
   try {
@@ -132,7 +175,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let lab: Awaited<ReturnType<typeof startLab>>;
   try {
-    lab = await startLab({ data, chaos: flags.chaos, ports });
+    lab = await startLab({ data, chaos: flags.chaos, ports, ...(traces ? { traces } : {}) });
   } catch (err) {
     if (err instanceof PortInUseError) throw new UsageError(`kstyles up: ${err.message}`);
     throw err;
@@ -161,6 +204,9 @@ export async function run(argv: string[]): Promise<number> {
         `the lab is up (chaos ${flags.chaos ? 'on' : 'off'}, data ${data}):`,
         ...STYLES.map((style) => `  ${style.padEnd(12)} ${lab.urls[style]}/files/docs/hello%20world.txt`),
         consoleLine,
+        traces
+          ? `  ${'traces'.padEnd(12)} ${traces.dir}/<style>.jsonl (${traces.ratio} of requests; the console draws the newest; Jaeger loads the files)`
+          : `  ${'traces'.padEnd(12)} off`,
         `  ${'nats'.padEnd(12)} ${lab.natsUrl} (monitoring http://127.0.0.1:${ports.natsMonitor}/varz)`,
         `  unikernel runs as: ${lab.unikernelForm}${lab.unikernelForm === 'single executable' ? '' : " (build the executable with 'npm run build:unikernel')"}`,
         'try:  kstyles ps',

@@ -12,6 +12,7 @@ import { logLine } from '../services/contract/http-server.ts';
 import { readChaosEnv } from '../services/driver/chaos-env.ts';
 import { DEFAULT_SLOW_MS, slowFaultToggle } from '../services/driver/slow-fault.ts';
 import { exitWhenOrphaned } from '../services/supervisor/child-identity.ts';
+import { startTracing } from '../services/telemetry/setup.ts';
 import type { RunningMonolith } from './app.ts';
 import { STYLE } from './style.ts';
 
@@ -119,6 +120,8 @@ export async function run(argv: string[]): Promise<number> {
   const { latencyMs, errorRate, slowMs } = readChaosEnv('monolith', flags.chaos);
   const chaos = { enabled: flags.chaos, latencyMs, errorRate };
 
+  // Before the first request; loads the tracing SDK only when the environment names an exporter.
+  const tracing = await startTracing({ style: STYLE });
   // Express and prom-client load only now: usage errors and --help stay quick.
   const { startMonolith } = await import('./app.ts');
   const { createFaultsInjectedCounter } = await import('../services/contract/metrics.ts');
@@ -131,7 +134,10 @@ export async function run(argv: string[]): Promise<number> {
   const counter = createFaultsInjectedCounter(running.metrics.registry);
   const onSlowToggle = slowFaultToggle(running.chaos, { slowMs, counter, style: STYLE, target: STYLE });
   // Signal handlers first: whoever reads the start line may signal at once (SIGUSR2's default action kills).
-  const stopped = serveUntilSignal(running, drainMs, onSlowToggle);
+  const stopped = serveUntilSignal(running, drainMs, onSlowToggle).then(async (code) => {
+    await tracing.shutdown();
+    return code;
+  });
   const options = running.chaos.options;
   logLine({
     level: 'info',
@@ -141,6 +147,7 @@ export async function run(argv: string[]): Promise<number> {
     port: running.port,
     url: running.url,
     dataRoot: running.dataRoot,
+    ...(tracing.summary ? { tracing: tracing.summary } : {}),
     chaos: options.enabled
       ? {
           enabled: true,

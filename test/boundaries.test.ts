@@ -13,6 +13,26 @@ import { checkRules, formatViolations, importGraph, type Rule } from './boundari
 const TRANSPORTS = ['npm:express', 'npm:@nats-io/', 'npm:piscina'];
 const MICROKERNEL = ['services/ipc/', 'services/gateway/', 'services/microkernel/'];
 
+/** Every top-level folder of code: a rule about the whole tree starts from these. */
+const WHOLE_TREE = [
+  'bench/',
+  'cli/',
+  'deploy/',
+  'lab/',
+  'load/',
+  'monolith/',
+  'scripts/',
+  'services/',
+  'test/',
+  'unikernel/',
+];
+/** What loads the tracing SDK (services/telemetry/README.md): setup.ts imports sdk.ts only when asked to. */
+const TRACING_SDK = [
+  'services/telemetry/setup.ts',
+  'services/telemetry/sdk.ts',
+  'services/telemetry/file-exporter.ts',
+];
+
 const RULES: Rule[] = [
   {
     name: 'cores import no transport',
@@ -27,6 +47,30 @@ const RULES: Rule[] = [
       { path: 'services/driver/nats-server.ts', why: 'serves the driver core on NATS subjects' },
     ],
     why: 'the contract, fs and driver logic is shared by all three styles; only named server entries may know how it is carried (node:http types are part of the contract, Express, NATS and piscina are not)',
+  },
+  {
+    name: 'the cores record spans through the API only',
+    from: ['services/contract/', 'services/fs/', 'services/driver/'],
+    forbidden: TRACING_SDK,
+    except: [
+      { path: 'services/fs/main.ts', why: "the file server's process entry: sets up its tracing" },
+      { path: 'services/driver/main.ts', why: "the driver's process entry: sets up its tracing" },
+    ],
+    why: 'the shared cores start spans through @opentelemetry/api (services/telemetry/spans.ts), which costs nothing until a process entry registers the SDK; a core that reached setup.ts could load the SDK into every style',
+  },
+  {
+    name: 'the tracing SDK is set up in one place',
+    from: WHOLE_TREE,
+    forbidden: ['npm:@opentelemetry/', 'services/telemetry/sdk.ts', 'services/telemetry/file-exporter.ts'],
+    except: [{ path: 'services/telemetry/', why: 'the one place that registers the SDK and its exporters' }],
+    allowed: [
+      {
+        path: 'npm:@opentelemetry/api',
+        why: 'the API is how code records spans; without a registered SDK it does nothing',
+      },
+    ],
+    direct: true,
+    why: 'one set-up of providers, exporters and sampling (services/telemetry/setup.ts), loaded only when an exporter is configured; a second one elsewhere would register a second provider or load the SDK when tracing is off',
   },
   {
     name: 'the monolith has no microkernel',
@@ -121,6 +165,12 @@ describe('the boundaries of the tree', () => {
   it('names an exception only for files that exist', () => {
     for (const rule of RULES) {
       for (const entry of [...(rule.except ?? []), ...(rule.allowed ?? [])]) {
+        if (entry.path.startsWith('npm:')) {
+          const name = entry.path.slice('npm:'.length);
+          const used = [...graph.values()].some((node) => node.packages.includes(name));
+          assert.ok(used, `[${rule.name}] allows ${entry.path}, which nothing imports`);
+          continue;
+        }
         const known = entry.path.endsWith('/')
           ? [...graph.keys()].some((file) => file.startsWith(entry.path))
           : graph.has(entry.path);
@@ -180,6 +230,31 @@ describe('the boundary checker', () => {
         'load reaches the styles only as a client: load/run.ts → services/driver/chaos.ts',
         "load uses only services' client APIs: load/run.ts → services/driver/chaos.ts",
         'the unikernel is self-contained: unikernel/runtime/server.ts → monolith/app.ts',
+      ]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the tracing SDK in services/telemetry and out of the cores, the API allowed everywhere', () => {
+    const root = tree({
+      'services/fs/file-system.ts':
+        "import { startTracing } from '../telemetry/setup.ts';\nexport const s = startTracing;\n",
+      'services/driver/storage-driver.ts':
+        "import { trace } from '@opentelemetry/api';\nexport const t = trace;\n",
+      'services/telemetry/setup.ts': "export const startTracing = () => import('./sdk.ts');\n",
+      'services/telemetry/sdk.ts': "export { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';\n",
+      'load/trace.ts':
+        "import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';\nexport const e = OTLPTraceExporter;\n",
+    });
+    try {
+      const found = checkRules(importGraph(root), RULES)
+        .map((v) => `${v.rule}: ${v.chain.join(' → ')}`)
+        .sort();
+      assert.deepEqual(found, [
+        'the cores record spans through the API only: services/fs/file-system.ts → services/telemetry/setup.ts',
+        'the cores record spans through the API only: services/fs/file-system.ts → services/telemetry/setup.ts → services/telemetry/sdk.ts',
+        'the tracing SDK is set up in one place: load/trace.ts → npm:@opentelemetry/exporter-trace-otlp-http',
       ]);
     } finally {
       rmSync(root, { recursive: true, force: true });

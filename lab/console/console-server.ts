@@ -37,6 +37,8 @@ import {
   renderTrees,
 } from './render.ts';
 import { SupervisorWatch } from './supervisor-watch.ts';
+import { latestTraces, serveTraces } from './trace-waterfall.ts';
+import { renderTraceSection } from './trace-waterfall-view.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -60,6 +62,8 @@ export type ConsoleOptions = {
   menu?: FaultMenu;
   /** The Docker engine's socket, for container faults. */
   dockerSocket?: string;
+  /** The lab's traces directory, whose newest traces the page draws (absent: tracing is off). */
+  tracesDir?: string;
 };
 
 export type ConsoleServer = {
@@ -93,7 +97,7 @@ function uplotCss(): Promise<string> {
   return readFile(path.join(path.dirname(require.resolve('uplot')), 'uPlot.min.css'), 'utf8');
 }
 
-function page(state: ConsoleState, menu: FaultMenu): string {
+function page(state: ConsoleState, menu: FaultMenu, traces: string): string {
   const columns = CONSOLE_STYLES.map(
     (style) =>
       `<section class="column" data-style="${style}" aria-label="${style}"><h2>${style}</h2><div class="chart" id="chart-${style}" role="img" aria-label="${style}: ok/s, errors/s, p50 and p99 per second"></div><div class="numbers-box" id="numbers-${style}">${renderStyleNumbers(state, style)}</div></section>`,
@@ -121,6 +125,7 @@ ${renderFaultSettings(menu)}
 <section aria-labelledby="comparison-h"><h2 id="comparison-h">The comparison, measured</h2><div id="comparison">${renderComparison(state)}</div></section>
 <section aria-labelledby="trees-h"><h2 id="trees-h">Process trees</h2><div id="trees">${renderTrees(state)}</div></section>
 <section aria-labelledby="events-h"><h2 id="events-h">Supervisor events</h2><div id="events">${renderSupervisorEvents(state)}</div></section>
+<section aria-labelledby="traces-h"><h2 id="traces-h">Traces</h2><div id="traces">${traces}</div></section>
 </main>
 <script id="initial-state" type="application/json">${JSON.stringify(state).replace(/</g, '\\u003c')}</script>
 <script src="/console.js"></script>
@@ -219,8 +224,11 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       res.end(body);
     };
     try {
-      if (req.method === 'GET' && url.pathname === '/')
-        return send(200, 'text/html; charset=utf-8', page(state(), menu));
+      if (req.method === 'GET' && url.pathname === '/') {
+        const traces = renderTraceSection(await latestTraces(options.tracesDir));
+        return send(200, 'text/html; charset=utf-8', page(state(), menu, traces));
+      }
+      if (await serveTraces(req, res, { dir: options.tracesDir, urls: options.urls })) return;
       if (req.method === 'GET' && url.pathname === '/console.js')
         return send(200, 'text/javascript; charset=utf-8', script);
       if (req.method === 'GET' && url.pathname === '/uplot.css') return send(200, 'text/css', css);

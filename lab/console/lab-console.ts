@@ -1,6 +1,7 @@
+import path from 'node:path';
 import { freePort } from '../../services/contract/http-server.ts';
 import { ensureCorpus } from '../corpus-setup.ts';
-import { LAB_ID, LAB_PORTS, type Lab, type LabPorts, startLab } from '../lab.ts';
+import { DEFAULT_TRACES_RATIO, LAB_ID, LAB_PORTS, type Lab, type LabPorts, startLab } from '../lab.ts';
 import { type ConsoleServer, startConsole } from './console-server.ts';
 
 /** The microkernel's supervisor id inside the lab (`kstyles microkernel --id`'s default). */
@@ -14,6 +15,7 @@ export function startLabConsole(lab: Lab, port: number, corpusDir: string): Prom
     corpusDir,
     nats: lab.consoleNats,
     supervisorIds: [LAB_ID, MICROKERNEL_SUPERVISOR_ID],
+    ...(lab.traces ? { tracesDir: lab.traces.dir } : {}),
   });
 }
 
@@ -27,7 +29,9 @@ export async function startScratchLab(
     await Promise.all(names.map(async (name) => [name, await freePort()])),
   ) as LabPorts;
   const quiet = { write: () => true } as unknown as NodeJS.WritableStream;
-  const lab = await startLab({ data, chaos: true, ports, stdout: quiet, stderr: quiet });
+  // Traces beside the data, in the caller's scratch directory, at the lab's default ratio.
+  const traces = { dir: path.join(path.dirname(data), 'traces'), ratio: DEFAULT_TRACES_RATIO };
+  const lab = await startLab({ data, chaos: true, ports, stdout: quiet, stderr: quiet, traces });
   try {
     await lab.supervisor.whenReady();
     const server = await startLabConsole(lab, ports.console, data);

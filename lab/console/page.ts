@@ -17,6 +17,7 @@ import {
   renderTimeline,
   renderTrees,
 } from './render.ts';
+import { followTraces } from './trace-waterfall-view.ts';
 
 const $ = (id: string) => document.getElementById(id)!;
 let faultTimes: number[] = [];
@@ -124,6 +125,7 @@ document.addEventListener('submit', (event) => {
 
 let state = JSON.parse($('initial-state').textContent ?? '{}') as ConsoleState;
 render(state);
+followTraces();
 new EventSource('/events').onmessage = (event) => {
   state = applyUpdate(state, JSON.parse(event.data) as ConsoleUpdate);
   render(state);

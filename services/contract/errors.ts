@@ -194,6 +194,7 @@ export const ProcessErrorCode = {
   CONTROL_CONFLICT: 'CONTROL_CONFLICT',
   CONTROL_FAILED: 'CONTROL_FAILED',
   RUNTIME_DIR_UNSAFE: 'RUNTIME_DIR_UNSAFE',
+  TRACING_CONFIG_INVALID: 'TRACING_CONFIG_INVALID',
 } as const;
 export type ProcessErrorCode = (typeof ProcessErrorCode)[keyof typeof ProcessErrorCode];
 
@@ -222,6 +223,10 @@ export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meanin
   RUNTIME_DIR_UNSAFE: {
     exitCode: 1,
     meaning: 'the runtime-state directory is a symlink, not ours, or open to group or others',
+  },
+  TRACING_CONFIG_INVALID: {
+    exitCode: 2,
+    meaning: 'an OTEL_* or KSTYLES_TRACES_* environment variable the tracing set-up cannot use',
   },
 };
 

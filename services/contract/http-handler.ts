@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { inHttpServerSpan } from '../telemetry/spans.ts';
 import {
   HeadersTooLargeError,
   InvalidPathError,
@@ -38,6 +39,8 @@ export type HttpContext = {
 };
 
 const PROBLEM_JSON = 'application/problem+json';
+/** The route of every file request, as its trace span names it (`GET /files/*`). */
+const FILES_ROUTE = '/files/*';
 
 /** Records the request's duration and status once the response is finished or abandoned. */
 export function instrument(ctx: HttpContext, res: ServerResponse, route: Route): void {
@@ -126,13 +129,24 @@ async function drainedOrClosed(res: ServerResponse): Promise<void> {
  * GET/HEAD /files/<rawPath>: status, headers and streamed bytes per
  * docs/architecture.md, 'The HTTP contract'.
  */
-export async function serveFile(
+export function serveFile(
   ctx: HttpContext,
   req: IncomingMessage,
   res: ServerResponse,
   rawPath: string,
 ): Promise<void> {
   instrument(ctx, res, Route.files);
+  // One SERVER span per file request (services/telemetry); /healthz, /readyz and /metrics are not
+  // traced: the supervisors' heartbeats would bury the requests.
+  return inHttpServerSpan(req, res, FILES_ROUTE, () => answerFile(ctx, req, res, rawPath));
+}
+
+async function answerFile(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawPath: string,
+): Promise<void> {
   try {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new MethodNotAllowedError(req.method ?? '?');
     const deadlineMs = ctx.deadlineMs ?? DEFAULT_DEADLINE_MS;

@@ -10,6 +10,7 @@ import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
 import { assertTimeLeft, deadlineOf, getFileRef, getSpan, HEADERS } from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
+import { traceGrant } from '../telemetry/spans.ts';
 import type { StorageDriver } from './storage-driver.ts';
 
 export async function startDriverServer(
@@ -37,6 +38,7 @@ export async function startDriverServer(
           // server gets an empty acknowledgement (its retries and the poison rule wait for it).
           // No Kstyles-Instance on it: the requester tells crashes of its own callee (the file server) apart.
           nc.publish(grantTo, data);
+          traceGrant(grantTo, data.byteLength);
           return {};
         },
       },

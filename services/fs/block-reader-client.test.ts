@@ -113,16 +113,34 @@ for (const transfer of TRANSFER_MODES)
     });
   });
 
-describe('NatsBlockReader: the supervisor says a driver exited or is back', () => {
-  it('a read held by a driver that died is reissued on the new driver when the supervisor says so', async () => {
-    const nats = await startNatsServer();
-    const connections: NatsConnection[] = [];
-    const connect = async (name: string) => {
+/** A fresh nats-server for `body`, whose connections (made with `connect`) all close after it. */
+async function withNats(body: (connect: (name: string) => Promise<NatsConnection>) => Promise<void>) {
+  const nats = await startNatsServer();
+  const connections: NatsConnection[] = [];
+  try {
+    await body(async (name) => {
       const nc = await connectNats({ servers: nats.url, name, firstConnectTimeoutMs: 5000 });
       connections.push(nc);
       return nc;
-    };
-    try {
+    });
+  } finally {
+    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
+    await nats.stop();
+  }
+}
+
+/** A driver that takes every read and never answers: it dies holding them when its connection closes. */
+async function startDoomedDriver(nc: NatsConnection): Promise<void> {
+  await hostService(nc, {
+    name: SERVICE_NAMES.driver,
+    description: 'a driver that dies holding the read',
+    endpoints: [{ name: 'read', subject: SUBJECTS.drvRead, handle: () => new Promise(() => {}) }],
+  });
+}
+
+describe('NatsBlockReader: the supervisor says a driver exited or is back', () => {
+  it('a read held by a driver that died is reissued on the new driver when the supervisor says so', () =>
+    withNats(async (connect) => {
       const corpus = await testCorpus();
       const fsNc = await connect('fs');
       // Without the news, the read would wait out this backoff before it looked for a driver again.
@@ -134,11 +152,7 @@ describe('NatsBlockReader: the supervisor says a driver exited or is back', () =
       const { ref } = await (await FileSystem.mount(corpus.dir, reader)).resolve('bench/4k.bin');
       // A driver that takes the read and never answers, then dies with it.
       const doomedNc = await connect('driver-doomed');
-      await hostService(doomedNc, {
-        name: SERVICE_NAMES.driver,
-        description: 'a driver that dies holding the read',
-        endpoints: [{ name: 'read', subject: SUBJECTS.drvRead, handle: () => new Promise(() => {}) }],
-      });
+      await startDoomedDriver(doomedNc);
       const started = Date.now();
       const reading = reader.read(ref, 0, 4096, { deadline: started + 30_000 });
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -160,9 +174,34 @@ describe('NatsBlockReader: the supervisor says a driver exited or is back', () =
       assert.equal(served?.[1], '1', 'the new driver served the read');
       news.unsubscribe();
       await driver.close();
-    } finally {
-      await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
-      await nats.stop();
-    }
-  });
+    }));
+
+  it('a crash of the first driver the file server meets counts once: a slow retry on the new one is not poison', () =>
+    withNats(async (connect) => {
+      const corpus = await testCorpus();
+      const fsNc = await connect('fs');
+      const reader = new NatsBlockReader(fsNc, {
+        attemptTimeoutMs: 20_000,
+        backoff: { initialMs: 50, maxMs: 100 },
+      });
+      const news = followSupervisedChild(fsNc, 'driver', () => reader.nudge());
+      const { ref } = await (await FileSystem.mount(corpus.dir, reader)).resolve('bench/4k.bin');
+      // The file server has never had a reply: the attempt knows no instance, and the watch's PINGs
+      // find the doomed one, which takes the read and dies with it.
+      const doomedNc = await connect('driver-doomed');
+      await startDoomedDriver(doomedNc);
+      const reading = reader.read(ref, 0, 4096, { deadline: Date.now() + 30_000 });
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      await doomedNc.close();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      // The new driver takes a second per read; while it holds the retry, the supervisor says it is ready.
+      const slow = new StorageDriver({ chaos: new DriverChaos({ enabled: true, latencyMs: 1000 }) });
+      await startDriverServer(await connect('driver-new'), slow);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const supervisorNc = await connect('supervisor');
+      supervisorNc.publish('kstyles.sup.events.test', JSON.stringify({ service: 'driver', type: 'ready' }));
+      assert.equal((await reading).byteLength, 4096, 'served by the new driver, not refused as poison');
+      news.unsubscribe();
+      await slow.close();
+    }));
 });

@@ -17,6 +17,7 @@ import {
   type ReadinessReport,
 } from '../contract/file-service.ts';
 import type { BlockReader, FileRef } from '../driver/block-reader.ts';
+import { ATTR, inSpan, SPAN, SpanKind, tracingOn } from '../telemetry/spans.ts';
 import { contentTypeOf } from './content-type.ts';
 import { decodeRequestPath, splitNormalizedPath } from './request-path.ts';
 
@@ -68,7 +69,7 @@ export class FileSystem implements FileService {
 
   async open(rawPath: string, options: CallOptions): Promise<OpenFile & { ref: FileRef }> {
     checkDeadline(options);
-    return this.handleOf(await this.resolve(rawPath));
+    return this.handleOf(await this.tracedResolve(() => this.resolve(rawPath)));
   }
 
   /**
@@ -77,11 +78,21 @@ export class FileSystem implements FileService {
    */
   async reopen(stat: FileStat, options: CallOptions): Promise<OpenFile & { ref: FileRef }> {
     checkDeadline(options);
-    const resolved = await this.resolveNormalized(stat.path);
+    const resolved = await this.tracedResolve(() => this.resolveNormalized(stat.path));
     if (resolved.stat.etag !== stat.etag) {
       throw new InternalError(`${stat.path} changed since it was stat-ed; retry the request`);
     }
     return this.handleOf(resolved);
+  }
+
+  /** A resolution as the `fs stat` span of the request's trace (services/telemetry). */
+  private tracedResolve(resolve: () => Promise<ResolvedFile>): Promise<ResolvedFile> {
+    if (!tracingOn()) return resolve();
+    return inSpan(SPAN.fsStat, SpanKind.INTERNAL, async (span) => {
+      const resolved = await resolve();
+      span?.setAttributes({ [ATTR.filePath]: resolved.stat.path, [ATTR.fileSize]: resolved.stat.size });
+      return resolved;
+    });
   }
 
   /**
@@ -103,8 +114,17 @@ export class FileSystem implements FileService {
       checkDeadline(options);
       if (options.signal?.aborted) return;
       const length = Math.min(this.chunkBytes, range.end - position + 1);
-      yield await this.driver.read(ref, position, length, options);
+      yield await this.readChunk(ref, position, length, options);
     }
+  }
+
+  /** One chunk from the driver, as the `fs read` span whose child is the driver's read. */
+  private readChunk(ref: FileRef, position: number, length: number, options: CallOptions) {
+    if (!tracingOn()) return this.driver.read(ref, position, length, options);
+    return inSpan(SPAN.fsRead, SpanKind.INTERNAL, (span) => {
+      span?.setAttributes({ [ATTR.filePath]: ref.relPath, [ATTR.offset]: position, [ATTR.length]: length });
+      return this.driver.read(ref, position, length, options);
+    });
   }
 
   async ready(): Promise<ReadinessReport> {

@@ -22,6 +22,7 @@ import {
 } from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
+import { traceGrant } from '../telemetry/spans.ts';
 import type { FileSystem } from './file-system.ts';
 import { OpenFileTable } from './open-files.ts';
 
@@ -94,6 +95,7 @@ export async function startFileServer(
           if (transfer.mode === 'grant' && msg.reply) {
             // Authorized (the handle is this file server's, or the path was confined again): the driver
             // answers the gateway itself; errors and the retries stay here.
+            traceGrant(msg.reply);
             await transfer.granter.grant(file.ref, offset, length, msg.reply, { deadline });
             return { answered: true };
           }

@@ -23,6 +23,7 @@ import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from '.
 import { type IpcMetrics, IpcOutcome } from '../ipc/ipc.ts';
 import { ResilientRequester } from '../ipc/resilient-requester.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
+import { injectActiveTrace } from '../telemetry/spans.ts';
 
 /** Seconds a client should wait before retrying while a server behind the gateway restarts. */
 const RETRY_AFTER_SECONDS = 1;
@@ -113,6 +114,7 @@ export class NatsFileService implements FileService {
     if (handle === '') return;
     const h = createHeaders();
     h.set(HEADERS.handle, handle);
+    injectActiveTrace(h);
     try {
       this.#nc.publish(SUBJECTS.fsClose, undefined, { headers: h });
     } catch {

@@ -20,8 +20,17 @@ import {
   type Payload,
 } from '@nats-io/nats-core';
 import { InternalError, type ServiceError, TimeoutError } from '../contract/errors.ts';
+import {
+  ATTR,
+  endSpan,
+  injectHeaders,
+  inSpan,
+  type Span,
+  SpanKind,
+  startMessagingClientSpan,
+} from '../telemetry/spans.ts';
 import { HEADERS, HOP_ALLOWANCE_MS, remainingMs } from './headers.ts';
-import { type Hop, type IpcMetrics, IpcOutcome, ipcRequest } from './ipc.ts';
+import { type Hop, type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from './ipc.ts';
 import { pingSubject, type ServiceName } from './subjects.ts';
 
 export const RETRY_DEFAULTS = {
@@ -101,6 +110,22 @@ class Lane {
   }
 }
 
+/** How an attempt ended, on its span: the outcome, and for an error reply its code. */
+function endAttemptSpan(span: Span, result: IpcResult | 'crashed'): void {
+  if (result === 'crashed') {
+    span.setAttribute(ATTR.outcome, 'crashed');
+    endSpan(span, { code: 'crashed', message: 'the instance holding the request vanished from NATS' });
+    return;
+  }
+  span.setAttribute(ATTR.outcome, result.outcome);
+  if (result.outcome === IpcOutcome.ok) {
+    span.setAttribute(ATTR.messagingBodySize, result.msg.data.byteLength);
+    // Every server's reply names its instance, except the bytes a driver sends on a grant.
+    if (!result.msg.headers?.get(HEADERS.instance)) span.setAttribute(ATTR.transfer, 'grant');
+    endSpan(span);
+  } else endSpan(span, result.outcome === IpcOutcome.error ? result.error : result.cause);
+}
+
 export class ResilientRequester {
   readonly #nc: NatsConnection;
   readonly #service: ServiceName;
@@ -172,13 +197,18 @@ export class ResilientRequester {
           outcome = IpcOutcome.noResponders;
         } else {
           snapshot = [...this.#known];
+          // Each attempt is a CLIENT span of its own, so a retry shows beside the attempt that failed.
+          const span = startMessagingClientSpan('nats', subject, attempt);
+          const h = headers();
+          if (span) injectHeaders(span, h);
           const pending = ipcRequest(this.#nc, { ...this.#hop, op }, this.#metrics, subject, payload, {
-            headers: headers(),
+            headers: h,
             timeoutMs: Math.min(this.#attemptTimeoutMs, remainingMs(deadline) - HOP_ALLOWANCE_MS),
           });
           const watch = this.#watchForCrash(snapshot);
           const result = await Promise.race([pending, watch.crashed]);
           watch.stop();
+          if (span) endAttemptSpan(span, result === CRASHED ? 'crashed' : result);
           if (result === CRASHED) {
             // The instance holding the attempt died: no need to wait for the attempt's timeout.
             crashSeen = true;
@@ -211,7 +241,7 @@ export class ResilientRequester {
         continue;
       }
       // No responders or NATS away: the server is restarting. Wait for it, inside the deadline.
-      await this.#waitForServer(deadline);
+      await inSpan(`wait for the ${this.#server}`, SpanKind.INTERNAL, () => this.#waitForServer(deadline));
     }
   }
 
@@ -325,8 +355,12 @@ export class ResilientRequester {
   /** Whether an instance that could have held the timed-out attempt is gone from NATS. */
   async #crashedSince(snapshot: string[]): Promise<boolean> {
     if (snapshot.length === 0) {
-      // Nobody known: a crash shows as no instance at all.
-      return !(await this.#discover(RETRY_DEFAULTS.probeTimeoutMs));
+      // Nobody known: a crash shows as no instance at all. Then none of the instances remembered since
+      // (the PINGs of this very watch remember the one that answered) is alive: forget them, or the
+      // retry's snapshot would hold the dead one and its next check would count the same crash again.
+      if (await this.#discover(RETRY_DEFAULTS.probeTimeoutMs)) return false;
+      this.#known.clear();
+      return true;
     }
     const verdicts = await Promise.all(snapshot.map((id) => this.#probe(id)));
     return verdicts.some(Boolean);

@@ -16,9 +16,11 @@ import {
 } from '../../cli/args.ts';
 import { DEFAULT_NATS_URL } from '../../cli/kit/defaults.ts';
 import { metricsHostFlagSpec, metricsPortFlagSpec } from '../../cli/kit/flags.ts';
+import { ProcessError } from '../contract/errors.ts';
 import { logLine } from '../contract/http-server.ts';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
+import { startTracing, TRACING_OFF, type Tracing } from '../telemetry/setup.ts';
 import { connectNats, inboxPrefixOf, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
 import { DEFAULT_TRANSFER, TRANSFER_MODES, type TransferMode } from './headers.ts';
 
@@ -124,12 +126,14 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
   const name = main.command.name;
   let nc: NatsConnection | undefined;
   let server: RunningServer | undefined;
+  let tracing: Tracing = TRACING_OFF;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) fail(`${name}: second ${signal}, exiting at once`, SERVER_EXIT_CODES.failed);
     stopping = true;
     logLine({ level: 'info', service: name, msg: `${signal}: stopping gracefully`, pid: process.pid });
     await server?.stop().catch(() => {});
+    await tracing.shutdown().catch(() => {});
     await nc?.close().catch(() => {});
     process.exit(SERVER_EXIT_CODES.stopped);
   };
@@ -141,6 +145,8 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     if (!parsed) process.exit(SERVER_EXIT_CODES.stopped);
     const flags = parsed.flags;
     await main.prepare?.(flags);
+    // `service.name` microkernel-<server>; the SDK loads only when the environment names an exporter.
+    tracing = await startTracing({ style: 'microkernel', component: name });
     const common = flags as unknown as ParsedFlags<typeof NATS_FLAGS>;
     const servers = (common.nats ?? '').split(',').filter(Boolean);
     const seed = common['nats-seed'];
@@ -170,11 +176,13 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
       pid: process.pid,
       nats: connection.getServer(),
       ...server.facts,
+      ...(tracing.summary ? { tracing: tracing.summary } : {}),
     });
     if (stopping) await server.stop();
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, err.exitCode);
     if (err instanceof NatsUnreachableError) fail(err.message, SERVER_EXIT_CODES.failed);
+    if (err instanceof ProcessError) fail(err.message, err.exitCode);
     fail(`${name}: ${err instanceof Error ? err.message : String(err)}`, SERVER_EXIT_CODES.failed);
   }
   // Runs until a signal or a lost connection ends the process.

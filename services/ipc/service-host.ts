@@ -14,6 +14,7 @@ import type { Registry } from 'prom-client';
 import { toServiceError } from '../contract/errors.ts';
 import { createLatencyHistogram } from '../contract/metrics.ts';
 import { supervisedServiceMetadata } from '../supervisor/child-identity.ts';
+import { endSpan, failSpan, inSpanContext, startMessagingServerSpan } from '../telemetry/spans.ts';
 import { HEADERS, respondWithError } from './headers.ts';
 import type { ServiceName } from './subjects.ts';
 
@@ -55,13 +56,17 @@ async function serve(
 ): Promise<void> {
   const started = process.hrtime.bigint();
   let outcome = 'ok';
+  // The handler's SERVER span, continuing the caller's trace (its traceparent header); undefined while
+  // tracing is off, when the handler runs as it is, without even a closure around it.
+  const span = startMessagingServerSpan('nats', endpoint.subject, msg.headers);
   try {
-    const reply = await endpoint.handle(msg);
+    const reply = await (span ? inSpanContext(span, () => endpoint.handle(msg)) : endpoint.handle(msg));
     if (reply.answered) return;
     const headers = reply.headers ?? createHeaders();
     headers.set(HEADERS.instance, instanceId);
     msg.respond(reply.data, { headers });
   } catch (err) {
+    if (span) failSpan(span, err);
     const error = toServiceError(err);
     outcome = error.code;
     try {
@@ -70,6 +75,7 @@ async function serve(
       // Our connection is gone (closing, or NATS away): the caller's timeout and retry take over.
     }
   } finally {
+    endSpan(span);
     metrics?.observe(endpoint.name, outcome, Number(process.hrtime.bigint() - started) / 1e9);
   }
 }

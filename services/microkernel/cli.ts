@@ -23,6 +23,7 @@ import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, runtimeNatsOf, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import type { SupervisorSpec } from '../supervisor/spec.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
+import { absoluteTracesFileEnv, tracingPlan } from '../telemetry/setup.ts';
 import {
   CHILD_NAMES,
   type CompositionOptions,
@@ -172,6 +173,7 @@ async function compositionOptions(
       driver: await fixedPort(intFlag(name, 'driver-metrics-port', flags['driver-metrics-port'], 0, 65535)),
     },
     heartbeat: { intervalMs: heartbeatMs, timeoutMs: Math.max(10, Math.floor(heartbeatMs / 2)), misses: 3 },
+    serverEnv: absoluteTracesFileEnv(),
     deadlineMs: intFlag(name, 'deadline-ms', flags['deadline-ms'], 1, 600_000),
     intensity: {
       maxRestarts: intFlag(name, 'max-restarts', flags['max-restarts'], 0, 10_000),
@@ -198,6 +200,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const name = COMMAND.name;
   const data = requireDataDir(name, flags.data);
+  // A tracing variable the servers cannot use stops here, once, not in a restart loop of every server.
+  tracingPlan({ style: 'microkernel' });
   const options = await compositionOptions(flags, data);
 
   let tempDir: string | undefined;

@@ -64,6 +64,8 @@ export type CompositionOptions = {
   deadlineMs?: number;
   /** How chunk bytes reach the gateway (services/ipc/headers.ts, TRANSFER_MODES); default grant. */
   transfer?: TransferMode;
+  /** More environment for the driver, fs and gateway (an absolute KSTYLES_TRACES_FILE). */
+  serverEnv?: Record<string, string>;
 };
 
 /** `node --import tsx <file>`: the way every server runs, from any working directory. */
@@ -95,7 +97,7 @@ function server(
     name,
     command,
     args: [...base, ...args],
-    env: natsEnv(options, role),
+    env: { ...natsEnv(options, role), ...options.serverEnv },
     cwd: REPO_ROOT,
     restart: 'permanent',
     shutdownMs: 5000,

@@ -101,7 +101,16 @@ export type ImageReport = {
   /** The Node that ran the build (esbuild, postject): not part of the image. */
   buildNode: string;
   steps: Array<{ step: string; ms: number }>;
-  bundleBytes: { program: number; poolWorker: number };
+  bundleBytes: {
+    program: number;
+    poolWorker: number;
+    /**
+     * What the tracing SDK (services/telemetry/sdk.ts and the OpenTelemetry packages it loads) adds to
+     * each file: the difference to the same bundle with sdk.ts left out. The SDK is bundled but not
+     * evaluated unless the environment names an exporter.
+     */
+    tracingSdk: { program: number; poolWorker: number };
+  };
   /** Modules, bytes and npm packages in the program and pool-worker bundles (esbuild metafile). */
   bundle: BundleInventory;
   executableBytes: number;
@@ -141,6 +150,20 @@ async function step<T>(report: ImageReport, name: string, action: () => Promise<
   log(`[${number}] ${name}: done in ${(ms / 1000).toFixed(2)} s`);
   return result;
 }
+
+/** esbuild plugin: the tracing SDK left out (sdk.ts as an empty module), to measure what it adds. */
+const withoutTracingSdk: esbuild.Plugin = {
+  name: 'without-tracing-sdk',
+  setup(build) {
+    const sdkModule = join(REPO, 'services', 'telemetry', 'sdk.ts');
+    build.onResolve({ filter: /(^|\/)sdk\.ts$/ }, (args) =>
+      resolve(args.resolveDir, args.path) === sdkModule
+        ? { path: sdkModule, namespace: 'left-out' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'left-out' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
 
 /** esbuild plugin: the driver's `./chaos.ts` becomes the inert stand-in (production build only). */
 const chaosCompiledOut: esbuild.Plugin = {
@@ -193,6 +216,7 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
     },
     // piscina's optional thread-priority helper: absent, piscina skips it.
     external: ['@napi-rs/nice'],
+    mainFields: ['module', 'main'],
     plugins: chaos ? [piscinaWorkerName] : [chaosCompiledOut, piscinaWorkerName],
     logLevel: 'warning',
     // main.ts reads import.meta.url only on its TypeScript branch, which the define above removes.
@@ -202,6 +226,7 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
   // symbols and Piscina.move() in a task really transfers the buffer instead of copying it.
   const piscinaWorker = join(REPO, 'node_modules', 'piscina', 'dist', 'worker.js');
   const worker: esbuild.BuildOptions = {
+    ...common,
     stdin: {
       contents: `require(${JSON.stringify(piscinaWorker)});\nmodule.exports = require(${JSON.stringify(join(RUNTIME_DIR, 'read-task.ts'))});\n`,
       resolveDir: RUNTIME_DIR,
@@ -210,28 +235,40 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
     outfile: layout.bundleWorker,
   };
   const program: esbuild.BuildOptions = {
+    ...common,
     entryPoints: [join(RUNTIME_DIR, 'main.ts')],
     outfile: layout.bundle,
   };
-  // First pass: what the bundles hold (esbuild's metafile). The program then carries that inventory as a
-  // constant, for its /metrics (the Security row): to V8 a bundle is a single script.
+  // First pass: what the bundles hold (esbuild's metafile; it writes the worker as it stays). The
+  // program then carries that inventory as a constant, for its /metrics (the Security row): to V8 a
+  // bundle is a single script.
   const metafiles = await Promise.all(
-    [program, worker].map(
-      async (entry) => (await esbuild.build({ ...common, ...entry, metafile: true })).metafile!,
-    ),
+    [program, worker].map(async (entry) => (await esbuild.build({ ...entry, metafile: true })).metafile!),
   );
   report.bundle = bundleInventoryOf(metafiles);
-  await esbuild.build({
-    ...common,
+  const inventoried: esbuild.BuildOptions = {
     ...program,
     define: {
       ...common.define,
       'process.env.KSTYLES_BUILD_BUNDLE_INVENTORY': JSON.stringify(JSON.stringify(report.bundle)),
     },
-  });
+  };
+  await esbuild.build(inventoried);
+  const withoutSdk = async (options: esbuild.BuildOptions) => {
+    const result = await esbuild.build({
+      ...options,
+      write: false,
+      plugins: [withoutTracingSdk, ...(options.plugins ?? [])],
+    });
+    return result.outputFiles![0]!.contents.byteLength;
+  };
+  const bytes = { program: statSync(layout.bundle).size, poolWorker: statSync(layout.bundleWorker).size };
   report.bundleBytes = {
-    program: statSync(layout.bundle).size,
-    poolWorker: statSync(layout.bundleWorker).size,
+    ...bytes,
+    tracingSdk: {
+      program: bytes.program - (await withoutSdk(inventoried)),
+      poolWorker: bytes.poolWorker - (await withoutSdk(worker)),
+    },
   };
   if (!chaos) {
     for (const file of [layout.bundle, layout.bundleWorker]) {
@@ -242,7 +279,7 @@ async function bundle(layout: BuildLayout, report: ImageReport): Promise<void> {
     }
   }
   log(
-    `    program ${(report.bundleBytes.program / 1024).toFixed(0)} KiB, pool worker ${(report.bundleBytes.poolWorker / 1024).toFixed(0)} KiB, chaos ${chaos ? 'compiled in' : 'compiled out'}`,
+    `    program ${(report.bundleBytes.program / 1024).toFixed(0)} KiB, pool worker ${(report.bundleBytes.poolWorker / 1024).toFixed(0)} KiB (the tracing SDK ${(report.bundleBytes.tracingSdk.program / 1024).toFixed(0)} and ${(report.bundleBytes.tracingSdk.poolWorker / 1024).toFixed(0)} KiB of them), chaos ${chaos ? 'compiled in' : 'compiled out'}`,
   );
   const { own, npm, packages } = report.bundle;
   log(
@@ -547,7 +584,7 @@ export async function build(options: BuildOptions): Promise<ImageReport> {
     node: pinnedNodeVersion(EMBEDDED_NODE_LINE),
     buildNode: process.version,
     steps: [],
-    bundleBytes: { program: 0, poolWorker: 0 },
+    bundleBytes: { program: 0, poolWorker: 0, tracingSdk: { program: 0, poolWorker: 0 } },
     bundle: { own: { modules: 0, bytes: 0 }, npm: { modules: 0, bytes: 0 }, packages: [] },
     executableBytes: 0,
     unstrippedNodeBytes: 0,

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { httpContract } from '../../services/contract/testing/contract-suite.ts';
 import { testCorpus } from '../../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../../services/corpus/corpus.ts';
+import { type FlatSpan, parseTraceLines } from '../../services/telemetry/trace-file.ts';
 import { chooseLaunch } from '../runtime/cli.ts';
 import { buildLayout } from '../runtime/layout.ts';
 import {
@@ -19,6 +20,8 @@ import {
 } from './build.ts';
 import { freePort } from './measure.ts';
 import { buildForTest, type RunningProgram, startProgram } from './testing.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // One fresh production build (about 5 s) for this file; when the single executable cannot be made here,
 // the suites below run against the bundle and their names say so.
@@ -97,6 +100,7 @@ describe(`unikernel lifecycle (${ran})`, () => {
     assert.equal(first.msg, 'unikernel listening');
     assert.equal(first.run, built.form);
     assert.equal(first.build, 'production');
+    assert.equal(first.tracing, undefined, 'no exporter in its environment: no tracing');
   });
 
   it('survives SIGUSR2 (the slow fault) and says the production build has none', async () => {
@@ -172,6 +176,37 @@ describe(`unikernel lifecycle (${ran})`, () => {
     assert.equal(signal, null);
     assert.equal(code, 0);
     assert.match(program.output(), /"msg":"unikernel stopped","graceful":true/);
+  });
+});
+
+describe(`unikernel traces (${ran})`, () => {
+  it("bundles the tracing SDK and records the pool hop with the worker thread's driver read", async () => {
+    const corpus = await testCorpus();
+    const dir = mkdtempSync(join(tmpdir(), 'kstyles-unikernel-traces-'));
+    const file = join(dir, 'traces.jsonl');
+    const program = await startProgram(built.command, ['--data', corpus.dir], { KSTYLES_TRACES_FILE: file });
+    try {
+      const first = JSON.parse(program.output().split('\n')[0]!) as { tracing?: { serviceName: string } };
+      assert.equal(first.tracing?.serviceName, 'unikernel');
+      const res = await fetch(`${program.baseUrl}/files/bench/1m.bin`);
+      assert.equal((await res.arrayBuffer()).byteLength, 1024 * 1024);
+      let hops: FlatSpan[] = [];
+      let workerReads: FlatSpan[] = [];
+      for (const until = Date.now() + 15_000; Date.now() < until; await sleep(100)) {
+        const spans = existsSync(file) ? parseTraceLines(readFileSync(file, 'utf8')) : [];
+        hops = spans.filter((s) => s.name === 'pool read');
+        workerReads = spans.filter(
+          (s) => s.name === 'driver read' && hops.some((h) => h.spanId === s.parentSpanId),
+        );
+        if (hops.length === 4 && workerReads.length === 4) break;
+      }
+      assert.equal(hops.length, 4, 'one pool hop per 256 KiB chunk');
+      assert.equal(workerReads.length, 4, "each hop's driver read, recorded in the worker thread, under it");
+      assert.equal(new Set([...hops, ...workerReads].map((s) => s.traceId)).size, 1, 'one trace');
+    } finally {
+      await program.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

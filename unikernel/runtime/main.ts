@@ -18,9 +18,11 @@ import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { chaosFlagSpec, dataFlagSpec, hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
 import type { BundleInventory } from '../../services/contract/code-inventory.ts';
+import { ProcessError } from '../../services/contract/errors.ts';
 import { logLine } from '../../services/contract/http-server.ts';
 import { readChaosEnv } from '../../services/driver/chaos-env.ts';
 import { exitWhenOrphaned } from '../../services/supervisor/child-identity.ts';
+import { startTracing } from '../../services/telemetry/setup.ts';
 import { slowToggle } from './faults.ts';
 import { POOL_WORKER_FILE } from './names.ts';
 import { DEFAULT_INLINE_MAX_BYTES } from './pool.ts';
@@ -142,6 +144,8 @@ async function serve(argv: string[]): Promise<number> {
     process.env.KSTYLES_BUILD_CHAOS !== 'false' ? readChaosEnv('unikernel', flags.chaos) : undefined;
   const slowFaultMs = chaosEnv?.slowMs ?? 0;
   const started = performance.now();
+  // Before the pool starts: its workers register their own tracing from the same environment.
+  const tracing = await startTracing({ style: STYLE });
   let running: Awaited<ReturnType<typeof startUnikernel>>;
   try {
     running = await startUnikernel({
@@ -170,6 +174,7 @@ async function serve(argv: string[]): Promise<number> {
       stopping = true;
       logLine({ level: 'info', msg: 'unikernel stopping', signal });
       const finished = await running.close(GRACE_MS);
+      await tracing.shutdown();
       logLine({ level: 'info', msg: 'unikernel stopped', graceful: finished });
       resolve(0);
     };
@@ -199,6 +204,7 @@ async function serve(argv: string[]): Promise<number> {
     poolThreads: running.reader.threads,
     inlineMaxBytes: running.reader.inlineMaxBytes,
     startMs: Math.round(performance.now() - started),
+    ...(tracing.summary ? { tracing: tracing.summary } : {}),
     ...(ignoredNodeOptions
       ? { warning: 'NODE_OPTIONS was set; it has been cleared (the image sets it empty)' }
       : {}),
@@ -221,7 +227,7 @@ main(process.argv.slice(2)).then(
     process.exit(code);
   },
   (err: unknown) => {
-    if (err instanceof UsageError) {
+    if (err instanceof ProcessError) {
       process.stderr.write(`${err.message}\n`);
       process.exit(err.exitCode);
     }

@@ -12,6 +12,7 @@ import { createIpcDurationHistogram } from '../../services/contract/metrics.ts';
 import type { BlockReader, FileRef } from '../../services/driver/block-reader.ts';
 import { type ChaosOptions, DriverChaos } from '../../services/driver/chaos.ts';
 import { StorageDriver } from '../../services/driver/storage-driver.ts';
+import { ATTR, endSpan, SPAN, SpanKind, startSpan, traceCarrierOf } from '../../services/telemetry/spans.ts';
 import type { PoolWorkerData, ReadFailure, ReadTask } from './read-task.ts';
 
 export type PoolOptions = {
@@ -77,10 +78,16 @@ export class PoolBlockReader implements BlockReader {
     if (length <= this.inlineMaxBytes) return this.inline.read(file, position, length);
     const started = process.hrtime.bigint();
     let outcome = 'ok';
+    // The hop as a CLIENT span; its trace context rides in the task to the worker's `driver read` span.
+    const span = startSpan(SPAN.poolRead, SpanKind.CLIENT);
+    span?.setAttributes({ [ATTR.filePath]: file.relPath, [ATTR.offset]: position, [ATTR.length]: length });
+    const task: ReadTask = span
+      ? { file, position, length, trace: traceCarrierOf(span) }
+      : { file, position, length };
     try {
       let result: Uint8Array | ReadFailure;
       try {
-        result = await this.pool.run({ file, position, length } satisfies ReadTask, { name: 'read' });
+        result = await this.pool.run(task, { name: 'read' });
       } catch (err) {
         // A task that threw (a bug, not a reported failure) fails this request only; the worker lives on.
         throw new InternalError(`read task failed in the worker pool: ${(err as Error).message}`, {
@@ -93,8 +100,10 @@ export class PoolBlockReader implements BlockReader {
         : new InternalError(`worker pool answered an unknown error: ${result.detail}`);
     } catch (err) {
       outcome = 'error';
+      endSpan(span, err);
       throw err;
     } finally {
+      if (outcome === 'ok') endSpan(span);
       this.hops?.observe(
         { from: 'fs', to: 'pool', op: 'read', outcome },
         Number(process.hrtime.bigint() - started) / 1e9,

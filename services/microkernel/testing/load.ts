@@ -15,10 +15,14 @@ export type LoadResult = {
   error?: string;
 };
 
-export async function fetchChecked(baseUrl: string, file: ManifestFile): Promise<LoadResult> {
+export async function fetchChecked(
+  baseUrl: string,
+  file: ManifestFile,
+  headers: Record<string, string> = {},
+): Promise<LoadResult> {
   const startedAt = Date.now();
   try {
-    const res = await fetch(`${baseUrl}/files/${encodeFilePath(file.path)}`);
+    const res = await fetch(`${baseUrl}/files/${encodeFilePath(file.path)}`, { headers });
     const body = Buffer.from(await res.arrayBuffer());
     const sha = createHash('sha256').update(body).digest('hex');
     const ok = res.status === 200 && body.length === file.size && sha === file.sha256;
