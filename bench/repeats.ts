@@ -274,3 +274,15 @@ export function pairedRatios(a: readonly Sample<unknown>[], b: readonly Sample<u
     return other && other.value > 0 ? [s.value / other.value] : [];
   });
 }
+
+/** One figure of one target as a table shows it: its valid rounds, their spread, and what was left out. */
+export type Figure<D> = { samples: Sample<D>[]; spread: Spread | null; discarded: Discarded<D>[] };
+
+export function figureOf<T extends string, D>(result: RoundsResult<T, D>, target: T): Figure<D> {
+  const samples = result.samples[target] ?? [];
+  return {
+    samples,
+    spread: spreadOf(samples.map((s) => s.value)),
+    discarded: result.discarded.filter((d) => d.target === target),
+  };
+}
