@@ -971,26 +971,14 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
   // mkdtemp makes it private; nginx's worker (user nobody when run as root) must reach the corpus.
   await chmod(workDir, 0o755);
 
-  const ctx: BenchContext = {
+  const ctx = await newContext({
     plan,
     progress,
-    machine: await describeMachine(),
-    dataDir: '',
     workDir,
-    manifestDir: {} as Record<SizeKey, string>,
+    names,
     signal: options.signal,
-    aborted: () => options.signal?.aborted === true,
     clock: new ProgressClock(estimate.totalMs, t0),
-    targets: describeTargets(names),
-    fleet: new Map(),
-    warmedUp: new Set(),
-    noiseFloorUs: 0,
-    calibration: { skipped: 'not run' },
-    nats: { skipped: 'not run' },
-    problems: [],
-    reruns: 0,
-    loadRuns: { latency: {}, recovery: [] },
-  };
+  });
   try {
     step(ctx, 'machine and corpus');
     Object.assign(ctx, await prepareCorpus(workDir));
@@ -1026,6 +1014,37 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
     reports: {},
   };
   return { results, loadRuns: ctx.loadRuns };
+}
+
+/** A run's context before its corpus is made (prepareCorpus fills dataDir and manifestDir). */
+export async function newContext(o: {
+  plan: Plan;
+  progress: BenchProgress;
+  workDir: string;
+  names: readonly TargetName[];
+  signal: AbortSignal | undefined;
+  clock: ProgressClock;
+}): Promise<BenchContext> {
+  return {
+    plan: o.plan,
+    progress: o.progress,
+    machine: await describeMachine(),
+    dataDir: '',
+    workDir: o.workDir,
+    manifestDir: {} as Record<SizeKey, string>,
+    signal: o.signal,
+    aborted: () => o.signal?.aborted === true,
+    clock: o.clock,
+    targets: describeTargets(o.names),
+    fleet: new Map(),
+    warmedUp: new Set(),
+    noiseFloorUs: 0,
+    calibration: { skipped: 'not run' },
+    nats: { skipped: 'not run' },
+    problems: [],
+    reruns: 0,
+    loadRuns: { latency: {}, recovery: [] },
+  };
 }
 
 /** Every target asked for, still unmeasured; nginx is skipped up front when it is not installed. */
