@@ -219,8 +219,9 @@ export const costOf = {
   coldStart(target: TargetName): number {
     return COSTS.startMs[target] + COSTS.stopMs;
   },
+  /** A recovery round on a target already started (its restarter brings it back between rounds). */
   recovery(plan: Plan, target: TargetName): number {
-    return COSTS.startMs[target] + plan.recovery.durationMs + COSTS.runOverheadMs + COSTS.stopMs;
+    return COSTS.startMs[target] + plan.recovery.durationMs + COSTS.runOverheadMs;
   },
   nats(plan: Plan): number {
     return plan.natsRoundTrips * COSTS.natsRoundTripMs + 100;

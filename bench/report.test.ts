@@ -195,6 +195,32 @@ describe('benchTables', () => {
     );
   });
 
+  it('says recovery rounds that failed and never recovered in the window', () => {
+    const mono = target('monolith', [3000, 3000, 3000]);
+    const rounds: [number, number | null][] = [
+      [75, 387],
+      [0, null],
+      [80, null],
+    ];
+    mono.recovery = figure(
+      rounds.map(([failed]) => failed),
+      (failed, round) => ({
+        rate: 200,
+        durationMs: 2500,
+        faultAtMs: 750,
+        injected: true,
+        message: 'SIGKILL',
+        requests: 350,
+        failed,
+        firstSuccessAfterFailureMs: rounds[round]![1],
+        p99RecoveryMs: null,
+      }),
+    );
+    const row = rowOf(results([mono]), 'Cold start, recovery and footprint', 'monolith');
+    assert.equal(row[4], '75 [0–80] of 350');
+    assert.equal(row[5], '387 ms [all 387 ms]; 1 of 2 never recovered in the window');
+  });
+
   it('renders Markdown and the terminal with every table, what quick gives up, and the reruns', () => {
     const r = results([target('floor', [4000, 4000, 4000])]);
     const md = renderMarkdown(r);

@@ -265,6 +265,19 @@ const transferTable: TableBuilder = (results) => {
   };
 };
 
+/** Fault → first success over the rounds with a failure; rounds that never recovered in the window say so. */
+function firstSuccessCell(
+  rounds: readonly { failed: number; firstSuccessAfterFailureMs: number | null }[],
+  recovered: Spread | null,
+): string {
+  const failing = rounds.filter((r) => r.failed > 0);
+  if (rounds.length === 0) return '—';
+  if (failing.length === 0) return 'no failure';
+  const never = failing.filter((r) => r.firstSuccessAfterFailureMs === null).length;
+  const neverText = never ? `${never} of ${failing.length} never recovered in the window` : '';
+  return recovered ? `${spreadCell(recovered, ms)}${never ? `; ${neverText}` : ''}` : neverText;
+}
+
 const lifeTable: TableBuilder = (results) => {
   const floor = find(results, 'floor');
   const mono = find(results, 'monolith');
@@ -307,7 +320,7 @@ const lifeTable: TableBuilder = (results) => {
       rec
         ? `${figureCell(rec, count, rounds)}${requests ? ` of ${count(requests.median)}` : ''}${recRounds.some((r) => !r.injected) ? ' (not injected)' : ''}`
         : '—',
-      rec ? (firstSuccess ? spreadCell(firstSuccess, ms) : recRounds.length ? 'no failure' : '—') : '—',
+      rec ? firstSuccessCell(recRounds, firstSuccess) : '—',
       figureCell(fp, formatBytes, rounds),
       ratioCell(results, 'RSS', t.name, fp, 'floor', floor?.footprint),
       ratioCell(results, 'RSS', t.name, fp, 'monolith', mono?.footprint),

@@ -879,7 +879,8 @@ const recoveryPhase: Phase = {
   id: 'recovery',
   title: 'recovery',
   usesFleet: false,
-  estimateMs: (plan, targets) => plan.rounds * sum(targets.recovery.map((t) => costOf.recovery(plan, t))),
+  estimateMs: (plan, targets) =>
+    sum(targets.recovery.map((t) => costOf.coldStart(t) + plan.rounds * costOf.recovery(plan, t))),
   async run(ctx) {
     const { plan } = ctx;
     const names = ctx.targets
@@ -890,38 +891,54 @@ const recoveryPhase: Phase = {
       ctx,
       `recovery: ${names.join(', ')} interleaved, ${plan.rounds} rounds — SIGKILL at ${plan.recovery.faultAtMs / 1000}s under ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s`,
     );
+    // Each target is started once under its restarter; every round kills it again once it serves.
+    const setups = new Map<TargetName, RecoveryTarget>();
+    for (const name of names) {
+      try {
+        const setup = await startRecoveryTarget(name, ctx);
+        setups.set(name, setup);
+        bench(ctx, name).recoveryHow = setup.how;
+        ctx.clock.advance(costOf.coldStart(name));
+      } catch (err) {
+        bench(ctx, name).notes.push(`recovery not measured: ${describeError(err)}`);
+      }
+    }
     const runs = new Map<string, LoadResults>();
-    const result = await rounds(
-      ctx,
-      'recovery',
-      { ...targetSpec<RecoveryRound>(ctx, names, false), sanity: [], ratioPairs: [], maxAttempts: 1 },
-      async (name, round) => {
-        if (ctx.aborted()) return null;
-        try {
-          const { result: r, load, how } = await recovery(name, ctx, round);
-          bench(ctx, name).recoveryHow = how;
-          runs.set(`${name}/${round}`, load);
-          done(ctx, costOf.recovery(plan, name), 1);
-          ctx.progress.info(
-            `recovery ${name} round ${round + 1}: ${r.failed} failed of ${r.requests}; first success after ${r.firstSuccessAfterFailureMs === null ? 'n/a (nothing failed)' : `${r.firstSuccessAfterFailureMs.toFixed(0)} ms`}`,
-          );
-          return { value: r.failed, detail: r };
-        } catch (err) {
-          const note = `recovery not measured: ${describeError(err)}`;
-          if (!bench(ctx, name).notes.includes(note)) bench(ctx, name).notes.push(note);
-          return null;
-        }
-      },
-    );
-    for (const name of names) bench(ctx, name).recovery = figureOf(result, name);
-    ctx.loadRuns.recovery = names.flatMap((name) =>
-      (result.samples[name] ?? []).flatMap((s) => {
-        const run = runs.get(`${name}/${s.round}`);
-        return run
-          ? [{ ...run, targets: run.targets.map((t) => ({ ...t, name: `${name} #${s.round + 1}` })) }]
-          : [];
-      }),
-    );
+    try {
+      const result = await rounds(
+        ctx,
+        'recovery',
+        { ...targetSpec<RecoveryRound>(ctx, names, false), sanity: [], ratioPairs: [], maxAttempts: 1 },
+        async (name, round) => {
+          const setup = setups.get(name);
+          if (!setup || ctx.aborted()) return null;
+          try {
+            const { result: r, load } = await recoveryRound(setup, ctx, round);
+            runs.set(`${name}/${round}`, load);
+            done(ctx, costOf.recovery(plan, name), 1);
+            ctx.progress.info(
+              `recovery ${name} round ${round + 1}: ${r.failed} failed of ${r.requests}; first success after ${r.firstSuccessAfterFailureMs === null ? (r.failed ? 'none: it did not recover in the window' : 'n/a (nothing failed)') : `${r.firstSuccessAfterFailureMs.toFixed(0)} ms`}`,
+            );
+            return { value: r.failed, detail: r };
+          } catch (err) {
+            const note = `recovery not measured: ${describeError(err)}`;
+            if (!bench(ctx, name).notes.includes(note)) bench(ctx, name).notes.push(note);
+            return null;
+          }
+        },
+      );
+      for (const name of names) bench(ctx, name).recovery = figureOf(result, name);
+      ctx.loadRuns.recovery = names.flatMap((name) =>
+        (result.samples[name] ?? []).flatMap((s) => {
+          const run = runs.get(`${name}/${s.round}`);
+          return run
+            ? [{ ...run, targets: run.targets.map((t) => ({ ...t, name: `${name} #${s.round + 1}` })) }]
+            : [];
+        }),
+      );
+    } finally {
+      await Promise.all([...setups.values()].map((setup) => setup.root.stop()));
+    }
   },
 };
 
@@ -1066,16 +1083,19 @@ function describeTargets(names: readonly TargetName[]): TargetBench[] {
 async function startFleet(ctx: BenchContext): Promise<void> {
   const names = phaseTargets(ctx.targets.filter((t) => !t.skipped).map((t) => t.name)).fleet;
   step(ctx, `starting ${names.join(', ')}`);
-  for (const name of names) {
-    const t = bench(ctx, name);
-    try {
-      ctx.fleet.set(name, await startTarget(TARGETS[name], ctx.dataDir, ctx.workDir));
-    } catch (err) {
-      t.skipped = err instanceof SkipTarget ? err.message : `did not start: ${describeError(err)}`;
-      ctx.progress.info(`${name}: skipped — ${t.skipped}`);
-    }
-    ctx.clock.advance(costOf.coldStart(name));
-  }
+  // Side by side: most of a start is waiting (module loading, a nats-server, readiness polls).
+  await Promise.all(
+    names.map(async (name) => {
+      const t = bench(ctx, name);
+      try {
+        ctx.fleet.set(name, await startTarget(TARGETS[name], ctx.dataDir, ctx.workDir));
+      } catch (err) {
+        t.skipped = err instanceof SkipTarget ? err.message : `did not start: ${describeError(err)}`;
+        ctx.progress.info(`${name}: skipped — ${t.skipped}`);
+      }
+      ctx.clock.advance(costOf.coldStart(name));
+    }),
+  );
 }
 
 async function stopFleet(ctx: BenchContext): Promise<void> {
@@ -1141,122 +1161,138 @@ function findInTree(rootPid: number, pattern: RegExp): number | null {
   return processTree(rootPid).find((pid) => pid !== rootPid && pattern.test(cmdline(pid))) ?? null;
 }
 
-async function recovery(
-  name: TargetName,
-  ctx: BenchContext,
-  round: number,
-): Promise<{ result: RecoveryRound; load: LoadResults; how: string }> {
-  const { plan, dataDir, workDir } = ctx;
+/** A target running under its restarter, and how to kill the part a driver bug kills. */
+type RecoveryTarget = { name: TargetName; root: Spawned; url: string; how: string; kill(): Promise<string> };
+
+/**
+ * Starts a target for the recovery rounds: the microkernel as it runs (its supervisor restarts a
+ * killed driver), the monolith and the unikernel under the project's supervisor as the restarter
+ * (they die whole).
+ */
+async function startRecoveryTarget(name: TargetName, ctx: BenchContext): Promise<RecoveryTarget> {
+  const { dataDir, workDir } = ctx;
   const def = TARGETS[name];
-  let root: Spawned;
-  let url: string;
-  let kill: () => Promise<string>;
-  let how: string;
   if (name === 'microkernel' || name === 'microkernel-copy') {
     const running = await startTarget(def, dataDir, workDir);
-    root = running.child;
-    url = running.url;
-    how =
-      "driver server SIGKILLed through the microkernel supervisor's control API; the supervisor restarts it";
-    kill = async () => {
-      const state = supervisorOf(root.pid);
-      if (state?.nats) {
-        const client = await SupervisorControlClient.connect({ ...state.nats });
-        try {
-          const answer = await client.kill(state.id, 'driver', 'SIGKILL');
-          return `supervisor '${state.id}' control API: SIGKILL driver (PID ${answer.pid})`;
-        } finally {
-          await client.close();
+    const root = running.child;
+    const target: RecoveryTarget = {
+      name,
+      root,
+      url: running.url,
+      how: "driver server SIGKILLed through the microkernel supervisor's control API; the supervisor restarts it",
+      async kill() {
+        const state = supervisorOf(root.pid);
+        if (state?.nats) {
+          const client = await SupervisorControlClient.connect({ ...state.nats });
+          try {
+            const answer = await client.kill(state.id, 'driver', 'SIGKILL');
+            return `supervisor '${state.id}' control API: SIGKILL driver (PID ${answer.pid})`;
+          } finally {
+            await client.close();
+          }
         }
-      }
-      const pid = findInTree(root.pid, /driver/);
-      if (pid === null)
-        throw new Error('no supervisor runtime state and no driver process found in the microkernel tree');
-      how = 'driver server SIGKILLed by PID (no supervisor control API found); its supervisor restarts it';
-      process.kill(pid, 'SIGKILL');
-      return `SIGKILL to the driver server (PID ${pid}) found in the process tree`;
+        const pid = findInTree(root.pid, /driver/);
+        if (pid === null)
+          throw new Error('no supervisor runtime state and no driver process found in the microkernel tree');
+        target.how =
+          'driver server SIGKILLed by PID (no supervisor control API found); its supervisor restarts it';
+        process.kill(pid, 'SIGKILL');
+        return `SIGKILL to the driver server (PID ${pid}) found in the process tree`;
+      },
     };
-  } else {
-    // The monolith and the unikernel die whole: run them under the project's supervisor as the restarter.
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    const launch = def.launch(port, dataDir)!;
-    const specFile = path.join(workDir, `${name}-restarter-${round}.json`);
-    const id = `bench-${name}-${process.pid}-${round}`;
-    await writeFile(
-      specFile,
-      JSON.stringify({
-        id,
-        intensity: { maxRestarts: 20, periodMs: 60_000 },
-        children: [
-          {
-            name,
-            command: launch.command,
-            args: launch.args,
-            env: Object.fromEntries(
-              Object.entries(launch.env).filter((e): e is [string, string] => typeof e[1] === 'string'),
-            ),
-            health: { kind: 'http', url: `${url}/readyz` },
-          },
-        ],
-      }),
-    );
-    root = startProcess(`${name} restarter`, process.execPath, [
-      '--import',
-      'tsx',
-      SUPERVISOR_MAIN,
-      '--spec',
-      specFile,
-    ]);
+    return target;
+  }
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const launch = def.launch(port, dataDir)!;
+  const specFile = path.join(workDir, `${name}-restarter.json`);
+  await writeFile(
+    specFile,
+    JSON.stringify({
+      id: `bench-${name}-${process.pid}`,
+      intensity: { maxRestarts: 20, periodMs: 60_000 },
+      children: [
+        {
+          name,
+          command: launch.command,
+          args: launch.args,
+          env: Object.fromEntries(
+            Object.entries(launch.env).filter((e): e is [string, string] => typeof e[1] === 'string'),
+          ),
+          health: { kind: 'http', url: `${url}/readyz` },
+        },
+      ],
+    }),
+  );
+  const root = startProcess(`${name} restarter`, process.execPath, [
+    '--import',
+    'tsx',
+    SUPERVISOR_MAIN,
+    '--spec',
+    specFile,
+  ]);
+  try {
     await waitFor200(root, url, [...READY_PATHS], def.readyTimeoutMs);
-    const program = new RegExp(
-      name === 'unikernel' ? 'kstyles-unikernel|unikernel' : 'kstyles\\.js monolith',
-    );
-    how = `the whole ${name} process SIGKILLed; the supervisor (services/supervisor/main.ts, one_for_one, http readiness check) restarts it`;
-    kill = async () => {
+  } catch (err) {
+    await root.stop();
+    throw err;
+  }
+  const program = new RegExp(name === 'unikernel' ? 'kstyles-unikernel|unikernel' : 'kstyles\\.js monolith');
+  return {
+    name,
+    root,
+    url,
+    how: `the whole ${name} process SIGKILLed; the supervisor (services/supervisor/main.ts, one_for_one, http readiness check) restarts it`,
+    async kill() {
       const pid = findInTree(root.pid, program);
       if (pid === null || !isAlive(pid))
         throw new Error(`no ${name} process under the restarter (PID ${root.pid})`);
       process.kill(pid, 'SIGKILL');
       return `SIGKILL to ${name} (PID ${pid})`;
-    };
-  }
-  try {
-    const r = await benchLoad({
-      name,
-      url,
-      corpusDir: ctx.manifestDir['4k'],
+    },
+  };
+}
+
+/** One round: once the target serves again, a steady 4 KiB rate with a SIGKILL in it. */
+async function recoveryRound(
+  target: RecoveryTarget,
+  ctx: BenchContext,
+  round: number,
+): Promise<{ result: RecoveryRound; load: LoadResults }> {
+  const { plan } = ctx;
+  const { name } = target;
+  await waitFor200(target.root, target.url, [...READY_PATHS], TARGETS[name].readyTimeoutMs);
+  const r = await benchLoad({
+    name,
+    url: target.url,
+    corpusDir: ctx.manifestDir['4k'],
+    rate: plan.recovery.rate,
+    durationMs: plan.recovery.durationMs,
+    timeoutMs: 2000,
+    connections: plan.connections,
+    faults: [{ atMs: plan.recovery.faultAtMs, target: name, kind: 'kill', affects: [name] }],
+    faultDrivers: [
+      { name: 'bench', supports: () => true, inject: async () => ({ message: await target.kill() }) },
+    ],
+    faultWindowMs: plan.recovery.durationMs - plan.recovery.faultAtMs,
+    label: `recovery · ${name} · round ${round + 1}`,
+    onLive: ctx.progress.live,
+    signal: ctx.signal,
+  });
+  const fault = r.faults[0];
+  const res = fault?.resilience[0];
+  return {
+    load: r,
+    result: {
       rate: plan.recovery.rate,
       durationMs: plan.recovery.durationMs,
-      timeoutMs: 2000,
-      connections: plan.connections,
-      faults: [{ atMs: plan.recovery.faultAtMs, target: name, kind: 'kill', affects: [name] }],
-      faultDrivers: [
-        { name: 'bench', supports: () => true, inject: async () => ({ message: await kill() }) },
-      ],
-      faultWindowMs: plan.recovery.durationMs - plan.recovery.faultAtMs,
-      label: `recovery · ${name} · round ${round + 1}`,
-      onLive: ctx.progress.live,
-      signal: ctx.signal,
-    });
-    const fault = r.faults[0];
-    const res = fault?.resilience[0];
-    return {
-      load: r,
-      how,
-      result: {
-        rate: plan.recovery.rate,
-        durationMs: plan.recovery.durationMs,
-        faultAtMs: fault?.firedAtMs ?? plan.recovery.faultAtMs,
-        injected: fault?.ok === true,
-        message: fault?.message ?? 'no fault fired',
-        requests: res?.requests ?? 0,
-        failed: res?.failed ?? 0,
-        firstSuccessAfterFailureMs: res?.firstSuccessAfterFailureMs ?? null,
-        p99RecoveryMs: res?.p99RecoveryMs ?? null,
-      },
-    };
-  } finally {
-    await root.stop();
-  }
+      faultAtMs: fault?.firedAtMs ?? plan.recovery.faultAtMs,
+      injected: fault?.ok === true,
+      message: fault?.message ?? 'no fault fired',
+      requests: res?.requests ?? 0,
+      failed: res?.failed ?? 0,
+      firstSuccessAfterFailureMs: res?.firstSuccessAfterFailureMs ?? null,
+      p99RecoveryMs: res?.p99RecoveryMs ?? null,
+    },
+  };
 }

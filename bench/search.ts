@@ -170,7 +170,7 @@ export async function decideStep(
 
 /**
  * Rounds of one target whose steps contradict each other: a rate passed in one round more than
- * `tolerance` above a rate that failed (not for the generator) in another. Gives the round to measure
+ * `tolerance` above a rate that failed in another (for the target or for the generator). Gives the round to measure
  * again (the one whose maximum is farthest from the median of the rounds) or null.
  */
 export function contradictingRound(
@@ -181,7 +181,8 @@ export function contradictingRound(
     const passed = Math.max(0, ...a.steps.filter((s) => s.ok).map((s) => s.rate));
     for (const b of rounds) {
       if (b.round === a.round) continue;
-      const failed = b.steps.filter((s) => !s.ok && !s.generatorBound).map((s) => s.rate);
+      // A generator that fell behind at a rate it held in another round also says the conditions changed.
+      const failed = b.steps.filter((s) => !s.ok).map((s) => s.rate);
       const lowest = failed.length ? Math.min(...failed) : Number.POSITIVE_INFINITY;
       if (passed <= lowest * (1 + tolerance)) continue;
       const sorted = rounds.map((r) => r.maxRate).sort((x, y) => x - y);
