@@ -96,9 +96,9 @@ const QUICK: Plan = {
   warmupMs: 500,
   ladder: { ...FULL.ladder, perDoubling: 6 },
   throughputSizes: { '4k': 'all', '64k': [], '1m': LARGE_FILE_TARGETS },
-  latency: { ...FULL.latency, sizes: ['4k'], windowMs: 2000 },
+  latency: { ...FULL.latency, sizes: ['4k'], windowMs: 1500 },
   coldStartRounds: 3,
-  recovery: { rate: 200, durationMs: 2500, faultAtMs: 750 },
+  recovery: { rate: 200, durationMs: 2000, faultAtMs: 500 },
   natsRoundTrips: 300,
   calibration: { ...FULL.calibration, windowMs: 1000 },
 };
