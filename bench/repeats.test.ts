@@ -46,15 +46,16 @@ describe('outlierIndex', () => {
   });
 });
 
+const below: SanityRule<'nginx' | 'floor' | 'monolith'> = {
+  id: 'nginx-below-floor',
+  subject: 'nginx',
+  reference: 'floor',
+  bound: 'not-worse',
+  factor: 1.2,
+  describe: 'nginx below the node:http floor',
+};
+
 describe('breach', () => {
-  const below: SanityRule = {
-    id: 'nginx-below-floor',
-    subject: 'nginx',
-    reference: 'floor',
-    bound: 'not-worse',
-    factor: 1.2,
-    describe: 'nginx below the node:http floor',
-  };
   const above: SanityRule = {
     id: 'monolith-above-floor',
     subject: 'monolith',
@@ -110,16 +111,7 @@ const base: RoundsSpec<Name, unknown> = {
   rounds: 3,
   tolerance: 0.2,
   higherIsBetter: true,
-  sanity: [
-    {
-      id: 'nginx-below-floor',
-      subject: 'nginx',
-      reference: 'floor',
-      bound: 'not-worse',
-      factor: 1.2,
-      describe: 'nginx below the node:http floor',
-    },
-  ],
+  sanity: [below],
   ratioPairs: [['monolith', 'floor']],
   maxAttempts: 2,
   rerunBudget: 10,
