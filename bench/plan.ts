@@ -2,6 +2,7 @@
  * What a benchmark run measures and for how long: the full and the quick plan, what quick gives up,
  * the run's duration estimated from the plan, and the clock that shows elapsed and remaining time.
  */
+import { ladderResolution } from './search.ts';
 import { SIZE_KEYS, SIZES, type SizeKey, type TargetName } from './types.ts';
 
 export type Plan = {
@@ -128,7 +129,7 @@ export function tradeoffs(plan: Plan, full: Plan = FULL): string[] {
       );
   }
   if (plan.ladder.perDoubling < full.ladder.perDoubling) {
-    const resolution = (p: Plan) => `${Math.round((2 ** (1 / p.ladder.perDoubling) - 1) * 100)}%`;
+    const resolution = (p: Plan) => `${Math.round(ladderResolution(p.ladder) * 100)}%`;
     out.push(
       `a search ladder of ${plan.ladder.perDoubling} rates per doubling instead of ${full.ladder.perDoubling}: maxima to ${resolution(plan)} instead of ${resolution(full)}`,
     );

@@ -110,9 +110,11 @@ describe('the latency phase against scripted servers', () => {
     );
     assert.ok(floor.samples[0]!.attempt >= 2);
     assert.ok(floor.samples.every((s) => s.value < 200_000));
-    assert.deepEqual(
-      ctx.problems.filter((p) => p.kind === 'sanity'),
-      [],
+    // The rerun settled the scripted round (a machine busy enough may still trouble other rounds).
+    assert.equal(
+      ctx.problems.some((p) => p.kind === 'sanity' && p.message.startsWith('round 1:')),
+      false,
+      JSON.stringify(ctx.problems),
     );
   });
 });

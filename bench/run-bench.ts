@@ -1104,12 +1104,11 @@ async function stopFleet(ctx: BenchContext): Promise<void> {
 }
 
 function benchMethod(plan: Plan): BenchMethod {
-  const ladder: Ladder = { base: 1, perDoubling: plan.ladder.perDoubling, min: 1, max: 1 };
   return {
     quick: plan.name === 'quick',
     plan,
     tradeoffs: tradeoffs(plan),
-    ladderResolution: ladderResolution(ladder),
+    ladderResolution: ladderResolution(plan.ladder),
     commonRates: Object.fromEntries(plan.latency.sizes.map((s) => [s, plan.latency.rates[s]])),
     text: methodText(plan),
   };
@@ -1117,7 +1116,7 @@ function benchMethod(plan: Plan): BenchMethod {
 
 export function methodText(plan: Plan): string[] {
   const pct = (r: number) => `${Math.round(r * 100)}%`;
-  const resolution = 2 ** (1 / plan.ladder.perDoubling) - 1;
+  const resolution = ladderResolution(plan.ladder);
   return [
     "One machine, loopback; the load generator (kstyles load's open-loop engine, wrk2 model: latency from the intended send time, HdrHistogram in µs, every body checked) runs in the benchmark process on the same cores. Calibration, throughput and latency share one set of running targets, each started once.",
     `Rounds: every figure is measured ${plan.rounds} times, the targets interleaved (A B C A B C …, the same phase and the same rates); tables show the median with min–max, ratios are taken round by round (paired) and shown the same way. No best run is picked.`,

@@ -52,7 +52,7 @@ export function rungAtOrBelow(ladder: Ladder, rate: number): number {
 }
 
 /** The relative step between two adjacent rungs: the resolution of a maximum found on this ladder. */
-export function ladderResolution(ladder: Ladder): number {
+export function ladderResolution(ladder: Pick<Ladder, 'perDoubling'>): number {
   return 2 ** (1 / ladder.perDoubling) - 1;
 }
 
