@@ -599,7 +599,7 @@ const throughputPhase: Phase = {
     ),
   async run(ctx) {
     const { plan } = ctx;
-    const fleet = takingPart([...ctx.fleet.keys()], 'throughput');
+    const fleet = takingPart(running(ctx), 'throughput');
     for (const size of SIZE_KEYS) {
       const names = throughputTargets(plan, size, fleet);
       if (ctx.aborted() || names.length === 0) continue;
@@ -649,6 +649,11 @@ const throughputPhase: Phase = {
     noteBelowCommonRate(ctx);
   },
 };
+
+/** The running targets in the benchmark's order (they start side by side and come up in any order). */
+function running(ctx: BenchContext): TargetName[] {
+  return ctx.targets.map((t) => t.name).filter((name) => ctx.fleet.has(name));
+}
 
 function takingPart(names: readonly TargetName[], phase: TargetPhase): TargetName[] {
   return names.filter((n) => TARGETS[n].phases.includes(phase));
@@ -730,7 +735,7 @@ const latencyPhase: Phase = {
     ),
   async run(ctx) {
     const { plan } = ctx;
-    const names = takingPart([...ctx.fleet.keys()], 'latency');
+    const names = takingPart(running(ctx), 'latency');
     const rss = new Map<TargetName, FootprintRound[]>();
     const runs = new Map<string, LoadResults>();
     for (const size of plan.latency.sizes) {
