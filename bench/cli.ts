@@ -14,7 +14,8 @@ const SPEC = {
     quick: {
       type: 'boolean',
       env: 'KSTYLES_BENCH_QUICK',
-      description: 'fewer steps, shorter windows (under 5 minutes)',
+      description:
+        'shorter windows, fewer sizes, the same 3 rounds (under 5 minutes; it lists what it gives up)',
     },
     rounds: {
       type: 'string',
