@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { evaluateTargets, formatRatio, ratio, ratioPairs, sanityRules } from './evaluate.ts';
+import { evaluateTargets, formatRatio, ratioPairs, sanityRules } from './evaluate.ts';
 import { type Figure, spreadOf } from './repeats.ts';
 import type { LatencyRound, NatsResult, SizeKey, TargetBench, TargetName, ThroughputRound } from './types.ts';
 
@@ -190,12 +190,8 @@ describe('sanityRules and ratioPairs', () => {
   });
 });
 
-describe('ratio', () => {
-  it('divides, and refuses missing or zero denominators', () => {
-    assert.equal(ratio(3, 4), 0.75);
-    assert.equal(ratio(3, 0), null);
-    assert.equal(ratio(null, 4), null);
-    assert.equal(ratio(3, undefined), null);
+describe('formatRatio', () => {
+  it('keeps two decimals below 10× and none above', () => {
     assert.equal(formatRatio(0.756), '0.76×');
     assert.equal(formatRatio(12.3), '12×');
     assert.equal(formatRatio(null), '—');

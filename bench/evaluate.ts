@@ -9,13 +9,6 @@ import { spreadOf } from './repeats.ts';
 import type { CheckStatus, NatsResult, SizeKey, TargetBench, TargetCheck, TargetName } from './types.ts';
 import { SIZES } from './types.ts';
 
-/** a / b, or null when either is missing or b is 0. */
-export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
-  if (a === null || a === undefined || b === null || b === undefined || !Number.isFinite(a) || !(b > 0))
-    return null;
-  return a / b;
-}
-
 export function formatRatio(r: number | null): string {
   if (r === null) return '—';
   return r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(2)}×`;

@@ -64,6 +64,11 @@ function figureCell(
   return spreadCell(figure.spread, format, rounds);
 }
 
+/** a over b round by round (paired), as a spread. */
+function pairedCell(a: Figure<unknown> | undefined, b: Figure<unknown> | undefined): string {
+  return a && b ? spreadCell(spreadOf(pairedRatios(a.samples, b.samples)), formatRatio) : '—';
+}
+
 /** A ratio cell: per-round ratios of subject over reference, with ⚠ when the run found them unstable. */
 function ratioCell(
   results: BenchResults,
@@ -75,8 +80,7 @@ function ratioCell(
 ): string {
   if (!a || !b) return '—';
   if (subject === reference) return '1.00×';
-  const ratios = pairedRatios(a.samples, b.samples);
-  const cell = spreadCell(spreadOf(ratios), (r) => formatRatio(r));
+  const cell = pairedCell(a, b);
   const unstable = results.problems.some(
     (p) =>
       p.kind === 'unstable' && p.figure === figure && p.targets[0] === subject && p.targets[1] === reference,
@@ -233,17 +237,15 @@ const transferTable: TableBuilder = (results) => {
     const gl = grant.latency[size];
     const cl = copy.latency[size];
     if (!gt && !ct && !gl && !cl) return [];
-    const ratio = (a?: Figure<unknown>, b?: Figure<unknown>) =>
-      a && b ? spreadCell(spreadOf(pairedRatios(a.samples, b.samples)), formatRatio) : '—';
     return [
       [
         SIZES[size].label,
         figureCell(gt, count, rounds),
         figureCell(ct, count, rounds),
-        ratio(gt, ct),
+        pairedCell(gt, ct),
         figureCell(gl, formatMicros, rounds),
         figureCell(cl, formatMicros, rounds),
-        ratio(cl, gl),
+        pairedCell(cl, gl),
       ],
     ];
   });
