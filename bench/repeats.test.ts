@@ -251,6 +251,34 @@ describe('measureRounds', () => {
     );
   });
 
+  it('reports a target whose rounds still contradict each other unstable, and keeps every round', async () => {
+    const { calls, measure } = scripted({ floor: [[100], [100], [40, 45]] });
+    const r = await measureRounds(
+      {
+        ...base,
+        targets: ['floor'],
+        sanity: [],
+        ratioPairs: [],
+        selfCheck: (_t, samples) => {
+          const low = samples.find((s) => s.value < 50);
+          return low ? { round: low.round, reason: 'a rate passed above one that failed' } : null;
+        },
+      },
+      measure,
+    );
+    assert.deepEqual(calls, ['floor0.1', 'floor1.1', 'floor2.1', 'floor2.2']);
+    assert.deepEqual(
+      r.samples.floor.map((s) => s.value),
+      [100, 100, 45],
+    );
+    assert.equal(r.problems.length, 1);
+    assert.equal(r.problems[0]!.kind, 'unstable');
+    assert.match(
+      r.problems[0]!.message,
+      /floor unstable: a rate passed above one that failed, still after 2 measurement/,
+    );
+  });
+
   it('leaves a hole, not a rerun, for a target that cannot be measured', async () => {
     const { measure } = scripted({ floor: [[100], [100], [100]], monolith: [[60], [60], [60]] });
     const r = await measureRounds(base, measure);

@@ -149,7 +149,7 @@ export type Measure<T, D> = (
  * target's self check, and after the last the ratio agreement; a breach re-measures the round of the
  * targets involved (in the phase's order) while the attempts and the budget last. What is still
  * insane after that is discarded (the subject's measurement; the reference keeps its own) and reported;
- * a ratio that still disagrees is reported unstable. A measure that gives null (the target is gone)
+ * a ratio, or a target's own rounds, that still disagree are reported unstable, every round kept. A measure that gives null (the target is gone)
  * leaves a hole, not a rerun.
  */
 export async function measureRounds<T extends string, D>(
@@ -192,18 +192,35 @@ export async function measureRounds<T extends string, D>(
   };
 
   /** The first sanity breach in round r, or a target's rounds that contradict each other. */
-  const firstIssue = (r: number): { targets: T[]; round: number; reason: string; subject: T } | null => {
+  /** Targets whose rounds still contradict each other after the reruns: reported, no longer checked. */
+  const contradicted = new Set<T>();
+  type Issue = { targets: T[]; round: number; reason: string; subject: T; self: boolean };
+  const firstIssue = (r: number): Issue | null => {
     for (const rule of spec.sanity) {
       const s = cells.get(rule.subject)?.[r];
       const ref = cells.get(rule.reference)?.[r];
       if (!s || !ref) continue;
       const reason = breach(rule, s.value, ref.value, spec.higherIsBetter);
-      if (reason) return { targets: [rule.subject, rule.reference], round: r, reason, subject: rule.subject };
+      if (reason)
+        return {
+          targets: [rule.subject, rule.reference],
+          round: r,
+          reason,
+          subject: rule.subject,
+          self: false,
+        };
     }
     for (const t of spec.targets) {
+      if (contradicted.has(t)) continue;
       const contradiction = spec.selfCheck?.(t, valid(t));
       if (contradiction)
-        return { targets: [t], round: contradiction.round, reason: contradiction.reason, subject: t };
+        return {
+          targets: [t],
+          round: contradiction.round,
+          reason: contradiction.reason,
+          subject: t,
+          self: true,
+        };
     }
     return null;
   };
@@ -212,6 +229,16 @@ export async function measureRounds<T extends string, D>(
     for (let issue = firstIssue(r); issue; issue = firstIssue(r)) {
       if (await rerun(issue.targets, issue.round, issue.reason)) continue;
       const tries = attemptsOf(issue.subject, issue.round);
+      if (issue.self) {
+        // Rounds that disagree say the figure is unstable, not which round is wrong: all stay.
+        contradicted.add(issue.subject);
+        problems.push({
+          kind: 'unstable',
+          targets: issue.targets,
+          message: `${issue.subject} unstable: ${issue.reason}, still after ${tries} measurement(s) of round ${issue.round + 1}`,
+        });
+        continue;
+      }
       drop(issue.subject, issue.round, `${issue.reason}; still so after ${tries} measurement(s)`);
       problems.push({
         kind: 'sanity',

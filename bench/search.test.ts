@@ -182,6 +182,11 @@ describe('contradictingRound', () => {
     assert.match(c!.reason, /6000 req\/s passed in round 2 but 3500 req\/s failed in round 1/);
   });
 
+  it('measures the later of two contradicting rounds again: two rounds cannot say which is wrong', () => {
+    assert.equal(contradictingRound([round(0, 200, 220), round(1, 89, 110)], 0.2)?.round, 1);
+    assert.equal(contradictingRound([round(0, 89, 110), round(1, 200, 220)], 0.2)?.round, 1);
+  });
+
   it('lets rounds that agree within the tolerance be', () => {
     assert.equal(contradictingRound([round(0, 3000, 3500), round(1, 3500, 4000)], 0.2), null);
   });

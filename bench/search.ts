@@ -169,9 +169,22 @@ export async function decideStep(
 }
 
 /**
+ * Which of two contradicting rounds to measure again: with three rounds or more, the one whose
+ * maximum is farther from their median; with two there is no telling, so the later one.
+ */
+function outlyingRound<R extends { round: number; maxRate: number }>(rounds: readonly R[], a: R, b: R): R {
+  const later = a.round > b.round ? a : b;
+  if (rounds.length < 3) return later;
+  const sorted = rounds.map((r) => r.maxRate).sort((x, y) => x - y);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  const distance = (r: R) => Math.abs(Math.log(Math.max(r.maxRate, 1) / Math.max(median, 1)));
+  return distance(a) === distance(b) ? later : distance(a) > distance(b) ? a : b;
+}
+
+/**
  * Rounds of one target whose steps contradict each other: a rate passed in one round more than
- * `tolerance` above a rate that failed in another (for the target or for the generator). Gives the round to measure
- * again (the one whose maximum is farthest from the median of the rounds) or null.
+ * `tolerance` above a rate that failed in another (for the target or for the generator). Gives the
+ * round to measure again (see outlyingRound) or null.
  */
 export function contradictingRound(
   rounds: readonly { round: number; maxRate: number; steps: readonly StepVerdict[] }[],
@@ -185,10 +198,7 @@ export function contradictingRound(
       const failed = b.steps.filter((s) => !s.ok).map((s) => s.rate);
       const lowest = failed.length ? Math.min(...failed) : Number.POSITIVE_INFINITY;
       if (passed <= lowest * (1 + tolerance)) continue;
-      const sorted = rounds.map((r) => r.maxRate).sort((x, y) => x - y);
-      const median = sorted[Math.floor(sorted.length / 2)]!;
-      const distance = (r: { maxRate: number }) => Math.abs(Math.log((r.maxRate || 1) / (median || 1)));
-      const outlier = distance(a) > distance(b) ? a : b;
+      const outlier = outlyingRound(rounds, a, b);
       return {
         round: outlier.round,
         reason: `${passed} req/s passed in round ${a.round + 1} but ${lowest} req/s failed in round ${b.round + 1} (more than ${Math.round(tolerance * 100)}% lower)`,
