@@ -18,6 +18,14 @@ import { formatMicros } from '../load/units.ts';
  */
 export const GENERATOR_THREADS = 1;
 
+/**
+ * The engine's own settings (issue #16's engine: sender threads, and a warm-up it runs before each
+ * load's measured window, 2 s unless told). The benchmark warms a target up once per size itself
+ * (warmUp in run-bench.ts) rather than before each of its hundreds of loads, and sends from the
+ * threads its calibration counts. An engine without these options ignores them.
+ */
+const ENGINE = { workers: GENERATOR_THREADS, warmupMs: 0 };
+
 export type BenchLoad = {
   name: string;
   url: string;
@@ -54,6 +62,7 @@ export async function benchLoad(load: BenchLoad): Promise<LoadResults> {
   const onLive = load.onLive;
   try {
     return await runLoad({
+      ...ENGINE,
       targets: [{ name: load.name, url: load.url }],
       rate: load.rate,
       durationMs: load.durationMs,
