@@ -9,12 +9,19 @@ import { SIZES, type SizeKey, TARGET_NAMES, type TargetName } from './types.ts';
 const SPEC = {
   name: 'bench',
   summary: 'the side-by-side benchmark of the three styles and their reference points',
-  usage: 'kstyles bench [--quick] [--json] [--out DIR] [--only floor,monolith,…]',
+  usage: 'kstyles bench [--quick] [--rounds N] [--json] [--out DIR] [--only floor,monolith,…]',
   flags: {
     quick: {
       type: 'boolean',
       env: 'KSTYLES_BENCH_QUICK',
-      description: 'fewer steps, shorter windows (under 5 minutes)',
+      description:
+        'shorter windows, fewer sizes, the same 3 rounds (under 5 minutes; it lists what it gives up)',
+    },
+    rounds: {
+      type: 'string',
+      value: 'N',
+      default: '3',
+      description: 'measure every figure N times, interleaved (below 3: a development run without a spread)',
     },
     json: { type: 'boolean', description: 'print results.json to stdout (progress goes to stderr)' },
     out: {
@@ -39,11 +46,15 @@ const SPEC = {
     seconds: { type: 'string', value: 'N', default: '15', description: 'with --profile: how long to load' },
     size: { type: 'string', value: 'SIZE', default: '4k', description: 'with --profile: 4k, 64k or 1m' },
   },
-  details: `Starts each target on a loopback port, one at a time, and measures it through the load
-generator's open-loop engine: maximum sustainable rate (p99 < 50 ms, no errors) and latency at a
-common rate for 4 KiB, 64 KiB and 1 MiB files; cold start; recovery from a SIGKILL under load;
-RSS under load. References: a bare node:http server (the floor), nginx, a NATS round trip.
-The full run takes about 12 minutes on 2 cores; --quick under 5.
+  details: `Starts every target on a loopback port and measures them through the load generator's
+open-loop engine in rounds, interleaved (A B C A B C …): maximum sustainable rate (p99 < 50 ms, no
+errors) and latency at a common rate for 4 KiB, 64 KiB and 1 MiB files; cold start; recovery from a
+SIGKILL under load; RSS under load. Every figure is the median of its rounds with min–max; a ratio
+whose rounds disagree, or a round that breaks a sanity rule, is measured again. References: a bare
+node:http server (the floor), nginx, a NATS round trip; above every table, the instrument's own
+calibration against nginx. The microkernel runs twice: --transfer grant and --transfer copy.
+It prints its estimated duration first (the full run about 25 minutes on 2 cores; --quick under 5)
+and the elapsed and remaining time at every step.
 With --profile TARGET it instead profiles one target under load (the inspector's CPU profiler in
 every node process of it, as node --cpu-prof would) and prints
 its top self-time functions (also written to OUT/profile-TARGET.md).`,
@@ -51,13 +62,8 @@ its top self-time functions (also written to OUT/profile-TARGET.md).`,
 
 function createProgress(out: NodeJS.WriteStream): BenchProgress {
   const tty = !!out.isTTY;
-  const t0 = Date.now();
   let liveShown = false;
   let lastPlainLive = 0;
-  const stamp = () => {
-    const s = Math.floor((Date.now() - t0) / 1000);
-    return `[${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}]`;
-  };
   const clear = () => {
     if (tty && liveShown) out.write('\r\x1b[2K');
     liveShown = false;
@@ -65,7 +71,7 @@ function createProgress(out: NodeJS.WriteStream): BenchProgress {
   return {
     step(text) {
       clear();
-      out.write(`${stamp()} ${text}\n`);
+      out.write(`${text}\n`);
     },
     live(text) {
       if (tty) {
@@ -74,12 +80,12 @@ function createProgress(out: NodeJS.WriteStream): BenchProgress {
         liveShown = true;
       } else if (Date.now() - lastPlainLive > 10_000) {
         lastPlainLive = Date.now();
-        out.write(`${stamp()}   … ${text}\n`);
+        out.write(`    … ${text}\n`);
       }
     },
     info(text) {
       clear();
-      out.write(`${stamp()}   ${text}\n`);
+      out.write(`    ${text}\n`);
     },
   };
 }
@@ -140,10 +146,11 @@ export async function run(argv: string[]): Promise<number> {
   process.on('exit', killAllNow);
   try {
     log.write(
-      `kstyles bench${flags.quick ? ' --quick' : ''}: ${only ? only.join(', ') : TARGET_NAMES.join(', ')}; ${flags.quick ? 'about 4' : 'about 12'} minutes. Output: ${flags.out}\n`,
+      `kstyles bench${flags.quick ? ' --quick' : ''}: ${only ? only.join(', ') : TARGET_NAMES.join(', ')}. Output: ${flags.out}\n`,
     );
     const bench = await runBench({
       quick: flags.quick,
+      rounds: intFlag('bench', 'rounds', flags.rounds, 1, 9),
       progress,
       signal: controller.signal,
       ...(only ? { only } : {}),

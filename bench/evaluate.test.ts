@@ -1,109 +1,147 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { evaluateTargets, formatRatio, ratio } from './evaluate.ts';
-import type { LatencyResult, NatsRoundTrip, TargetBench, TargetName } from './types.ts';
+import { evaluateTargets, formatRatio, ratioPairs, sanityRules } from './evaluate.ts';
+import { type Figure, spreadOf } from './repeats.ts';
+import type { LatencyRound, NatsResult, SizeKey, TargetBench, TargetName, ThroughputRound } from './types.ts';
 
-function target(
-  name: TargetName,
-  numbers: { rate4k?: number; p50?: number; coldMs?: number; skipped?: string },
-): TargetBench {
-  const latency: LatencyResult | undefined =
-    numbers.p50 === undefined
-      ? undefined
-      : {
-          rate: 500,
-          durationMs: 5000,
-          sent: 2500,
-          ok: 2500,
-          errors: 0,
-          p50: numbers.p50,
-          p90: 0,
-          p99: 0,
-          p999: 0,
-          max: 0,
-          generatorBehind: false,
-          othersCores: null,
-        };
+/** A figure with one value per round. */
+function figure<D>(values: number[], detail: (v: number) => D): Figure<D> {
+  const samples = values.map((value, round) => ({ round, attempt: 1, value, detail: detail(value) }));
+  return { samples, spread: spreadOf(values), discarded: [] };
+}
+
+const throughputRound = (maxRate: number): ThroughputRound => ({
+  maxRate,
+  generatorBound: false,
+  firstFailure: null,
+  steps: [],
+  othersCores: null,
+});
+
+const latencyRound = (p50: number): LatencyRound => ({
+  rate: 100,
+  durationMs: 2000,
+  sent: 200,
+  ok: 200,
+  errors: 0,
+  p50,
+  p90: 0,
+  p99: 0,
+  p999: 0,
+  max: 0,
+  generatorBehind: false,
+  othersCores: null,
+});
+
+type Numbers = {
+  rate?: Partial<Record<SizeKey, number[]>>;
+  p50?: number[];
+  coldMs?: number[];
+  skipped?: string;
+};
+
+function target(name: TargetName, n: Numbers): TargetBench {
   return {
     name,
     kind: name === 'floor' || name === 'nginx' ? 'reference' : 'style',
     description: name,
     notes: [],
-    ...(numbers.skipped ? { skipped: numbers.skipped } : {}),
-    throughput:
-      numbers.rate4k === undefined
-        ? {}
-        : { '4k': { maxRate: numbers.rate4k, generatorBound: false, firstFailure: null, steps: [] } },
-    latency: latency ? { '4k': latency } : {},
-    ...(numbers.coldMs === undefined
-      ? {}
-      : {
-          coldStart: {
-            samplesMs: [numbers.coldMs],
-            medianMs: numbers.coldMs,
-            minMs: numbers.coldMs,
-            maxMs: numbers.coldMs,
-            how: '',
-          },
-        }),
+    ...(n.skipped ? { skipped: n.skipped } : {}),
+    throughput: Object.fromEntries(
+      Object.entries(n.rate ?? {}).map(([size, values]) => [size, figure(values, throughputRound)]),
+    ),
+    latency: n.p50 ? { '4k': figure(n.p50, latencyRound) } : {},
+    ...(n.coldMs ? { coldStart: figure(n.coldMs, () => null) } : {}),
   };
 }
 
-const nats: NatsRoundTrip = {
+const nats = (p50: number[]): NatsResult => ({
   payloadBytes: 1024,
-  count: 1000,
-  p50Us: 500,
-  p90Us: 800,
-  p99Us: 2500,
-  p999Us: 4000,
   how: '',
-};
+  figure: figure(p50, (v) => ({ count: 1000, p50Us: v, p90Us: v, p99Us: v, p999Us: v })),
+});
 
 const status = (checks: ReturnType<typeof evaluateTargets>, id: string) =>
   checks.find((c) => c.id === id)!.status;
 
 describe('evaluateTargets', () => {
-  it('marks every target met when the numbers satisfy it', () => {
+  it('marks every target met when every round satisfies it', () => {
     const checks = evaluateTargets(
       [
-        target('floor', { rate4k: 5000 }),
-        target('monolith', { rate4k: 3000, p50: 1000, coldMs: 400 }),
-        target('microkernel', { rate4k: 2000, p50: 2000 }),
-        target('unikernel', { rate4k: 3000, coldMs: 150 }),
+        target('floor', { rate: { '4k': [5000, 5100, 4900] } }),
+        target('monolith', {
+          rate: { '4k': [3000, 3100, 3000], '64k': [800, 800, 800], '1m': [200, 210, 190] },
+          p50: [1000, 1100, 1050],
+          coldMs: [400, 410, 390],
+        }),
+        target('microkernel', {
+          rate: { '64k': [400, 420, 410], '1m': [100, 110, 100] },
+          p50: [2000, 2100, 2050],
+        }),
+        target('unikernel', { rate: { '4k': [3000, 3200, 3100] }, coldMs: [150, 160, 140] }),
       ],
-      nats,
+      nats([500, 500, 500]),
     );
     assert.deepEqual(
-      checks.map((c) => c.status),
-      ['met', 'met', 'met', 'met'],
+      checks.map((c) => [c.id, c.status]),
+      [
+        ['monolith-vs-floor', 'met'],
+        ['microkernel-latency', 'met'],
+        ['unikernel-throughput', 'met'],
+        ['unikernel-cold-start', 'met'],
+        ['microkernel-1m-throughput', 'met'],
+        ['microkernel-64k-throughput', 'met'],
+      ],
     );
-    assert.match(checks[0]!.evidence, /60%/);
-    assert.match(checks[1]!.evidence, /2\.00 ms/);
+    assert.match(checks[0]!.evidence, /monolith\/floor = 61% \(60%–61%\) \(target ≥ 60%\); 3 rounds/);
+    assert.deepEqual(checks[1]!.issues, [8, 17]);
+    assert.match(checks[4]!.evidence, /microkernel\/monolith = 0\.52× \(0\.50×–0\.53×\)/);
   });
 
-  it('marks each target missed just past its bound', () => {
+  it('marks each target missed when every round misses it', () => {
     const checks = evaluateTargets(
       [
-        target('floor', { rate4k: 5000 }),
-        target('monolith', { rate4k: 2950, p50: 1000, coldMs: 400 }),
-        target('microkernel', { p50: 2001 }),
-        target('unikernel', { rate4k: 2900, coldMs: 400 }),
+        target('floor', { rate: { '4k': [5000, 5000, 5000] } }),
+        target('monolith', {
+          rate: { '4k': [2950, 2900, 2000], '1m': [200, 200, 200] },
+          p50: [1000, 1000, 1000],
+          coldMs: [400, 400, 400],
+        }),
+        target('microkernel', { rate: { '1m': [20, 22, 18] }, p50: [2001, 2500, 3000] }),
+        target('unikernel', { rate: { '4k': [2900, 2800, 1900] }, coldMs: [400, 400, 400] }),
       ],
-      nats,
+      nats([500, 500, 500]),
     );
     assert.equal(status(checks, 'monolith-vs-floor'), 'missed');
     assert.equal(status(checks, 'microkernel-latency'), 'missed');
     assert.equal(status(checks, 'unikernel-throughput'), 'missed');
     // Equal cold starts are not "below".
     assert.equal(status(checks, 'unikernel-cold-start'), 'missed');
+    assert.equal(status(checks, 'microkernel-1m-throughput'), 'missed');
+  });
+
+  it('says not decided when the rounds fall on both sides of the line, round by round', () => {
+    const checks = evaluateTargets(
+      [
+        target('floor', { rate: { '4k': [5000, 5000, 4000] } }),
+        // 2,900/5,000 = 58% misses; 3,100/5,000 = 62% and 2,500/4,000 = 63% meet: paired, not medians.
+        target('monolith', { rate: { '4k': [2900, 3100, 2500] }, p50: [1000, 1000, 1000] }),
+        target('microkernel', { p50: [1900, 2100, 1950] }),
+      ],
+      nats([500, 500, 500]),
+    );
+    const share = checks.find((c) => c.id === 'monolith-vs-floor')!;
+    assert.equal(share.status, 'not decided');
+    assert.match(share.evidence, /met in 2 of 3 rounds/);
+    assert.equal(status(checks, 'microkernel-latency'), 'not decided');
   });
 
   it('says what is missing instead of guessing', () => {
     const checks = evaluateTargets(
       [
-        target('floor', { rate4k: 5000 }),
-        target('monolith', { rate4k: 3000, p50: 900 }),
-        target('unikernel', { skipped: 'not built', rate4k: 9000 }),
+        target('floor', { rate: { '4k': [5000] } }),
+        target('monolith', { rate: { '4k': [3000] }, p50: [900] }),
+        target('unikernel', { skipped: 'not built', rate: { '4k': [9000] } }),
       ],
       null,
     );
@@ -115,23 +153,45 @@ describe('evaluateTargets', () => {
     // A skipped target's numbers do not count.
     assert.equal(status(checks, 'unikernel-throughput'), 'not measured');
     assert.equal(status(checks, 'unikernel-cold-start'), 'not measured');
+    assert.equal(status(checks, 'microkernel-64k-throughput'), 'not measured');
   });
 
   it('treats a floor of 0 req/s as not measured, not as a division', () => {
     const checks = evaluateTargets(
-      [target('floor', { rate4k: 0 }), target('monolith', { rate4k: 100 })],
-      nats,
+      [
+        target('floor', { rate: { '4k': [0, 0, 0] } }),
+        target('monolith', { rate: { '4k': [100, 100, 100] } }),
+      ],
+      nats([500]),
     );
     assert.equal(status(checks, 'monolith-vs-floor'), 'not measured');
   });
 });
 
-describe('ratio', () => {
-  it('divides, and refuses missing or zero denominators', () => {
-    assert.equal(ratio(3, 4), 0.75);
-    assert.equal(ratio(3, 0), null);
-    assert.equal(ratio(null, 4), null);
-    assert.equal(ratio(3, undefined), null);
+describe('sanityRules and ratioPairs', () => {
+  it('apply to the targets measured only', () => {
+    assert.deepEqual(
+      sanityRules(['floor', 'nginx', 'monolith'], 0.2).map((r) => r.id),
+      ['nginx-below-floor', 'monolith-above-floor'],
+    );
+    assert.deepEqual(
+      sanityRules(['floor', 'monolith'], 0.2).map((r) => r.id),
+      ['monolith-above-floor'],
+    );
+    assert.deepEqual(sanityRules(['monolith', 'microkernel'], 0.2), []);
+  });
+
+  it('pair every target with the floor and the monolith, as the tables show them', () => {
+    assert.deepEqual(ratioPairs(['floor', 'monolith', 'microkernel']), [
+      ['monolith', 'floor'],
+      ['microkernel', 'floor'],
+      ['microkernel', 'monolith'],
+    ]);
+  });
+});
+
+describe('formatRatio', () => {
+  it('keeps two decimals below 10× and none above', () => {
     assert.equal(formatRatio(0.756), '0.76×');
     assert.equal(formatRatio(12.3), '12×');
     assert.equal(formatRatio(null), '—');

@@ -1,108 +1,238 @@
-/** Ratios and issue #8's targets, computed from measured numbers only (pure, so tests give numbers). */
-import type { NatsRoundTrip, SizeKey, TargetBench, TargetCheck, TargetName } from './types.ts';
-
-/** a / b, or null when either is missing or b is 0. */
-export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
-  if (a === null || a === undefined || b === null || b === undefined || !Number.isFinite(a) || !(b > 0))
-    return null;
-  return a / b;
-}
+/**
+ * The benchmark's rules over measured numbers (pure, so tests give numbers): the sanity rules a round
+ * must keep, the ratios whose rounds must agree, and issue #8's and issue #17's targets, each decided
+ * round by round — met when every round meets it, missed when every round misses it, not decided when
+ * the rounds fall on both sides.
+ */
+import type { Figure, Sample, SanityRule } from './repeats.ts';
+import { spreadOf } from './repeats.ts';
+import type { CheckStatus, NatsResult, SizeKey, TargetBench, TargetCheck, TargetName } from './types.ts';
+import { SIZES } from './types.ts';
 
 export function formatRatio(r: number | null): string {
   if (r === null) return '—';
   return r >= 10 ? `${r.toFixed(0)}×` : `${r.toFixed(2)}×`;
 }
 
-const byName = (targets: TargetBench[], name: TargetName) =>
+/** The monolith reaches at least this share of the node:http floor's 4 KiB throughput (issue #8). */
+export const MONOLITH_FLOOR_SHARE = 0.6;
+/** The microkernel's 1 MiB and 64 KiB maximum reaches at least this share of the monolith's (issue #17). */
+export const MICROKERNEL_MONOLITH_SHARE = 0.5;
+/**
+ * The monolith is node:http plus Express on the same path as the floor: a round where it is more than
+ * this much better than the floor measured something else.
+ */
+export const MONOLITH_ABOVE_FLOOR = 1.5;
+
+/** The relations every round must keep, among the targets measured. */
+export function sanityRules(names: readonly TargetName[], tolerance: number): SanityRule<TargetName>[] {
+  const rules: SanityRule<TargetName>[] = [
+    {
+      id: 'nginx-below-floor',
+      subject: 'nginx',
+      reference: 'floor',
+      bound: 'not-worse',
+      factor: 1 + tolerance,
+      describe: 'nginx below the node:http floor',
+    },
+    {
+      id: 'monolith-above-floor',
+      subject: 'monolith',
+      reference: 'floor',
+      bound: 'not-better',
+      factor: MONOLITH_ABOVE_FLOOR,
+      describe: 'monolith (node:http + Express) far above the node:http floor',
+    },
+  ];
+  return rules.filter((r) => names.includes(r.subject) && names.includes(r.reference));
+}
+
+/** The ratios the tables show: every target against the floor and against the monolith. */
+export function ratioPairs(names: readonly TargetName[]): [TargetName, TargetName][] {
+  const pairs: [TargetName, TargetName][] = [];
+  for (const reference of ['floor', 'monolith'] as const) {
+    if (!names.includes(reference)) continue;
+    for (const t of names) {
+      if (t === reference || (reference === 'monolith' && t === 'floor')) continue;
+      pairs.push([t, reference]);
+    }
+  }
+  return pairs;
+}
+
+const measured = (targets: TargetBench[], name: TargetName) =>
   targets.find((t) => t.name === name && !t.skipped);
 
-export function maxRateOf(targets: TargetBench[], name: TargetName, size: SizeKey): number | null {
-  const t = byName(targets, name)?.throughput[size];
-  return t ? t.maxRate : null;
+/** The valid rounds of one figure of one target, or null when it was not measured. */
+type Rounds = readonly Sample<unknown>[] | null;
+
+const roundsOf = (figure: Figure<unknown> | undefined): Rounds =>
+  figure && figure.samples.length > 0 ? figure.samples : null;
+
+const positive = (rounds: Rounds): Rounds => {
+  const kept = rounds?.filter((s) => s.value > 0) ?? [];
+  return kept.length > 0 ? kept : null;
+};
+
+/** Values of several figures in the rounds they all have, round by round. */
+function together(figures: readonly (readonly Sample<unknown>[])[]): number[][] {
+  const [first, ...rest] = figures;
+  if (!first) return [];
+  return first.flatMap((s) => {
+    const row = [s.value];
+    for (const other of rest) {
+      const match = other.find((o) => o.round === s.round);
+      if (!match) return [];
+      row.push(match.value);
+    }
+    return [row];
+  });
 }
 
-export function p50Of(targets: TargetBench[], name: TargetName, size: SizeKey): number | null {
-  const l = byName(targets, name)?.latency[size];
-  return l && l.ok > 0 ? l.p50 : null;
-}
-
+const range = (values: number[], format: (v: number) => string) => {
+  const s = spreadOf(values);
+  return s ? `${format(s.median)} (${format(s.min)}–${format(s.max)})` : '—';
+};
 const ms = (us: number) => `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)} ms`;
-const rps = (r: number) => `${Math.round(r).toLocaleString('en-US')} req/s`;
+const pct = (r: number) => `${Math.round(r * 100)}%`;
+const times = (r: number) => `${r.toFixed(2)}×`;
 
-/** The monolith reaches at least this share of the node:http floor's 4 KiB throughput. */
-export const MONOLITH_FLOOR_SHARE = 0.6;
-
-type Verdict = { met: boolean; evidence: string };
-
-/** One target: 'not measured' (naming what is missing) unless every input was measured. */
+/**
+ * One target over paired rounds: 'not measured' (naming what is missing) unless every input was
+ * measured; else met / missed when every common round agrees, not decided when they split.
+ */
 function check(
-  id: TargetCheck['id'],
+  id: string,
+  issues: number[],
   statement: string,
-  inputs: Array<[label: string, value: number | null]>,
-  judge: (...values: number[]) => Verdict,
+  inputs: Array<[label: string, rounds: Rounds]>,
+  judge: (row: number[]) => boolean,
+  evidence: (rows: number[][]) => string,
 ): TargetCheck {
-  const lack = inputs.filter(([, value]) => value === null).map(([label]) => label);
+  const lack = inputs.filter(([, r]) => r === null).map(([label]) => label);
   if (lack.length > 0)
-    return { id, statement, status: 'not measured', evidence: `not measured: ${lack.join(', ')}` };
-  const { met, evidence } = judge(...inputs.map(([, value]) => value as number));
-  return { id, statement, status: met ? 'met' : 'missed', evidence };
+    return { id, issues, statement, status: 'not measured', evidence: `not measured: ${lack.join(', ')}` };
+  const rows = together(inputs.map(([, r]) => r!));
+  if (rows.length === 0)
+    return { id, issues, statement, status: 'not measured', evidence: 'no round measured all of its inputs' };
+  const met = rows.filter(judge).length;
+  const status: CheckStatus = met === rows.length ? 'met' : met === 0 ? 'missed' : 'not decided';
+  const split =
+    status === 'not decided' ? `; met in ${met} of ${rows.length} rounds` : `; ${rows.length} rounds`;
+  return { id, issues, statement, status, evidence: `${evidence(rows)}${split}` };
 }
 
-/** Evaluates the issue's four targets; a missing number gives 'not measured' with what is missing. */
-export function evaluateTargets(targets: TargetBench[], nats: NatsRoundTrip | null): TargetCheck[] {
-  const floor4k = maxRateOf(targets, 'floor', '4k');
-  const coldStart = (name: TargetName) => byName(targets, name)?.coldStart?.medianMs ?? null;
-  return [
-    check(
-      'monolith-vs-floor',
-      `monolith ≥ ${MONOLITH_FLOOR_SHARE * 100}% of the node:http floor's max throughput, 4 KiB`,
+/** A figure's value as NATS round trips, one per round (the batches pair with the rounds by number). */
+function natsRounds(nats: NatsResult | null): Rounds {
+  return nats ? roundsOf(nats.figure) : null;
+}
+
+type ShareTarget = {
+  id: string;
+  issues: number[];
+  statement: string;
+  subject: TargetName;
+  reference: TargetName;
+  size: SizeKey;
+  share: number;
+  format: (ratio: number) => string;
+};
+
+/** subject's maximum throughput is at least `share` of the reference's, round by round. */
+function throughputShare(targets: TargetBench[], t: ShareTarget): TargetCheck {
+  const label = SIZES[t.size].label;
+  return check(
+    t.id,
+    t.issues,
+    t.statement,
+    [
+      // A reference of 0 req/s (nothing passed) is no measure to divide by.
       [
-        ['floor 4 KiB throughput', floor4k === 0 ? null : floor4k],
-        ['monolith 4 KiB throughput', maxRateOf(targets, 'monolith', '4k')],
+        `${t.reference} ${label} throughput`,
+        positive(roundsOf(measured(targets, t.reference)?.throughput[t.size])),
       ],
-      (floor, mono) => ({
-        met: mono / floor >= MONOLITH_FLOOR_SHARE,
-        evidence: `monolith ${rps(mono)} / floor ${rps(floor)} = ${((mono / floor) * 100).toFixed(0)}% (target ≥ ${MONOLITH_FLOOR_SHARE * 100}%)`,
-      }),
-    ),
+      [`${t.subject} ${label} throughput`, roundsOf(measured(targets, t.subject)?.throughput[t.size])],
+    ],
+    ([ref, sub]) => sub! / ref! >= t.share,
+    (rows) =>
+      `${t.subject}/${t.reference} = ${range(
+        rows.map(([ref, sub]) => sub! / ref!),
+        t.format,
+      )} (target ≥ ${t.format(t.share)})`,
+  );
+}
+
+/** Evaluates issue #8's and issue #17's targets; a missing number gives 'not measured' with what is missing. */
+export function evaluateTargets(targets: TargetBench[], nats: NatsResult | null): TargetCheck[] {
+  const coldStart = (name: TargetName) => roundsOf(measured(targets, name)?.coldStart);
+  return [
+    throughputShare(targets, {
+      id: 'monolith-vs-floor',
+      issues: [8],
+      statement: `monolith ≥ ${pct(MONOLITH_FLOOR_SHARE)} of the node:http floor's max throughput, 4 KiB`,
+      subject: 'monolith',
+      reference: 'floor',
+      size: '4k',
+      share: MONOLITH_FLOOR_SHARE,
+      format: pct,
+    }),
     check(
       'microkernel-latency',
+      [8, 17],
       "microkernel median latency ≤ monolith's + two NATS round trips, 4 KiB at the common rate",
       [
-        ['monolith 4 KiB p50', p50Of(targets, 'monolith', '4k')],
-        ['microkernel 4 KiB p50', p50Of(targets, 'microkernel', '4k')],
-        ['NATS round trip', nats?.p50Us ?? null],
+        ['monolith 4 KiB p50', roundsOf(measured(targets, 'monolith')?.latency['4k'])],
+        ['microkernel 4 KiB p50', roundsOf(measured(targets, 'microkernel')?.latency['4k'])],
+        ['NATS round trip', natsRounds(nats)],
       ],
-      (mono, micro, natsP50) => {
-        const bound = mono + 2 * natsP50;
-        return {
-          met: micro <= bound,
-          evidence: `microkernel p50 ${ms(micro)} vs monolith p50 ${ms(mono)} + 2 × NATS p50 ${ms(natsP50)} = ${ms(bound)}`,
-        };
-      },
+      ([mono, micro, rtt]) => micro! <= mono! + 2 * rtt!,
+      (rows) =>
+        `microkernel p50 ${range(
+          rows.map((r) => r[1]!),
+          ms,
+        )} vs monolith p50 + 2 × NATS p50 = ${range(
+          rows.map(([mono, , rtt]) => mono! + 2 * rtt!),
+          ms,
+        )}`,
     ),
-    check(
-      'unikernel-throughput',
-      "unikernel max throughput ≥ monolith's, 4 KiB",
-      [
-        ['monolith 4 KiB throughput', maxRateOf(targets, 'monolith', '4k')],
-        ['unikernel 4 KiB throughput', maxRateOf(targets, 'unikernel', '4k')],
-      ],
-      (mono, uni) => ({
-        met: uni >= mono,
-        evidence: `unikernel ${rps(uni)} vs monolith ${rps(mono)} (${formatRatio(ratio(uni, mono))})`,
-      }),
-    ),
+    throughputShare(targets, {
+      id: 'unikernel-throughput',
+      issues: [8],
+      statement: "unikernel max throughput ≥ monolith's, 4 KiB",
+      subject: 'unikernel',
+      reference: 'monolith',
+      size: '4k',
+      share: 1,
+      format: times,
+    }),
     check(
       'unikernel-cold-start',
-      "unikernel cold start (median spawn → first 200) below the monolith's",
+      [8],
+      "unikernel cold start (spawn → first 200) below the monolith's",
       [
         ['monolith cold start', coldStart('monolith')],
         ['unikernel cold start', coldStart('unikernel')],
       ],
-      (mono, uni) => ({
-        met: uni < mono,
-        evidence: `unikernel ${uni.toFixed(0)} ms vs monolith ${mono.toFixed(0)} ms (${formatRatio(ratio(uni, mono))})`,
+      ([mono, uni]) => uni! < mono!,
+      (rows) =>
+        `unikernel ${range(
+          rows.map((r) => r[1]!),
+          (v) => `${v.toFixed(0)} ms`,
+        )} vs monolith ${range(
+          rows.map((r) => r[0]!),
+          (v) => `${v.toFixed(0)} ms`,
+        )}`,
+    ),
+    ...(['1m', '64k'] as const).map((size) =>
+      throughputShare(targets, {
+        id: `microkernel-${size}-throughput`,
+        issues: [17],
+        statement: `microkernel (grant) max throughput ≥ ${MICROKERNEL_MONOLITH_SHARE}× the monolith's, ${SIZES[size].label}`,
+        subject: 'microkernel',
+        reference: 'monolith',
+        size,
+        share: MICROKERNEL_MONOLITH_SHARE,
+        format: times,
       }),
     ),
   ];

@@ -7,9 +7,10 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../cli/kit/repo.ts';
-import { runLoad } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
+import { benchLoad } from './load-run.ts';
+import { PLANS } from './plan.ts';
 import { startProcess, waitFor200 } from './procs.ts';
 import { prepareCorpus } from './run-bench.ts';
 import { READY_PATHS, TARGETS } from './targets.ts';
@@ -128,14 +129,14 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
     try {
       await waitFor200(child, url, [...READY_PATHS], def.readyTimeoutMs);
       const load = (durationMs: number) =>
-        runLoad({
-          targets: [{ name: options.target, url }],
+        benchLoad({
+          name: options.target,
+          url,
+          corpusDir: manifestDir,
           rate: options.rate,
           durationMs,
-          corpusDir: manifestDir,
-          mix: 'all',
-          hostileBattery: false,
-          faultDrivers: [],
+          timeoutMs: 5000,
+          connections: PLANS.full.connections,
         });
       // A warm-up first: modules loaded lazily by the first requests and JIT compilation stay out of the summary.
       options.log(

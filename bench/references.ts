@@ -12,7 +12,7 @@ import { createHistogram, recordMicros, summarize } from '../load/histogram.ts';
 import { freePort } from '../services/contract/http-server.ts';
 import { NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
 import { type Spawned, startProcess, waitFor200 } from './procs.ts';
-import type { NatsRoundTrip } from './types.ts';
+import type { NatsRound } from './types.ts';
 
 /** Why a reference cannot run here, or null when it can. */
 export function missingBinary(bin: string, install: string): string | null {
@@ -61,16 +61,21 @@ export async function startNginx(workDir: string, dataDir: string): Promise<{ ch
   return { child, url };
 }
 
+export const NATS_PAYLOAD_BYTES = 1024;
+
+/** A nats-server on loopback with an echo responder: batches of round trips on demand. */
+export type NatsEcho = {
+  /** `count` sequential request/reply round trips (each waits for its reply); percentiles in µs. */
+  roundTrips(count: number): Promise<NatsRound>;
+  how: string;
+  close(): Promise<void>;
+};
+
 /**
- * 1 KiB request/reply round trips through a real nats-server on loopback, one at a time (each request
- * waits for its reply), after a warm-up. Requester and responder are separate connections, as the
- * gateway and a server are.
+ * Starts a real nats-server on loopback and an echo responder, and warms the path up. Requester and
+ * responder are separate connections, as the gateway and a server are.
  */
-export async function measureNatsRoundTrip(
-  workDir: string,
-  count: number,
-  payloadBytes = 1024,
-): Promise<NatsRoundTrip> {
+export async function openNatsEcho(workDir: string, payloadBytes = NATS_PAYLOAD_BYTES): Promise<NatsEcho> {
   const port = await freePort();
   const server = startProcess('nats-server', NATS_SERVER_BIN, [
     '-a',
@@ -103,31 +108,35 @@ export async function measureNatsRoundTrip(
     });
     await responder.flush();
     const payload = new Uint8Array(payloadBytes).fill(42);
-    const histogram = createHistogram();
-    for (let i = 0; i < Math.max(200, count / 5); i++)
-      await requester.request('kstyles.bench.echo', payload, { timeout: 2000 });
-    for (let i = 0; i < count; i++) {
+    const once = async (histogram?: ReturnType<typeof createHistogram>) => {
       const t0 = performance.now();
       const reply = await requester.request('kstyles.bench.echo', payload, { timeout: 2000 });
-      recordMicros(histogram, (performance.now() - t0) * 1000);
+      histogram && recordMicros(histogram, (performance.now() - t0) * 1000);
       if (reply.data.length !== payloadBytes)
         throw new Error(`NATS echo returned ${reply.data.length} bytes, sent ${payloadBytes}`);
-    }
-    sub.unsubscribe();
-    await requester.close();
-    await responder.close();
-    const s = summarize(histogram);
-    histogram.destroy();
-    return {
-      payloadBytes,
-      count,
-      p50Us: s.p50,
-      p90Us: s.p90,
-      p99Us: s.p99,
-      p999Us: s.p999,
-      how: `${count} sequential ${payloadBytes}-byte request/reply round trips (echo) through nats-server on loopback, two client connections (@nats-io/transport-node), after a warm-up`,
     };
-  } finally {
+    for (let i = 0; i < 200; i++) await once();
+    return {
+      how: `sequential ${payloadBytes}-byte request/reply round trips (echo) through nats-server on loopback, two client connections (@nats-io/transport-node), after 200 to warm up`,
+      async roundTrips(count) {
+        const histogram = createHistogram();
+        try {
+          for (let i = 0; i < count; i++) await once(histogram);
+          const s = summarize(histogram);
+          return { count, p50Us: s.p50, p90Us: s.p90, p99Us: s.p99, p999Us: s.p999 };
+        } finally {
+          histogram.destroy();
+        }
+      },
+      async close() {
+        sub.unsubscribe();
+        await requester.close();
+        await responder.close();
+        await server.stop(2000);
+      },
+    };
+  } catch (err) {
     await server.stop(2000);
+    throw err;
   }
 }

@@ -1,79 +1,237 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { benchTables, renderMarkdown } from './report.ts';
-import type { BenchResults, TargetBench, TargetName } from './types.ts';
+import { PLANS } from './plan.ts';
+import { type Figure, spreadOf } from './repeats.ts';
+import { benchTables, renderMarkdown, renderTerminal, spreadCell } from './report.ts';
+import type {
+  BenchResults,
+  Calibration,
+  FigureProblem,
+  TargetBench,
+  TargetName,
+  ThroughputRound,
+} from './types.ts';
 
-function target(name: TargetName, rate: number, othersCores: number | null): TargetBench {
+function figure<D>(values: number[], detail: (v: number, round: number) => D): Figure<D> {
+  const samples = values.map((value, round) => ({ round, attempt: 1, value, detail: detail(value, round) }));
+  return { samples, spread: spreadOf(values), discarded: [] };
+}
+
+const throughput = (rates: number[], othersCores: number | null = 0, firstFailure = true) =>
+  figure(
+    rates,
+    (maxRate): ThroughputRound => ({
+      maxRate,
+      generatorBound: false,
+      firstFailure: firstFailure ? { rate: Math.max(10, maxRate * 1.1), ok: false, reason: 'p99' } : null,
+      steps: [{ rate: maxRate, ok: true, reason: 'ok', othersCores }],
+      othersCores,
+    }),
+  );
+
+function target(name: TargetName, rates: number[], othersCores: number | null = 0): TargetBench {
   return {
     name,
-    kind: name === 'floor' ? 'reference' : 'style',
+    kind: name === 'floor' || name === 'nginx' ? 'reference' : 'style',
     description: name,
     notes: [],
-    throughput: {
-      '4k': {
-        maxRate: rate,
-        generatorBound: false,
-        firstFailure: { rate: rate * 2, ok: false, reason: 'p99' },
-        steps: [{ rate, ok: true, reason: 'ok', othersCores }],
-      },
-    },
+    throughput: { '4k': throughput(rates, othersCores) },
     latency: {},
   };
 }
 
-const results = (targets: TargetBench[]): BenchResults =>
-  ({
-    version: 1,
-    tool: 'kstyles-bench',
-    startedAt: '2026-01-01T00:00:00.000Z',
-    durationMs: 1000,
-    machine: {
-      cores: 2,
-      cpuModel: 'cpu',
-      memoryBytes: 1,
-      os: 'os',
-      node: 'v20',
-      natsServer: null,
-      nginx: null,
-      loadAverage: [0, 0, 0],
-      cpuPressure: null,
-    },
-    method: { quick: true, p99BoundMs: 50, commonRates: { '4k': 100 }, text: [] },
-    nats: { skipped: 'test' },
-    targets,
-    checks: [],
-    reports: {},
-  }) as unknown as BenchResults;
+const calibration: Calibration = {
+  against: 'nginx',
+  size: '4k',
+  generatorThreads: 1,
+  sendLagBoundUs: 1000,
+  maxRate: figure([6000, 6500, 5800], (maxRate) => ({
+    maxRate,
+    generatorBound: true,
+    firstFailure: null,
+    steps: [],
+    othersCores: 0,
+  })),
+  noiseRate: 1000,
+  noiseFloor: figure([1500, 1800, 1400], (p99) => ({
+    rate: 1000,
+    durationMs: 1500,
+    sent: 1500,
+    ok: 1500,
+    errors: 0,
+    p50: 600,
+    p90: 900,
+    p99,
+    p999: p99,
+    max: p99,
+    generatorBehind: false,
+    othersCores: 0,
+  })),
+};
+
+const results = (targets: TargetBench[], problems: FigureProblem[] = []): BenchResults => ({
+  version: 2,
+  tool: 'kstyles-bench',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  durationMs: 1000,
+  estimatedMs: 1200,
+  machine: {
+    cores: 2,
+    cpuModel: 'cpu',
+    memoryBytes: 1,
+    os: 'os',
+    node: 'v20',
+    natsServer: null,
+    nginx: null,
+    loadAverage: [0, 0, 0],
+    cpuPressure: null,
+  },
+  method: {
+    quick: true,
+    plan: PLANS.quick,
+    tradeoffs: ['no max throughput at 64 KiB'],
+    ladderResolution: 0.09,
+    commonRates: { '4k': 100 },
+    text: [],
+  },
+  calibration,
+  nats: { skipped: 'test' },
+  targets,
+  checks: [],
+  problems,
+  reruns: 2,
+  reports: {},
+});
+
+const rowOf = (r: BenchResults, title: string, name: string) =>
+  benchTables(r)
+    .find((t) => t.title === title)!
+    .rows.find((row) => row[0] === name)!;
+
+describe('spreadCell', () => {
+  it('shows the median with its range, and the rounds missing', () => {
+    assert.equal(spreadCell(spreadOf([3, 1, 2]), String), '2 [1–3]');
+    assert.equal(spreadCell(spreadOf([2, 2, 2]), String), '2 [all 2]');
+    assert.equal(spreadCell(spreadOf([1, 3]), String, 3), '2 [1–3] (2 of 3)');
+    assert.equal(spreadCell(null, String), '—');
+  });
+});
 
 describe('benchTables', () => {
-  it('gives ratios to the floor and the monolith, and marks numbers taken on a busy machine', () => {
-    const [perf] = benchTables(results([target('floor', 4000, 0.1), target('monolith', 3000, 1.2)]));
-    const floor = perf!.rows.find((r) => r[0] === 'floor' && r[1] === '4 KiB')!;
-    const mono = perf!.rows.find((r) => r[0] === 'monolith' && r[1] === '4 KiB')!;
-    assert.equal(floor[2], '4,000');
-    assert.equal(mono[2], '3,000 †');
-    assert.equal(mono[3], '0.75×');
+  it('puts the instrument first: its rate per core and its noise floor, each with its spread', () => {
+    const tables = benchTables(results([target('floor', [4000, 4200, 3900])]));
+    assert.equal(tables[0]!.title, 'Instrument (calibration)');
+    assert.deepEqual(tables[0]!.rows[0], [
+      'nginx (4 KiB)',
+      '1',
+      '6,000 [5,800–6,500]',
+      '1.50ms [1.40ms–1.80ms]',
+      '600µs [all 600µs]',
+    ]);
+  });
+
+  it('gives every throughput its spread and every ratio round by round', () => {
+    const r = results([target('floor', [4000, 4000, 5000]), target('monolith', [2000, 3000, 2500])]);
+    const mono = rowOf(r, 'Max throughput', 'monolith');
+    assert.equal(mono[2], '2,500 [2,000–3,000]');
+    // Paired: 0.50, 0.75, 0.50 — not the ratio of the medians (0.625).
+    assert.equal(mono[3], '0.50× [0.50×–0.75×]');
     assert.equal(mono[4], '1.00×');
   });
 
-  it('shows a search where no rate passed as below the lowest rate tried', () => {
-    const t = target('monolith', 0, null);
-    t.throughput['4k']!.firstFailure = { rate: 10, ok: false, reason: 'p99' };
-    const [perf] = benchTables(results([t]));
-    assert.equal(perf!.rows[0]![2], '< 10');
+  it('marks an unstable ratio, a busy machine, a figure above what the generator holds, and a ceiling', () => {
+    const unstable: FigureProblem = {
+      figure: 'max throughput 4 KiB',
+      kind: 'unstable',
+      targets: ['monolith', 'floor'],
+      message: 'monolith/floor unstable',
+    };
+    const floor = target('floor', [7000, 7000, 7000]);
+    floor.throughput['4k'] = throughput([32_000, 32_000, 32_000], 0, false);
+    const r = results([floor, target('monolith', [2000, 3000, 1000], 1.2)], [unstable]);
+    const mono = rowOf(r, 'Max throughput', 'monolith');
+    assert.match(mono[2]!, /†$/);
+    assert.match(mono[3]!, /⚠$/);
+    assert.equal(rowOf(r, 'Max throughput', 'floor')[2], '32,000 [all 32,000] (ceiling) ‡');
   });
 
-  it('says when the search reached its ceiling without a failure', () => {
-    const t = target('floor', 32_000, 0);
-    t.throughput['4k']!.firstFailure = null;
-    const [perf] = benchTables(results([t]));
-    assert.equal(perf!.rows[0]![2], '≥32,000 (ceiling)');
+  it('says a figure whose rounds were all left out, and a search where nothing passed', () => {
+    const nginx = target('nginx', []);
+    nginx.throughput['4k']!.discarded = [
+      {
+        round: 0,
+        attempt: 2,
+        value: 100,
+        detail: throughput([100]).samples[0]!.detail,
+        target: 'nginx',
+        reason: 'nginx below the node:http floor',
+      },
+    ];
+    const none = target('monolith', [0, 0, 0]);
+    const r = results([target('floor', [4000, 4000, 4000]), nginx, none]);
+    assert.equal(rowOf(r, 'Max throughput', 'nginx')[2], 'left out (see problems)');
+    assert.equal(rowOf(r, 'Max throughput', 'monolith')[2], '< 10 (nothing passed)');
+    assert.match(
+      renderMarkdown(r),
+      /left out: nginx max throughput 4 KiB, round 1 \(measurement 2\): 100 — nginx below the node:http floor/,
+    );
   });
 
-  it('renders Markdown with every table', () => {
-    const md = renderMarkdown(results([target('floor', 4000, 0)]));
-    assert.match(md, /## Throughput and latency/);
+  it('shows grant against copy when both microkernels ran', () => {
+    const r = results([
+      target('microkernel', [1000, 1100, 900]),
+      target('microkernel-copy', [500, 500, 450]),
+    ]);
+    const transfer = benchTables(r).find((t) => t.title === 'Microkernel transfers: grant vs copy')!;
+    assert.deepEqual(transfer.rows[0]!.slice(0, 4), [
+      '4 KiB',
+      '1,000 [900–1,100]',
+      '500 [450–500]',
+      '2.00× [2.00×–2.20×]',
+    ]);
+    assert.equal(
+      benchTables(results([target('microkernel', [1000])])).some((t) => t.title.includes('grant vs copy')),
+      false,
+    );
+  });
+
+  it('says recovery rounds that failed and never recovered in the window', () => {
+    const mono = target('monolith', [3000, 3000, 3000]);
+    const rounds: [number, number | null][] = [
+      [75, 387],
+      [0, null],
+      [80, null],
+    ];
+    mono.recovery = figure(
+      rounds.map(([failed]) => failed),
+      (failed, round) => ({
+        rate: 200,
+        durationMs: 2500,
+        faultAtMs: 750,
+        injected: true,
+        message: 'SIGKILL',
+        requests: 350,
+        failed,
+        firstSuccessAfterFailureMs: rounds[round]![1],
+        p99RecoveryMs: null,
+      }),
+    );
+    const row = rowOf(results([mono]), 'Cold start, recovery and footprint', 'monolith');
+    assert.equal(row[4], '75 [0–80] of 350');
+    assert.equal(row[5], '387 ms [all 387 ms]; 1 of 2 never recovered in the window');
+  });
+
+  it('renders Markdown and the terminal with every table, what quick gives up, and the reruns', () => {
+    const r = results([target('floor', [4000, 4000, 4000])]);
+    const md = renderMarkdown(r);
+    assert.match(md, /## Instrument \(calibration\)/);
+    assert.match(md, /## Max throughput/);
     assert.match(md, /## Cold start, recovery and footprint/);
-    assert.match(md, /\| floor \| 4 KiB \| 4,000 \|/);
+    assert.match(md, /\| floor \| 4 KiB \| 4,000 \[all 4,000\] \|/);
+    assert.match(md, /## What quick gives up\n\n- no max throughput at 64 KiB/);
+    assert.match(md, /2 measurement\(s\) taken again/);
+    const text = renderTerminal(r);
+    assert.match(text, /quick run, 3 rounds per figure, took 1 s \(planned 1 s\)/);
+    assert.match(text, /Reruns and problems:/);
   });
 });

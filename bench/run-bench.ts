@@ -1,7 +1,9 @@
 /**
- * The benchmark run: every target on this machine, one at a time, through the load generator's open-loop
- * engine. Phases: NATS round trip; maximum sustainable rate per target and size; latency and memory at
- * a common rate; cold start; recovery from a SIGKILL under a steady rate.
+ * The benchmark run: every target on this machine, measured in rounds interleaved across the targets
+ * (bench/repeats.ts), through the load generator's open-loop engine (bench/load-run.ts). The phases
+ * are data (PHASES): the NATS round trip; the calibration of the instrument against nginx; maximum
+ * sustainable rate per size; latency and memory at a common rate; cold start; recovery from a SIGKILL
+ * under a steady rate. Calibration, throughput and latency share one set of running targets.
  */
 
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,13 +11,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
-import { type LoadProgress, type LoadResults, runLoad } from '../load/index.ts';
+import type { LoadResults } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
-import { evaluateTargets } from './evaluate.ts';
+import { evaluateTargets, ratioPairs, sanityRules } from './evaluate.ts';
+import { benchLoad, GENERATOR_THREADS } from './load-run.ts';
 import { cpuPressure, describeMachine, NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
+import {
+  COSTS,
+  costOf,
+  formatClock,
+  latencyWindowMs,
+  type PhaseTargets,
+  PLANS,
+  type Plan,
+  ProgressClock,
+  stepWindowMs,
+  throughputTargets,
+  tradeoffs,
+  withRounds,
+} from './plan.ts';
 import {
   cmdline,
   isAlive,
@@ -26,29 +43,55 @@ import {
   waitFor200,
   watchOthersCpu,
 } from './procs.ts';
-import { measureNatsRoundTrip, missingBinary } from './references.ts';
-import { findMaxRate, judgeStep, type StepVerdict } from './search.ts';
+import { missingBinary, openNatsEcho } from './references.ts';
+import {
+  figureOf,
+  type Measure,
+  measureRounds,
+  outlierIndex,
+  pairedRatios,
+  type RerunEvent,
+  type RoundsResult,
+  type RoundsSpec,
+  spreadOf,
+} from './repeats.ts';
+import {
+  contradictingRound,
+  decideStep,
+  findMaxRate,
+  judgeStep,
+  type Ladder,
+  ladderResolution,
+  rungAtOrBelow,
+  type StepVerdict,
+} from './search.ts';
 import {
   READY_PATHS,
   type RunningTarget,
   SkipTarget,
   startTarget,
   TARGETS,
+  type TargetPhase,
   unikernelImageFacts,
 } from './targets.ts';
 import {
   type BenchMethod,
   type BenchResults,
-  type ColdStartResult,
-  type LatencyResult,
+  type Calibration,
+  type FigureProblem,
+  type FootprintRound,
+  type LatencyRound,
   type Machine,
-  type RecoveryResult,
+  type NatsResult,
+  type NatsRound,
+  type RecoveryRound,
   SIZE_KEYS,
   SIZES,
   type SizeKey,
   TARGET_NAMES,
   type TargetBench,
   type TargetName,
+  type ThroughputRound,
 } from './types.ts';
 
 /** Where the benchmark tells the user what it is doing. */
@@ -61,63 +104,10 @@ export type BenchProgress = {
   info(text: string): void;
 };
 
-export type Plan = {
-  p99BoundMs: number;
-  stepWindowMs: number;
-  warmupMs: number;
-  fixedWindowMs: number;
-  bisectSteps: number;
-  startRates: Record<SizeKey, number>;
-  maxRates: Record<SizeKey, number>;
-  coldStartRuns: number;
-  recovery: { rate: number; durationMs: number; faultAtMs: number };
-  natsRoundTrips: number;
-  connections: number;
-  stepTimeoutMs: number;
-  confirmFailures: boolean;
-  /** The search never offers less than this. */
-  minRate: number;
-  /** The fixed rate of the latency runs, the same for every target. */
-  commonRates: Record<SizeKey, number>;
-};
-
-const FULL_PLAN: Plan = {
-  p99BoundMs: 50,
-  stepWindowMs: 3000,
-  warmupMs: 2000,
-  fixedWindowMs: 10_000,
-  bisectSteps: 2,
-  startRates: { '4k': 500, '64k': 250, '1m': 50 },
-  maxRates: { '4k': 32_000, '64k': 16_000, '1m': 4000 },
-  coldStartRuns: 7,
-  recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
-  natsRoundTrips: 5000,
-  connections: 32,
-  stepTimeoutMs: 2000,
-  confirmFailures: true,
-  minRate: 10,
-  commonRates: { '4k': 100, '64k': 50, '1m': 10 },
-};
-
-/** `--quick` is the full plan with shorter windows and fewer repeats: same bound, rates and search range. */
-export const PLANS: Record<'quick' | 'full', Plan> = {
-  quick: {
-    ...FULL_PLAN,
-    stepWindowMs: 1500,
-    warmupMs: 500,
-    fixedWindowMs: 3000,
-    bisectSteps: 1,
-    coldStartRuns: 3,
-    recovery: { rate: 200, durationMs: 5000, faultAtMs: 1500 },
-    natsRoundTrips: 1000,
-    confirmFailures: false,
-    minRate: 25,
-  },
-  full: FULL_PLAN,
-};
-
 export type BenchOptions = {
   quick: boolean;
+  /** Rounds per figure instead of the plan's (3); fewer than 3 gives no spread worth reading. */
+  rounds?: number;
   /** Only these targets (default: all). */
   only?: TargetName[];
   progress: BenchProgress;
@@ -132,35 +122,24 @@ export type BenchRun = {
 
 const SUPERVISOR_MAIN = path.join(REPO_ROOT, 'services', 'supervisor', 'main.ts');
 
-const stepListeners: (() => void)[] = [];
-
-/**
- * A signal for one load run that follows the bench's: the load engine leaves its listener on the
- * signal it is given, and a bench runs a hundred loads.
- */
-function stepSignal(parent: AbortSignal | undefined): AbortSignal {
-  const step = new AbortController();
-  if (parent) {
-    const forward = () => step.abort();
-    parent.addEventListener('abort', forward, { once: true });
-    stepListeners.push(() => parent.removeEventListener('abort', forward));
-  }
-  return step.signal;
-}
-
-function releaseStepSignals(): void {
-  for (const remove of stepListeners.splice(0)) remove();
-}
-
 function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function liveText(p: LoadProgress): string {
-  const t = p.targets[0];
-  const elapsed = `${(p.elapsedMs / 1000).toFixed(1)}/${(p.durationMs / 1000).toFixed(0)}s`;
-  if (!t) return elapsed;
-  return `${elapsed}  sent ${t.sent}  ${t.rate.toFixed(0)} resp/s  p99 ${formatMicros(t.p99)}  errors ${t.errors}${p.behind ? '  (generator behind)' : ''}`;
+/** The plan of a run: quick or full, with the rounds asked for. */
+export function planFor(quick: boolean, rounds?: number): Plan {
+  const plan = quick ? PLANS.quick : PLANS.full;
+  return rounds === undefined ? plan : withRounds(plan, rounds);
+}
+
+/** The targets of each phase, among those asked for. */
+export function phaseTargets(names: readonly TargetName[]): PhaseTargets {
+  const taking = (phase: TargetPhase) => names.filter((n) => TARGETS[n].phases.includes(phase));
+  return {
+    fleet: names.filter((n) => TARGETS[n].phases.some((p) => p === 'throughput' || p === 'latency')),
+    coldStart: taking('coldStart'),
+    recovery: taking('recovery'),
+  };
 }
 
 /**
@@ -200,8 +179,8 @@ export async function prepareCorpus(
   return { dataDir, manifestDir };
 }
 
-/** What every phase of one run shares: the plan, the corpus, and how to start a target and load it. */
-type BenchContext = {
+/** What every phase of one run shares: the plan, the corpus, the clock, and what was found so far. */
+export type BenchContext = {
   plan: Plan;
   progress: BenchProgress;
   machine: Machine;
@@ -210,58 +189,884 @@ type BenchContext = {
   manifestDir: Record<SizeKey, string>;
   signal: AbortSignal | undefined;
   aborted(): boolean;
+  clock: ProgressClock;
+  targets: TargetBench[];
+  /** The targets started once for calibration, throughput and latency. */
+  fleet: Map<TargetName, RunningTarget>;
+  /** `${target}/${size}` already warmed up in this run. */
+  warmedUp: Set<string>;
+  /** Corrected p99 of the generator against nginx at a light rate, µs (0 until calibrated). */
+  noiseFloorUs: number;
+  calibration: BenchResults['calibration'];
+  nats: BenchResults['nats'];
+  problems: FigureProblem[];
+  reruns: number;
+  loadRuns: BenchRun['loadRuns'];
 };
 
+/** A phase of the run: its name, its estimated cost, whether it needs the running targets, its work. */
+export type Phase = {
+  id: string;
+  title: string;
+  usesFleet: boolean;
+  estimateMs(plan: Plan, targets: PhaseTargets): number;
+  run(ctx: BenchContext): Promise<void>;
+};
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+const roundsOf = (plan: Plan) => [...Array(plan.rounds).keys()];
+
+/** Counts a measurement done on the clock; a rerun (attempt > 1) was not in the plan, so it adds to it first. */
+function done(ctx: BenchContext, estimatedMs: number, attempt: number): void {
+  if (attempt > 1) ctx.clock.extend(estimatedMs);
+  ctx.clock.advance(estimatedMs);
+}
+
+/** Prints a new step with the clock. */
+function step(ctx: BenchContext, text: string): void {
+  ctx.progress.step(`${ctx.clock.label(performance.now())} ${text}`);
+}
+
+/** Measures rounds, counting reruns and keeping what stayed wrong under the figure's name. */
+async function rounds<T extends string, D>(
+  ctx: BenchContext,
+  figure: string,
+  spec: RoundsSpec<T, D>,
+  measure: Measure<T, D>,
+): Promise<RoundsResult<T, D>> {
+  const result = await measureRounds(spec, measure, (e: RerunEvent<T>) => {
+    ctx.progress.info(`↻ ${figure}: ${e.targets.join(' and ')}, round ${e.round + 1} again — ${e.reason}`);
+  });
+  ctx.reruns += result.reruns;
+  for (const p of result.problems) {
+    ctx.problems.push({ ...p, figure });
+    ctx.progress.info(`⚠ ${figure}: ${p.message}`);
+  }
+  return result;
+}
+
+/** The spec every phase of targets shares: the plan's rounds, tolerance and budget. */
+function targetSpec<D>(
+  ctx: BenchContext,
+  names: readonly TargetName[],
+  higherIsBetter: boolean,
+  extra: Partial<RoundsSpec<TargetName, D>> = {},
+): RoundsSpec<TargetName, D> {
+  const { plan } = ctx;
+  return {
+    targets: names,
+    rounds: plan.rounds,
+    tolerance: plan.tolerance,
+    higherIsBetter,
+    sanity: sanityRules(names, plan.tolerance),
+    ratioPairs: ratioPairs(names),
+    maxAttempts: plan.maxAttempts,
+    rerunBudget: plan.rerunBudget,
+    ...extra,
+  };
+}
+
+const bench = (ctx: BenchContext, name: TargetName) => ctx.targets.find((t) => t.name === name)!;
+
+/** A fleet target still serving, or null (with a note) when it died. */
+function serving(ctx: BenchContext, name: TargetName): RunningTarget | null {
+  const running = ctx.fleet.get(name);
+  if (!running) return null;
+  if (!running.child.running) {
+    const t = bench(ctx, name);
+    const note = `it exited during the run (${running.child.exit?.signal ?? `code ${running.child.exit?.code}`}): later measurements are missing — ${running.child.tail(2)}`;
+    if (!t.notes.includes(note)) t.notes.push(note);
+    return null;
+  }
+  return running;
+}
+
+/**
+ * The benchmark's own warm-up, once per target and size in a run: code paths compiled before the
+ * target is first measured at that size (each load opens its own connections).
+ */
+async function warmUp(ctx: BenchContext, running: RunningTarget, size: SizeKey, rate: number, label: string) {
+  const key = `${running.name}/${size}`;
+  if (ctx.warmedUp.has(key)) return;
+  ctx.warmedUp.add(key);
+  await benchLoad({
+    name: running.name,
+    url: running.url,
+    corpusDir: ctx.manifestDir[size],
+    rate,
+    durationMs: ctx.plan.warmupMs,
+    timeoutMs: ctx.plan.stepTimeoutMs,
+    connections: ctx.plan.connections,
+    label: `${label} warm-up`,
+    onLive: ctx.progress.live,
+    signal: ctx.signal,
+  });
+}
+
+/** One window at one rate, and the numbers a verdict needs. */
+async function window(
+  ctx: BenchContext,
+  running: RunningTarget,
+  size: SizeKey,
+  rate: number,
+  durationMs: number,
+  timeoutMs: number,
+  label: string,
+) {
+  const others = watchOthersCpu(ctx.machine.cores);
+  const load = await benchLoad({
+    name: running.name,
+    url: running.url,
+    corpusDir: ctx.manifestDir[size],
+    rate,
+    durationMs,
+    timeoutMs,
+    connections: ctx.plan.connections,
+    label,
+    onLive: ctx.progress.live,
+    signal: ctx.signal,
+  });
+  const othersCores = others.stop();
+  const target = load.targets[0]!;
+  return {
+    load,
+    target,
+    othersCores,
+    errors: target.sent - target.outcomes.ok,
+    errorSample: target.errorSamples[0]
+      ? `${target.errorSamples[0].outcome}: ${target.errorSamples[0].message}`
+      : undefined,
+    generatorBehind: load.generator.timeline.some((g) => g.behind),
+  };
+}
+
+/** One search for one round: a first round climbs from the ladder's base, a later one starts near the others. */
+async function searchRound(
+  ctx: BenchContext,
+  ladder: Ladder,
+  others: readonly { value: number }[],
+  measureStep: (rate: number) => Promise<StepVerdict>,
+  label: string,
+): Promise<ThroughputRound> {
+  const near = spreadOf(others.map((o) => o.value));
+  const result = await findMaxRate(
+    measureStep,
+    near
+      ? { ladder, startRung: rungAtOrBelow(ladder, near.median), step: 1, accelerate: true }
+      : { ladder, startRung: 0, step: ladder.perDoubling, accelerate: false },
+    (v) =>
+      ctx.progress.info(
+        `  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}${v.othersCores != null ? `  (others on the machine: ${v.othersCores.toFixed(1)} cores)` : ''}`,
+      ),
+  );
+  ctx.progress.info(
+    `${label}: ${result.maxRate} req/s${result.generatorBound ? ' (above it the generator fell behind)' : ''}`,
+  );
+  const othersCores = spreadOf(
+    result.steps.map((s) => s.othersCores).filter((v): v is number => typeof v === 'number'),
+  );
+  return {
+    maxRate: result.maxRate,
+    generatorBound: result.generatorBound,
+    firstFailure: result.firstFailure,
+    steps: result.steps,
+    othersCores: othersCores?.median ?? null,
+  };
+}
+
+// ——— Phases ———
+
+const natsPhase: Phase = {
+  id: 'nats',
+  title: 'NATS round trip',
+  usesFleet: false,
+  estimateMs: (plan) => COSTS.natsServerStartMs + plan.rounds * costOf.nats(plan),
+  async run(ctx) {
+    const natsMissing = missingBinary(NATS_SERVER_BIN, 'apt-get install -y nats-server');
+    if (natsMissing) {
+      ctx.nats = { skipped: natsMissing };
+      return;
+    }
+    step(
+      ctx,
+      `NATS round trip: ${ctx.plan.rounds} rounds × ${ctx.plan.natsRoundTrips} sequential 1 KiB request/reply`,
+    );
+    try {
+      const echo = await openNatsEcho(ctx.workDir);
+      try {
+        const result = await rounds<'nats', NatsRound>(
+          ctx,
+          'NATS round trip',
+          {
+            targets: ['nats'],
+            rounds: ctx.plan.rounds,
+            tolerance: ctx.plan.tolerance,
+            higherIsBetter: false,
+            sanity: [],
+            ratioPairs: [],
+            maxAttempts: 1,
+            rerunBudget: 0,
+          },
+          async (_t, _round, { attempt }) => {
+            const batch = await echo.roundTrips(ctx.plan.natsRoundTrips);
+            done(ctx, costOf.nats(ctx.plan), attempt);
+            return { value: batch.p50Us, detail: batch };
+          },
+        );
+        const figure = figureOf(result, 'nats');
+        ctx.nats = { payloadBytes: 1024, how: echo.how, figure } satisfies NatsResult;
+        const p50 = figure.spread;
+        if (p50)
+          ctx.progress.info(
+            `NATS 1 KiB round trip p50 ${formatMicros(p50.median)} (${formatMicros(p50.min)}–${formatMicros(p50.max)})`,
+          );
+      } finally {
+        await echo.close();
+      }
+    } catch (err) {
+      ctx.nats = { skipped: describeError(err) };
+      ctx.progress.info(`NATS round trip failed: ${ctx.nats.skipped}`);
+    }
+  },
+};
+
+/** The generator against nginx (the floor when nginx is missing): what the instrument can resolve. */
+const calibrationPhase: Phase = {
+  id: 'calibration',
+  title: 'calibration',
+  usesFleet: true,
+  estimateMs: (plan, targets) =>
+    targets.fleet.length
+      ? plan.warmupMs +
+        sum(roundsOf(plan).map((r) => costOf.calibrationNoise(plan) + costOf.calibrationSearch(plan, r)))
+      : 0,
+  async run(ctx) {
+    const { plan } = ctx;
+    const nginxMissing = missingBinary(NGINX_BIN, 'apt-get install -y nginx');
+    const against: TargetName = nginxMissing ? 'floor' : 'nginx';
+    let running = ctx.fleet.get(against) ?? null;
+    let own: RunningTarget | null = null;
+    if (!running) {
+      try {
+        own = await startTarget(TARGETS[against], ctx.dataDir, ctx.workDir);
+        running = own;
+      } catch (err) {
+        ctx.calibration = { skipped: `${against} did not start: ${describeError(err)}` };
+        return;
+      }
+    }
+    const size: SizeKey = '4k';
+    const { noiseRate, sendLagBoundUs } = plan.calibration;
+    try {
+      step(
+        ctx,
+        `calibration: the generator against ${against}, ${SIZES[size].label}: noise floor at ${noiseRate} req/s, then the highest rate with send-lag p99 < ${formatMicros(sendLagBoundUs)}`,
+      );
+      await warmUp(ctx, running, size, noiseRate, 'calibration');
+      const single = (tolerance: number) => ({
+        targets: ['generator'] as const,
+        rounds: plan.rounds,
+        tolerance,
+        higherIsBetter: true,
+        sanity: [],
+        ratioPairs: [],
+        maxAttempts: 1,
+        rerunBudget: 0,
+      });
+      const target = running;
+      const noise = await rounds<'generator', LatencyRound>(
+        ctx,
+        'calibration noise floor',
+        single(plan.tolerance),
+        async (_t, round, { attempt }) => {
+          const w = await window(
+            ctx,
+            target,
+            size,
+            noiseRate,
+            plan.calibration.windowMs,
+            plan.stepTimeoutMs,
+            `calibration noise floor · round ${round + 1}`,
+          );
+          done(ctx, costOf.calibrationNoise(plan), attempt);
+          const latency = latencyRound(w, noiseRate);
+          ctx.progress.info(
+            `noise floor round ${round + 1}: p99 ${formatMicros(latency.p99)} at ${noiseRate} req/s (p50 ${formatMicros(latency.p50)}, ${w.errors} errors)`,
+          );
+          return { value: latency.p99, detail: latency };
+        },
+      );
+      const noiseFloor = figureOf(noise, 'generator');
+      ctx.noiseFloorUs = noiseFloor.spread?.median ?? 0;
+      const ladder: Ladder = {
+        base: plan.calibration.startRate,
+        perDoubling: plan.ladder.perDoubling,
+        min: plan.ladder.minRate,
+        max: plan.calibration.maxRate,
+      };
+      const held = await rounds<'generator', ThroughputRound>(
+        ctx,
+        'calibration max rate',
+        single(plan.tolerance),
+        async (_t, round, { attempt, others }) => {
+          const label = `calibration max rate · round ${round + 1}`;
+          const detail = await searchRound(
+            ctx,
+            ladder,
+            others,
+            async (rate) => {
+              const w = await window(
+                ctx,
+                target,
+                size,
+                rate,
+                stepWindowMs(plan, rate),
+                plan.stepTimeoutMs,
+                `${label} @ ${rate} req/s`,
+              );
+              const lag = w.target.sendLag.p99;
+              const verdict: StepVerdict =
+                w.errors > 0
+                  ? {
+                      rate,
+                      ok: false,
+                      reason: `${w.errors} failed of ${w.target.sent}${w.errorSample ? ` (${w.errorSample})` : ''}`,
+                    }
+                  : lag >= sendLagBoundUs
+                    ? {
+                        rate,
+                        ok: false,
+                        generatorBound: true,
+                        reason: `send-lag p99 ${formatMicros(lag)} ≥ ${formatMicros(sendLagBoundUs)}`,
+                      }
+                    : { rate, ok: true, reason: `send-lag p99 ${formatMicros(lag)}` };
+              return {
+                ...verdict,
+                p99Us: w.target.latency.p99,
+                throughput: w.target.throughput,
+                othersCores: w.othersCores,
+              };
+            },
+            label,
+          );
+          done(ctx, costOf.calibrationSearch(plan, others.length ? 1 : 0), attempt);
+          return { value: detail.maxRate, detail };
+        },
+      );
+      ctx.calibration = {
+        against,
+        size,
+        generatorThreads: GENERATOR_THREADS,
+        sendLagBoundUs,
+        maxRate: figureOf(held, 'generator'),
+        noiseRate,
+        noiseFloor,
+      } satisfies Calibration;
+    } finally {
+      await own?.child.stop();
+    }
+  },
+};
+
+function latencyRound(w: Awaited<ReturnType<typeof window>>, rate: number): LatencyRound {
+  return {
+    rate,
+    durationMs: w.load.durationMs,
+    sent: w.target.sent,
+    ok: w.target.outcomes.ok,
+    errors: w.errors,
+    p50: w.target.latency.p50,
+    p90: w.target.latency.p90,
+    p99: w.target.latency.p99,
+    p999: w.target.latency.p999,
+    max: w.target.latency.max,
+    generatorBehind: w.generatorBehind,
+    othersCores: w.othersCores,
+  };
+}
+
+const throughputPhase: Phase = {
+  id: 'throughput',
+  title: 'max throughput',
+  usesFleet: true,
+  estimateMs: (plan, targets) =>
+    sum(
+      SIZE_KEYS.flatMap((size) =>
+        throughputTargets(plan, size, takingPart(targets.fleet, 'throughput')).flatMap(() =>
+          roundsOf(plan).map((r) => costOf.search(plan, size, r)),
+        ),
+      ),
+    ),
+  async run(ctx) {
+    const { plan } = ctx;
+    const fleet = takingPart(running(ctx), 'throughput');
+    for (const size of SIZE_KEYS) {
+      const names = throughputTargets(plan, size, fleet);
+      if (ctx.aborted() || names.length === 0) continue;
+      const figure = `max throughput ${SIZES[size].label}`;
+      step(
+        ctx,
+        `${figure}: ${names.join(', ')} interleaved, ${plan.rounds} rounds (p99 < ${plan.p99BoundMs} ms, no errors, generator on schedule)`,
+      );
+      const ladder: Ladder = {
+        base: plan.ladder.startRates[size],
+        perDoubling: plan.ladder.perDoubling,
+        min: plan.ladder.minRate,
+        max: plan.ladder.maxRates[size],
+      };
+      const result = await rounds(
+        ctx,
+        figure,
+        targetSpec<ThroughputRound>(ctx, names, true, {
+          selfCheck: (_t, samples) =>
+            contradictingRound(
+              samples.map((s) => ({ round: s.round, maxRate: s.detail.maxRate, steps: s.detail.steps })),
+              plan.tolerance,
+            ),
+        }),
+        async (name, round, { attempt, others }) => {
+          const running = serving(ctx, name);
+          if (!running || ctx.aborted()) return null;
+          const label = `${figure} · ${name} · round ${round + 1}`;
+          step(
+            ctx,
+            `${label}${others.length ? ` (from ${spreadOf(others.map((o) => o.value))!.median} req/s)` : ''}`,
+          );
+          await warmUp(ctx, running, size, plan.ladder.startRates[size], label);
+          const detail = await searchRound(
+            ctx,
+            ladder,
+            others,
+            (rate) => throughputStep(ctx, running, size, rate, label),
+            label,
+          );
+          done(ctx, costOf.search(plan, size, others.length ? 1 : 0), attempt);
+          return { value: detail.maxRate, detail };
+        },
+      );
+      for (const name of names) bench(ctx, name).throughput[size] = figureOf(result, name);
+    }
+    noteBelowCommonRate(ctx);
+  },
+};
+
+/** The running targets in the benchmark's order (they start side by side and come up in any order). */
+function running(ctx: BenchContext): TargetName[] {
+  return ctx.targets.map((t) => t.name).filter((name) => ctx.fleet.has(name));
+}
+
+function takingPart(names: readonly TargetName[], phase: TargetPhase): TargetName[] {
+  return names.filter((n) => TARGETS[n].phases.includes(phase));
+}
+
+/**
+ * One step of the throughput search: a window at `rate`, judged against the p99 bound; a p99 within
+ * the noise floor of the bound is measured again, then decided on the other criteria.
+ */
+async function throughputStep(
+  ctx: BenchContext,
+  running: RunningTarget,
+  size: SizeKey,
+  rate: number,
+  label: string,
+): Promise<StepVerdict> {
+  const { plan } = ctx;
+  const taken = await decideStep(async () => {
+    const w = await window(
+      ctx,
+      running,
+      size,
+      rate,
+      stepWindowMs(plan, rate),
+      plan.stepTimeoutMs,
+      `${label} @ ${rate} req/s`,
+    );
+    const verdict = judgeStep(
+      {
+        rate,
+        sent: w.target.sent,
+        ok: w.target.outcomes.ok,
+        errors: w.errors,
+        ...(w.errorSample ? { errorSample: w.errorSample } : {}),
+        p99Us: w.target.latency.p99,
+        throughput: w.target.throughput,
+        generatorBehind: w.generatorBehind,
+      },
+      plan.p99BoundMs * 1000,
+      ctx.noiseFloorUs,
+    );
+    return { ...verdict, othersCores: w.othersCores };
+  }, plan.undecidedTries);
+  const verdict = taken.at(-1)!;
+  // An overloaded target may have lost a part (a restarted server): let it be ready again first.
+  if (!verdict.ok) await waitFor200(running.child, running.url, ['/readyz'], 30_000).catch(() => undefined);
+  if (taken.length === 1) return verdict;
+  const p99s = taken.map((v) => `${((v.p99Us ?? 0) / 1000).toFixed(1)}`).join(', ');
+  return { ...verdict, reason: `${verdict.reason} (p99 of the ${taken.length} measurements: ${p99s} ms)` };
+}
+
+/** A target whose maximum is below the common rate is overloaded in the latency runs: say so. */
+function noteBelowCommonRate(ctx: BenchContext): void {
+  for (const t of ctx.targets) {
+    for (const size of ctx.plan.latency.sizes) {
+      const max = t.throughput[size]?.spread?.median;
+      const common = ctx.plan.latency.rates[size];
+      if (max !== undefined && max < common)
+        t.notes.push(
+          `its ${SIZES[size].label} maximum (median ${max} req/s) is below the common rate (${common} req/s): its latency there is that of an overloaded server`,
+        );
+    }
+  }
+}
+
+const latencyPhase: Phase = {
+  id: 'latency',
+  title: 'latency at the common rate',
+  usesFleet: true,
+  estimateMs: (plan, targets) =>
+    sum(
+      plan.latency.sizes.flatMap((size) =>
+        takingPart(targets.fleet, 'latency').flatMap((name) =>
+          roundsOf(plan).map((r) =>
+            costOf.latency(plan, size, r, throughputTargets(plan, size, targets.fleet).includes(name)),
+          ),
+        ),
+      ),
+    ),
+  async run(ctx) {
+    const { plan } = ctx;
+    const names = takingPart(running(ctx), 'latency');
+    const rss = new Map<TargetName, FootprintRound[]>();
+    const runs = new Map<string, LoadResults>();
+    for (const size of plan.latency.sizes) {
+      if (ctx.aborted() || names.length === 0) continue;
+      const rate = plan.latency.rates[size];
+      const windowMs = latencyWindowMs(plan, size);
+      const figure = `latency ${SIZES[size].label}`;
+      step(
+        ctx,
+        `${figure} at ${rate} req/s: ${names.join(', ')} interleaved, ${plan.rounds} rounds of ${windowMs / 1000} s`,
+      );
+      const searched = throughputTargets(plan, size, names);
+      const result = await rounds(
+        ctx,
+        figure,
+        targetSpec<LatencyRound>(ctx, names, false),
+        async (name, round, { attempt }) => {
+          const running = serving(ctx, name);
+          if (!running || ctx.aborted()) return null;
+          const label = `${figure} · ${name} · round ${round + 1}`;
+          await warmUp(ctx, running, size, rate, label);
+          const sampler = sampleRss(running.child.pid);
+          const w = await window(ctx, running, size, rate, windowMs, 5000, label);
+          recordRss(rss, name, round, sampler.stop());
+          done(ctx, costOf.latency(plan, size, round, searched.includes(name)), attempt);
+          const latency = latencyRound(w, rate);
+          runs.set(`${size}/${name}/${round}/${attempt}`, w.load);
+          ctx.progress.info(
+            `${label}: p50 ${formatMicros(latency.p50)}, p99 ${formatMicros(latency.p99)}, p99.9 ${formatMicros(latency.p999)}, ${latency.errors} errors`,
+          );
+          return latency.ok > 0 ? { value: latency.p50, detail: latency } : null;
+        },
+      );
+      for (const name of names) bench(ctx, name).latency[size] = figureOf(result, name);
+      // The load reports of the rounds kept, each round under its own name.
+      ctx.loadRuns.latency[size] = names.flatMap((name) =>
+        (result.samples[name] ?? []).flatMap((s) => {
+          const run = runs.get(`${size}/${name}/${s.round}/${s.attempt}`);
+          return run
+            ? [{ ...run, targets: run.targets.map((t) => ({ ...t, name: `${name} #${s.round + 1}` })) }]
+            : [];
+        }),
+      );
+    }
+    await recordFootprints(ctx, names, rss);
+  },
+};
+
+/** The peak of a round is the highest of its sizes' windows (and of a rerun's). */
+function recordRss(
+  rss: Map<TargetName, FootprintRound[]>,
+  name: TargetName,
+  round: number,
+  s: ReturnType<ReturnType<typeof sampleRss>['stop']>,
+): void {
+  const rounds = rss.get(name) ?? [];
+  const before = rounds[round];
+  rounds[round] = {
+    rssPeakBytes: Math.max(before?.rssPeakBytes ?? 0, s.peak),
+    rssMeanBytes: Math.max(before?.rssMeanBytes ?? 0, Math.round(s.mean)),
+    processes: Math.max(before?.processes ?? 0, s.processes),
+    processNames: s.names.length >= (before?.processNames.length ?? 0) ? s.names : before!.processNames,
+  };
+  rss.set(name, rounds);
+}
+
+/**
+ * RSS per round comes with the latency rounds, so it is not measured again on its own: its ratios
+ * that disagree are reported unstable.
+ */
+async function recordFootprints(
+  ctx: BenchContext,
+  names: TargetName[],
+  rss: Map<TargetName, FootprintRound[]>,
+): Promise<void> {
+  const image = await unikernelImageFacts();
+  for (const name of names) {
+    const samples = (rss.get(name) ?? []).flatMap((detail, round) =>
+      detail ? [{ round, attempt: 1, value: detail.rssPeakBytes, detail }] : [],
+    );
+    const t = bench(ctx, name);
+    t.footprint = { samples, spread: spreadOf(samples.map((s) => s.value)), discarded: [] };
+    if (name === 'unikernel' && image) t.image = image;
+  }
+  for (const [a, b] of ratioPairs(names)) {
+    const ratios = pairedRatios(
+      bench(ctx, a).footprint?.samples ?? [],
+      bench(ctx, b).footprint?.samples ?? [],
+    );
+    if (outlierIndex(ratios, ctx.plan.tolerance) === null) continue;
+    ctx.problems.push({
+      figure: 'RSS',
+      kind: 'unstable',
+      targets: [a, b],
+      message: `${a}/${b} unstable: rounds ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')} disagree beyond ±${Math.round(ctx.plan.tolerance * 100)}% (RSS comes with the latency rounds and is not measured again)`,
+    });
+  }
+}
+
+const coldStartPhase: Phase = {
+  id: 'coldStart',
+  title: 'cold start',
+  usesFleet: false,
+  estimateMs: (plan, targets) =>
+    plan.coldStartRounds * sum(targets.coldStart.map((t) => costOf.coldStart(t))),
+  async run(ctx) {
+    const names = ctx.targets
+      .filter((t) => !t.skipped && TARGETS[t.name].phases.includes('coldStart'))
+      .map((t) => t.name);
+    if (ctx.aborted() || names.length === 0) return;
+    step(
+      ctx,
+      `cold start: ${names.join(', ')} interleaved, ${ctx.plan.coldStartRounds} rounds, spawn → first 200 of a 4 KiB file`,
+    );
+    const result = await rounds(
+      ctx,
+      'cold start',
+      targetSpec<null>(ctx, names, false, { rounds: ctx.plan.coldStartRounds }),
+      async (name, round, { attempt }) => {
+        if (ctx.aborted()) return null;
+        try {
+          const { ms, how } = await coldStart(name, ctx.dataDir);
+          bench(ctx, name).coldStartHow = how;
+          done(ctx, costOf.coldStart(name), attempt);
+          ctx.progress.live(`cold start · ${name} · round ${round + 1}: ${ms.toFixed(0)} ms`);
+          return { value: Math.round(ms * 10) / 10, detail: null };
+        } catch (err) {
+          const note = `cold start not measured: ${describeError(err)}`;
+          if (!bench(ctx, name).notes.includes(note)) bench(ctx, name).notes.push(note);
+          return null;
+        }
+      },
+    );
+    for (const name of names) {
+      const figure = figureOf(result, name);
+      bench(ctx, name).coldStart = figure;
+      if (figure.spread)
+        ctx.progress.info(
+          `cold start ${name}: median ${figure.spread.median.toFixed(0)} ms (${figure.spread.min.toFixed(0)}–${figure.spread.max.toFixed(0)})`,
+        );
+    }
+  },
+};
+
+const recoveryPhase: Phase = {
+  id: 'recovery',
+  title: 'recovery',
+  usesFleet: false,
+  estimateMs: (plan, targets) =>
+    sum(targets.recovery.map((t) => costOf.coldStart(t) + plan.rounds * costOf.recovery(plan, t))),
+  async run(ctx) {
+    const { plan } = ctx;
+    const names = ctx.targets
+      .filter((t) => !t.skipped && TARGETS[t.name].phases.includes('recovery'))
+      .map((t) => t.name);
+    if (ctx.aborted() || names.length === 0) return;
+    step(
+      ctx,
+      `recovery: ${names.join(', ')} interleaved, ${plan.rounds} rounds — SIGKILL at ${plan.recovery.faultAtMs / 1000}s under ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s`,
+    );
+    // Each target is started once under its restarter; every round kills it again once it serves.
+    const setups = new Map<TargetName, RecoveryTarget>();
+    for (const name of names) {
+      try {
+        const setup = await startRecoveryTarget(name, ctx);
+        setups.set(name, setup);
+        bench(ctx, name).recoveryHow = setup.how;
+        ctx.clock.advance(costOf.coldStart(name));
+      } catch (err) {
+        bench(ctx, name).notes.push(`recovery not measured: ${describeError(err)}`);
+      }
+    }
+    const runs = new Map<string, LoadResults>();
+    try {
+      const result = await rounds(
+        ctx,
+        'recovery',
+        { ...targetSpec<RecoveryRound>(ctx, names, false), sanity: [], ratioPairs: [], maxAttempts: 1 },
+        async (name, round) => {
+          const setup = setups.get(name);
+          if (!setup || ctx.aborted()) return null;
+          try {
+            const { result: r, load } = await recoveryRound(setup, ctx, round);
+            runs.set(`${name}/${round}`, load);
+            done(ctx, costOf.recovery(plan, name), 1);
+            ctx.progress.info(
+              `recovery ${name} round ${round + 1}: ${r.failed} failed of ${r.requests}; first success after ${r.firstSuccessAfterFailureMs === null ? (r.failed ? 'none: it did not recover in the window' : 'n/a (nothing failed)') : `${r.firstSuccessAfterFailureMs.toFixed(0)} ms`}`,
+            );
+            return { value: r.failed, detail: r };
+          } catch (err) {
+            const note = `recovery not measured: ${describeError(err)}`;
+            if (!bench(ctx, name).notes.includes(note)) bench(ctx, name).notes.push(note);
+            return null;
+          }
+        },
+      );
+      for (const name of names) bench(ctx, name).recovery = figureOf(result, name);
+      ctx.loadRuns.recovery = names.flatMap((name) =>
+        (result.samples[name] ?? []).flatMap((s) => {
+          const run = runs.get(`${name}/${s.round}`);
+          return run
+            ? [{ ...run, targets: run.targets.map((t) => ({ ...t, name: `${name} #${s.round + 1}` })) }]
+            : [];
+        }),
+      );
+    } finally {
+      await Promise.all([...setups.values()].map((setup) => setup.root.stop()));
+    }
+  },
+};
+
+/** The phases in the order they run; another phase (a tracing cost, a security row) is one more entry. */
+export const PHASES: Phase[] = [
+  natsPhase,
+  calibrationPhase,
+  throughputPhase,
+  latencyPhase,
+  coldStartPhase,
+  recoveryPhase,
+];
+
+/** Set-up (machine, corpus) and starting and stopping the running targets. */
+function setupEstimateMs(targets: PhaseTargets): number {
+  return COSTS.setupMs + sum(targets.fleet.map((t) => costOf.coldStart(t)));
+}
+
+/** How long a run should take, phase by phase (without reruns). */
+export function estimateBench(
+  plan: Plan,
+  names: readonly TargetName[],
+): { totalMs: number; phases: { phase: string; ms: number }[] } {
+  const targets = phaseTargets(names);
+  const phases = [
+    { phase: 'set-up', ms: setupEstimateMs(targets) },
+    ...PHASES.map((p) => ({ phase: p.title, ms: p.estimateMs(plan, targets) })),
+  ];
+  return { totalMs: sum(phases.map((p) => p.ms)), phases };
+}
+
 export async function runBench(options: BenchOptions): Promise<BenchRun> {
-  const plan = options.quick ? PLANS.quick : PLANS.full;
+  const plan = planFor(options.quick, options.rounds);
   const progress = options.progress;
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const names = TARGET_NAMES.filter((n) => !options.only || options.only.includes(n));
+  const estimate = estimateBench(plan, names);
+  progress.info(
+    `plan: about ${formatClock(estimate.totalMs)} (${estimate.phases
+      .filter((p) => p.ms > 0)
+      .map((p) => `${p.phase} ${formatClock(p.ms)}`)
+      .join(', ')}), more if measurements must be taken again`,
+  );
+  for (const line of tradeoffs(plan)) progress.info(`${plan.name} gives up: ${line}`);
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-bench-'));
   // mkdtemp makes it private; nginx's worker (user nobody when run as root) must reach the corpus.
   await chmod(workDir, 0o755);
 
+  const ctx = await newContext({
+    plan,
+    progress,
+    workDir,
+    names,
+    signal: options.signal,
+    clock: new ProgressClock(estimate.totalMs, t0),
+  });
   try {
-    progress.step('machine and corpus');
-    const machine = await describeMachine();
-    const { dataDir, manifestDir } = await prepareCorpus(workDir);
-    const ctx: BenchContext = {
-      plan,
-      progress,
-      machine,
-      dataDir,
-      workDir,
-      manifestDir,
-      signal: options.signal,
-      aborted: () => options.signal?.aborted === true,
-    };
-    const targets = describeTargets(names);
-    const nats = await measureNats(ctx);
-    await measureThroughput(ctx, targets);
-    const commonRates = commonRatesFor(plan, targets);
-    const latencyRuns = await measureLatency(ctx, targets, commonRates);
-    await measureColdStarts(ctx, targets);
-    const recoveryRuns = await measureRecoveries(ctx, targets);
-
-    machine.loadAverageEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
-    machine.cpuPressureEnd = cpuPressure();
-    const results: BenchResults = {
-      version: 1,
-      tool: 'kstyles-bench',
-      startedAt,
-      durationMs: Math.round(performance.now() - t0),
-      machine,
-      method: benchMethod(plan, options.quick, commonRates),
-      nats,
-      targets,
-      checks: evaluateTargets(targets, 'skipped' in nats ? null : nats),
-      reports: {},
-    };
-    return { results, loadRuns: { latency: latencyRuns, recovery: recoveryRuns } };
+    step(ctx, 'machine and corpus');
+    Object.assign(ctx, await prepareCorpus(workDir));
+    const lastFleetPhase = PHASES.findLastIndex((p) => p.usesFleet);
+    for (const [i, phase] of PHASES.entries()) {
+      if (ctx.aborted()) break;
+      if (phase.usesFleet && ctx.fleet.size === 0) await startFleet(ctx);
+      await phase.run(ctx);
+      if (i === lastFleetPhase) await stopFleet(ctx);
+    }
   } finally {
+    await stopFleet(ctx);
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
+  const machine = ctx.machine;
+  machine.loadAverageEnd = os.loadavg().map((l) => Math.round(l * 100) / 100);
+  machine.cpuPressureEnd = cpuPressure();
+  const nats = 'skipped' in ctx.nats ? null : ctx.nats;
+  const results: BenchResults = {
+    version: 2,
+    tool: 'kstyles-bench',
+    startedAt,
+    durationMs: Math.round(performance.now() - t0),
+    estimatedMs: Math.round(estimate.totalMs),
+    machine,
+    method: benchMethod(plan),
+    calibration: ctx.calibration,
+    nats: ctx.nats,
+    targets: ctx.targets,
+    checks: evaluateTargets(ctx.targets, nats),
+    problems: ctx.problems,
+    reruns: ctx.reruns,
+    reports: {},
+  };
+  return { results, loadRuns: ctx.loadRuns };
+}
+
+/** A run's context before its corpus is made (prepareCorpus fills dataDir and manifestDir). */
+export async function newContext(o: {
+  plan: Plan;
+  progress: BenchProgress;
+  workDir: string;
+  names: readonly TargetName[];
+  signal: AbortSignal | undefined;
+  clock: ProgressClock;
+}): Promise<BenchContext> {
+  return {
+    plan: o.plan,
+    progress: o.progress,
+    machine: await describeMachine(),
+    dataDir: '',
+    workDir: o.workDir,
+    manifestDir: {} as Record<SizeKey, string>,
+    signal: o.signal,
+    aborted: () => o.signal?.aborted === true,
+    clock: o.clock,
+    targets: describeTargets(o.names),
+    fleet: new Map(),
+    warmedUp: new Set(),
+    noiseFloorUs: 0,
+    calibration: { skipped: 'not run' },
+    nats: { skipped: 'not run' },
+    problems: [],
+    reruns: 0,
+    loadRuns: { latency: {}, recovery: [] },
+  };
 }
 
 /** Every target asked for, still unmeasured; nginx is skipped up front when it is not installed. */
@@ -279,345 +1084,74 @@ function describeTargets(names: readonly TargetName[]): TargetBench[] {
   }));
 }
 
-/** One load run of one size against one target, its progress drawn live. */
-function loadOnce(
-  ctx: BenchContext,
-  target: RunningTarget,
-  size: SizeKey,
-  rate: number,
-  durationMs: number,
-  label: string,
-  timeoutMs = ctx.plan.stepTimeoutMs,
-): Promise<LoadResults> {
-  return runLoad({
-    targets: [{ name: target.name, url: target.url }],
-    rate,
-    durationMs,
-    corpusDir: ctx.manifestDir[size],
-    mix: 'all',
-    connections: ctx.plan.connections,
-    timeoutMs,
-    // A measurement step: the hostile battery belongs to the report of a load run, not to every step.
-    hostileBattery: false,
-    faults: [],
-    faultDrivers: [],
-    progressIntervalMs: 500,
-    onProgress: (p) => ctx.progress.live(`${label}  ${liveText(p)}`),
-    signal: stepSignal(ctx.signal),
-  }).finally(releaseStepSignals);
-}
-
-/** Starts a target for a phase, or marks it skipped (with the reason) when it cannot start. */
-async function startForPhase(ctx: BenchContext, t: TargetBench): Promise<RunningTarget | null> {
-  if (t.skipped) return null;
-  try {
-    return await startTarget(TARGETS[t.name], ctx.dataDir, ctx.workDir);
-  } catch (err) {
-    t.skipped = err instanceof SkipTarget ? err.message : `did not start: ${describeError(err)}`;
-    ctx.progress.info(`${t.name}: skipped — ${t.skipped}`);
-    return null;
-  }
-}
-
-/** The NATS request/reply round trip: the price of one microkernel hop. */
-async function measureNats(ctx: BenchContext): Promise<BenchResults['nats']> {
-  const natsMissing = missingBinary(NATS_SERVER_BIN, 'apt-get install -y nats-server');
-  if (natsMissing) return { skipped: natsMissing };
-  if (ctx.aborted()) return { skipped: 'not run' };
-  ctx.progress.step(`NATS round trip: ${ctx.plan.natsRoundTrips} × 1 KiB request/reply`);
-  try {
-    const nats = await measureNatsRoundTrip(ctx.workDir, ctx.plan.natsRoundTrips);
-    ctx.progress.info(
-      `NATS 1 KiB round trip p50 ${formatMicros(nats.p50Us)}, p99 ${formatMicros(nats.p99Us)}`,
-    );
-    return nats;
-  } catch (err) {
-    const skipped = describeError(err);
-    ctx.progress.info(`NATS round trip failed: ${skipped}`);
-    return { skipped };
-  }
-}
-
-/** Phase 1: each target's maximum sustainable rate per size (p99 under the bound, no errors). */
-async function measureThroughput(ctx: BenchContext, targets: TargetBench[]): Promise<void> {
-  const { plan, progress } = ctx;
-  for (const t of targets) {
-    if (ctx.aborted()) break;
-    progress.step(`max throughput: ${t.name} — starting`);
-    const running = await startForPhase(ctx, t);
-    if (!running) continue;
-    try {
-      for (const size of SIZE_KEYS) {
-        if (ctx.aborted() || !running.child.running) break;
-        const label = `max throughput · ${t.name} · ${SIZES[size].label}`;
-        progress.step(
-          `${label}: warm-up, then ×2 from ${plan.startRates[size]} req/s and bisect (p99 < ${plan.p99BoundMs} ms, no errors)`,
-        );
-        await loadOnce(ctx, running, size, plan.startRates[size], plan.warmupMs, `${label} warm-up`);
-        const result = await findMaxRate(
-          (rate) => throughputStep(ctx, running, size, rate, label),
-          {
-            startRate: plan.startRates[size],
-            maxRate: plan.maxRates[size],
-            minRate: plan.minRate,
-            bisectSteps: plan.bisectSteps,
-            resolution: 0.05,
-            confirmFailures: plan.confirmFailures,
-          },
-          (v) =>
-            progress.info(
-              `  ${v.ok ? '✓' : '✗'} ${String(v.rate).padStart(6)} req/s  ${v.reason}${v.othersCores != null ? `  (others on the machine: ${v.othersCores.toFixed(1)} cores)` : ''}`,
-            ),
-        );
-        t.throughput[size] = {
-          maxRate: result.maxRate,
-          generatorBound: result.generatorBound,
-          firstFailure: result.firstFailure,
-          steps: result.steps,
-        };
-        progress.info(
-          `${label}: ${result.maxRate} req/s${result.generatorBound ? ' (above it the generator fell behind: shared cores)' : ''}`,
-        );
+/** Starts every target of the throughput and latency phases, one after the other, and keeps them running. */
+async function startFleet(ctx: BenchContext): Promise<void> {
+  const names = phaseTargets(ctx.targets.filter((t) => !t.skipped).map((t) => t.name)).fleet;
+  step(ctx, `starting ${names.join(', ')}`);
+  // Side by side: most of a start is waiting (module loading, a nats-server, readiness polls).
+  await Promise.all(
+    names.map(async (name) => {
+      const t = bench(ctx, name);
+      try {
+        ctx.fleet.set(name, await startTarget(TARGETS[name], ctx.dataDir, ctx.workDir));
+      } catch (err) {
+        t.skipped = err instanceof SkipTarget ? err.message : `did not start: ${describeError(err)}`;
+        ctx.progress.info(`${name}: skipped — ${t.skipped}`);
       }
-    } finally {
-      await running.child.stop();
-    }
-  }
-}
-
-/** One step of the throughput search: a window at `rate`, judged against the p99 bound. */
-async function throughputStep(
-  ctx: BenchContext,
-  running: RunningTarget,
-  size: SizeKey,
-  rate: number,
-  label: string,
-): Promise<StepVerdict> {
-  const { plan } = ctx;
-  // At low rates a short window holds too few requests for a p99: stretch it to at least 40.
-  const windowMs = Math.min(Math.max(plan.stepWindowMs, (40 / rate) * 1000), 2 * plan.stepWindowMs);
-  const others = watchOthersCpu(ctx.machine.cores);
-  const r = await loadOnce(ctx, running, size, rate, windowMs, `${label} @ ${rate} req/s`);
-  const othersCores = others.stop();
-  const target = r.targets[0]!;
-  const verdict = judgeStep(
-    {
-      rate,
-      sent: target.sent,
-      ok: target.outcomes.ok,
-      errors: target.sent - target.outcomes.ok,
-      ...(target.errorSamples[0]
-        ? { errorSample: `${target.errorSamples[0].outcome}: ${target.errorSamples[0].message}` }
-        : {}),
-      p99Us: target.latency.p99,
-      throughput: target.throughput,
-      generatorBehind: r.generator.timeline.some((g) => g.behind),
-    },
-    plan.p99BoundMs * 1000,
+      ctx.clock.advance(costOf.coldStart(name));
+    }),
   );
-  // An overloaded target may have lost a part (a restarted server): let it be ready again first.
-  if (!verdict.ok) await waitFor200(running.child, running.url, ['/readyz'], 30_000).catch(() => undefined);
-  return { ...verdict, othersCores };
 }
 
-/**
- * The common rate is fixed per size and light, so latency shows each style's path (its hops) rather
- * than its queueing, and runs on different days compare; a target whose maximum is below it says so.
- */
-function commonRatesFor(plan: Plan, targets: TargetBench[]): Partial<Record<SizeKey, number>> {
-  for (const t of targets) {
-    for (const size of SIZE_KEYS) {
-      const max = t.throughput[size]?.maxRate;
-      if (max !== undefined && max < plan.commonRates[size]) {
-        t.notes.push(
-          `its ${SIZES[size].label} maximum (${max} req/s) is below the common rate (${plan.commonRates[size]} req/s): its latency there is that of an overloaded server`,
-        );
-      }
-    }
-  }
-  return { ...plan.commonRates };
+async function stopFleet(ctx: BenchContext): Promise<void> {
+  await Promise.all([...ctx.fleet.values()].map((r) => r.child.stop()));
+  ctx.fleet.clear();
 }
 
-/** Phase 2: latency and memory at the common rate; returns the load runs for their reports. */
-async function measureLatency(
-  ctx: BenchContext,
-  targets: TargetBench[],
-  commonRates: Partial<Record<SizeKey, number>>,
-): Promise<Partial<Record<SizeKey, LoadResults[]>>> {
-  const { plan, progress } = ctx;
-  const latencyRuns: Partial<Record<SizeKey, LoadResults[]>> = {};
-  const imageFacts = await unikernelImageFacts();
-  for (const t of targets) {
-    if (ctx.aborted() || t.skipped) continue;
-    progress.step(`latency at the common rate: ${t.name} — starting`);
-    const running = await startForPhase(ctx, t);
-    if (!running) continue;
-    const rss = sampleRss(running.child.pid);
-    try {
-      for (const size of SIZE_KEYS) {
-        const rate = commonRates[size];
-        if (!rate || ctx.aborted() || !running.child.running) continue;
-        const label = `latency · ${t.name} · ${SIZES[size].label} @ ${rate} req/s`;
-        progress.step(`${label} for ${plan.fixedWindowMs / 1000}s (after ${plan.warmupMs / 1000}s warm-up)`);
-        await loadOnce(ctx, running, size, rate, plan.warmupMs, `${label} warm-up`);
-        const others = watchOthersCpu(ctx.machine.cores);
-        const r = await loadOnce(ctx, running, size, rate, plan.fixedWindowMs, label, 5000);
-        const othersCores = others.stop();
-        const target = r.targets[0]!;
-        const latency: LatencyResult = {
-          rate,
-          durationMs: r.durationMs,
-          sent: target.sent,
-          ok: target.outcomes.ok,
-          errors: target.sent - target.outcomes.ok,
-          p50: target.latency.p50,
-          p90: target.latency.p90,
-          p99: target.latency.p99,
-          p999: target.latency.p999,
-          max: target.latency.max,
-          generatorBehind: r.generator.timeline.some((g) => g.behind),
-          othersCores,
-        };
-        t.latency[size] = latency;
-        latencyRuns[size] = [...(latencyRuns[size] ?? []), r];
-        progress.info(
-          `${label}: p50 ${formatMicros(latency.p50)}, p99 ${formatMicros(latency.p99)}, p99.9 ${formatMicros(latency.p999)}, ${latency.errors} errors`,
-        );
-      }
-    } finally {
-      const s = rss.stop();
-      t.footprint = {
-        rssPeakBytes: s.peak,
-        rssMeanBytes: Math.round(s.mean),
-        processes: s.processes,
-        processNames: s.names,
-        ...(t.name === 'unikernel' && imageFacts ? imageFacts : {}),
-      };
-      await running.child.stop();
-    }
-  }
-  return latencyRuns;
-}
-
-/** Phase 3: spawn → first 200, for the styles and the node:http floor. */
-async function measureColdStarts(ctx: BenchContext, targets: TargetBench[]): Promise<void> {
-  const { plan, progress } = ctx;
-  for (const t of targets) {
-    if (ctx.aborted() || t.skipped || (t.kind !== 'style' && t.name !== 'floor')) continue;
-    progress.step(`cold start: ${t.name} — ${plan.coldStartRuns} starts, spawn → first 200 of a 4 KiB file`);
-    try {
-      t.coldStart = await coldStart(t.name, ctx.dataDir, plan.coldStartRuns, progress);
-      progress.info(
-        `cold start ${t.name}: median ${t.coldStart.medianMs.toFixed(0)} ms (${t.coldStart.minMs.toFixed(0)}–${t.coldStart.maxMs.toFixed(0)})`,
-      );
-    } catch (err) {
-      t.notes.push(`cold start not measured: ${describeError(err)}`);
-      progress.info(`cold start ${t.name}: failed — ${describeError(err)}`);
-    }
-  }
-}
-
-/** Phase 4: a SIGKILL under load, per style; returns the load runs for their reports. */
-async function measureRecoveries(ctx: BenchContext, targets: TargetBench[]): Promise<LoadResults[]> {
-  const { plan, progress } = ctx;
-  const recoveryRuns: LoadResults[] = [];
-  for (const t of targets) {
-    if (ctx.aborted() || t.skipped || t.kind !== 'style') continue;
-    progress.step(
-      `recovery: ${t.name} — SIGKILL at ${plan.recovery.faultAtMs / 1000}s under ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s`,
-    );
-    try {
-      const { result, load } = await recovery(
-        t.name,
-        ctx.dataDir,
-        ctx.workDir,
-        ctx.manifestDir['4k'],
-        plan,
-        progress,
-        ctx.signal,
-      );
-      t.recovery = result;
-      recoveryRuns.push(load);
-      progress.info(
-        `recovery ${t.name}: ${result.failed} failed of ${result.requests}; first success after ${result.firstSuccessAfterFailureMs === null ? 'n/a (nothing failed)' : `${result.firstSuccessAfterFailureMs.toFixed(0)} ms`} — ${result.how}`,
-      );
-    } catch (err) {
-      t.notes.push(`recovery not measured: ${describeError(err)}`);
-      progress.info(`recovery ${t.name}: failed — ${describeError(err)}`);
-    }
-  }
-  return recoveryRuns;
-}
-
-function benchMethod(plan: Plan, quick: boolean, commonRates: Partial<Record<SizeKey, number>>): BenchMethod {
+function benchMethod(plan: Plan): BenchMethod {
   return {
-    quick,
-    p99BoundMs: plan.p99BoundMs,
-    stepWindowMs: plan.stepWindowMs,
-    warmupMs: plan.warmupMs,
-    fixedWindowMs: plan.fixedWindowMs,
-    search: { startRates: plan.startRates, maxRates: plan.maxRates, bisectSteps: plan.bisectSteps },
-    coldStartRuns: plan.coldStartRuns,
-    recovery: plan.recovery,
-    connections: plan.connections,
-    commonRates,
-    commonRateRule: 'fixed per size, the same for every target and every run',
-    natsRoundTrips: plan.natsRoundTrips,
+    quick: plan.name === 'quick',
+    plan,
+    tradeoffs: tradeoffs(plan),
+    ladderResolution: ladderResolution(plan.ladder),
+    commonRates: Object.fromEntries(plan.latency.sizes.map((s) => [s, plan.latency.rates[s]])),
     text: methodText(plan),
   };
 }
 
 export function methodText(plan: Plan): string[] {
+  const pct = (r: number) => `${Math.round(r * 100)}%`;
+  const resolution = ladderResolution(plan.ladder);
   return [
-    "One machine, loopback, one target at a time; the load generator (kstyles load's open-loop engine, wrk2 model: latency from the intended send time, HdrHistogram in µs, every body checked against the corpus sha256) runs in the benchmark process on the same cores.",
-    `Max throughput: per target and file size, a warm-up of ${plan.warmupMs / 1000}s, then the offered rate doubles from ${Object.entries(
-      plan.startRates,
-    )
-      .map(([k, v]) => `${v} (${SIZES[k as SizeKey].label})`)
-      .join(
-        ', ',
-      )} req/s until a ${plan.stepWindowMs / 1000}s step (longer at low rates: at least 40 requests) fails, then ${plan.bisectSteps} bisection step(s). After a failed step the target must answer /readyz again before the next. A step passes with no failed request, p99 < ${plan.p99BoundMs} ms, and the generator on schedule; ${plan.connections} keep-alive connections.`,
-    `Latency: every target at the same fixed rate per size (${SIZE_KEYS.map((k) => `${SIZES[k].label} ${plan.commonRates[k]} req/s`).join(', ')}), ${plan.warmupMs / 1000}s warm-up then ${plan.fixedWindowMs / 1000}s measured; p50/p99/p99.9 from the intended send time.`,
-    "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during the latency runs (peak and mean); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
-    `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers); the median of ${plan.coldStartRuns} starts, after the target already ran in the phases before (tsx's transform cache and the page cache are warm).`,
-    `Recovery: ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s, SIGKILL at ${plan.recovery.faultAtMs / 1000}s of the component a driver bug kills: the monolith and unikernel processes (under the supervisor of services/supervisor as restarter), the microkernel's driver server (through its supervisor's control API); failed requests and fault → first success after the first failure.`,
-    'NATS: sequential 1 KiB request/reply round trips through a real nats-server on loopback.',
+    "One machine, loopback; the load generator (kstyles load's open-loop engine, wrk2 model: latency from the intended send time, HdrHistogram in µs, every body checked) runs in the benchmark process on the same cores. Calibration, throughput and latency share one set of running targets, each started once.",
+    `Rounds: every figure is measured ${plan.rounds} times, the targets interleaved (A B C A B C …, the same phase and the same rates); tables show the median with min–max, ratios are taken round by round (paired) and shown the same way. No best run is picked.`,
+    `Agreement: a ratio whose rounds are not all within ±${pct(plan.tolerance)} of their median is measured again (the round farthest from it, both targets), at most ${plan.maxAttempts - 1} more time(s) per round and ${plan.rerunBudget} per figure; if it still disagrees it is reported unstable.`,
+    `Sanity: a round where nginx is more than ${pct(plan.tolerance)} below the node:http floor, where the monolith (the floor's path plus Express) is more than 1.5× better than the floor, or where a rate passes more than ${pct(plan.tolerance)} above a rate that failed in another round (not for the generator), is a failed measurement: it is measured again; nginx's or the monolith's round is left out of the table (with the reason) if it stays so, rounds of one target that still contradict each other are kept and reported unstable.`,
+    `Calibration: the generator against nginx (4 KiB), ${plan.rounds} rounds: its noise floor (corrected p99 at ${plan.calibration.noiseRate} req/s for ${plan.calibration.windowMs / 1000} s) and the highest rate it holds per core with send-lag p99 < ${plan.calibration.sendLagBoundUs / 1000} ms and no failed request.`,
+    `Max throughput: per size, rates on a ladder of ${plan.ladder.perDoubling} steps per doubling (resolution ${pct(resolution)}) from ${SIZE_KEYS.map((k) => `${plan.ladder.startRates[k]} (${SIZES[k].label})`).join(', ')} req/s; the first round doubles until a step fails, then bisects to adjacent rates; later rounds start at the median of the rounds so far and move one rate, then two, four. A step is a ${plan.stepWindowMs / 1000} s window (at least ${plan.minStepRequests} requests) and passes with no failed request, p99 < ${plan.p99BoundMs} ms from the intended send time, and the generator on schedule; a p99 within the noise floor of the bound is measured again (${plan.undecidedTries} times in all), then decided on the other criteria. After a failed step the target must answer /readyz again. ${plan.connections} keep-alive connections. A ${plan.warmupMs / 1000} s warm-up before each target's first round.`,
+    `Latency: every target at the same fixed rate per size (${plan.latency.sizes.map((k) => `${SIZES[k].label} ${plan.latency.rates[k]} req/s`).join(', ')}), a ${plan.warmupMs / 1000} s warm-up, then ${plan.rounds} rounds of ${plan.latency.windowMs / 1000} s (at least ${plan.latency.minRequests} requests); p50/p99/p99.9 from the intended send time.`,
+    "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during each round's latency windows (peak per round); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
+    `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers), ${plan.coldStartRounds} rounds; the targets ran before, so tsx's transform cache and the page cache are warm.`,
+    `Recovery: ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s, SIGKILL at ${plan.recovery.faultAtMs / 1000}s of the component a driver bug kills: the monolith and unikernel processes (under the supervisor of services/supervisor as restarter), the microkernel's driver server (through its supervisor's control API); failed requests and fault → first success after the first failure, ${plan.rounds} rounds.`,
+    `NATS: ${plan.rounds} rounds of ${plan.natsRoundTrips} sequential 1 KiB request/reply round trips through a real nats-server on loopback.`,
   ];
 }
 
-async function coldStart(
-  name: TargetName,
-  dataDir: string,
-  runs: number,
-  progress: BenchProgress,
-): Promise<ColdStartResult> {
+/** Spawn → first 200 of a 4 KiB file, for one start. */
+async function coldStart(name: TargetName, dataDir: string): Promise<{ ms: number; how: string }> {
   const def = TARGETS[name];
-  const samples: number[] = [];
-  let how = '';
-  // No discarded start: the target already ran in the earlier phases, so tsx's cache and the page cache are warm.
-  for (let i = 1; i <= runs; i++) {
-    const port = await freePort();
-    const launch = def.launch(port, dataDir)!;
-    how = launch.describe;
-    const child = startProcess(`${name} (cold start)`, launch.command, launch.args, launch.env);
-    try {
-      const ms = await waitFor200(child, `http://127.0.0.1:${port}`, [...READY_PATHS], def.readyTimeoutMs, 2);
-      samples.push(ms);
-      progress.live(`cold start · ${name} · ${i}/${runs}: ${ms.toFixed(0)} ms`);
-    } finally {
-      await child.stop();
-    }
+  const port = await freePort();
+  const launch = def.launch(port, dataDir)!;
+  const child = startProcess(`${name} (cold start)`, launch.command, launch.args, launch.env);
+  try {
+    const ms = await waitFor200(child, `http://127.0.0.1:${port}`, [...READY_PATHS], def.readyTimeoutMs, 2);
+    return {
+      ms,
+      how: `${launch.describe}; spawn → 200 of /readyz then of /files/bench/4k.bin, polled every 2 ms`,
+    };
+  } finally {
+    await child.stop();
   }
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return {
-    samplesMs: samples.map((s) => Math.round(s * 10) / 10),
-    medianMs: Math.round(median * 10) / 10,
-    minMs: Math.round(sorted[0]! * 10) / 10,
-    maxMs: Math.round(sorted.at(-1)! * 10) / 10,
-    how: `${how}; spawn → 200 of /readyz then of /files/bench/4k.bin, polled every 2 ms`,
-  };
 }
 
 /** Finds the microkernel's supervisor among the running supervisors: the one inside our process tree. */
@@ -631,126 +1165,138 @@ function findInTree(rootPid: number, pattern: RegExp): number | null {
   return processTree(rootPid).find((pid) => pid !== rootPid && pattern.test(cmdline(pid))) ?? null;
 }
 
-async function recovery(
-  name: TargetName,
-  dataDir: string,
-  workDir: string,
-  manifestDir: string,
-  plan: Plan,
-  progress: BenchProgress,
-  signal?: AbortSignal,
-): Promise<{ result: RecoveryResult; load: LoadResults }> {
+/** A target running under its restarter, and how to kill the part a driver bug kills. */
+type RecoveryTarget = { name: TargetName; root: Spawned; url: string; how: string; kill(): Promise<string> };
+
+/**
+ * Starts a target for the recovery rounds: the microkernel as it runs (its supervisor restarts a
+ * killed driver), the monolith and the unikernel under the project's supervisor as the restarter
+ * (they die whole).
+ */
+async function startRecoveryTarget(name: TargetName, ctx: BenchContext): Promise<RecoveryTarget> {
+  const { dataDir, workDir } = ctx;
   const def = TARGETS[name];
-  let root: Spawned;
-  let url: string;
-  let kill: () => Promise<string>;
-  let how: string;
-  if (name === 'microkernel') {
+  if (name === 'microkernel' || name === 'microkernel-copy') {
     const running = await startTarget(def, dataDir, workDir);
-    root = running.child;
-    url = running.url;
-    how =
-      "driver server SIGKILLed through the microkernel supervisor's control API; the supervisor restarts it";
-    kill = async () => {
-      const state = supervisorOf(root.pid);
-      if (state?.nats) {
-        const client = await SupervisorControlClient.connect({ ...state.nats });
-        try {
-          const answer = await client.kill(state.id, 'driver', 'SIGKILL');
-          return `supervisor '${state.id}' control API: SIGKILL driver (PID ${answer.pid})`;
-        } finally {
-          await client.close();
+    const root = running.child;
+    const target: RecoveryTarget = {
+      name,
+      root,
+      url: running.url,
+      how: "driver server SIGKILLed through the microkernel supervisor's control API; the supervisor restarts it",
+      async kill() {
+        const state = supervisorOf(root.pid);
+        if (state?.nats) {
+          const client = await SupervisorControlClient.connect({ ...state.nats });
+          try {
+            const answer = await client.kill(state.id, 'driver', 'SIGKILL');
+            return `supervisor '${state.id}' control API: SIGKILL driver (PID ${answer.pid})`;
+          } finally {
+            await client.close();
+          }
         }
-      }
-      const pid = findInTree(root.pid, /driver/);
-      if (pid === null)
-        throw new Error('no supervisor runtime state and no driver process found in the microkernel tree');
-      how = 'driver server SIGKILLed by PID (no supervisor control API found); its supervisor restarts it';
-      process.kill(pid, 'SIGKILL');
-      return `SIGKILL to the driver server (PID ${pid}) found in the process tree`;
+        const pid = findInTree(root.pid, /driver/);
+        if (pid === null)
+          throw new Error('no supervisor runtime state and no driver process found in the microkernel tree');
+        target.how =
+          'driver server SIGKILLed by PID (no supervisor control API found); its supervisor restarts it';
+        process.kill(pid, 'SIGKILL');
+        return `SIGKILL to the driver server (PID ${pid}) found in the process tree`;
+      },
     };
-  } else {
-    // The monolith and the unikernel die whole: run them under the project's supervisor as the restarter.
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    const launch = def.launch(port, dataDir)!;
-    const specFile = path.join(workDir, `${name}-restarter.json`);
-    const id = `bench-${name}-${process.pid}`;
-    await writeFile(
-      specFile,
-      JSON.stringify({
-        id,
-        intensity: { maxRestarts: 20, periodMs: 60_000 },
-        children: [
-          {
-            name,
-            command: launch.command,
-            args: launch.args,
-            env: Object.fromEntries(
-              Object.entries(launch.env).filter((e): e is [string, string] => typeof e[1] === 'string'),
-            ),
-            health: { kind: 'http', url: `${url}/readyz` },
-          },
-        ],
-      }),
-    );
-    root = startProcess(`${name} restarter`, process.execPath, [
-      '--import',
-      'tsx',
-      SUPERVISOR_MAIN,
-      '--spec',
-      specFile,
-    ]);
+    return target;
+  }
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const launch = def.launch(port, dataDir)!;
+  const specFile = path.join(workDir, `${name}-restarter.json`);
+  await writeFile(
+    specFile,
+    JSON.stringify({
+      id: `bench-${name}-${process.pid}`,
+      intensity: { maxRestarts: 20, periodMs: 60_000 },
+      children: [
+        {
+          name,
+          command: launch.command,
+          args: launch.args,
+          env: Object.fromEntries(
+            Object.entries(launch.env).filter((e): e is [string, string] => typeof e[1] === 'string'),
+          ),
+          health: { kind: 'http', url: `${url}/readyz` },
+        },
+      ],
+    }),
+  );
+  const root = startProcess(`${name} restarter`, process.execPath, [
+    '--import',
+    'tsx',
+    SUPERVISOR_MAIN,
+    '--spec',
+    specFile,
+  ]);
+  try {
     await waitFor200(root, url, [...READY_PATHS], def.readyTimeoutMs);
-    const program = new RegExp(
-      name === 'unikernel' ? 'kstyles-unikernel|unikernel' : 'kstyles\\.js monolith',
-    );
-    how = `the whole ${name} process SIGKILLed; the supervisor (services/supervisor/main.ts, one_for_one, http readiness check) restarts it`;
-    kill = async () => {
+  } catch (err) {
+    await root.stop();
+    throw err;
+  }
+  const program = new RegExp(name === 'unikernel' ? 'kstyles-unikernel|unikernel' : 'kstyles\\.js monolith');
+  return {
+    name,
+    root,
+    url,
+    how: `the whole ${name} process SIGKILLed; the supervisor (services/supervisor/main.ts, one_for_one, http readiness check) restarts it`,
+    async kill() {
       const pid = findInTree(root.pid, program);
       if (pid === null || !isAlive(pid))
         throw new Error(`no ${name} process under the restarter (PID ${root.pid})`);
       process.kill(pid, 'SIGKILL');
       return `SIGKILL to ${name} (PID ${pid})`;
-    };
-  }
-  try {
-    const r = await runLoad({
-      targets: [{ name, url }],
+    },
+  };
+}
+
+/** One round: once the target serves again, a steady 4 KiB rate with a SIGKILL in it. */
+async function recoveryRound(
+  target: RecoveryTarget,
+  ctx: BenchContext,
+  round: number,
+): Promise<{ result: RecoveryRound; load: LoadResults }> {
+  const { plan } = ctx;
+  const { name } = target;
+  await waitFor200(target.root, target.url, [...READY_PATHS], TARGETS[name].readyTimeoutMs);
+  const r = await benchLoad({
+    name,
+    url: target.url,
+    corpusDir: ctx.manifestDir['4k'],
+    rate: plan.recovery.rate,
+    durationMs: plan.recovery.durationMs,
+    timeoutMs: 2000,
+    connections: plan.connections,
+    faults: [{ atMs: plan.recovery.faultAtMs, target: name, kind: 'kill', affects: [name] }],
+    faultDrivers: [
+      { name: 'bench', supports: () => true, inject: async () => ({ message: await target.kill() }) },
+    ],
+    faultWindowMs: plan.recovery.durationMs - plan.recovery.faultAtMs,
+    label: `recovery · ${name} · round ${round + 1}`,
+    onLive: ctx.progress.live,
+    signal: ctx.signal,
+  });
+  const fault = r.faults[0];
+  const res = fault?.resilience[0];
+  return {
+    load: r,
+    result: {
       rate: plan.recovery.rate,
       durationMs: plan.recovery.durationMs,
-      corpusDir: manifestDir,
-      mix: 'all',
-      connections: plan.connections,
-      timeoutMs: 2000,
-      hostileBattery: false,
-      faults: [{ atMs: plan.recovery.faultAtMs, target: name, kind: 'kill', affects: [name] }],
-      faultDrivers: [
-        { name: 'bench', supports: () => true, inject: async () => ({ message: await kill() }) },
-      ],
-      faultWindowMs: plan.recovery.durationMs - plan.recovery.faultAtMs,
-      progressIntervalMs: 500,
-      onProgress: (p) => progress.live(`recovery · ${name}  ${liveText(p)}`),
-      signal: stepSignal(signal),
-    }).finally(releaseStepSignals);
-    const fault = r.faults[0];
-    const res = fault?.resilience[0];
-    return {
-      load: r,
-      result: {
-        rate: plan.recovery.rate,
-        durationMs: plan.recovery.durationMs,
-        faultAtMs: fault?.firedAtMs ?? plan.recovery.faultAtMs,
-        how,
-        injected: fault?.ok === true,
-        message: fault?.message ?? 'no fault fired',
-        requests: res?.requests ?? 0,
-        failed: res?.failed ?? 0,
-        firstSuccessAfterFailureMs: res?.firstSuccessAfterFailureMs ?? null,
-        p99RecoveryMs: res?.p99RecoveryMs ?? null,
-      },
-    };
-  } finally {
-    await root.stop();
-  }
+      faultAtMs: fault?.firedAtMs ?? plan.recovery.faultAtMs,
+      injected: fault?.ok === true,
+      message: fault?.message ?? 'no fault fired',
+      requests: res?.requests ?? 0,
+      failed: res?.failed ?? 0,
+      firstSuccessAfterFailureMs: res?.firstSuccessAfterFailureMs ?? null,
+      p99RecoveryMs: res?.p99RecoveryMs ?? null,
+    },
+  };
 }

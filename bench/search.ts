@@ -1,7 +1,10 @@
 /**
- * The search for the maximum sustainable open-loop rate: double the offered rate until a step fails,
- * then bisect between the last passing and the first failing rate. Pure logic over a measurement
- * function, so it is tested with a stub and run with the load generator.
+ * The search for the maximum sustainable open-loop rate, on a ladder of rates (a fixed geometric
+ * series per size, so every target and every round is offered the same rates): from a start rung, up
+ * (or down) in steps until the verdict flips, then bisection to adjacent rungs. The first round of a
+ * figure starts at the size's start rate and moves a doubling at a time; later rounds start at the
+ * rounds measured so far and move one rung, then two, four… Pure logic over a measurement function,
+ * so it is tested with a stub and run with the load generator.
  */
 
 /** What one step at one offered rate showed. */
@@ -12,27 +15,54 @@ export type StepVerdict = {
   reason: string;
   /** Failed because the load generator, not the target, could not hold the schedule. */
   generatorBound?: boolean;
+  /** p99 so close to the bound that the instrument's noise floor cannot tell which side it is on. */
+  undecided?: boolean;
   p99Us?: number;
   throughput?: number;
   /** Cores the rest of the machine used during the step (others' work on a shared machine). */
   othersCores?: number | null;
 };
 
+/** Rates base × 2^(k / perDoubling), k a whole number, rounded and kept within [min, max]. */
+export type Ladder = { base: number; perDoubling: number; min: number; max: number };
+
+/** Rates are requests per second; rounding keeps them readable and avoids re-measuring near-equal rates. */
+export function roundRate(rate: number): number {
+  if (rate >= 1000) return Math.round(rate / 50) * 50;
+  if (rate >= 100) return Math.round(rate / 10) * 10;
+  return Math.max(1, Math.round(rate));
+}
+
+/** The lowest and the highest rung of a ladder. */
+export function rungRange(ladder: Ladder): { low: number; high: number } {
+  const at = (rate: number) => Math.log2(rate / ladder.base) * ladder.perDoubling;
+  return { low: Math.ceil(at(ladder.min) - 1e-9), high: Math.floor(at(ladder.max) + 1e-9) };
+}
+
+export function rateAt(ladder: Ladder, rung: number): number {
+  return roundRate(ladder.base * 2 ** (rung / ladder.perDoubling));
+}
+
+/** The highest rung whose rate is at most `rate` (the lowest rung for rates below it). */
+export function rungAtOrBelow(ladder: Ladder, rate: number): number {
+  const { low, high } = rungRange(ladder);
+  let rung = Math.floor(Math.log2(Math.max(rate, 1e-9) / ladder.base) * ladder.perDoubling + 1e-9);
+  while (rung > low && rateAt(ladder, rung) > rate) rung--;
+  return Math.min(high, Math.max(low, rung));
+}
+
+/** The relative step between two adjacent rungs: the resolution of a maximum found on this ladder. */
+export function ladderResolution(ladder: Pick<Ladder, 'perDoubling'>): number {
+  return 2 ** (1 / ladder.perDoubling) - 1;
+}
+
 export type SearchOptions = {
-  startRate: number;
-  /** Never offer more than this. */
-  maxRate: number;
-  /** Never go below this when the start rate already fails. */
-  minRate: number;
-  /** Bisection steps after the first failure. */
-  bisectSteps: number;
-  /** Stop bisecting once (fail - pass) / pass is below this (e.g. 0.05 = 5 %). */
-  resolution: number;
-  /**
-   * Measure a failing rate once more and count it as failed only if it fails again: on a shared
-   * machine one noisy second must not end the climb.
-   */
-  confirmFailures?: boolean;
+  ladder: Ladder;
+  startRung: number;
+  /** Rungs per step at first (perDoubling: a doubling; 1: the next rate). */
+  step: number;
+  /** Double the step after each step in the same direction (a later round: near, then farther). */
+  accelerate: boolean;
 };
 
 export type SearchResult = {
@@ -48,69 +78,134 @@ export type SearchResult = {
   steps: StepVerdict[];
 };
 
-/** Rates are requests per second; rounding keeps them readable and avoids re-measuring near-equal rates. */
-export function roundRate(rate: number): number {
-  if (rate >= 1000) return Math.round(rate / 50) * 50;
-  if (rate >= 100) return Math.round(rate / 10) * 10;
-  return Math.max(1, Math.round(rate));
-}
-
 export async function findMaxRate(
   measure: (rate: number) => Promise<StepVerdict>,
   options: SearchOptions,
   onStep?: (step: StepVerdict) => void,
 ): Promise<SearchResult> {
+  const { ladder } = options;
+  const { low, high } = rungRange(ladder);
   const steps: StepVerdict[] = [];
-  const run = async (rate: number) => {
-    let verdict = await measure(rate);
-    steps.push(verdict);
-    onStep?.(verdict);
-    if (!verdict.ok && options.confirmFailures) {
+  const verdicts = new Map<number, StepVerdict>();
+  const run = async (rung: number) => {
+    const rate = rateAt(ladder, rung);
+    let verdict = verdicts.get(rate);
+    if (!verdict) {
       verdict = await measure(rate);
-      verdict = { ...verdict, reason: verdict.ok ? `${verdict.reason} (on the retry)` : verdict.reason };
+      verdicts.set(rate, verdict);
       steps.push(verdict);
       onStep?.(verdict);
     }
-    return verdict;
+    return verdict.ok;
   };
-  let pass: StepVerdict | null = null;
-  let fail: StepVerdict | null = null;
-  let rate = roundRate(Math.min(options.startRate, options.maxRate));
-  // Up: double until a step fails or the ceiling is reached.
-  while (true) {
-    const verdict = await run(rate);
-    if (!verdict.ok) {
-      fail = verdict;
-      break;
+  let pass: number | null = null;
+  let fail: number | null = null;
+  let rung = Math.min(high, Math.max(low, options.startRung));
+  let step = Math.max(1, options.step);
+  if (await run(rung)) {
+    pass = rung;
+    while (rung < high) {
+      rung = Math.min(high, rung + step);
+      if (!(await run(rung))) {
+        fail = rung;
+        break;
+      }
+      pass = rung;
+      if (options.accelerate) step *= 2;
     }
-    pass = verdict;
-    if (rate >= options.maxRate) break;
-    rate = roundRate(Math.min(rate * 2, options.maxRate));
+  } else {
+    fail = rung;
+    while (rung > low) {
+      rung = Math.max(low, rung - step);
+      if (await run(rung)) {
+        pass = rung;
+        break;
+      }
+      fail = rung;
+      if (options.accelerate) step *= 2;
+    }
   }
-  // The start already failed: halve until something passes or the floor is reached.
-  while (pass === null && fail !== null && fail.rate > options.minRate) {
-    rate = roundRate(Math.max(fail.rate / 2, options.minRate));
-    if (rate >= fail.rate) break;
-    const verdict = await run(rate);
-    if (verdict.ok) pass = verdict;
-    else fail = verdict;
+  // Bisect between the highest pass and the lowest failure, down to adjacent rungs.
+  while (pass !== null && fail !== null && fail - pass > 1) {
+    const mid = Math.floor((pass + fail) / 2);
+    if (await run(mid)) pass = mid;
+    else fail = mid;
   }
-  // Bisect between the highest pass and the lowest failure.
-  for (let i = 0; i < options.bisectSteps && pass !== null && fail !== null; i++) {
-    if ((fail.rate - pass.rate) / pass.rate < options.resolution) break;
-    const mid = roundRate((pass.rate + fail.rate) / 2);
-    if (mid <= pass.rate || mid >= fail.rate) break;
-    const verdict = await run(mid);
-    if (verdict.ok) pass = verdict;
-    else fail = verdict;
-  }
+  const best = pass === null ? null : verdicts.get(rateAt(ladder, pass))!;
+  const firstFailure = fail === null ? null : verdicts.get(rateAt(ladder, fail))!;
   return {
-    maxRate: pass?.rate ?? 0,
-    best: pass,
-    firstFailure: fail,
-    generatorBound: fail?.generatorBound === true,
+    maxRate: best?.rate ?? 0,
+    best,
+    firstFailure,
+    generatorBound: firstFailure?.generatorBound === true,
     steps,
   };
+}
+
+/**
+ * One step, decided: a step whose p99 is within the instrument's noise floor of the bound is measured
+ * again, up to `tries` times; if it stays that close, the p99 cannot decide it, and the other criteria
+ * (no failed request, the generator on schedule, both held or it would not be undecided) pass it.
+ * Returns every measurement, the deciding one last.
+ */
+export async function decideStep(
+  measureOnce: () => Promise<StepVerdict>,
+  tries: number,
+): Promise<StepVerdict[]> {
+  const taken: StepVerdict[] = [];
+  for (let i = 0; i < Math.max(1, tries); i++) {
+    const verdict = await measureOnce();
+    taken.push(verdict);
+    if (!verdict.undecided) return taken;
+  }
+  const last = taken.at(-1)!;
+  taken[taken.length - 1] = {
+    ...last,
+    ok: true,
+    undecided: false,
+    reason: `${last.reason} in ${taken.length} measurement(s): decided on errors and schedule (none failed, on schedule)`,
+  };
+  return taken;
+}
+
+/**
+ * Which of two contradicting rounds to measure again: with three rounds or more, the one whose
+ * maximum is farther from their median; with two there is no telling, so the later one.
+ */
+function outlyingRound<R extends { round: number; maxRate: number }>(rounds: readonly R[], a: R, b: R): R {
+  const later = a.round > b.round ? a : b;
+  if (rounds.length < 3) return later;
+  const sorted = rounds.map((r) => r.maxRate).sort((x, y) => x - y);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  const distance = (r: R) => Math.abs(Math.log(Math.max(r.maxRate, 1) / Math.max(median, 1)));
+  return distance(a) === distance(b) ? later : distance(a) > distance(b) ? a : b;
+}
+
+/**
+ * Rounds of one target whose steps contradict each other: a rate passed in one round more than
+ * `tolerance` above a rate that failed in another (for the target or for the generator). Gives the
+ * round to measure again (see outlyingRound) or null.
+ */
+export function contradictingRound(
+  rounds: readonly { round: number; maxRate: number; steps: readonly StepVerdict[] }[],
+  tolerance: number,
+): { round: number; reason: string } | null {
+  for (const a of rounds) {
+    const passed = Math.max(0, ...a.steps.filter((s) => s.ok).map((s) => s.rate));
+    for (const b of rounds) {
+      if (b.round === a.round) continue;
+      // A generator that fell behind at a rate it held in another round also says the conditions changed.
+      const failed = b.steps.filter((s) => !s.ok).map((s) => s.rate);
+      const lowest = failed.length ? Math.min(...failed) : Number.POSITIVE_INFINITY;
+      if (passed <= lowest * (1 + tolerance)) continue;
+      const outlier = outlyingRound(rounds, a, b);
+      return {
+        round: outlier.round,
+        reason: `${passed} req/s passed in round ${a.round + 1} but ${lowest} req/s failed in round ${b.round + 1} (more than ${Math.round(tolerance * 100)}% lower)`,
+      };
+    }
+  }
+  return null;
 }
 
 /** The numbers of one load step that decide whether its rate was sustained. */
@@ -130,10 +225,11 @@ export type StepNumbers = {
 
 /**
  * A rate is sustained when every request succeeded, p99 (from the intended send time) stayed under the
- * bound, and the generator kept its schedule. A generator that fell behind marks the step as bounded by
+ * bound, and the generator kept its schedule; a p99 within the noise floor of the bound is undecided
+ * (see decideStep). A generator that fell behind marks the step as bounded by
  * the generator: on a shared machine that also happens when the target takes the generator's CPU.
  */
-export function judgeStep(n: StepNumbers, p99BoundUs: number): StepVerdict {
+export function judgeStep(n: StepNumbers, p99BoundUs: number, noiseFloorUs = 0): StepVerdict {
   const base = { rate: n.rate, p99Us: n.p99Us, throughput: n.throughput };
   const p99Ms = (n.p99Us / 1000).toFixed(1);
   if (n.errors > 0) {
@@ -145,6 +241,14 @@ export function judgeStep(n: StepNumbers, p99BoundUs: number): StepVerdict {
   }
   if (n.generatorBehind) {
     return { ...base, ok: false, generatorBound: true, reason: `generator fell behind (p99 ${p99Ms} ms)` };
+  }
+  if (noiseFloorUs > 0 && Math.abs(n.p99Us - p99BoundUs) <= noiseFloorUs) {
+    return {
+      ...base,
+      ok: n.p99Us <= p99BoundUs,
+      undecided: true,
+      reason: `p99 ${p99Ms} ms within the noise floor (${(noiseFloorUs / 1000).toFixed(1)} ms) of the ${(p99BoundUs / 1000).toFixed(0)} ms bound`,
+    };
   }
   if (n.p99Us > p99BoundUs) {
     return { ...base, ok: false, reason: `p99 ${p99Ms} ms > ${(p99BoundUs / 1000).toFixed(0)} ms` };

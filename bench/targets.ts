@@ -14,7 +14,7 @@ import { ANY_FREE_METRICS_PORTS } from '../services/microkernel/composition.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { type Spawned, startProcess, waitFor200 } from './procs.ts';
 import { startNginx } from './references.ts';
-import type { FootprintResult, TargetName } from './types.ts';
+import type { ImageFacts, TargetName } from './types.ts';
 
 export const FLOOR_SCRIPT = path.join(REPO_ROOT, 'bench', 'floor-server.ts');
 const UNIKERNEL_BUILD = buildLayout('production');
@@ -32,9 +32,13 @@ export type Launch = { command: string; args: string[]; env: NodeJS.ProcessEnv; 
 
 export type RunningTarget = { name: TargetName; url: string; child: Spawned; port: number };
 
+/** The phases a target takes part in (the copy-through microkernel only where its data path matters). */
+export type TargetPhase = 'throughput' | 'latency' | 'coldStart' | 'recovery';
+
 export type TargetDef = {
   name: TargetName;
   kind: 'reference' | 'style';
+  phases: readonly TargetPhase[];
   /** The command for a given port, or null for targets started another way (nginx). */
   launch(port: number, dataDir: string): Launch | null;
   /** How long it may take to serve. */
@@ -50,10 +54,30 @@ function kstyles(style: string, port: number, dataDir: string): Launch {
   };
 }
 
+/** The microkernel with one transfer mode; its own supervisor id and free metrics ports, so two run side by side (and beside a lab). */
+function microkernel(transfer: 'grant' | 'copy', port: number, dataDir: string): Launch {
+  const base = kstyles('microkernel', port, dataDir);
+  const extra = [
+    '--transfer',
+    transfer,
+    '--id',
+    `bench-${process.pid}-${transfer}`,
+    ...ANY_FREE_METRICS_PORTS,
+  ];
+  return {
+    ...base,
+    args: [...base.args, ...extra],
+    describe: `${base.describe} --transfer ${transfer} --id bench-<pid>-${transfer} (metrics ports 0)`,
+  };
+}
+
+const ALL_PHASES: readonly TargetPhase[] = ['throughput', 'latency', 'coldStart', 'recovery'];
+
 export const TARGETS: Record<TargetName, TargetDef> = {
   floor: {
     name: 'floor',
     kind: 'reference',
+    phases: ['throughput', 'latency', 'coldStart'],
     readyTimeoutMs: 15_000,
     launch: (port, dataDir) => ({
       command: process.execPath,
@@ -62,31 +86,39 @@ export const TARGETS: Record<TargetName, TargetDef> = {
       describe: 'node --import tsx bench/floor-server.ts (node:http + fs, nothing else)',
     }),
   },
-  nginx: { name: 'nginx', kind: 'reference', readyTimeoutMs: 10_000, launch: () => null },
+  nginx: {
+    name: 'nginx',
+    kind: 'reference',
+    phases: ['throughput', 'latency'],
+    readyTimeoutMs: 10_000,
+    launch: () => null,
+  },
   monolith: {
     name: 'monolith',
     kind: 'style',
+    phases: ALL_PHASES,
     readyTimeoutMs: 30_000,
     launch: (port, dataDir) => kstyles('monolith', port, dataDir),
   },
   microkernel: {
     name: 'microkernel',
     kind: 'style',
+    phases: ALL_PHASES,
     readyTimeoutMs: 60_000,
-    launch: (port, dataDir) => {
-      const base = kstyles('microkernel', port, dataDir);
-      // Its own supervisor id and free metrics ports: a lab or a demo may run a microkernel beside the bench.
-      const extra = ['--id', `bench-${process.pid}`, ...ANY_FREE_METRICS_PORTS];
-      return {
-        ...base,
-        args: [...base.args, ...extra],
-        describe: `${base.describe} --id bench-<pid> (metrics ports 0)`,
-      };
-    },
+    launch: (port, dataDir) => microkernel('grant', port, dataDir),
+  },
+  // Starts and recovers as the grant microkernel does: only its data path is measured.
+  'microkernel-copy': {
+    name: 'microkernel-copy',
+    kind: 'style',
+    phases: ['throughput', 'latency'],
+    readyTimeoutMs: 60_000,
+    launch: (port, dataDir) => microkernel('copy', port, dataDir),
   },
   unikernel: {
     name: 'unikernel',
     kind: 'style',
+    phases: ALL_PHASES,
     readyTimeoutMs: 30_000,
     launch: (port, dataDir) =>
       existsSync(UNIKERNEL_BUILD.executable)
@@ -145,10 +177,7 @@ export async function startTarget(def: TargetDef, dataDir: string, workDir: stri
 }
 
 /** Image facts of the unikernel build (unikernel/dist/image.json), when it was built. */
-export async function unikernelImageFacts(): Promise<Pick<
-  FootprintResult,
-  'imageBytes' | 'fileCount' | 'hasShell'
-> | null> {
+export async function unikernelImageFacts(): Promise<ImageFacts | null> {
   try {
     const json = JSON.parse(await readFile(UNIKERNEL_BUILD.imageJson, 'utf8')) as {
       rootfs?: { bytes?: number; files?: number };

@@ -1,4 +1,6 @@
 import { STYLES } from '../cli/kit/defaults.ts';
+import type { Plan } from './plan.ts';
+import type { Figure, RoundsProblem } from './repeats.ts';
 import type { StepVerdict } from './search.ts';
 
 /** The file sizes the benchmark measures, each one file of the corpus. */
@@ -10,12 +12,24 @@ export const SIZES = {
 export type SizeKey = keyof typeof SIZES;
 export const SIZE_KEYS = Object.keys(SIZES) as SizeKey[];
 
-/** The reference points first, then the three styles. */
-export const TARGET_NAMES = ['floor', 'nginx', ...STYLES] as const;
+/**
+ * The reference points first, then the styles; the microkernel twice: with grant transfers (its
+ * default: the driver's bytes go straight to the gateway) and with copy-through (every chunk through
+ * the file server), so the report shows how much of its IPC cost is copies (Liedtke's lesson).
+ */
+export const TARGET_NAMES = [
+  'floor',
+  'nginx',
+  'monolith',
+  'microkernel',
+  'microkernel-copy',
+  'unikernel',
+] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 export const STYLE_NAMES = STYLES;
 
-export type ThroughputResult = {
+/** One round of the throughput search of one target and size. */
+export type ThroughputRound = {
   /** Highest offered rate (req/s) that passed; 0 when none did. */
   maxRate: number;
   /** The limit was the load generator's: the target is at least this fast. */
@@ -23,10 +37,12 @@ export type ThroughputResult = {
   /** Lowest rate that failed and why. */
   firstFailure: StepVerdict | null;
   steps: StepVerdict[];
+  /** Median cores the rest of the machine used during the steps. */
+  othersCores: number | null;
 };
 
-/** Corrected latency (from the intended send time) at the common fixed rate, microseconds. */
-export type LatencyResult = {
+/** Corrected latency (from the intended send time) of one round at the common fixed rate, microseconds. */
+export type LatencyRound = {
   rate: number;
   durationMs: number;
   sent: number;
@@ -43,22 +59,21 @@ export type LatencyResult = {
   othersCores: number | null;
 };
 
-export type ColdStartResult = {
-  /** Spawn → first 200 of a 4 KiB file, one per start, milliseconds. */
-  samplesMs: number[];
-  medianMs: number;
-  minMs: number;
-  maxMs: number;
-  /** What was spawned and what counted as ready. */
-  how: string;
+/** The process tree's summed VmRSS during one round's latency windows, bytes. */
+export type FootprintRound = {
+  rssPeakBytes: number;
+  rssMeanBytes: number;
+  /** Processes in the tree (the microkernel counts its supervisor, nats-server and servers). */
+  processes: number;
+  processNames: string[];
 };
 
-export type RecoveryResult = {
+export type ImageFacts = { imageBytes?: number; fileCount?: number; hasShell?: boolean };
+
+export type RecoveryRound = {
   rate: number;
   durationMs: number;
   faultAtMs: number;
-  /** What was killed, by whom, and what restarted it. */
-  how: string;
   injected: boolean;
   message: string;
   requests: number;
@@ -67,18 +82,6 @@ export type RecoveryResult = {
   firstSuccessAfterFailureMs: number | null;
   /** Fault → first second whose p99 is back within 2× its pre-fault value. */
   p99RecoveryMs: number | null;
-};
-
-export type FootprintResult = {
-  /** Peak and mean of the process tree's summed VmRSS while serving the common rate, bytes. */
-  rssPeakBytes: number;
-  rssMeanBytes: number;
-  /** Processes in the tree (the microkernel counts its supervisor, nats-server and servers). */
-  processes: number;
-  processNames: string[];
-  imageBytes?: number;
-  fileCount?: number;
-  hasShell?: boolean;
 };
 
 export type TargetBench = {
@@ -90,21 +93,39 @@ export type TargetBench = {
   skipped?: string;
   /** Why some measurements are missing. */
   notes: string[];
-  throughput: Partial<Record<SizeKey, ThroughputResult>>;
-  latency: Partial<Record<SizeKey, LatencyResult>>;
-  coldStart?: ColdStartResult;
-  recovery?: RecoveryResult;
-  footprint?: FootprintResult;
+  /** Value of a round: the highest rate that passed. */
+  throughput: Partial<Record<SizeKey, Figure<ThroughputRound>>>;
+  /** Value of a round: p50. */
+  latency: Partial<Record<SizeKey, Figure<LatencyRound>>>;
+  /** Value of a round: spawn → first 200 of a 4 KiB file, ms. */
+  coldStart?: Figure<null>;
+  coldStartHow?: string;
+  /** Value of a round: failed requests. */
+  recovery?: Figure<RecoveryRound>;
+  /** What was killed, by whom, and what restarted it. */
+  recoveryHow?: string;
+  /** Value of a round: peak RSS. */
+  footprint?: Figure<FootprintRound>;
+  image?: ImageFacts;
 };
 
-export type NatsRoundTrip = {
-  payloadBytes: number;
-  count: number;
-  p50Us: number;
-  p90Us: number;
-  p99Us: number;
-  p999Us: number;
-  how: string;
+/** One batch of sequential round trips. Value of a round: p50. */
+export type NatsRound = { count: number; p50Us: number; p90Us: number; p99Us: number; p999Us: number };
+
+export type NatsResult = { payloadBytes: number; how: string; figure: Figure<NatsRound> };
+
+/** The instrument: the load generator against nginx (or the floor when nginx is missing) on this machine. */
+export type Calibration = {
+  against: TargetName;
+  size: SizeKey;
+  /** Generator threads sending (the engine's event loops); a rate per core is the rate over these. */
+  generatorThreads: number;
+  sendLagBoundUs: number;
+  /** Value of a round: the highest rate with send-lag p99 under the bound and no failed request. */
+  maxRate: Figure<ThroughputRound>;
+  noiseRate: number;
+  /** Value of a round: corrected p99 at noiseRate. */
+  noiseFloor: Figure<LatencyRound>;
 };
 
 export type Machine = {
@@ -123,44 +144,54 @@ export type Machine = {
   cpuPressureEnd?: number | null;
 };
 
-export type CheckStatus = 'met' | 'missed' | 'not measured';
+/** 'not decided': the rounds fall on both sides of the line. */
+export type CheckStatus = 'met' | 'missed' | 'not decided' | 'not measured';
 
-/** One of issue #8's targets, evaluated from the numbers. */
+/** One of the issues' targets, evaluated from the rounds. */
 export type TargetCheck = {
-  id: 'monolith-vs-floor' | 'microkernel-latency' | 'unikernel-throughput' | 'unikernel-cold-start';
+  id: string;
+  /** The issues that set it. */
+  issues: number[];
   statement: string;
   status: CheckStatus;
   /** The numbers behind the verdict, in words. */
   evidence: string;
 };
 
+/** A figure that stayed wrong after the reruns: a sanity rule still broken, or a ratio still unstable. */
+export type FigureProblem = RoundsProblem & {
+  /** 'max throughput 4 KiB', 'latency 4 KiB', 'cold start', … */
+  figure: string;
+};
+
 export type BenchMethod = {
   quick: boolean;
-  p99BoundMs: number;
-  stepWindowMs: number;
-  warmupMs: number;
-  fixedWindowMs: number;
-  search: { startRates: Record<SizeKey, number>; maxRates: Record<SizeKey, number>; bisectSteps: number };
-  coldStartRuns: number;
-  recovery: { rate: number; durationMs: number; faultAtMs: number };
-  connections: number;
-  /** The common rate per size for the latency runs, and how it was chosen. */
+  plan: Plan;
+  /** What this plan gives up against the full one. */
+  tradeoffs: string[];
+  /** Relative step between two rates of the search ladder. */
+  ladderResolution: number;
+  /** The common rate per size for the latency runs. */
   commonRates: Partial<Record<SizeKey, number>>;
-  commonRateRule: string;
-  natsRoundTrips: number;
   text: string[];
 };
 
 export type BenchResults = {
-  version: 1;
+  version: 2;
   tool: 'kstyles-bench';
   startedAt: string;
   durationMs: number;
+  /** What the plan said the run would take, before it ran. */
+  estimatedMs: number;
   machine: Machine;
   method: BenchMethod;
-  nats: NatsRoundTrip | { skipped: string };
+  calibration: Calibration | { skipped: string };
+  nats: NatsResult | { skipped: string };
   targets: TargetBench[];
   checks: TargetCheck[];
+  problems: FigureProblem[];
+  /** Measurements taken again (sanity rules, disagreeing ratios). */
+  reruns: number;
   /** Files written next to results.json (load reports of the latency and recovery runs). */
   reports: Record<string, string>;
 };

@@ -1,0 +1,120 @@
+/**
+ * The benchmark's rounds against real HTTP servers on loopback whose behaviour the test scripts: a
+ * sanity breach in one round is measured again and the breaching measurement stays out of the table.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../services/contract/http-server.ts';
+import { PLANS, type Plan, ProgressClock } from './plan.ts';
+import { startProcess, stopAll, waitFor200 } from './procs.ts';
+import { type BenchContext, newContext, PHASES, prepareCorpus } from './run-bench.ts';
+import type { TargetName } from './types.ts';
+
+/**
+ * A file server that answers its /files/ requests number `slowFrom` to `slowTo` (counted from 1)
+ * after `delayMs`, and every other one at once. Open-loop load sends exactly rate × duration
+ * requests, so the numbers pick out one measurement window.
+ */
+const SCRIPTED_SERVER = `
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import path from 'node:path';
+const [port, dataDir, slowFrom, slowTo, delayMs] = process.argv.slice(1);
+let served = 0;
+createServer((req, res) => {
+  if (req.url === '/readyz') return void res.end('ok');
+  served++;
+  const body = readFileSync(path.join(dataDir, decodeURIComponent(req.url.slice('/files/'.length))));
+  const send = () => res.writeHead(200, { 'content-length': body.length }).end(body);
+  if (served >= Number(slowFrom) && served <= Number(slowTo)) setTimeout(send, Number(delayMs));
+  else send();
+}).listen(Number(port), '127.0.0.1');
+`;
+
+const silent = { step() {}, live() {}, info() {} };
+
+/** Short windows: a 0.3 s warm-up (30 requests at 100 req/s), then 1 s rounds (100 requests). */
+const plan: Plan = {
+  ...PLANS.quick,
+  rounds: 3,
+  warmupMs: 300,
+  maxAttempts: 3,
+  rerunBudget: 10,
+  latency: { ...PLANS.quick.latency, sizes: ['4k'], windowMs: 1000, minRequests: 100 },
+};
+
+let workDir: string;
+let ctx: BenchContext;
+
+async function scripted(name: TargetName, slow: { from: number; to: number; delayMs: number } | null) {
+  const port = await freePort();
+  const child = startProcess(name, process.execPath, [
+    '--input-type=module',
+    '-e',
+    SCRIPTED_SERVER,
+    String(port),
+    ctx.dataDir,
+    String(slow?.from ?? 0),
+    String(slow?.to ?? -1),
+    String(slow?.delayMs ?? 0),
+  ]);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor200(child, url, ['/readyz'], 10_000);
+  ctx.fleet.set(name, { name, url, child, port });
+}
+
+before(async () => {
+  workDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-bench-rounds-'));
+  ctx = await newContext({
+    plan,
+    progress: silent,
+    workDir,
+    names: ['floor', 'monolith'],
+    signal: undefined,
+    clock: new ProgressClock(1, performance.now()),
+  });
+  Object.assign(ctx, await prepareCorpus(workDir));
+});
+
+after(async () => {
+  await stopAll();
+  await rm(workDir, { recursive: true, force: true });
+});
+
+describe('the latency phase against scripted servers', () => {
+  it('measures a round again when the floor is slow in it, and leaves the slow measurement out', async () => {
+    // The floor's first measured round (its requests 31–130, after the warm-up's 30) answers after
+    // 200 ms: the monolith, answering at once, would be far better than the floor — a failed
+    // measurement. The floor's rerun of that round answers at once again.
+    await scripted('floor', { from: 31, to: 130, delayMs: 200 });
+    await scripted('monolith', null);
+    const latency = PHASES.find((p) => p.id === 'latency')!;
+    await latency.run(ctx);
+
+    const floor = ctx.targets.find((t) => t.name === 'floor')!.latency['4k']!;
+    const slow = floor.discarded.find((d) => d.round === 0 && d.attempt === 1);
+    assert.ok(slow, `the slow round is left out: ${JSON.stringify(floor.discarded)}`);
+    assert.ok(slow.value >= 200_000, `its p50 is the scripted delay: ${slow.value} µs`);
+    assert.match(
+      slow.reason,
+      /monolith \(node:http \+ Express\) far above the node:http floor.*measured again/,
+    );
+    assert.ok(ctx.reruns >= 2, 'the floor and the monolith of that round were measured again');
+    // Every round is in the table, none of them the scripted one.
+    assert.deepEqual(
+      floor.samples.map((s) => s.round),
+      [0, 1, 2],
+    );
+    assert.ok(floor.samples[0]!.attempt >= 2);
+    assert.ok(floor.samples.every((s) => s.value < 200_000));
+    // The rerun settled the scripted round (a machine busy enough may still trouble other rounds).
+    assert.equal(
+      ctx.problems.some((p) => p.kind === 'sanity' && p.message.startsWith('round 1:')),
+      false,
+      JSON.stringify(ctx.problems),
+    );
+  });
+});
