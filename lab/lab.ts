@@ -6,9 +6,8 @@
  */
 import { rmSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
-import { KSTYLES_BIN as KSTYLES, REPO_ROOT } from '../cli/kit/repo.ts';
+import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
   generateKeyPairs,
@@ -26,6 +25,7 @@ import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { Supervisor } from '../services/supervisor/supervisor.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { PortInUseError } from './port-in-use.ts';
+import { type LabTraces, tracesEnv } from './traces.ts';
 
 /** The lab's ports: the same as the compose stack's (docs/architecture.md, 'The styles'). */
 export const LAB_PORTS = {
@@ -43,33 +43,6 @@ export const LAB_PORTS = {
 export type LabPorts = { [K in keyof typeof LAB_PORTS]: number };
 
 export const LAB_ID = 'lab';
-
-/**
- * Where and how much the lab's styles trace (services/telemetry): each style appends its spans to
- * `<dir>/<style>.jsonl`, sampling `ratio` of the requests that carry no trace context (parent-based:
- * a request with a sampled `traceparent` is always traced); the console draws the newest from there.
- */
-export type LabTraces = { dir: string; ratio: number };
-
-/** `kstyles up`'s traces: beside the default corpus, in the lab's own state folder. */
-export const DEFAULT_TRACES_DIR = path.join(REPO_ROOT, '.kstyles', 'traces');
-/** One request in a hundred, per style: a trace a second at the console's default 100 req/s. */
-export const DEFAULT_TRACES_RATIO = 0.01;
-
-/** The traces file of one style in the lab's traces directory. */
-export function labTracesFile(dir: string, style: Style): string {
-  return path.join(dir, `${style}.jsonl`);
-}
-
-/** The environment that makes one style of the lab trace (nothing without LabTraces). */
-function tracesEnv(traces: LabTraces | undefined, style: Style): Record<string, string> {
-  if (!traces) return {};
-  return {
-    KSTYLES_TRACES_FILE: labTracesFile(traces.dir, style),
-    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
-    OTEL_TRACES_SAMPLER_ARG: String(traces.ratio),
-  };
-}
 
 export type LabOptions = {
   data: string;

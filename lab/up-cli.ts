@@ -3,16 +3,9 @@ import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
-import {
-  DEFAULT_TRACES_DIR,
-  DEFAULT_TRACES_RATIO,
-  LAB_ID,
-  LAB_PORTS,
-  type LabPorts,
-  type LabTraces,
-  startLab,
-} from './lab.ts';
+import { LAB_ID, LAB_PORTS, type LabPorts, startLab } from './lab.ts';
 import { PortInUseError } from './port-in-use.ts';
+import { DEFAULT_TRACES_DIR, DEFAULT_TRACES_RATIO, type LabTraces } from './traces.ts';
 
 const portFlags = {
   'monolith-port': {

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { freePort } from '../../services/contract/http-server.ts';
 import { ensureCorpus } from '../corpus-setup.ts';
-import { DEFAULT_TRACES_RATIO, LAB_ID, LAB_PORTS, type Lab, type LabPorts, startLab } from '../lab.ts';
+import { LAB_ID, LAB_PORTS, type Lab, type LabPorts, startLab } from '../lab.ts';
+import { DEFAULT_TRACES_RATIO } from '../traces.ts';
 import { type ConsoleServer, startConsole } from './console-server.ts';
 
 /** The microkernel's supervisor id inside the lab (`kstyles microkernel --id`'s default). */

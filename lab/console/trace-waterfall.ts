@@ -11,7 +11,7 @@ import {
   readTraceFileTail,
   rootOf,
 } from '../../services/telemetry/trace-file.ts';
-import { labTracesFile } from '../lab.ts';
+import { labTracesFile } from '../traces.ts';
 import {
   type StyleTrace,
   type TraceView,
