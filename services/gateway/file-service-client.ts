@@ -19,7 +19,7 @@ import {
   type OpenFile,
   type ReadinessReport,
 } from '../contract/file-service.ts';
-import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from '../ipc/headers.ts';
+import { getStat, HEADERS, putSpan, remainingMs, withDeadline } from '../ipc/headers.ts';
 import { type IpcMetrics, IpcOutcome } from '../ipc/ipc.ts';
 import { ResilientRequester } from '../ipc/resilient-requester.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
@@ -92,7 +92,13 @@ export class NatsFileService implements FileService {
         `the file server sent ${carried} bytes with the stat of ${stat.path} (${stat.size} bytes), more than asked for`,
       );
     }
-    return new RemoteFile(this, stat, msg.headers?.get(HEADERS.handle) ?? '', msg.data);
+    return new RemoteFile(
+      this,
+      stat,
+      msg.headers?.get(HEADERS.stat) ?? '',
+      msg.headers?.get(HEADERS.handle) ?? '',
+      msg.data,
+    );
   }
 
   /** One chunk of an open file: a `kstyles.fs.read` of exactly `length` bytes. */
@@ -167,14 +173,20 @@ class RemoteFile implements OpenFile {
   constructor(
     readonly service: NatsFileService,
     readonly stat: FileStat,
+    /** The stat as the file server encoded it (Kstyles-Stat), echoed by every chunk read. */
+    readonly encodedStat: string,
     readonly handle: string,
     readonly prefetched: Uint8Array,
   ) {}
 
-  /** The request headers that name this file: the handle, and the stat for a file server that lost it. */
+  /**
+   * The request headers that name this file: the handle, and the stat for a file server that lost it
+   * (as the stat reply carried it: nothing is encoded again per chunk).
+   */
   headers(h: MsgHdrs): MsgHdrs {
     if (this.handle !== '') h.set(HEADERS.handle, this.handle);
-    return putStat(this.stat, h);
+    h.set(HEADERS.stat, this.encodedStat);
+    return h;
   }
 
   async *read(range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {

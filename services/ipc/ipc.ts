@@ -18,9 +18,9 @@ import {
   type Payload,
   type Subscription,
 } from '@nats-io/nats-core';
-import type { Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { ServiceError } from '../contract/errors.ts';
-import { createIpcDurationHistogram } from '../contract/metrics.ts';
+import { createIpcDurationHistogram, keyedObserver } from '../contract/metrics.ts';
 import { errorOfReply } from './headers.ts';
 
 export const IpcOutcome = {
@@ -43,20 +43,10 @@ export type Hop = { from: string; to: string; op: string };
 export type IpcMetrics = { observe(hop: Hop, outcome: IpcOutcome, seconds: number): void };
 
 export function createIpcMetrics(registry: Registry): IpcMetrics {
-  const histogram = createIpcDurationHistogram(registry);
-  // One labelled child per (hop, outcome), looked up by a string key: prom-client hashes a labels
-  // object on every observe otherwise.
-  const children = new Map<string, Histogram.Internal<string>>();
+  const observe = keyedObserver(createIpcDurationHistogram(registry));
   return {
-    observe: (hop, outcome, seconds) => {
-      const key = `${hop.from}\0${hop.to}\0${hop.op}\0${outcome}`;
-      let child = children.get(key);
-      if (!child) {
-        child = histogram.labels({ ...hop, outcome });
-        children.set(key, child);
-      }
-      child.observe(seconds);
-    },
+    observe: (hop, outcome, seconds) =>
+      observe(`${hop.from} ${hop.to} ${hop.op} ${outcome}`, () => ({ ...hop, outcome }), seconds),
   };
 }
 
