@@ -31,7 +31,7 @@ describe('IPC headers', () => {
       const stat: FileStat = {
         path,
         size: 4194311,
-        mtimeMs: 1733412345678.1234,
+        mtimeMs: 1733412345678.125,
         etag: '"400007-62a4b1c2d3e4f-1a2b3"',
         contentType: 'text/plain; charset=utf-8',
       };
