@@ -9,6 +9,7 @@ import net from 'node:net';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
+import { DEFAULT_TRANSFER, type TransferMode } from '../services/ipc/headers.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
   generateKeyPairs,
@@ -42,6 +43,8 @@ export const LAB_ID = 'lab';
 export type LabOptions = {
   data: string;
   chaos: boolean;
+  /** How the microkernel's chunk bytes reach its gateway (default grant). */
+  transfer?: TransferMode;
   ports: LabPorts;
   /** Where the children's log lines go (default: this process's stdout/stderr). */
   stdout?: NodeJS.WritableStream;
@@ -50,6 +53,8 @@ export type LabOptions = {
 
 export type Lab = {
   supervisor: Supervisor;
+  /** The microkernel's transfer mode. */
+  transfer: TransferMode;
   urls: Record<Style, string>;
   natsUrl: string;
   unikernelForm: string;
@@ -113,6 +118,8 @@ function writeNatsSetup(ports: LabPorts): NatsSetup {
   return { tempDir: dir, configFile: file, users };
 }
 
+const transferOf = (options: LabOptions): TransferMode => options.transfer ?? DEFAULT_TRANSFER;
+
 /** Phase 3: the lab's supervision tree as data. */
 function labSpec(
   options: LabOptions,
@@ -133,7 +140,7 @@ function labSpec(
     heartbeat: { intervalMs: 1000, timeoutMs: 800, misses: 5, startTimeoutMs: 60_000 },
     nats: { servers: nats.url, seed: nats.users.supervisor.seed },
     metricsPort: options.ports.labMetrics,
-    info: { urls, chaos: options.chaos, data: options.data },
+    info: { urls, chaos: options.chaos, data: options.data, transfer: transferOf(options) },
     children: [
       {
         name: 'nats',
@@ -168,6 +175,8 @@ function labSpec(
           options.data,
           '--nats',
           nats.url,
+          '--transfer',
+          transferOf(options),
           ...chaos,
         ],
         env: natsSeeds,
@@ -221,10 +230,17 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     startedAt: new Date().toISOString(),
     nats: runtimeNatsOf(spec.nats!),
     ...(supervisor.metricsUrl ? { metricsUrl: supervisor.metricsUrl } : {}),
-    info: { urls, chaos: options.chaos, data: options.data, unikernel: unikernel.form },
+    info: {
+      urls,
+      chaos: options.chaos,
+      data: options.data,
+      transfer: transferOf(options),
+      unikernel: unikernel.form,
+    },
   });
   return {
     supervisor,
+    transfer: transferOf(options),
     urls,
     natsUrl,
     unikernelForm: unikernel.form,

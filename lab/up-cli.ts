@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
+import { TRANSFER_FLAG, transferFlag } from '../services/ipc/server-main.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, LAB_PORTS, type LabPorts, PortInUseError, startLab } from './lab.ts';
@@ -64,13 +65,14 @@ export const LAB_FLAGS = {
     env: 'KSTYLES_CHAOS',
     description: 'enable the fault hooks (poison, slow) in every style',
   },
+  ...TRANSFER_FLAG,
   ...portFlags,
 } as const;
 
 const spec = {
   name: 'up',
   summary: 'run the whole local lab on loopback',
-  usage: 'kstyles up [--data DIR] [--chaos] [--<style>-port P …]',
+  usage: 'kstyles up [--data DIR] [--chaos] [--transfer grant|copy] [--<style>-port P …]',
   flags: LAB_FLAGS,
   details: `Starts nats-server, the monolith, the microkernel and the unikernel under one supervisor (id '${LAB_ID}'),
 which restarts the monolith and the unikernel like a compose restart policy; the microkernel brings its
@@ -101,6 +103,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const { flags } = parsed;
   const ports = labPorts('up', flags);
+  const transfer = transferFlag('up', flags.transfer);
   const data = path.resolve(flags.data ?? DEFAULT_DATA_DIR);
   const say = (line: string) => process.stdout.write(`kstyles up: ${line}\n`);
   try {
@@ -110,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let lab: Awaited<ReturnType<typeof startLab>>;
   try {
-    lab = await startLab({ data, chaos: flags.chaos, ports });
+    lab = await startLab({ data, chaos: flags.chaos, transfer, ports });
   } catch (err) {
     if (err instanceof PortInUseError) throw new UsageError(`kstyles up: ${err.message}`);
     throw err;
@@ -136,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
         consoleLine = `  console      did not start: ${(err as Error).message}`;
       }
       const lines = [
-        `the lab is up (chaos ${flags.chaos ? 'on' : 'off'}, data ${data}):`,
+        `the lab is up (chaos ${flags.chaos ? 'on' : 'off'}, microkernel transfer ${lab.transfer}, data ${data}):`,
         ...STYLES.map((style) => `  ${style.padEnd(12)} ${lab.urls[style]}/files/docs/hello%20world.txt`),
         consoleLine,
         `  ${'nats'.padEnd(12)} ${lab.natsUrl} (monitoring http://127.0.0.1:${ports.natsMonitor}/varz)`,

@@ -30,7 +30,7 @@ const clock = (unixMs: number): string => new Date(unixMs).toISOString().slice(1
 export function renderTrees(state: ConsoleState): string {
   return state.trees
     .map((tree) => {
-      const caption = `supervisor <code>${escapeHtml(tree.id)}</code>${tree.status ? ` (PID ${tree.status.pid}, ${tree.status.strategy}, ${tree.status.phase})` : ''}`;
+      const caption = `supervisor <code>${escapeHtml(tree.id)}</code>${tree.status ? ` (PID ${tree.status.pid}, ${tree.status.strategy}, ${tree.status.phase}${typeof tree.status.info?.['transfer'] === 'string' ? `, ${escapeHtml(tree.status.info['transfer'])} transfers` : ''})` : ''}`;
       if (!tree.status) {
         return `<table class="tree" data-supervisor="${escapeHtml(tree.id)}"><caption>${caption}</caption><tbody><tr><td>${escapeHtml(tree.error ?? 'reading its status…')}</td></tr></tbody></table>`;
       }

@@ -4,9 +4,7 @@
  * the driver, file server and gateway as separate processes, restarts them when they crash or hang,
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { intFlag, type ParsedFlags, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
@@ -302,6 +300,7 @@ function recordRuntimeState(
       url: shown.url,
       data: shown.data,
       chaos: composition.chaos,
+      transfer: composition.transfer,
       children: spec.children.map((c) => c.name),
       metrics: shown.metrics,
       ...(composition.ownNats ? { natsMonitor: `http://127.0.0.1:${composition.ownNats.monitorPort}` } : {}),

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { REPO_ROOT } from '../../cli/kit/repo.ts';
 import { reachableUrl } from '../contract/http-server.ts';
 import type { NatsCredentials } from '../ipc/connect.ts';
-import type { TransferMode } from '../ipc/headers.ts';
+import { DEFAULT_TRANSFER, type TransferMode } from '../ipc/headers.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
@@ -163,6 +163,8 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     },
     metricsPort: options.metricsPorts.supervisor,
     ...(options.metricsHost ? { metricsHost: options.metricsHost } : {}),
+    // In its status, so `kstyles ps --json` and the lab console say which transfer runs.
+    info: { transfer: options.transfer ?? DEFAULT_TRANSFER },
     children,
   };
 }
