@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
+import { checkScenarioTargets, loadScenario } from '../load/scenario.ts';
 import { freePort } from '../services/contract/http-server.ts';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../services/corpus/corpus.ts';
@@ -27,6 +28,17 @@ function kstyles(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
     );
   });
 }
+
+describe('lab/scenarios/microkernel-kills.yaml', () => {
+  it('kills the microkernel driver, file server and gateway in turn, and nothing of the other styles', async () => {
+    const scenario = await loadScenario(path.join(REPO_ROOT, 'lab', 'scenarios', 'microkernel-kills.yaml'));
+    checkScenarioTargets(scenario, ['monolith', 'microkernel', 'unikernel']);
+    assert.deepEqual(
+      scenario.faults.map((f) => `${f.target} ${f.kind}`),
+      ['microkernel:driver kill', 'microkernel:fs kill', 'microkernel:gateway kill'],
+    );
+  });
+});
 
 describe('kstyles up --transfer', () => {
   it('refuses a bad transfer mode with exit 2 naming the flag (up, demo, microkernel; flag or environment)', async () => {

@@ -16,6 +16,7 @@ import { DEFAULT_TRANSFER, type TransferMode } from '../ipc/headers.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
+import { SERVER_SOURCES, type ServerBundles, type ServerName } from './server-bundles.ts';
 
 /** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
 export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 'gateway' } as const;
@@ -63,6 +64,8 @@ export type CompositionOptions = {
   deadlineMs?: number;
   /** How chunk bytes reach the gateway (services/ipc/headers.ts, TRANSFER_MODES); default grant. */
   transfer?: TransferMode;
+  /** The servers bundled (server-bundles.ts): run these instead of the sources through tsx. */
+  bundles?: ServerBundles;
 };
 
 /** `node --import tsx <file>`: the way every server runs, from any working directory. */
@@ -82,14 +85,11 @@ function natsEnv(options: CompositionOptions, role: NatsRole): Record<string, st
   };
 }
 
-function server(
-  options: CompositionOptions,
-  name: string,
-  file: string,
-  role: NatsRole,
-  args: string[],
-): ChildSpec {
-  const { command, args: base } = tsxCommand(file);
+function server(options: CompositionOptions, name: ServerName, role: NatsRole, args: string[]): ChildSpec {
+  const bundle = options.bundles?.[name];
+  const { command, args: base } = bundle
+    ? { command: process.execPath, args: [bundle] }
+    : tsxCommand(SERVER_SOURCES[name]);
   return {
     name,
     command,
@@ -118,7 +118,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
   }
   children.push(
     {
-      ...server(options, CHILD_NAMES.driver, 'services/driver/main.ts', 'driver', [
+      ...server(options, CHILD_NAMES.driver, 'driver', [
         '--metrics-port',
         String(options.metricsPorts.driver),
         ...metricsHostArgs(options),
@@ -126,7 +126,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       health: { kind: 'nats-ping', service: SERVICE_NAMES.driver },
     },
     {
-      ...server(options, CHILD_NAMES.fs, 'services/fs/main.ts', 'fs', [
+      ...server(options, CHILD_NAMES.fs, 'fs', [
         '--data',
         options.data,
         ...(options.transfer ? ['--transfer', options.transfer] : []),
@@ -137,7 +137,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       health: { kind: 'nats-ping', service: SERVICE_NAMES.fs },
     },
     {
-      ...server(options, CHILD_NAMES.gateway, 'services/gateway/main.ts', 'gateway', [
+      ...server(options, CHILD_NAMES.gateway, 'gateway', [
         ...(options.deadlineMs !== undefined ? ['--deadline-ms', String(options.deadlineMs)] : []),
       ]),
       // The supervisor holds the HTTP socket: a gateway restart refuses no connection.
