@@ -50,7 +50,13 @@ export class NatsFileService implements FileService {
 
   constructor(
     nc: NatsConnection,
-    options: { metrics?: IpcMetrics; from?: string; pipeline?: Partial<PipelineOptions> } = {},
+    options: {
+      metrics?: IpcMetrics;
+      from?: string;
+      pipeline?: Partial<PipelineOptions>;
+      /** Backoff of the PINGs that wait for a restarting file server (default RETRY_DEFAULTS.backoff). */
+      backoff?: { initialMs: number; maxMs: number };
+    } = {},
   ) {
     this.#nc = nc;
     this.#fs = new ResilientRequester(nc, {
@@ -58,6 +64,7 @@ export class NatsFileService implements FileService {
       server: 'file server',
       hop: { from: options.from ?? 'gateway', to: 'fs' },
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
       // One attempt may take the whole deadline: the file server retries the driver itself, and its
       // own death is seen by the instance probes, not by a timeout.
       attemptTimeoutMs: Number.POSITIVE_INFINITY,
@@ -112,6 +119,14 @@ export class NatsFileService implements FileService {
       );
     }
     return msg.data;
+  }
+
+  /**
+   * The supervisor says a file server exited or is ready: requests in flight probe their file server
+   * now (one held by the dead one is reissued at once), and waiting ones try again now.
+   */
+  nudge(): void {
+    this.#fs.nudge();
   }
 
   /** Tells the file server the handle is free; a lost close only leaves the entry to its LRU bound. */
