@@ -4,39 +4,23 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { NatsConnection } from '@nats-io/nats-core';
 import { Registry } from 'prom-client';
-import { generateKeyPairs, type NatsRole, renderNatsConfig } from '../microkernel/nats-config.ts';
-import { startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
-import { connectNats, inboxPrefixOf } from './connect.ts';
+import type { NatsRole } from '../microkernel/nats-config.ts';
+import { type RoleNats, startRoleNats } from '../microkernel/testing/role-nats.ts';
 import { createIpcMetrics, IpcClient, IpcOutcome } from './ipc.ts';
 import { SUBJECTS } from './subjects.ts';
 
 const hop = { from: 'gateway', to: 'fs', op: 'stat' };
 
 describe('IpcClient on a real nats-server with the role permissions', () => {
-  let nats: TestNatsServer;
-  let users: ReturnType<typeof generateKeyPairs>;
-  const connections: NatsConnection[] = [];
+  let roles: RoleNats;
   before(async () => {
-    users = generateKeyPairs();
-    nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
+    roles = await startRoleNats();
   });
   after(async () => {
-    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
-    await nats?.stop();
+    await roles?.stop();
   });
-  const connectAs = async (role: NatsRole) => {
-    const nc = await connectNats({
-      servers: nats.url,
-      name: `test-${role}`,
-      seed: users[role].seed,
-      inboxPrefix: inboxPrefixOf(role),
-      firstConnectTimeoutMs: 5000,
-    });
-    connections.push(nc);
-    return nc;
-  };
+  const connectAs = (role: NatsRole) => roles.connectAs(role);
 
   it('classifies ok, error, no responders, timeout, abandoned and denied, and counts each', async () => {
     const registry = new Registry();
