@@ -108,17 +108,46 @@ describe('kstyles up --transfer', () => {
       assert.match(output, /the lab is up \(chaos off, microkernel transfer copy,/);
       // The file server itself says which transfer it runs in its ready line.
       assert.match(output, / fs \| [^\n]*"transfer":"copy"/, output);
-      const ps = JSON.parse((await kstyles(['ps', '--json'], stateEnv)).stdout) as {
-        supervisors: Array<{ id: string; status?: { info?: Record<string, unknown> } }>;
+      type Ps = {
+        supervisors: Array<{
+          id: string;
+          status?: {
+            info?: Record<string, unknown>;
+            children: Array<{ name: string; pid: number | null; restarts: number; state: string }>;
+          };
+        }>;
       };
-      const info = ps.supervisors.find((s) => s.id === 'microkernel')?.status?.info;
-      assert.equal(info?.['transfer'], 'copy', JSON.stringify(ps));
+      const ps = async () => JSON.parse((await kstyles(['ps', '--json'], stateEnv)).stdout) as Ps;
+      const childOf = (state: Ps, supervisor: string, name: string) =>
+        state.supervisors.find((s) => s.id === supervisor)?.status?.children.find((c) => c.name === name);
+      const first = await ps();
+      const info = first.supervisors.find((s) => s.id === 'microkernel')?.status?.info;
+      assert.equal(info?.['transfer'], 'copy', JSON.stringify(first));
       const file = corpus.manifest.files.find((f) => f.path === 'bench/1m.bin')!;
       const res = await fetch(
         `http://127.0.0.1:${flagOf['microkernel-port']}/files/${encodeFilePath(file.path)}`,
       );
       assert.equal(res.status, 200);
       assert.equal((await res.arrayBuffer()).byteLength, file.size);
+
+      // A hung gateway is the microkernel supervisor's to restart; the lab watches that supervisor, and
+      // leaves the microkernel alone (it used to kill it all for a gateway slow to answer /healthz).
+      const gatewayPid = childOf(first, 'microkernel', 'gateway')?.pid;
+      assert.ok(gatewayPid, JSON.stringify(first));
+      process.kill(gatewayPid, 'SIGSTOP');
+      let gatewayBack = false;
+      for (const until = Date.now() + 40_000; !gatewayBack && Date.now() < until; ) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const gateway = childOf(await ps(), 'microkernel', 'gateway');
+        gatewayBack = gateway?.restarts === 1 && gateway.state === 'up';
+      }
+      assert.ok(gatewayBack, 'the microkernel supervisor restarted its hung gateway');
+      const after = await ps();
+      assert.equal(
+        childOf(after, 'lab', 'microkernel')?.restarts,
+        0,
+        'the lab did not restart the microkernel',
+      );
     } finally {
       lab.kill('SIGTERM');
       const timer = setTimeout(() => {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
+import { freePort } from '../services/contract/http-server.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../services/ipc/headers.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
@@ -120,12 +121,23 @@ function writeNatsSetup(ports: LabPorts): NatsSetup {
 
 const transferOf = (options: LabOptions): TransferMode => options.transfer ?? DEFAULT_TRANSFER;
 
+/**
+ * The /metrics port of the microkernel's supervisor, which is the lab's health check of the microkernel:
+ * as `kstyles microkernel` would choose it (KSTYLES_SUPERVISOR_METRICS_PORT, default 9480), and a free
+ * one picked here for 0, so the lab knows where to look.
+ */
+async function microkernelSupervisorMetricsPort(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const port = Number(env['KSTYLES_SUPERVISOR_METRICS_PORT'] ?? DEFAULT_PORTS.supervisorMetrics);
+  return port === 0 ? freePort() : port;
+}
+
 /** Phase 3: the lab's supervision tree as data. */
 function labSpec(
   options: LabOptions,
   nats: NatsSetup & { binary: string; url: string },
   urls: Record<Style, string>,
   unikernel: ReturnType<typeof chooseLaunch>,
+  microkernelSupervisorMetricsPort: number,
 ): SupervisorSpec {
   const chaos = options.chaos ? ['--chaos'] : [];
   const http = (style: Style): ChildSpec['health'] => ({ kind: 'http', url: `${urls[style]}/healthz` });
@@ -177,11 +189,16 @@ function labSpec(
           nats.url,
           '--transfer',
           transferOf(options),
+          '--supervisor-metrics-port',
+          String(microkernelSupervisorMetricsPort),
           ...chaos,
         ],
         env: natsSeeds,
         shutdownMs: 10_000,
-        health: http('microkernel'),
+        // The lab watches the microkernel's supervisor, not its gateway: the gateway's health is that
+        // supervisor's business, and a gateway busy with a backlog (after a driver kill, under load)
+        // answers /healthz late; killing the whole microkernel for it refused every connection.
+        health: { kind: 'http', url: `http://127.0.0.1:${microkernelSupervisorMetricsPort}/metrics` },
       },
       {
         name: 'unikernel',
@@ -213,7 +230,13 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
   ) as Record<Style, string>;
   const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
-  const spec = labSpec(options, { ...natsSetup, binary: natsBinary, url: natsUrl }, urls, unikernel);
+  const spec = labSpec(
+    options,
+    { ...natsSetup, binary: natsBinary, url: natsUrl },
+    urls,
+    unikernel,
+    await microkernelSupervisorMetricsPort(),
+  );
   const supervisor = new Supervisor(spec, {
     ...(options.stdout ? { stdout: options.stdout } : {}),
     ...(options.stderr ? { stderr: options.stderr } : {}),
