@@ -85,6 +85,12 @@ try {
         `${String(k + 1).padStart(4)}  ${after('exited').padStart(6)}  ${after('restarting').padStart(10)}  ${after('started').padStart(7)}  ${String(ownReady === undefined ? '-' : ownReady - at).padStart(9)}  ${after('ready').padStart(9)}  | ${String(p99).padStart(9)}  ${String(ms.at(-1) ?? 0).padStart(4)}  ${String(ms.filter((x) => x > 300).length).padStart(6)}  ${String(window.filter((r) => !r.ok).length).padStart(6)}`,
       );
     }
+    const failures = new Map<string, number>();
+    for (const r of results.filter((x) => !x.ok)) {
+      const why = `${r.status} ${(r.error ?? '').slice(0, 120)}`;
+      failures.set(why, (failures.get(why) ?? 0) + 1);
+    }
+    for (const [why, count] of failures) console.log(`failed ×${count}: ${why}`);
   } finally {
     await kernel.stop();
   }
