@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { parseScenario } from '../load/scenario.ts';
+import { DEFAULT_TRANSFER } from '../services/ipc/headers.ts';
 import { generateKeyPairs, keyPairsEnv, NATS_KEY_ENV } from '../services/microkernel/nats-config.ts';
 import { GRAFANA_ADMIN_PASSWORD_ENV, grafanaAdminEnv } from './nats/nats-keys.ts';
 
@@ -166,6 +167,14 @@ describe('deploy/docker-compose.yml', () => {
       assert.equal(services[name]?.depends_on?.['corpus']?.condition, 'service_completed_successfully', name);
     }
     assert.equal(services['microkernel']?.depends_on?.['nats']?.condition, 'service_healthy');
+  });
+
+  it("runs the microkernel's transfer from KSTYLES_TRANSFER, grant unless told otherwise", () => {
+    const environment = (services['microkernel'] as Service & { environment?: Record<string, string> })
+      .environment;
+    const match = /^\$\{KSTYLES_TRANSFER:-(\w+)\}$/.exec(environment?.['KSTYLES_TRANSFER'] ?? '');
+    assert.ok(match, JSON.stringify(environment));
+    assert.equal(match[1], DEFAULT_TRANSFER);
   });
 
   it('builds from Dockerfiles whose base images are build arguments defaulting to official images', () => {

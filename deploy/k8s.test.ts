@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT as REPO } from '../cli/kit/repo.ts';
+import { DEFAULT_TRANSFER } from '../services/ipc/headers.ts';
 import { generateKeyPairs, NATS_KEY_ENV, NATS_ROLES } from '../services/microkernel/nats-config.ts';
 import { K8S_NKEYS_SECRET, k8sSecret, k8sSecretKey } from './nats/nats-keys.ts';
 import { K8S_NATS_CLUSTER, K8S_NATS_CONF_PATH, k8sNatsClusterConfig } from './nats/render-nats-conf.ts';
@@ -222,6 +223,10 @@ describe('deploy/k8s (Kustomize)', () => {
       assert.equal(env['KSTYLES_NATS_SEED']?.valueFrom?.secretKeyRef?.key, k8sSecretKey.seed(role));
       assert.equal(env['KSTYLES_NATS_PASS'], undefined, `${role}: no password`);
       assert.match(env['NATS_URL']?.value ?? '', /^nats:\/\/nats:4222$/);
+      if (role === 'fs') {
+        // The file server alone decides how chunk bytes travel: a valid mode, grant as everywhere else.
+        assert.equal(env['KSTYLES_TRANSFER']?.value, DEFAULT_TRANSFER);
+      }
     }
   });
 });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
+import { transferFlag } from '../services/ipc/server-main.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { startLabConsole } from './console/lab-console.ts';
@@ -21,7 +22,7 @@ import { LAB_FLAGS, labPorts } from './up-cli.ts';
 const spec = {
   name: 'demo',
   summary: 'the lab, a short load with chaos, and the report',
-  usage: 'kstyles demo [--duration D] [--rate R] [--out DIR] [--data DIR]',
+  usage: 'kstyles demo [--duration D] [--rate R] [--out DIR] [--data DIR] [--transfer grant|copy]',
   flags: {
     ...LAB_FLAGS,
     duration: {
@@ -106,6 +107,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!(rate > 0 && rate <= 5000))
     throw new UsageError(`kstyles demo: --rate must be between 1 and 5000, got '${flags.rate}'`);
   const ports = labPorts('demo', flags);
+  const transfer = transferFlag('demo', flags.transfer);
   const out = path.resolve(flags.out!);
   const data = path.resolve(flags.data ?? DEFAULT_DATA_DIR);
   mkdirSync(out, { recursive: true });
@@ -131,12 +133,15 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write('  the build failed (see above): the lab runs the unikernel from its sources\n');
   }
 
-  step(3, 'the lab (chaos on): nats-server, monolith, microkernel, unikernel');
+  step(
+    3,
+    `the lab (chaos on, microkernel transfer ${transfer}): nats-server, monolith, microkernel, unikernel`,
+  );
   const logFile = path.join(out, 'lab.log');
   const log = createWriteStream(logFile);
   let lab: Lab;
   try {
-    lab = await startLab({ data, chaos: true, ports, stdout: log, stderr: log });
+    lab = await startLab({ data, chaos: true, transfer, ports, stdout: log, stderr: log });
   } catch (err) {
     if (err instanceof PortInUseError) throw new UsageError(`kstyles demo: ${err.message}`);
     throw err;

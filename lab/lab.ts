@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
+import { DEFAULT_TRANSFER, type TransferMode } from '../services/ipc/headers.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
   generateKeyPairs,
@@ -47,6 +48,8 @@ export const LAB_ID = 'lab';
 export type LabOptions = {
   data: string;
   chaos: boolean;
+  /** How the microkernel's chunk bytes reach its gateway (default grant). */
+  transfer?: TransferMode;
   ports: LabPorts;
   /** Absent: the styles do not trace. */
   traces?: LabTraces;
@@ -57,6 +60,8 @@ export type LabOptions = {
 
 export type Lab = {
   supervisor: Supervisor;
+  /** The microkernel's transfer mode. */
+  transfer: TransferMode;
   urls: Record<Style, string>;
   natsUrl: string;
   /** The console's NATS user on the lab's NATS: the supervisors' control API and events only. */
@@ -120,6 +125,8 @@ function writeNatsSetup(ports: LabPorts): NatsSetup {
   return { tempDir: dir, configFile: file, users };
 }
 
+const transferOf = (options: LabOptions): TransferMode => options.transfer ?? DEFAULT_TRANSFER;
+
 /** Phase 3: the lab's supervision tree as data. */
 function labSpec(
   options: LabOptions,
@@ -140,7 +147,7 @@ function labSpec(
     heartbeat: { intervalMs: 1000, timeoutMs: 800, misses: 5, startTimeoutMs: 60_000 },
     nats: { servers: nats.url, seed: nats.users.supervisor.seed },
     metricsPort: options.ports.labMetrics,
-    info: { urls, chaos: options.chaos, data: options.data },
+    info: { urls, chaos: options.chaos, data: options.data, transfer: transferOf(options) },
     children: [
       {
         name: 'nats',
@@ -176,6 +183,8 @@ function labSpec(
           options.data,
           '--nats',
           nats.url,
+          '--transfer',
+          transferOf(options),
           '--supervisor-metrics-port',
           String(options.ports.supervisorMetrics),
           '--fs-metrics-port',
@@ -186,7 +195,10 @@ function labSpec(
         ],
         env: { ...natsSeeds, ...tracesEnv(options.traces, 'microkernel') },
         shutdownMs: 10_000,
-        health: http('microkernel'),
+        // The lab watches the microkernel's supervisor, not its gateway: the gateway's health is that
+        // supervisor's business, and a gateway busy with a backlog (after a driver kill, under load)
+        // answers /healthz late; killing the whole microkernel for it refused every connection.
+        health: { kind: 'http', url: `http://127.0.0.1:${options.ports.supervisorMetrics}/metrics` },
       },
       {
         name: 'unikernel',
@@ -218,7 +230,12 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
   ) as Record<Style, string>;
   const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
-  const spec = labSpec(options, { ...natsSetup, binary: natsBinary, url: natsUrl }, urls, unikernel);
+  const spec = labSpec(
+    options,
+    { ...natsSetup, binary: natsBinary, url: natsUrl },
+    urls,
+    unikernel,
+  );
   const supervisor = new Supervisor(spec, {
     ...(options.stdout ? { stdout: options.stdout } : {}),
     ...(options.stderr ? { stderr: options.stderr } : {}),
@@ -239,12 +256,14 @@ export async function startLab(options: LabOptions): Promise<Lab> {
       urls,
       chaos: options.chaos,
       data: options.data,
+      transfer: transferOf(options),
       unikernel: unikernel.form,
       ...(options.traces ? { traces: options.traces } : {}),
     },
   });
   return {
     supervisor,
+    transfer: transferOf(options),
     urls,
     natsUrl,
     consoleNats: { servers: natsUrl, seed: natsSetup.users.console.seed, role: 'console' },

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
+import { TRANSFER_FLAG, transferFlag } from '../services/ipc/server-main.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, LAB_PORTS, type LabPorts, startLab } from './lab.ts';
@@ -84,6 +85,7 @@ export const LAB_FLAGS = {
     env: 'KSTYLES_CHAOS',
     description: 'enable the fault hooks (poison, slow) in every style',
   },
+  ...TRANSFER_FLAG,
   ...portFlags,
 } as const;
 
@@ -108,7 +110,7 @@ const TRACES_FLAGS = {
 const spec = {
   name: 'up',
   summary: 'run the whole local lab on loopback',
-  usage: 'kstyles up [--data DIR] [--chaos] [--<style>-port P …]',
+  usage: 'kstyles up [--data DIR] [--chaos] [--transfer grant|copy] [--<style>-port P …]',
   flags: { ...LAB_FLAGS, ...TRACES_FLAGS },
   details: `Starts nats-server, the monolith, the microkernel and the unikernel under one supervisor (id '${LAB_ID}'),
 which restarts the monolith and the unikernel like a compose restart policy; the microkernel brings its
@@ -159,6 +161,7 @@ export async function run(argv: string[]): Promise<number> {
   const { flags } = parsed;
   const ports = labPorts('up', flags);
   const traces = labTraces('up', flags);
+  const transfer = transferFlag('up', flags.transfer);
   const data = path.resolve(flags.data ?? DEFAULT_DATA_DIR);
   const say = (line: string) => process.stdout.write(`kstyles up: ${line}\n`);
   try {
@@ -168,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let lab: Awaited<ReturnType<typeof startLab>>;
   try {
-    lab = await startLab({ data, chaos: flags.chaos, ports, ...(traces ? { traces } : {}) });
+    lab = await startLab({ data, chaos: flags.chaos, transfer, ports, ...(traces ? { traces } : {}) });
   } catch (err) {
     if (err instanceof PortInUseError) throw new UsageError(`kstyles up: ${err.message}`);
     throw err;
@@ -194,7 +197,7 @@ export async function run(argv: string[]): Promise<number> {
         consoleLine = `  console      did not start: ${(err as Error).message}`;
       }
       const lines = [
-        `the lab is up (chaos ${flags.chaos ? 'on' : 'off'}, data ${data}):`,
+        `the lab is up (chaos ${flags.chaos ? 'on' : 'off'}, microkernel transfer ${lab.transfer}, data ${data}):`,
         ...STYLES.map((style) => `  ${style.padEnd(12)} ${lab.urls[style]}/files/docs/hello%20world.txt`),
         consoleLine,
         traces

@@ -73,8 +73,9 @@ export function renderTrees(state: ConsoleState): string {
   return state.trees
     .map((tree) => {
       const stale = tree.error !== undefined;
+      const transfer = tree.status?.info?.['transfer'];
       const facts = tree.status
-        ? ` (PID ${tree.status.pid}, ${tree.status.strategy}, ${tree.status.phase})`
+        ? ` (PID ${tree.status.pid}, ${tree.status.strategy}, ${tree.status.phase}${typeof transfer === 'string' ? `, ${escapeHtml(transfer)} transfers` : ''})`
         : '';
       const caption = `supervisor <code>${escapeHtml(tree.id)}</code>${facts}${stale && tree.status ? ` — not answering (${escapeHtml(tree.error!)}); its last status, read at ${clock(tree.readAt)} UTC:` : ''}`;
       if (!tree.status) {

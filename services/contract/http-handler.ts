@@ -2,7 +2,6 @@
  * The HTTP contract on node's request/response objects. Express apps (monolith, gateway) call these from
  * their routes; the unikernel uses `createRequestListener` directly on node:http. Same code, same bytes.
  */
-import { once } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { inHttpServerSpan } from '../telemetry/spans.ts';
@@ -112,17 +111,21 @@ export async function withDeadline<T>(promise: Promise<T>, deadline: number, wha
   }
 }
 
-/** Waits for 'drain' or 'close', then removes the loser's listeners (else each chunk leaks two). */
-async function drainedOrClosed(res: ServerResponse): Promise<void> {
-  const settled = new AbortController();
-  try {
-    await Promise.race([
-      once(res, 'drain', { signal: settled.signal }),
-      once(res, 'close', { signal: settled.signal }),
-    ]);
-  } finally {
-    settled.abort();
-  }
+/**
+ * Waits for 'drain' or 'close', then removes both listeners (else each chunk leaks two). Plain
+ * listeners, not `once` with an AbortSignal: aborting one builds an AbortError, once per chunk written
+ * to a slow socket.
+ */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /**

@@ -1,4 +1,11 @@
-import { Counter, collectDefaultMetrics, exponentialBuckets, Histogram, Registry } from 'prom-client';
+import {
+  Counter,
+  collectDefaultMetrics,
+  exponentialBuckets,
+  Histogram,
+  type LabelValues,
+  Registry,
+} from 'prom-client';
 import { registerSecurityMetrics, type SecurityMetricsOptions } from './security-metrics.ts';
 
 /**
@@ -15,6 +22,25 @@ export function createLatencyHistogram<L extends string>(
   labelNames: readonly L[],
 ): Histogram<L> {
   return new Histogram({ name, help, labelNames, buckets: LATENCY_BUCKETS_SECONDS, registers: [registry] });
+}
+
+/**
+ * Observes into a histogram through one labelled child per label combination, found by a string key
+ * the caller builds from the values: prom-client validates and hashes the labels object on every
+ * observe otherwise, and these run once per message on the microkernel's hops.
+ */
+export function keyedObserver<L extends string>(
+  histogram: Histogram<L>,
+): (key: string, labels: () => LabelValues<L>, seconds: number) => void {
+  const children = new Map<string, Histogram.Internal<L>>();
+  return (key, labels, seconds) => {
+    let child = children.get(key);
+    if (!child) {
+      child = histogram.labels(labels());
+      children.set(key, child);
+    }
+    child.observe(seconds);
+  };
 }
 
 /** Route labels: a fixed set, never a file path (unbounded cardinality). */

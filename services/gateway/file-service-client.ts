@@ -19,7 +19,7 @@ import {
   type OpenFile,
   type ReadinessReport,
 } from '../contract/file-service.ts';
-import { getStat, HEADERS, putSpan, putStat, remainingMs, withDeadline } from '../ipc/headers.ts';
+import { getStat, HEADERS, putSpan, remainingMs, withDeadline } from '../ipc/headers.ts';
 import { type IpcMetrics, IpcOutcome } from '../ipc/ipc.ts';
 import { ResilientRequester } from '../ipc/resilient-requester.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
@@ -51,7 +51,13 @@ export class NatsFileService implements FileService {
 
   constructor(
     nc: NatsConnection,
-    options: { metrics?: IpcMetrics; from?: string; pipeline?: Partial<PipelineOptions> } = {},
+    options: {
+      metrics?: IpcMetrics;
+      from?: string;
+      pipeline?: Partial<PipelineOptions>;
+      /** Backoff of the PINGs that wait for a restarting file server (default RETRY_DEFAULTS.backoff). */
+      backoff?: { initialMs: number; maxMs: number };
+    } = {},
   ) {
     this.#nc = nc;
     this.#fs = new ResilientRequester(nc, {
@@ -59,6 +65,7 @@ export class NatsFileService implements FileService {
       server: 'file server',
       hop: { from: options.from ?? 'gateway', to: 'fs' },
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
       // One attempt may take the whole deadline: the file server retries the driver itself, and its
       // own death is seen by the instance probes, not by a timeout.
       attemptTimeoutMs: Number.POSITIVE_INFINITY,
@@ -93,7 +100,13 @@ export class NatsFileService implements FileService {
         `the file server sent ${carried} bytes with the stat of ${stat.path} (${stat.size} bytes), more than asked for`,
       );
     }
-    return new RemoteFile(this, stat, msg.headers?.get(HEADERS.handle) ?? '', msg.data);
+    return new RemoteFile(
+      this,
+      stat,
+      msg.headers?.get(HEADERS.stat) ?? '',
+      msg.headers?.get(HEADERS.handle) ?? '',
+      msg.data,
+    );
   }
 
   /** One chunk of an open file: a `kstyles.fs.read` of exactly `length` bytes. */
@@ -107,6 +120,14 @@ export class NatsFileService implements FileService {
       );
     }
     return msg.data;
+  }
+
+  /**
+   * The supervisor says a file server exited or is ready: requests in flight probe their file server
+   * now (one held by the dead one is reissued at once), and waiting ones try again now.
+   */
+  nudge(): void {
+    this.#fs.nudge();
   }
 
   /** Tells the file server the handle is free; a lost close only leaves the entry to its LRU bound. */
@@ -169,14 +190,20 @@ class RemoteFile implements OpenFile {
   constructor(
     readonly service: NatsFileService,
     readonly stat: FileStat,
+    /** The stat as the file server encoded it (Kstyles-Stat), echoed by every chunk read. */
+    readonly encodedStat: string,
     readonly handle: string,
     readonly prefetched: Uint8Array,
   ) {}
 
-  /** The request headers that name this file: the handle, and the stat for a file server that lost it. */
+  /**
+   * The request headers that name this file: the handle, and the stat for a file server that lost it
+   * (as the stat reply carried it: nothing is encoded again per chunk).
+   */
   headers(h: MsgHdrs): MsgHdrs {
     if (this.handle !== '') h.set(HEADERS.handle, this.handle);
-    return putStat(this.stat, h);
+    h.set(HEADERS.stat, this.encodedStat);
+    return h;
   }
 
   async *read(range: ByteRange, options: CallOptions): AsyncIterable<Uint8Array> {

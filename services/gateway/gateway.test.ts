@@ -125,9 +125,18 @@ describe('microkernel gateway metrics and bus permissions', () => {
     );
   });
 
-  it("refuses the gateway's credentials on a driver subject (Permissions Violation)", async () => {
+  it("refuses the gateway's credentials on every driver subject (Permissions Violation)", async () => {
     const nc = await kernel.connectAs('gateway');
-    await assert.rejects(nc.request('kstyles.drv.read', '', { timeout: 1000 }), /Permissions Violation/);
+    const driverSubjects = [
+      ...Object.values(SUBJECTS).filter((s) => s.startsWith('kstyles.drv.')),
+      'kstyles.drv.write',
+      '$SRV.INFO.kstyles-driver',
+      '$SRV.STATS.kstyles-driver',
+    ];
+    assert.ok(driverSubjects.includes('kstyles.drv.read'));
+    for (const subject of driverSubjects) {
+      await assert.rejects(nc.request(subject, '', { timeout: 1000 }), /Permissions Violation/, subject);
+    }
     const fsNc = await kernel.connectAs('fs');
     const ping = await fsNc.request('$SRV.PING.kstyles-driver', '', { timeout: 1000 });
     assert.equal(

@@ -35,6 +35,8 @@ export type Gateway = {
   url: string;
   port: number;
   registry: Registry;
+  /** News from the supervisor that a file server exited or is ready (NatsFileService.nudge). */
+  nudge(): void;
   /** Graceful: refuses new connections, lets in-flight responses finish up to timeoutMs. */
   close(timeoutMs?: number): Promise<void>;
 };
@@ -77,6 +79,7 @@ export async function startGateway(nc: NatsConnection, options: GatewayOptions):
     url: reachableUrl(host, port),
     port,
     registry: metrics.registry,
+    nudge: () => service.nudge(),
     close: async (timeoutMs = 5000) => {
       await closeGracefully(server, timeoutMs);
     },

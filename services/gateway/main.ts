@@ -11,6 +11,8 @@ import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { NATS_FLAGS, runServerMain } from '../ipc/server-main.ts';
+import { followSupervisedChild } from '../ipc/supervisor-news.ts';
+import { CHILD_NAMES } from '../microkernel/composition.ts';
 import { inheritedListenFd } from '../supervisor/held-socket.ts';
 import { startGateway } from './gateway.ts';
 
@@ -44,9 +46,14 @@ await runServerMain({
       ...(fd !== undefined ? { fd } : {}),
       deadlineMs: intFlag('gateway', 'deadline-ms', flags['deadline-ms'], 1, 600_000),
     });
+    // A file server's exit (or return) from the supervisor reissues the requests it held at once.
+    const fsNews = followSupervisedChild(nc, CHILD_NAMES.fs, () => gateway.nudge());
     return {
       facts: { url: gateway.url, metrics: `${gateway.url}/metrics` },
-      stop: () => gateway.close(5000),
+      stop: async () => {
+        fsNews.unsubscribe();
+        await gateway.close(5000);
+      },
     };
   },
 });

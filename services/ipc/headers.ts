@@ -23,16 +23,16 @@ export const HEADERS = {
   errorCode: 'Kstyles-Error-Code',
   /** RANGE_NOT_SATISFIABLE only: the file size for Content-Range. */
   errorSize: 'Kstyles-Error-Size',
-  /** Percent-encoded (encodeURIComponent), so any file name fits a header line. */
-  path: 'Kstyles-Path',
-  realPath: 'Kstyles-Real-Path',
-  size: 'Kstyles-Size',
-  mtimeMs: 'Kstyles-Mtime-Ms',
-  ino: 'Kstyles-Ino',
-  etag: 'Kstyles-Etag',
-  contentType: 'Kstyles-Content-Type',
-  offset: 'Kstyles-Offset',
-  length: 'Kstyles-Length',
+  /**
+   * A FileStat in one header, `<size> <mtimeMs> <etag> <path> <content type>` (path percent-encoded, so
+   * any file name fits a header line): the stat reply carries it, and each chunk read echoes it verbatim
+   * for a file server that lost the handle, so no chunk encodes a stat again.
+   */
+  stat: 'Kstyles-Stat',
+  /** A FileRef in one header, `<ino> <size> <mtimeMs> <real path> <path>` (paths percent-encoded). */
+  fileRef: 'Kstyles-File-Ref',
+  /** A chunk: `<offset> <length>`. */
+  span: 'Kstyles-Span',
   /** On a stat request: how many of the file's first bytes the reply should carry as its payload. */
   prefetch: 'Kstyles-Prefetch',
   /**
@@ -90,64 +90,109 @@ function required(msg: Msg, name: string): string {
   return value;
 }
 
-function requiredNumber(msg: Msg, name: string): number {
-  const value = Number(required(msg, name));
-  if (!Number.isFinite(value)) {
-    throw new InternalError(`malformed message on ${msg.subject}: header ${name} is not a number`);
+function malformed(msg: Msg, name: string, value: string): InternalError {
+  return new InternalError(`malformed message on ${msg.subject}: header ${name} is '${value}'`);
+}
+
+/** The `count` space-separated fields of a header; the last one takes the rest of the line. */
+function fields(msg: Msg, name: string, count: number): string[] {
+  const value = required(msg, name);
+  const parts: string[] = [];
+  let from = 0;
+  for (let i = 1; i < count; i++) {
+    const space = value.indexOf(' ', from);
+    if (space < 0) throw malformed(msg, name, value);
+    parts.push(value.slice(from, space));
+    from = space + 1;
   }
+  parts.push(value.slice(from));
+  return parts;
+}
+
+function numberField(msg: Msg, name: string, text: string): number {
+  const value = text === '' ? Number.NaN : Number(text);
+  if (!Number.isFinite(value)) throw malformed(msg, name, required(msg, name));
   return value;
 }
 
 const encodePath = (path: string) => encodeURIComponent(path);
-const decodePath = (value: string) => decodeURIComponent(value);
+
+function decodePathField(msg: Msg, name: string, text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw malformed(msg, name, required(msg, name));
+  }
+}
+
+/** The Kstyles-Stat value of a FileStat. */
+export function encodeStat(stat: FileStat): string {
+  return `${stat.size} ${stat.mtimeMs} ${stat.etag} ${encodePath(stat.path)} ${stat.contentType}`;
+}
 
 export function putStat(stat: FileStat, h: MsgHdrs = createHeaders()): MsgHdrs {
-  h.set(HEADERS.path, encodePath(stat.path));
-  h.set(HEADERS.size, String(stat.size));
-  h.set(HEADERS.mtimeMs, String(stat.mtimeMs));
-  h.set(HEADERS.etag, stat.etag);
-  h.set(HEADERS.contentType, stat.contentType);
+  h.set(HEADERS.stat, encodeStat(stat));
   return h;
 }
 
 export function getStat(msg: Msg): FileStat {
+  const [size, mtimeMs, etag, path, contentType] = fields(msg, HEADERS.stat, 5) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  if (etag === '' || contentType === '') throw malformed(msg, HEADERS.stat, required(msg, HEADERS.stat));
   return {
-    path: decodePath(required(msg, HEADERS.path)),
-    size: requiredNumber(msg, HEADERS.size),
-    mtimeMs: requiredNumber(msg, HEADERS.mtimeMs),
-    etag: required(msg, HEADERS.etag),
-    contentType: required(msg, HEADERS.contentType),
+    path: decodePathField(msg, HEADERS.stat, path),
+    size: numberField(msg, HEADERS.stat, size),
+    mtimeMs: numberField(msg, HEADERS.stat, mtimeMs),
+    etag,
+    contentType,
   };
 }
 
+/** A file's Kstyles-File-Ref, encoded once: the file server sends it with every chunk of that file. */
+const encodedRefs = new WeakMap<FileRef, string>();
+
 export function putFileRef(ref: FileRef, h: MsgHdrs = createHeaders()): MsgHdrs {
-  h.set(HEADERS.realPath, encodePath(ref.realPath));
-  h.set(HEADERS.path, encodePath(ref.relPath));
-  h.set(HEADERS.ino, String(ref.ino));
-  h.set(HEADERS.size, String(ref.size));
-  h.set(HEADERS.mtimeMs, String(ref.mtimeMs));
+  let value = encodedRefs.get(ref);
+  if (value === undefined) {
+    value = `${ref.ino} ${ref.size} ${ref.mtimeMs} ${encodePath(ref.realPath)} ${encodePath(ref.relPath)}`;
+    encodedRefs.set(ref, value);
+  }
+  h.set(HEADERS.fileRef, value);
   return h;
 }
 
 export function getFileRef(msg: Msg): FileRef {
+  const name = HEADERS.fileRef;
+  const [ino, size, mtimeMs, realPath, relPath] = fields(msg, name, 5) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   return {
-    realPath: decodePath(required(msg, HEADERS.realPath)),
-    relPath: decodePath(required(msg, HEADERS.path)),
-    ino: requiredNumber(msg, HEADERS.ino),
-    size: requiredNumber(msg, HEADERS.size),
-    mtimeMs: requiredNumber(msg, HEADERS.mtimeMs),
+    realPath: decodePathField(msg, name, realPath),
+    relPath: decodePathField(msg, name, relPath),
+    ino: numberField(msg, name, ino),
+    size: numberField(msg, name, size),
+    mtimeMs: numberField(msg, name, mtimeMs),
   };
 }
 
 export function putSpan(offset: number, length: number, h: MsgHdrs): MsgHdrs {
-  h.set(HEADERS.offset, String(offset));
-  h.set(HEADERS.length, String(length));
+  h.set(HEADERS.span, `${offset} ${length}`);
   return h;
 }
 
 export function getSpan(msg: Msg, maxLength: number): { offset: number; length: number } {
-  const offset = requiredNumber(msg, HEADERS.offset);
-  const length = requiredNumber(msg, HEADERS.length);
+  const [offsetText, lengthText] = fields(msg, HEADERS.span, 2) as [string, string];
+  const offset = numberField(msg, HEADERS.span, offsetText);
+  const length = numberField(msg, HEADERS.span, lengthText);
   if (!(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 1)) {
     throw new InternalError(`malformed read on ${msg.subject}: offset ${offset}, length ${length}`);
   }

@@ -30,7 +30,7 @@ import {
   startMessagingClientSpan,
 } from '../telemetry/spans.ts';
 import { HEADERS, HOP_ALLOWANCE_MS, remainingMs } from './headers.ts';
-import { type Hop, type IpcMetrics, IpcOutcome, type IpcResult, ipcRequest } from './ipc.ts';
+import { type Hop, type IpcCall, IpcClient, type IpcMetrics, IpcOutcome, type IpcResult } from './ipc.ts';
 import { pingSubject, type ServiceName } from './subjects.ts';
 
 export const RETRY_DEFAULTS = {
@@ -39,6 +39,8 @@ export const RETRY_DEFAULTS = {
   backoff: { initialMs: 20, maxMs: 250 },
   /** A PING either answers within this or the instance is hung (or gone). */
   probeTimeoutMs: 250,
+  /** How often the attempts in flight are looked at for one due a crash check (one timer for all). */
+  watchTickMs: 50,
   /** How long a PING's "still there" verdict is shared by the attempts that ask. */
   probeReuseMs: 50,
   /** Crashes a request may witness before it is declared poison. */
@@ -65,7 +67,16 @@ export type ResilientRequesterOptions = {
   outOfTime?: (message: string, lastFailure: string) => ServiceError;
 };
 
-const CRASHED = Symbol('driver crashed during the attempt');
+/** An attempt in flight, watched for a crash of the instances that could hold it. */
+type Attempt = {
+  call: IpcCall;
+  snapshot: string[];
+  /** When to probe its instances next. */
+  checkAt: number;
+  checking: boolean;
+  /** Set when a probe found an instance gone and the attempt was abandoned. */
+  crashed: boolean;
+};
 
 /** One at a time, in arrival order; waiting ends with TIMEOUT at the deadline. */
 class Lane {
@@ -132,7 +143,6 @@ export class ResilientRequester {
   readonly #server: string;
   readonly #attemptTimeoutMs: number;
   readonly #backoff: { initialMs: number; maxMs: number };
-  readonly #metrics: IpcMetrics | undefined;
   readonly #hop: Omit<Hop, 'op'>;
   readonly #outOfTime: (message: string, lastFailure: string) => ServiceError;
   /** Instances that answered recently. */
@@ -145,8 +155,12 @@ export class ResilientRequester {
   #serverBack: Promise<void> | undefined;
   /** Ends the poller's current backoff sleep (nudge). */
   #wakePoller: (() => void) | undefined;
-  /** The crash watches of the attempts in flight: each checks its instances now when called. */
-  readonly #watches = new Set<() => void>();
+  /** The attempts in flight, watched for crashes by one ticker (running while there are any). */
+  readonly #attempts = new Set<Attempt>();
+  #ticker: NodeJS.Timeout | undefined;
+  readonly #ipc: IpcClient;
+  /** The hop labels of each op, built once. */
+  readonly #hopOf = new Map<string, Hop>();
   #waiters = 0;
 
   constructor(nc: NatsConnection, options: ResilientRequesterOptions) {
@@ -155,9 +169,18 @@ export class ResilientRequester {
     this.#server = options.server;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? RETRY_DEFAULTS.attemptTimeoutMs;
     this.#backoff = options.backoff ?? RETRY_DEFAULTS.backoff;
-    this.#metrics = options.metrics;
     this.#hop = options.hop;
     this.#outOfTime = options.outOfTime ?? ((message) => new TimeoutError(message));
+    this.#ipc = new IpcClient(nc, options.metrics);
+  }
+
+  #hops(op: string): Hop {
+    let hop = this.#hopOf.get(op);
+    if (!hop) {
+      hop = { ...this.#hop, op };
+      this.#hopOf.set(op, hop);
+    }
+    return hop;
   }
 
   /**
@@ -201,15 +224,16 @@ export class ResilientRequester {
           const span = startMessagingClientSpan('nats', subject, attempt);
           const h = headers();
           if (span) injectHeaders(span, h);
-          const pending = ipcRequest(this.#nc, { ...this.#hop, op }, this.#metrics, subject, payload, {
+          const call = this.#ipc.request(this.#hops(op), subject, payload, {
             headers: h,
             timeoutMs: Math.min(this.#attemptTimeoutMs, remainingMs(deadline) - HOP_ALLOWANCE_MS),
           });
-          const watch = this.#watchForCrash(snapshot);
-          const result = await Promise.race([pending, watch.crashed]);
-          watch.stop();
-          if (span) endAttemptSpan(span, result === CRASHED ? 'crashed' : result);
-          if (result === CRASHED) {
+          const watched = this.#watch(call, snapshot);
+          const result = await call.result;
+          this.#unwatch(watched);
+          const crashed = watched.crashed && result.outcome === IpcOutcome.timeout;
+          if (span) endAttemptSpan(span, crashed ? 'crashed' : result);
+          if (crashed) {
             // The instance holding the attempt died: no need to wait for the attempt's timeout.
             crashSeen = true;
           } else {
@@ -305,39 +329,47 @@ export class ResilientRequester {
   }
 
   /**
-   * `crashed` resolves CRASHED as soon as an instance that could hold the attempt has vanished; it checks
-   * only once the attempt is slower than a normal read (probeTimeoutMs), then every probeTimeoutMs, and
-   * never resolves otherwise or after stop(). A plain timer rather than an AbortSignal: this runs for
-   * every read, and an aborted signal costs an AbortError each time.
+   * Watches the attempt for a crash of the instance that could hold it: once the attempt is slower than
+   * a normal read (probeTimeoutMs), and again every probeTimeoutMs, its instances are probed, and a
+   * vanished one abandons the attempt (no need to wait for its timeout). One shared ticker serves every
+   * attempt in flight instead of a timer and a promise per attempt: this runs for every read.
    */
-  #watchForCrash(snapshot: string[]): { crashed: Promise<typeof CRASHED>; stop(): void } {
-    let stopped = false;
-    let checking = false;
-    let timer: NodeJS.Timeout | undefined;
-    let checkNow = () => {};
-    const crashed = new Promise<typeof CRASHED>((resolve) => {
-      const check = async () => {
-        if (checking || stopped) return;
-        checking = true;
-        clearTimeout(timer);
-        const gone = await this.#crashedSince(snapshot);
-        checking = false;
-        if (stopped) return;
-        if (gone) resolve(CRASHED);
-        else timer = setTimeout(check, RETRY_DEFAULTS.probeTimeoutMs);
-      };
-      checkNow = () => void check();
-      timer = setTimeout(check, RETRY_DEFAULTS.probeTimeoutMs);
-    });
-    this.#watches.add(checkNow);
-    return {
-      crashed,
-      stop: () => {
-        stopped = true;
-        clearTimeout(timer);
-        this.#watches.delete(checkNow);
-      },
+  #watch(call: IpcCall, snapshot: string[]): Attempt {
+    const attempt: Attempt = {
+      call,
+      snapshot,
+      checkAt: Date.now() + RETRY_DEFAULTS.probeTimeoutMs,
+      checking: false,
+      crashed: false,
     };
+    this.#attempts.add(attempt);
+    this.#ticker ??= setInterval(() => this.#checkAttempts(false), RETRY_DEFAULTS.watchTickMs).unref();
+    return attempt;
+  }
+
+  #unwatch(attempt: Attempt): void {
+    this.#attempts.delete(attempt);
+  }
+
+  /** Probes the attempts due for a check (all of them when `now`); stops the ticker when none is left. */
+  #checkAttempts(now: boolean): void {
+    if (this.#attempts.size === 0) {
+      clearInterval(this.#ticker);
+      this.#ticker = undefined;
+      return;
+    }
+    const time = Date.now();
+    for (const attempt of this.#attempts) {
+      if (attempt.checking || (!now && time < attempt.checkAt)) continue;
+      attempt.checking = true;
+      void this.#crashedSince(attempt.snapshot).then((gone) => {
+        attempt.checking = false;
+        attempt.checkAt = Date.now() + RETRY_DEFAULTS.probeTimeoutMs;
+        if (!gone || !this.#attempts.has(attempt)) return;
+        attempt.crashed = true; // Read only if the abandon below is what settled the attempt.
+        attempt.call.abandon(`the ${this.#server} instance holding the request vanished`);
+      });
+    }
   }
 
   /**
@@ -348,7 +380,7 @@ export class ResilientRequester {
    */
   nudge(): void {
     this.#probes.clear();
-    for (const checkNow of this.#watches) checkNow();
+    this.#checkAttempts(true);
     this.#wakePoller?.();
   }
 

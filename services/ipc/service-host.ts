@@ -12,7 +12,7 @@ import {
 import { type Service, type ServiceMsg, Svcm } from '@nats-io/services';
 import type { Registry } from 'prom-client';
 import { toServiceError } from '../contract/errors.ts';
-import { createLatencyHistogram } from '../contract/metrics.ts';
+import { createLatencyHistogram, keyedObserver } from '../contract/metrics.ts';
 import { supervisedServiceMetadata } from '../supervisor/child-identity.ts';
 import { endSpan, failSpan, inSpanContext, startMessagingServerSpan } from '../telemetry/spans.ts';
 import { HEADERS, respondWithError } from './headers.ts';
@@ -45,7 +45,10 @@ export function createHandlerMetrics(registry: Registry, service: string): Handl
     'Time a server spent answering one NATS request, by service, endpoint and outcome (ok or error code)',
     ['service', 'op', 'outcome'],
   );
-  return { observe: (op, outcome, seconds) => histogram.observe({ service, op, outcome }, seconds) };
+  const observe = keyedObserver(histogram);
+  return {
+    observe: (op, outcome, seconds) => observe(`${op} ${outcome}`, () => ({ service, op, outcome }), seconds),
+  };
 }
 
 async function serve(

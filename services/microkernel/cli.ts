@@ -4,7 +4,9 @@
  * the driver, file server and gateway as separate processes, restarts them when they crash or hang,
  * and stops them in reverse order on SIGTERM/SIGINT.
  */
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { intFlag, type ParsedFlags, parseCommand, portFlag, UsageError } from '../../cli/args.ts';
 import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
@@ -40,6 +42,7 @@ import {
   usersFromEnv,
   writeRunNatsConfig,
 } from './nats-config.ts';
+import { bundleServers } from './server-bundles.ts';
 
 const COMMAND = {
   name: 'microkernel',
@@ -231,7 +234,15 @@ export async function run(argv: string[]): Promise<number> {
     };
   }
 
-  return superviseUntilDone(composition, data, tempDir);
+  // Compiled once here, so no restart of a server compiles its TypeScript again.
+  const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-microkernel-servers-'));
+  const built = await bundleServers(bundleDir);
+  if (built.bundles) composition = { ...composition, bundles: built.bundles };
+  else
+    process.stderr.write(
+      `kstyles ${name}: the servers run from their sources through tsx: ${built.reason}\n`,
+    );
+  return superviseUntilDone(composition, data, [bundleDir, ...(tempDir ? [tempDir] : [])]);
 }
 
 /** The /metrics URLs of the gateway, the servers and the supervisor. */
@@ -248,7 +259,7 @@ function metricsUrls(composition: CompositionOptions, url: string) {
 async function superviseUntilDone(
   composition: CompositionOptions,
   data: string,
-  tempDir: string | undefined,
+  tempDirs: string[],
 ): Promise<number> {
   const spec = microkernelSpec(composition);
   // The isolation probe needs every role's credentials, which only this process holds: its supervisor
@@ -260,7 +271,7 @@ async function superviseUntilDone(
   });
   const cleanUp = () => {
     removeRuntimeState(spec.id);
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
   };
   const stop = () => void supervisor.stop();
   process.on('SIGTERM', stop);
@@ -276,7 +287,7 @@ async function superviseUntilDone(
     () =>
       process.stdout.write(
         [
-          `microkernel ready: ${url}  (data ${data}, transfer ${composition.transfer}, chaos ${composition.chaos ? 'on' : 'off'}, supervisor pid ${process.pid})`,
+          `microkernel ready: ${url}  (data ${data}, transfer ${composition.transfer}, servers ${composition.bundles ? 'bundled' : 'from sources'}, chaos ${composition.chaos ? 'on' : 'off'}, supervisor pid ${process.pid})`,
           `  NATS      ${composition.natsUrl}${composition.ownNats ? ` (monitoring http://127.0.0.1:${composition.ownNats.monitorPort}/varz)` : ''}`,
           `  metrics   gateway ${metrics.gateway}  fs ${metrics.fs}  driver ${metrics.driver}  supervisor ${metrics.supervisor}`,
           `  control   'kstyles ps', 'kstyles chaos ${spec.id}:${CHILD_NAMES.driver} kill' (state: ${stateFile})`,
@@ -318,6 +329,7 @@ function recordRuntimeState(
       url: shown.url,
       data: shown.data,
       chaos: composition.chaos,
+      transfer: composition.transfer,
       children: spec.children.map((c) => c.name),
       metrics: shown.metrics,
       ...(composition.ownNats ? { natsMonitor: `http://127.0.0.1:${composition.ownNats.monitorPort}` } : {}),

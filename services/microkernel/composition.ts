@@ -13,10 +13,11 @@ import { REPO_ROOT } from '../../cli/kit/repo.ts';
 import { reachableUrl } from '../contract/http-server.ts';
 import { CRASH_AT_START_ENV } from '../driver/chaos-env.ts';
 import type { NatsCredentials } from '../ipc/connect.ts';
-import type { TransferMode } from '../ipc/headers.ts';
+import { DEFAULT_TRANSFER, type TransferMode } from '../ipc/headers.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
 import type { NatsRole } from './nats-config.ts';
+import { SERVER_SOURCES, type ServerBundles, type ServerName } from './server-bundles.ts';
 
 /** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
 export const CHILD_NAMES = { nats: 'nats', driver: 'driver', fs: 'fs', gateway: 'gateway' } as const;
@@ -66,6 +67,8 @@ export type CompositionOptions = {
   transfer?: TransferMode;
   /** More environment for the driver, fs and gateway (an absolute KSTYLES_TRACES_FILE). */
   serverEnv?: Record<string, string>;
+  /** The servers bundled (server-bundles.ts): run these instead of the sources through tsx. */
+  bundles?: ServerBundles;
 };
 
 /** `node --import tsx <file>`: the way every server runs, from any working directory. */
@@ -85,14 +88,11 @@ function natsEnv(options: CompositionOptions, role: NatsRole): Record<string, st
   };
 }
 
-function server(
-  options: CompositionOptions,
-  name: string,
-  file: string,
-  role: NatsRole,
-  args: string[],
-): ChildSpec {
-  const { command, args: base } = tsxCommand(file);
+function server(options: CompositionOptions, name: ServerName, role: NatsRole, args: string[]): ChildSpec {
+  const bundle = options.bundles?.[name];
+  const { command, args: base } = bundle
+    ? { command: process.execPath, args: [bundle] }
+    : tsxCommand(SERVER_SOURCES[name]);
   return {
     name,
     command,
@@ -121,7 +121,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
   }
   children.push(
     {
-      ...server(options, CHILD_NAMES.driver, 'services/driver/main.ts', 'driver', [
+      ...server(options, CHILD_NAMES.driver, 'driver', [
         '--metrics-port',
         String(options.metricsPorts.driver),
         ...metricsHostArgs(options),
@@ -131,7 +131,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       ...(options.chaos ? { crashAtStartEnv: CRASH_AT_START_ENV } : {}),
     },
     {
-      ...server(options, CHILD_NAMES.fs, 'services/fs/main.ts', 'fs', [
+      ...server(options, CHILD_NAMES.fs, 'fs', [
         '--data',
         options.data,
         ...(options.transfer ? ['--transfer', options.transfer] : []),
@@ -142,7 +142,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       health: { kind: 'nats-ping', service: SERVICE_NAMES.fs },
     },
     {
-      ...server(options, CHILD_NAMES.gateway, 'services/gateway/main.ts', 'gateway', [
+      ...server(options, CHILD_NAMES.gateway, 'gateway', [
         ...(options.deadlineMs !== undefined ? ['--deadline-ms', String(options.deadlineMs)] : []),
       ]),
       // The supervisor holds the HTTP socket: a gateway restart refuses no connection.
@@ -168,6 +168,8 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     },
     metricsPort: options.metricsPorts.supervisor,
     ...(options.metricsHost ? { metricsHost: options.metricsHost } : {}),
+    // In its status, so `kstyles ps --json` and the lab console say which transfer runs.
+    info: { transfer: options.transfer ?? DEFAULT_TRANSFER },
     children,
   };
 }

@@ -17,6 +17,7 @@ import {
   renderNatsConfig,
   usersFromEnv,
 } from './nats-config.ts';
+import { type RoleNats, startRoleNats } from './testing/role-nats.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-nats-config-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -75,29 +76,14 @@ describe('microkernel NATS configuration', () => {
 });
 
 describe('the roles on a real nats-server', () => {
-  let nats: TestNatsServer;
-  let users: ReturnType<typeof generateKeyPairs>;
-  const connections: NatsConnection[] = [];
+  let roles: RoleNats;
   before(async () => {
-    users = generateKeyPairs();
-    nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
+    roles = await startRoleNats();
   });
   after(async () => {
-    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
-    await nats?.stop();
+    await roles?.stop();
   });
-
-  const connectAs = async (role: NatsRole, inboxPrefix = inboxPrefixOf(role)) => {
-    const nc = await connectNats({
-      servers: nats.url,
-      name: `test-${role}`,
-      seed: users[role].seed,
-      inboxPrefix,
-      firstConnectTimeoutMs: 5000,
-    });
-    connections.push(nc);
-    return nc;
-  };
+  const connectAs = (role: NatsRole, inboxPrefix?: string) => roles.connectAs(role, inboxPrefix);
 
   /** Subscribes and resolves the server's verdict: null when allowed, else its error message. */
   async function subscribeVerdict(nc: NatsConnection, subject: string): Promise<string | null> {

@@ -65,7 +65,9 @@ export const PERMISSIONS: Record<NatsRole, Permissions> = {
   gateway: {
     // The file server's instance PINGs tell its crashes apart (the gateway retries across them).
     publish: ['kstyles.fs.>', ...ping(SERVICE_NAMES.fs), `$SRV.PING.${SERVICE_NAMES.driver}`],
-    subscribe: [inbox('gateway')],
+    // The supervisors' events: a file server's exit reissues the requests it held (as the file server
+    // does for the driver).
+    subscribe: [inbox('gateway'), 'kstyles.sup.events.*'],
     allowResponses: false,
   },
   fs: {

@@ -83,6 +83,8 @@ export type SupervisorStatus = {
   strategy: string;
   phase: SupervisorPhase;
   startedAt: string;
+  /** The spec's extra facts (the microkernel's transfer mode, the lab's URLs). */
+  info: Record<string, unknown>;
   children: ChildStatus[];
 };
 
@@ -292,6 +294,7 @@ export class Supervisor extends EventEmitter {
       strategy: this.spec.strategy,
       phase: this.#phase,
       startedAt: this.#startedAt.toISOString(),
+      info: this.spec.info,
       children: this.#children.map((c) => ({
         name: c.spec.name,
         pid: c.proc ? c.pid : null,

@@ -12,12 +12,12 @@ import { NatsBlockReader } from '../../fs/block-reader-client.ts';
 import { FileSystem } from '../../fs/file-system.ts';
 import { startFileServer } from '../../fs/nats-server.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
-import { connectNats, inboxPrefixOf } from '../../ipc/connect.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../../ipc/headers.ts';
 import { createIpcMetrics } from '../../ipc/ipc.ts';
 import type { HostedService } from '../../ipc/service-host.ts';
-import { startNatsServer, type TestNatsServer } from '../../supervisor/testing/nats-server.ts';
-import { generateKeyPairs, type NatsKeyPair, type NatsRole, renderNatsConfig } from '../nats-config.ts';
+import type { TestNatsServer } from '../../supervisor/testing/nats-server.ts';
+import type { NatsKeyPair, NatsRole } from '../nats-config.ts';
+import { startRoleNats } from './role-nats.ts';
 
 export type InProcessKernel = {
   nats: TestNatsServer;
@@ -36,20 +36,9 @@ export async function startInProcessKernel(
   dataDir: string,
   options: { deadlineMs?: number; transfer?: TransferMode } = {},
 ): Promise<InProcessKernel> {
-  const users = generateKeyPairs();
-  const nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
-  const connections: NatsConnection[] = [];
-  const connectAs = async (role: NatsRole) => {
-    const nc = await connectNats({
-      servers: nats.url,
-      name: `test-${role}`,
-      seed: users[role].seed,
-      inboxPrefix: inboxPrefixOf(role),
-      firstConnectTimeoutMs: 5000,
-    });
-    connections.push(nc);
-    return nc;
-  };
+  const roles = await startRoleNats();
+  const { nats, users } = roles;
+  const connectAs = (role: NatsRole) => roles.connectAs(role);
   const stops: Array<() => Promise<unknown>> = [];
   try {
     const driver = new StorageDriver({ chaos: new DriverChaos({ enabled: false }) });
@@ -84,14 +73,12 @@ export async function startInProcessKernel(
       connectAs,
       stop: async () => {
         for (const stop of stops.reverse()) await stop().catch(() => {});
-        await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
-        await nats.stop();
+        await roles.stop();
       },
     };
   } catch (err) {
     for (const stop of stops.reverse()) await stop().catch(() => {});
-    await Promise.all(connections.map((nc) => nc.close().catch(() => {})));
-    await nats.stop();
+    await roles.stop();
     throw err;
   }
 }

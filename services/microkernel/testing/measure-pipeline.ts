@@ -3,7 +3,9 @@
  * server → NATS → driver, all in this process but connected through a real nats-server) for each chunk
  * size and window, interleaved so a busy machine slows every configuration alike:
  *   npx tsx services/microkernel/testing/measure-pipeline.ts [--mib 8] [--rounds 7] [--transfer grant|copy]
- * Prints the median time per read and its throughput. services/microkernel/README.md keeps the figures.
+ * Prints the median time per read, its throughput and the median CPU time of this process per read (the
+ * gateway logic, file server and driver; nats-server not counted). services/microkernel/README.md keeps
+ * the figures.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -41,6 +43,8 @@ try {
   const nc = await kernel.connectAs('gateway');
   const services = configs.map((pipeline) => new NatsFileService(nc, { pipeline }));
   const times: number[][] = configs.map(() => []);
+  /** CPU time (user + system) of this process, which runs the gateway logic, file server and driver. */
+  const cpuMs: number[][] = configs.map(() => []);
   const readOnce = async (service: NatsFileService) => {
     const deadline = Date.now() + 30_000;
     const file = await service.open('big.bin', { deadline });
@@ -53,18 +57,22 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (const [index, service] of services.entries()) {
       const started = process.hrtime.bigint();
+      const cpu = process.cpuUsage();
       await readOnce(service);
       times[index]!.push(Number(process.hrtime.bigint() - started) / 1e6);
+      const used = process.cpuUsage(cpu);
+      cpuMs[index]!.push((used.user + used.system) / 1000);
     }
   }
   console.log(`${values.mib} MiB file, ${values.transfer} transfers, ${rounds} rounds, median per read:`);
   for (const [index, { chunkBytes, windowBytes }] of configs.entries()) {
     const sorted = times[index]!.sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
+    const cpu = cpuMs[index]!.sort((a, b) => a - b)[Math.floor(sorted.length / 2)]!;
     console.log(
       `chunk ${String(chunkBytes / KiB).padStart(3)} KiB  window ${String(windowBytes / KiB).padStart(4)} KiB  ` +
         `${median.toFixed(1).padStart(7)} ms  ${(((size / median) * 1000) / KiB / KiB).toFixed(0).padStart(4)} MiB/s` +
-        `  (min ${sorted[0]!.toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})`,
+        `  (min ${sorted[0]!.toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})  CPU ${cpu.toFixed(0)} ms`,
     );
   }
 } finally {
