@@ -1,7 +1,7 @@
 /**
  * Every load the benchmark offers goes through benchLoad: the one place that sets the load generator
- * up (connections, timeouts, no hostile battery; and, once the engine takes them, its worker threads
- * and its own warm-up), so a change of the engine's options is a change here only.
+ * up (connections, timeouts, its sender threads, no warm-up of its own, no hostile battery, no Security
+ * measurement), so a change of the engine's options is a change here only.
  */
 import {
   type FaultDriver,
@@ -13,18 +13,17 @@ import {
 import { formatMicros } from '../load/units.ts';
 
 /**
- * Threads the engine sends from. runLoad sends from this process's one event loop, so a rate "per
- * core" is the rate it holds; when the engine takes `workers`, this is that number.
+ * Sender threads of the engine (load/sender-pool.ts): one, off this process's event loop, so the rate
+ * the calibration finds "per core" is the rate every other load is sent at.
  */
 export const GENERATOR_THREADS = 1;
 
 /**
- * The engine's newer settings (issue #16's sender threads and the warm-up it runs before each load's
- * measured window, 2 s unless told; issue #13's Security measurement before each load, on unless
- * told). The benchmark warms a target up once per size itself (warmUp in run-bench.ts) rather than
- * before each of its hundreds of loads, sends from the threads its calibration counts, and measures
- * (like the hostile battery, Security belongs to a load run's report, and its requests would land in
- * the measured server's counts). An engine without these options ignores them.
+ * The engine's settings for a measurement: the sender threads the calibration counts; no warm-up before
+ * each load (2 s unless told: the benchmark warms a target up once per size itself, warmUp in
+ * run-bench.ts, rather than before each of its hundreds of loads); no Security measurement (it belongs
+ * to a load run's report, like the hostile battery, and its requests would land in the measured
+ * server's counts; the benchmark's own Security phase measures it once).
  */
 const ENGINE = { workers: GENERATOR_THREADS, warmupMs: 0, security: false };
 
@@ -37,6 +36,8 @@ export type BenchLoad = {
   durationMs: number;
   timeoutMs: number;
   connections: number;
+  /** The request mix (load/request-mix.ts); default every file of the corpus, uniformly. */
+  mix?: string;
   faults?: FaultSpec[];
   faultDrivers?: FaultDriver[];
   faultWindowMs?: number;
@@ -69,7 +70,7 @@ export async function benchLoad(load: BenchLoad): Promise<LoadResults> {
       rate: load.rate,
       durationMs: load.durationMs,
       corpusDir: load.corpusDir,
-      mix: 'all',
+      mix: load.mix ?? 'all',
       connections: load.connections,
       timeoutMs: load.timeoutMs,
       // A measurement: the hostile battery belongs to the report of a load run, not to every step.

@@ -26,7 +26,11 @@ describe('the plans', () => {
       quick.phases.map((p) => p.phase),
       ['set-up', ...PHASES.map((p) => p.title)],
     );
-    assert.ok(quick.phases.every((p) => p.ms > 0));
+    const tracingOf = (e: ReturnType<typeof estimateBench>) =>
+      e.phases.find((p) => p.phase === 'tracing cost')!;
+    assert.ok(quick.phases.filter((p) => p !== tracingOf(quick)).every((p) => p.ms > 0));
+    assert.equal(tracingOf(quick).ms, 0, 'quick leaves the tracing cost out');
+    assert.ok(tracingOf(estimateBench(PLANS.full, TARGET_NAMES)).ms > 0);
     assert.ok(estimateBench(PLANS.full, TARGET_NAMES).totalMs > quick.totalMs);
     assert.ok(estimateBench(withRounds(PLANS.quick, 5), TARGET_NAMES).totalMs > quick.totalMs);
     assert.ok(estimateBench(PLANS.quick, ['floor', 'monolith']).totalMs < quick.totalMs);

@@ -45,6 +45,8 @@ export type Plan = {
   recovery: { rate: number; durationMs: number; faultAtMs: number };
   /** Sequential 1 KiB round trips per round. */
   natsRoundTrips: number;
+  /** What tracing costs each style (bench/tracing-cost.ts), or null to leave it out. */
+  tracing: { rate: number; durationMs: number; ratio: number } | null;
   calibration: {
     /** The rate of the noise-floor runs, and their window. */
     noiseRate: number;
@@ -81,6 +83,7 @@ const FULL: Plan = {
   recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
   natsRoundTrips: 2000,
   calibration: { noiseRate: 1000, windowMs: 5000, sendLagBoundUs: 1000, startRate: 1000, maxRate: 64_000 },
+  tracing: { rate: 200, durationMs: 5000, ratio: 0.01 },
 };
 
 /** The targets issue #17's 1 MiB and 64 KiB targets compare. */
@@ -102,6 +105,7 @@ const QUICK: Plan = {
   recovery: { rate: 200, durationMs: 2000, faultAtMs: 500 },
   natsRoundTrips: 300,
   calibration: { ...FULL.calibration, windowMs: 1000 },
+  tracing: null,
 };
 
 export const PLANS: Record<'quick' | 'full', Plan> = { quick: QUICK, full: FULL };
@@ -163,6 +167,10 @@ export function tradeoffs(plan: Plan, full: Plan = FULL): string[] {
     out.push(
       `calibration windows of ${plan.calibration.windowMs / 1000} s instead of ${full.calibration.windowMs / 1000} s`,
     );
+  if (!plan.tracing && full.tracing)
+    out.push(
+      'no tracing cost (off, on, sampled per style): `npx tsx bench/tracing-cost.ts` measures it alone',
+    );
   if (plan.rounds < full.rounds)
     out.push(`${plan.rounds} round(s) instead of ${full.rounds}: no spread worth reading`);
   return out;
@@ -188,6 +196,8 @@ export const COSTS = {
   climbSteps: 5,
   laterRoundSteps: 2.5,
   natsServerStartMs: 500,
+  /** The Security row of the running styles: the hostile battery, /metrics, /proc, the isolation probe. */
+  securityMs: 4000,
   natsRoundTripMs: 0.5,
 } satisfies { startMs: Record<TargetName, number> } & Record<string, unknown>;
 
@@ -233,6 +243,13 @@ export const costOf = {
   calibrationSearch(plan: Plan, round: number): number {
     const steps = round === 0 ? firstRoundSteps(plan) : COSTS.laterRoundSteps;
     return steps * (stepWindowMs(plan, plan.calibration.startRate) + COSTS.runOverheadMs);
+  },
+  /** One style's tracing cost: three instances, a short warm-up each, then every mode `rounds` times. */
+  tracing(plan: Plan, style: TargetName): number {
+    if (!plan.tracing) return 0;
+    const run = plan.tracing.durationMs + COSTS.runOverheadMs;
+    const warmup = Math.min(3000, plan.tracing.durationMs) + COSTS.runOverheadMs;
+    return 3 * (costOf.coldStart(style) + warmup) + 3 * Math.max(3, plan.rounds) * run;
   },
 };
 

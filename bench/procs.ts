@@ -306,6 +306,14 @@ function treeTicks(rootPid: number): number {
   return sum;
 }
 
+/** USER_HZ: the unit of /proc's CPU times, 100 on Linux whatever the kernel's HZ. */
+const TICKS_PER_SECOND = 100;
+
+/** CPU microseconds a process tree has used, its reaped children included. */
+export function treeCpuMicros(rootPid: number): number {
+  return (treeTicks(rootPid) * 1e6) / TICKS_PER_SECOND;
+}
+
 /**
  * Watches how many cores the rest of the machine used while a measurement ran: all busy CPU time minus
  * that of the benchmark's own tree (the generator and every target it started).

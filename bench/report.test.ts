@@ -12,6 +12,8 @@ import type {
   ThroughputRound,
 } from './types.ts';
 
+const cell = (v: number) => ({ median: v, min: v, max: v, n: 3 });
+
 function figure<D>(values: number[], detail: (v: number, round: number) => D): Figure<D> {
   const samples = values.map((value, round) => ({ round, attempt: 1, value, detail: detail(value, round) }));
   return { samples, spread: spreadOf(values), discarded: [] };
@@ -75,6 +77,8 @@ const results = (targets: TargetBench[], problems: FigureProblem[] = []): BenchR
   startedAt: '2026-01-01T00:00:00.000Z',
   durationMs: 1000,
   estimatedMs: 1200,
+  security: { skipped: 'not run' },
+  tracing: { skipped: 'not run' },
   machine: {
     cores: 2,
     cpuModel: 'cpu',
@@ -192,6 +196,58 @@ describe('benchTables', () => {
     assert.equal(
       benchTables(results([target('microkernel', [1000])])).some((t) => t.title.includes('grant vs copy')),
       false,
+    );
+  });
+
+  it('shows the Security row measured of each style, and the tracing cost against tracing off', () => {
+    const r: BenchResults = {
+      ...results([target('monolith', [1000])]),
+      security: {
+        monolith: { hostile: { tried: 51, refused: 51, leaked: 0, unexpected: [] } },
+      },
+      tracing: {
+        startedAt: '2026-01-01T00:00:00.000Z',
+        rate: 200,
+        durationMs: 5000,
+        repeats: 3,
+        ratio: 0.01,
+        mix: 'small',
+        loadAverage: { before: 0.1, after: 0.2 },
+        offPathNsPerSpan: { median: 1.2, min: 1, max: 1.5, n: 7 },
+        styles: [
+          {
+            style: 'monolith',
+            describe: 'node bin/kstyles.js monolith',
+            modes: [
+              { mode: 'off', runs: [], p50Us: cell(500), p99Us: cell(900), cpuUsPerRequest: cell(400) },
+              {
+                mode: 'on',
+                runs: [],
+                p50Us: cell(550),
+                p99Us: cell(1000),
+                cpuUsPerRequest: cell(500),
+                traced: { requests: 3000, spansPerRequest: 4, bytesPerRequest: 2000 },
+              },
+            ],
+          },
+        ],
+      },
+    };
+    const tables = benchTables(r);
+    const security = tables.find((t) => t.title.startsWith('Security'))!;
+    assert.deepEqual(security.rows, [['monolith', 'hostile requests: 51 tried, 51 refused, 0 leaked']]);
+    const tracing = tables.find((t) => t.title === 'Tracing cost')!;
+    assert.deepEqual(
+      tracing.rows.map((row) => [row[1], row[4], row[5], row[6]]),
+      [
+        ['off', '400 µs [all 400 µs]', '—', '—'],
+        ['on', '500 µs [all 500 µs]', '+25%', '4.0'],
+      ],
+    );
+    assert.equal(
+      benchTables(results([target('monolith', [1000])])).some((t) => t.title === 'Tracing cost'),
+      false,
+      'no table for a phase that did not run',
     );
   });
 

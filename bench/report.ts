@@ -7,7 +7,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type LoadResults, writeReports } from '../load/index.ts';
+import { type LoadResults, securityLines, writeReports } from '../load/index.ts';
 import { targetColor } from '../load/report-html.ts';
 import { escapeXml as esc, lineChart } from '../load/svg-charts.ts';
 import { formatBytes, formatMicros } from '../load/units.ts';
@@ -335,6 +335,64 @@ const lifeTable: TableBuilder = (results) => {
   return table.rows.length ? table : null;
 };
 
+/** The seed's Security row, measured once against the running styles (load/security-facts.ts). */
+const securityTable: TableBuilder = (results) => {
+  const title = 'Security (measured once against the running styles)';
+  if ('skipped' in results.security) {
+    return results.security.skipped === 'not run'
+      ? null
+      : {
+          title,
+          head: ['target', 'result'],
+          rows: [['—', `not measured: ${results.security.skipped}`]],
+          notes: [],
+        };
+  }
+  const rows = Object.entries(results.security).map(([name, facts]) => [
+    name,
+    securityLines(facts).join('; ') || '—',
+  ]);
+  return {
+    title,
+    head: ['target', 'the request parser and what it can reach'],
+    rows,
+    notes: [
+      "As in every `kstyles load` report: the hostile battery, the parser's own kstyles_security_* gauges, /proc of the process listening on the port, and for a microkernel its NATS isolation tried live by its supervisor with each role's credentials (load/README.md, 'The Security row').",
+    ],
+  };
+};
+
+/** What tracing costs each style: off, on (every request traced) and sampled, interleaved runs. */
+const tracingTable: TableBuilder = (results) => {
+  const tracing = results.tracing;
+  if ('skipped' in tracing) return null;
+  const us = (v: number) => `${Math.round(v)} µs`;
+  const range = (s: Spread, format: (v: number) => string) => spreadCell(s, format, tracing.repeats);
+  const rows = tracing.styles.flatMap((style) => {
+    const off = style.modes.find((m) => m.mode === 'off')?.cpuUsPerRequest.median ?? 0;
+    return style.modes.map((mode) => [
+      style.style,
+      mode.mode === 'sampled' ? `sampled ${tracing.ratio}` : mode.mode,
+      range(mode.p50Us, formatMicros),
+      range(mode.p99Us, formatMicros),
+      range(mode.cpuUsPerRequest, us),
+      mode.mode === 'off' || off === 0
+        ? '—'
+        : `${mode.cpuUsPerRequest.median - off >= 0 ? '+' : ''}${Math.round(((mode.cpuUsPerRequest.median - off) / off) * 100)}%`,
+      mode.traced ? mode.traced.spansPerRequest.toFixed(1) : '—',
+    ]);
+  });
+  return {
+    title: 'Tracing cost',
+    head: ['style', 'tracing', 'p50', 'p99', 'CPU per request', 'CPU vs off', 'spans per trace'],
+    rows,
+    notes: [
+      `Each style started three times (tracing off: no exporter, the SDK not loaded; on: the file exporter, every request; sampled: parent-based ratio ${tracing.ratio}), ${tracing.rate} req/s of small files for ${tracing.durationMs / 1000} s per run, the three interleaved, ${tracing.repeats} runs each: median [min–max]. CPU: the style's whole process tree (/proc) over the run ÷ requests.`,
+      `With tracing off every span site is a check that returns at once: ${spreadCell(tracing.offPathNsPerSpan, (v) => `${v.toFixed(1)} ns`)} per site, timed here (bench/tracing-cost.ts).`,
+    ],
+  };
+};
+
 /** The tables in the order every output shows them; a new phase's table is one more builder. */
 export const TABLES: TableBuilder[] = [
   instrumentTable,
@@ -342,6 +400,8 @@ export const TABLES: TableBuilder[] = [
   latencyTable,
   transferTable,
   lifeTable,
+  securityTable,
+  tracingTable,
 ];
 
 export function benchTables(results: BenchResults): Table[] {

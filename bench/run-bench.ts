@@ -10,10 +10,12 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { STYLES } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
-import type { LoadResults } from '../load/index.ts';
+import { type LoadResults, measureSecurity, rangeFileOf } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
+import { readManifest } from '../services/corpus/corpus.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
 import { evaluateTargets, ratioPairs, sanityRules } from './evaluate.ts';
@@ -66,6 +68,7 @@ import {
   type StepVerdict,
 } from './search.ts';
 import {
+  benchSupervisorId,
   READY_PATHS,
   type RunningTarget,
   SkipTarget,
@@ -74,6 +77,7 @@ import {
   type TargetPhase,
   unikernelImageFacts,
 } from './targets.ts';
+import { measureTracingCost } from './tracing-cost.ts';
 import {
   type BenchMethod,
   type BenchResults,
@@ -199,6 +203,8 @@ export type BenchContext = {
   noiseFloorUs: number;
   calibration: BenchResults['calibration'];
   nats: BenchResults['nats'];
+  security: BenchResults['security'];
+  tracing: BenchResults['tracing'];
   problems: FigureProblem[];
   reruns: number;
   loadRuns: BenchRun['loadRuns'];
@@ -947,14 +953,98 @@ const recoveryPhase: Phase = {
   },
 };
 
-/** The phases in the order they run; another phase (a tracing cost, a security row) is one more entry. */
+/** The styles among the targets asked for (the two microkernels are one style measured twice). */
+const stylesOf = (names: readonly TargetName[]) => names.filter((n) => TARGETS[n].kind === 'style');
+
+/**
+ * The Security row of every running style, once (load/security-facts.ts, as `kstyles load` measures it
+ * before its load): the hostile battery, each request parser's own gauges, /proc, and a microkernel's
+ * NATS isolation, which its supervisor (the benchmark's id for it) probes.
+ */
+const securityPhase: Phase = {
+  id: 'security',
+  title: 'Security row',
+  usesFleet: true,
+  estimateMs: (_plan, targets) => (stylesOf(targets.fleet).length > 0 ? COSTS.securityMs : 0),
+  async run(ctx) {
+    const targets = stylesOf(running(ctx)).flatMap((name) => {
+      const target = serving(ctx, name);
+      return target ? [target] : [];
+    });
+    if (ctx.aborted() || targets.length === 0) return;
+    step(
+      ctx,
+      `Security row: ${targets.map((t) => t.name).join(', ')} — hostile requests, each parser's gauges and /proc, the microkernels' NATS isolation`,
+    );
+    const supervisorOf = (name: TargetName) =>
+      name === 'microkernel'
+        ? benchSupervisorId('grant')
+        : name === 'microkernel-copy'
+          ? benchSupervisorId('copy')
+          : name;
+    try {
+      const rangeFile = rangeFileOf(await readManifest(ctx.dataDir));
+      const measured = await measureSecurity(
+        targets.map((t) => ({ name: supervisorOf(t.name), url: t.url })),
+        { corpusDir: ctx.dataDir, timeoutMs: 5000, ...(rangeFile ? { rangeFile } : {}) },
+      );
+      ctx.security = Object.fromEntries(targets.map((t) => [t.name, measured[supervisorOf(t.name)]!]));
+    } catch (err) {
+      ctx.security = { skipped: describeError(err) };
+    }
+    ctx.clock.advance(COSTS.securityMs);
+  },
+};
+
+/** What tracing costs each style (bench/tracing-cost.ts): its own instances, off / on / sampled. */
+const tracingPhase: Phase = {
+  id: 'tracing',
+  title: 'tracing cost',
+  usesFleet: false,
+  estimateMs: (plan, targets) =>
+    plan.tracing
+      ? sum(STYLES.filter((s) => targets.coldStart.includes(s)).map((s) => costOf.tracing(plan, s)))
+      : 0,
+  async run(ctx) {
+    const tracing = ctx.plan.tracing;
+    if (!tracing) {
+      ctx.tracing = { skipped: `not in the ${ctx.plan.name} plan` };
+      return;
+    }
+    const styles = STYLES.filter((s) => ctx.targets.some((t) => t.name === s && !t.skipped));
+    if (ctx.aborted() || styles.length === 0) return;
+    step(
+      ctx,
+      `tracing cost: ${styles.join(', ')} — tracing off, on and sampled ${tracing.ratio}, interleaved, ${Math.max(3, ctx.plan.rounds)} runs of ${tracing.durationMs / 1000} s at ${tracing.rate} req/s of small files`,
+    );
+    try {
+      ctx.tracing = await measureTracingCost({
+        styles,
+        rate: tracing.rate,
+        durationMs: tracing.durationMs,
+        repeats: Math.max(3, ctx.plan.rounds),
+        ratio: tracing.ratio,
+        mix: 'small',
+        corpusDir: ctx.dataDir,
+        onProgress: (line) => ctx.progress.info(`tracing cost · ${line}`),
+      });
+    } catch (err) {
+      ctx.tracing = { skipped: describeError(err) };
+    }
+    for (const style of styles) ctx.clock.advance(costOf.tracing(ctx.plan, style));
+  },
+};
+
+/** The phases in the order they run; another phase is one more entry. */
 export const PHASES: Phase[] = [
   natsPhase,
   calibrationPhase,
   throughputPhase,
   latencyPhase,
+  securityPhase,
   coldStartPhase,
   recoveryPhase,
+  tracingPhase,
 ];
 
 /** Set-up (machine, corpus) and starting and stopping the running targets. */
@@ -1029,6 +1119,8 @@ export async function runBench(options: BenchOptions): Promise<BenchRun> {
     method: benchMethod(plan),
     calibration: ctx.calibration,
     nats: ctx.nats,
+    security: ctx.security,
+    tracing: ctx.tracing,
     targets: ctx.targets,
     checks: evaluateTargets(ctx.targets, nats),
     problems: ctx.problems,
@@ -1063,6 +1155,8 @@ export async function newContext(o: {
     noiseFloorUs: 0,
     calibration: { skipped: 'not run' },
     nats: { skipped: 'not run' },
+    security: { skipped: 'not run' },
+    tracing: { skipped: 'not run' },
     problems: [],
     reruns: 0,
     loadRuns: { latency: {}, recovery: [] },

@@ -54,16 +54,13 @@ function kstyles(style: string, port: number, dataDir: string): Launch {
   };
 }
 
+/** The supervisor id of the benchmark's microkernel with one transfer mode (its control API's name). */
+export const benchSupervisorId = (transfer: 'grant' | 'copy') => `bench-${process.pid}-${transfer}`;
+
 /** The microkernel with one transfer mode; its own supervisor id and free metrics ports, so two run side by side (and beside a lab). */
 function microkernel(transfer: 'grant' | 'copy', port: number, dataDir: string): Launch {
   const base = kstyles('microkernel', port, dataDir);
-  const extra = [
-    '--transfer',
-    transfer,
-    '--id',
-    `bench-${process.pid}-${transfer}`,
-    ...ANY_FREE_METRICS_PORTS,
-  ];
+  const extra = ['--transfer', transfer, '--id', benchSupervisorId(transfer), ...ANY_FREE_METRICS_PORTS];
   return {
     ...base,
     args: [...base.args, ...extra],

@@ -18,13 +18,14 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES, type Style } from '../cli/kit/defaults.ts';
-import { runLoad } from '../load/run-load.ts';
 import { formatMicros, parseDurationMs } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
 import { generateCorpus } from '../services/corpus/corpus.ts';
 import { inSpan, SpanKind, tracingOn } from '../services/telemetry/spans.ts';
 import { groupByTrace, parseTraceLines } from '../services/telemetry/trace-file.ts';
-import { processTree, type Spawned, startProcess, waitFor200 } from './procs.ts';
+import { benchLoad } from './load-run.ts';
+import { type Spawned, startProcess, treeCpuMicros, waitFor200 } from './procs.ts';
+import { type Spread, spreadOf } from './repeats.ts';
 import { READY_PATHS, TARGETS } from './targets.ts';
 
 export const TRACING_MODES = ['off', 'on', 'sampled'] as const;
@@ -53,8 +54,6 @@ export type ModeRun = {
   requests: number;
   errors: number;
 };
-
-export type Spread = { median: number; min: number; max: number };
 
 export type ModeResult = {
   mode: TracingMode;
@@ -98,28 +97,6 @@ function modeEnv(mode: TracingMode, file: string, ratio: number): Record<string,
   };
 }
 
-/** CPU microseconds a process tree has used, its reaped children included. */
-function treeCpuMicros(rootPid: number): number {
-  const tickUs = 1e6 / 100; // USER_HZ, 100 on Linux whatever the kernel's HZ
-  let ticks = 0;
-  for (const pid of processTree(rootPid)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime stime cutime cstime: fields 14-17 of stat, 12-15 after the name and state.
-      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    } catch {
-      // Gone.
-    }
-  }
-  return ticks * tickUs;
-}
-
-function spread(values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)]!, min: sorted[0]!, max: sorted.at(-1)! };
-}
-
 /**
  * Nanoseconds per span helper call while tracing is off: the gate every instrumented call site passes
  * (services/telemetry/spans.ts, `inSpan`), timed against the same async work without it, in alternating
@@ -140,7 +117,8 @@ export async function offPathNsPerSpan(iterations = 200_000, rounds = 7): Promis
     const withGate = await time(gated);
     if (round > 0) differences.push(withGate - bare);
   }
-  return spread(differences);
+  // Never empty: rounds > 1.
+  return spreadOf(differences)!;
 }
 
 type Instance = { mode: TracingMode; child: Spawned; url: string; file: string };
@@ -200,14 +178,15 @@ export async function measureTracingCost(options: TracingCostOptions): Promise<T
             );
           }
         }
+        // Every list has `repeats` (at least 3) runs: none of these spreads is empty.
         const modes = started.map(({ instance }): ModeResult => {
           const list = runs.get(instance.mode)!;
           const result: ModeResult = {
             mode: instance.mode,
             runs: list,
-            p50Us: spread(list.map((r) => r.p50Us)),
-            p99Us: spread(list.map((r) => r.p99Us)),
-            cpuUsPerRequest: spread(list.map((r) => r.cpuUsPerRequest)),
+            p50Us: spreadOf(list.map((r) => r.p50Us))!,
+            p99Us: spreadOf(list.map((r) => r.p99Us))!,
+            cpuUsPerRequest: spreadOf(list.map((r) => r.cpuUsPerRequest))!,
           };
           if (instance.mode !== 'off') {
             // Each traced request is one trace (warm-up and the readiness probe's GET included).
@@ -252,13 +231,15 @@ async function loadOnce(
 ): Promise<ModeRun> {
   // Every file the traced modes write is flushed in the run it belongs to (each process writes every 250 ms).
   const cpu0 = treeCpuMicros(instance.child.pid);
-  const results = await runLoad({
-    targets: [{ name: instance.mode, url: instance.url }],
+  const results = await benchLoad({
+    name: instance.mode,
+    url: instance.url,
     rate: options.rate,
     durationMs,
     corpusDir,
     mix: options.mix,
-    hostileBattery: false,
+    timeoutMs: 5000,
+    connections: 32,
   });
   await new Promise((resolve) => setTimeout(resolve, 400));
   const cpu = treeCpuMicros(instance.child.pid) - cpu0;

@@ -1,7 +1,9 @@
 import { STYLES } from '../cli/kit/defaults.ts';
+import type { TargetFacts } from '../load/types.ts';
 import type { Plan } from './plan.ts';
 import type { Figure, RoundsProblem } from './repeats.ts';
 import type { StepVerdict } from './search.ts';
+import type { TracingCostReport } from './tracing-cost.ts';
 
 /** The file sizes the benchmark measures, each one file of the corpus. */
 export const SIZES = {
@@ -187,6 +189,10 @@ export type BenchResults = {
   method: BenchMethod;
   calibration: Calibration | { skipped: string };
   nats: NatsResult | { skipped: string };
+  /** The Security row of each running style, measured once (load/security-facts.ts). */
+  security: Record<string, TargetFacts> | { skipped: string };
+  /** What tracing costs each style (bench/tracing-cost.ts). */
+  tracing: TracingCostReport | { skipped: string };
   targets: TargetBench[];
   checks: TargetCheck[];
   problems: FigureProblem[];

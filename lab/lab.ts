@@ -230,12 +230,7 @@ export async function startLab(options: LabOptions): Promise<Lab> {
     STYLES.map((style) => [style, `http://127.0.0.1:${options.ports[style]}`]),
   ) as Record<Style, string>;
   const unikernel = chooseLaunch(options.chaos ? 'chaos' : 'production');
-  const spec = labSpec(
-    options,
-    { ...natsSetup, binary: natsBinary, url: natsUrl },
-    urls,
-    unikernel,
-  );
+  const spec = labSpec(options, { ...natsSetup, binary: natsBinary, url: natsUrl }, urls, unikernel);
   const supervisor = new Supervisor(spec, {
     ...(options.stdout ? { stdout: options.stdout } : {}),
     ...(options.stderr ? { stderr: options.stderr } : {}),

@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import { ErrorCode } from '../services/contract/errors.ts';
 import { LEAK_MARKER, TRAVERSAL_ATTACKS } from '../services/contract/testing/attacks.ts';
+import { encodeFilePath, type Manifest } from '../services/corpus/corpus.ts';
 
 export type HostileOutcome = {
   tried: number;
@@ -38,6 +39,12 @@ const PATH_REFUSALS = [
 
 /** A file that exists in the target's corpus, for the range probes: its URL path and size. */
 export type RangeFile = { urlPath: string; size: number };
+
+/** The corpus file the range probes ask for: the first servable one with bytes. */
+export function rangeFileOf(manifest: Manifest): RangeFile | undefined {
+  const file = manifest.files.find((f) => f.size > 0 && !f.poison);
+  return file ? { urlPath: `/files/${encodeFilePath(file.path)}`, size: file.size } : undefined;
+}
 
 function request(host: string, target: string, extra = ''): string {
   return `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n${extra}\r\n`;

@@ -11,6 +11,7 @@ export {
   SupervisorFaultDriver,
 } from './fault-drivers.ts';
 export { decodeHistogram, percentileCurve } from './histogram.ts';
+export { rangeFileOf } from './hostile-battery.ts';
 export { createLiveView, formatChecklist, formatSummary } from './live-view.ts';
 export { mergeResults } from './merge-results.ts';
 export { renderHtml } from './report-html.ts';

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
-import { encodeFilePath, readManifest } from '../services/corpus/corpus.ts';
+import { readManifest } from '../services/corpus/corpus.ts';
 import { planVerifier, type VerifyMode } from './body-verifier.ts';
 import { type DriverContext, defaultFaultDrivers, type FaultDriver } from './fault-drivers.ts';
 import { FaultSchedule } from './fault-schedule.ts';
 import { createHistogram, recordMicros, summarize } from './histogram.ts';
+import { rangeFileOf } from './hostile-battery.ts';
 import { type LoadMetrics, startLoadMetrics } from './load-metrics.ts';
 import { LoopDelay } from './loop-delay.ts';
 import { buildRequestMix, DEFAULT_MIX, poisonFile } from './request-mix.ts';
@@ -161,15 +162,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
     options.onMetricsListening?.(metrics.port);
   }
   // Before any fault: the Security row (security-facts.ts), while every target's request parser is up.
-  const rangeFile = manifest.files.find((file) => file.size > 0 && !file.poison);
+  const rangeFile = rangeFileOf(manifest);
   const facts = await withSecurityFacts(options.targets, options.facts, {
     corpusDir: options.corpusDir,
     timeoutMs,
     hostileBattery: options.hostileBattery ?? true,
     measure: options.security ?? true,
-    ...(rangeFile
-      ? { rangeFile: { urlPath: `/files/${encodeFilePath(rangeFile.path)}`, size: rangeFile.size } }
-      : {}),
+    ...(rangeFile ? { rangeFile } : {}),
     ...(options.natsUrl ? { natsUrl: options.natsUrl } : {}),
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
   });
