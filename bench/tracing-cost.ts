@@ -27,9 +27,14 @@ import { benchLoad } from './load-run.ts';
 import { type Spawned, startProcess, treeCpuMicros, waitFor200 } from './procs.ts';
 import { type Spread, spreadOf } from './repeats.ts';
 import { READY_PATHS, TARGETS } from './targets.ts';
-
-export const TRACING_MODES = ['off', 'on', 'sampled'] as const;
-export type TracingMode = (typeof TRACING_MODES)[number];
+import {
+  type ModeResult,
+  type ModeRun,
+  type StyleResult,
+  TRACING_MODES,
+  type TracingCostReport,
+  type TracingMode,
+} from './types.ts';
 
 export type TracingCostOptions = {
   styles: Style[];
@@ -45,40 +50,6 @@ export type TracingCostOptions = {
   /** A corpus (MANIFEST.json); absent: a fresh one in a temporary directory. */
   corpusDir?: string;
   onProgress?: (line: string) => void;
-};
-
-export type ModeRun = {
-  p50Us: number;
-  p99Us: number;
-  cpuUsPerRequest: number;
-  requests: number;
-  errors: number;
-};
-
-export type ModeResult = {
-  mode: TracingMode;
-  runs: ModeRun[];
-  p50Us: Spread;
-  p99Us: Spread;
-  cpuUsPerRequest: Spread;
-  /** Traced modes: the requests traced, and the spans and bytes of the traces file per traced request. */
-  traced?: { requests: number; spansPerRequest: number; bytesPerRequest: number };
-};
-
-export type StyleResult = { style: Style; describe: string; modes: ModeResult[] };
-
-export type TracingCostReport = {
-  startedAt: string;
-  rate: number;
-  durationMs: number;
-  repeats: number;
-  ratio: number;
-  mix: string;
-  /** The 1-minute load average before and after: the figures mean little on a busy machine. */
-  loadAverage: { before: number; after: number };
-  /** What one span helper costs while no SDK is registered (this process), in nanoseconds per call. */
-  offPathNsPerSpan: Spread;
-  styles: StyleResult[];
 };
 
 /** The environment of each mode; the off mode blanks what the caller's environment might set. */

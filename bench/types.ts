@@ -1,9 +1,8 @@
-import { STYLES } from '../cli/kit/defaults.ts';
+import { STYLES, type Style } from '../cli/kit/defaults.ts';
 import type { TargetFacts } from '../load/types.ts';
 import type { Plan } from './plan.ts';
-import type { Figure, RoundsProblem } from './repeats.ts';
+import type { Figure, RoundsProblem, Spread } from './repeats.ts';
 import type { StepVerdict } from './search.ts';
-import type { TracingCostReport } from './tracing-cost.ts';
 
 /** The file sizes the benchmark measures, each one file of the corpus. */
 export const SIZES = {
@@ -200,4 +199,42 @@ export type BenchResults = {
   reruns: number;
   /** Files written next to results.json (load reports of the latency and recovery runs). */
   reports: Record<string, string>;
+};
+
+/** The tracing modes bench/tracing-cost.ts compares: no exporter, every request, a sampled ratio. */
+export const TRACING_MODES = ['off', 'on', 'sampled'] as const;
+export type TracingMode = (typeof TRACING_MODES)[number];
+
+export type ModeRun = {
+  p50Us: number;
+  p99Us: number;
+  cpuUsPerRequest: number;
+  requests: number;
+  errors: number;
+};
+
+export type ModeResult = {
+  mode: TracingMode;
+  runs: ModeRun[];
+  p50Us: Spread;
+  p99Us: Spread;
+  cpuUsPerRequest: Spread;
+  /** Traced modes: the requests traced, and the spans and bytes of the traces file per traced request. */
+  traced?: { requests: number; spansPerRequest: number; bytesPerRequest: number };
+};
+
+export type StyleResult = { style: Style; describe: string; modes: ModeResult[] };
+
+export type TracingCostReport = {
+  startedAt: string;
+  rate: number;
+  durationMs: number;
+  repeats: number;
+  ratio: number;
+  mix: string;
+  /** The 1-minute load average before and after: the figures mean little on a busy machine. */
+  loadAverage: { before: number; after: number };
+  /** What one span helper costs while no SDK is registered (this process), in nanoseconds per call. */
+  offPathNsPerSpan: Spread;
+  styles: StyleResult[];
 };

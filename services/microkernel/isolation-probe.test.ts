@@ -40,8 +40,8 @@ describe('the NATS isolation probe, on a real nats-server', () => {
     const gateway = result.roles.find((r) => r.role === 'gateway')!;
     assert.equal(
       gateway.allowed,
-      2,
-      'the gateway may ask the file server and read its own replies, nothing else',
+      3,
+      'the gateway may ask the file server, read its own replies and follow supervisor events, nothing else',
     );
     assert.equal(result.anonymous, 'refused');
     assert.equal(result.stranger, 'refused');
@@ -50,7 +50,10 @@ describe('the NATS isolation probe, on a real nats-server', () => {
   it('reports a loosened permission as a finding of that role', async () => {
     const pairs = generateKeyPairs();
     const config = renderNatsConfig({ host: '127.0.0.1', port: 0, users: pairs });
-    const loose = config.replace('subscribe: { allow: ["_INBOX_gateway.>"] }', 'subscribe: { allow: [">"] }');
+    const loose = config.replace(
+      'subscribe: { allow: ["_INBOX_gateway.>", "kstyles.sup.events.*"] }',
+      'subscribe: { allow: [">"] }',
+    );
     assert.notEqual(loose, config, "the gateway's subscribe permission is in the rendered config");
     const result = await probeNatsIsolation((await nats(loose)).url, pairs);
     const gateway = result.roles.find((r) => r.role === 'gateway')!;

@@ -32,7 +32,7 @@ export type IsolationAttempt = {
 
 /**
  * The attempts, for one run's token. Who may do what (docs/architecture.md, 'The microkernel'): the
- * gateway asks the file server and reads its own inbox; the file server asks the driver, serves its
+ * gateway asks the file server, reads its own inbox and follows supervisor events; the file server asks the driver, serves its
  * subjects, follows supervisor events; the driver serves its subjects and sends granted chunks to the
  * gateway's inbox; the supervisor owns control, events and the service API; the lab console may call the
  * supervisors' control API and read their events. Nobody reads another role's
@@ -66,7 +66,7 @@ export function isolationAttempts(token: string): IsolationAttempt[] {
     subscribe('kstyles.fs.>', 'read every request to the file server', ['fs']),
     subscribe('kstyles.drv.>', 'read every request to the driver', ['driver']),
     subscribe('kstyles.sup.ctl.>', "read every supervisor's control requests", ['supervisor']),
-    subscribe('kstyles.sup.events.*', 'read supervisor events', ['fs', 'supervisor', 'console']),
+    subscribe('kstyles.sup.events.*', 'read supervisor events', ['gateway', 'fs', 'supervisor', 'console']),
     subscribe('$SRV.>', 'read every service-API message', ['supervisor']),
     subscribe(`${inboxPrefixOf('gateway')}.>`, "read the gateway's replies", ['gateway']),
     subscribe(`${inboxPrefixOf('fs')}.>`, "read the file server's replies", ['fs']),
