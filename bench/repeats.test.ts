@@ -229,6 +229,12 @@ describe('measureRounds', () => {
     assert.equal(r.problems.filter((p) => p.kind === 'sanity').length, 3);
   });
 
+  /** A self check that names a round below 50 as contradicting the others. */
+  const lowRoundContradicts: RoundsSpec<string, unknown>['selfCheck'] = (_t, samples) => {
+    const low = samples.find((s) => s.value < 50);
+    return low ? { round: low.round, reason: 'a rate passed above one that failed' } : null;
+  };
+
   it("asks a target's self check and re-measures the round it names", async () => {
     const { calls, measure } = scripted({ floor: [[100], [100], [40, 98]] });
     const r = await measureRounds(
@@ -237,10 +243,7 @@ describe('measureRounds', () => {
         targets: ['floor'],
         sanity: [],
         ratioPairs: [],
-        selfCheck: (_t, samples) => {
-          const low = samples.find((s) => s.value < 50);
-          return low ? { round: low.round, reason: 'a rate passed above one that failed' } : null;
-        },
+        selfCheck: lowRoundContradicts,
       },
       measure,
     );
@@ -259,10 +262,7 @@ describe('measureRounds', () => {
         targets: ['floor'],
         sanity: [],
         ratioPairs: [],
-        selfCheck: (_t, samples) => {
-          const low = samples.find((s) => s.value < 50);
-          return low ? { round: low.round, reason: 'a rate passed above one that failed' } : null;
-        },
+        selfCheck: lowRoundContradicts,
       },
       measure,
     );

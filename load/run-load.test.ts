@@ -25,6 +25,8 @@ async function closedPort(): Promise<number> {
 
 /** The stall test's warm-up: its requests reach the server first and must not count. */
 const WARMUP_MS = 1000;
+/** Nothing but the load's own requests reaches a test server: no hostile battery, no Security probe. */
+const LOAD_ONLY = { hostileBattery: false, security: false } as const;
 
 describe('runLoad', () => {
   for (const workers of [1, 3]) {
@@ -56,8 +58,7 @@ describe('runLoad', () => {
           corpusDir: corpus.dir,
           mix: 'small',
           // The first request the server sees is then the warm-up's first.
-          hostileBattery: false,
-          security: false,
+          ...LOAD_ONLY,
           warmupMs: WARMUP_MS,
           workers,
         });
@@ -126,8 +127,7 @@ describe('runLoad', () => {
         corpusDir: corpus.dir,
         mix: 'all',
         // The server counts what it corrupts; only the load's requests may reach it.
-        hostileBattery: false,
-        security: false,
+        ...LOAD_ONLY,
         warmupMs: 0,
       });
       const t = results.targets[0]!;
@@ -201,9 +201,8 @@ describe('runLoad', () => {
         timeoutMs: 1000,
         corpusDir: corpus.dir,
         // fast.requests below counts the load's requests only (no battery, no GET /metrics).
-        hostileBattery: false,
+        ...LOAD_ONLY,
         warmupMs: 0,
-        security: false,
       });
       const [a, b] = results.targets as [(typeof results.targets)[0], (typeof results.targets)[0]];
       assert.equal(a.sent, 200);
@@ -245,8 +244,7 @@ describe('runLoad', () => {
         durationMs: 1000,
         corpusDir: corpus.dir,
         mix: 'small',
-        hostileBattery: false,
-        security: false,
+        ...LOAD_ONLY,
         warmupMs: WARMUP_MS,
         workers: 2,
       });
@@ -286,8 +284,7 @@ describe('runLoad', () => {
         durationMs: 1000,
         corpusDir: corpus.dir,
         mix: 'all',
-        hostileBattery: false,
-        security: false,
+        ...LOAD_ONLY,
         warmupMs: 0,
         workers: 3,
       });
@@ -313,8 +310,7 @@ describe('runLoad', () => {
         durationMs: 3000,
         corpusDir: corpus.dir,
         mix: 'small',
-        hostileBattery: false,
-        security: false,
+        ...LOAD_ONLY,
         warmupMs: 0,
         progressIntervalMs: 100,
         onProgress: (p) => {
