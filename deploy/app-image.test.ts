@@ -10,13 +10,13 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { REPO_ROOT } from '../cli/kit/repo.ts';
 import { importGraph } from '../test/boundaries.ts';
+import { appImageSources } from './app-image.ts';
 
-const DOCKERFILE = path.join(REPO_ROOT, 'deploy/docker/app.Dockerfile');
-
-/** The folders the image copies (`COPY <dir> ./<dir>`), with a trailing slash. */
+/** The folders the image copies, with a trailing slash. */
 function copiedFolders(): string[] {
-  const text = readFileSync(DOCKERFILE, 'utf8');
-  return [...text.matchAll(/^COPY (\w+) \.\/(\w+)$/gm)].filter((m) => m[1] === m[2]).map((m) => `${m[1]}/`);
+  return appImageSources()
+    .filter((source) => !source.includes('.'))
+    .map((folder) => `${folder}/`);
 }
 
 const productionPackages = (): Set<string> => {

@@ -12,6 +12,7 @@ import path from 'node:path';
 export { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
 
 import { REPO_ROOT as REPO } from '../../cli/kit/repo.ts';
+import { APP_DOCKERFILE, appImageSources } from '../../deploy/app-image.ts';
 export const DEPLOY = path.join(REPO, 'deploy');
 
 export const LOCAL_BASES = {
@@ -129,22 +130,13 @@ export function imageBytes(tag: string): number {
 export async function buildAppImage(bases: Record<string, string>): Promise<void> {
   const context = mkdtempSync(path.join(os.tmpdir(), 'kstyles-app-context-'));
   try {
-    for (const entry of [
-      'package.json',
-      'package-lock.json',
-      'tsconfig.json',
-      'bin',
-      'cli',
-      'services',
-      'monolith',
-      'load',
-    ]) {
+    for (const entry of appImageSources()) {
       cpSync(path.join(REPO, entry), path.join(context, entry), {
         recursive: true,
         filter: (source) => !source.endsWith('.test.ts') && !source.includes(`${path.sep}node_modules`),
       });
     }
-    const args = ['build', '-q', '-t', IMAGES.app, '-f', path.join(DEPLOY, 'docker/app.Dockerfile')];
+    const args = ['build', '-q', '-t', IMAGES.app, '-f', APP_DOCKERFILE];
     if (bases['NODE_BASE']) args.push('--build-arg', `NODE_BASE=${bases['NODE_BASE']}`);
     await runChecked('docker', [...args, context], BUILD_ENV);
   } finally {
