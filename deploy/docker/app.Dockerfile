@@ -22,6 +22,9 @@ COPY services ./services
 COPY monolith ./monolith
 COPY load ./load
 COPY lab ./lab
+# The microkernel's servers bundled once, here, into the read-only image (KSTYLES_SERVER_BUNDLES below):
+# bundled at start they would be code in the writable /tmp (services/microkernel/server-bundles.ts).
+RUN ["/usr/local/bin/node", "--import", "tsx", "services/microkernel/server-bundles.ts", "/app/dist/servers"]
 # The mount point of the corpus volume, owned by the runtime user: an empty named volume takes it over,
 # so the one-shot corpus job can write there without root.
 RUN ["/usr/local/bin/node", "-e", "require('node:fs').mkdirSync('/data/corpus', { recursive: true })"]
@@ -31,7 +34,7 @@ COPY --from=build /app /app
 COPY --from=build --chown=1000:1000 /data /data
 # tsx compiles the TypeScript at start and caches it under TMPDIR: with read_only, mount a tmpfs there.
 # KSTYLES_IMAGE: the request parsers count this image's files on /metrics (kstyles_security_image_*).
-ENV NODE_ENV=production TMPDIR=/tmp KSTYLES_IMAGE=kstyles/app
+ENV NODE_ENV=production TMPDIR=/tmp KSTYLES_IMAGE=kstyles/app KSTYLES_SERVER_BUNDLES=/app/dist/servers
 WORKDIR /app
 # uid 1000 is "node" in both the official image and the local base.
 USER 1000:1000

@@ -195,6 +195,7 @@ export const ProcessErrorCode = {
   CONTROL_FAILED: 'CONTROL_FAILED',
   RUNTIME_DIR_UNSAFE: 'RUNTIME_DIR_UNSAFE',
   TRACING_CONFIG_INVALID: 'TRACING_CONFIG_INVALID',
+  SERVER_BUNDLES_MISSING: 'SERVER_BUNDLES_MISSING',
 } as const;
 export type ProcessErrorCode = (typeof ProcessErrorCode)[keyof typeof ProcessErrorCode];
 
@@ -227,6 +228,10 @@ export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meanin
   TRACING_CONFIG_INVALID: {
     exitCode: 2,
     meaning: 'an OTEL_* or KSTYLES_TRACES_* environment variable the tracing set-up cannot use',
+  },
+  SERVER_BUNDLES_MISSING: {
+    exitCode: 2,
+    meaning: "KSTYLES_SERVER_BUNDLES names a folder without every microkernel server's bundle",
   },
 };
 

@@ -42,7 +42,7 @@ import {
   usersFromEnv,
   writeRunNatsConfig,
 } from './nats-config.ts';
-import { bundleServers } from './server-bundles.ts';
+import { bundleServers, prebuiltBundles } from './server-bundles.ts';
 
 const COMMAND = {
   name: 'microkernel',
@@ -234,15 +234,19 @@ export async function run(argv: string[]): Promise<number> {
     };
   }
 
-  // Compiled once here, so no restart of a server compiles its TypeScript again.
-  const bundleDir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-microkernel-servers-'));
-  const built = await bundleServers(bundleDir);
+  // Compiled once (here, or ahead into the image), so no restart of a server compiles its TypeScript again.
+  const prebuilt = prebuiltBundles();
+  const bundleDir = prebuilt
+    ? undefined
+    : mkdtempSync(path.join(os.tmpdir(), 'kstyles-microkernel-servers-'));
+  const built = prebuilt ? { bundles: prebuilt } : await bundleServers(bundleDir!);
   if (built.bundles) composition = { ...composition, bundles: built.bundles };
   else
     process.stderr.write(
       `kstyles ${name}: the servers run from their sources through tsx: ${built.reason}\n`,
     );
-  return superviseUntilDone(composition, data, [bundleDir, ...(tempDir ? [tempDir] : [])]);
+  const tempDirs = [bundleDir, tempDir].filter((dir): dir is string => dir !== undefined);
+  return superviseUntilDone(composition, data, tempDirs);
 }
 
 /** The /metrics URLs of the gateway, the servers and the supervisor. */

@@ -3,12 +3,19 @@
  * repository, with no tsx and no node_modules beside it) and answers like its source.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { bundleServers, SERVER_SOURCES } from './server-bundles.ts';
+import { KSTYLES_BIN, REPO_ROOT } from '../../cli/kit/repo.ts';
+import {
+  bundleServers,
+  prebuiltBundles,
+  SERVER_BUNDLES_ENV,
+  SERVER_SOURCES,
+  ServerBundlesMissingError,
+} from './server-bundles.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-bundles-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,5 +43,41 @@ describe('bundleServers', () => {
     const bad = await node([built.bundles.fs, '--data', dir, '--transfer', 'zero-copy']);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--transfer must be grant or copy/);
+  });
+});
+
+describe('bundles built ahead (KSTYLES_SERVER_BUNDLES, as in the app image)', () => {
+  it('are built by running the module with a folder, and found there by name', () => {
+    const ahead = mkdtempSync(path.join(os.tmpdir(), 'kstyles-bundles-ahead-'));
+    try {
+      const built = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', path.join(REPO_ROOT, 'services/microkernel/server-bundles.ts'), ahead],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.equal(built.status, 0, built.stderr);
+      assert.equal(prebuiltBundles({}), undefined, 'none named: bundled at start');
+      const bundles = prebuiltBundles({ [SERVER_BUNDLES_ENV]: ahead })!;
+      assert.deepEqual(bundles, {
+        driver: path.join(ahead, 'driver.mjs'),
+        fs: path.join(ahead, 'fs.mjs'),
+        gateway: path.join(ahead, 'gateway.mjs'),
+      });
+      unlinkSync(bundles.gateway);
+      assert.throws(
+        () => prebuiltBundles({ [SERVER_BUNDLES_ENV]: ahead }),
+        (err: Error) => err instanceof ServerBundlesMissingError && /lacks gateway\.mjs/.test(err.message),
+      );
+      // kstyles microkernel stops at once, naming the variable, instead of starting servers it lacks.
+      const run = spawnSync(process.execPath, [KSTYLES_BIN, 'microkernel', '--data', ahead], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, [SERVER_BUNDLES_ENV]: ahead },
+      });
+      assert.equal(run.status, 2, run.stderr);
+      assert.match(run.stderr, /KSTYLES_SERVER_BUNDLES=.* lacks gateway\.mjs/);
+    } finally {
+      rmSync(ahead, { recursive: true, force: true });
+    }
   });
 });
