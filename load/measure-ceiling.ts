@@ -158,6 +158,11 @@ try {
     console.log(
       `| ${rate.toLocaleString('en-US')} | ${windows} | ${behind} of ${g.timeline.length} | ${formatMicros(t.latency.p50)} | ${formatMicros(t.latency.p99)} | ${formatMicros(t.sendLag.p99)} | ${formatMicros(loop)} | ${g.cpu?.perRequestUs ?? '—'} | ${before} → ${loadavg()} |`,
     );
+    const behindSeconds = g.timeline.filter((s) => s.behind);
+    if (behindSeconds.length > 0)
+      console.log(
+        `  ↳ behind in second ${behindSeconds.map((s) => `${s.t} (send lag p99 ${formatMicros(s.sendLagP99)}, event loop p99 ${formatMicros(s.eventLoopP99)})`).join(', ')}`,
+      );
     if (t.outcomes.ok !== t.sent)
       console.log(
         `  ↳ ${t.sent - t.outcomes.ok} of ${t.sent} requests were not ok: ${JSON.stringify(t.outcomes)}`,

@@ -245,13 +245,24 @@ type ThreadState = {
  */
 const idleThreads: Worker[] = [];
 
+/**
+ * The sender thread's young generation. A request's objects die within a millisecond or two, so a small
+ * nursery, collected often and briefly, promotes little to the old space and keeps its mark-compacts
+ * rare. Measured at 10,000 req/s on one core against nginx (load/measure-ceiling.ts, 5 interleaved pairs
+ * of 8 s runs, quiet machine): seconds behind schedule 2 of 40 with 8 MiB against 8 of 40 with V8's
+ * default; 32 MiB and more were worse (load/README.md, 'The ceiling').
+ */
+const SENDER_YOUNG_GENERATION_MB = 8;
+
 function takeThread(): Worker {
   const idle = idleThreads.pop();
   if (idle) {
     idle.ref();
     return idle;
   }
-  const worker = new Worker(new URL('./sender-thread.mjs', import.meta.url));
+  const worker = new Worker(new URL('./sender-thread.mjs', import.meta.url), {
+    resourceLimits: { maxYoungGenerationSizeMb: SENDER_YOUNG_GENERATION_MB },
+  });
   // While idle, a thread that fails or ends is simply not reused.
   const forget = () => {
     const i = idleThreads.indexOf(worker);
