@@ -155,12 +155,18 @@ export function formatSummary(results: LoadResults, color: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The sender threads' priority, when they report one (", sender priority nice -10"). */
+function niceText(nice: (number | null)[] | undefined): string {
+  const known = [...new Set((nice ?? []).filter((n): n is number => n !== null))];
+  return known.length > 0 ? `, sender priority nice ${known.join('/')}` : '';
+}
+
 /** How the load was sent: threads, warm-up, CPU per request (absent in older results). */
 export function generatorLine(results: LoadResults): string | null {
   const { senders, cpu } = results.generator;
   const w = results.warmup;
   const parts = [
-    senders ? senders.reason : '',
+    senders ? `${senders.reason}${niceText(senders.nice)}` : '',
     w
       ? `warm-up ${formatMs(w.durationMs)}: ${formatCount(w.sent)} requests, ${formatCount(w.errors)} errors, not counted`
       : '',

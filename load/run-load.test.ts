@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { readManifest } from '../services/corpus/corpus.ts';
 import { buildRequestMix } from './request-mix.ts';
@@ -295,6 +296,11 @@ describe('runLoad', () => {
       assert.deepEqual([...urls].sort(), expected.sort());
       assert.match(results.generator.senders!.reason, /^3 sender threads, as asked/);
       assert.ok(results.generator.cpu!.perRequestUs > 0);
+      // Each thread raised its own priority where it may (root here in CI), else kept the process's.
+      const nice = results.generator.senders!.nice!;
+      assert.equal(nice.length, 3);
+      const priority = process.getuid?.() === 0 ? -10 : os.getPriority();
+      for (const n of nice) assert.equal(n, priority);
     } finally {
       await server.close();
     }

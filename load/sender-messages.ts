@@ -39,8 +39,11 @@ export type StopSending = { type: 'stop' };
 export type CloseSender = { type: 'close' };
 export type ToSender = RunSender | StartSending | StopSending | CloseSender;
 
-/** Sender → main: pools and verifier are built; waiting for StartSending. */
-export type SenderReady = { type: 'ready'; thread: number };
+/**
+ * Sender → main: pools and verifier are built; waiting for StartSending. `nice`: the thread's scheduling
+ * priority (sender.ts raises it where it may), or null where it could not be read.
+ */
+export type SenderReady = { type: 'ready'; thread: number; nice: number | null };
 
 /** One thread's totals for one target so far (each report replaces the previous one). */
 export type TargetCounters = {

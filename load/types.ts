@@ -160,7 +160,8 @@ export type LoadResults = {
     /** Plain sentences, e.g. "generator fell behind: …". */
     warnings: string[];
     /** The sender threads that sent the load and why that many (absent in older results). */
-    senders?: { threads: number; reason: string };
+    /** `nice`: each sender thread's scheduling priority (load/sender.ts raises it where it may). */
+    senders?: { threads: number; reason: string; nice?: (number | null)[] };
     /**
      * CPU time of the whole generator process (every thread, user + system) from the start of the
      * measured window until its last request completed, and that per request sent.
