@@ -109,6 +109,9 @@ describe('the Security row of real styles', { skip: !linux && 'reads /proc', tim
     assert.notEqual(security.pid, children.at(-1)!.pid, 'not the supervisor, which holds the same socket');
     assert.equal(security.openDataFiles, 0, 'the gateway reads no data itself');
     assert.deepEqual(security.credentials, ['KSTYLES_NATS_SEED'], 'its own NATS seed only');
+    // The gateway runs as a bundle: its modules and npm packages come from the inventory beside it.
+    assert.equal(security.code?.bundled, true);
+    assert.ok((security.code?.npm.packages ?? 0) > 3, `npm packages: ${security.code?.npm.packages}`);
     const pids = ['gateway', 'fs', 'driver'].map(
       (name) => security.processes?.find((p) => p.name === name)?.pid,
     );

@@ -5,6 +5,7 @@
  * modules and built-ins alike), then is switched off again; no port is opened. A bundle is one script to
  * V8: its modules are counted from the build's esbuild metafile instead (bundleInventoryOf).
  */
+import { readFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 
 export type CodeCount = { modules: number; bytes: number };
@@ -22,6 +23,19 @@ export type CodeInventory = {
 
 /** What a bundle holds, from esbuild's metafile: modules and their bytes in the output, by origin. */
 export type BundleInventory = { own: CodeCount; npm: CodeCount; packages: string[] };
+
+/** Beside a bundle that is a process's entry, what it holds: `<bundle>.inventory.json` (server-bundles.ts). */
+export const INVENTORY_SUFFIX = '.inventory.json';
+
+/** The inventory written beside `entry` (a bundle run as a program), or undefined when there is none. */
+export function bundleInventoryBeside(entry: string | undefined): BundleInventory | undefined {
+  if (!entry) return undefined;
+  try {
+    return JSON.parse(readFileSync(`${entry}${INVENTORY_SUFFIX}`, 'utf8')) as BundleInventory;
+  } catch {
+    return undefined; // Not a bundle, or one built without it: V8's list of scripts counts.
+  }
+}
 
 /** One script V8 compiled: its URL (`node:…`, `file://…`, a path) and its length. */
 export type LoadedScript = { url: string; bytes: number };

@@ -10,7 +10,12 @@ import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import { lstat, opendir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
-import { type BundleInventory, type CodeInventory, CodeInventoryCache } from './code-inventory.ts';
+import {
+  type BundleInventory,
+  bundleInventoryBeside,
+  type CodeInventory,
+  CodeInventoryCache,
+} from './code-inventory.ts';
 import { inspectProcess, type ProcessInspection } from './process-inspection.ts';
 
 export const SECURITY_METRICS = {
@@ -162,7 +167,7 @@ export function registerSecurityMetrics(registry: Registry, options: SecurityMet
   } catch {
     dataRoot = undefined; // Not there (yet): the style itself says so when it opens it.
   }
-  const code = new CodeInventoryCache(options.bundle);
+  const code = new CodeInventoryCache(options.bundle ?? bundleInventoryBeside(process.argv[1]));
   const imageName = process.env[IMAGE_ENV];
   const image = imageName ? rootFilesystemCount() : undefined;
   image?.catch(() => {});

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { KSTYLES_BIN, REPO_ROOT } from '../../cli/kit/repo.ts';
+import { bundleInventoryBeside } from '../contract/code-inventory.ts';
 import {
   bundleServers,
   prebuiltBundles,
@@ -35,6 +36,14 @@ describe('bundleServers', () => {
     assert.deepEqual(Object.keys(built.bundles).sort(), Object.keys(SERVER_SOURCES).sort());
     for (const [name, file] of Object.entries(built.bundles)) {
       assert.equal(path.dirname(file), dir);
+      // What the Security row counts of a bundled server: its modules and npm packages, beside it.
+      const inventory = bundleInventoryBeside(file)!;
+      assert.ok(inventory, `${name}: an inventory beside the bundle`);
+      assert.ok(
+        inventory.packages.includes('@nats-io/nats-core'),
+        `${name}: ${inventory.packages.join(', ')}`,
+      );
+      assert.ok(inventory.own.modules > 5 && inventory.npm.modules > 20, name);
       const help = await node([file, '--help']);
       assert.equal(help.code, 0, `${name}: ${help.stderr}`);
       assert.match(help.stdout, /--nats/, name);

@@ -12,9 +12,10 @@
  * bundled at start they would sit in the writable /tmp, and a request parser whose code can be
  * rewritten is what the Security row counts against it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../../cli/kit/repo.ts';
+import { bundleInventoryOf, INVENTORY_SUFFIX, type MetafileOutputs } from '../contract/code-inventory.ts';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
 /** A folder of bundles built ahead (`<name>.mjs` for every server): the servers run these. */
@@ -72,8 +73,9 @@ export async function bundleServers(
     return { bundles: undefined, reason: 'esbuild is not installed (a production install)' };
   }
   const names = Object.keys(SERVER_SOURCES) as ServerName[];
+  let metafile: MetafileOutputs;
   try {
-    await esbuild.build({
+    ({ metafile } = await esbuild.build({
       entryPoints: Object.fromEntries(
         names.map((name) => [name, path.join(REPO_ROOT, SERVER_SOURCES[name])]),
       ),
@@ -84,12 +86,23 @@ export async function bundleServers(
       format: 'esm',
       target: 'node20',
       banner: { js: REQUIRE_BANNER },
+      metafile: true,
       logLevel: 'silent',
-    });
+    }));
   } catch (err) {
     return { bundles: undefined, reason: `esbuild failed: ${(err as Error).message.split('\n')[0]}` };
   }
-  return { bundles: bundlesIn(outDir) };
+  const bundles = bundlesIn(outDir);
+  // What each bundle holds, beside it: to V8 a bundle is one script, and the Security row counts the
+  // modules and npm packages a server's address space holds (code-inventory.ts, bundleInventoryBeside).
+  for (const [output, inputs] of Object.entries(metafile.outputs)) {
+    const name = names.find((n) => path.resolve(output) === bundles[n]);
+    if (name) {
+      const inventory = bundleInventoryOf([{ outputs: { [output]: inputs } }]);
+      writeFileSync(`${bundles[name]}${INVENTORY_SUFFIX}`, JSON.stringify(inventory));
+    }
+  }
+  return { bundles };
 }
 
 // `node --import tsx services/microkernel/server-bundles.ts DIR`: the bundles, built ahead into DIR.
