@@ -162,7 +162,7 @@ const throughputTable: TableBuilder = (results) => {
     rows: [],
     notes: [
       `Median [min–max] of ${plan.rounds} rounds; a ratio is taken round by round. Max req/s: the highest open-loop rate on the search ladder (resolution ${pct(results.method.ladderResolution)}) with no failed request, p99 < ${plan.p99BoundMs} ms and the generator on schedule.`,
-      "≥: in some round the next rate failed because the generator fell behind its schedule (on cores shared with the target, usually the target starving it). ‡: above the rate the generator holds with send-lag p99 < 1 ms (the calibration): partly the generator's number. ⚠: the rounds of this ratio disagree beyond the tolerance after the reruns (see problems).",
+      `≥: in some round the next rate failed because the generator fell behind its schedule (on cores shared with the target, usually the target starving it). ‡: above the rate the generator holds with send-lag p99 < ${formatMicros(plan.calibration.sendLagBoundUs)} (the calibration): partly the generator's number. ⚠: the rounds of this ratio disagree beyond the tolerance after the reruns (see problems).`,
       `†: measured while other work on the machine used more than ${CONTENDED_CORES} of its cores (median over the rounds): not comparable with the other rows.`,
     ],
   };
