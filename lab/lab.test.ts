@@ -67,16 +67,12 @@ describe('kstyles up --transfer', () => {
       'nats-monitor-port': await freePort(),
       'metrics-port': await freePort(),
       'console-port': await freePort(),
+      'supervisor-metrics-port': await freePort(),
+      'fs-metrics-port': await freePort(),
+      'driver-metrics-port': await freePort(),
     };
     const stateEnv = { TMPDIR: tmp, XDG_RUNTIME_DIR: tmp };
-    // The microkernel inside the lab reads its metrics ports from the environment: any free ones.
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...stateEnv,
-      KSTYLES_SUPERVISOR_METRICS_PORT: '0',
-      KSTYLES_FS_METRICS_PORT: '0',
-      KSTYLES_DRIVER_METRICS_PORT: '0',
-    };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...stateEnv };
     delete env.KSTYLES_TRANSFER;
     const lab = spawn(
       process.execPath,
@@ -87,6 +83,8 @@ describe('kstyles up --transfer', () => {
         corpus.dir,
         '--transfer',
         'copy',
+        '--traces-dir',
+        path.join(tmp, 'traces'),
         ...Object.entries(flagOf).flatMap(([flag, port]) => [`--${flag}`, String(port)]),
       ],
       { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },

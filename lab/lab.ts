@@ -23,7 +23,7 @@ import {
   writeRuntimeState,
 } from '../services/supervisor/runtime-state.ts';
 import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
-import { Supervisor } from '../services/supervisor/supervisor.ts';
+import { STARTED_PATH, Supervisor } from '../services/supervisor/supervisor.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { PortInUseError } from './port-in-use.ts';
 import { type LabTraces, tracesEnv } from './traces.ts';
@@ -197,8 +197,13 @@ function labSpec(
         shutdownMs: 10_000,
         // The lab watches the microkernel's supervisor, not its gateway: the gateway's health is that
         // supervisor's business, and a gateway busy with a backlog (after a driver kill, under load)
-        // answers /healthz late; killing the whole microkernel for it refused every connection.
-        health: { kind: 'http', url: `http://127.0.0.1:${options.ports.supervisorMetrics}/metrics` },
+        // answers /healthz late; killing the whole microkernel for it refused every connection. Its
+        // /started, not its /metrics: the microkernel is ready once its gateway is, not once its
+        // supervisor listens (a lab said it was up while the file server was still starting).
+        health: {
+          kind: 'http',
+          url: `http://127.0.0.1:${options.ports.supervisorMetrics}${STARTED_PATH}`,
+        },
       },
       {
         name: 'unikernel',

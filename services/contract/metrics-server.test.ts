@@ -27,6 +27,31 @@ describe('the /metrics endpoint', () => {
     await other.text();
   });
 
+  it('answers a status route beside /metrics with the status and text it computes at each request', async (t) => {
+    let started = false;
+    const endpoint = await serveMetricsEndpoint(new Registry(), 0, {
+      routes: {
+        '/started': () =>
+          started ? { status: 200, text: 'started\n' } : { status: 503, text: 'starting\n' },
+      },
+    });
+    t.after(() => endpoint.close());
+    const url = `http://127.0.0.1:${endpoint.port}/started`;
+    const before = await fetch(url);
+    assert.equal(before.status, 503);
+    assert.equal(await before.text(), 'starting\n');
+    started = true;
+    const after = await fetch(url);
+    assert.equal(after.status, 200);
+    assert.equal(await after.text(), 'started\n');
+    const post = await fetch(url, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.match(await post.text(), /use GET \/started/);
+    const other = await fetch(`http://127.0.0.1:${endpoint.port}/other`);
+    assert.equal(other.status, 404);
+    assert.match(await other.text(), /serves only GET \/metrics, \/started/);
+  });
+
   it('names the port and the flag when the port is taken', async (t) => {
     const first = await serveMetricsEndpoint(new Registry(), 0);
     t.after(() => first.close());

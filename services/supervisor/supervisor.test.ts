@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,7 +14,13 @@ import {
 } from './control-client.ts';
 import { SocketBindError } from './held-socket.ts';
 import { type ChildSpec, parseSupervisorSpec, SpecError, type SupervisorSpec } from './spec.ts';
-import { backoffDelayMs, Supervisor, type SupervisorEvent, type SupervisorOptions } from './supervisor.ts';
+import {
+  backoffDelayMs,
+  STARTED_PATH,
+  Supervisor,
+  type SupervisorEvent,
+  type SupervisorOptions,
+} from './supervisor.ts';
 import { type ConnectionResult, errorCounts, freshConnectionLoad } from './testing/fresh-connection-load.ts';
 import { freePort, startNatsServer, type TestNatsServer } from './testing/nats-server.ts';
 
@@ -318,6 +325,39 @@ describe('supervisor without NATS', { timeout: 40_000 }, () => {
     const res = await fetch(other(every.metricsUrl!));
     assert.equal(res.status, 200);
     assert.match(await res.text(), /kstyles_supervisor_service_up/);
+  });
+
+  test('GET /started: 503 naming the children it waits for, then 200 for good, through a child restart', async (t) => {
+    // The child's health is a port this test serves: the child is ready exactly while it listens.
+    const healthPort = await freePort();
+    const health = http.createServer((_req, res) => res.end('ok'));
+    t.after(() => health.close());
+    const sup = await supervise(t, {
+      id: 'started',
+      metricsPort: 0,
+      heartbeat: { intervalMs: 100, timeoutMs: 80, misses: 2 },
+      children: [child('a', [], { health: { kind: 'http', url: `http://127.0.0.1:${healthPort}/` } })],
+    });
+    const started = sup.metricsUrl!.replace(/\/metrics$/, STARTED_PATH);
+    const waiting = await fetch(started);
+    assert.equal(waiting.status, 503);
+    assert.equal(await waiting.text(), 'starting: waiting for a to be ready\n');
+
+    health.listen(healthPort, '127.0.0.1');
+    await sup.whenReady();
+    const up = await fetch(started);
+    assert.equal(up.status, 200);
+    assert.equal(await up.text(), 'started\n');
+
+    // The child's check fails from now on: the supervisor kills it as hung and its new start waits.
+    const restarting = nextEvent(sup, (e) => e.type === 'restarting' && e.service === 'a');
+    health.close();
+    health.closeAllConnections();
+    await restarting;
+    assert.notEqual(sup.status().children[0]?.state, 'up');
+    const during = await fetch(started);
+    assert.equal(during.status, 200, 'a child restarting does not make the tree unstarted');
+    await during.text();
   });
 
   test('crash loop: backoff gaps grow, then the intensity limit gives up and stops everything', async (t) => {

@@ -111,6 +111,9 @@ export type SupervisorOutcome = 'stopped' | 'gave_up';
 /** The readiness poll of a starting child: fast, because it decides the measured recovery time. */
 const READINESS_POLL_MS = 50;
 
+/** The path beside a supervisor's /metrics that answers 200 once its whole tree has started. */
+export const STARTED_PATH = '/started';
+
 /** The backoff before restart number `consecutive` (0 = first restart, immediate). */
 export function backoffDelayMs(
   consecutive: number,
@@ -258,6 +261,7 @@ export class Supervisor extends EventEmitter {
       this.#metricsServer = await serveMetricsEndpoint(this.registry, this.spec.metricsPort, {
         host: this.spec.metricsHost,
         flag: "the supervisor spec's metricsPort",
+        routes: { [STARTED_PATH]: () => this.#startedStatus() },
       });
     }
     if (this.spec.nats) {
@@ -270,6 +274,18 @@ export class Supervisor extends EventEmitter {
       this.#nats.open();
     }
     this.#reconcile();
+  }
+
+  /**
+   * GET /started beside /metrics: 200 once every child has been ready once, and from then on for as
+   * long as this supervisor runs (a child it is restarting is its own business); 503 naming the children
+   * it still waits for before that. A parent supervisor checks this to know the tree serves without
+   * taking a child's restart for the tree's death.
+   */
+  #startedStatus(): { status: number; text: string } {
+    if (this.#startedAll) return { status: 200, text: 'started\n' };
+    const waiting = this.#children.filter((c) => c.wanted && c.state !== 'up').map((c) => c.spec.name);
+    return { status: 503, text: `starting: waiting for ${waiting.join(', ')} to be ready\n` };
   }
 
   /** Resolves once every child has become ready after start(); rejects if the supervisor ends first. */
