@@ -59,7 +59,10 @@ test('the button traces one request per style and the page draws each waterfall'
   ];
   /** What the page still lacks, or null once it shows every style's hops (processes write every 250 ms). */
   const missing = async (): Promise<string | null> => {
-    if ((await page.locator('#traces table[data-trace]').count()) < 3) return 'a waterfall per style';
+    const drawn = await page
+      .locator('#traces table[data-trace]')
+      .evaluateAll((tables) => tables.map((t) => t.getAttribute('data-style')));
+    if (drawn.length < 3) return `a waterfall per style (it draws ${drawn.join(', ') || 'none'})`;
     const monolith = [...new Set(await rowServices('monolith'))].sort().join(', ');
     if (monolith !== 'monolith:GET /files/*, monolith:driver read, monolith:fs read, monolith:fs stat') {
       return `the monolith's function calls, not ${monolith}`;
