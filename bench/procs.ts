@@ -3,11 +3,12 @@
  * HTTP, reads their memory from /proc, and stops what it started (by PID, with its descendants).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
+import { PROC_TICKS_PER_SECOND, type ProcStat, readAllProcStats } from '../services/contract/proc-stat.ts';
 
 const LOG_LINES = 40;
 
@@ -167,43 +168,34 @@ export async function waitFor200(
   return performance.now() - child.spawnedAt;
 }
 
-type ProcInfo = { pid: number; ppid: number; name: string };
-
-function readProcs(): ProcInfo[] {
-  const out: ProcInfo[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // The name is in parentheses and may contain spaces; the fields after it are space separated.
-      const close = stat.lastIndexOf(')');
-      const name = stat.slice(stat.indexOf('(') + 1, close);
-      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-      out.push({ pid: Number(entry), ppid, name });
-    } catch {
-      // Gone while reading.
-    }
+/** The stats of a process and all its descendants, parents first, from one reading of /proc. */
+function treeStats(rootPid: number): ProcStat[] {
+  const procs = readAllProcStats();
+  const children = new Map<number, ProcStat[]>();
+  for (const p of procs) {
+    const list = children.get(p.ppid) ?? [];
+    list.push(p);
+    children.set(p.ppid, list);
+  }
+  const root = procs.find((p) => p.pid === rootPid);
+  const out: ProcStat[] = [];
+  const queue = root ? [root] : [];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    out.push(p);
+    queue.push(...(children.get(p.pid) ?? []));
   }
   return out;
 }
 
 /** The PID and all its descendants, parents first. */
 export function processTree(rootPid: number): number[] {
-  const procs = readProcs();
-  const children = new Map<number, number[]>();
-  for (const p of procs) {
-    const list = children.get(p.ppid) ?? [];
-    list.push(p.pid);
-    children.set(p.ppid, list);
-  }
-  const out: number[] = [];
-  const queue = [rootPid];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    out.push(pid);
-    queue.push(...(children.get(pid) ?? []));
-  }
-  return out;
+  return [
+    rootPid,
+    ...treeStats(rootPid)
+      .slice(1)
+      .map((p) => p.pid),
+  ];
 }
 
 /** The command line of a process, or '' when it is gone. */
@@ -292,26 +284,12 @@ function machineTicks(): { busy: number; total: number } {
 
 /** CPU ticks used by a process tree, including its reaped children (so restarted servers still count). */
 function treeTicks(rootPid: number): number {
-  let sum = 0;
-  for (const pid of processTree(rootPid)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // utime stime cutime cstime are fields 14-17 of stat: 12-15 after the name and state.
-      sum += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    } catch {
-      // Gone.
-    }
-  }
-  return sum;
+  return treeStats(rootPid).reduce((sum, p) => sum + p.cpuTicks + p.reapedChildrenCpuTicks, 0);
 }
-
-/** USER_HZ: the unit of /proc's CPU times, 100 on Linux whatever the kernel's HZ. */
-const TICKS_PER_SECOND = 100;
 
 /** CPU microseconds a process tree has used, its reaped children included. */
 export function treeCpuMicros(rootPid: number): number {
-  return (treeTicks(rootPid) * 1e6) / TICKS_PER_SECOND;
+  return (treeTicks(rootPid) * 1e6) / PROC_TICKS_PER_SECOND;
 }
 
 /**

@@ -8,14 +8,14 @@
  *
  *   npm run measure:console-cost -- [--rate 100] [--warmup 120] [--window 10] [--repeats 3] [--pages 1,4] [--json FILE]
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, Page } from 'playwright-core';
 import { intFlag, parseCommand, UsageError } from '../../cli/args.ts';
+import { PROC_TICKS_PER_SECOND, readAllProcStats } from '../../services/contract/proc-stat.ts';
 import { launchChromium } from './browser.ts';
 import { startScratchLab } from './lab-console.ts';
 import { MAX_RATE } from './live-load.ts';
@@ -50,36 +50,18 @@ const COMMAND = {
 const LOOP_RESOLUTION_MS = 10;
 /** Time for pages to load and the first pushes to settle before a window starts. */
 const SETTLE_MS = 2000;
-/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /** CPU time (clock ticks) of each process of the browser: every process under this process's Chromium child. */
 function browserTicks(): Map<number, number> {
-  const procs = new Map<number, { ppid: number; comm: string; ticks: number }>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // After the command: state, ppid, …; utime and stime are the 14th and 15th fields of the line.
-      procs.set(Number(name), {
-        ppid: Number(fields[1]),
-        comm,
-        ticks: Number(fields[11]) + Number(fields[12]),
-      });
-    } catch {
-      // The process ended while we looked.
-    }
-  }
+  const procs = new Map(readAllProcStats().map((p) => [p.pid, p]));
   const inBrowser = (pid: number): boolean => {
     for (let p = procs.get(pid); p; p = procs.get(p.ppid)) {
-      if (p.ppid === process.pid) return /chrom/i.test(p.comm);
+      if (p.ppid === process.pid) return /chrom/i.test(p.name);
     }
     return false;
   };
   const ticks = new Map<number, number>();
-  for (const [pid, p] of procs) if (inBrowser(pid)) ticks.set(pid, p.ticks);
+  for (const [pid, p] of procs) if (inBrowser(pid)) ticks.set(pid, p.cpuTicks);
   return ticks;
 }
 
@@ -91,7 +73,7 @@ function browserTicks(): Map<number, number> {
 function browserCpuMsBetween(before: Map<number, number>, after: Map<number, number>): number {
   let ticks = 0;
   for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
-  return (ticks * 1000) / CLOCK_TICKS;
+  return (ticks * 1000) / PROC_TICKS_PER_SECOND;
 }
 
 type Window = {

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
 import { freePort } from '../../contract/http-server.ts';
+import { PROC_TICKS_PER_SECOND, readProcStat } from '../../contract/proc-stat.ts';
 import { encodeFilePath, generateCorpus, type ManifestFile } from '../../corpus/corpus.ts';
 import { TRANSFER_MODES } from '../../ipc/headers.ts';
 import { transferFlag } from '../../ipc/server-main.ts';
@@ -44,14 +45,12 @@ const concurrency = Number(values.concurrency);
 const scale = Number(values.scale);
 const PROCESSES = ['gateway', 'fs', 'driver', 'nats'] as const;
 type ProcessName = (typeof PROCESSES)[number];
-const TICKS_PER_SECOND = 100; // USER_HZ: Linux reports /proc CPU times in 1/100 s on every platform.
 
 /** User + system CPU seconds of a process and all its threads so far. */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at state (field 3).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  const stat = readProcStat(pid);
+  if (!stat) throw new Error(`process ${pid} is gone: its CPU time cannot be read`);
+  return stat.cpuTicks / PROC_TICKS_PER_SECOND;
 }
 
 function requestsFor(file: ManifestFile): number {

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { readAllProcStats, readProcStat } from './proc-stat.ts';
+
+describe('/proc/<pid>/stat', () => {
+  it('reads a command name with spaces and parentheses, and the parent', async (t) => {
+    // comm is the executable's file name (up to 15 bytes): a copy of sleep under an awkward name.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kstyles-procstat-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const exe = path.join(dir, 'a) b (c');
+    copyFileSync('/bin/sleep', exe);
+    const child = spawn(exe, ['5'], { stdio: 'ignore' });
+    t.after(() => child.kill('SIGKILL'));
+    await once(child, 'spawn');
+    const stat = readProcStat(child.pid!);
+    assert.equal(stat?.name, 'a) b (c');
+    assert.equal(stat?.ppid, process.pid);
+    assert.ok(readAllProcStats().some((s) => s.pid === child.pid && s.name === 'a) b (c'));
+  });
+
+  it("counts this process's CPU as it burns some, and a waited-for child's in the reaped column", async () => {
+    const before = readProcStat(process.pid)!;
+    const until = performance.now() + 150;
+    while (performance.now() < until);
+    const after = readProcStat(process.pid)!;
+    // 150 ms busy is 15 ticks; a tick or two may not have been charged yet.
+    assert.ok(after.cpuTicks - before.cpuTicks >= 10, `${after.cpuTicks - before.cpuTicks} ticks`);
+    const child = spawn(process.execPath, ['-e', 'const u = Date.now() + 200; while (Date.now() < u);']);
+    await once(child, 'exit');
+    assert.ok(readProcStat(process.pid)!.reapedChildrenCpuTicks - before.reapedChildrenCpuTicks >= 10);
+  });
+
+  it('is null for a process that does not exist', () => {
+    assert.equal(readProcStat(2 ** 22 + 1), null);
+  });
+});
