@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { spreadOf } from '../cli/kit/spread.ts';
 import { evaluateTargets, formatRatio, ratioPairs, sanityRules } from './evaluate.ts';
-import { type Figure, spreadOf } from './repeats.ts';
+import type { Figure } from './repeats.ts';
 import type { LatencyRound, NatsResult, SizeKey, TargetBench, TargetName, ThroughputRound } from './types.ts';
 
 /** A figure with one value per round. */

@@ -4,8 +4,9 @@
  * round by round — met when every round meets it, missed when every round misses it, not decided when
  * the rounds fall on both sides.
  */
+
+import { spreadOf } from '../cli/kit/spread.ts';
 import type { Figure, Sample, SanityRule } from './repeats.ts';
-import { spreadOf } from './repeats.ts';
 import type { CheckStatus, NatsResult, SizeKey, TargetBench, TargetCheck, TargetName } from './types.ts';
 import { SIZES } from './types.ts';
 

@@ -8,18 +8,7 @@
  * Pure functions, and one loop (measureRounds) over a measurement function, so tests drive it with
  * scripted numbers or a scripted server.
  */
-
-/** The median of some repeated measurements, with their range. */
-export type Spread = { median: number; min: number; max: number; n: number };
-
-/** Median (the mean of the middle two for an even count), min and max; null when nothing is finite. */
-export function spreadOf(values: readonly number[]): Spread | null {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return null;
-  const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median, min: sorted[0]!, max: sorted.at(-1)!, n: sorted.length };
-}
+import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 
 /** The order of a phase: every target once per round, the same order in every round (A B A B …). */
 export function interleave<T>(targets: readonly T[], rounds: number): { target: T; round: number }[] {

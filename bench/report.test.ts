@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { spreadOf } from '../cli/kit/spread.ts';
 import { PLANS } from './plan.ts';
-import { type Figure, spreadOf } from './repeats.ts';
+import type { Figure } from './repeats.ts';
 import { benchTables, renderMarkdown, renderTerminal, spreadCell } from './report.ts';
 import type {
   BenchResults,

@@ -7,12 +7,13 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import { type LoadResults, securityLines, writeReports } from '../load/index.ts';
 import { targetColor } from '../load/report-html.ts';
 import { escapeXml as esc, lineChart } from '../load/svg-charts.ts';
 import { formatBytes, formatMicros } from '../load/units.ts';
 import { formatRatio } from './evaluate.ts';
-import { type Figure, pairedRatios, type Spread, spreadOf } from './repeats.ts';
+import { type Figure, pairedRatios } from './repeats.ts';
 import type { BenchRun } from './run-bench.ts';
 import {
   type BenchResults,

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
+import { spreadOf } from '../cli/kit/spread.ts';
 import { type LoadResults, measureSecurity, rangeFileOf } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
@@ -55,7 +56,6 @@ import {
   type RerunEvent,
   type RoundsResult,
   type RoundsSpec,
-  spreadOf,
 } from './repeats.ts';
 import {
   contradictingRound,

@@ -18,6 +18,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES, type Style } from '../cli/kit/defaults.ts';
+import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import { formatMicros, parseDurationMs } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
 import { generateCorpus } from '../services/corpus/corpus.ts';
@@ -25,7 +26,6 @@ import { inSpan, SpanKind, tracingOn } from '../services/telemetry/spans.ts';
 import { groupByTrace, parseTraceLines } from '../services/telemetry/trace-file.ts';
 import { benchLoad } from './load-run.ts';
 import { type Spawned, startProcess, treeCpuMicros, waitFor200 } from './procs.ts';
-import { type Spread, spreadOf } from './repeats.ts';
 import { READY_PATHS, TARGETS } from './targets.ts';
 import {
   type ModeResult,

@@ -1,7 +1,8 @@
 import { STYLES, type Style } from '../cli/kit/defaults.ts';
+import type { Spread } from '../cli/kit/spread.ts';
 import type { TargetFacts } from '../load/types.ts';
 import type { Plan } from './plan.ts';
-import type { Figure, RoundsProblem, Spread } from './repeats.ts';
+import type { Figure, RoundsProblem } from './repeats.ts';
 import type { StepVerdict } from './search.ts';
 
 /** The file sizes the benchmark measures, each one file of the corpus. */

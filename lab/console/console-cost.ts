@@ -15,6 +15,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, Page } from 'playwright-core';
 import { intFlag, parseCommand, UsageError } from '../../cli/args.ts';
+import { formatSpread } from '../../cli/kit/spread.ts';
 import { PROC_TICKS_PER_SECOND, readAllProcStats } from '../../services/contract/proc-stat.ts';
 import { launchChromium } from './browser.ts';
 import { startScratchLab } from './lab-console.ts';
@@ -103,15 +104,8 @@ async function openPages(browser: Browser, url: string, n: number): Promise<Page
   return pages;
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
 function table(windows: Window[], conditions: string[]): string {
-  const cell = (values: number[], digits: number) =>
-    `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+  const cell = formatSpread;
   const rows = conditions.map((condition) => {
     const of = windows.filter((w) => w.condition === condition);
     const pick = (key: keyof Window) => of.map((w) => w[key] as number);

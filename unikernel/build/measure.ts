@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { spreadOf } from '../../cli/kit/spread.ts';
 import { freePort } from '../../services/contract/http-server.ts';
 
 export { freePort };
@@ -59,12 +60,6 @@ export type BootMeasurement = {
   rssBytes: number | null;
   command: string;
   path: string;
-};
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
 export type BootCandidate = { name: string; command: string; args: string[]; cwd?: string };
@@ -124,7 +119,7 @@ export async function measureBoots(
     results[candidate.name] = error
       ? { error }
       : {
-          medianMs: median(runsMs),
+          medianMs: spreadOf(runsMs)!.median,
           runsMs,
           rssBytes: rss.get(candidate.name) ?? null,
           command: [candidate.command, ...candidate.args].join(' '),

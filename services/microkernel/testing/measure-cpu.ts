@@ -18,6 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
+import { formatSpread, spreadOf } from '../../../cli/kit/spread.ts';
 import { freePort } from '../../contract/http-server.ts';
 import { PROC_TICKS_PER_SECOND, readProcStat } from '../../contract/proc-stat.ts';
 import { encodeFilePath, generateCorpus, type ManifestFile } from '../../corpus/corpus.ts';
@@ -80,7 +81,7 @@ async function run(pool: Pool, file: ManifestFile, count: number): Promise<numbe
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => spreadOf(xs)!.median;
 
 const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-measure-cpu-'));
 try {
@@ -103,10 +104,11 @@ try {
     perRound: Array<Record<string, number>>,
     names: readonly string[],
   ) => {
-    const cell = (key: string) => {
-      const xs = perRound.map((r) => r[key]!);
-      return `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
-    };
+    const cell = (key: string) =>
+      formatSpread(
+        perRound.map((r) => r[key]!),
+        0,
+      );
     console.log(
       `${label.padEnd(8)} ${file.path.padEnd(14)} ${PROCESSES.map((p) => (names.includes(p) ? cell(p) : '').padStart(18)).join('')} ${median(
         perRound.map((r) => r['total']!),

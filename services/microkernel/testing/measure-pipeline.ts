@@ -12,6 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { spreadOf } from '../../../cli/kit/spread.ts';
 import { NatsFileService, type PipelineOptions } from '../../gateway/file-service-client.ts';
 import { DEFAULT_TRANSFER } from '../../ipc/headers.ts';
 import { transferFlag } from '../../ipc/server-main.ts';
@@ -66,13 +67,12 @@ try {
   }
   console.log(`${values.mib} MiB file, ${values.transfer} transfers, ${rounds} rounds, median per read:`);
   for (const [index, { chunkBytes, windowBytes }] of configs.entries()) {
-    const sorted = times[index]!.sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
-    const cpu = cpuMs[index]!.sort((a, b) => a - b)[Math.floor(sorted.length / 2)]!;
+    const { median, min, max } = spreadOf(times[index]!)!;
+    const cpu = spreadOf(cpuMs[index]!)!.median;
     console.log(
       `chunk ${String(chunkBytes / KiB).padStart(3)} KiB  window ${String(windowBytes / KiB).padStart(4)} KiB  ` +
         `${median.toFixed(1).padStart(7)} ms  ${(((size / median) * 1000) / KiB / KiB).toFixed(0).padStart(4)} MiB/s` +
-        `  (min ${sorted[0]!.toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)})  CPU ${cpu.toFixed(0)} ms`,
+        `  (min ${min.toFixed(1)}, max ${max.toFixed(1)})  CPU ${cpu.toFixed(0)} ms`,
     );
   }
 } finally {
