@@ -69,10 +69,15 @@ export async function openLoopLoad(
   return Promise.all(pending);
 }
 
+/** The p-th percentile (nearest rank) of ascending latencies, 0 for none. */
+export function percentileOf(sortedMs: readonly number[], p: number): number {
+  return sortedMs[Math.min(sortedMs.length - 1, Math.floor((sortedMs.length * p) / 100))] ?? 0;
+}
+
 export function summarize(results: LoadResult[]): string {
   const failed = results.filter((r) => !r.ok);
   const ms = results.map((r) => r.ms).sort((a, b) => a - b);
-  const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor((ms.length * p) / 100))] ?? 0;
+  const pct = (p: number) => percentileOf(ms, p);
   return `${results.length} requests, ${failed.length} failed, p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms${
     failed.length ? `; first failures: ${JSON.stringify(failed.slice(0, 3))}` : ''
   }`;

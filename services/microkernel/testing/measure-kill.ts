@@ -16,7 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateCorpus } from '../../corpus/corpus.ts';
 import { transferFlag } from '../../ipc/server-main.ts';
-import { openLoopLoad } from './load.ts';
+import { openLoopLoad, percentileOf } from './load.ts';
 import { startProcessKernel } from './process-kernel.ts';
 
 const { values } = parseArgs({
@@ -80,7 +80,7 @@ try {
       const ownReady = readyLines.find((t) => t >= at);
       const window = results.filter((r) => r.startedAt >= at - 1000 && r.startedAt < at + WINDOW_MS);
       const ms = window.map((r) => r.ms).sort((a, b) => a - b);
-      const p99 = ms[Math.floor(ms.length * 0.99)] ?? 0;
+      const p99 = percentileOf(ms, 99);
       console.log(
         `${String(k + 1).padStart(4)}  ${after('exited').padStart(6)}  ${after('restarting').padStart(10)}  ${after('started').padStart(7)}  ${String(ownReady === undefined ? '-' : ownReady - at).padStart(9)}  ${after('ready').padStart(9)}  | ${String(p99).padStart(9)}  ${String(ms.at(-1) ?? 0).padStart(4)}  ${String(ms.filter((x) => x > 300).length).padStart(6)}  ${String(window.filter((r) => !r.ok).length).padStart(6)}`,
       );
