@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { type Dispatcher, Pool } from 'undici';
 import { type BodyCheck, type BodyVerifier, sha256Verifier } from './body-verifier.ts';
 import { createHistogram, encodeHistogram, type Histogram, recordMicros } from './histogram.ts';
+import { HttpPool, type ResponseHandler } from './http-client.ts';
 import type { RequestFile, RequestPicker } from './request-mix.ts';
 import type { SecondPart, TargetCounters } from './sender-messages.ts';
 import {
@@ -31,18 +31,10 @@ type Second = {
 const MAX_ERROR_SAMPLES = 20;
 const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<Outcome, number>;
 
-/** Maps a transport error to an outcome class. */
-export function classifyError(err: unknown): Outcome {
-  const e = err as { code?: string; name?: string; cause?: { code?: string } };
-  const code = e?.code ?? e?.cause?.code;
+/** Maps a transport error (a socket's, or the client's own TransportError) to an outcome class. */
+function classifyError(err: unknown): Outcome {
+  const code = (err as { code?: string })?.code;
   if (code === 'ECONNREFUSED') return 'refused';
-  if (
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT' ||
-    code === 'UND_ERR_CONNECT_TIMEOUT'
-  ) {
-    return 'timeout';
-  }
   if (code === 'ETIMEDOUT') return 'timeout';
   return 'reset';
 }
@@ -53,17 +45,17 @@ function errorMessage(err: unknown): string {
 }
 
 /**
- * One request in flight. It is its own undici dispatch handler (legacy handler API: no stream, no
- * promise per request), which keeps the per-request cost low enough for thousands of requests a second.
+ * One request in flight. It is its own response handler (no stream, no promise per request), which
+ * keeps the per-request cost low enough for thousands of requests a second.
  */
-class InFlight {
+class InFlight implements ResponseHandler {
   sentMs = -1;
   done = false;
   status = 0;
   bytes = 0;
   check: BodyCheck | null = null;
-  abort: ((err?: Error) => void) | null = null;
-  /** Handed to undici and not yet given back (completed or errored there). */
+  abort: ((err: Error) => void) | null = null;
+  /** Handed to the pool and not yet given back (ended or failed there). */
   active = false;
 
   constructor(
@@ -75,28 +67,27 @@ class InFlight {
     readonly second: number,
   ) {}
 
-  onConnect(abort: (err?: Error) => void): void {
+  onSent(abort: (err: Error) => void): void {
     if (this.done) {
-      abort();
+      // Timed out while its connection was being made: the answer would not count.
+      abort(new Error('kstyles load: request timed out'));
       return;
     }
     this.abort = abort;
     this.sentMs = performance.now();
   }
 
-  onHeaders(status: number): boolean {
+  onStatus(status: number): void {
     this.status = status;
     if (status === 200) this.check = this.runner.verifier.begin(this.file);
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onBody(chunk: Buffer): void {
     this.bytes += chunk.length;
     this.check?.update(chunk);
-    return true;
   }
 
-  onComplete(): void {
+  onEnd(): void {
     this.runner.release(this);
     if (this.done) return;
     const status = this.status;
@@ -201,7 +192,7 @@ export class TargetRunner {
   readonly verifier: BodyVerifier;
   /** 200 bodies checked, by how (measured window only). */
   readonly verified = { bytes: 0, sha256: 0 };
-  private readonly pool: Pool;
+  private readonly pool: HttpPool;
   private readonly rate: number;
   private readonly timeoutMs: number;
   private readonly picker: RequestPicker;
@@ -252,15 +243,8 @@ export class TargetRunner {
     this.warmupCount = Math.floor(((opts.warmupMs ?? 0) * opts.rate) / 1000);
     this.completions = opts.completions;
     this.connections = opts.connections;
-    this.pool = new Pool(this.url, {
-      connections: opts.connections,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      // Timeouts are ours: measured from the intended send time and recorded at their value.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connect: { timeout: opts.timeoutMs },
-    });
+    // Request timeouts are ours (sweepTimeouts): measured from the intended send time, recorded at their value.
+    this.pool = new HttpPool(this.url, opts.connections, opts.timeoutMs);
   }
 
   /** Starts the schedule: the measured window begins at `t0` (this thread's clock) and lasts `durationMs`. */
@@ -351,10 +335,7 @@ export class TargetRunner {
       if (req.done) continue;
       req.active = true;
       this.active++;
-      this.pool.dispatch(
-        { origin: this.url, path: req.file.urlPath, method: 'GET' },
-        req as unknown as Dispatcher.DispatchHandler,
-      );
+      this.pool.get(req.file.urlPath, req);
     }
     if (this.waitingHead > 4096 && this.waitingHead * 2 > waiting.length) {
       waiting.splice(0, this.waitingHead);
@@ -362,12 +343,12 @@ export class TargetRunner {
     }
   }
 
-  /** undici is done with a request (answered, failed or aborted): its connection is free again. */
+  /** The pool is done with a request (answered, failed or aborted): its connection is free again. */
   release(req: InFlight): void {
     if (!req.active) return;
     req.active = false;
     this.active--;
-    // Not synchronously: undici is still inside its callback for this connection.
+    // Not synchronously: the pool is still inside its read of this connection.
     queueMicrotask(() => this.pump());
   }
 
@@ -485,6 +466,6 @@ export class TargetRunner {
   }
 
   async close(): Promise<void> {
-    await this.pool.destroy();
+    await this.pool.close();
   }
 }
