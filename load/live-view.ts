@@ -1,4 +1,4 @@
-import type { LoadProgress, LoadResults } from './types.ts';
+import type { LoadProgress, LoadResults, SenderPriority } from './types.ts';
 import { formatCount, formatMicros, formatMs, formatPercent } from './units.ts';
 
 type Out = { write(text: string): unknown; isTTY?: boolean };
@@ -155,10 +155,13 @@ export function formatSummary(results: LoadResults, color: boolean): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The sender threads' priority, when they report one (", sender priority nice -10"). */
-function niceText(nice: (number | null)[] | undefined): string {
-  const known = [...new Set((nice ?? []).filter((n): n is number => n !== null))];
-  return known.length > 0 ? `, sender priority nice ${known.join('/')}` : '';
+/** The sender threads' priority, when they report one (", sender priority SCHED_FIFO 10" or "nice -10"). */
+function priorityText(priority: (SenderPriority | null)[] | undefined): string {
+  const texts = (priority ?? []).flatMap((p) =>
+    p === null ? [] : [p.policy === 'SCHED_FIFO' ? `SCHED_FIFO ${p.realtimePriority}` : `nice ${p.nice}`],
+  );
+  const known = [...new Set(texts)];
+  return known.length > 0 ? `, sender priority ${known.join('/')}` : '';
 }
 
 /** How the load was sent: threads, warm-up, CPU per request (absent in older results). */
@@ -166,7 +169,7 @@ export function generatorLine(results: LoadResults): string | null {
   const { senders, cpu } = results.generator;
   const w = results.warmup;
   const parts = [
-    senders ? `${senders.reason}${niceText(senders.nice)}` : '',
+    senders ? `${senders.reason}${priorityText(senders.priority)}` : '',
     w
       ? `warm-up ${formatMs(w.durationMs)}: ${formatCount(w.sent)} requests, ${formatCount(w.errors)} errors, not counted`
       : '',

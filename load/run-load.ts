@@ -260,7 +260,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResults> {
       timeline: pool.generator,
       eventLoop,
       warnings,
-      senders: { ...senders, nice: pool.nice },
+      senders: { ...senders, priority: pool.priority },
       cpu: {
         totalMs: Math.round(run.cpuUs / 100) / 10,
         perRequestUs: sent === 0 ? 0 : Math.round((run.cpuUs / sent) * 10) / 10,

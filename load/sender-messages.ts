@@ -6,7 +6,7 @@
  */
 import type { Manifest } from '../services/corpus/corpus.ts';
 import type { VerifierPlan } from './body-verifier.ts';
-import type { ErrorSample, OutcomeCounts } from './types.ts';
+import type { ErrorSample, OutcomeCounts, SenderPriority } from './types.ts';
 
 /** A run's whole brief for one thread. */
 export type SenderInit = {
@@ -40,10 +40,10 @@ export type CloseSender = { type: 'close' };
 export type ToSender = RunSender | StartSending | StopSending | CloseSender;
 
 /**
- * Sender → main: pools and verifier are built; waiting for StartSending. `nice`: the thread's scheduling
- * priority (sender.ts raises it where it may), or null where it could not be read.
+ * Sender → main: pools and verifier are built; waiting for StartSending. `priority`: how the thread is
+ * scheduled (sender.ts raises it where it may), or null where it could not be read.
  */
-export type SenderReady = { type: 'ready'; thread: number; nice: number | null };
+export type SenderReady = { type: 'ready'; thread: number; priority: SenderPriority | null };
 
 /** One thread's totals for one target so far (each report replaces the previous one). */
 export type TargetCounters = {

@@ -39,6 +39,7 @@ import {
   type Outcome,
   type OutcomeCounts,
   type SecondStats,
+  type SenderPriority,
   type TargetResult,
 } from './types.ts';
 
@@ -285,8 +286,8 @@ export class SenderPool {
   t0 = Number.NaN;
   /** Seconds of the generator's health every thread has closed, merged. */
   readonly generator: GeneratorSecond[] = [];
-  /** Each sender thread's scheduling priority (nice), as it reported when ready. */
-  readonly nice: (number | null)[];
+  /** How each sender thread is scheduled, as it reported when ready. */
+  readonly priority: (SenderPriority | null)[];
   /** Every measured completion in completion order, when streamed. */
   onCompletion:
     | ((
@@ -335,12 +336,12 @@ export class SenderPool {
     this.finals = workers.map((_, k) => new Promise<SenderFinal>((resolve) => (finals[k] = resolve)));
     const ready: (() => void)[] = [];
     this.ready = workers.map((_, k) => new Promise<void>((resolve) => (ready[k] = resolve)));
-    this.nice = workers.map(() => null);
+    this.priority = workers.map(() => null);
     workers.forEach((worker, k) => {
       const onMessage = (message: FromSender) => {
         if (message.type === 'report') this.onReport(message);
         else if (message.type === 'ready') {
-          this.nice[k] = message.nice;
+          this.priority[k] = message.priority;
           ready[k]!();
         } else if (message.type === 'final') finals[k]!(message);
         else if (message.type === 'failed') this.fail(new Error(`sender thread ${k}: ${message.message}`));

@@ -141,6 +141,16 @@ export type TargetFacts = {
 
 export type ThresholdOutcome = { expression: string; actual: string; pass: boolean };
 
+/** How a sender thread is scheduled, read back from /proc after it asked (load/sender.ts). */
+export type SenderPriority = {
+  /** sched(7)'s policy: SCHED_FIFO where the thread could make itself real-time, else SCHED_OTHER. */
+  policy: string;
+  /** Under SCHED_FIFO: 1 (lowest) … 99. */
+  realtimePriority: number;
+  /** What weighs under SCHED_OTHER: -20 … 19. */
+  nice: number;
+};
+
 export type LoadResults = {
   version: 1;
   tool: 'kstyles-load';
@@ -159,9 +169,11 @@ export type LoadResults = {
     eventLoop: LatencySummary;
     /** Plain sentences, e.g. "generator fell behind: …". */
     warnings: string[];
-    /** The sender threads that sent the load and why that many (absent in older results). */
-    /** `nice`: each sender thread's scheduling priority (load/sender.ts raises it where it may). */
-    senders?: { threads: number; reason: string; nice?: (number | null)[] };
+    /**
+     * The sender threads that sent the load and why that many (absent in older results); `priority`:
+     * how each was scheduled (load/sender.ts raises it where it may), null where it could not be read.
+     */
+    senders?: { threads: number; reason: string; priority?: (SenderPriority | null)[] };
     /**
      * CPU time of the whole generator process (every thread, user + system) from the start of the
      * measured window until its last request completed, and that per request sent.

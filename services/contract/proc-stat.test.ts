@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -33,6 +33,27 @@ describe('/proc/<pid>/stat', () => {
     const child = spawn(process.execPath, ['-e', 'const u = Date.now() + 200; while (Date.now() < u);']);
     await once(child, 'exit');
     assert.ok(readProcStat(process.pid)!.reapedChildrenCpuTicks - before.reapedChildrenCpuTicks >= 10);
+  });
+
+  it('reads how a thread is scheduled: its nice value, policy and real-time priority', async (t) => {
+    const mine = readProcStat('thread-self')!;
+    assert.equal(mine.pid, Number(readlinkSync('/proc/thread-self').split('/').pop()));
+    assert.equal(mine.policy, 'SCHED_OTHER');
+    assert.equal(mine.realtimePriority, 0);
+    assert.equal(mine.nice, os.getPriority());
+    const child = spawn('/bin/sleep', ['5'], { stdio: 'ignore' });
+    t.after(() => child.kill('SIGKILL'));
+    await once(child, 'spawn');
+    os.setPriority(child.pid!, 7);
+    assert.equal(readProcStat(child.pid!)?.nice, 7);
+    if (process.getuid?.() !== 0) return;
+    // Root may make it real-time (chrt: util-linux); its line says so.
+    const chrt = spawnSync('chrt', ['--fifo', '--pid', '3', String(child.pid)]);
+    assert.equal(chrt.status, 0, String(chrt.stderr));
+    assert.deepEqual(
+      { policy: readProcStat(child.pid!)?.policy, priority: readProcStat(child.pid!)?.realtimePriority },
+      { policy: 'SCHED_FIFO', priority: 3 },
+    );
   });
 
   it('is null for a process that does not exist', () => {

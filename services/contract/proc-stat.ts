@@ -1,7 +1,8 @@
 /**
- * A process's line of /proc/<pid>/stat (Linux): its command name, its parent and the CPU it has used.
- * The benchmark (process trees, CPU per request), the console's cost measurement and the microkernel's
- * CPU measurement read it here, so the line is parsed one way.
+ * A process's (or thread's) line of /proc/<pid>/stat (Linux): its command name, its parent, the CPU it
+ * has used and how it is scheduled. The benchmark (process trees, CPU per request), the console's cost
+ * measurement, the microkernel's CPU measurement and the load generator's sender threads (their
+ * priority) read it here, so the line is parsed one way.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -17,10 +18,30 @@ export type ProcStat = {
   cpuTicks: number;
   /** cutime + cstime: the CPU of its children it has waited for, in ticks. */
   reapedChildrenCpuTicks: number;
+  /** Its nice value (-20 … 19; what SCHED_OTHER weighs). */
+  nice: number;
+  /** Its scheduling policy (sched(7)): SCHED_OTHER, SCHED_FIFO, … */
+  policy: string;
+  /** Its real-time priority (1 … 99 under SCHED_FIFO and SCHED_RR, 0 otherwise). */
+  realtimePriority: number;
 };
 
-/** One process's stat, or null when it has gone (or is not this user's to read). */
-export function readProcStat(pid: number): ProcStat | null {
+/** sched(7)'s policies by their number in /proc/<pid>/stat. */
+const POLICIES = [
+  'SCHED_OTHER',
+  'SCHED_FIFO',
+  'SCHED_RR',
+  'SCHED_BATCH',
+  'SCHED_ISO',
+  'SCHED_IDLE',
+  'SCHED_DEADLINE',
+];
+
+/**
+ * One process's stat, or null when it has gone (or is not this user's to read). `'thread-self'` reads
+ * the calling thread's own line.
+ */
+export function readProcStat(pid: number | 'thread-self'): ProcStat | null {
   let line: string;
   try {
     line = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -30,13 +51,18 @@ export function readProcStat(pid: number): ProcStat | null {
   // The name is in parentheses and may contain both; the fields after its last ')' are space separated.
   const close = line.lastIndexOf(')');
   const fields = line.slice(close + 2).split(' ');
-  // From state (field 3 of the line): ppid is field 4, utime stime cutime cstime are fields 14-17.
+  // From state (field 3 of the line): ppid is field 4, utime stime cutime cstime are fields 14-17, nice
+  // is 19, rt_priority and policy are 40 and 41 (proc_pid_stat(5)).
+  const policy = Number(fields[38]);
   return {
-    pid,
+    pid: Number(line.slice(0, line.indexOf(' '))),
     name: line.slice(line.indexOf('(') + 1, close),
     ppid: Number(fields[1]),
     cpuTicks: Number(fields[11]) + Number(fields[12]),
     reapedChildrenCpuTicks: Number(fields[13]) + Number(fields[14]),
+    nice: Number(fields[16]),
+    policy: POLICIES[policy] ?? `policy ${policy}`,
+    realtimePriority: Number(fields[37]),
   };
 }
 
