@@ -135,7 +135,14 @@ describe('the sender threads’ HTTP client', () => {
       '\r\n',
     ]);
     const closeDelimited = await rawServer(['HTTP/1.0 200 OK\r\n\r\nuntil ', 'the end']);
+    const interim = await rawServer([
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfi',
+      'rst',
+    ]);
     try {
+      const afterContinue = await get(new HttpPool(interim.origin, 1, 2000), '/');
+      assert.equal(afterContinue.error, null);
+      assert.deepEqual([afterContinue.status, afterContinue.body.toString()], [200, 'first']);
       const chunked = await get(new HttpPool(split.origin, 1, 2000), '/');
       assert.equal(chunked.error, null);
       assert.equal(chunked.body.toString(), 'abc0123456789abcdef');
@@ -145,6 +152,7 @@ describe('the sender threads’ HTTP client', () => {
     } finally {
       split.close();
       closeDelimited.close();
+      interim.close();
     }
   });
 

@@ -204,8 +204,8 @@ class Connection {
     }
     const consumed = at + end + 4 - before;
     if (response.status < 200) {
-      // An interim answer (100 Continue): the real one follows.
-      this.head = this.head.slice(end + 4);
+      // An interim answer (100 Continue): the real one follows, read from `consumed` on.
+      this.head = '';
       return consumed;
     }
     this.response = response;
