@@ -1,8 +1,8 @@
 /**
  * How often a thread that receives HTTP bodies runs full garbage collections, by how it reads them:
- * through undici (the sender thread's client: a fresh buffer for every read) or from a socket that
- * reads into one reused buffer (`net.Socket`'s `onread`, Content-Length framing only: an experiment,
- * not a client). `npx tsx load/measure-body-gc.ts [--rate 300] [--seconds 20] [--runs 2]`.
+ * through undici (a fresh buffer for every read) or from a socket that reads into one reused buffer
+ * (`net.Socket`'s `onread`, Content-Length framing only: the experiment that led to the sender threads'
+ * own client, http-client.ts). `npx tsx load/measure-body-gc.ts [--rate 300] [--seconds 20] [--runs 2]`.
  *
  * A server in the main thread answers 1 MiB for 3 requests in 100 and 2 KiB for the rest; a thread with
  * the sender thread's 8 MiB young generation sends them open-loop over 8 keep-alive connections and

@@ -1,7 +1,8 @@
 /**
  * CPU cost of checking one body, byte compare against sha256, and of handing the body to another
  * thread instead (load/README.md has the figures): `npx tsx load/verify-cost.ts`. Bodies arrive in
- * 16 KiB chunks, as undici hands them over; the cost is process CPU time (user + system) over many
+ * 16 KiB chunks, as undici handed them over (the sender's own client, http-client.ts, hands up to 64 KiB:
+ * fewer calls for the same bytes); the cost is process CPU time (user + system) over many
  * bodies, after a warm-up, divided by the bodies. The hand-off columns are what the sender thread would
  * pay before another thread even began the check: a copy into shared memory, or a postMessage.
  */
