@@ -25,15 +25,13 @@ export type ResponseHandler = {
   onError(err: Error): void;
 };
 
-/** A transport failure, named like Node's own system errors (`code`: ECONNRESET, EPROTO, …). */
-export class TransportError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TransportError';
-  }
+/**
+ * A transport failure, shaped like Node's own socket errors (an Error with `code`: ECONNRESET, EPROTO,
+ * ETIMEDOUT, ECONNABORTED) so that one classification serves both. It never reaches a user as an error:
+ * the load report counts it as an outcome (reset, timeout) with its message as the sample.
+ */
+export function transportError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
 }
 
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -139,7 +137,7 @@ class Connection {
     }
     this.socket.setNoDelay(true);
     this.connectTimer = setTimeout(
-      () => this.fail(new TransportError('ETIMEDOUT', `no connection within ${connectTimeoutMs} ms`)),
+      () => this.fail(transportError('ETIMEDOUT', `no connection within ${connectTimeoutMs} ms`)),
       connectTimeoutMs,
     );
     this.socket.once(target.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
@@ -177,7 +175,7 @@ class Connection {
     let at = 0;
     while (at < n && !this.closed) {
       if (!this.handler) {
-        this.fail(new TransportError('EPROTO', 'the server sent bytes nobody asked for'));
+        this.fail(transportError('EPROTO', 'the server sent bytes nobody asked for'));
         break;
       }
       if (!this.response) {
@@ -194,12 +192,12 @@ class Connection {
     const end = this.head.indexOf('\r\n\r\n');
     if (end < 0) {
       if (this.head.length > MAX_HEAD_BYTES)
-        this.fail(new TransportError('EPROTO', `response head over ${MAX_HEAD_BYTES} bytes`));
+        this.fail(transportError('EPROTO', `response head over ${MAX_HEAD_BYTES} bytes`));
       return n;
     }
     const response = parseResponseHead(this.head.slice(0, end));
     if (!response) {
-      this.fail(new TransportError('EPROTO', `not an HTTP/1.x response: '${this.head.slice(0, 40)}'`));
+      this.fail(transportError('EPROTO', `not an HTTP/1.x response: '${this.head.slice(0, 40)}'`));
       return n;
     }
     const consumed = at + end + 4 - before;
@@ -249,7 +247,7 @@ class Connection {
         const stop = lf < 0 || lf >= n ? n : lf + 1;
         this.chunkLine += data.toString('latin1', at, stop);
         if (this.chunkLine.length > MAX_HEAD_BYTES) {
-          this.fail(new TransportError('EPROTO', 'chunked body: a line over 64 KiB'));
+          this.fail(transportError('EPROTO', 'chunked body: a line over 64 KiB'));
           return n;
         }
         if (!this.chunkLine.endsWith('\n')) return stop;
@@ -263,12 +261,12 @@ class Connection {
 
   private onChunkLine(line: string): void {
     if (this.chunkState === 'data-end') {
-      if (line !== '') this.fail(new TransportError('EPROTO', 'chunked body: no CRLF after a chunk'));
+      if (line !== '') this.fail(transportError('EPROTO', 'chunked body: no CRLF after a chunk'));
       else this.chunkState = 'size';
     } else if (this.chunkState === 'size') {
       const size = /^([0-9a-fA-F]+)(?:;.*)?$/.exec(line);
       if (!size) {
-        this.fail(new TransportError('EPROTO', `chunked body: bad chunk size '${line.slice(0, 20)}'`));
+        this.fail(transportError('EPROTO', `chunked body: bad chunk size '${line.slice(0, 20)}'`));
         return;
       }
       this.left = Number.parseInt(size[1]!, 16);
@@ -327,7 +325,7 @@ class Connection {
     }
     handler.onError(
       this.error ??
-        new TransportError('ECONNRESET', 'the server closed the connection before the response ended'),
+        transportError('ECONNRESET', 'the server closed the connection before the response ended'),
     );
   }
 }
@@ -357,7 +355,7 @@ export class HttpPool {
   /** Sends `GET path` on an idle connection, or a new one. */
   get(path: string, handler: ResponseHandler): void {
     if (this.closing) {
-      handler.onError(new TransportError('ECONNABORTED', 'the pool is closed'));
+      handler.onError(transportError('ECONNABORTED', 'the pool is closed'));
       return;
     }
     let connection = this.takeIdle(performance.now());
@@ -401,7 +399,7 @@ export class HttpPool {
     const closes = [...this.open].map(
       (c) => new Promise<void>((resolve) => (c.closed ? resolve() : c.socket.once('close', () => resolve()))),
     );
-    for (const c of [...this.open]) c.fail(new TransportError('ECONNABORTED', 'the pool is closed'));
+    for (const c of [...this.open]) c.fail(transportError('ECONNABORTED', 'the pool is closed'));
     await Promise.all(closes);
   }
 }

@@ -31,7 +31,7 @@ type Second = {
 const MAX_ERROR_SAMPLES = 20;
 const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<Outcome, number>;
 
-/** Maps a transport error (a socket's, or the client's own TransportError) to an outcome class. */
+/** Maps a transport error (a socket's, or the client's own transportError) to an outcome class. */
 function classifyError(err: unknown): Outcome {
   const code = (err as { code?: string })?.code;
   if (code === 'ECONNREFUSED') return 'refused';
