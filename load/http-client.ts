@@ -151,10 +151,6 @@ class Connection {
     this.socket.once('close', () => this.onClose());
   }
 
-  get busy(): boolean {
-    return this.handler !== null;
-  }
-
   send(request: string, handler: ResponseHandler): void {
     this.handler = handler;
     this.pendingRequest = request;
