@@ -1,8 +1,8 @@
 /**
  * How often a thread that receives HTTP bodies runs full garbage collections, by how it reads them:
- * through undici (a fresh buffer for every read) or from a socket that reads into one reused buffer
- * (`net.Socket`'s `onread`, Content-Length framing only: the experiment that led to the sender threads'
- * own client, http-client.ts). `npx tsx load/measure-body-gc.ts [--rate 300] [--seconds 20] [--runs 2]`.
+ * through undici (a fresh buffer for every read) or through the sender threads' own client
+ * (load/http-client.ts: every read into one reused buffer). `npx tsx load/measure-body-gc.ts [--rate 300]
+ * [--seconds 20] [--runs 2]`.
  *
  * A server in the main thread answers 1 MiB for 3 requests in 100 and 2 KiB for the rest; a thread with
  * the sender thread's 8 MiB young generation sends them open-loop over 8 keep-alive connections and
@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 
-const READERS = ['undici', 'reused-buffer'] as const;
+const READERS = ['undici', 'http-client'] as const;
 type Reader = (typeof READERS)[number];
 type Counts = { requests: number; mib: number; markCompacts: number; otherGcs: number; maxPauseMs: number };
 
@@ -40,12 +40,11 @@ for (const [flag, value] of [
   }
 }
 
-// Plain JavaScript, so the thread needs no TypeScript loader.
+// Plain JavaScript; the thread registers tsx's loader itself to import the client (as sender-thread.mjs does).
 const THREAD = `
-const net = require('node:net');
 const { PerformanceObserver, constants } = require('node:perf_hooks');
 const { workerData, parentPort } = require('node:worker_threads');
-const { reader, port, rate, seconds, undiciPath } = workerData;
+const { reader, port, rate, seconds, undiciPath, tsxApiUrl, httpClientUrl } = workerData;
 const counts = { requests: 0, bytes: 0, markCompacts: 0, otherGcs: 0, maxPauseMs: 0 };
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
@@ -55,62 +54,50 @@ new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] });
 const CONNECTIONS = 8;
-let send;
-if (reader === 'undici') {
-  const { Pool } = require(undiciPath);
-  const origin = 'http://127.0.0.1:' + port;
-  const pool = new Pool(origin, { connections: CONNECTIONS });
-  const handler = {
-    onConnect() {}, onHeaders() { return true; },
-    onData(chunk) { counts.bytes += chunk.length; return true; },
-    onComplete() { counts.requests++; },
-    onError(err) { throw err; },
-  };
-  send = (path) => pool.dispatch({ origin, path, method: 'GET' }, handler);
-} else {
-  const buffer = Buffer.allocUnsafe(64 * 1024);
-  const sockets = [];
-  // One request at a time per socket: the next one leaves when the last byte of the answer has come.
-  const dispatchNext = (s) => {
-    s.busy = s.queue.length > 0;
-    if (s.busy) s.socket.write('GET ' + s.queue.shift() + ' HTTP/1.1\\r\\nhost: x\\r\\n\\r\\n');
-  };
-  for (let i = 0; i < CONNECTIONS; i++) {
-    const s = { queue: [], left: -1, head: '', busy: false, socket: null };
-    s.socket = net.connect({ port, host: '127.0.0.1', onread: { buffer, callback(n, b) {
-      let at = 0;
-      while (at < n) {
-        if (s.left < 0) {
-          const text = s.head + b.toString('latin1', at, n);
-          const end = text.indexOf('\\r\\n\\r\\n');
-          if (end < 0) { s.head = text; return; }
-          at += end + 4 - s.head.length;
-          s.left = Number(/content-length: *(\\d+)/i.exec(text.slice(0, end))[1]);
-          s.head = '';
-        }
-        const take = Math.min(s.left, n - at);
-        counts.bytes += take; s.left -= take; at += take;
-        if (s.left === 0) { s.left = -1; counts.requests++; dispatchNext(s); }
+const origin = 'http://127.0.0.1:' + port;
+(async () => {
+  let send;
+  if (reader === 'undici') {
+    const { Pool } = require(undiciPath);
+    const pool = new Pool(origin, { connections: CONNECTIONS });
+    const handler = {
+      onConnect() {}, onHeaders() { return true; },
+      onData(chunk) { counts.bytes += chunk.length; return true; },
+      onComplete() { counts.requests++; },
+      onError(err) { throw err; },
+    };
+    send = (path) => pool.dispatch({ origin, path, method: 'GET' }, handler);
+  } else {
+    (await import(tsxApiUrl)).register();
+    const { HttpPool } = await import(httpClientUrl);
+    const pool = new HttpPool(origin, CONNECTIONS, 5000);
+    // The pool takes one request per connection at a time; the rest wait here, as in target-runner.ts.
+    const waiting = [];
+    let inFlight = 0;
+    const pump = () => {
+      while (inFlight < CONNECTIONS && waiting.length > 0) {
+        inFlight++;
+        pool.get(waiting.shift(), handler);
       }
-    } } });
-    sockets.push(s);
+    };
+    const handler = {
+      onSent() {}, onStatus() {},
+      onBody(chunk) { counts.bytes += chunk.length; },
+      onEnd() { counts.requests++; inFlight--; queueMicrotask(pump); },
+      onError(err) { throw err; },
+    };
+    send = (path) => { waiting.push(path); pump(); };
   }
-  let turn = 0;
-  send = (path) => {
-    const s = sockets[turn++ % CONNECTIONS];
-    s.queue.push(path);
-    if (!s.busy) dispatchNext(s);
-  };
-}
-const t0 = performance.now();
-let sent = 0;
-const tick = setInterval(() => {
-  const elapsed = performance.now() - t0;
-  for (const due = Math.floor((elapsed * rate) / 1000); sent < due; sent++) send(sent % 100 < 3 ? '/big' : '/small');
-  if (elapsed < seconds * 1000) return;
-  clearInterval(tick);
-  setTimeout(() => parentPort.postMessage(counts), 500);
-}, 1);
+  const t0 = performance.now();
+  let sent = 0;
+  const tick = setInterval(() => {
+    const elapsed = performance.now() - t0;
+    for (const due = Math.floor((elapsed * rate) / 1000); sent < due; sent++) send(sent % 100 < 3 ? '/big' : '/small');
+    if (elapsed < seconds * 1000) return;
+    clearInterval(tick);
+    setTimeout(() => parentPort.postMessage(counts), 500);
+  }, 1);
+})();
 `;
 
 const big = Buffer.alloc(1 << 20, 7);
@@ -122,12 +109,14 @@ const server = http.createServer((req, res) => {
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const { port } = server.address() as AddressInfo;
 const undiciPath = createRequire(import.meta.url).resolve('undici');
+const tsxApiUrl = import.meta.resolve('tsx/esm/api');
+const httpClientUrl = new URL('./http-client.ts', import.meta.url).href;
 
 function measure(reader: Reader): Promise<Counts> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(THREAD, {
       eval: true,
-      workerData: { reader, port, rate, seconds, undiciPath },
+      workerData: { reader, port, rate, seconds, undiciPath, tsxApiUrl, httpClientUrl },
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     worker.once('error', reject);
