@@ -7,6 +7,12 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { readAllProcStats, readProcStat } from './proc-stat.ts';
 
+/** CPU time (user + system) this process has used since `start`, in µs. */
+function cpuMicrosSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return used.user + used.system;
+}
+
 describe('/proc/<pid>/stat', () => {
   it('reads a command name with spaces and parentheses, and the parent', async (t) => {
     // comm is the executable's file name (up to 15 bytes): a copy of sleep under an awkward name.
@@ -25,12 +31,16 @@ describe('/proc/<pid>/stat', () => {
 
   it("counts this process's CPU as it burns some, and a waited-for child's in the reaped column", async () => {
     const before = readProcStat(process.pid)!;
-    const until = performance.now() + 150;
-    while (performance.now() < until);
+    // Burn 150 ms of CPU time, not of wall time: on a busy machine a wall-clock loop gets less of a core.
+    const start = process.cpuUsage();
+    while (cpuMicrosSince(start) < 150_000);
     const after = readProcStat(process.pid)!;
-    // 150 ms busy is 15 ticks; a tick or two may not have been charged yet.
+    // 150 ms of CPU is 15 ticks; a tick or two may not have been charged yet.
     assert.ok(after.cpuTicks - before.cpuTicks >= 10, `${after.cpuTicks - before.cpuTicks} ticks`);
-    const child = spawn(process.execPath, ['-e', 'const u = Date.now() + 200; while (Date.now() < u);']);
+    const child = spawn(process.execPath, [
+      '-e',
+      'const s = process.cpuUsage(); for (;;) { const u = process.cpuUsage(s); if (u.user + u.system >= 200000) break; }',
+    ]);
     await once(child, 'exit');
     assert.ok(readProcStat(process.pid)!.reapedChildrenCpuTicks - before.reapedChildrenCpuTicks >= 10);
   });
