@@ -47,6 +47,7 @@ function target(name: TargetName, n: Numbers): TargetBench {
     kind: name === 'floor' || name === 'nginx' ? 'reference' : 'style',
     description: name,
     notes: [],
+    warmUps: {},
     ...(n.skipped ? { skipped: n.skipped } : {}),
     throughput: Object.fromEntries(
       Object.entries(n.rate ?? {}).map(([size, values]) => [size, figure(values, throughputRound)]),

@@ -25,6 +25,8 @@ export type Plan = {
   undecidedTries: number;
   /** The benchmark's own warm-up before a target's first measurement at a size. */
   warmupMs: number;
+  /** After it, windows at the rate until one passes as a search step would, at most this many. */
+  warmupMaxWindows: number;
   connections: number;
   ladder: {
     /** Rungs per doubling: the resolution of a maximum is 2^(1/perDoubling) − 1. */
@@ -75,6 +77,7 @@ const FULL: Plan = {
   stepTimeoutMs: 2000,
   undecidedTries: 2,
   warmupMs: 2000,
+  warmupMaxWindows: 4,
   connections: 32,
   ladder: {
     perDoubling: 8,
@@ -222,14 +225,18 @@ function firstRoundSteps(plan: Plan): number {
 
 /** Estimated cost of each unit of work, shared by the estimate and the progress clock. */
 export const costOf = {
+  /** The fixed warm-up and the window that usually ends it (at most warmupMaxWindows). */
+  warmUp(plan: Plan, size: SizeKey): number {
+    return plan.warmupMs + stepWindowMs(plan, plan.ladder.startRates[size]) + 2 * COSTS.runOverheadMs;
+  },
   search(plan: Plan, size: SizeKey, round: number): number {
     const steps = round === 0 ? firstRoundSteps(plan) : COSTS.laterRoundSteps;
-    const warmup = round === 0 ? plan.warmupMs + COSTS.runOverheadMs : 0;
+    const warmup = round === 0 ? costOf.warmUp(plan, size) : 0;
     return warmup + steps * (stepWindowMs(plan, plan.ladder.startRates[size]) + COSTS.runOverheadMs);
   },
   /** A latency round; the first warms up a target its throughput search did not (see needsWarmup). */
   latency(plan: Plan, size: SizeKey, round: number, warmedUp: boolean): number {
-    const warmup = round === 0 && !warmedUp ? plan.warmupMs + COSTS.runOverheadMs : 0;
+    const warmup = round === 0 && !warmedUp ? costOf.warmUp(plan, size) : 0;
     return warmup + latencyWindowMs(plan, size) + COSTS.runOverheadMs;
   },
   coldStart(target: TargetName): number {

@@ -38,6 +38,7 @@ function target(name: TargetName, rates: number[], othersCores: number | null = 
     kind: name === 'floor' || name === 'nginx' ? 'reference' : 'style',
     description: name,
     notes: [],
+    warmUps: {},
     throughput: { '4k': throughput(rates, othersCores) },
     latency: {},
   };

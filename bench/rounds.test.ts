@@ -36,11 +36,15 @@ createServer((req, res) => {
 
 const silent = { step() {}, live() {}, info() {} };
 
-/** Short windows: a 0.3 s warm-up (30 requests at 100 req/s), then 1 s rounds (100 requests). */
+/**
+ * Short windows: a 0.3 s warm-up (30 requests at 100 req/s) and no warm-up windows after it (so the
+ * requests of each round are known), then 1 s rounds (100 requests).
+ */
 const plan: Plan = {
   ...PLANS.quick,
   rounds: 3,
   warmupMs: 300,
+  warmupMaxWindows: 0,
   maxAttempts: 3,
   rerunBudget: 10,
   latency: { ...PLANS.quick.latency, sizes: ['4k'], windowMs: 1000, minRequests: 100 },
@@ -49,21 +53,25 @@ const plan: Plan = {
 let workDir: string;
 let ctx: BenchContext;
 
-async function scripted(name: TargetName, slow: { from: number; to: number; delayMs: number } | null) {
+async function scripted(
+  name: TargetName,
+  slow: { from: number; to: number; delayMs: number } | null,
+  into: BenchContext = ctx,
+) {
   const port = await freePort();
   const child = startProcess(name, process.execPath, [
     '--input-type=module',
     '-e',
     SCRIPTED_SERVER,
     String(port),
-    ctx.dataDir,
+    into.dataDir,
     String(slow?.from ?? 0),
     String(slow?.to ?? -1),
     String(slow?.delayMs ?? 0),
   ]);
   const url = `http://127.0.0.1:${port}`;
   await waitFor200(child, url, ['/readyz'], 10_000);
-  ctx.fleet.set(name, { name, url, child, port });
+  into.fleet.set(name, { name, url, child, port });
 }
 
 before(async () => {
@@ -115,6 +123,48 @@ describe('the latency phase against scripted servers', () => {
       ctx.problems.some((p) => p.kind === 'sanity' && p.message.startsWith('round 1:')),
       false,
       JSON.stringify(ctx.problems),
+    );
+  });
+});
+
+describe('the warm-up against scripted servers', () => {
+  it('adds windows until one passes as a search step would, and records them', async () => {
+    // 0.3 s fixed (30 requests), then 1 s windows of 100 requests at 100 req/s: requests 1–130 answer
+    // after 80 ms (p99 > the 50 ms bound), so the first window fails and the second passes.
+    const warm = await newContext({
+      plan: { ...plan, warmupMaxWindows: 3 },
+      progress: silent,
+      workDir,
+      names: ['floor', 'monolith'],
+      signal: undefined,
+      clock: new ProgressClock(1, performance.now()),
+    });
+    Object.assign(warm, { dataDir: ctx.dataDir, manifestDir: ctx.manifestDir });
+    await scripted('floor', { from: 1, to: 130, delayMs: 80 }, warm);
+    // Always too slow: the warm-up gives up after 3 windows and says so.
+    await scripted('monolith', { from: 1, to: 1_000_000, delayMs: 80 }, warm);
+    await PHASES.find((p) => p.id === 'latency')!.run(warm);
+
+    const floor = warm.targets.find((t) => t.name === 'floor')!;
+    const floorWarmUp = floor.warmUps['4k']!;
+    assert.deepEqual(
+      floorWarmUp.windows.map((w) => w.ok),
+      [false, true],
+      JSON.stringify(floorWarmUp.windows),
+    );
+    assert.match(floorWarmUp.windows[0]!.reason, /p99 \d+\.\d ms > 50 ms/);
+    assert.equal(floorWarmUp.held, true);
+    // The warm-up counts in no figure: the floor's rounds are its fast answers.
+    assert.ok(floor.latency['4k']!.samples.every((s) => s.value < 80_000));
+
+    const monolith = warm.targets.find((t) => t.name === 'monolith')!;
+    assert.equal(monolith.warmUps['4k']!.windows.length, 3);
+    assert.equal(monolith.warmUps['4k']!.held, false);
+    assert.ok(
+      monolith.notes.some((n) =>
+        /still failing at 100 req\/s after a 0\.3 s warm-up and 3 more windows/.test(n),
+      ),
+      JSON.stringify(monolith.notes),
     );
   });
 });

@@ -155,6 +155,37 @@ describe('decideStep', () => {
     assert.match(taken.at(-1)!.reason, /decided on errors and schedule/);
   });
 
+  it('measures a step the generator fell behind in again, and takes it if it holds', async () => {
+    const behind: StepVerdict = {
+      rate: 2000,
+      ok: false,
+      generatorBound: true,
+      undecided: true,
+      reason: 'generator fell behind (p99 33.4 ms)',
+    };
+    const answers = [behind, { rate: 2000, ok: true, reason: 'ok, p99 2.6 ms' }];
+    const taken = await decideStep(async () => answers.shift()!, 2);
+    assert.equal(taken.length, 2);
+    assert.equal(taken.at(-1)!.ok, true);
+  });
+
+  it('fails a step the generator fell behind in every time, bounded by the generator', async () => {
+    const behind: StepVerdict = {
+      rate: 32000,
+      ok: false,
+      generatorBound: true,
+      undecided: true,
+      reason: 'generator fell behind (p99 45.1 ms)',
+    };
+    const taken = await decideStep(async () => behind, 2);
+    assert.equal(taken.length, 2);
+    const last = taken.at(-1)!;
+    assert.equal(last.ok, false);
+    assert.equal(last.generatorBound, true);
+    assert.equal(last.undecided, false);
+    assert.match(last.reason, /generator fell behind \(p99 45\.1 ms\) in 2 measurement/);
+  });
+
   it('takes a decided step at once', async () => {
     let calls = 0;
     const taken = await decideStep(async () => {
@@ -238,9 +269,10 @@ describe('judgeStep', () => {
     assert.match(v.reason, /within the noise floor \(2\.0 ms\) of the 50 ms bound/);
     assert.equal(judgeStep({ ...step, p99Us: 53_000 }, 50_000, 2000).undecided, undefined);
   });
-  it('fails and blames the generator when it fell behind', () => {
+  it('fails and blames the generator when it fell behind, undecided until it falls behind again', () => {
     const v = judgeStep({ ...step, generatorBehind: true }, 50_000);
     assert.equal(v.ok, false);
     assert.equal(v.generatorBound, true);
+    assert.equal(v.undecided, true);
   });
 });

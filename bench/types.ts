@@ -43,6 +43,9 @@ export type ThroughputRound = {
   othersCores: number | null;
 };
 
+/** A fixed warm-up at a rate, then windows judged as search steps until one passed (`held`) or the plan's limit. */
+export type WarmUp = { rate: number; fixedMs: number; windows: StepVerdict[]; held: boolean };
+
 /** Corrected latency (from the intended send time) of one round at the common fixed rate, microseconds. */
 export type LatencyRound = {
   rate: number;
@@ -95,6 +98,8 @@ export type TargetBench = {
   skipped?: string;
   /** Why some measurements are missing. */
   notes: string[];
+  /** What the warm-up before the first measurement at a size took (counted in no figure). */
+  warmUps: Partial<Record<SizeKey, WarmUp>>;
   /** Value of a round: the highest rate that passed. */
   throughput: Partial<Record<SizeKey, Figure<ThroughputRound>>>;
   /** Value of a round: p50. */
