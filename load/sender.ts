@@ -4,11 +4,9 @@
  * merges. Nothing else runs on this thread's event loop, so nothing else can delay a send. Started by
  * sender-thread.mjs, it serves one run after another; its messages are in sender-messages.ts.
  */
-import { spawnSync } from 'node:child_process';
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
-import { readProcStat } from '../services/contract/proc-stat.ts';
+import { raiseThreadPriority } from '../services/contract/thread-priority.ts';
 import { verifierFrom } from './body-verifier.ts';
 import { toLocalMs } from './clock.ts';
 import { createHistogram, encodeHistogram, type Histogram, recordMicros } from './histogram.ts';
@@ -24,7 +22,6 @@ import type {
   ToSender,
 } from './sender-messages.ts';
 import { CompletionLog, TargetRunner } from './target-runner.ts';
-import type { SenderPriority } from './types.ts';
 
 /** The warm-up's files come from a sequence of their own, so the measured sequence is the same for any warm-up. */
 const WARMUP_SEED_SALT = 0x5bd1e995;
@@ -197,22 +194,7 @@ class SenderRun {
 const SENDER_REALTIME_PRIORITY = 10;
 const SENDER_NICE = -10;
 
-/** Raises this thread's priority: SCHED_FIFO where it may, else nice -10; how it is scheduled after. */
-function raiseOwnPriority(): SenderPriority | null {
-  const mine = readProcStat('thread-self');
-  if (!mine) return null;
-  const tid = String(mine.pid);
-  try {
-    os.setPriority(mine.pid, SENDER_NICE);
-  } catch {
-    // Not allowed here: the thread keeps the process's nice value.
-  }
-  // chrt is absent or not allowed where it fails; the thread's stat says which policy it got.
-  spawnSync('chrt', ['--fifo', '--pid', String(SENDER_REALTIME_PRIORITY), tid], { stdio: 'ignore' });
-  const after = readProcStat('thread-self');
-  return after && { policy: after.policy, realtimePriority: after.realtimePriority, nice: after.nice };
-}
-const priority = raiseOwnPriority();
+const priority = raiseThreadPriority('thread-self', SENDER_REALTIME_PRIORITY, SENDER_NICE);
 
 // A thread serves one run after another (the main thread keeps idle ones for the next run).
 let run: SenderRun | null = null;

@@ -1,4 +1,5 @@
 import type { FaultKind } from '../services/contract/faults.ts';
+import type { ThreadPriority } from '../services/contract/thread-priority.ts';
 import type { HostileOutcome } from './hostile-battery.ts';
 import type { MeasuredSecurity } from './security-facts.ts';
 /** Outcome class of one request, as the client saw it. */
@@ -141,15 +142,8 @@ export type TargetFacts = {
 
 export type ThresholdOutcome = { expression: string; actual: string; pass: boolean };
 
-/** How a sender thread is scheduled, read back from /proc after it asked (load/sender.ts). */
-export type SenderPriority = {
-  /** sched(7)'s policy: SCHED_FIFO where the thread could make itself real-time, else SCHED_OTHER. */
-  policy: string;
-  /** Under SCHED_FIFO: 1 (lowest) … 99. */
-  realtimePriority: number;
-  /** What weighs under SCHED_OTHER: -20 … 19. */
-  nice: number;
-};
+/** How a sender thread is scheduled (it raises its own priority where it may: load/sender.ts). */
+export type SenderPriority = ThreadPriority;
 
 export type LoadResults = {
   version: 1;
