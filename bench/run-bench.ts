@@ -722,8 +722,9 @@ async function stepAt(
 }
 
 /**
- * One step of the throughput search: a window at `rate`, judged against the p99 bound; a p99 within
- * the noise floor of the bound is measured again, then decided on the other criteria.
+ * One step of the throughput search: a window at `rate`, judged against the p99 bound, and measured
+ * again while undecided (a p99 within the noise floor of the bound, a generator that fell behind:
+ * bench/search.ts, decideStep).
  */
 async function throughputStep(
   ctx: BenchContext,

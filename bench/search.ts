@@ -15,7 +15,7 @@ export type StepVerdict = {
   reason: string;
   /** Failed because the load generator, not the target, could not hold the schedule. */
   generatorBound?: boolean;
-  /** p99 so close to the bound that the instrument's noise floor cannot tell which side it is on. */
+  /** Not decided by this measurement (see decideStep): a p99 within the noise floor of the bound, or a generator that fell behind. */
   undecided?: boolean;
   p99Us?: number;
   throughput?: number;
