@@ -86,7 +86,8 @@ export function decodeCapabilities(hex: string): string[] {
 
 /** An nkey seed (`SU…` user, `SN…` server, …): the secret half of an nkey. */
 const NKEY_SEED = /^S[UNOACPX][A-Z2-7]{56}$/;
-const SECRET_NAME = /PASS(WORD)?|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL/i;
+/** A secret's name, word by word: DB_PASS, ADMIN_PASSWORD, API_TOKEN, APIKEY — not TOX_TESTENV_PASSENV. */
+const SECRET_NAME = /(^|_)(PASS(WORD|WD)?|SECRET|TOKEN|CREDENTIALS?|(API|PRIVATE)_?KEY)(_|$)/i;
 const URL_WITH_PASSWORD = /:\/\/[^/@:\s]+:[^/@\s]+@/;
 
 /**

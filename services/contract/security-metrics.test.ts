@@ -62,8 +62,21 @@ describe('credentialVariables', () => {
         KSTYLES_CORPUS_SEED: '1',
         PATH: '/usr/bin',
         EMPTY_PASSWORD: '',
+        DB_PASS: 'p',
+        GITHUB_TOKEN_FILE: '/run/secrets/token',
+        // A name that only contains a secret's word is not one (tox sets this one).
+        TOX_TESTENV_PASSENV: 'OPENBLAS_*',
+        TOKENIZER_THREADS: '4',
       }),
-      ['ANY_NAME', 'API_TOKEN', 'GF_SECURITY_ADMIN_PASSWORD', 'KSTYLES_NATS_SEED', 'NATS_URL'],
+      [
+        'ANY_NAME',
+        'API_TOKEN',
+        'DB_PASS',
+        'GF_SECURITY_ADMIN_PASSWORD',
+        'GITHUB_TOKEN_FILE',
+        'KSTYLES_NATS_SEED',
+        'NATS_URL',
+      ],
     );
   });
 });
