@@ -146,9 +146,9 @@ describe('traces through each style (real processes)', { concurrency: false }, (
         file,
         (s) => {
           const trace = traceOfPath(s, urlPathOf(LARGE));
-          // GET, stat (client, server, fs stat, fs read, client, server, driver read), 4 chunk reads
-          // (client, server, client, server, driver read), and the close's server span.
-          return (trace?.length ?? 0) >= 1 + 7 + 4 * 5 + 1 && groupByTrace(s).has(TRACE_ID);
+          // GET, stat (client, server, fs stat, client, server, driver read), 4 chunk reads (client,
+          // server, client, server, driver read), and the close's server span.
+          return (trace?.length ?? 0) >= 1 + 6 + 4 * 5 + 1 && groupByTrace(s).has(TRACE_ID);
         },
         'the microkernel trace',
       );
@@ -157,36 +157,16 @@ describe('traces through each style (real processes)', { concurrency: false }, (
       assert.equal(root.service, 'microkernel-gateway');
       assert.deepEqual([...new Set(trace.map((s) => s.service))].sort(), services.sort());
 
-      // gateway → fs: the stat, which also carries the first 64 KiB read through the driver.
-      const stat = only(childrenOf(trace, root, 'send kstyles.fs.stat'), 'stat request');
-      assert.equal(stat.kind, 'client');
-      assert.equal(stat.attributes['messaging.system'], 'nats');
-      assert.equal(stat.attributes['messaging.destination.name'], 'kstyles.fs.stat');
-      assert.equal(stat.attributes['kstyles.ipc.attempt'], 1);
-      assert.equal(stat.attributes['kstyles.ipc.outcome'], 'ok');
-      const statServer = only(childrenOf(trace, stat, 'process kstyles.fs.stat'), 'fs stat handler');
-      assert.equal(statServer.service, 'microkernel-fs');
-      assert.equal(statServer.kind, 'server');
-      only(childrenOf(trace, statServer, 'fs stat'), 'fs stat in the file server');
-      const prefetch = only(childrenOf(trace, statServer, 'fs read'), 'the prefetch read');
-      const prefetchSend = only(childrenOf(trace, prefetch, 'send kstyles.drv.read'), 'fs → driver request');
-      const prefetchDriver = only(
-        childrenOf(trace, prefetchSend, 'process kstyles.drv.read'),
-        'driver handler',
-      );
-      assert.equal(prefetchDriver.service, 'microkernel-driver');
-      only(childrenOf(trace, prefetchDriver, 'driver read'), 'driver read');
-
-      // gateway → fs → driver for the rest, and the driver's bytes granted straight to the gateway.
-      const chunks = childrenOf(trace, root, 'send kstyles.fs.read');
-      // The 960 KiB after the 64 KiB the stat carried: 256 + 256 + 256 + 192 KiB.
-      assert.deepEqual(
-        chunks.map((c) => c.attributes['messaging.message.body.size']).sort(),
-        [196608, 262144, 262144, 262144],
-      );
-      for (const chunk of chunks) {
-        assert.equal(chunk.attributes['kstyles.transfer'], 'grant', 'the reply came from the driver');
-        const fsServer = only(childrenOf(trace, chunk, 'process kstyles.fs.read'), 'fs read handler');
+      // gateway → fs → driver for every byte: the file server authorizes (a stat, then chunk reads of its
+      // handle), and the driver's bytes go straight to the gateway, the stat's first 64 KiB with the stat.
+      const granted = (client: (typeof trace)[number], handler: string) => {
+        assert.equal(client.kind, 'client');
+        assert.equal(client.attributes['messaging.system'], 'nats');
+        assert.equal(client.attributes['kstyles.ipc.outcome'], 'ok');
+        assert.equal(client.attributes['kstyles.transfer'], 'grant', 'the reply came from the driver');
+        const fsServer = only(childrenOf(trace, client, handler), `${handler} in the file server`);
+        assert.equal(fsServer.service, 'microkernel-fs');
+        assert.equal(fsServer.kind, 'server');
         const grantTo = fsServer.attributes['kstyles.grant.to'];
         assert.match(String(grantTo), /^_INBOX_gateway\./, 'the file server granted the gateway inbox');
         const send = only(childrenOf(trace, fsServer, 'send kstyles.drv.read'), 'fs → driver grant request');
@@ -194,17 +174,34 @@ describe('traces through each style (real processes)', { concurrency: false }, (
           childrenOf(trace, send, 'process kstyles.drv.read'),
           'driver grant handler',
         );
+        assert.equal(driverServer.service, 'microkernel-driver');
         assert.equal(driverServer.attributes['kstyles.grant.to'], grantTo);
         const published = driverServer.events.find(
           (e) => e.name === 'grant: bytes published to the requester',
         );
         assert.equal(
           published?.attributes['messaging.message.body.size'],
-          chunk.attributes['messaging.message.body.size'],
+          client.attributes['messaging.message.body.size'],
           'the driver published the bytes the gateway received',
         );
         only(childrenOf(trace, driverServer, 'driver read'), 'driver read of the grant');
-      }
+        return fsServer;
+      };
+      const stat = only(childrenOf(trace, root, 'send kstyles.fs.stat'), 'stat request');
+      assert.equal(stat.attributes['messaging.destination.name'], 'kstyles.fs.stat');
+      assert.equal(stat.attributes['kstyles.ipc.attempt'], 1);
+      assert.equal(stat.attributes['messaging.message.body.size'], 64 * 1024, 'the first 64 KiB');
+      only(
+        childrenOf(trace, granted(stat, 'process kstyles.fs.stat'), 'fs stat'),
+        'fs stat in the file server',
+      );
+      const chunks = childrenOf(trace, root, 'send kstyles.fs.read');
+      // The 960 KiB after the 64 KiB the stat carried: 256 + 256 + 256 + 192 KiB.
+      assert.deepEqual(
+        chunks.map((c) => c.attributes['messaging.message.body.size']).sort(),
+        [196608, 262144, 262144, 262144],
+      );
+      for (const chunk of chunks) granted(chunk, 'process kstyles.fs.read');
       only(
         trace.filter((s) => s.name === 'process kstyles.fs.close'),
         'the close of the file server handle, in the same trace',
@@ -244,11 +241,12 @@ describe('traces through each style (real processes)', { concurrency: false }, (
         'the retried driver read',
       );
       const trace = traceOfPath(spans, urlPathOf(SMALL))!;
-      const prefetch = only(
-        trace.filter((s) => s.name === 'fs read'),
-        'the read of the small file',
+      // The file server's stat handler asks the driver to grant the small file's bytes to the gateway.
+      const statHandler = only(
+        trace.filter((s) => s.name === 'process kstyles.fs.stat'),
+        'the stat of the small file',
       );
-      const attempts = childrenOf(trace, prefetch, 'send kstyles.drv.read').sort(
+      const attempts = childrenOf(trace, statHandler, 'send kstyles.drv.read').sort(
         (a, b) => Number(a.attributes['kstyles.ipc.attempt']) - Number(b.attributes['kstyles.ipc.attempt']),
       );
       assert.ok(

@@ -1,13 +1,21 @@
 /**
  * The storage driver as a NATS server (service `kstyles-driver`): `kstyles.drv.read` answers a byte
  * range of a FileRef with the raw bytes, to its caller or, on a grant (Kstyles-Grant-To), to the
- * requester the file server named. With chaos on, a poison read panics the process (exit 70):
+ * requester the file server named (with the stat the file server handed over, when the bytes answer a
+ * stat). With chaos on, a poison read panics the process (exit 70):
  * only this server dies, and the supervisor restarts it.
  */
-import type { NatsConnection } from '@nats-io/nats-core';
+import { headers as createHeaders, type NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
-import { assertTimeLeft, deadlineOf, getFileRef, getSpan, HEADERS } from '../ipc/headers.ts';
+import {
+  assertTimeLeft,
+  carryGrantHeaders,
+  deadlineOf,
+  getFileRef,
+  getSpan,
+  HEADERS,
+} from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { traceGrant } from '../telemetry/spans.ts';
@@ -37,7 +45,9 @@ export async function startDriverServer(
           // A grant: the bytes go straight to the requester the file server named, then the file
           // server gets an empty acknowledgement (its retries and the poison rule wait for it).
           // No Kstyles-Instance on it: the requester tells crashes of its own callee (the file server) apart.
-          nc.publish(grantTo, data);
+          // A stat's first bytes go with the stat the file server handed over (carryGrantHeaders).
+          const carried = carryGrantHeaders(msg.headers, createHeaders());
+          nc.publish(grantTo, data, carried.keys().length > 0 ? { headers: carried } : undefined);
           traceGrant(grantTo, data.byteLength);
           return {};
         },

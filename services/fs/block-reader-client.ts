@@ -3,10 +3,10 @@
  * requests, retried across driver restarts with the poison rule of services/ipc/resilient-requester.ts
  * (docs/architecture.md, 'The microkernel').
  */
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import { type CallOptions, DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import type { BlockReader, FileRef } from '../driver/block-reader.ts';
-import { HEADERS, putFileRef, putSpan, withDeadline } from '../ipc/headers.ts';
+import { carryGrantHeaders, HEADERS, putFileRef, putSpan, withDeadline } from '../ipc/headers.ts';
 import type { IpcMetrics } from '../ipc/ipc.ts';
 import { ResilientRequester } from '../ipc/resilient-requester.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
@@ -43,7 +43,8 @@ export class NatsBlockReader implements BlockReader {
    * A grant transfer: the driver sends the bytes straight to `replyTo` (the gateway's reply subject) and
    * answers this file server with an empty acknowledgement, so the retries and the poison rule of `read`
    * hold while the bytes never pass through this process. A retried attempt may deliver twice; the
-   * requester keeps the first reply.
+   * requester keeps the first reply. `carry`: the stat (and handle) the delivery carries, when the bytes
+   * answer a stat (services/ipc/headers.ts, carryGrantHeaders).
    */
   async grant(
     file: FileRef,
@@ -51,15 +52,22 @@ export class NatsBlockReader implements BlockReader {
     length: number,
     replyTo: string,
     options?: CallOptions,
+    carry?: MsgHdrs,
   ): Promise<void> {
-    await this.#request(file, position, length, options, replyTo);
+    await this.#request(file, position, length, options, { to: replyTo, carry });
   }
 
-  #request(file: FileRef, position: number, length: number, options?: CallOptions, grantTo?: string) {
+  #request(
+    file: FileRef,
+    position: number,
+    length: number,
+    options?: CallOptions,
+    grant?: { to: string; carry: MsgHdrs | undefined },
+  ) {
     const deadline = options?.deadline ?? Date.now() + DEFAULT_DEADLINE_MS;
     const headers = () => {
       const h = putSpan(position, length, putFileRef(file, withDeadline(deadline)));
-      if (grantTo !== undefined) h.set(HEADERS.grantTo, grantTo);
+      if (grant !== undefined) carryGrantHeaders(grant.carry, h).set(HEADERS.grantTo, grant.to);
       return h;
     };
     return this.#driver.request(

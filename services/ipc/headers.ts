@@ -49,7 +49,8 @@ export const HEADERS = {
 /**
  * How a chunk's bytes reach the gateway: `copy`, through the file server (driver → fs → gateway), or
  * `grant`, straight from the driver to the gateway's reply subject once the file server authorized the
- * read (MINIX 3's safecopy grants). Stat-carried first bytes always come with the stat reply.
+ * read (MINIX 3's safecopy grants). A stat's first bytes travel the same way: on a grant the driver
+ * sends them with the stat the file server decided (carryGrantHeaders).
  */
 export const TRANSFER_MODES = ['grant', 'copy'] as const;
 export type TransferMode = (typeof TRANSFER_MODES)[number];
@@ -128,6 +129,22 @@ function decodePathField(msg: Msg, name: string, text: string): string {
 /** The Kstyles-Stat value of a FileStat. */
 export function encodeStat(stat: FileStat): string {
   return `${stat.size} ${stat.mtimeMs} ${stat.etag} ${encodePath(stat.path)} ${stat.contentType}`;
+}
+
+/**
+ * What a file server may hand the driver to send along with a grant's bytes: the stat (and the handle)
+ * of a stat whose first bytes the driver delivers, so the gateway's reply is whole without the file
+ * server touching the bytes.
+ */
+const CARRIED_BY_GRANT = [HEADERS.stat, HEADERS.handle] as const;
+
+/** Copies the headers a grant delivery carries from `from` onto `to` (those present). */
+export function carryGrantHeaders(from: Pick<MsgHdrs, 'get'> | undefined, to: MsgHdrs): MsgHdrs {
+  for (const name of CARRIED_BY_GRANT) {
+    const value = from?.get(name) ?? '';
+    if (value !== '') to.set(name, value);
+  }
+  return to;
 }
 
 export function putStat(stat: FileStat, h: MsgHdrs = createHeaders()): MsgHdrs {
