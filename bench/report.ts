@@ -263,7 +263,7 @@ const transferTable: TableBuilder = (results) => {
     ],
     rows,
     notes: [
-      "grant (the default): the file server authorizes the read and the driver sends the bytes straight to the gateway's reply subject; copy: every chunk passes driver → file server → gateway. The difference is what the extra copies cost (Liedtke: IPC cost is mostly what the kernel does around the message).",
+      "grant (the default): the file server authorizes each read, the stat's first 64 KiB included, and the driver sends the bytes straight to the gateway's reply subject; copy: every byte passes driver → file server → gateway (a small file's too, with its stat). The difference is what the extra copies cost (Liedtke: IPC cost is mostly what the kernel does around the message).",
     ],
   };
 };
