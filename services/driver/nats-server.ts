@@ -35,7 +35,7 @@ export async function startDriverServer(
       {
         name: 'read',
         subject: SUBJECTS.drvRead,
-        handle: async (msg) => {
+        handle: async (msg, instance) => {
           assertTimeLeft(deadlineOf(msg), 'the driver read', 0);
           const ref = getFileRef(msg);
           const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
@@ -43,11 +43,11 @@ export async function startDriverServer(
           const grantTo = msg.headers?.get(HEADERS.grantTo);
           if (!grantTo) return { data };
           // A grant: the bytes go straight to the requester the file server named, then the file
-          // server gets an empty acknowledgement (its retries and the poison rule wait for it).
-          // No Kstyles-Instance on it: the requester tells crashes of its own callee (the file server) apart.
-          // A stat's first bytes go with the stat the file server handed over (carryGrantHeaders).
-          const carried = carryGrantHeaders(msg.headers, createHeaders());
-          nc.publish(grantTo, data, carried.keys().length > 0 ? { headers: carried } : undefined);
+          // server gets an empty acknowledgement (its retries and the poison rule wait for it). They go
+          // with what the file server handed over (carryGrantHeaders: its instance, on a stat the stat).
+          const delivery = carryGrantHeaders(msg.headers, createHeaders());
+          delivery.set(HEADERS.grantedBy, instance);
+          nc.publish(grantTo, data, { headers: delivery });
           traceGrant(grantTo, data.byteLength);
           return {};
         },

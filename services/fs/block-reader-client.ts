@@ -43,8 +43,8 @@ export class NatsBlockReader implements BlockReader {
    * A grant transfer: the driver sends the bytes straight to `replyTo` (the gateway's reply subject) and
    * answers this file server with an empty acknowledgement, so the retries and the poison rule of `read`
    * hold while the bytes never pass through this process. A retried attempt may deliver twice; the
-   * requester keeps the first reply. `carry`: the stat (and handle) the delivery carries, when the bytes
-   * answer a stat (services/ipc/headers.ts, carryGrantHeaders).
+   * requester keeps the first reply. `carry`: what the delivery carries besides the bytes (the file
+   * server's instance id; on a stat the stat and handle: services/ipc/headers.ts, carryGrantHeaders).
    */
   async grant(
     file: FileRef,

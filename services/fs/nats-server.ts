@@ -7,7 +7,7 @@
  * handle with the raw bytes, without resolving the path again; `kstyles.fs.close` drops the handle. Its
  * FileSystem reads through a NatsBlockReader, i.e. from the driver server.
  */
-import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
+import { headers as createHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import type { ServiceMsg } from '@nats-io/services';
 import type { Registry } from 'prom-client';
 import { type CallOptions, MAX_CHUNK_BYTES, type OpenFile } from '../contract/file-service.ts';
@@ -73,7 +73,7 @@ export async function startFileServer(
       {
         name: 'stat',
         subject: SUBJECTS.fsStat,
-        handle: async (msg) => {
+        handle: async (msg, instance) => {
           const deadline = deadlineOf(msg);
           assertTimeLeft(deadline, 'the file server could stat the file', 0);
           const file = await fileSystem.open(msg.string(), { deadline });
@@ -87,6 +87,7 @@ export async function startFileServer(
             // The stat is decided here; its first bytes go straight from the driver with it (one hop
             // fewer for a small file, and its bytes cross the bus once).
             traceGrant(msg.reply);
+            headers.set(HEADERS.instance, instance);
             await transfer.granter.grant(file.ref, 0, prefetch, msg.reply, { deadline }, headers);
             return { answered: true };
           }
@@ -96,7 +97,7 @@ export async function startFileServer(
       {
         name: 'read',
         subject: SUBJECTS.fsRead,
-        handle: async (msg) => {
+        handle: async (msg, instance) => {
           const deadline = deadlineOf(msg);
           assertTimeLeft(deadline, 'the file server could read the file', 0);
           const file = await fileOf(msg, deadline);
@@ -105,7 +106,9 @@ export async function startFileServer(
             // Authorized (the handle is this file server's, or the path was confined again): the driver
             // answers the gateway itself; errors and the retries stay here.
             traceGrant(msg.reply);
-            await transfer.granter.grant(file.ref, offset, length, msg.reply, { deadline });
+            const carry = createHeaders();
+            carry.set(HEADERS.instance, instance);
+            await transfer.granter.grant(file.ref, offset, length, msg.reply, { deadline }, carry);
             return { answered: true };
           }
           return {

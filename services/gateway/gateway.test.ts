@@ -8,7 +8,7 @@ import { fileServiceContract, httpContract } from '../contract/testing/contract-
 import { testCorpus } from '../contract/testing/test-corpus.ts';
 import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
-import { HEADERS, putSpan, putStat, TRANSFER_MODES, withDeadline } from '../ipc/headers.ts';
+import { getStat, HEADERS, putSpan, putStat, TRANSFER_MODES, withDeadline } from '../ipc/headers.ts';
 import { SUBJECTS } from '../ipc/subjects.ts';
 import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
 import { NatsFileService } from './file-service-client.ts';
@@ -260,6 +260,34 @@ describe('microkernel transfers', () => {
             assert.ok(received < 16 * 1024, `${name}: the file server received ${received} bytes`);
           else assert.ok(received > bytes.length, `${name}: the file server received ${received} bytes`);
         }
+        // Every reply names the file server that held the request (the gateway's crash watch follows
+        // it); a grant's delivery also names the driver that sent the bytes.
+        const nc = await kernel.connectAs('gateway');
+        const h = withDeadline(Date.now() + 5000);
+        h.set(HEADERS.prefetch, String(64 * 1024));
+        const stat = await nc.request(SUBJECTS.fsStat, 'big.bin', { headers: h, timeout: 5000 });
+        const readHeaders = putStat(getStat(stat), withDeadline(Date.now() + 5000));
+        readHeaders.set(HEADERS.handle, stat.headers?.get(HEADERS.handle) ?? '');
+        const read = await nc.request(SUBJECTS.fsRead, undefined, {
+          headers: putSpan(64 * 1024, 1024, readHeaders),
+          timeout: 5000,
+        });
+        for (const [what, reply] of [
+          ['stat', stat],
+          ['read', read],
+        ] as const) {
+          assert.equal(
+            reply.headers?.get(HEADERS.instance),
+            kernel.servers.fs.id,
+            `${what}: the file server`,
+          );
+          assert.equal(
+            reply.headers?.get(HEADERS.grantedBy) ?? '',
+            transfer === 'grant' ? kernel.servers.driver.id : '',
+            `${what}: the driver that sent the bytes, on a grant only`,
+          );
+        }
+        assert.ok(Buffer.from(read.data).equals(files['big.bin'].subarray(64 * 1024, 65 * 1024)));
       } finally {
         await kernel.stop();
         await rm(dir, { recursive: true, force: true });

@@ -42,8 +42,13 @@ export const HEADERS = {
   grantTo: 'Kstyles-Grant-To',
   /** The file server's open-file handle (stat reply, then every read and the close of that file). */
   handle: 'Kstyles-Handle',
-  /** Service instance id of the server that answered (the file server uses it to tell crashes apart). */
+  /**
+   * Service instance id of the server that answered (callers use it to tell crashes apart); on a grant's
+   * delivery, the file server that authorized it, so the gateway knows which instance held its request.
+   */
   instance: 'Kstyles-Instance',
+  /** On a grant's delivery: the driver instance that sent the bytes (the reply came from the driver). */
+  grantedBy: 'Kstyles-Granted-By',
 } as const;
 
 /**
@@ -132,11 +137,11 @@ export function encodeStat(stat: FileStat): string {
 }
 
 /**
- * What a file server may hand the driver to send along with a grant's bytes: the stat (and the handle)
- * of a stat whose first bytes the driver delivers, so the gateway's reply is whole without the file
- * server touching the bytes.
+ * What a file server hands the driver to send along with a grant's bytes: its own instance id (the
+ * gateway's request was held by it: its crash watch follows that instance), and on a stat the stat
+ * and the handle, so the gateway's reply is whole without the file server touching the bytes.
  */
-const CARRIED_BY_GRANT = [HEADERS.stat, HEADERS.handle] as const;
+const CARRIED_BY_GRANT = [HEADERS.instance, HEADERS.stat, HEADERS.handle] as const;
 
 /** Copies the headers a grant delivery carries from `from` onto `to` (those present). */
 export function carryGrantHeaders(from: Pick<MsgHdrs, 'get'> | undefined, to: MsgHdrs): MsgHdrs {

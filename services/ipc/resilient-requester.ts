@@ -131,8 +131,8 @@ function endAttemptSpan(span: Span, result: IpcResult | 'crashed'): void {
   span.setAttribute(ATTR.outcome, result.outcome);
   if (result.outcome === IpcOutcome.ok) {
     span.setAttribute(ATTR.messagingBodySize, result.msg.data.byteLength);
-    // Every server's reply names its instance, except the bytes a driver sends on a grant.
-    if (!result.msg.headers?.get(HEADERS.instance)) span.setAttribute(ATTR.transfer, 'grant');
+    // A grant's delivery names the driver that sent the bytes.
+    if (result.msg.headers?.get(HEADERS.grantedBy)) span.setAttribute(ATTR.transfer, 'grant');
     endSpan(span);
   } else endSpan(span, result.outcome === IpcOutcome.error ? result.error : result.cause);
 }

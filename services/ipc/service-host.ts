@@ -25,7 +25,8 @@ export type EndpointSpec = {
   /** Endpoint name in `nats micro info` (a subject token). */
   name: string;
   subject: string;
-  handle(msg: ServiceMsg): Promise<Reply>;
+  /** `instance`: this server's instance id (what its replies name in Kstyles-Instance). */
+  handle(msg: ServiceMsg, instance: string): Promise<Reply>;
 };
 
 export type HostedService = {
@@ -63,7 +64,9 @@ async function serve(
   // tracing is off, when the handler runs as it is, without even a closure around it.
   const span = startMessagingServerSpan('nats', endpoint.subject, msg.headers);
   try {
-    const reply = await (span ? inSpanContext(span, () => endpoint.handle(msg)) : endpoint.handle(msg));
+    const reply = await (span
+      ? inSpanContext(span, () => endpoint.handle(msg, instanceId))
+      : endpoint.handle(msg, instanceId));
     if (reply.answered) return;
     const headers = reply.headers ?? createHeaders();
     headers.set(HEADERS.instance, instanceId);
