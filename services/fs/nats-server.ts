@@ -65,6 +65,26 @@ export async function startFileServer(
     if (handle !== '') open.set(handle, file);
     return file;
   };
+  /**
+   * Authorized here, delivered by the driver: it sends `length` bytes at `offset` straight to the
+   * requester, with this file server's instance and whatever else `carry` holds (a stat's stat and
+   * handle); errors and the retries stay here. The caller gets no reply from this process.
+   */
+  const grant = async (
+    granter: Granter,
+    msg: ServiceMsg,
+    instance: string,
+    ref: FileRef,
+    span: { offset: number; length: number },
+    deadline: number,
+    carry: MsgHdrs = createHeaders(),
+  ) => {
+    const replyTo = msg.reply!;
+    traceGrant(replyTo);
+    carry.set(HEADERS.instance, instance);
+    await granter.grant(ref, span.offset, span.length, replyTo, { deadline }, carry);
+    return { answered: true };
+  };
   return hostService(nc, {
     name: SERVICE_NAMES.fs,
     description: 'kernel-styles file server: path confinement, stat, chunked reads through the driver',
@@ -83,13 +103,11 @@ export async function startFileServer(
           // A file the reply carries whole needs no handle: nothing will be read of it again.
           if (prefetch < file.stat.size) headers.set(HEADERS.handle, open.add(file));
           if (prefetch === 0) return { headers };
+          // The stat is decided here; on a grant its first bytes go straight from the driver with it (one
+          // hop fewer for a small file, and its bytes cross the bus once).
           if (transfer.mode === 'grant' && msg.reply) {
-            // The stat is decided here; its first bytes go straight from the driver with it (one hop
-            // fewer for a small file, and its bytes cross the bus once).
-            traceGrant(msg.reply);
-            headers.set(HEADERS.instance, instance);
-            await transfer.granter.grant(file.ref, 0, prefetch, msg.reply, { deadline }, headers);
-            return { answered: true };
+            const first = { offset: 0, length: prefetch };
+            return grant(transfer.granter, msg, instance, file.ref, first, deadline, headers);
           }
           return { headers, data: await readWhole(file.read({ start: 0, end: prefetch - 1 }, { deadline })) };
         },
@@ -102,14 +120,9 @@ export async function startFileServer(
           assertTimeLeft(deadline, 'the file server could read the file', 0);
           const file = await fileOf(msg, deadline);
           const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
+          // Authorized: the handle is this file server's, or the path was confined again.
           if (transfer.mode === 'grant' && msg.reply) {
-            // Authorized (the handle is this file server's, or the path was confined again): the driver
-            // answers the gateway itself; errors and the retries stay here.
-            traceGrant(msg.reply);
-            const carry = createHeaders();
-            carry.set(HEADERS.instance, instance);
-            await transfer.granter.grant(file.ref, offset, length, msg.reply, { deadline }, carry);
-            return { answered: true };
+            return grant(transfer.granter, msg, instance, file.ref, { offset, length }, deadline);
           }
           return {
             data: await readWhole(file.read({ start: offset, end: offset + length - 1 }, { deadline })),
