@@ -95,7 +95,7 @@ const COMMAND = {
       value: 'MS',
       default: '1000',
       description:
-        'health check interval (answer timeout: half of it); a server missing 3 checks in a row is killed and restarted',
+        'health check interval; a server that answers no check for 3 intervals is killed as hung and restarted',
     },
     'max-restarts': {
       type: 'string',

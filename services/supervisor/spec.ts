@@ -25,9 +25,9 @@ export type HealthCheck =
     | { kind: 'none' }
   ) & {
     /**
-     * How long one check of this child may take; default the heartbeat's timeoutMs. For a child whose
-     * health endpoint shares its event loop with its work, so that an overloaded child is not taken for
-     * a hung one (at the price of seeing a real hang later).
+     * How long one check of this child waits at least; default the heartbeat's timeoutMs. For a child
+     * whose answer takes longer than its hang window even when it is well (at the price of seeing a
+     * real hang later).
      */
     timeoutMs?: number;
   };
@@ -84,9 +84,14 @@ export type BackoffSpec = {
 };
 
 export type HeartbeatSpec = {
+  /** How often a ready child is checked. */
   intervalMs: number;
+  /** How long a check waits at least (a starting child's checks, and the last one of a window). */
   timeoutMs: number;
-  /** Consecutive missed checks after which a ready child is declared hung and SIGKILLed. */
+  /**
+   * A ready child that answers no check for misses × intervalMs (its hang window) is declared hung and
+   * SIGKILLed. A check waits for its answer until the window closes, so a late answer is not a miss.
+   */
   misses: number;
   /** A starting child whose check keeps failing this long is treated as hung. */
   startTimeoutMs: number;

@@ -545,28 +545,34 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
   const natsChild = (name: string) =>
     child(name, ['--nats', nats.url, '--service', name], { health: { kind: 'nats-ping', service: name } });
 
-  test("a child's own health timeoutMs tolerates a slow health check the heartbeat timeout would not", async (t) => {
-    // Both answer their health check after 300 ms; the heartbeat allows 100 ms, the patient child 1 s.
-    const slow = await httpChild('slow', ['--http-delay-ms', '300']);
-    const patient = await httpChild('patient', ['--http-delay-ms', '300']);
-    patient.health = { ...patient.health!, timeoutMs: 1000 } as ChildSpec['health'];
-    const sup = await supervise(t, {
-      id: 'slowhealth',
-      heartbeat: { ...FAST, startTimeoutMs: 1000 },
-      children: [patient, slow],
-    });
+  test('a health check answered late inside the hang window is life; silence for the window is a hang', async (t) => {
+    // FAST: checks every 200 ms, a hang window of 3 × 200 ms. All three are ready at once, then busy:
+    // `late` answers each later check after 300 ms (3 × the check timeout, half the window), `silent`
+    // after 5 s; `patient` always answers after 1 s, past its window, and waits that long by its own
+    // health timeoutMs.
+    const late = await httpChild('late', ['--http-delay-ms', '300', '--http-busy-once-ready']);
+    const silent = await httpChild('silent', ['--http-delay-ms', '5000', '--http-busy-once-ready']);
+    const patient = await httpChild('patient', ['--http-delay-ms', '1000']);
+    patient.health = { ...patient.health!, timeoutMs: 1500 } as ChildSpec['health'];
+    const sup = await supervise(t, { id: 'slowhealth', heartbeat: FAST, children: [late, patient, silent] });
     const events = collect(sup);
-    const hung = await nextEvent(sup, (e) => e.type === 'hung' && e.service === 'slow', 10_000);
-    assert.equal(hung.service, 'slow');
-    await sleep(1500);
-    assert.deepEqual(
-      events.filter((e) => e.service === 'patient' && e.type !== 'started' && e.type !== 'ready'),
-      [],
-      'the patient child was never taken for hung',
-    );
-    const patientStatus = sup.status().children.find((c) => c.name === 'patient');
-    assert.equal(patientStatus?.state, 'up');
-    assert.equal(patientStatus?.restarts, 0);
+    await sup.whenReady();
+    const readyAt = Date.now();
+    const hung = await nextEvent(sup, (e) => e.type === 'hung' && e.service === 'silent', 10_000);
+    assert.match(hung.message ?? '', /no health check answered for \d+ ms/);
+    const detectMs = Date.now() - readyAt;
+    assert.ok(detectMs <= 2000, `silent detected ${detectMs} ms after it was ready (window 600 ms)`);
+    await sleep(2000);
+    for (const name of ['late', 'patient']) {
+      assert.deepEqual(
+        events.filter((e) => e.service === name && e.type !== 'started' && e.type !== 'ready'),
+        [],
+        `${name} was never taken for hung`,
+      );
+      const status = sup.status().children.find((c) => c.name === name);
+      assert.equal(status?.state, 'up', name);
+      assert.equal(status?.restarts, 0, name);
+    }
   });
 
   test('a SIGSTOPped child is caught as hung within ~2 s with default heartbeat, killed and restarted', async (t) => {

@@ -560,11 +560,14 @@ export class Supervisor extends EventEmitter {
     this.#reconcile();
   }
 
-  /** 'unknown' when the check cannot be made (NATS down or just back): it neither passes nor misses. */
-  async #check(child: Child): Promise<'ok' | 'fail' | 'unknown'> {
+  /**
+   * One health check that waits up to waitMs for its answer. 'unknown' when the check cannot be made
+   * (NATS down or just back): it neither passes nor misses.
+   */
+  async #check(child: Child, waitMs: number): Promise<'ok' | 'fail' | 'unknown'> {
     const { health } = child.spec;
     const { natsGraceMs } = this.spec.heartbeat;
-    const timeoutMs = health.timeoutMs ?? this.spec.heartbeat.timeoutMs;
+    const timeoutMs = Math.max(waitMs, health.timeoutMs ?? this.spec.heartbeat.timeoutMs);
     switch (health.kind) {
       case 'http':
         return (await checkHttp(health.url, timeoutMs)) ? 'ok' : 'fail';
@@ -585,17 +588,26 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** Readiness, then heartbeat, for one process; ends when the process does. */
+  /**
+   * Readiness, then heartbeat, for one process; ends when the process does. A ready child is hung when
+   * it has answered no check for its hang window (misses × intervalMs): each check waits for its answer
+   * until the window closes, so a child that answers late, behind its own backlog (a server whose health
+   * check shares an event loop or a NATS connection with its work), is overloaded, not hung, and a
+   * SIGKILL would only add a restart to the overload. A check that could not be made (NATS away)
+   * restarts the window: silence counts only while it can be heard.
+   */
   async #watch(child: Child, proc: ChildProcess): Promise<void> {
     const watch = new AbortController();
     child.watch = watch;
-    const { intervalMs, misses: maxMisses, startTimeoutMs } = this.spec.heartbeat;
-    let misses = 0;
+    const { intervalMs, misses, timeoutMs, startTimeoutMs } = this.spec.heartbeat;
+    const windowMs = misses * intervalMs;
     let failingMs = 0;
     let lastAt = Date.now();
+    let heardAt = lastAt;
     while (!watch.signal.aborted && child.proc === proc) {
       const began = Date.now();
-      const result = await this.#check(child);
+      const starting = child.state === 'starting';
+      const result = await this.#check(child, starting ? timeoutMs : windowMs - (began - heardAt));
       if (watch.signal.aborted || child.proc !== proc) return;
       const now = Date.now();
       if (child.state === 'starting') {
@@ -605,11 +617,11 @@ export class Supervisor extends EventEmitter {
           this.#hung(child, `not ready within ${startTimeoutMs} ms`);
           return;
         }
+        heardAt = now;
       } else if (child.state === 'up') {
-        if (result === 'ok') misses = 0;
-        else if (result === 'fail') misses += 1;
-        if (misses >= maxMisses) {
-          this.#hung(child, `${misses} health checks missed`);
+        if (result !== 'fail') heardAt = now;
+        else if (now - heardAt >= windowMs) {
+          this.#hung(child, `no health check answered for ${now - heardAt} ms`);
           return;
         }
       }
