@@ -6,14 +6,27 @@ import { connectNats, inboxPrefixOf } from '../services/ipc/connect.ts';
 import {
   generateKeyPairs,
   keyPairsEnv,
+  NATS_GOGC,
   NATS_KEY_ENV,
   NATS_ROLES,
+  natsServerEnv,
   PERMISSIONS,
 } from '../services/microkernel/nats-config.ts';
 import { freePort } from '../services/supervisor/testing/nats-server.ts';
 import { composeNatsConfig, NATS_CONF_PATH } from './nats/render-nats-conf.ts';
 
 const NATS_SERVER_BIN = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
+
+describe("nats-server's environment", () => {
+  it('sets GOGC to NATS_GOGC in the image and for the servers kstyles starts, unless the operator sets it', () => {
+    assert.match(
+      readFileSync('deploy/docker/nats.Dockerfile', 'utf8'),
+      new RegExp(`^ENV GOGC=${NATS_GOGC}$`, 'm'),
+    );
+    assert.deepEqual(natsServerEnv({}), { GOGC: NATS_GOGC });
+    assert.deepEqual(natsServerEnv({ GOGC: '150' }), { GOGC: '150' });
+  });
+});
 
 describe('deploy/nats/nats.conf', () => {
   it('is what services/microkernel/nats-config.ts renders (run deploy/nats/render-nats-conf.ts if not)', () => {

@@ -14,6 +14,7 @@ import {
   generateKeyPairs,
   MICROKERNEL_ROLES,
   NATS_KEY_ENV,
+  natsServerEnv,
   writeRunNatsConfig,
 } from '../services/microkernel/nats-config.ts';
 import type { ControlClientOptions } from '../services/supervisor/control-client.ts';
@@ -153,6 +154,7 @@ function labSpec(
         name: 'nats',
         command: nats.binary,
         args: ['-c', nats.configFile],
+        env: natsServerEnv(),
         shutdownMs: 3000,
         health: { kind: 'http', url: `http://127.0.0.1:${options.ports.natsMonitor}/healthz` },
       },

@@ -16,7 +16,7 @@ import type { NatsCredentials } from '../ipc/connect.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../ipc/headers.ts';
 import { SERVICE_NAMES } from '../ipc/subjects.ts';
 import type { ChildSpec, SupervisorSpec } from '../supervisor/spec.ts';
-import type { NatsRole } from './nats-config.ts';
+import { type NatsRole, natsServerEnv } from './nats-config.ts';
 import { SERVER_SOURCES, type ServerBundles, type ServerName } from './server-bundles.ts';
 
 /** Child names: `kstyles chaos microkernel:<name> <kind>` and `kstyles ps` use them. */
@@ -111,6 +111,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       name: CHILD_NAMES.nats,
       command: options.ownNats.binary,
       args: ['-c', options.ownNats.configFile],
+      env: natsServerEnv(),
       restart: 'permanent',
       shutdownMs: 3000,
       health: { kind: 'http', url: `http://127.0.0.1:${options.ownNats.monitorPort}/healthz` },
