@@ -11,7 +11,7 @@ import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
 import { encodeFilePath } from '../services/corpus/corpus.ts';
-import { NATS_GOGC } from '../services/microkernel/nats-config.ts';
+import { natsServerEnv } from '../services/microkernel/nats-config.ts';
 import { fetchChecked, openLoopLoad, summarize } from '../services/microkernel/testing/load.ts';
 import { type ProcessKernel, startProcessKernel } from '../services/microkernel/testing/process-kernel.ts';
 import { errorCounts, freshConnectionLoad } from '../services/supervisor/testing/fresh-connection-load.ts';
@@ -318,10 +318,10 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
         natsBack = nats?.state === 'up' && nats.restarts === 1;
       }
       assert.ok(natsBack, 'nats-server restarted by the supervisor');
-      // Both incarnations run with the bus's collector target (nats-config.ts, NATS_GOGC).
+      // Both incarnations run with the bus's collector target (nats-config.ts, natsServerEnv).
       const natsPid = (await kernel.status()).children.find((c) => c.name === 'nats')!.pid!;
       const environ = readFileSync(`/proc/${natsPid}/environ`, 'utf8').split('\0');
-      assert.ok(environ.includes(`GOGC=${process.env.GOGC ?? NATS_GOGC}`), 'nats-server runs with GOGC');
+      assert.ok(environ.includes(`GOGC=${natsServerEnv().GOGC}`), 'nats-server runs with GOGC');
       const file = mixed.find((f) => f.size > 300_000)!;
       let first: Awaited<ReturnType<typeof fetchChecked>> | undefined;
       const until = Date.now() + 8000;

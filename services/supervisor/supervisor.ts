@@ -561,8 +561,9 @@ export class Supervisor extends EventEmitter {
   }
 
   /**
-   * One health check that waits up to waitMs for its answer. 'unknown' when the check cannot be made
-   * (NATS down or just back): it neither passes nor misses.
+   * One health check that waits up to waitMs for its answer, and at least the child's health timeout
+   * (else the heartbeat's). 'unknown' when the check cannot be made (NATS down or just back): it neither
+   * passes nor misses.
    */
   async #check(child: Child, waitMs: number): Promise<'ok' | 'fail' | 'unknown'> {
     const { health } = child.spec;
@@ -599,7 +600,7 @@ export class Supervisor extends EventEmitter {
   async #watch(child: Child, proc: ChildProcess): Promise<void> {
     const watch = new AbortController();
     child.watch = watch;
-    const { intervalMs, misses, timeoutMs, startTimeoutMs } = this.spec.heartbeat;
+    const { intervalMs, misses, startTimeoutMs } = this.spec.heartbeat;
     const windowMs = misses * intervalMs;
     let failingMs = 0;
     let lastAt = Date.now();
@@ -607,7 +608,7 @@ export class Supervisor extends EventEmitter {
     while (!watch.signal.aborted && child.proc === proc) {
       const began = Date.now();
       const starting = child.state === 'starting';
-      const result = await this.#check(child, starting ? timeoutMs : windowMs - (began - heardAt));
+      const result = await this.#check(child, starting ? 0 : windowMs - (began - heardAt));
       if (watch.signal.aborted || child.proc !== proc) return;
       const now = Date.now();
       if (child.state === 'starting') {
