@@ -6,10 +6,9 @@
  */
 import { realpath } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { ServiceError } from '../services/contract/errors.ts';
 import type { FileService } from '../services/contract/file-service.ts';
 import { answerClientErrors, type HttpContext } from '../services/contract/http-handler.ts';
-import { closeGracefully, listen, logLine, reachableUrl } from '../services/contract/http-server.ts';
+import { closeGracefully, listen, reachableUrl } from '../services/contract/http-server.ts';
 import { createHttpMetrics, type HttpMetrics } from '../services/contract/metrics.ts';
 import type { ChaosOptions, DriverChaos } from '../services/driver/chaos.ts';
 import { createExpressApp } from '../services/express/express-app.ts';
@@ -32,14 +31,6 @@ export function createMonolithServer(service: FileService, options: MonolithServ
     service,
     ...(options.metrics ? { metrics: options.metrics } : {}),
     ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}),
-    onStreamError: (err: ServiceError) =>
-      logLine({
-        level: 'warn',
-        msg: 'response cut after its status line',
-        style: STYLE,
-        code: err.code,
-        detail: err.message,
-      }),
   };
   const server = createServer(createExpressApp(ctx));
   answerClientErrors(server, STYLE);

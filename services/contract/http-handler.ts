@@ -11,7 +11,6 @@ import {
   MethodNotAllowedError,
   NotFoundError,
   RangeNotSatisfiableError,
-  type ServiceError,
   TimeoutError,
   toServiceError,
   UnavailableError,
@@ -26,6 +25,7 @@ import {
   parseRange,
   pathOf,
 } from './http-semantics.ts';
+import { logLine } from './http-server.ts';
 import { type HttpMetrics, Route } from './metrics.ts';
 
 export type HttpContext = {
@@ -33,8 +33,6 @@ export type HttpContext = {
   service: FileService;
   deadlineMs?: number;
   metrics?: HttpMetrics;
-  /** Called with errors that could not be reported to the client (the response had started). */
-  onStreamError?: (err: ServiceError) => void;
 };
 
 const PROBLEM_JSON = 'application/problem+json';
@@ -59,8 +57,15 @@ export function sendProblem(
 ): void {
   const err = toServiceError(error);
   if (res.headersSent) {
-    // The status line is gone: the only honest signal left is a cut connection.
-    ctx.onStreamError?.(err);
+    // The status line is gone: the only honest signal left is a cut connection, and the log says why.
+    logLine({
+      level: 'warn',
+      msg: 'response cut after its status line',
+      style: ctx.style,
+      path: pathOf(req.url ?? ''),
+      code: err.code,
+      detail: err.message,
+    });
     res.destroy(err);
     return;
   }

@@ -41,9 +41,16 @@ export async function fetchChecked(
       ok: false,
       ms: Date.now() - startedAt,
       startedAt,
-      error: String(err),
+      error: describeFetchError(err),
     };
   }
+}
+
+/** A fetch failure with its cause (undici's "fetch failed" alone does not say ECONNRESET from ECONNREFUSED). */
+function describeFetchError(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const detail = [cause?.code, cause?.message].filter(Boolean).join(': ');
+  return detail ? `${String(err)} (${detail})` : String(err);
 }
 
 /**
