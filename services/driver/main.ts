@@ -51,7 +51,7 @@ await runServerMain({
   prepare(flags) {
     if (flags.chaos) crashAtStartIfAsked(process.env);
   },
-  async start(nc, flags) {
+  async start(nc, flags, openConnection) {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const { latencyMs, errorRate, slowMs } = readChaosEnv('driver', flags.chaos);
@@ -65,7 +65,8 @@ await runServerMain({
       chaos,
       maxOpenFiles: intFlag('driver', 'max-open-files', flags['max-open-files'], 1, 100_000),
     });
-    const hosted = await startDriverServer(nc, driver, { registry });
+    const bulk = await openConnection('bulk');
+    const hosted = await startDriverServer(nc, driver, { registry, bulk });
     const metrics = await serveMetricsFromFlags('driver', registry, flags);
     if (chaos.enabled)
       logLine({

@@ -106,11 +106,22 @@ export type RunningServer = {
   stop(): Promise<void>;
 };
 
+/**
+ * Opens one more connection to the same NATS as the same user, named `kstyles-<server>-<purpose>`;
+ * runServerMain closes it at the stop and ends the process when it is lost for good, as it does the
+ * first.
+ */
+export type OpenConnection = (purpose: string) => Promise<NatsConnection>;
+
 export type ServerMain<F extends Record<string, FlagSpec>> = {
   command: CommandSpec<F & typeof NATS_FLAGS>;
   /** Runs before connecting (e.g. validating flags, chaos at start). */
   prepare?(flags: ParsedFlags<F & typeof NATS_FLAGS>): Promise<void> | void;
-  start(nc: NatsConnection, flags: ParsedFlags<F & typeof NATS_FLAGS>): Promise<RunningServer>;
+  start(
+    nc: NatsConnection,
+    flags: ParsedFlags<F & typeof NATS_FLAGS>,
+    openConnection: OpenConnection,
+  ): Promise<RunningServer>;
 };
 
 function fail(message: string, code: number): never {
@@ -125,6 +136,7 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
 ): Promise<never> {
   const name = main.command.name;
   let nc: NatsConnection | undefined;
+  const more: NatsConnection[] = [];
   let server: RunningServer | undefined;
   let tracing: Tracing = TRACING_OFF;
   let stopping = false;
@@ -134,7 +146,7 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     logLine({ level: 'info', service: name, msg: `${signal}: stopping gracefully`, pid: process.pid });
     await server?.stop().catch(() => {});
     await tracing.shutdown().catch(() => {});
-    await nc?.close().catch(() => {});
+    await Promise.all([nc, ...more].map((c) => c?.close().catch(() => {})));
     process.exit(SERVER_EXIT_CODES.stopped);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -150,25 +162,38 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     const common = flags as unknown as ParsedFlags<typeof NATS_FLAGS>;
     const servers = (common.nats ?? '').split(',').filter(Boolean);
     const seed = common['nats-seed'];
-    nc = await connectNats({
-      servers,
-      name: `kstyles-${name}`,
-      inboxPrefix: inboxPrefixOf(name),
-      ...(seed !== undefined ? { seed } : {}),
-      firstConnectTimeoutMs: intFlag(
-        name,
-        'nats-connect-timeout-ms',
-        common['nats-connect-timeout-ms'],
-        1,
-        3_600_000,
-      ),
-    });
+    const connect = async (connectionName: string) => {
+      const connection = await connectNats({
+        servers,
+        name: connectionName,
+        inboxPrefix: inboxPrefixOf(name),
+        ...(seed !== undefined ? { seed } : {}),
+        firstConnectTimeoutMs: intFlag(
+          name,
+          'nats-connect-timeout-ms',
+          common['nats-connect-timeout-ms'],
+          1,
+          3_600_000,
+        ),
+      });
+      void connection.closed().then((err) => {
+        if (!stopping)
+          fail(
+            `${name}: NATS connection ${connectionName} closed for good${err ? `: ${err.message}` : ''}`,
+            1,
+          );
+      });
+      void watchConnection(connection, name);
+      return connection;
+    };
+    nc = await connect(`kstyles-${name}`);
     const connection = nc;
-    void connection.closed().then((err) => {
-      if (!stopping) fail(`${name}: NATS connection closed for good${err ? `: ${err.message}` : ''}`, 1);
-    });
-    void watchConnection(connection, name);
-    server = await main.start(connection, flags);
+    const openConnection: OpenConnection = async (purpose) => {
+      const another = await connect(`kstyles-${name}-${purpose}`);
+      more.push(another);
+      return another;
+    };
+    server = await main.start(connection, flags, openConnection);
     logLine({
       level: 'info',
       service: name,

@@ -44,6 +44,7 @@ export async function startInProcessKernel(
     const driver = new StorageDriver({ chaos: new DriverChaos({ enabled: false }) });
     const driverServer = await startDriverServer(await connectAs('driver'), driver, {
       registry: new Registry(),
+      bulk: await connectAs('driver'),
     });
     stops.push(
       () => driverServer.stop(),
