@@ -64,6 +64,14 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
+/** A table of the page as lines of cells, for failure messages. */
+async function tableText(selector: string): Promise<string> {
+  const lines: string[] = [];
+  for (const row of await page.locator(`${selector} tr`).all())
+    lines.push((await row.locator('th, td').allTextContents()).join(' | '));
+  return lines.join('\n');
+}
+
 /** The recovery cell of the newest fault of this kind and target, once its window has closed. */
 async function recoveryOf(target: string, kind: string): Promise<string> {
   const row = page.locator(`#timeline-table tr.closed[data-target="${target}"][data-kind="${kind}"]`);
@@ -103,7 +111,12 @@ test('kill on the microkernel driver under load: a new PID, one restart, no fail
   );
   const recovery = await recoveryOf('microkernel:driver', 'kill');
   assert.match(recovery, /^microkernel: 0\/\d+ failed/, recovery);
-  assert.equal(await page.locator('#numbers-microkernel td.failed').textContent(), '0');
+  // On failure, the page's counts by error class and the supervisors' events say which and why.
+  assert.equal(
+    await page.locator('#numbers-microkernel td.failed').textContent(),
+    '0',
+    `${await tableText('#numbers-microkernel')}\n${await tableText('#events-table')}`,
+  );
 });
 
 test('pushes carry the whole state once, then only the seconds completed since the previous push', async () => {
