@@ -135,8 +135,7 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
   argv: string[] = process.argv.slice(2),
 ): Promise<never> {
   const name = main.command.name;
-  let nc: NatsConnection | undefined;
-  const more: NatsConnection[] = [];
+  const connections: NatsConnection[] = [];
   let server: RunningServer | undefined;
   let tracing: Tracing = TRACING_OFF;
   let stopping = false;
@@ -146,7 +145,7 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     logLine({ level: 'info', service: name, msg: `${signal}: stopping gracefully`, pid: process.pid });
     await server?.stop().catch(() => {});
     await tracing.shutdown().catch(() => {});
-    await Promise.all([nc, ...more].map((c) => c?.close().catch(() => {})));
+    await Promise.all(connections.map((c) => c.close().catch(() => {})));
     process.exit(SERVER_EXIT_CODES.stopped);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -162,20 +161,22 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     const common = flags as unknown as ParsedFlags<typeof NATS_FLAGS>;
     const servers = (common.nats ?? '').split(',').filter(Boolean);
     const seed = common['nats-seed'];
+    const firstConnectTimeoutMs = intFlag(
+      name,
+      'nats-connect-timeout-ms',
+      common['nats-connect-timeout-ms'],
+      1,
+      3_600_000,
+    );
     const connect = async (connectionName: string) => {
       const connection = await connectNats({
         servers,
         name: connectionName,
         inboxPrefix: inboxPrefixOf(name),
         ...(seed !== undefined ? { seed } : {}),
-        firstConnectTimeoutMs: intFlag(
-          name,
-          'nats-connect-timeout-ms',
-          common['nats-connect-timeout-ms'],
-          1,
-          3_600_000,
-        ),
+        firstConnectTimeoutMs,
       });
+      connections.push(connection);
       void connection.closed().then((err) => {
         if (!stopping)
           fail(
@@ -183,16 +184,11 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
             1,
           );
       });
-      void watchConnection(connection, name);
+      void watchConnection(connection, name, connectionName);
       return connection;
     };
-    nc = await connect(`kstyles-${name}`);
-    const connection = nc;
-    const openConnection: OpenConnection = async (purpose) => {
-      const another = await connect(`kstyles-${name}-${purpose}`);
-      more.push(another);
-      return another;
-    };
+    const connection = await connect(`kstyles-${name}`);
+    const openConnection: OpenConnection = (purpose) => connect(`kstyles-${name}-${purpose}`);
     server = await main.start(connection, flags, openConnection);
     logLine({
       level: 'info',
@@ -214,10 +210,16 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
   return new Promise<never>(() => {});
 }
 
-async function watchConnection(nc: NatsConnection, name: string): Promise<void> {
+async function watchConnection(nc: NatsConnection, name: string, connectionName: string): Promise<void> {
   for await (const status of nc.status()) {
     if (status.type === 'disconnect' || status.type === 'reconnect') {
-      logLine({ level: 'warn', service: name, msg: `NATS ${status.type}`, server: nc.getServer() });
+      logLine({
+        level: 'warn',
+        service: name,
+        msg: `NATS ${status.type}`,
+        connection: connectionName,
+        server: nc.getServer(),
+      });
     }
   }
 }
