@@ -114,19 +114,21 @@ function lastExit(child: ChildStatus, now: number): string {
 }
 
 export function formatPsTable(entries: PsEntry[], now = Date.now()): string {
-  const rows = [['SUPERVISOR', 'SERVICE', 'PID', 'STATE', 'RESTARTS', 'LAST EXIT', 'UPTIME']];
+  const rows = [['SUPERVISOR', 'SERVICE', 'PID', 'SPARE', 'STATE', 'RESTARTS', 'LAST EXIT', 'UPTIME']];
   for (const e of entries) {
     if (!e.status) {
-      rows.push([e.id, '-', e.pid ? String(e.pid) : '-', 'unreachable', '-', e.error ?? '-', '-']);
+      rows.push([e.id, '-', e.pid ? String(e.pid) : '-', '-', 'unreachable', '-', e.error ?? '-', '-']);
       continue;
     }
     const supervisorState = e.status.phase === 'running' ? 'up' : e.status.phase;
-    rows.push([e.id, '(supervisor)', String(e.status.pid), supervisorState, '-', '-', '-']);
+    rows.push([e.id, '(supervisor)', String(e.status.pid), '-', supervisorState, '-', '-', '-']);
     for (const c of e.status.children) {
       rows.push([
         e.id,
         c.name,
         c.pid === null ? '-' : String(c.pid),
+        // Absent from the status of a supervisor older than warm spares.
+        c.sparePid == null ? '-' : String(c.sparePid),
         c.state,
         String(c.restarts),
         lastExit(c, now),

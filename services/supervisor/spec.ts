@@ -58,6 +58,12 @@ export type ChildSpec = {
    * passes it on from its own environment.
    */
   crashAtStartEnv?: string;
+  /**
+   * Keep a warm spare of this child (warm-spare.ts): one more process of its command, booted and
+   * waiting, which a restart activates instead of spawning. Its command must call awaitActivation()
+   * before it starts (the microkernel's servers do). Default false.
+   */
+  spare?: boolean;
 };
 
 export type SocketSpec = {
@@ -290,6 +296,9 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
       `must be an environment variable name (letters, digits and '_', not starting with a digit), got ${JSON.stringify(crashAtStartEnv)}`,
     );
   }
+  const spare = raw['spare'] ?? false;
+  if (typeof spare !== 'boolean')
+    fail(`${field}.spare`, `must be true or false, got ${JSON.stringify(spare)}`);
   return {
     name: str(raw, 'name', `${field}.name`, { token: true }),
     command: str(raw, 'command', `${field}.command`),
@@ -299,6 +308,7 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
     restart: oneOf(raw, 'restart', `${field}.restart`, RESTART_TYPES, DEFAULTS.restart),
     shutdownMs: num(raw, 'shutdownMs', `${field}.shutdownMs`, DEFAULTS.shutdownMs, 0),
     health: parseHealth(raw['health'], `${field}.health`, hasNats),
+    spare,
     ...(socket ? { socket } : {}),
     ...(crashAtStartEnv !== undefined ? { crashAtStartEnv: crashAtStartEnv as string } : {}),
   };

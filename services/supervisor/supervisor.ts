@@ -7,6 +7,8 @@
  *   (parent-death.ts), so a SIGKILLed supervisor leaves no process and no port behind;
  * - a child with a `socket` gets the listening socket the supervisor holds as fd 3 (held-socket.ts):
  *   the socket outlives each incarnation, so a restart refuses no connection;
+ * - a child whose spec asks for a `spare` has one more process of its command booted and waiting, and
+ *   a restart activates it instead of spawning (warm-spare.ts): the restart skips the runtime's boot;
  * - on stop, children go in reverse order: SIGTERM, SIGKILL after their shutdownMs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -32,6 +34,7 @@ import {
   type SupervisorSpec,
 } from './spec.ts';
 import { type ControlOp, MAX_CRASH_STARTS, SUPERVISOR_SUBJECTS } from './subjects.ts';
+import { activationLine, SPARE_DELAY_MS, WARM_SPARE_ENV } from './warm-spare.ts';
 
 export type ChildState = 'starting' | 'up' | 'hung' | 'restarting' | 'stopped' | 'failed';
 /** Why a child was restarted: the `reason` label of kstyles_supervisor_restarts_total. */
@@ -73,6 +76,8 @@ export type ChildStatus = {
   readyForMs: number | null;
   /** Starts still armed to exit at once (the control API's `crashloop`); 0 when none. */
   crashStartsLeft: number;
+  /** The warm spare waiting to be activated at the next restart (warm-spare.ts); null when none. */
+  sparePid: number | null;
 };
 
 export type SupervisorPhase = 'running' | 'stopping' | 'stopped' | 'gave_up';
@@ -149,6 +154,9 @@ type Child = {
   identity: NatsIdentity;
   /** The armed crash loop: starts left to fail, of how many armed. */
   crashloop: { left: number; armed: number };
+  /** The booted process waiting to become the next incarnation (spec.spare), and its start timer. */
+  spare: ChildProcess | null;
+  spareTimer: NodeJS.Timeout | null;
 };
 
 /** Erlang/OTP-style supervisor of OS processes (after MINIX 3's reincarnation server). */
@@ -211,6 +219,8 @@ export class Supervisor extends EventEmitter {
       watch: null,
       identity: { token: '', staleIds: new Set() },
       crashloop: { left: 0, armed: 0 },
+      spare: null,
+      spareTimer: null,
     }));
     for (const child of this.#children) this.#metrics.up.set({ service: child.spec.name }, 0);
     this.done = new Promise((resolve) => {
@@ -320,6 +330,7 @@ export class Supervisor extends EventEmitter {
         uptimeMs: c.proc && c.spawnedAt !== null ? now - c.spawnedAt : null,
         readyForMs: c.state === 'up' && c.readyAt !== null ? now - c.readyAt : null,
         crashStartsLeft: c.crashloop.left,
+        sparePid: c.spare?.pid ?? null,
       })),
     };
   }
@@ -480,36 +491,66 @@ export class Supervisor extends EventEmitter {
     const { spec } = child;
     if (child.identity.pinnedId) child.identity.staleIds.add(child.identity.pinnedId);
     child.identity = { token: `${this.id}.${spec.name}.${randomUUID()}`, staleIds: child.identity.staleIds };
-    const socket = this.#sockets.get(spec.name);
-    const launch = linkedToParent(spec.command, spec.args, this.#setpriv);
     const crashing = this.#takeCrashStart(child);
-    const proc = spawn(launch.command, launch.args, {
-      ...(spec.cwd ? { cwd: spec.cwd } : {}),
-      env: this.#childEnv(child, socket, crashing),
-      // A held socket lands at index LISTEN_FD (3) of the child's descriptors.
-      stdio: ['ignore', 'pipe', 'pipe', ...(socket ? [socket.fd] : [])],
-      // Its own process group: signals reach the child's own children too, and a Ctrl-C in the
-      // terminal reaches only the supervisor, which then stops the children in order.
-      detached: true,
-    });
+    const incarnation = this.#incarnationEnv(child, crashing);
+    const spare = this.#takeSpare(child);
+    let proc: ChildProcess;
+    if (spare) {
+      spare.stdin?.end(activationLine({ env: incarnation }));
+      proc = spare;
+    } else {
+      proc = this.#launch(child, { ...this.#baseEnv(child), ...incarnation }, 'ignore');
+    }
     child.proc = proc;
     child.pid = proc.pid ?? null;
     child.state = 'starting';
     child.spawnedAt = Date.now();
     child.readyAt = null;
     child.stopIntent = null;
-    this.#forward(proc.stdout, this.#stdout, spec.name);
-    this.#forward(proc.stderr, this.#stderr, spec.name);
-    proc.once('exit', (code, signal) => this.#onExit(child, proc, code, signal));
-    proc.on('error', (err) => {
-      if (proc.pid === undefined)
-        this.#onExit(child, proc, null, null, `cannot start '${spec.command}': ${err.message}`);
-    });
-    proc.once('spawn', () => {
-      this.#emit(child, 'started', crashing ? { message: `crashloop: start ${crashing} exits at once` } : {});
+    const started = () => {
+      const notes = [
+        crashing ? `crashloop: start ${crashing} exits at once` : '',
+        spare ? 'a warm spare activated' : '',
+      ].filter(Boolean);
+      this.#emit(child, 'started', notes.length > 0 ? { message: notes.join('; ') } : {});
       if (spec.health.kind === 'none') this.#markReady(child);
       else void this.#watch(child, proc);
+    };
+    if (spare) started();
+    else proc.once('spawn', started);
+  }
+
+  /**
+   * A new process of the child's command in its own process group, its output forwarded and its exit
+   * watched: the child's incarnation, or its spare while it waits (`stdin` 'pipe' for the activation).
+   */
+  #launch(child: Child, env: NodeJS.ProcessEnv, stdin: 'ignore' | 'pipe'): ChildProcess {
+    const { spec } = child;
+    const socket = this.#sockets.get(spec.name);
+    const launch = linkedToParent(spec.command, spec.args, this.#setpriv);
+    const proc = spawn(launch.command, launch.args, {
+      ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      env,
+      // A held socket lands at index LISTEN_FD (3) of the child's descriptors.
+      stdio: [stdin, 'pipe', 'pipe', ...(socket ? [socket.fd] : [])],
+      // Its own process group: signals reach the child's own children too, and a Ctrl-C in the
+      // terminal reaches only the supervisor, which then stops the children in order.
+      detached: true,
     });
+    // A spare that died before its activation line was written: its exit says so, not an EPIPE.
+    proc.stdin?.on('error', () => {});
+    this.#forward(proc.stdout, this.#stdout, spec.name);
+    this.#forward(proc.stderr, this.#stderr, spec.name);
+    proc.once('exit', (code, signal) => {
+      if (child.spare === proc) this.#onSpareExit(child, code, signal);
+      else this.#onExit(child, proc, code, signal);
+    });
+    proc.on('error', (err) => {
+      if (proc.pid !== undefined) return;
+      if (child.spare === proc) this.#onSpareExit(child, null, null, err.message);
+      else this.#onExit(child, proc, null, null, `cannot start '${spec.command}': ${err.message}`);
+    });
+    return proc;
   }
 
   /** `k of N` when this start is one of an armed crash loop's (and counts it), else undefined. */
@@ -520,22 +561,73 @@ export class Supervisor extends EventEmitter {
     return `${armed - left + 1} of ${armed}`;
   }
 
-  #childEnv(child: Child, socket: HeldSocket | undefined, crashing: string | undefined): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...child.spec.env,
-      [SUPERVISED_INSTANCE_ENV]: child.identity.token,
-    };
-    // Never inherited: a child without a held socket must not take fd 3 for one.
-    if (socket) env[LISTEN_FD_ENV] = String(LISTEN_FD);
+  /** The environment every process of the child starts with, spare or not. */
+  #baseEnv(child: Child): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...child.spec.env };
+    // Never inherited: a child without a held socket must not take fd 3 for one, and only the
+    // supervisor decides which process is a spare and which start crashes.
+    if (this.#sockets.has(child.spec.name)) env[LISTEN_FD_ENV] = String(LISTEN_FD);
     else delete env[LISTEN_FD_ENV];
-    // Set only for an armed start, never passed on from this process's environment or the spec's.
-    const crashVar = child.spec.crashAtStartEnv;
-    if (crashVar) {
-      if (crashing) env[crashVar] = crashing;
-      else delete env[crashVar];
-    }
+    delete env[WARM_SPARE_ENV];
+    delete env[SUPERVISED_INSTANCE_ENV];
+    if (child.spec.crashAtStartEnv) delete env[child.spec.crashAtStartEnv];
     return env;
+  }
+
+  /** What belongs to one incarnation: its identity token, and the crash-at-start of an armed start. */
+  #incarnationEnv(child: Child, crashing: string | undefined): Record<string, string> {
+    const crashVar = child.spec.crashAtStartEnv;
+    return {
+      [SUPERVISED_INSTANCE_ENV]: child.identity.token,
+      ...(crashVar && crashing ? { [crashVar]: crashing } : {}),
+    };
+  }
+
+  /** Starts the child's spare SPARE_DELAY_MS after it is ready, when its spec asks for one. */
+  #scheduleSpare(child: Child): void {
+    if (!child.spec.spare || child.spare) return;
+    if (child.spareTimer) clearTimeout(child.spareTimer);
+    child.spareTimer = setTimeout(() => {
+      child.spareTimer = null;
+      if (this.#phase !== 'running' || child.spare || child.state !== 'up') return;
+      const spare = this.#launch(child, { ...this.#baseEnv(child), [WARM_SPARE_ENV]: '1' }, 'pipe');
+      child.spare = spare;
+      this.#log(`${child.spec.name} spare waiting pid=${spare.pid ?? '-'}`);
+    }, SPARE_DELAY_MS);
+  }
+
+  /** The child's spare if one is alive (it leaves the spare slot either way). */
+  #takeSpare(child: Child): ChildProcess | undefined {
+    const spare = child.spare;
+    child.spare = null;
+    const alive = spare && spare.pid !== undefined && spare.exitCode === null && spare.signalCode === null;
+    return alive ? spare : undefined;
+  }
+
+  /** A spare that ended before its activation: the next restart spawns, and the next ready starts a new one. */
+  #onSpareExit(child: Child, code: number | null, signal: string | null, message?: string): void {
+    const pid = child.spare?.pid ?? '-';
+    child.spare = null;
+    if (this.#phase !== 'running') return;
+    this.#log(
+      `${child.spec.name} spare pid=${pid} ended before it was needed (code=${code} signal=${signal}${message ? ` ${message}` : ''})`,
+    );
+  }
+
+  /** Ends the child's spare, if any (the supervisor is stopping). */
+  async #dropSpare(child: Child): Promise<void> {
+    if (child.spareTimer) clearTimeout(child.spareTimer);
+    child.spareTimer = null;
+    const spare = child.spare;
+    child.spare = null;
+    if (!spare || spare.pid === undefined || spare.exitCode !== null || spare.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => spare.once('exit', () => resolve()));
+    try {
+      process.kill(-spare.pid, 'SIGKILL');
+    } catch {
+      spare.kill('SIGKILL');
+    }
+    await exited;
   }
 
   #forward(stream: NodeJS.ReadableStream | null, out: NodeJS.WritableStream, name: string): void {
@@ -557,6 +649,7 @@ export class Supervisor extends EventEmitter {
       child.faultAt = null;
     }
     this.#emit(child, 'ready', recoveryMs !== undefined ? { recoveryMs } : {});
+    this.#scheduleSpare(child);
     this.#reconcile();
   }
 
@@ -795,6 +888,7 @@ export class Supervisor extends EventEmitter {
       if (child.restartTimer) clearTimeout(child.restartTimer);
       child.restartTimer = null;
     }
+    await Promise.all(this.#children.map((c) => this.#dropSpare(c)));
     await this.#batchChain;
     for (const child of [...this.#children].reverse()) await this.#stopChild(child);
     for (const child of this.#children) if (child.state !== 'failed') child.state = 'stopped';
