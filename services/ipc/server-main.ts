@@ -2,6 +2,7 @@
  * The process life of a microkernel server (driver, fs, gateway): flags and environment, a bounded
  * first connection to NATS (a clear message and exit 1 past it), a JSON "ready" log line, and a
  * graceful stop on SIGTERM/SIGINT (stop taking requests, answer those in progress, close, exit 0).
+ * Started as a supervisor's warm spare, it first waits, booted, for its activation (warm-spare.ts).
  */
 
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -20,6 +21,7 @@ import { ProcessError } from '../contract/errors.ts';
 import { logLine } from '../contract/http-server.ts';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
+import { awaitActivation, isWarmSpare } from '../supervisor/warm-spare.ts';
 import { startTracing, TRACING_OFF, type Tracing } from '../telemetry/setup.ts';
 import { connectNats, inboxPrefixOf, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
 import { DEFAULT_TRANSFER, TRANSFER_MODES, type TransferMode } from './headers.ts';
@@ -150,14 +152,10 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  exitWhenOrphaned();
   try {
     const parsed = parseCommand(main.command, argv);
     if (!parsed) process.exit(SERVER_EXIT_CODES.stopped);
     const flags = parsed.flags;
-    await main.prepare?.(flags);
-    // `service.name` microkernel-<server>; the SDK loads only when the environment names an exporter.
-    tracing = await startTracing({ style: 'microkernel', component: name });
     const common = flags as unknown as ParsedFlags<typeof NATS_FLAGS>;
     const servers = (common.nats ?? '').split(',').filter(Boolean);
     const seed = common['nats-seed'];
@@ -187,7 +185,16 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
       void watchConnection(connection, name, connectionName);
       return connection;
     };
-    const connection = await connect(`kstyles-${name}`);
+    // A warm spare connects before it waits: a first connection (the client's code compiled on first
+    // use, the nkey signature) took ~110 ms of a restart on this code, a part of the boot the spare
+    // is there to take off the restart. It subscribes to nothing until it is activated.
+    const early = isWarmSpare() ? await connect(`kstyles-${name}`) : undefined;
+    await awaitActivation();
+    exitWhenOrphaned();
+    await main.prepare?.(flags);
+    // `service.name` microkernel-<server>; the SDK loads only when the environment names an exporter.
+    tracing = await startTracing({ style: 'microkernel', component: name });
+    const connection = early ?? (await connect(`kstyles-${name}`));
     const openConnection: OpenConnection = (purpose) => connect(`kstyles-${name}-${purpose}`);
     server = await main.start(connection, flags, openConnection);
     logLine({

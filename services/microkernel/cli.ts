@@ -60,6 +60,14 @@ const COMMAND = {
     },
     chaos: chaosFlagSpec("enable the driver's fault hooks"),
     ...TRANSFER_FLAG,
+    spares: {
+      type: 'string',
+      env: 'KSTYLES_SPARES',
+      value: 'on|off',
+      default: 'on',
+      description:
+        'keep a warm spare of each server, booted and waiting, which a restart activates instead of starting a process (one more node process per server)',
+    },
     id: {
       type: 'string',
       env: 'KSTYLES_SUPERVISOR_ID',
@@ -133,6 +141,13 @@ file through which 'kstyles ps' and 'kstyles chaos microkernel:driver kill' reac
 Metrics: gateway <URL>/metrics; fs, driver and supervisor on their --*-metrics-port.`,
 } as const;
 
+/** An on|off flag's value, or a UsageError naming the flag. */
+function onOffFlag(command: string, flag: string, value: string | undefined): boolean {
+  if (value === 'on' || value === undefined) return true;
+  if (value === 'off') return false;
+  throw new UsageError(`kstyles ${command}: --${flag} must be on or off, not '${value}'.`);
+}
+
 /** A port chosen once, so a restarted server comes back on the same one. */
 const fixedPort = async (port: number) => (port === 0 ? freePort() : port);
 
@@ -167,6 +182,7 @@ async function compositionOptions(
     httpPort: await fixedPort(portFlag(name, flags.port)),
     chaos: flags.chaos,
     transfer: transferFlag(name, flags.transfer),
+    spares: onOffFlag(name, 'spares', flags.spares),
     metricsHost: flags['metrics-host'] ?? '127.0.0.1',
     metricsPorts: {
       supervisor: await fixedPort(

@@ -62,6 +62,8 @@ export type CompositionOptions = {
   deadlineMs?: number;
   /** How chunk bytes reach the gateway (services/ipc/headers.ts, TRANSFER_MODES); default grant. */
   transfer?: TransferMode;
+  /** A warm spare of each server (supervisor/warm-spare.ts): restarts skip node's boot. Default false. */
+  spares?: boolean;
   /** More environment for the driver, fs and gateway (an absolute KSTYLES_TRACES_FILE). */
   serverEnv?: Record<string, string>;
   /** The servers bundled (server-bundles.ts): run these instead of the sources through tsx. */
@@ -98,6 +100,7 @@ function server(options: CompositionOptions, name: ServerName, role: NatsRole, a
     cwd: REPO_ROOT,
     restart: 'permanent',
     shutdownMs: 5000,
+    spare: options.spares ?? false,
   };
 }
 
@@ -164,7 +167,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     metricsPort: options.metricsPorts.supervisor,
     ...(options.metricsHost ? { metricsHost: options.metricsHost } : {}),
     // In its status, so `kstyles ps --json` and the lab console say which transfer runs.
-    info: { transfer: options.transfer ?? DEFAULT_TRANSFER },
+    info: { transfer: options.transfer ?? DEFAULT_TRANSFER, spares: options.spares ?? false },
     children,
   };
 }
