@@ -500,6 +500,9 @@ export class Supervisor extends EventEmitter {
       proc = spare;
     } else {
       proc = this.#launch(child, { ...this.#baseEnv(child), ...incarnation }, 'ignore');
+      // The first start boots each spare beside its child: the tree starts one child at a time, so a
+      // core is free then, while a spare booted after the start competes with the first requests.
+      if (!this.#startedAll) this.#startSpare(child);
     }
     child.proc = proc;
     child.pid = proc.pid ?? null;
@@ -589,11 +592,15 @@ export class Supervisor extends EventEmitter {
     if (child.spareTimer) clearTimeout(child.spareTimer);
     child.spareTimer = setTimeout(() => {
       child.spareTimer = null;
-      if (this.#phase !== 'running' || child.spare || child.state !== 'up') return;
-      const spare = this.#launch(child, { ...this.#baseEnv(child), [WARM_SPARE_ENV]: '1' }, 'pipe');
-      child.spare = spare;
-      this.#log(`${child.spec.name} spare waiting pid=${spare.pid ?? '-'}`);
+      if (this.#phase === 'running' && child.state === 'up') this.#startSpare(child);
     }, SPARE_DELAY_MS);
+  }
+
+  #startSpare(child: Child): void {
+    if (!child.spec.spare || child.spare) return;
+    const spare = this.#launch(child, { ...this.#baseEnv(child), [WARM_SPARE_ENV]: '1' }, 'pipe');
+    child.spare = spare;
+    this.#log(`${child.spec.name} spare booting pid=${spare.pid ?? '-'}`);
   }
 
   /** The child's spare if one is alive (it leaves the spare slot either way). */

@@ -10,8 +10,9 @@
  * one line on the spare's stdin carries what belongs to the new incarnation (its instance token, an
  * armed crash-at-start), and from there it starts like any fresh process (flags, NATS, service,
  * health check). It is still a new process with no state of the dead one, which is what a restart
- * promises; only the boot happened earlier. A new spare is started once the activated one is ready
- * (and SPARE_DELAY_MS later, so it does not take CPU from the backlog the restart left).
+ * promises; only the boot happened earlier. The first start boots each spare beside its child (the
+ * tree starts one child at a time, so a core is free); after a restart a new spare boots SPARE_DELAY_MS
+ * after the activated one is ready, so it does not take CPU from the backlog the restart left.
  *
  * The child side is `awaitActivation()`, early in a server's main: a microkernel server parses its
  * flags and opens its first NATS connection, then waits (services/ipc/server-main.ts). A spare whose
