@@ -6,8 +6,9 @@
  *       [--transfer grant|copy]
  * Prints, per kill, milliseconds after the SIGKILL: exit seen by the supervisor, restart started, the new
  * process's ready log line, the supervisor's ready event; and the load's p99 and max over the 10 s
- * after the kill, with how many requests took more than 300 ms. services/microkernel/README.md keeps
- * the figures ('Where a driver kill's time goes').
+ * after the kill, with how many requests took more than 300 ms; then the failures by cause and the
+ * supervisor's events for the other servers. `KSTYLES_SPARES=off` measures cold restarts.
+ * services/microkernel/README.md keeps the figures ('Where a driver kill's time goes', 'Warm spares').
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -91,6 +92,13 @@ try {
       failures.set(why, (failures.get(why) ?? 0) + 1);
     }
     for (const [why, count] of failures) console.log(`failed ×${count}: ${why}`);
+    // What else the supervisor did (a gateway killed as hung under the load explains failures outside
+    // the windows), in seconds after the load began.
+    const loadStart = killedAt[0]! - GAP_MS;
+    for (const e of kernel.events.filter((x) => x.service !== server && x.type !== 'started')) {
+      const at = ((Date.parse(e.time) - loadStart) / 1000).toFixed(1);
+      console.log(`at ${at} s: ${e.service} ${e.type}${e.message ? ` (${e.message})` : ''}`);
+    }
   } finally {
     await kernel.stop();
   }
