@@ -142,7 +142,7 @@ describe('supervisor process, ps and chaos', { timeout: 50_000 }, () => {
     const table = await kstyles('ps', '--id', id);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /SUPERVISOR\s+SERVICE\s+PID\s+SPARE\s+STATE\s+RESTARTS\s+LAST EXIT\s+UPTIME/);
-    assert.match(table.stdout, new RegExp(`${id}\\s+svc\\s+\\d+\\s+up\\s+0`));
+    assert.match(table.stdout, new RegExp(`${id}\\s+svc\\s+\\d+\\s+-\\s+up\\s+0`));
     const discovered = await kstyles('ps', '--json', '--nats', nats.url);
     assert.ok(JSON.parse(discovered.stdout).supervisors.some((e: { id: string }) => e.id === id));
 
