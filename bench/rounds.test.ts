@@ -147,12 +147,15 @@ describe('the warm-up against scripted servers', () => {
 
     const floor = warm.targets.find((t) => t.name === 'floor')!;
     const floorWarmUp = floor.warmUps['4k']!;
+    // A window the generator fell behind in decides nothing of the target (a search step measures it
+    // again, and so does the warm-up): seen once in CI, between the two scripted ones.
+    const decided = floorWarmUp.windows.filter((w) => !(w.generatorBound && w.undecided));
     assert.deepEqual(
-      floorWarmUp.windows.map((w) => w.ok),
+      decided.map((w) => w.ok),
       [false, true],
       JSON.stringify(floorWarmUp.windows),
     );
-    assert.match(floorWarmUp.windows[0]!.reason, /p99 \d+\.\d ms > 50 ms/);
+    assert.match(decided[0]!.reason, /p99 \d+\.\d ms > 50 ms/);
     assert.equal(floorWarmUp.held, true);
     // The warm-up counts in no figure: the floor's rounds are its fast answers.
     assert.ok(floor.latency['4k']!.samples.every((s) => s.value < 80_000));
