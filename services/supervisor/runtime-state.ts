@@ -145,6 +145,22 @@ export function isProcessAlive(pid: number): boolean {
 }
 
 /**
+ * Sends `signal` to the process group led by `pid` (a supervised child runs in its own, so its own
+ * children get it too), else to the process alone; a process already gone is no error.
+ */
+export function signalProcessGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone: its exit event is on its way.
+    }
+  }
+}
+
+/**
  * The states of the supervisors that are running now (files of dead processes are skipped). Throws
  * RuntimeDirUnsafeError rather than list a directory someone else controls.
  */

@@ -26,6 +26,7 @@ import { type HeldSocket, holdSocket, LISTEN_FD, LISTEN_FD_ENV } from './held-so
 import { createSupervisorMetrics, type SupervisorMetrics } from './metrics.ts';
 import { NatsLink } from './nats-link.ts';
 import { findSetpriv, linkedToParent } from './parent-death.ts';
+import { signalProcessGroup } from './runtime-state.ts';
 import {
   type BackoffSpec,
   parseSupervisorSpec,
@@ -118,6 +119,11 @@ const READINESS_POLL_MS = 50;
 
 /** The path beside a supervisor's /metrics that answers 200 once its whole tree has started. */
 export const STARTED_PATH = '/started';
+
+/** Spawned and not yet exited (its exit event may still be on its way). */
+function isRunning(proc: ChildProcess): proc is ChildProcess & { pid: number } {
+  return proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null;
+}
 
 /** The backoff before restart number `consecutive` (0 = first restart, immediate). */
 export function backoffDelayMs(
@@ -607,8 +613,7 @@ export class Supervisor extends EventEmitter {
   #takeSpare(child: Child): ChildProcess | undefined {
     const spare = child.spare;
     child.spare = null;
-    const alive = spare && spare.pid !== undefined && spare.exitCode === null && spare.signalCode === null;
-    return alive ? spare : undefined;
+    return spare && isRunning(spare) ? spare : undefined;
   }
 
   /** A spare that ended before its activation: the next restart spawns, and the next ready starts a new one. */
@@ -627,13 +632,9 @@ export class Supervisor extends EventEmitter {
     child.spareTimer = null;
     const spare = child.spare;
     child.spare = null;
-    if (!spare || spare.pid === undefined || spare.exitCode !== null || spare.signalCode !== null) return;
+    if (!spare || !isRunning(spare)) return;
     const exited = new Promise<void>((resolve) => spare.once('exit', () => resolve()));
-    try {
-      process.kill(-spare.pid, 'SIGKILL');
-    } catch {
-      spare.kill('SIGKILL');
-    }
+    signalProcessGroup(spare.pid, 'SIGKILL');
     await exited;
   }
 
@@ -746,17 +747,7 @@ export class Supervisor extends EventEmitter {
   }
 
   #signal(child: Child, signal: NodeJS.Signals): void {
-    const pid = child.pid;
-    if (pid === null) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      try {
-        process.kill(pid, signal);
-      } catch {
-        // Already gone: its exit event is on its way.
-      }
-    }
+    if (child.pid !== null) signalProcessGroup(child.pid, signal);
   }
 
   #onExit(

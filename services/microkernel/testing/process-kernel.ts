@@ -12,7 +12,12 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
 import { connectNats } from '../../ipc/connect.ts';
 import { SupervisorControlClient } from '../../supervisor/control-client.ts';
-import { isProcessAlive, type RuntimeState, runtimeStateDir } from '../../supervisor/runtime-state.ts';
+import {
+  isProcessAlive,
+  type RuntimeState,
+  runtimeStateDir,
+  signalProcessGroup,
+} from '../../supervisor/runtime-state.ts';
 import { SUPERVISOR_SUBJECTS } from '../../supervisor/subjects.ts';
 import type { SupervisorEvent, SupervisorStatus } from '../../supervisor/supervisor.ts';
 import { ANY_FREE_METRICS_PORTS } from '../composition.ts';
@@ -94,19 +99,7 @@ export async function startProcessKernel(options: ProcessKernelOptions): Promise
     await control?.close().catch(() => {});
     await nc?.close().catch(() => {});
     // Children run in their own process groups: anything the supervisor left behind goes now.
-    for (const pid of seenPids) {
-      if (isProcessAlive(pid)) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // Gone already.
-          }
-        }
-      }
-    }
+    for (const pid of seenPids) if (isProcessAlive(pid)) signalProcessGroup(pid, 'SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
     return result;
   };
