@@ -57,10 +57,14 @@ function target(name: TargetName, n: Numbers): TargetBench {
   };
 }
 
-const nats = (p50: number[]): NatsResult => ({
+const natsRound = (v: number) => ({ count: 1000, p50Us: v, p90Us: v, p99Us: v, p999Us: v });
+
+/** Paced round trips of `pacedP50`; back to back at `backToBackP50` (a fifth of them unless given). */
+const nats = (pacedP50: number[], backToBackP50 = pacedP50.map((v) => v / 5)): NatsResult => ({
   payloadBytes: 1024,
   how: '',
-  figure: figure(p50, (v) => ({ count: 1000, p50Us: v, p90Us: v, p99Us: v, p999Us: v })),
+  backToBack: figure(backToBackP50, natsRound),
+  paced: { ratePerSecond: 100, figure: figure(pacedP50, natsRound) },
 });
 
 const status = (checks: ReturnType<typeof evaluateTargets>, id: string) =>
@@ -136,6 +140,25 @@ describe('evaluateTargets', () => {
     assert.equal(share.status, 'not decided');
     assert.match(share.evidence, /met in 2 of 3 rounds/);
     assert.equal(status(checks, 'microkernel-latency'), 'not decided');
+  });
+
+  it('adds the paced round trips, not the back-to-back ones, to the monolith for the latency target', () => {
+    const fleet = [
+      target('monolith', { p50: [1000, 1000, 1000] }),
+      target('microkernel', { p50: [1900, 1950, 2000] }),
+    ];
+    // 1,000 + 2 × 500 µs paced covers 2,000 µs; 1,000 + 2 × 100 µs back to back would not.
+    const met = evaluateTargets(fleet, nats([500, 500, 500], [100, 100, 100]));
+    assert.equal(status(met, 'microkernel-latency'), 'met');
+    assert.match(
+      met.find((c) => c.id === 'microkernel-latency')!.evidence,
+      /monolith p50 \+ 2 × paced NATS p50 = 2\.00 ms/,
+    );
+    // Paced at 400 µs: 1,800 µs, below every round.
+    assert.equal(
+      status(evaluateTargets(fleet, nats([400, 400, 400], [100, 100, 100])), 'microkernel-latency'),
+      'missed',
+    );
   });
 
   it('says what is missing instead of guessing', () => {

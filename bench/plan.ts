@@ -218,6 +218,14 @@ export function latencyWindowMs(plan: Plan, size: SizeKey): number {
   return Math.max(plan.latency.windowMs, (plan.latency.minRequests / plan.latency.rates[size]) * 1000);
 }
 
+/**
+ * Paced NATS round trips per round: as many as the 4 KiB latency window sends at its rate, so the
+ * round trip and the p50 it is added to are measured at the same pace.
+ */
+export function pacedNatsRoundTrips(plan: Plan): number {
+  return Math.round((plan.latency.windowMs / 1000) * plan.latency.rates['4k']);
+}
+
 /** A doubling climb, then a bisection down to adjacent rates. */
 function firstRoundSteps(plan: Plan): number {
   return COSTS.climbSteps + Math.log2(plan.ladder.perDoubling);
@@ -246,8 +254,9 @@ export const costOf = {
   recovery(plan: Plan, target: TargetName): number {
     return COSTS.startMs[target] + plan.recovery.durationMs + COSTS.runOverheadMs;
   },
+  /** One round of each: back to back, then paced over one latency window. */
   nats(plan: Plan): number {
-    return plan.natsRoundTrips * COSTS.natsRoundTripMs + 100;
+    return plan.natsRoundTrips * COSTS.natsRoundTripMs + plan.latency.windowMs + 200;
   },
   calibrationNoise(plan: Plan): number {
     return plan.calibration.windowMs + COSTS.runOverheadMs;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { spreadOf } from '../cli/kit/spread.ts';
 import { PLANS } from './plan.ts';
 import type { Figure } from './repeats.ts';
-import { benchTables, renderMarkdown, renderTerminal, spreadCell } from './report.ts';
+import { benchTables, natsLine, renderMarkdown, renderTerminal, spreadCell } from './report.ts';
 import type {
   BenchResults,
   Calibration,
@@ -120,6 +120,36 @@ describe('spreadCell', () => {
     assert.equal(spreadCell(spreadOf([2, 2, 2]), String), '2 [all 2]');
     assert.equal(spreadCell(spreadOf([1, 3]), String, 3), '2 [1–3] (2 of 3)');
     assert.equal(spreadCell(null, String), '—');
+  });
+});
+
+describe('natsLine', () => {
+  it('gives both round trips with their spread and says which one the latency target adds', () => {
+    const round = (p50Us: number) => ({
+      count: 150,
+      p50Us,
+      p90Us: p50Us,
+      p99Us: 2 * p50Us,
+      p999Us: 3 * p50Us,
+    });
+    const line = natsLine({
+      ...results([]),
+      nats: {
+        payloadBytes: 1024,
+        how: '',
+        backToBack: figure([200, 250, 210], round),
+        paced: { ratePerSecond: 100, figure: figure([450, 500, 400], round) },
+      },
+    });
+    assert.match(line, /back to back, p50 210µs \[200µs–250µs\]/);
+    assert.match(
+      line,
+      /paced at 100\/s \(the microkernel's latency target adds two of these\), p50 450µs \[400µs–500µs\]/,
+    );
+    assert.equal(
+      natsLine({ ...results([]), nats: { skipped: 'no nats-server' } }),
+      'NATS round trip: not measured (no nats-server)',
+    );
   });
 });
 

@@ -18,6 +18,7 @@ import type { BenchRun } from './run-bench.ts';
 import {
   type BenchResults,
   type Calibration,
+  type NatsRound,
   SIZE_KEYS,
   SIZES,
   type SizeKey,
@@ -450,10 +451,13 @@ export function problemLines(results: BenchResults): string[] {
 export function natsLine(results: BenchResults): string {
   const n = results.nats;
   if ('skipped' in n) return `NATS round trip: not measured (${n.skipped})`;
-  const rounds = n.figure.samples.map((s) => s.detail);
-  const of = (pick: (r: (typeof rounds)[number]) => number) =>
-    spreadCell(spreadOf(rounds.map(pick)), formatMicros, results.method.plan.rounds);
-  return `NATS 1 KiB request/reply round trip: p50 ${of((r) => r.p50Us)}, p99 ${of((r) => r.p99Us)}, p99.9 ${of((r) => r.p999Us)} (${rounds.length} rounds of ${rounds[0]?.count ?? 0} sequential)`;
+  const describe = (label: string, figure: Figure<NatsRound>) => {
+    const rounds = figure.samples.map((s) => s.detail);
+    const of = (pick: (r: NatsRound) => number) =>
+      spreadCell(spreadOf(rounds.map(pick)), formatMicros, results.method.plan.rounds);
+    return `${label}, p50 ${of((r) => r.p50Us)}, p99 ${of((r) => r.p99Us)}, p99.9 ${of((r) => r.p999Us)} (${rounds.length} rounds of ${rounds[0]?.count ?? 0})`;
+  };
+  return `NATS 1 KiB request/reply round trip: ${describe('back to back', n.backToBack)}; ${describe(`paced at ${n.paced.ratePerSecond}/s (the microkernel's latency target adds two of these)`, n.paced.figure)}`;
 }
 
 /** Median cores used by the rest of the machine during the measurements (steps and latency runs). */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
-import { spreadOf } from '../cli/kit/spread.ts';
+import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import { type LoadResults, measureSecurity, rangeFileOf } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
@@ -31,6 +31,7 @@ import {
   PLANS,
   type Plan,
   ProgressClock,
+  pacedNatsRoundTrips,
   stepWindowMs,
   throughputTargets,
   tradeoffs,
@@ -46,7 +47,7 @@ import {
   waitFor200,
   watchOthersCpu,
 } from './procs.ts';
-import { missingBinary, openNatsEcho } from './references.ts';
+import { missingBinary, NATS_PAYLOAD_BYTES, openNatsEcho } from './references.ts';
 import {
   figureOf,
   type Measure,
@@ -414,18 +415,20 @@ const natsPhase: Phase = {
       ctx.nats = { skipped: natsMissing };
       return;
     }
+    const rate = ctx.plan.latency.rates['4k'];
+    const paced = pacedNatsRoundTrips(ctx.plan);
     step(
       ctx,
-      `NATS round trip: ${ctx.plan.rounds} rounds × ${ctx.plan.natsRoundTrips} sequential 1 KiB request/reply`,
+      `NATS round trip: ${ctx.plan.rounds} rounds × (${ctx.plan.natsRoundTrips} back to back, ${paced} paced at ${rate}/s) sequential 1 KiB request/reply`,
     );
     try {
       const echo = await openNatsEcho(ctx.workDir);
       try {
-        const result = await rounds<'nats', NatsRound>(
+        const result = await rounds<NatsPace, NatsRound>(
           ctx,
           'NATS round trip',
           {
-            targets: ['nats'],
+            targets: ['back to back', 'paced'],
             rounds: ctx.plan.rounds,
             tolerance: ctx.plan.tolerance,
             higherIsBetter: false,
@@ -434,19 +437,28 @@ const natsPhase: Phase = {
             maxAttempts: 1,
             rerunBudget: 0,
           },
-          async (_t, _round, { attempt }) => {
-            const batch = await echo.roundTrips(ctx.plan.natsRoundTrips);
-            done(ctx, costOf.nats(ctx.plan), attempt);
+          async (pace, _round, { attempt }) => {
+            const batch =
+              pace === 'paced'
+                ? await echo.roundTrips(paced, rate)
+                : await echo.roundTrips(ctx.plan.natsRoundTrips);
+            if (pace === 'paced') done(ctx, costOf.nats(ctx.plan), attempt);
             return { value: batch.p50Us, detail: batch };
           },
         );
-        const figure = figureOf(result, 'nats');
-        ctx.nats = { payloadBytes: 1024, how: echo.how, figure } satisfies NatsResult;
-        const p50 = figure.spread;
-        if (p50)
-          ctx.progress.info(
-            `NATS 1 KiB round trip p50 ${formatMicros(p50.median)} (${formatMicros(p50.min)}–${formatMicros(p50.max)})`,
-          );
+        ctx.nats = {
+          payloadBytes: NATS_PAYLOAD_BYTES,
+          how: echo.how,
+          backToBack: figureOf(result, 'back to back'),
+          paced: { ratePerSecond: rate, figure: figureOf(result, 'paced') },
+        } satisfies NatsResult;
+        const line = (label: string, spread: Spread | null) =>
+          spread
+            ? `${label} ${formatMicros(spread.median)} (${formatMicros(spread.min)}–${formatMicros(spread.max)})`
+            : `${label} not measured`;
+        ctx.progress.info(
+          `NATS 1 KiB round trip p50: ${line('back to back', ctx.nats.backToBack.spread)}; ${line(`paced at ${rate}/s`, ctx.nats.paced.figure.spread)}`,
+        );
       } finally {
         await echo.close();
       }
@@ -456,6 +468,9 @@ const natsPhase: Phase = {
     }
   },
 };
+
+/** How the NATS phase paces its round trips: its two targets. */
+type NatsPace = 'back to back' | 'paced';
 
 /** The generator against nginx (the floor when nginx is missing): what the instrument can resolve. */
 const calibrationPhase: Phase = {
@@ -1260,7 +1275,7 @@ export function methodText(plan: Plan): string[] {
     "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during each round's latency windows (peak per round); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
     `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers), ${plan.coldStartRounds} rounds; the targets ran before, so tsx's transform cache and the page cache are warm.`,
     `Recovery: ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s, SIGKILL at ${plan.recovery.faultAtMs / 1000}s of the component a driver bug kills: the monolith and unikernel processes (under the supervisor of services/supervisor as restarter), the microkernel's driver server (through its supervisor's control API); failed requests and fault → first success after the first failure, ${plan.rounds} rounds.`,
-    `NATS: ${plan.rounds} rounds of ${plan.natsRoundTrips} sequential 1 KiB request/reply round trips through a real nats-server on loopback.`,
+    `NATS: ${plan.rounds} rounds, interleaved, of ${plan.natsRoundTrips} sequential 1 KiB request/reply round trips back to back and ${pacedNatsRoundTrips(plan)} paced at ${plan.latency.rates['4k']}/s (the 4 KiB common rate, as many as its latency window sends), through a real nats-server on loopback to an echo responder in another process. The microkernel's latency target adds two paced round trips to the monolith's p50: at that rate every hop wakes processes that were idle, and back-to-back round trips, whose processes never sleep, cost about half as much here.`,
   ];
 }
 
