@@ -359,6 +359,41 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
     });
   });
 
+  it("the driver's warm spare opens its bulk connection before it waits, and the activated driver publishes on it", async () => {
+    await withKernel({ args: LENIENT }, async (kernel) => {
+      const monitor = kernel.state.info['natsMonitor'] as string;
+      const bulkCids = async () => {
+        const connz = (await (await fetch(`${monitor}/connz?limit=1024`)).json()) as {
+          connections: Array<{ cid: number; name?: string }>;
+        };
+        return connz.connections.filter((c) => c.name === 'kstyles-driver-bulk').map((c) => c.cid);
+      };
+      // The driver's and its spare's: the spare boots beside the driver at the first start.
+      let before: number[] = [];
+      for (const until = Date.now() + 15_000; before.length < 2 && Date.now() < until; await sleep(100))
+        before = await bulkCids();
+      assert.equal(before.length, 2, `bulk connections while the spare waits: ${JSON.stringify(before)}`);
+      const driverPid = await kernel.pidOf('driver');
+      process.kill(driverPid, 'SIGKILL');
+      await kernel.waitFor(
+        (e) => e.service === 'driver' && e.type === 'ready' && e.restarts === 1,
+        10_000,
+        'driver ready again',
+      );
+      // Read before the next spare boots (1 s after this ready): the dead driver's connection is gone,
+      // and the activated driver opened none, it took the one its spare held.
+      const after = await bulkCids();
+      assert.equal(after.length, 1, `bulk connections after the restart: ${JSON.stringify(after)}`);
+      assert.ok(before.includes(after[0]!), `bulk connection ${after[0]} was opened after the kill`);
+      const results = await openLoopLoad(kernel.url, mixed, { rate: 50, durationMs: 1000 });
+      assert.deepEqual(
+        results.filter((r) => !r.ok),
+        [],
+        summarize(results),
+      );
+    });
+  });
+
   it("the driver's large granted payloads go on a connection of their own, its answers on the other (nats-server's /connz)", async () => {
     await withKernel({ args: LENIENT }, async (kernel) => {
       const results = await openLoopLoad(kernel.url, mixed, { rate: 50, durationMs: 2000 });

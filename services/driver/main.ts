@@ -26,7 +26,11 @@ function crashAtStartIfAsked(env: NodeJS.ProcessEnv): void {
   process.exit(PANIC_EXIT_CODE);
 }
 
+/** The connection the driver publishes file bytes on, apart from its service's replies. */
+const BULK_CONNECTION = 'bulk';
+
 await runServerMain({
+  connections: [BULK_CONNECTION],
   command: {
     name: 'driver',
     summary: 'the storage driver server (kstyles-driver on NATS)',
@@ -65,7 +69,7 @@ await runServerMain({
       chaos,
       maxOpenFiles: intFlag('driver', 'max-open-files', flags['max-open-files'], 1, 100_000),
     });
-    const bulk = await openConnection('bulk');
+    const bulk = await openConnection(BULK_CONNECTION);
     const hosted = await startDriverServer(nc, driver, { registry, bulk });
     const metrics = await serveMetricsFromFlags('driver', registry, flags);
     if (chaos.enabled)
