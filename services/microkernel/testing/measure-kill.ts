@@ -2,11 +2,12 @@
  * Where the time of one SIGKILL goes: a real `kstyles microkernel` under a steady open-loop load of every
  * corpus file, one server killed, and the timeline of what followed (the supervisor's events, the new
  * server's own ready line, the requests that waited):
- *   npx tsx services/microkernel/testing/measure-kill.ts [--server driver|fs] [--rate 200] [--kills 3]
+ *   npx tsx services/microkernel/testing/measure-kill.ts [--server driver|fs|gateway] [--rate 200] [--kills 3]
  *       [--transfer grant|copy]
  * Prints, per kill, milliseconds after the SIGKILL: exit seen by the supervisor, restart started, the new
  * process's ready log line, the supervisor's ready event; and the load's p99 and max over the 10 s
- * after the kill, with how many requests took more than 300 ms; then the failures by cause and the
+ * after the kill, with how many requests took more than 300 ms, and the slowest request sent in each
+ * 200 ms of the first 2 s (by when it was sent: where the wait was); then the failures by cause and the
  * supervisor's events for the other servers. `KSTYLES_SPARES=off` measures cold restarts.
  * services/microkernel/README.md keeps the figures ('Where a driver kill's time goes', 'Warm spares').
  */
@@ -29,7 +30,8 @@ const { values } = parseArgs({
   },
 });
 const server = values.server;
-if (server !== 'driver' && server !== 'fs') throw new Error('--server is driver or fs');
+if (server !== 'driver' && server !== 'fs' && server !== 'gateway')
+  throw new Error('--server is driver, fs or gateway');
 const rate = Number(values.rate);
 const kills = Number(values.kills);
 const WINDOW_MS = 10_000;
@@ -85,6 +87,14 @@ try {
       console.log(
         `${String(k + 1).padStart(4)}  ${after('exited').padStart(6)}  ${after('restarting').padStart(10)}  ${after('started').padStart(7)}  ${String(ownReady === undefined ? '-' : ownReady - at).padStart(9)}  ${after('ready').padStart(9)}  | ${String(p99).padStart(9)}  ${String(ms.at(-1) ?? 0).padStart(4)}  ${String(ms.filter((x) => x > 300).length).padStart(6)}  ${String(window.filter((r) => !r.ok).length).padStart(6)}`,
       );
+    }
+    console.log('slowest request sent in each 200 ms after the kill (ms; first 2 s):');
+    for (const [k, at] of killedAt.entries()) {
+      const slices = Array.from({ length: 10 }, (_, i) => {
+        const sent = results.filter((r) => r.startedAt >= at + i * 200 && r.startedAt < at + (i + 1) * 200);
+        return String(Math.max(0, ...sent.map((r) => r.ms))).padStart(5);
+      });
+      console.log(`${String(k + 1).padStart(4)} ${slices.join(' ')}`);
     }
     const failures = new Map<string, number>();
     for (const r of results.filter((x) => !x.ok)) {
