@@ -198,8 +198,7 @@ export async function runServerMain<F extends Record<string, FlagSpec>>(
     const early = spare ? await connect(nameOf()) : undefined;
     const opened = new Map<string, NatsConnection>();
     if (spare)
-      for (const purpose of main.connections ?? [])
-        opened.set(purpose, await connect(nameOf(purpose)));
+      for (const purpose of main.connections ?? []) opened.set(purpose, await connect(nameOf(purpose)));
     await awaitActivation();
     exitWhenOrphaned();
     await main.prepare?.(flags);
