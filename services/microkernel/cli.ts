@@ -23,6 +23,7 @@ import { freePort, reachableUrl } from '../contract/http-server.ts';
 import { TRANSFER_FLAG, transferFlag } from '../ipc/server-main.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, runtimeNatsOf, writeRuntimeState } from '../supervisor/runtime-state.ts';
+import { DEFAULT_SPARE_NICE } from '../supervisor/spare-priority.ts';
 import type { SupervisorSpec } from '../supervisor/spec.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import { absoluteTracesFileEnv, tracingPlan } from '../telemetry/setup.ts';
@@ -67,6 +68,14 @@ const COMMAND = {
       default: 'on',
       description:
         'keep a warm spare of each server, booted and waiting, which a restart activates instead of starting a process (one more node process per server)',
+    },
+    'spare-nice': {
+      type: 'string',
+      env: 'KSTYLES_SPARE_NICE',
+      value: 'N',
+      default: String(DEFAULT_SPARE_NICE),
+      description:
+        'the nice value (0-19) a spare boots at, so its boot yields the cores to the servers; a restart raises it first (where the supervisor may: CAP_SYS_NICE, else spares boot at normal priority)',
     },
     id: {
       type: 'string',
@@ -183,6 +192,7 @@ async function compositionOptions(
     chaos: flags.chaos,
     transfer: transferFlag(name, flags.transfer),
     spares: onOffFlag(name, 'spares', flags.spares),
+    spareNice: intFlag(name, 'spare-nice', flags['spare-nice'], 0, 19),
     metricsHost: flags['metrics-host'] ?? '127.0.0.1',
     metricsPorts: {
       supervisor: await fixedPort(

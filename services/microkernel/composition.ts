@@ -64,6 +64,8 @@ export type CompositionOptions = {
   transfer?: TransferMode;
   /** A warm spare of each server (supervisor/warm-spare.ts): restarts skip node's boot. Default false. */
   spares?: boolean;
+  /** The nice value the spares boot at (supervisor/spare-priority.ts); default 19. */
+  spareNice?: number;
   /** More environment for the driver, fs and gateway (an absolute KSTYLES_TRACES_FILE). */
   serverEnv?: Record<string, string>;
   /** The servers bundled (server-bundles.ts): run these instead of the sources through tsx. */
@@ -101,6 +103,7 @@ function server(options: CompositionOptions, name: ServerName, role: NatsRole, a
     restart: 'permanent',
     shutdownMs: 5000,
     spare: options.spares ?? false,
+    ...(options.spareNice !== undefined ? { spareNice: options.spareNice } : {}),
   };
 }
 

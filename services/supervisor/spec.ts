@@ -6,6 +6,7 @@
 
 import { isIP } from 'node:net';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
+import { DEFAULT_SPARE_NICE } from './spare-priority.ts';
 
 export const RESTART_TYPES = ['permanent', 'transient', 'temporary'] as const;
 /** OTP semantics: permanent always restarts, transient only after an abnormal exit, temporary never. */
@@ -64,6 +65,11 @@ export type ChildSpec = {
    * before it starts (the microkernel's servers do). Default false.
    */
   spare?: boolean;
+  /**
+   * The nice value (0-19) the spare boots at, raised to the supervisor's own when a restart activates
+   * it, where the supervisor may raise priorities (spare-priority.ts). Default 19.
+   */
+  spareNice?: number;
 };
 
 export type SocketSpec = {
@@ -299,6 +305,9 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
   const spare = raw['spare'] ?? false;
   if (typeof spare !== 'boolean')
     fail(`${field}.spare`, `must be true or false, got ${JSON.stringify(spare)}`);
+  const spareNice = raw['spareNice'] ?? DEFAULT_SPARE_NICE;
+  if (!(Number.isInteger(spareNice) && (spareNice as number) >= 0 && (spareNice as number) <= 19))
+    fail(`${field}.spareNice`, `must be a whole number from 0 to 19, got ${JSON.stringify(spareNice)}`);
   return {
     name: str(raw, 'name', `${field}.name`, { token: true }),
     command: str(raw, 'command', `${field}.command`),
@@ -309,6 +318,7 @@ function parseChild(raw: unknown, field: string, hasNats: boolean): ResolvedChil
     shutdownMs: num(raw, 'shutdownMs', `${field}.shutdownMs`, DEFAULTS.shutdownMs, 0),
     health: parseHealth(raw['health'], `${field}.health`, hasNats),
     spare,
+    spareNice: spareNice as number,
     ...(socket ? { socket } : {}),
     ...(crashAtStartEnv !== undefined ? { crashAtStartEnv: crashAtStartEnv as string } : {}),
   };

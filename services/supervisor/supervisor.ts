@@ -14,7 +14,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
-import { constants as osConstants } from 'node:os';
+import { getPriority, constants as osConstants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -27,6 +27,7 @@ import { createSupervisorMetrics, type SupervisorMetrics } from './metrics.ts';
 import { NatsLink } from './nats-link.ts';
 import { findSetpriv, linkedToParent } from './parent-death.ts';
 import { signalProcessGroup } from './runtime-state.ts';
+import { atNice, DEFAULT_SPARE_NICE, findSpareNice, raisePriority } from './spare-priority.ts';
 import {
   type BackoffSpec,
   parseSupervisorSpec,
@@ -193,6 +194,8 @@ export class Supervisor extends EventEmitter {
   #probes: Record<string, () => Promise<unknown>>;
   /** Links each child to this process so that it dies with it (parent-death.ts); absent off Linux. */
   #setpriv = findSetpriv();
+  /** Boots spares at their spec's nice value (spare-priority.ts); absent where they could not be raised again. */
+  #spareNice = findSpareNice();
   /** The listening sockets held for children with a `socket` (held-socket.ts), by child name. */
   #sockets = new Map<string, HeldSocket>();
 
@@ -509,7 +512,7 @@ export class Supervisor extends EventEmitter {
       spare.stdin?.end(activationLine({ env: incarnation }));
       proc = spare;
     } else {
-      proc = this.#launch(child, { ...this.#baseEnv(child), ...incarnation }, 'ignore');
+      proc = this.#launch(child, { ...this.#baseEnv(child), ...incarnation }, 'incarnation');
       // The first start boots each spare beside its child: the tree starts one child at a time, so a
       // core is free then, while a spare booted after the start competes with the first requests.
       if (!this.#startedAll) this.#startSpare(child);
@@ -535,17 +538,19 @@ export class Supervisor extends EventEmitter {
 
   /**
    * A new process of the child's command in its own process group, its output forwarded and its exit
-   * watched: the child's incarnation, or its spare while it waits (`stdin` 'pipe' for the activation).
+   * watched: the child's incarnation, or its spare (at its low priority, its stdin kept for the
+   * activation line).
    */
-  #launch(child: Child, env: NodeJS.ProcessEnv, stdin: 'ignore' | 'pipe'): ChildProcess {
+  #launch(child: Child, env: NodeJS.ProcessEnv, role: 'incarnation' | 'spare'): ChildProcess {
     const { spec } = child;
     const socket = this.#sockets.get(spec.name);
-    const launch = linkedToParent(spec.command, spec.args, this.#setpriv);
+    const linked = linkedToParent(spec.command, spec.args, this.#setpriv);
+    const launch = role === 'spare' ? atNice(linked, this.#spareNiceOf(child), this.#spareNice) : linked;
     const proc = spawn(launch.command, launch.args, {
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
       env,
       // A held socket lands at index LISTEN_FD (3) of the child's descriptors.
-      stdio: [stdin, 'pipe', 'pipe', ...(socket ? [socket.fd] : [])],
+      stdio: [role === 'spare' ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(socket ? [socket.fd] : [])],
       // Its own process group: signals reach the child's own children too, and a Ctrl-C in the
       // terminal reaches only the supervisor, which then stops the children in order.
       detached: true,
@@ -608,16 +613,33 @@ export class Supervisor extends EventEmitter {
 
   #startSpare(child: Child): void {
     if (!child.spec.spare || child.spare) return;
-    const spare = this.#launch(child, { ...this.#baseEnv(child), [WARM_SPARE_ENV]: '1' }, 'pipe');
+    const spare = this.#launch(child, { ...this.#baseEnv(child), [WARM_SPARE_ENV]: '1' }, 'spare');
     child.spare = spare;
-    this.#log(`${child.spec.name} spare booting pid=${spare.pid ?? '-'}`);
+    const nice = this.#spareNiceOf(child);
+    this.#log(`${child.spec.name} spare booting pid=${spare.pid ?? '-'}${nice ? ` at nice ${nice}` : ''}`);
   }
 
-  /** The child's spare if one is alive (it leaves the spare slot either way). */
+  /** The nice value the child's spare boots at here: its spec's, or 0 where spares cannot be raised again. */
+  #spareNiceOf(child: Child): number {
+    return this.#spareNice ? (child.spec.spareNice ?? DEFAULT_SPARE_NICE) : 0;
+  }
+
+  /**
+   * The child's spare if one is alive, raised to this supervisor's priority (it leaves the spare slot
+   * either way). One that cannot be raised is killed: it would serve at its boot priority.
+   */
   #takeSpare(child: Child): ChildProcess | undefined {
     const spare = child.spare;
     child.spare = null;
-    return spare && isRunning(spare) ? spare : undefined;
+    if (!spare || !isRunning(spare)) return undefined;
+    if (this.#spareNiceOf(child) > 0 && !raisePriority(spare.pid, getPriority())) {
+      this.#log(
+        `${child.spec.name} spare pid=${spare.pid} could not be raised from its boot priority: starting anew`,
+      );
+      signalProcessGroup(spare.pid, 'SIGKILL');
+      return undefined;
+    }
+    return spare;
   }
 
   /** A spare that ended before its activation: the next restart spawns, and the next ready starts a new one. */

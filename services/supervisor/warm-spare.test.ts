@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SUPERVISED_INSTANCE_ENV } from './child-identity.ts';
 import { isProcessAlive } from './runtime-state.ts';
+import { findSpareNice, threadNices } from './spare-priority.ts';
 import { parseSupervisorSpec } from './spec.ts';
 import { Supervisor, type SupervisorEvent } from './supervisor.ts';
 import { freePort } from './testing/nats-server.ts';
@@ -55,6 +56,20 @@ describe('the activation line', () => {
     assert.throws(() => parseActivation('null'), /needs \{"env"/);
   });
 
+  test('the boot priority is a nice value from 0 to 19, 19 unless given', () => {
+    const spec = (spareNice: unknown) => ({
+      id: 'x',
+      children: [{ name: 'a', command: 'node', spare: true, spareNice }],
+    });
+    assert.equal(parseSupervisorSpec(spec(undefined)).children[0]?.spareNice, 19);
+    assert.equal(parseSupervisorSpec(spec(0)).children[0]?.spareNice, 0);
+    for (const bad of [20, -1, 2.5, '10'])
+      assert.throws(
+        () => parseSupervisorSpec(spec(bad)),
+        /children\[0\]\.spareNice must be a whole number from 0 to 19, got/,
+      );
+  });
+
   test('the spec flag is a boolean', () => {
     const spec = (spare: unknown) => ({ id: 'x', children: [{ name: 'a', command: 'node', spare }] });
     assert.equal(parseSupervisorSpec(spec(true)).children[0]?.spare, true);
@@ -97,12 +112,20 @@ describe('a supervised child with a warm spare (real processes)', { timeout: 60_
     assert.notEqual(sparePid, first.pid);
     assert.ok(isProcessAlive(sparePid), 'the spare runs');
     assert.equal(readFileSync(record, 'utf8').split('\n').filter(Boolean).length, 1, 'the spare waits');
+    // Where the supervisor may raise a priority again (CAP_SYS_NICE: root here), the spare boots at
+    // nice 19, every thread; elsewhere at the supervisor's own.
+    const own = os.getPriority();
+    const bootNice = findSpareNice() ? 19 : own;
+    const waiting = threadNices(sparePid);
+    assert.ok(waiting.length > 1, `the spare's threads: ${waiting}`);
+    assert.deepEqual([...new Set(waiting)], [bootNice], `the waiting spare's threads at nice ${bootNice}`);
 
     sup.kill('web', 'SIGKILL');
     const ready = await until('ready again', () =>
       events.find((e) => e.type === 'ready' && e.restarts === 1),
     );
     assert.equal(ready.pid, sparePid, 'the spare became the next incarnation');
+    assert.deepEqual([...new Set(threadNices(sparePid))], [own], 'the activated incarnation runs at nice 0');
     const started = events.find((e) => e.type === 'started' && e.restarts === 1);
     assert.equal(started?.message, 'a warm spare activated');
     const lines = readFileSync(record, 'utf8').split('\n').filter(Boolean);
