@@ -17,7 +17,12 @@ const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'] as const;
 /** The setpriv binary that can link children to this process, or undefined (not Linux, not installed). */
 export function findSetpriv(platform: NodeJS.Platform = process.platform): string | undefined {
   if (platform !== 'linux') return undefined;
-  return SETPRIV_PATHS.find((file) => {
+  return firstExecutable(SETPRIV_PATHS);
+}
+
+/** The first of `paths` this process may execute, or undefined (the launchers children start through). */
+export function firstExecutable(paths: readonly string[]): string | undefined {
+  return paths.find((file) => {
     try {
       accessSync(file, constants.X_OK);
       return true;

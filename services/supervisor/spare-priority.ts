@@ -10,8 +10,9 @@
  * instruction (a renice after the spawn would miss the threads node starts at once). Raising it sets
  * every thread, because on Linux a priority belongs to a thread, not to its process.
  */
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { firstExecutable } from './parent-death.ts';
 
 /** The nice value a spare boots at unless its child spec says otherwise: the lowest priority. */
 export const DEFAULT_SPARE_NICE = 19;
@@ -39,14 +40,7 @@ export function findSpareNice(platform: NodeJS.Platform = process.platform): str
     return undefined;
   }
   if (!mayRaisePriority(status)) return undefined;
-  return NICE_PATHS.find((file) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  return firstExecutable(NICE_PATHS);
 }
 
 /** The command line that runs `command args` at nice `niceness` (unchanged for 0 or without a nice binary). */
