@@ -35,7 +35,9 @@ export async function startScratchLab(
   const lab = await startLab({ data, chaos: true, ports, stdout: quiet, stderr: quiet, traces });
   try {
     await lab.supervisor.whenReady();
-    const server = await startLabConsole(lab, ports.console, data);
+    // Port 0: the console binds a port the kernel picks then. One picked free before the lab started
+    // was taken by the time the console bound it (seen in CI: PORT_IN_USE under concurrent tests).
+    const server = await startLabConsole(lab, 0, data);
     return {
       lab,
       server,
