@@ -123,7 +123,7 @@ function check(
   return { id, issues, statement, status, evidence: `${evidence(rows)}${split}` };
 }
 
-/** The paced NATS round trips' p50, one per round (the batches pair with the rounds by number). */
+/** The paced NATS round trips' p50, one per 4 KiB latency round (measured in it, so paired by number). */
 function natsRounds(nats: NatsResult | null): Rounds {
   return nats ? roundsOf(nats.paced.figure) : null;
 }

@@ -254,9 +254,13 @@ export const costOf = {
   recovery(plan: Plan, target: TargetName): number {
     return COSTS.startMs[target] + plan.recovery.durationMs + COSTS.runOverheadMs;
   },
-  /** One round of each: back to back, then paced over one latency window. */
+  /** One round of back-to-back round trips. */
   nats(plan: Plan): number {
-    return plan.natsRoundTrips * COSTS.natsRoundTripMs + plan.latency.windowMs + 200;
+    return plan.natsRoundTrips * COSTS.natsRoundTripMs + 200;
+  },
+  /** One batch of paced round trips, in a 4 KiB latency round: one latency window. */
+  pacedNats(plan: Plan): number {
+    return plan.latency.windowMs + 200;
   },
   calibrationNoise(plan: Plan): number {
     return plan.calibration.windowMs + COSTS.runOverheadMs;

@@ -144,7 +144,7 @@ describe('natsLine', () => {
     assert.match(line, /back to back, p50 210µs \[200µs–250µs\]/);
     assert.match(
       line,
-      /paced at 100\/s \(the microkernel's latency target adds two of these\), p50 450µs \[400µs–500µs\]/,
+      /paced at 100\/s, next to the microkernel's 4 KiB latency windows \(its latency target adds two of these\), p50 450µs \[400µs–500µs\]/,
     );
     assert.equal(
       natsLine({ ...results([]), nats: { skipped: 'no nats-server' } }),

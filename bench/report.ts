@@ -457,7 +457,7 @@ export function natsLine(results: BenchResults): string {
       spreadCell(spreadOf(rounds.map(pick)), formatMicros, results.method.plan.rounds);
     return `${label}, p50 ${of((r) => r.p50Us)}, p99 ${of((r) => r.p99Us)}, p99.9 ${of((r) => r.p999Us)} (${rounds.length} rounds of ${rounds[0]?.count ?? 0})`;
   };
-  return `NATS 1 KiB request/reply round trip: ${describe('back to back', n.backToBack)}; ${describe(`paced at ${n.paced.ratePerSecond}/s (the microkernel's latency target adds two of these)`, n.paced.figure)}`;
+  return `NATS 1 KiB request/reply round trip: ${describe('back to back', n.backToBack)}; ${describe(`paced at ${n.paced.ratePerSecond}/s, next to the microkernel's 4 KiB latency windows (its latency target adds two of these)`, n.paced.figure)}`;
 }
 
 /** Median cores used by the rest of the machine during the measurements (steps and latency runs). */

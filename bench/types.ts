@@ -120,9 +120,10 @@ export type TargetBench = {
 export type NatsRound = { count: number; p50Us: number; p90Us: number; p99Us: number; p999Us: number };
 
 /**
- * The NATS round trip two ways: back to back (the path warm, the processes busy), and paced at the
- * 4 KiB common rate (each round trip wakes processes that were idle, as the microkernel's hops at that
- * rate do). Issue #17's latency target counts the paced one.
+ * The NATS round trip two ways: back to back (the path warm, the processes busy; the NATS phase), and
+ * paced at the 4 KiB common rate (each round trip wakes processes that were idle, as the microkernel's
+ * hops at that rate do), one batch in each 4 KiB latency round right after the microkernel's window.
+ * Issue #17's latency target counts the paced one.
  */
 export type NatsResult = {
   payloadBytes: number;
