@@ -51,6 +51,8 @@ const EVENTS_SHOWN = 20;
 
 export type ConsoleOptions = {
   port: number;
+  /** The flag that chose `port`, named by the error when it is taken (default `--port`, kstyles console's). */
+  portFlag?: string;
   /** The address to listen on; default 127.0.0.1 (0.0.0.0 in a container). */
   host?: string;
   urls: Record<(typeof CONSOLE_STYLES)[number], string>;
@@ -288,17 +290,27 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       send(status, 'text/plain; charset=utf-8', (err as Error).message);
     }
   });
+  /** What runs besides the HTTP server: stopped on close, and when the server cannot listen. */
+  const release = async () => {
+    clearInterval(pusher);
+    await load.close();
+    await watch.close();
+  };
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'EADDRINUSE'
           ? new PortInUseError(
-              `port ${options.port} (console) is already in use: stop what holds it or choose another with --console-port (or KSTYLES_CONSOLE_PORT)`,
+              `port ${options.port} (console) is already in use: stop what holds it or choose another with ${options.portFlag ?? '--port'} (or KSTYLES_CONSOLE_PORT)`,
             )
           : err,
       ),
     );
     server.listen(options.port, host, () => resolve());
+  }).catch(async (err: unknown) => {
+    // Left running, the push timer and the NATS watch would keep a process that failed alive.
+    await release();
+    throw err;
   });
   const port = (server.address() as { port: number }).port;
   return {
@@ -306,12 +318,10 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     pushed: () => ({ ...pushed }),
     load,
     close: async () => {
-      clearInterval(pusher);
       for (const res of clients) res.end();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await load.close();
-      await watch.close();
+      await release();
     },
   };
 }

@@ -238,7 +238,8 @@ test('a crash loop past the restart intensity: the microkernel supervisor gives 
   );
 });
 
-test('kstyles console beside a running stack: its own NATS user, microkernel faults work, container kills say why not', async (t) => {
+/** `kstyles console` beside the lab, as the console's NATS user; `output()` is what it printed so far. */
+function consoleBeside(port: number | string) {
   const child = spawn(
     process.execPath,
     [
@@ -250,14 +251,13 @@ test('kstyles console beside a running stack: its own NATS user, microkernel fau
       '--nats',
       lab.natsUrl,
       '--port',
-      '0',
+      String(port),
     ],
     {
       env: { ...process.env, [NATS_KEY_ENV.seed('console')]: lab.consoleNats.seed! },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  t.after(() => child.kill('SIGTERM'));
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => {
     output += chunk;
@@ -265,7 +265,35 @@ test('kstyles console beside a running stack: its own NATS user, microkernel fau
   child.stderr.on('data', (chunk: Buffer) => {
     output += chunk;
   });
-  await waitFor('kstyles console to print its URL', async () => /http:\/\/127\.0\.0\.1:\d+\//.test(output));
+  return { child, output: () => output };
+}
+
+test('kstyles console on a port already taken says so and exits, leaving nothing running', async (t) => {
+  const { child, output } = consoleBeside(new URL(server.url).port);
+  t.after(() => child.kill('SIGKILL'));
+  // Its push timer and NATS watch, left running, would keep the failed process alive: it would print and hang.
+  const exited = await Promise.race([
+    new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    ),
+    new Promise<null>((resolve) => setTimeout(() => resolve(null), 30_000).unref()),
+  ]);
+  assert.ok(exited, `kstyles console did not exit after failing; it printed: ${output()}`);
+  assert.equal(exited.signal, null);
+  assert.notEqual(exited.code, 0);
+  assert.match(
+    output(),
+    /port \d+ \(console\) is already in use: stop what holds it or choose another with --port \(or KSTYLES_CONSOLE_PORT\)/,
+  );
+});
+
+test('kstyles console beside a running stack: its own NATS user, microkernel faults work, container kills say why not', async (t) => {
+  const { child, output: printed } = consoleBeside(0);
+  t.after(() => child.kill('SIGTERM'));
+  await waitFor('kstyles console to print its URL', async () =>
+    /http:\/\/127\.0\.0\.1:\d+\//.test(printed()),
+  );
+  const output = printed();
   const url = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)![1]!;
   assert.match(output, /container kills off: compose does not mount the Docker socket/);
   const other = await browser.newPage();

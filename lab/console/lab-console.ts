@@ -12,6 +12,7 @@ const MICROKERNEL_SUPERVISOR_ID = 'microkernel';
 export function startLabConsole(lab: Lab, port: number, corpusDir: string): Promise<ConsoleServer> {
   return startConsole({
     port,
+    portFlag: '--console-port',
     urls: lab.urls,
     corpusDir,
     nats: lab.consoleNats,
