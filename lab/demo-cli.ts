@@ -3,6 +3,7 @@
  * three styles with a fault for each, and the report. The load runs as `kstyles load`, a separate
  * process: the demo reaches the styles only as a client would.
  */
+
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -10,13 +11,13 @@ import path from 'node:path';
 import { parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
+import { PortInUseError } from '../services/contract/errors.ts';
 import { transferFlag } from '../services/ipc/server-main.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, type Lab, startLab } from './lab.ts';
-import { PortInUseError } from './port-in-use.ts';
 import { LAB_FLAGS, labPorts } from './up-cli.ts';
 
 const spec = {

@@ -4,10 +4,11 @@
  * microkernel and the unikernel as its children: for the monolith and the unikernel it plays the part of
  * a compose restart policy; the microkernel brings its own supervisor, a supervision tree as in OTP.
  */
+
 import { rmSync } from 'node:fs';
-import net from 'node:net';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
+import { assertPortFree } from '../services/contract/http-server.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../services/ipc/headers.ts';
 import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
 import {
@@ -26,7 +27,6 @@ import {
 import type { ChildSpec, SupervisorSpec } from '../services/supervisor/spec.ts';
 import { STARTED_PATH, Supervisor } from '../services/supervisor/supervisor.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
-import { PortInUseError } from './port-in-use.ts';
 import { type LabTraces, tracesEnv } from './traces.ts';
 
 /** The lab's ports: the same as the compose stack's (docs/architecture.md, 'The styles'). */
@@ -72,22 +72,6 @@ export type Lab = {
   stop(): Promise<void>;
 };
 
-async function assertPortFree(port: number, label: string, flag: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new PortInUseError(
-              `port ${port} (${label}) is already in use: stop what holds it (another 'kstyles up'? see 'kstyles ps') or choose another with ${flag}`,
-            )
-          : err,
-      );
-    });
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
-  });
-}
-
 const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
   monolith: '--monolith-port',
   microkernel: '--microkernel-port',
@@ -104,7 +88,10 @@ const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
 /** Phase 1: every port the lab needs is free, and a nats-server exists. */
 async function checkPrerequisites(ports: LabPorts): Promise<string> {
   for (const [name, port] of Object.entries(ports) as Array<[keyof LabPorts, number]>) {
-    await assertPortFree(port, name, FLAG_OF_PORT[name]);
+    await assertPortFree(port, name, {
+      flag: FLAG_OF_PORT[name],
+      holder: "another 'kstyles up'? see 'kstyles ps'",
+    });
   }
   const natsBinary = findNatsServer();
   if (!natsBinary) throw new Error(`nats-server not found: ${NATS_INSTALL_HINT}`);

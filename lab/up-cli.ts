@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
+import { PortInUseError } from '../services/contract/errors.ts';
 import { TRANSFER_FLAG, transferFlag } from '../services/ipc/server-main.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, LAB_PORTS, type LabPorts, startLab } from './lab.ts';
-import { PortInUseError } from './port-in-use.ts';
 import { DEFAULT_TRACES_DIR, DEFAULT_TRACES_RATIO, type LabTraces } from './traces.ts';
 
 const portFlags = {

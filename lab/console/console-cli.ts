@@ -3,14 +3,15 @@
  * three styles by HTTP, the supervisors' control API and events by NATS as the console's own NATS user,
  * container faults through the Docker engine when its socket is given and answers.
  */
+
 import { parseCommand, UsageError } from '../../cli/args.ts';
 import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_NATS_URL, STYLES } from '../../cli/kit/defaults.ts';
 import { dataFlagSpec, hostFlagSpec } from '../../cli/kit/flags.ts';
 import { parseTargets } from '../../load/cli.ts';
 import { DockerFaultDriver } from '../../load/fault-drivers.ts';
+import { PortInUseError } from '../../services/contract/errors.ts';
 import { NATS_KEY_ENV } from '../../services/microkernel/nats-config.ts';
-import { PortInUseError } from '../port-in-use.ts';
 import { CONSOLE_DEFAULT_PORT, startConsole } from './console-server.ts';
 import { deploymentFaultMenu } from './fault-menu.ts';
 

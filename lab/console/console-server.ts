@@ -4,6 +4,7 @@
  * generator's fault drivers. Updates are pushed once a second over Server-Sent Events; every asset is
  * served from here (uPlot bundled by esbuild when the console starts).
  */
+
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -12,10 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { UsageError } from '../../cli/args.ts';
+import { PortInUseError } from '../../services/contract/errors.ts';
 import { reachableUrl } from '../../services/contract/http-server.ts';
 import type { ControlClientOptions } from '../../services/supervisor/control-client.ts';
 import { MAX_CRASH_STARTS } from '../../services/supervisor/subjects.ts';
-import { PortInUseError } from '../port-in-use.ts';
 import {
   type FaultMenu,
   LAB_FAULT_MENU,

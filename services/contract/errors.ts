@@ -209,7 +209,7 @@ export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meanin
   SCENARIO_INVALID: { exitCode: 1, meaning: 'a load scenario file that cannot be used' },
   THRESHOLD_INVALID: { exitCode: 1, meaning: 'a load threshold that cannot be read' },
   MIX_INVALID: { exitCode: 1, meaning: 'a request mix that cannot be built from the corpus' },
-  PORT_IN_USE: { exitCode: 1, meaning: 'a port the lab needs is taken' },
+  PORT_IN_USE: { exitCode: 1, meaning: 'a port the lab, its console or a server needs is taken' },
   NATS_UNREACHABLE: { exitCode: 1, meaning: 'the NATS server could not be reached in time' },
   SUPERVISOR_UNAVAILABLE: { exitCode: 1, meaning: 'no supervisor with that id answered on this NATS' },
   TARGET_SKIPPED: { exitCode: 1, meaning: 'a benchmark target that cannot be measured on this machine' },
@@ -260,6 +260,12 @@ export abstract class ProcessError extends Error {
   get exitCode(): number {
     return PROCESS_ERRORS[this.code].exitCode;
   }
+}
+
+/** A port the lab, its console or a server needs is taken: names it and what to do. */
+export class PortInUseError extends ProcessError {
+  override readonly name = 'PortInUseError';
+  readonly code = ProcessErrorCode.PORT_IN_USE;
 }
 
 export function isErrorCode(value: unknown): value is ErrorCode {

@@ -2,6 +2,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { type AddressInfo, createServer, isIPv6 } from 'node:net';
+import { PortInUseError } from './errors.ts';
 
 /** A free loopback port: the OS picks one and it is released at once (for children told where to listen). */
 /** Ports freePort has handed out in this process: the kernel may offer a just-closed port again. */
@@ -20,6 +21,31 @@ export async function freePort(): Promise<number> {
       return port;
     }
   }
+}
+
+/**
+ * Fails with a PortInUseError naming `label`, the flag that sets the port and who may hold it, unless
+ * `port` can be bound on `host` now: checked before a start that would otherwise fail halfway, in a
+ * child (whose supervisor would restart it into the same wall) or after other ports were taken.
+ */
+export async function assertPortFree(
+  port: number,
+  label: string,
+  options: { flag: string; holder: string; host?: string | undefined },
+): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new PortInUseError(
+              `port ${port} (${label}) is already in use: stop what holds it (${options.holder}) or choose another with ${options.flag}`,
+            )
+          : err,
+      );
+    });
+    server.listen(port, options.host ?? '127.0.0.1', () => server.close(() => resolve()));
+  });
 }
 
 /**

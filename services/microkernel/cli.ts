@@ -18,8 +18,9 @@ import {
   metricsPortFlagSpec,
   portFlagSpec,
 } from '../../cli/kit/flags.ts';
+import { PortInUseError } from '../contract/errors.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
-import { freePort, reachableUrl } from '../contract/http-server.ts';
+import { assertPortFree, freePort, reachableUrl } from '../contract/http-server.ts';
 import { TRANSFER_FLAG, transferFlag } from '../ipc/server-main.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, runtimeNatsOf, writeRuntimeState } from '../supervisor/runtime-state.ts';
@@ -211,6 +212,33 @@ async function compositionOptions(
   };
 }
 
+const PORT_HOLDER = "another 'kstyles microkernel'? see 'kstyles ps'";
+
+/**
+ * The ports this run was given are free now, each named with its flag. Found taken by a server instead,
+ * a metrics port would be a restart loop until the supervisor gave up, naming no flag of this command.
+ */
+async function assertPortsFree(
+  name: string,
+  options: Omit<CompositionOptions, 'natsUrl'>,
+  natsPort?: number,
+) {
+  const ports: Array<readonly [port: number, label: string, flag: string, host: string | undefined]> = [
+    [options.httpPort, 'gateway', '--port', options.httpHost],
+    [options.metricsPorts.supervisor, 'supervisor metrics', '--supervisor-metrics-port', options.metricsHost],
+    [options.metricsPorts.fs, 'file server metrics', '--fs-metrics-port', options.metricsHost],
+    [options.metricsPorts.driver, 'driver metrics', '--driver-metrics-port', options.metricsHost],
+    ...(natsPort === undefined ? [] : [[natsPort, 'nats', '--nats-port', '127.0.0.1'] as const]),
+  ];
+  try {
+    for (const [port, label, flag, host] of ports)
+      await assertPortFree(port, label, { flag, holder: PORT_HOLDER, host });
+  } catch (err) {
+    if (err instanceof PortInUseError) throw new UsageError(`kstyles ${name}: ${err.message}`);
+    throw err;
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(COMMAND, argv);
   if (!parsed) return 0;
@@ -236,12 +264,14 @@ export async function run(argv: string[]): Promise<number> {
   let tempDir: string | undefined;
   let composition: CompositionOptions;
   if (flags.nats) {
+    await assertPortsFree(name, options);
     composition = { ...options, natsUrl: flags.nats, credentials: takeCredentialsFromEnv(process.env) };
   } else {
     const binary = findNatsServer();
     if (!binary) throw new UsageError(`kstyles ${name}: nats-server not found: ${NATS_INSTALL_HINT}.`);
     const users = generateKeyPairs();
     const port = await fixedPort(intFlag(name, 'nats-port', flags['nats-port'], 0, 65535));
+    await assertPortsFree(name, options, port);
     const monitorPort = await freePort();
     const written = writeRunNatsConfig({
       host: '127.0.0.1',
