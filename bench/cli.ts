@@ -1,5 +1,6 @@
 /** `kstyles bench [--quick] [--json] [--out DIR] [--only LIST]`: the side-by-side benchmark. */
 import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
+import { outputDirectory } from '../cli/kit/output-dir.ts';
 import { killAllNow, stopAll } from './procs.ts';
 import { profileTarget } from './profile.ts';
 import { renderTerminal, writeBenchReports } from './report.ts';
@@ -131,6 +132,7 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   const only = parseOnly(flags.only);
+  const out = outputDirectory('bench', '--out', flags.out!);
   const log = flags.json ? process.stderr : process.stdout;
   const progress = createProgress(log);
   const controller = new AbortController();
@@ -155,7 +157,7 @@ export async function run(argv: string[]): Promise<number> {
       signal: controller.signal,
       ...(only ? { only } : {}),
     });
-    const files = await writeBenchReports(bench, flags.out!);
+    const files = await writeBenchReports(bench, out);
     if (flags.json) process.stdout.write(`${JSON.stringify(bench.results, null, 2)}\n`);
     else process.stdout.write(renderTerminal(bench.results));
     log.write(`wrote ${files.join(', ')} and the load reports of the runs\n`);

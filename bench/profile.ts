@@ -6,6 +6,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { makeDirectory } from '../cli/kit/make-directory.ts';
 import { REPO_ROOT } from '../cli/kit/repo.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
@@ -188,7 +189,7 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
         "No profile was written: the target's processes did not exit on SIGTERM (a SIGKILL writes nothing).",
       );
     const text = `${out.join('\n')}\n`;
-    await mkdir(options.outDir, { recursive: true });
+    makeDirectory(options.outDir);
     await writeFile(path.join(options.outDir, `profile-${options.target}.md`), text);
     return text;
   } finally {

@@ -5,8 +5,9 @@
  * Charts come from the load generator's SVG helpers, and the latency and recovery runs get the load
  * generator's own reports.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirectory } from '../cli/kit/make-directory.ts';
 import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import { type LoadResults, securityLines, writeReports } from '../load/index.ts';
 import { targetColor } from '../load/report-html.ts';
@@ -701,7 +702,7 @@ export function combineRuns(runs: LoadResults[]): LoadResults | null {
 
 /** Writes results.json, report.md, report.html, and the load generator's reports of the runs. */
 export async function writeBenchReports(run: BenchRun, outDir: string): Promise<string[]> {
-  await mkdir(outDir, { recursive: true });
+  makeDirectory(outDir);
   const results = run.results;
   for (const size of SIZE_KEYS) {
     const combined = combineRuns(run.loadRuns.latency[size] ?? []);

@@ -5,11 +5,12 @@
  */
 
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
+import { outputDirectory } from '../cli/kit/output-dir.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { PortInUseError } from '../services/contract/errors.ts';
 import { transferFlag } from '../services/ipc/server-main.ts';
@@ -109,9 +110,8 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`kstyles demo: --rate must be between 1 and 5000, got '${flags.rate}'`);
   const ports = labPorts('demo', flags);
   const transfer = transferFlag('demo', flags.transfer);
-  const out = path.resolve(flags.out!);
+  const out = outputDirectory('demo', '--out', flags.out!);
   const data = path.resolve(flags.data ?? DEFAULT_DATA_DIR);
-  mkdirSync(out, { recursive: true });
   const step = (n: number, text: string) => process.stdout.write(`\n[${n}/5] ${text}\n`);
 
   step(1, 'corpus');

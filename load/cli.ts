@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { intFlag, type ParsedFlags, parseCommand, UsageError } from '../cli/args.ts';
+import { outputDirectory } from '../cli/kit/output-dir.ts';
 import { ManifestError } from '../services/corpus/corpus.ts';
 import { VERIFY_MODES, type VerifyMode } from './body-verifier.ts';
 // The library (index.ts) does the work; this module only reads flags and prints.
@@ -324,12 +325,13 @@ export async function run(argv: string[], stdout: Output = process.stdout): Prom
   if (!parsed) return 0;
   const { flags } = parsed;
   const { options, thresholds, scenario } = await planFromFlags(flags);
+  const out = flags.out === undefined ? undefined : outputDirectory('load', '--out', flags.out);
   const results = await runWithLiveView(options, scenario?.faults.length, stdout);
   results.thresholds = evaluateThresholds(results, thresholds);
   const color = !!stdout.isTTY && !process.env.NO_COLOR;
   stdout.write(`\n${formatSummary(results, color)}`);
-  if (flags.out) {
-    const files = await writeReports(results, flags.out);
+  if (out) {
+    const files = await writeReports(results, out);
     stdout.write(`\nwrote ${files.json}, ${files.markdown}, ${files.html}\n`);
   }
   const checklist = formatChecklist(results, color);

@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirectory } from '../cli/kit/make-directory.ts';
 import { renderHtml } from './report-html.ts';
 import { renderMarkdown } from './report-md.ts';
 import type { LoadResults } from './types.ts';
@@ -8,7 +9,7 @@ export type WrittenReports = { json: string; markdown: string; html: string };
 
 /** Writes DIR/results.json, DIR/report.md and the self-contained DIR/report.html. */
 export async function writeReports(results: LoadResults, dir: string): Promise<WrittenReports> {
-  await mkdir(dir, { recursive: true });
+  makeDirectory(dir);
   const files = {
     json: path.join(dir, 'results.json'),
     markdown: path.join(dir, 'report.md'),

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { makeDirectory } from '../../cli/kit/make-directory.ts';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
 export type ManifestFile = { path: string; size: number; sha256: string; poison?: true };
@@ -124,7 +125,7 @@ export async function generateCorpus(
   const count = options.count ?? CORPUS_DEFAULTS.count;
   const plan = planCorpus(seed, count);
   await refuseForeignDirectory(dir);
-  await mkdir(dir, { recursive: true });
+  makeDirectory(dir);
   const files: ManifestFile[] = [];
   let totalBytes = 0;
   for (const [index, { path, size }] of plan.entries()) {

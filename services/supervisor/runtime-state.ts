@@ -1,6 +1,7 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { makeDirectory } from '../../cli/kit/make-directory.ts';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 import type { NatsSpec } from './spec.ts';
 
@@ -85,7 +86,7 @@ export function checkRuntimeStateDir(dir: string): boolean {
 
 /** Creates `dir` with mode 0700 if it is absent, then checks it (a directory found there must pass too). */
 export function ensureRuntimeStateDir(dir: string): void {
-  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+  makeDirectory(path.dirname(dir), 0o700);
   try {
     mkdirSync(dir, { mode: 0o700 });
   } catch (err) {

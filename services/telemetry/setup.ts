@@ -4,8 +4,8 @@
  * dynamic import) and registers it. With no exporter configured nothing of the SDK is loaded and the
  * spans of spans.ts cost one boolean test each (services/telemetry/README.md).
  */
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirectory } from '../../cli/kit/make-directory.ts';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 
 /** The environment variables tracing reads: OpenTelemetry's standard ones, and the project's file exporter. */
@@ -171,7 +171,7 @@ export async function startTracing(
   if (plan.file) {
     const dir = path.dirname(plan.file.path);
     try {
-      await mkdir(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (err) {
       throw new TracingConfigError(
         `${TRACING_ENV.file}=${plan.file.path}: cannot create ${dir} (${(err as NodeJS.ErrnoException).code ?? err}); choose a writable place`,
