@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { UsageError } from '../cli/args.ts';
+import { freePort } from '../services/contract/http-server.ts';
 import { run } from './cli.ts';
 import { makeCorpus, serveFile, startServer, type TestCorpus, type TestServer } from './test-fixtures.ts';
 
@@ -67,6 +68,18 @@ describe('kstyles load', () => {
     assert.equal(results.warmup.sent, 10, 'the warm-up: 200 ms at 50 req/s');
     assert.equal(results.generator.senders.threads, 1);
     assert.ok(output.includes(`\n  ${results.generator.senders.reason}; warm-up 0.2s`), output);
+  });
+
+  test('a target that refuses every connection is named in words, with what to check', async () => {
+    const closed = await freePort();
+    const { output } = await runQuiet([...base(), '--target', `gone=http://127.0.0.1:${closed}`]);
+    assert.match(
+      output,
+      new RegExp(
+        `gone answered none of its 50 requests: every one refused the connection\\. Is it running at http://127\\.0\\.0\\.1:${closed}\\? Start the lab with 'kstyles up', or check --target\\.`,
+      ),
+    );
+    assert.doesNotMatch(output, /mono answered none/, 'a target that answered gets no such line');
   });
 
   test('--verify sha256 is reported in results.json', async () => {

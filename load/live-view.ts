@@ -81,6 +81,18 @@ export function createLiveView(
   };
 }
 
+/**
+ * A target that answered nothing, every request refused or timed out: most likely not running, or not
+ * at that URL. Said in words, as a row of zeros under a table is easy to read past.
+ */
+export function unreachableNote(t: LoadResults['targets'][number]): string | null {
+  const o = t.outcomes;
+  if (t.sent === 0 || o.ok > 0 || o['4xx'] + o['5xx'] + o.reset + o.data_loss > 0) return null;
+  const how =
+    o.timeout === 0 ? 'refused the connection' : o.refused === 0 ? 'timed out' : 'was refused or timed out';
+  return `${t.name} answered none of its ${formatCount(t.sent)} requests: every one ${how}. Is it running at ${t.url}? Start the lab with 'kstyles up', or check --target.`;
+}
+
 /** The end-of-run table for the terminal. */
 export function formatSummary(results: LoadResults, color: boolean): string {
   const c = ansi(color);
@@ -131,6 +143,10 @@ export function formatSummary(results: LoadResults, color: boolean): string {
     const line = fmt(rows[i]!);
     lines.push(t.outcomes.data_loss > 0 ? c.boldRed(`${line}   ← DATA LOSS`) : line);
   });
+  for (const t of results.targets) {
+    const note = unreachableNote(t);
+    if (note) lines.push(c.red(note));
+  }
   // One line when every target was checked the same way (the usual case), else one per target.
   const methods = new Set(results.targets.flatMap((t) => (t.verification ? [t.verification.method] : [])));
   if (methods.size === 1) lines.push(c.dim(`bodies: ${[...methods][0]}`));
