@@ -68,51 +68,58 @@ function seedBytes(seed: string, name: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * The first connection is tried here, again every reconnectTimeWaitMs until the bound, rather than by the
+ * client's waitOnFirstConnect: a client waiting for its first connection cannot be stopped, so a command
+ * that gave up on a dead NATS (kstyles ps, chaos) would print its error and never exit.
+ */
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
   const bound = options.firstConnectTimeoutMs ?? NATS_CLIENT_DEFAULTS.firstConnectTimeoutMs;
-  const pending = connect({
-    servers: options.servers,
-    name: options.name,
-    ...(options.user !== undefined ? { user: options.user } : {}),
-    ...(options.pass !== undefined ? { pass: options.pass } : {}),
-    ...(options.seed !== undefined
-      ? { authenticator: nkeyAuthenticator(seedBytes(options.seed, options.name)) }
-      : {}),
-    ...(options.inboxPrefix !== undefined ? { inboxPrefix: options.inboxPrefix } : {}),
-    maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
-    reconnectTimeWait: options.reconnectTimeWaitMs ?? NATS_CLIENT_DEFAULTS.reconnectTimeWaitMs,
-    timeout: options.connectTimeoutMs ?? NATS_CLIENT_DEFAULTS.connectTimeoutMs,
-    pingInterval: NATS_CLIENT_DEFAULTS.pingIntervalMs,
-    maxPingOut: NATS_CLIENT_DEFAULTS.maxPingOut,
-    // Otherwise every request builds two Errors up front (for a stack trace of a timeout that almost
-    // never happens); failures are classified by type (ipc.ts), never by their stack.
-    noAsyncTraces: true,
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<never>((_, reject) => {
-    if (bound === Number.POSITIVE_INFINITY) return;
-    timer = setTimeout(() => {
-      // A connection that arrives after all would keep the process alive: close it.
-      pending.then((nc) => nc.close()).catch(() => {});
-      reject(
-        new NatsUnreachableError(
-          `${options.name}: cannot reach NATS at ${[options.servers].flat().join(', ')} within ${bound} ms: ` +
+  const waitMs = options.reconnectTimeWaitMs ?? NATS_CLIENT_DEFAULTS.reconnectTimeWaitMs;
+  const servers = [options.servers].flat().join(', ');
+  const authenticator =
+    options.seed !== undefined ? nkeyAuthenticator(seedBytes(options.seed, options.name)) : undefined;
+  const deadline = performance.now() + bound;
+  for (;;) {
+    const left = deadline - performance.now();
+    try {
+      return await connect({
+        servers: options.servers,
+        name: options.name,
+        ...(options.user !== undefined ? { user: options.user } : {}),
+        ...(options.pass !== undefined ? { pass: options.pass } : {}),
+        ...(authenticator ? { authenticator } : {}),
+        ...(options.inboxPrefix !== undefined ? { inboxPrefix: options.inboxPrefix } : {}),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: waitMs,
+        timeout: Math.max(1, Math.min(options.connectTimeoutMs ?? NATS_CLIENT_DEFAULTS.connectTimeoutMs, left)),
+        pingInterval: NATS_CLIENT_DEFAULTS.pingIntervalMs,
+        maxPingOut: NATS_CLIENT_DEFAULTS.maxPingOut,
+        // Otherwise every request builds two Errors up front (for a stack trace of a timeout that almost
+        // never happens); failures are classified by type (ipc.ts), never by their stack.
+        noAsyncTraces: true,
+      });
+    } catch (err) {
+      // Credentials the server refuses will not get better by waiting.
+      if (isAuthorizationError(err)) {
+        throw new NatsUnreachableError(
+          `${options.name}: NATS at ${servers} refused the connection: ${(err as Error).message}`,
+        );
+      }
+      if (performance.now() + waitMs >= deadline) {
+        throw new NatsUnreachableError(
+          `${options.name}: cannot reach NATS at ${servers} within ${bound} ms: ` +
             'start nats-server (or pass the right --nats URL / NATS_URL) and check the credentials',
-        ),
-      );
-    }, bound);
-  });
-  try {
-    return await Promise.race([pending, gaveUp]);
-  } catch (err) {
-    if (err instanceof NatsUnreachableError) throw err;
-    throw new NatsUnreachableError(
-      `${options.name}: NATS at ${[options.servers].flat().join(', ')} refused the connection: ${
-        err instanceof Error ? err.message : String(err)
-      }`,
-    );
-  } finally {
-    clearTimeout(timer);
+        );
+      }
+      await sleep(waitMs);
+    }
   }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function isAuthorizationError(err: unknown): boolean {
+  const text = `${(err as { name?: string }).name ?? ''} ${(err as Error).message ?? ''}`;
+  return /authoriz|authenticat|permission/i.test(text);
 }
