@@ -144,6 +144,22 @@ describe('kstyles load', () => {
     );
   });
 
+  test('usage error for a fault scheduled at or after the end of the run, which would never fire', async () => {
+    const file = path.join(dir, 'late.yaml');
+    await writeFile(
+      file,
+      'faults:\n  - { at: 0.5s, target: mono, fault: poison }\n  - { at: 1s, target: mono, fault: poison }\n',
+    );
+    await assert.rejects(
+      runQuiet([...base(), '--scenario', file]),
+      (err: unknown) =>
+        err instanceof UsageError &&
+        /late\.yaml:3: poison of mono at 1s would never fire: the run ends at 1s \(--duration\); lengthen the run or move the fault/.test(
+          err.message,
+        ),
+    );
+  });
+
   test('usage error without a target or with a missing corpus', async () => {
     await assert.rejects(runQuiet(['--rate', '5']), /--target NAME=URL is required/);
     await assert.rejects(

@@ -26,7 +26,7 @@ import {
   writeReports,
 } from './index.ts';
 import { MixError } from './request-mix.ts';
-import { checkScenarioTargets, SCENARIO_EXAMPLE } from './scenario.ts';
+import { checkScenarioFitsRun, checkScenarioTargets, SCENARIO_EXAMPLE } from './scenario.ts';
 import { chooseSenderThreads, SENDER_THREAD_RATE } from './sender-pool.ts';
 import { checkThresholdTargets } from './thresholds.ts';
 import { parseDurationMs } from './units.ts';
@@ -237,6 +237,7 @@ async function planFromFlags(flags: LoadFlags) {
     if (flags.scenario) {
       scenario = await loadScenario(flags.scenario);
       checkScenarioTargets(scenario, names);
+      checkScenarioFitsRun(scenario, durationMs);
     }
   } catch (err) {
     if (err instanceof ThresholdError || err instanceof ScenarioError)

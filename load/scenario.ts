@@ -173,3 +173,16 @@ export function checkScenarioTargets(scenario: Scenario, targetNames: string[]):
     }
   }
 }
+
+/** Checks that every fault fires inside the run: one scheduled at or after its end would never fire. */
+export function checkScenarioFitsRun(scenario: Scenario, durationMs: number): void {
+  for (const fault of scenario.faults) {
+    if (fault.atMs >= durationMs) {
+      throw new ScenarioError(
+        `${fault.source ?? 'scenario'}: ${fault.kind} of ${fault.target} at ${formatSeconds(fault.atMs)} would never fire: the run ends at ${formatSeconds(durationMs)} (--duration); lengthen the run or move the fault`,
+      );
+    }
+  }
+}
+
+const formatSeconds = (ms: number) => `${Number((ms / 1000).toFixed(3))}s`;
