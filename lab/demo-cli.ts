@@ -14,6 +14,7 @@ import { outputDirectory } from '../cli/kit/output-dir.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { PortInUseError } from '../services/contract/errors.ts';
 import { transferFlag } from '../services/ipc/server-main.ts';
+import { NatsServerMissingError } from '../services/microkernel/composition.ts';
 import { chooseLaunch } from '../unikernel/runtime/cli.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { startLabConsole } from './console/lab-console.ts';
@@ -144,7 +145,8 @@ export async function run(argv: string[]): Promise<number> {
   try {
     lab = await startLab({ data, chaos: true, transfer, ports, stdout: log, stderr: log });
   } catch (err) {
-    if (err instanceof PortInUseError) throw new UsageError(`kstyles demo: ${err.message}`);
+    if (err instanceof PortInUseError || err instanceof NatsServerMissingError)
+      throw new UsageError(`kstyles demo: ${err.message}`);
     throw err;
   }
   let stopConsole = async () => {};

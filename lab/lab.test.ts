@@ -56,6 +56,20 @@ describe('kstyles up --transfer', () => {
     }
   });
 
+  it('says how to get nats-server when there is none (up, demo, microkernel), with exit 2 and no stack', async () => {
+    const data = (await testCorpus()).dir;
+    for (const args of [['up'], ['demo'], ['microkernel', '--port', '0']]) {
+      const run = await kstyles([...args, '--data', data], { NATS_SERVER_BIN: '/nonexistent/nats-server' });
+      assert.equal(run.code, 2, `${args[0]}: ${run.stderr}`);
+      assert.match(
+        run.stderr,
+        new RegExp(`^kstyles ${args[0]}: nats-server not found: install it with`, 'm'),
+      );
+      assert.match(run.stderr, /or point NATS_SERVER_BIN at the binary/);
+      assert.doesNotMatch(run.stderr, /at .*\.ts:\d+/, 'a message, not a stack trace');
+    }
+  });
+
   it("reaches the microkernel's file server: the lab runs the transfer it was given", async () => {
     const corpus = await testCorpus();
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-lab-transfer-'));

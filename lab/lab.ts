@@ -10,7 +10,11 @@ import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { assertPortFree } from '../services/contract/http-server.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../services/ipc/headers.ts';
-import { findNatsServer, NATS_INSTALL_HINT } from '../services/microkernel/composition.ts';
+import {
+  findNatsServer,
+  NATS_INSTALL_HINT,
+  NatsServerMissingError,
+} from '../services/microkernel/composition.ts';
 import {
   generateKeyPairs,
   MICROKERNEL_ROLES,
@@ -85,16 +89,17 @@ const FLAG_OF_PORT: Record<keyof LabPorts, string> = {
   driverMetrics: '--driver-metrics-port',
 };
 
-/** Phase 1: every port the lab needs is free, and a nats-server exists. */
+/** Phase 1: a nats-server exists, and every port the lab needs is free. */
 async function checkPrerequisites(ports: LabPorts): Promise<string> {
+  // The binary first: a missing one is not fixed by freeing a port.
+  const natsBinary = findNatsServer();
+  if (!natsBinary) throw new NatsServerMissingError(`nats-server not found: ${NATS_INSTALL_HINT}`);
   for (const [name, port] of Object.entries(ports) as Array<[keyof LabPorts, number]>) {
     await assertPortFree(port, name, {
       flag: FLAG_OF_PORT[name],
       holder: "another 'kstyles up'? see 'kstyles ps'",
     });
   }
-  const natsBinary = findNatsServer();
-  if (!natsBinary) throw new Error(`nats-server not found: ${NATS_INSTALL_HINT}`);
   return natsBinary;
 }
 

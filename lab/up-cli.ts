@@ -3,6 +3,7 @@ import { intFlag, parseCommand, UsageError } from '../cli/args.ts';
 import { STYLES } from '../cli/kit/defaults.ts';
 import { PortInUseError } from '../services/contract/errors.ts';
 import { TRANSFER_FLAG, transferFlag } from '../services/ipc/server-main.ts';
+import { NatsServerMissingError } from '../services/microkernel/composition.ts';
 import { startLabConsole } from './console/lab-console.ts';
 import { DEFAULT_DATA_DIR, ensureCorpus } from './corpus-setup.ts';
 import { LAB_ID, LAB_PORTS, type LabPorts, startLab } from './lab.ts';
@@ -173,7 +174,8 @@ export async function run(argv: string[]): Promise<number> {
   try {
     lab = await startLab({ data, chaos: flags.chaos, transfer, ports, ...(traces ? { traces } : {}) });
   } catch (err) {
-    if (err instanceof PortInUseError) throw new UsageError(`kstyles up: ${err.message}`);
+    if (err instanceof PortInUseError || err instanceof NatsServerMissingError)
+      throw new UsageError(`kstyles up: ${err.message}`);
     throw err;
   }
   let stopping = false;

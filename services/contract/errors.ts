@@ -186,6 +186,7 @@ export const ProcessErrorCode = {
   MIX_INVALID: 'MIX_INVALID',
   PORT_IN_USE: 'PORT_IN_USE',
   NATS_UNREACHABLE: 'NATS_UNREACHABLE',
+  NATS_SERVER_MISSING: 'NATS_SERVER_MISSING',
   SUPERVISOR_UNAVAILABLE: 'SUPERVISOR_UNAVAILABLE',
   TARGET_SKIPPED: 'TARGET_SKIPPED',
   NOT_READY: 'NOT_READY',
@@ -211,6 +212,10 @@ export const PROCESS_ERRORS: Record<ProcessErrorCode, { exitCode: number; meanin
   MIX_INVALID: { exitCode: 1, meaning: 'a request mix that cannot be built from the corpus' },
   PORT_IN_USE: { exitCode: 1, meaning: 'a port the lab, its console or a server needs is taken' },
   NATS_UNREACHABLE: { exitCode: 1, meaning: 'the NATS server could not be reached in time' },
+  NATS_SERVER_MISSING: {
+    exitCode: 2,
+    meaning: 'no nats-server binary to start (NATS_SERVER_BIN, PATH, /usr/sbin)',
+  },
   SUPERVISOR_UNAVAILABLE: { exitCode: 1, meaning: 'no supervisor with that id answered on this NATS' },
   TARGET_SKIPPED: { exitCode: 1, meaning: 'a benchmark target that cannot be measured on this machine' },
   NOT_READY: { exitCode: 1, meaning: 'a started process did not answer 200 within its deadline' },

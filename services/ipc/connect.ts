@@ -92,7 +92,10 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
         ...(options.inboxPrefix !== undefined ? { inboxPrefix: options.inboxPrefix } : {}),
         maxReconnectAttempts: -1,
         reconnectTimeWait: waitMs,
-        timeout: Math.max(1, Math.min(options.connectTimeoutMs ?? NATS_CLIENT_DEFAULTS.connectTimeoutMs, left)),
+        timeout: Math.max(
+          1,
+          Math.min(options.connectTimeoutMs ?? NATS_CLIENT_DEFAULTS.connectTimeoutMs, left),
+        ),
         pingInterval: NATS_CLIENT_DEFAULTS.pingIntervalMs,
         maxPingOut: NATS_CLIENT_DEFAULTS.maxPingOut,
         // Otherwise every request builds two Errors up front (for a stack trace of a timeout that almost

@@ -268,7 +268,10 @@ export async function run(argv: string[]): Promise<number> {
     composition = { ...options, natsUrl: flags.nats, credentials: takeCredentialsFromEnv(process.env) };
   } else {
     const binary = findNatsServer();
-    if (!binary) throw new UsageError(`kstyles ${name}: nats-server not found: ${NATS_INSTALL_HINT}.`);
+    if (!binary)
+      throw new UsageError(
+        `kstyles ${name}: nats-server not found: ${NATS_INSTALL_HINT}, or use an existing server with --nats URL.`,
+      );
     const users = generateKeyPairs();
     const port = await fixedPort(intFlag(name, 'nats-port', flags['nats-port'], 0, 65535));
     await assertPortsFree(name, options, port);

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../../cli/kit/repo.ts';
+import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 import { reachableUrl } from '../contract/http-server.ts';
 import { CRASH_AT_START_ENV } from '../driver/chaos-env.ts';
 import type { NatsCredentials } from '../ipc/connect.ts';
@@ -177,7 +178,13 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
 
 export const NATS_INSTALL_HINT =
   'install it with `apt-get install -y nats-server` (Debian/Ubuntu) or from https://github.com/nats-io/nats-server/releases, ' +
-  'point NATS_SERVER_BIN at the binary, or use an existing server with --nats URL';
+  'or point NATS_SERVER_BIN at the binary';
+
+/** No nats-server binary to start: the message says where it was looked for and how to get one. */
+export class NatsServerMissingError extends ProcessError {
+  override readonly name = 'NatsServerMissingError';
+  readonly code = ProcessErrorCode.NATS_SERVER_MISSING;
+}
 
 /** NATS_SERVER_BIN, then PATH, then /usr/sbin/nats-server; undefined when none exists. */
 export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | undefined {
