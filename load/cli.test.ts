@@ -132,31 +132,29 @@ describe('kstyles load', () => {
     }
   });
 
-  test('usage error for a scenario with a mistake, naming file and line', async () => {
-    const file = path.join(dir, 'chaos.yaml');
-    await writeFile(
-      file,
-      'faults:\n  - { at: 1s, target: mono, fault: poison }\n  - { at: 2s, target: mono, fault: melt }\n',
-    );
+  /** The load refuses the scenario `text` with a UsageError matching `message`. */
+  const refusesScenario = async (name: string, text: string, message: RegExp) => {
+    const file = path.join(dir, name);
+    await writeFile(file, text);
     await assert.rejects(
       runQuiet([...base(), '--scenario', file]),
+      (err: unknown) => err instanceof UsageError && message.test(err.message),
+    );
+  };
+
+  test('usage error for a scenario with a mistake, naming file and line', async () => {
+    await refusesScenario(
+      'chaos.yaml',
+      'faults:\n  - { at: 1s, target: mono, fault: poison }\n  - { at: 2s, target: mono, fault: melt }\n',
       /chaos\.yaml:3: faults\[1\]\.fault: 'melt' is not a fault kind/,
     );
   });
 
   test('usage error for a fault scheduled at or after the end of the run, which would never fire', async () => {
-    const file = path.join(dir, 'late.yaml');
-    await writeFile(
-      file,
+    await refusesScenario(
+      'late.yaml',
       'faults:\n  - { at: 0.5s, target: mono, fault: poison }\n  - { at: 1s, target: mono, fault: poison }\n',
-    );
-    await assert.rejects(
-      runQuiet([...base(), '--scenario', file]),
-      (err: unknown) =>
-        err instanceof UsageError &&
-        /late\.yaml:3: poison of mono at 1s would never fire: the run ends at 1s \(--duration\); lengthen the run or move the fault/.test(
-          err.message,
-        ),
+      /late\.yaml:3: poison of mono at 1s would never fire: the run ends at 1s \(--duration\); lengthen the run or move the fault/,
     );
   });
 
