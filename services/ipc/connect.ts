@@ -5,7 +5,12 @@
  * after us), reconnect quickly on loopback, ping often enough to notice a dead server, and take replies
  * on the role's own inbox prefix (the server config lets no role subscribe to another's).
  */
-import { type NatsConnection, nkeyAuthenticator } from '@nats-io/nats-core';
+import {
+  AuthorizationError,
+  type NatsConnection,
+  nkeyAuthenticator,
+  UserAuthenticationExpiredError,
+} from '@nats-io/nats-core';
 import { fromSeed } from '@nats-io/nkeys';
 import { connect } from '@nats-io/transport-node';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
@@ -123,6 +128,5 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function isAuthorizationError(err: unknown): boolean {
-  const text = `${(err as { name?: string }).name ?? ''} ${(err as Error).message ?? ''}`;
-  return /authoriz|authenticat|permission/i.test(text);
+  return err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError;
 }
