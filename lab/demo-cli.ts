@@ -3,7 +3,6 @@
  * three styles with a fault for each, and the report. The load runs as `kstyles load`, a separate
  * process: the demo reaches the styles only as a client would.
  */
-
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';

@@ -4,7 +4,6 @@
  * microkernel and the unikernel as its children: for the monolith and the unikernel it plays the part of
  * a compose restart policy; the microkernel brings its own supervisor, a supervision tree as in OTP.
  */
-
 import { rmSync } from 'node:fs';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';

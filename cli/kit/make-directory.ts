@@ -15,7 +15,10 @@ export function makeDirectory(dir: string, mode?: number): void {
   const missing: string[] = [];
   for (let at = path.resolve(dir); ; at = path.dirname(at)) {
     try {
-      statSync(at);
+      // The first level found: `dir` itself, or a parent (a file there fails the level below: ENOTDIR).
+      if (!statSync(at).isDirectory()) {
+        throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
+      }
       break;
     } catch (err) {
       if (codeOf(err) !== 'ENOENT') throw err;
@@ -30,8 +33,5 @@ export function makeDirectory(dir: string, mode?: number): void {
       // Made by someone else meanwhile: a directory there is what was asked for.
       if (codeOf(err) !== 'EEXIST' || !statSync(level).isDirectory()) throw err;
     }
-  }
-  if (!statSync(dir).isDirectory()) {
-    throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), { code: 'ENOTDIR' });
   }
 }

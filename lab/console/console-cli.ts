@@ -3,7 +3,6 @@
  * three styles by HTTP, the supervisors' control API and events by NATS as the console's own NATS user,
  * container faults through the Docker engine when its socket is given and answers.
  */
-
 import { parseCommand, UsageError } from '../../cli/args.ts';
 import { requireDataDir } from '../../cli/kit/data-dir.ts';
 import { DEFAULT_NATS_URL, STYLES } from '../../cli/kit/defaults.ts';

@@ -4,7 +4,6 @@
  * generator's fault drivers. Updates are pushed once a second over Server-Sent Events; every asset is
  * served from here (uPlot bundled by esbuild when the console starts).
  */
-
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createRequire } from 'node:module';
