@@ -49,15 +49,19 @@ export const HEADERS = {
   instance: 'Kstyles-Instance',
   /** On a grant's delivery: the driver instance that sent the bytes (the reply came from the driver). */
   grantedBy: 'Kstyles-Granted-By',
+  /** On a grant's delivery with no payload: the shared-memory segment that holds the bytes (services/ipc/shm.ts). */
+  shm: 'Kstyles-Shm',
 } as const;
 
 /**
  * How a chunk's bytes reach the gateway: `copy`, through the file server (driver → fs → gateway), or
  * `grant`, straight from the driver to the gateway's reply subject once the file server authorized the
- * read (MINIX 3's safecopy grants). A stat's first bytes travel the same way: on a grant the driver
- * sends them with the stat the file server decided (carryGrantHeaders).
+ * read (MINIX 3's safecopy grants), or `shm`, a grant whose payloads of SHM_MIN_BYTES and more travel
+ * in a shared-memory segment and only its name crosses the bus (services/ipc/shm.ts). A stat's first
+ * bytes travel the same way: on a grant the driver sends them with the stat the file server decided
+ * (carryGrantHeaders).
  */
-export const TRANSFER_MODES = ['grant', 'copy'] as const;
+export const TRANSFER_MODES = ['grant', 'copy', 'shm'] as const;
 export type TransferMode = (typeof TRANSFER_MODES)[number];
 export const DEFAULT_TRANSFER: TransferMode = 'grant';
 

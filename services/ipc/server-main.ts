@@ -5,6 +5,7 @@
  * Started as a supervisor's warm spare, it first waits, booted, for its activation (warm-spare.ts).
  */
 
+import { statSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
 import {
@@ -25,6 +26,7 @@ import { awaitActivation, isWarmSpare } from '../supervisor/warm-spare.ts';
 import { startTracing, TRACING_OFF, type Tracing } from '../telemetry/setup.ts';
 import { connectNats, inboxPrefixOf, NATS_CLIENT_DEFAULTS, NatsUnreachableError } from './connect.ts';
 import { DEFAULT_TRANSFER, TRANSFER_MODES, type TransferMode } from './headers.ts';
+import { ShmSegments } from './shm.ts';
 
 const SERVER_EXIT_CODES = { stopped: 0, failed: 1, usage: 2 } as const;
 
@@ -36,7 +38,7 @@ export const TRANSFER_FLAG = {
     value: TRANSFER_MODES.join('|'),
     default: DEFAULT_TRANSFER,
     description:
-      "how a chunk's bytes reach the gateway: straight from the driver (grant) or through the file server (copy)",
+      "how a chunk's bytes reach the gateway: straight from the driver (grant), through the file server (copy), or straight from the driver in shared memory (shm)",
   },
 } as const;
 
@@ -44,9 +46,35 @@ export const TRANSFER_FLAG = {
 export function transferFlag(command: string, value: string | undefined): TransferMode {
   const mode = value ?? DEFAULT_TRANSFER;
   if ((TRANSFER_MODES as readonly string[]).includes(mode)) return mode as TransferMode;
-  throw new UsageError(
-    `kstyles ${command}: --transfer must be ${TRANSFER_MODES.join(' or ')}, not '${mode}'.`,
-  );
+  const choices = `${TRANSFER_MODES.slice(0, -1).join(', ')} or ${TRANSFER_MODES.at(-1)}`;
+  throw new UsageError(`kstyles ${command}: --transfer must be ${choices}, not '${mode}'.`);
+}
+
+/** The --shm-dir flag of the driver and the gateway: the run's shared-memory segments (services/ipc/shm.ts). */
+export const SHM_DIR_FLAG = {
+  'shm-dir': {
+    type: 'string',
+    env: 'KSTYLES_SHM_DIR',
+    value: 'DIR',
+    description:
+      'large granted payloads travel in shared-memory segments in this directory (the driver and the gateway must be given the same one)',
+  },
+} as const;
+
+/** The segments --shm-dir names (undefined without it), or a UsageError when it is no directory. */
+export function shmSegmentsFlag(command: string, dir: string | undefined): ShmSegments | undefined {
+  if (dir === undefined) return undefined;
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    // Reported below with the flag's name.
+  }
+  if (!isDirectory)
+    throw new UsageError(
+      `kstyles ${command}: --shm-dir ${dir} is not a directory: create it, or leave the flag out.`,
+    );
+  return new ShmSegments(dir);
 }
 
 /** Flags every server takes; each also reads an environment variable. */
