@@ -1,6 +1,6 @@
 /**
  * The storage driver server as a process:
- *   node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P]
+ *   node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P] [--shm-dir DIR]
  * With chaos on, a start that finds KSTYLES_DRIVER_CRASH_AT_START set exits at once (exit 70): the
  * "crashloop" fault, which the supervisor arms for the next N starts through its control API
  * (chaos-env.ts). SIGUSR2 toggles the `slow` fault.
@@ -9,7 +9,15 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { intFlag } from '../../cli/args.ts';
 import { logLine } from '../contract/http-server.ts';
 import { createFaultsInjectedCounter } from '../contract/metrics.ts';
-import { metricsFlags, NATS_FLAGS, runServerMain, serveMetricsFromFlags } from '../ipc/server-main.ts';
+import {
+  metricsFlags,
+  NATS_FLAGS,
+  runServerMain,
+  SHM_DIR_FLAG,
+  serveMetricsFromFlags,
+  shmSegmentsFlag,
+} from '../ipc/server-main.ts';
+import { SEGMENT_MAX_AGE_MS } from '../ipc/shm.ts';
 import { DriverChaos, PANIC_EXIT_CODE } from './chaos.ts';
 import { CRASH_AT_START_ENV, readChaosEnv } from './chaos-env.ts';
 import { startDriverServer } from './nats-server.ts';
@@ -34,7 +42,8 @@ await runServerMain({
   command: {
     name: 'driver',
     summary: 'the storage driver server (kstyles-driver on NATS)',
-    usage: 'node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P]',
+    usage:
+      'node --import tsx services/driver/main.ts [--nats URL] [--chaos] [--metrics-port P] [--shm-dir DIR]',
     flags: {
       ...NATS_FLAGS,
       chaos: {
@@ -50,10 +59,12 @@ await runServerMain({
         default: '64',
         description: 'file descriptors kept open',
       },
+      ...SHM_DIR_FLAG,
     },
   },
   prepare(flags) {
     if (flags.chaos) crashAtStartIfAsked(process.env);
+    shmSegmentsFlag('driver', flags['shm-dir']);
   },
   async start(nc, flags, openConnection) {
     const registry = new Registry();
@@ -70,7 +81,10 @@ await runServerMain({
       maxOpenFiles: intFlag('driver', 'max-open-files', flags['max-open-files'], 1, 100_000),
     });
     const bulk = await openConnection(BULK_CONNECTION);
-    const hosted = await startDriverServer(nc, driver, { registry, bulk });
+    const shm = shmSegmentsFlag('driver', flags['shm-dir']);
+    const hosted = await startDriverServer(nc, driver, { registry, bulk, ...(shm ? { shm } : {}) });
+    // Segments whose gateway never took them (services/ipc/shm.ts).
+    const sweeper = shm ? setInterval(() => void shm.sweep(), SEGMENT_MAX_AGE_MS / 3).unref() : undefined;
     const metrics = await serveMetricsFromFlags('driver', registry, flags);
     if (chaos.enabled)
       logLine({
@@ -82,6 +96,7 @@ await runServerMain({
     return {
       facts: { serviceId: hosted.id, chaos: chaos.enabled, ...(metrics ? { metrics: metrics.url } : {}) },
       stop: async () => {
+        clearInterval(sweeper);
         await hosted.stop();
         await metrics?.close();
         await driver.close();

@@ -13,6 +13,10 @@
  * so a driver killed before that leaves the read unacknowledged, and the file server reissues it.
  * Payloads under BULK_MIN_BYTES stay on the answering connection, ahead of their acknowledgement: they
  * cannot build a backlog worth the flush's round trip (measured: +0.1–0.2 ms of CPU per 4 KiB GET).
+ *
+ * With shared-memory segments (`shm`, services/ipc/shm.ts), a granted payload of SHM_MIN_BYTES or more is
+ * written to a segment first, and its delivery carries only the segment's name: nothing large is
+ * published, so it goes on the answering connection, ahead of the acknowledgement.
  */
 import { headers as createHeaders, type NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
@@ -26,20 +30,48 @@ import {
   HEADERS,
 } from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
+import { SHM_MIN_BYTES, SHM_PIPELINE, type ShmSegments } from '../ipc/shm.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { traceGrant } from '../telemetry/spans.ts';
 import type { StorageDriver } from './storage-driver.ts';
 
+/**
+ * Buffers a segment's bytes are read into on their way to the segment, reused: the bytes leave them
+ * before the read ends, and touching fresh memory costs more than the copy itself on these machines
+ * (a fresh MiB faults its pages in for about 3 ms; a reused one is read into in about 0.2 ms:
+ * services/microkernel/README.md, 'Shared-memory transfers'). At most `keep` wait for the next read.
+ */
+class ReusedBuffers {
+  readonly #free: Buffer[] = [];
+  constructor(
+    readonly bytes: number,
+    readonly keep = 8,
+  ) {}
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafe(this.bytes);
+  }
+  give(buffer: Buffer): void {
+    if (this.#free.length < this.keep) this.#free.push(buffer);
+  }
+}
+
 /** The smallest granted payload that goes on the bulk connection. */
 export const BULK_MIN_BYTES = 64 * 1024;
 
-/** `bulk`: the connection large granted payloads go on (absent: `nc`, as in tests of one connection). */
+/**
+ * `bulk`: the connection large granted payloads go on (absent: `nc`, as in tests of one connection);
+ * `shm`: the segments large granted payloads go in instead (absent: they go on the bus).
+ */
 export async function startDriverServer(
   nc: NatsConnection,
   driver: StorageDriver,
-  options: { registry?: Registry; bulk?: NatsConnection } = {},
+  options: { registry?: Registry; bulk?: NatsConnection; shm?: ShmSegments } = {},
 ): Promise<HostedService> {
   const bulk = options.bulk ?? nc;
+  const { shm } = options;
+  // A chunk in a segment does not cross the bus: NATS's max_payload does not bound it.
+  const maxChunkBytes = shm ? SHM_PIPELINE.chunkBytes : MAX_CHUNK_BYTES;
+  const segmentBuffers = new ReusedBuffers(SHM_PIPELINE.chunkBytes);
   return hostService(nc, {
     name: SERVICE_NAMES.driver,
     description: 'kernel-styles storage driver: positional reads of byte ranges',
@@ -52,15 +84,26 @@ export async function startDriverServer(
         handle: async (msg, instance) => {
           assertTimeLeft(deadlineOf(msg), 'the driver read', 0);
           const ref = getFileRef(msg);
-          const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
-          const data = await driver.read(ref, offset, length);
+          const { offset, length } = getSpan(msg, maxChunkBytes);
           const grantTo = msg.headers?.get(HEADERS.grantTo);
-          if (!grantTo) return { data };
+          if (!grantTo) return { data: await driver.read(ref, offset, length) };
           // A grant: the bytes go straight to the requester the file server named, then the file
           // server gets an empty acknowledgement (its retries and the poison rule wait for it). They go
           // with what the file server handed over (carryGrantHeaders: its instance, on a stat the stat).
           const delivery = carryGrantHeaders(msg.headers, createHeaders());
           delivery.set(HEADERS.grantedBy, instance);
+          if (shm && length >= SHM_MIN_BYTES) {
+            const buffer = segmentBuffers.take();
+            try {
+              delivery.set(HEADERS.shm, await shm.put(await driver.readInto(ref, offset, length, buffer)));
+            } finally {
+              segmentBuffers.give(buffer);
+            }
+            nc.publish(grantTo, undefined, { headers: delivery });
+            traceGrant(grantTo, length);
+            return {};
+          }
+          const data = await driver.read(ref, offset, length);
           const lane = data.byteLength >= BULK_MIN_BYTES ? bulk : nc;
           lane.publish(grantTo, data, { headers: delivery });
           traceGrant(grantTo, data.byteLength);

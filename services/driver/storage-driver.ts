@@ -30,16 +30,28 @@ export class StorageDriver implements BlockReader {
   }
 
   read(file: FileRef, position: number, length: number): Promise<Uint8Array> {
+    return this.readInto(file, position, length, undefined);
+  }
+
+  /** A read into `into`, a buffer of at least `length` bytes (the result is a view of it); else into a new one. */
+  readInto(file: FileRef, position: number, length: number, into: Buffer | undefined): Promise<Uint8Array> {
     // Tracing off: the read itself, not even an extra promise around it.
-    return tracingOn() ? this.tracedRead(file, position, length) : this.readBytes(file, position, length);
+    return tracingOn()
+      ? this.tracedRead(file, position, length, into)
+      : this.readBytes(file, position, length, into);
   }
 
   /** The read as the `driver read` span of the request's trace (services/telemetry). */
-  private async tracedRead(file: FileRef, position: number, length: number): Promise<Uint8Array> {
+  private async tracedRead(
+    file: FileRef,
+    position: number,
+    length: number,
+    into: Buffer | undefined,
+  ): Promise<Uint8Array> {
     const span = startSpan(SPAN.driverRead);
     span?.setAttributes({ [ATTR.filePath]: file.relPath, [ATTR.offset]: position, [ATTR.length]: length });
     try {
-      const bytes = await this.readBytes(file, position, length);
+      const bytes = await this.readBytes(file, position, length, into);
       endSpan(span);
       return bytes;
     } catch (err) {
@@ -48,11 +60,18 @@ export class StorageDriver implements BlockReader {
     }
   }
 
-  private async readBytes(file: FileRef, position: number, length: number): Promise<Uint8Array> {
+  private async readBytes(
+    file: FileRef,
+    position: number,
+    length: number,
+    into: Buffer | undefined,
+  ): Promise<Uint8Array> {
+    if (into && into.byteLength < length)
+      throw new RangeError(`a ${into.byteLength}-byte buffer cannot take ${length}`);
     if (this.chaos.enabled) await this.chaos.beforeRead(file.relPath);
     const entry = await this.acquire(file);
     try {
-      const buffer = Buffer.allocUnsafe(length);
+      const buffer = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
       let filled = 0;
       while (filled < length) {
         const { bytesRead } = await entry.handle.read(buffer, filled, length - filled, position + filled);

@@ -23,7 +23,7 @@ import { followSupervisedChild } from '../ipc/supervisor-news.ts';
 import { startNatsServer, type TestNatsServer } from '../supervisor/testing/nats-server.ts';
 import { NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
-import { startFileServer } from './nats-server.ts';
+import { fileServerTransfer, startFileServer } from './nats-server.ts';
 
 // Every read below is a chunk read (statOnly: nothing rides on the stat), so both transfers are exercised.
 for (const transfer of TRANSFER_MODES)
@@ -67,7 +67,7 @@ for (const transfer of TRANSFER_MODES)
       const fsNc = await connectTest('fs');
       const reader = new NatsBlockReader(fsNc);
       await startFileServer(fsNc, await FileSystem.mount(corpus.dir, reader), {
-        transfer: transfer === 'grant' ? { mode: transfer, granter: reader } : { mode: transfer },
+        transfer: fileServerTransfer(transfer, reader),
       });
       service = new NatsFileService(await connectTest('gateway'));
     });

@@ -1,6 +1,6 @@
 /**
  * The file server as a process:
- *   node --import tsx services/fs/main.ts --data DIR [--transfer grant|copy] [--nats URL] [--metrics-port P]
+ *   node --import tsx services/fs/main.ts --data DIR [--transfer grant|copy|shm] [--nats URL] [--metrics-port P]
  * It serves kstyles-fs and reads bytes from kstyles-driver, both over NATS.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -19,14 +19,14 @@ import { followSupervisedChild } from '../ipc/supervisor-news.ts';
 import { CHILD_NAMES } from '../microkernel/composition.ts';
 import { NatsBlockReader } from './block-reader-client.ts';
 import { FileSystem } from './file-system.ts';
-import { startFileServer } from './nats-server.ts';
+import { fileServerTransfer, startFileServer } from './nats-server.ts';
 
 await runServerMain({
   command: {
     name: 'fs',
     summary: 'the file server (kstyles-fs on NATS)',
     usage:
-      'node --import tsx services/fs/main.ts --data DIR [--transfer grant|copy] [--nats URL] [--metrics-port P]',
+      'node --import tsx services/fs/main.ts --data DIR [--transfer grant|copy|shm] [--nats URL] [--metrics-port P]',
     flags: {
       ...NATS_FLAGS,
       data: { type: 'string', env: 'KSTYLES_DATA', value: 'DIR', description: 'data root to serve' },
@@ -58,7 +58,7 @@ await runServerMain({
     const mode = transferFlag('fs', flags.transfer);
     const hosted = await startFileServer(nc, fileSystem, {
       registry,
-      transfer: mode === 'grant' ? { mode, granter: reader } : { mode },
+      transfer: fileServerTransfer(mode, reader),
     });
     const metrics = await serveMetricsFromFlags('fs', registry, flags);
     return {

@@ -3,7 +3,7 @@
  * (resolve, confine, stat) and, when asked (Kstyles-Prefetch), sends the file's first bytes along in the
  * same reply (on a grant the driver sends them, with the stat), so a small file costs the gateway one
  * request; a file the reply does not carry whole gets
- * a handle in the open-file table. `kstyles.fs.read` answers one chunk (at most MAX_CHUNK_BYTES) of a
+ * a handle in the open-file table. `kstyles.fs.read` answers one chunk (at most MAX_CHUNK_BYTES; with `shm` SHM_PIPELINE's) of a
  * handle with the raw bytes, without resolving the path again; `kstyles.fs.close` drops the handle. Its
  * FileSystem reads through a NatsBlockReader, i.e. from the driver server.
  */
@@ -20,8 +20,10 @@ import {
   getStat,
   HEADERS,
   putStat,
+  type TransferMode,
 } from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
+import { SHM_PIPELINE } from '../ipc/shm.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { traceGrant } from '../telemetry/spans.ts';
 import type { FileSystem } from './file-system.ts';
@@ -49,12 +51,34 @@ export type Granter = {
   ): Promise<void>;
 };
 
+/**
+ * What the file server does with a read: answer the bytes itself (copy) or have the driver send them
+ * (grant), in chunks of at most `maxChunkBytes`.
+ */
+export type FileServerTransfer =
+  | { mode: 'copy' }
+  | { mode: 'grant'; granter: Granter; maxChunkBytes: number };
+
+/**
+ * The file server's part of a transfer mode: `shm` is a grant to it (the driver decides where the
+ * bytes travel, by the segment directory it was given) of chunks as large as segments take.
+ */
+export function fileServerTransfer(mode: TransferMode, granter: Granter): FileServerTransfer {
+  if (mode === 'copy') return { mode };
+  return {
+    mode: 'grant',
+    granter,
+    maxChunkBytes: mode === 'shm' ? SHM_PIPELINE.chunkBytes : MAX_CHUNK_BYTES,
+  };
+}
+
 export async function startFileServer(
   nc: NatsConnection,
   fileSystem: FileSystem,
-  options: { registry?: Registry; transfer?: { mode: 'copy' } | { mode: 'grant'; granter: Granter } } = {},
+  options: { registry?: Registry; transfer?: FileServerTransfer } = {},
 ): Promise<HostedService> {
   const transfer = options.transfer ?? { mode: 'copy' };
+  const maxChunkBytes = transfer.mode === 'grant' ? transfer.maxChunkBytes : MAX_CHUNK_BYTES;
   const open = new OpenFileTable<OpenFile & { ref: FileRef }>(OPEN_FILES_CAPACITY);
   /** The file a read names: from the table, or reopened by path and ETag (another instance opened it). */
   const fileOf = async (msg: ServiceMsg, deadline: number) => {
@@ -99,7 +123,7 @@ export async function startFileServer(
           const file = await fileSystem.open(msg.string(), { deadline });
           const headers = putStat(file.stat);
           // Read from the same resolution as the stat: these bytes belong to exactly this ETag.
-          const prefetch = Math.min(getPrefetch(msg, MAX_CHUNK_BYTES), file.stat.size);
+          const prefetch = Math.min(getPrefetch(msg, maxChunkBytes), file.stat.size);
           // A file the reply carries whole needs no handle: nothing will be read of it again.
           if (prefetch < file.stat.size) headers.set(HEADERS.handle, open.add(file));
           if (prefetch === 0) return { headers };
@@ -119,7 +143,7 @@ export async function startFileServer(
           const deadline = deadlineOf(msg);
           assertTimeLeft(deadline, 'the file server could read the file', 0);
           const file = await fileOf(msg, deadline);
-          const { offset, length } = getSpan(msg, MAX_CHUNK_BYTES);
+          const { offset, length } = getSpan(msg, maxChunkBytes);
           // Authorized: the handle is this file server's, or the path was confined again.
           if (transfer.mode === 'grant' && msg.reply) {
             return grant(transfer.granter, msg, instance, file.ref, { offset, length }, deadline);

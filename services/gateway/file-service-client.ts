@@ -7,6 +7,8 @@
  * (bounded in bytes); `close` publishes `kstyles.fs.close`. A small file thus costs one request; nothing
  * larger than a chunk is ever published or received. Both requests are idempotent: they are retried
  * across file server restarts within the deadline, with the poison rule (services/ipc/resilient-requester.ts).
+ * A reply whose bytes the driver left in a shared-memory segment (Kstyles-Shm, services/ipc/shm.ts) is
+ * read from there, by a gateway given the run's segment directory.
  */
 import { headers as createHeaders, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import { InternalError, TimeoutError, UnavailableError } from '../contract/errors.ts';
@@ -22,6 +24,7 @@ import {
 import { getStat, HEADERS, putSpan, remainingMs, withDeadline } from '../ipc/headers.ts';
 import { type IpcMetrics, IpcOutcome } from '../ipc/ipc.ts';
 import { ResilientRequester } from '../ipc/resilient-requester.ts';
+import { SHM_PIPELINE, type ShmSegments } from '../ipc/shm.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { injectActiveTrace } from '../telemetry/spans.ts';
 
@@ -45,6 +48,9 @@ export class NatsFileService implements FileService {
   readonly #nc: NatsConnection;
   /** Stat and read are idempotent: retried across file server restarts, with the poison rule. */
   readonly #fs: ResilientRequester;
+  readonly #shm: ShmSegments | undefined;
+  /** The first bytes a stat asks for: PREFETCH_BYTES, or a whole segment's chunk with `shm`. */
+  readonly #prefetchBytes: number;
 
   /** Bytes per chunk request, and how many bytes of one file's chunks may be in flight at once. */
   readonly pipeline: PipelineOptions;
@@ -57,9 +63,13 @@ export class NatsFileService implements FileService {
       pipeline?: Partial<PipelineOptions>;
       /** Backoff of the PINGs that wait for a restarting file server (default RETRY_DEFAULTS.backoff). */
       backoff?: { initialMs: number; maxMs: number };
+      /** The run's shared-memory segments, where a driver may leave a reply's bytes. */
+      shm?: ShmSegments;
     } = {},
   ) {
     this.#nc = nc;
+    this.#shm = options.shm;
+    this.#prefetchBytes = options.shm ? SHM_PIPELINE.chunkBytes : PREFETCH_BYTES;
     this.#fs = new ResilientRequester(nc, {
       service: SERVICE_NAMES.fs,
       server: 'file server',
@@ -77,10 +87,13 @@ export class NatsFileService implements FileService {
             )
           : new TimeoutError(message),
     });
-    this.pipeline = { ...PIPELINE_DEFAULTS, ...options.pipeline };
+    // Chunks in segments do not cross the bus: they may be larger than NATS's max_payload allows.
+    const defaults = options.shm ? SHM_PIPELINE : PIPELINE_DEFAULTS;
+    this.pipeline = { ...defaults, ...options.pipeline };
     const { chunkBytes, windowBytes } = this.pipeline;
-    if (!(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1 && chunkBytes <= MAX_CHUNK_BYTES)) {
-      throw new RangeError(`chunkBytes must be an integer between 1 and ${MAX_CHUNK_BYTES}`);
+    const maxChunkBytes = options.shm ? SHM_PIPELINE.chunkBytes : MAX_CHUNK_BYTES;
+    if (!(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1 && chunkBytes <= maxChunkBytes)) {
+      throw new RangeError(`chunkBytes must be an integer between 1 and ${maxChunkBytes}`);
     }
     if (!(Number.isSafeInteger(windowBytes) && windowBytes >= chunkBytes)) {
       throw new RangeError('windowBytes must be an integer of at least one chunk (chunkBytes)');
@@ -90,12 +103,14 @@ export class NatsFileService implements FileService {
   async open(rawPath: string, options: CallOptions): Promise<OpenFile> {
     const msg = await this.#call('stat', SUBJECTS.fsStat, encoder.encode(rawPath), options, () => {
       const h = withDeadline(options.deadline);
-      if (!options.statOnly) h.set(HEADERS.prefetch, String(PREFETCH_BYTES));
+      if (!options.statOnly) h.set(HEADERS.prefetch, String(this.#prefetchBytes));
       return h;
     });
     const stat = getStat(msg);
-    const carried = msg.data.byteLength;
-    if (carried > Math.min(stat.size, PREFETCH_BYTES)) {
+    const asked = Math.min(stat.size, this.#prefetchBytes);
+    const data = await this.#payloadOf(msg, asked);
+    const carried = data.byteLength;
+    if (carried > asked) {
       throw new InternalError(
         `the file server sent ${carried} bytes with the stat of ${stat.path} (${stat.size} bytes), more than asked for`,
       );
@@ -105,7 +120,7 @@ export class NatsFileService implements FileService {
       stat,
       msg.headers?.get(HEADERS.stat) ?? '',
       msg.headers?.get(HEADERS.handle) ?? '',
-      msg.data,
+      data,
     );
   }
 
@@ -114,12 +129,25 @@ export class NatsFileService implements FileService {
     const msg = await this.#call('read', SUBJECTS.fsRead, undefined, options, () =>
       file.headers(putSpan(position, length, withDeadline(options.deadline))),
     );
-    if (msg.data.byteLength !== length) {
+    const data = await this.#payloadOf(msg, length);
+    if (data.byteLength !== length) {
       throw new InternalError(
-        `the file server sent ${msg.data.byteLength} bytes of ${file.stat.path} at ${position} instead of ${length}`,
+        `the file server sent ${data.byteLength} bytes of ${file.stat.path} at ${position} instead of ${length}`,
       );
     }
-    return msg.data;
+    return data;
+  }
+
+  /** A reply's bytes: its payload, or the shared-memory segment it names (which holds `length` bytes). */
+  #payloadOf(msg: Msg, length: number): Uint8Array | Promise<Uint8Array> {
+    const segment = msg.headers?.get(HEADERS.shm);
+    if (!segment) return msg.data;
+    if (!this.#shm) {
+      throw new InternalError(
+        'the driver sent bytes in a shared-memory segment, but this gateway has no --shm-dir: give it the directory the driver was given',
+      );
+    }
+    return this.#shm.take(segment, length);
   }
 
   /**
@@ -180,6 +208,12 @@ export class NatsFileService implements FileService {
   }
 }
 
+/** A segment's bytes may exceed the contract's chunk: they are handed on in views of at most that. */
+function* viewsOf(bytes: Uint8Array): Generator<Uint8Array> {
+  for (let at = 0; at < bytes.byteLength; at += MAX_CHUNK_BYTES)
+    yield bytes.subarray(at, Math.min(at + MAX_CHUNK_BYTES, bytes.byteLength));
+}
+
 /**
  * A file the file server opened: its stat, the first bytes the open reply carried, and the handle the
  * reads name (empty when the reply carried the whole file).
@@ -226,14 +260,15 @@ class RemoteFile implements OpenFile {
       }
     };
     fill();
-    if (range.start <= prefetchedEnd) yield this.prefetched.subarray(range.start, prefetchedEnd + 1);
+    if (range.start <= prefetchedEnd)
+      yield* viewsOf(this.prefetched.subarray(range.start, prefetchedEnd + 1));
     while (inFlight.length > 0) {
       if (options.signal?.aborted) return;
       const head = inFlight.shift()!;
       inFlightBytes -= head.length;
       const bytes = await head.bytes;
       fill();
-      yield bytes;
+      yield* viewsOf(bytes);
     }
   }
 

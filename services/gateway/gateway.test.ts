@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,9 +9,13 @@ import { testCorpus } from '../contract/testing/test-corpus.ts';
 import { startDriverServer } from '../driver/nats-server.ts';
 import { StorageDriver } from '../driver/storage-driver.ts';
 import { getStat, HEADERS, putSpan, putStat, TRANSFER_MODES, withDeadline } from '../ipc/headers.ts';
+import { SHM_MIN_BYTES, type ShmSegments } from '../ipc/shm.ts';
 import { SUBJECTS } from '../ipc/subjects.ts';
 import { startInProcessKernel } from '../microkernel/testing/in-process-kernel.ts';
 import { NatsFileService } from './file-service-client.ts';
+
+/** The gateway's view of the kernel's segments, when it runs `shm` transfers. */
+const shmOf = (kernel: { shm: ShmSegments | undefined }) => (kernel.shm ? { shm: kernel.shm } : {});
 
 // The servers run in this process for speed, but talk only through a real nats-server with the
 // generated per-user permissions; the process-level behaviour is in test/microkernel-*.test.ts.
@@ -29,7 +33,7 @@ for (const transfer of TRANSFER_MODES) {
     `NATS-backed FileService (gateway user → kstyles-fs → kstyles-driver, ${transfer} transfers)`,
     async (corpus) => {
       const kernel = await startInProcessKernel(corpus.dir, { transfer });
-      const service = new NatsFileService(await kernel.connectAs('gateway'));
+      const service = new NatsFileService(await kernel.connectAs('gateway'), shmOf(kernel));
       return { service, corpus, stop: () => kernel.stop() };
     },
   );
@@ -237,15 +241,18 @@ describe('microkernel pipelined reads', () => {
 
 describe('microkernel transfers', () => {
   for (const transfer of TRANSFER_MODES) {
-    it(`${transfer}: file bytes ${transfer === 'grant' ? 'bypass' : 'pass through'} the file server, a small file's and the stat's first 64 KiB too`, async () => {
+    const bypass = transfer !== 'copy';
+    it(`${transfer}: file bytes ${bypass ? 'bypass' : 'pass through'} the file server${transfer === 'shm' ? ' and the bus' : ''}, a small file's and the stat's first 64 KiB too`, async () => {
       const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-transfer-'));
       const files = { 'big.bin': randomBytes(3 * 1024 * 1024), 'small.bin': randomBytes(40 * 1024) };
       for (const [name, bytes] of Object.entries(files)) await writeFile(path.join(dir, name), bytes);
       const kernel = await startInProcessKernel(dir, { transfer });
       try {
-        const service = new NatsFileService(await kernel.connectAs('gateway'));
+        const gatewayNc = await kernel.connectAs('gateway');
+        const service = new NatsFileService(gatewayNc, shmOf(kernel));
         for (const [name, bytes] of Object.entries(files)) {
           const before = kernel.fsNats.stats().inBytes;
+          const gatewayBefore = gatewayNc.stats().inBytes;
           const deadline = Date.now() + 10_000;
           const file = await service.open(name, { deadline });
           assert.equal(file.stat.size, bytes.length, `${name}: the stat came with the bytes`);
@@ -256,10 +263,17 @@ describe('microkernel transfers', () => {
           assert.ok(Buffer.concat(parts).equals(bytes), `${name}: every byte`);
           const received = kernel.fsNats.stats().inBytes - before;
           // Headers cost a little; on a copy every byte passes, on a grant none does.
-          if (transfer === 'grant')
-            assert.ok(received < 16 * 1024, `${name}: the file server received ${received} bytes`);
+          if (bypass) assert.ok(received < 16 * 1024, `${name}: the file server received ${received} bytes`);
           else assert.ok(received > bytes.length, `${name}: the file server received ${received} bytes`);
+          // In shared memory, only payloads smaller than SHM_MIN_BYTES cross the bus to the gateway.
+          const onTheBus = gatewayNc.stats().inBytes - gatewayBefore;
+          if (transfer === 'shm' && bytes.length >= SHM_MIN_BYTES)
+            assert.ok(onTheBus < 16 * 1024, `${name}: the gateway received ${onTheBus} bytes on the bus`);
+          else
+            assert.ok(onTheBus > bytes.length, `${name}: the gateway received ${onTheBus} bytes on the bus`);
         }
+        if (kernel.shm)
+          assert.deepEqual(await readdir(kernel.shm.dir), [], 'every segment was taken and removed');
         // Every reply names the file server that held the request (the gateway's crash watch follows
         // it); a grant's delivery also names the driver that sent the bytes.
         const nc = await kernel.connectAs('gateway');
@@ -283,7 +297,7 @@ describe('microkernel transfers', () => {
           );
           assert.equal(
             reply.headers?.get(HEADERS.grantedBy) ?? '',
-            transfer === 'grant' ? kernel.servers.driver.id : '',
+            bypass ? kernel.servers.driver.id : '',
             `${what}: the driver that sent the bytes, on a grant only`,
           );
         }

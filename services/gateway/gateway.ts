@@ -12,6 +12,7 @@ import { closeGracefully, listen, reachableUrl } from '../contract/http-server.t
 import { createHttpMetrics } from '../contract/metrics.ts';
 import { createExpressApp } from '../express/express-app.ts';
 import { createIpcMetrics } from '../ipc/ipc.ts';
+import type { ShmSegments } from '../ipc/shm.ts';
 import { NatsFileService } from './file-service-client.ts';
 
 export const STYLE = 'microkernel';
@@ -29,6 +30,8 @@ export type GatewayOptions = {
   deadlineMs?: number;
   /** prom-client's process metrics; default on (off in tests that run several registries). */
   defaultMetrics?: boolean;
+  /** The run's shared-memory segments (`--transfer shm`, services/ipc/shm.ts). */
+  shm?: ShmSegments;
 };
 
 export type Gateway = {
@@ -62,7 +65,10 @@ async function listenOnFd(server: Server, fd: number): Promise<{ host: string; p
 
 export async function startGateway(nc: NatsConnection, options: GatewayOptions): Promise<Gateway> {
   const metrics = createHttpMetrics(STYLE, { defaultMetrics: options.defaultMetrics ?? true });
-  const service = new NatsFileService(nc, { metrics: createIpcMetrics(metrics.registry) });
+  const service = new NatsFileService(nc, {
+    metrics: createIpcMetrics(metrics.registry),
+    ...(options.shm ? { shm: options.shm } : {}),
+  });
   const app = createExpressApp({
     style: STYLE,
     service,

@@ -1,6 +1,6 @@
 /**
  * The gateway as a process:
- *   node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]
+ *   node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL] [--shm-dir DIR]
  * GET /files/<path>, /healthz, /readyz and /metrics, served through kstyles-fs over NATS. Under a
  * supervisor that holds its socket (KSTYLES_LISTEN_FD=3) it serves that socket and ignores --port and
  * --host: the supervisor's spec says where it listens.
@@ -10,7 +10,7 @@ import { intFlag, portFlag } from '../../cli/args.ts';
 import { DEFAULT_PORTS } from '../../cli/kit/defaults.ts';
 import { hostFlagSpec, portFlagSpec } from '../../cli/kit/flags.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
-import { NATS_FLAGS, runServerMain } from '../ipc/server-main.ts';
+import { NATS_FLAGS, runServerMain, SHM_DIR_FLAG, shmSegmentsFlag } from '../ipc/server-main.ts';
 import { followSupervisedChild } from '../ipc/supervisor-news.ts';
 import { CHILD_NAMES } from '../microkernel/composition.ts';
 import { inheritedListenFd } from '../supervisor/held-socket.ts';
@@ -20,7 +20,7 @@ await runServerMain({
   command: {
     name: 'gateway',
     summary: 'the HTTP gateway of the microkernel',
-    usage: 'node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL]',
+    usage: 'node --import tsx services/gateway/main.ts [--port P] [--host H] [--nats URL] [--shm-dir DIR]',
     flags: {
       ...NATS_FLAGS,
       port: portFlagSpec(DEFAULT_PORTS.microkernel, 'HTTP port'),
@@ -32,19 +32,23 @@ await runServerMain({
         default: String(DEFAULT_DEADLINE_MS),
         description: 'request deadline (past it: 504)',
       },
+      ...SHM_DIR_FLAG,
     },
   },
   prepare(flags) {
     portFlag('gateway', flags.port);
     intFlag('gateway', 'deadline-ms', flags['deadline-ms'], 1, 600_000);
+    shmSegmentsFlag('gateway', flags['shm-dir']);
   },
   async start(nc, flags) {
     const fd = inheritedListenFd();
+    const shm = shmSegmentsFlag('gateway', flags['shm-dir']);
     const gateway = await startGateway(nc, {
       port: portFlag('gateway', flags.port),
       host: flags.host ?? '127.0.0.1',
       ...(fd !== undefined ? { fd } : {}),
       deadlineMs: intFlag('gateway', 'deadline-ms', flags['deadline-ms'], 1, 600_000),
+      ...(shm ? { shm } : {}),
     });
     // A file server's exit (or return) from the supervisor reissues the requests it held at once.
     const fsNews = followSupervisedChild(nc, CHILD_NAMES.fs, () => gateway.nudge());

@@ -10,11 +10,12 @@ import { startDriverServer } from '../../driver/nats-server.ts';
 import { StorageDriver } from '../../driver/storage-driver.ts';
 import { NatsBlockReader } from '../../fs/block-reader-client.ts';
 import { FileSystem } from '../../fs/file-system.ts';
-import { startFileServer } from '../../fs/nats-server.ts';
+import { fileServerTransfer, startFileServer } from '../../fs/nats-server.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../../ipc/headers.ts';
 import { createIpcMetrics } from '../../ipc/ipc.ts';
 import type { HostedService } from '../../ipc/service-host.ts';
+import { makeShmDir, removeShmDir, ShmSegments } from '../../ipc/shm.ts';
 import type { TestNatsServer } from '../../supervisor/testing/nats-server.ts';
 import type { NatsKeyPair, NatsRole } from '../nats-config.ts';
 import { startRoleNats } from './role-nats.ts';
@@ -23,6 +24,8 @@ export type InProcessKernel = {
   nats: TestNatsServer;
   users: Record<NatsRole, NatsKeyPair>;
   gateway: Gateway;
+  /** The run's shared-memory segments (`shm` transfers only). */
+  shm: ShmSegments | undefined;
   /** The hosted services, to stop one and see how the rest copes. */
   servers: { driver: HostedService; fs: HostedService };
   /** The file server's connection: its byte counters show what passed through the file server. */
@@ -41,10 +44,14 @@ export async function startInProcessKernel(
   const connectAs = (role: NatsRole) => roles.connectAs(role);
   const stops: Array<() => Promise<unknown>> = [];
   try {
+    const transfer = options.transfer ?? DEFAULT_TRANSFER;
+    const shm = transfer === 'shm' ? new ShmSegments(await makeShmDir()) : undefined;
+    if (shm) stops.push(() => removeShmDir(shm.dir));
     const driver = new StorageDriver({ chaos: new DriverChaos({ enabled: false }) });
     const driverServer = await startDriverServer(await connectAs('driver'), driver, {
       registry: new Registry(),
       bulk: await connectAs('driver'),
+      ...(shm ? { shm } : {}),
     });
     stops.push(
       () => driverServer.stop(),
@@ -53,15 +60,15 @@ export async function startInProcessKernel(
     const fsNc = await connectAs('fs');
     const reader = new NatsBlockReader(fsNc, { metrics: createIpcMetrics(new Registry()) });
     const fileSystem = await FileSystem.mount(dataDir, reader);
-    const transfer = options.transfer ?? DEFAULT_TRANSFER;
     const fileServer = await startFileServer(fsNc, fileSystem, {
       registry: new Registry(),
-      transfer: transfer === 'grant' ? { mode: transfer, granter: reader } : { mode: transfer },
+      transfer: fileServerTransfer(transfer, reader),
     });
     stops.push(() => fileServer.stop());
     const gateway = await startGateway(await connectAs('gateway'), {
       port: 0,
       defaultMetrics: false,
+      ...(shm ? { shm } : {}),
       ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
     });
     stops.push(() => gateway.close(1000));
@@ -69,6 +76,7 @@ export async function startInProcessKernel(
       nats,
       users,
       gateway,
+      shm,
       servers: { driver: driverServer, fs: fileServer },
       fsNats: fsNc,
       connectAs,
