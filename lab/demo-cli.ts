@@ -24,7 +24,7 @@ import { LAB_FLAGS, labPorts } from './up-cli.ts';
 const spec = {
   name: 'demo',
   summary: 'the lab, a short load with chaos, and the report',
-  usage: 'kstyles demo [--duration D] [--rate R] [--out DIR] [--data DIR] [--transfer grant|copy]',
+  usage: 'kstyles demo [--duration D] [--rate R] [--out DIR] [--data DIR] [--transfer grant|copy|shm]',
   flags: {
     ...LAB_FLAGS,
     duration: {

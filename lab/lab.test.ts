@@ -51,7 +51,7 @@ describe('kstyles up --transfer', () => {
     ] as const) {
       const run = await kstyles([...args], env);
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
-      assert.match(run.stderr, /--transfer must be grant or copy, not 'zero-copy'/);
+      assert.match(run.stderr, /--transfer must be grant, copy or shm, not 'zero-copy'/);
       assert.doesNotMatch(run.stderr, /at .*\.ts:\d+/, 'a message, not a stack trace');
     }
   });

@@ -111,7 +111,7 @@ const TRACES_FLAGS = {
 const spec = {
   name: 'up',
   summary: 'run the whole local lab on loopback',
-  usage: 'kstyles up [--data DIR] [--chaos] [--transfer grant|copy] [--<style>-port P …]',
+  usage: 'kstyles up [--data DIR] [--chaos] [--transfer grant|copy|shm] [--<style>-port P …]',
   flags: { ...LAB_FLAGS, ...TRACES_FLAGS },
   details: `Starts nats-server, the monolith, the microkernel and the unikernel under one supervisor (id '${LAB_ID}'),
 which restarts the monolith and the unikernel like a compose restart policy; the microkernel brings its

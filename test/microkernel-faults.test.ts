@@ -3,15 +3,17 @@
  * driver, fs, gateway), real signals, real load. docs/architecture.md, 'The microkernel' and 'Faults'.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
 import { encodeFilePath } from '../services/corpus/corpus.ts';
 import { BULK_MIN_BYTES } from '../services/driver/nats-server.ts';
+import { SHM_MIN_BYTES, shmRoot } from '../services/ipc/shm.ts';
 import { natsServerEnv } from '../services/microkernel/nats-config.ts';
 import { fetchChecked, openLoopLoad, summarize } from '../services/microkernel/testing/load.ts';
 import { type ProcessKernel, startProcessKernel } from '../services/microkernel/testing/process-kernel.ts';
@@ -431,6 +433,64 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
         `# connections: ${served} bytes served, ${bulk} sent on bulk, ${answering} on the other\n`,
       );
     });
+  });
+
+  it('shm transfers: large payloads cross no socket, a driver SIGKILL loses nothing, the segment directory goes with the run', async () => {
+    // A directory left by a run whose supervisor was killed: removed at the next start.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    const orphan = path.join(shmRoot(), `kstyles-shm-${dead}-test`);
+    mkdirSync(orphan, { recursive: true });
+    const kernel = await startProcessKernel({ data: corpus.dir, args: [...LENIENT, '--transfer', 'shm'] });
+    let dir = '';
+    try {
+      assert.ok(!existsSync(orphan), "the dead run's segment directory was removed");
+      const shmDirOf = async (child: string) =>
+        /--shm-dir\0([^\0]+)/.exec(readFileSync(`/proc/${await kernel.pidOf(child)}/cmdline`, 'utf8'))?.[1];
+      dir = (await shmDirOf('driver')) ?? '';
+      assert.match(path.basename(dir), new RegExp(`^kstyles-shm-${kernel.proc.pid}-`));
+      assert.equal(await shmDirOf('gateway'), dir, 'the gateway reads where the driver writes');
+      assert.equal(await shmDirOf('fs'), undefined, 'the file server never sees the bytes');
+
+      const quiet = await openLoopLoad(kernel.url, mixed, { rate: 50, durationMs: 2000 });
+      assert.deepEqual(
+        quiet.filter((r) => !r.ok),
+        [],
+        summarize(quiet),
+      );
+      const served = quiet.reduce((sum, r) => sum + mixed.find((f) => f.path === r.path)!.size, 0);
+      // in_bytes: what the driver's connections sent to nats-server. A payload of SHM_MIN_BYTES or more
+      // went in a segment; at most two payloads of a file (its first bytes, its last chunk) are smaller.
+      const monitor = kernel.state.info['natsMonitor'] as string;
+      const connz = (await (await fetch(`${monitor}/connz?limit=1024`)).json()) as {
+        connections: Array<{ name?: string; in_bytes: number }>;
+      };
+      const sent = connz.connections
+        .filter((c) => c.name?.startsWith('kstyles-driver'))
+        .reduce((sum, c) => sum + c.in_bytes, 0);
+      assert.ok(
+        sent <= quiet.length * 2 * SHM_MIN_BYTES && sent < served / 2,
+        `the driver sent ${sent} bytes on the bus; ${served} were served`,
+      );
+      process.stdout.write(`# shm: ${served} bytes served, ${sent} sent by the driver on the bus\n`);
+
+      const driverPid = await kernel.pidOf('driver');
+      const load = openLoopLoad(kernel.url, mixed, KILL_LOAD);
+      await sleep(1500);
+      process.kill(driverPid, 'SIGKILL');
+      const results = await load;
+      assert.equal(results.filter((r) => !r.ok).length, 0, `${summarize(results)}\n${supervisorLog(kernel)}`);
+      await kernel.waitFor(
+        (e) => e.service === 'driver' && e.type === 'ready' && e.restarts === 1,
+        10_000,
+        'driver ready again',
+      );
+      assert.equal(await shmDirOf('driver'), dir, 'the restarted driver writes where the gateway reads');
+      process.stdout.write(`# shm, driver SIGKILL under load: ${summarize(results)}\n`);
+    } finally {
+      await kernel.stop();
+      rmSync(orphan, { recursive: true, force: true });
+    }
+    assert.ok(dir !== '' && !existsSync(dir), `the run's segment directory ${dir} went with it`);
   });
 
   it('crashloop through the control API: the driver fails its next 3 starts, then serves again', async () => {

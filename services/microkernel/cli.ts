@@ -22,6 +22,7 @@ import { PortInUseError } from '../contract/errors.ts';
 import { DEFAULT_DEADLINE_MS } from '../contract/file-service.ts';
 import { assertPortFree, freePort, reachableUrl } from '../contract/http-server.ts';
 import { TRANSFER_FLAG, transferFlag } from '../ipc/server-main.ts';
+import { makeShmDir, removeOrphanShmDirs } from '../ipc/shm.ts';
 import { exitWhenOrphaned } from '../supervisor/child-identity.ts';
 import { removeRuntimeState, runtimeNatsOf, writeRuntimeState } from '../supervisor/runtime-state.ts';
 import { DEFAULT_SPARE_NICE } from '../supervisor/spare-priority.ts';
@@ -49,7 +50,8 @@ import { bundleServers, prebuiltBundles } from './server-bundles.ts';
 const COMMAND = {
   name: 'microkernel',
   summary: 'serve the contract from NATS servers under a supervisor',
-  usage: 'kstyles microkernel --port P --data DIR [--transfer grant|copy] [--nats URL] [--chaos] [--host H]',
+  usage:
+    'kstyles microkernel --port P --data DIR [--transfer grant|copy|shm] [--nats URL] [--chaos] [--host H]',
   flags: {
     port: portFlagSpec(DEFAULT_PORTS.microkernel, 'HTTP port of the gateway (0 = any free port)'),
     host: hostFlagSpec('HTTP address'),
@@ -304,7 +306,15 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(
       `kstyles ${name}: the servers run from their sources through tsx: ${built.reason}\n`,
     );
-  const tempDirs = [bundleDir, tempDir].filter((dir): dir is string => dir !== undefined);
+  // Shared-memory transfers: a segment directory for this run; those of runs killed before they could
+  // remove theirs go now (services/ipc/shm.ts).
+  let shmDir: string | undefined;
+  if (composition.transfer === 'shm') {
+    removeOrphanShmDirs();
+    shmDir = await makeShmDir();
+    composition = { ...composition, shmDir };
+  }
+  const tempDirs = [bundleDir, tempDir, shmDir].filter((dir): dir is string => dir !== undefined);
   return superviseUntilDone(composition, data, tempDirs);
 }
 

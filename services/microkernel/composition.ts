@@ -63,6 +63,8 @@ export type CompositionOptions = {
   deadlineMs?: number;
   /** How chunk bytes reach the gateway (services/ipc/headers.ts, TRANSFER_MODES); default grant. */
   transfer?: TransferMode;
+  /** With `shm` transfers: the run's segment directory, given to the driver and the gateway. */
+  shmDir?: string;
   /** A warm spare of each server (supervisor/warm-spare.ts): restarts skip node's boot. Default false. */
   spares?: boolean;
   /** The nice value the spares boot at (supervisor/spare-priority.ts); default 19. */
@@ -111,6 +113,8 @@ function server(options: CompositionOptions, name: ServerName, role: NatsRole, a
 const metricsHostArgs = (options: CompositionOptions) =>
   options.metricsHost ? ['--metrics-host', options.metricsHost] : [];
 
+const shmDirArgs = (options: CompositionOptions) => (options.shmDir ? ['--shm-dir', options.shmDir] : []);
+
 export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
   const children: ChildSpec[] = [];
   if (options.ownNats) {
@@ -130,6 +134,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
         '--metrics-port',
         String(options.metricsPorts.driver),
         ...metricsHostArgs(options),
+        ...shmDirArgs(options),
       ]),
       health: { kind: 'nats-ping', service: SERVICE_NAMES.driver },
       // The crashloop fault (the control API's `crashloop`): only a chaos driver obeys it.
@@ -149,6 +154,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
     {
       ...server(options, CHILD_NAMES.gateway, 'gateway', [
         ...(options.deadlineMs !== undefined ? ['--deadline-ms', String(options.deadlineMs)] : []),
+        ...shmDirArgs(options),
       ]),
       // The supervisor holds the HTTP socket: a gateway restart refuses no connection.
       socket: { host: options.httpHost, port: options.httpPort },

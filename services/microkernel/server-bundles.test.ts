@@ -51,7 +51,15 @@ describe('bundleServers', () => {
     // A usage error still exits 2 with the flag named, as from the sources.
     const bad = await node([built.bundles.fs, '--data', dir, '--transfer', 'zero-copy']);
     assert.equal(bad.code, 2, bad.stderr);
-    assert.match(bad.stderr, /--transfer must be grant or copy/);
+    assert.match(bad.stderr, /--transfer must be grant, copy or shm/);
+    for (const server of ['driver', 'gateway'] as const) {
+      const noDir = await node([built.bundles[server], '--shm-dir', path.join(dir, 'no-such-dir')]);
+      assert.equal(noDir.code, 2, noDir.stderr);
+      assert.match(
+        noDir.stderr,
+        /--shm-dir .*no-such-dir is not a directory: create it, or leave the flag out/,
+      );
+    }
   });
 });
 

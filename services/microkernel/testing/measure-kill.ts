@@ -3,7 +3,7 @@
  * corpus file, one server killed, and the timeline of what followed (the supervisor's events, the new
  * server's own ready line, the requests that waited):
  *   npx tsx services/microkernel/testing/measure-kill.ts [--server driver|fs|gateway] [--rate 200] [--kills 3]
- *       [--transfer grant|copy]
+ *       [--transfer grant|copy|shm]
  * Prints, per kill, milliseconds after the SIGKILL: exit seen by the supervisor, restart started, the new
  * process's ready log line, the supervisor's ready event; and the load's p99 and max over the 10 s
  * after the kill, with how many requests took more than 300 ms, and the slowest request sent in each

@@ -2,7 +2,7 @@
  * Measures one large file read through the microkernel's data path (gateway FileService → NATS → file
  * server → NATS → driver, all in this process but connected through a real nats-server) for each chunk
  * size and window, interleaved so a busy machine slows every configuration alike:
- *   npx tsx services/microkernel/testing/measure-pipeline.ts [--mib 8] [--rounds 7] [--transfer grant|copy]
+ *   npx tsx services/microkernel/testing/measure-pipeline.ts [--mib 8] [--rounds 7] [--transfer grant|copy|shm]
  * Prints the median time per read, its throughput and the median CPU time of this process per read (the
  * gateway logic, file server and driver; nats-server not counted). services/microkernel/README.md keeps
  * the figures.
