@@ -84,6 +84,7 @@ describe('evaluateTargets', () => {
           rate: { '64k': [400, 420, 410], '1m': [100, 110, 100] },
           p50: [2000, 2100, 2050],
         }),
+        target('microkernel-shm', { rate: { '64k': [450, 420, 410], '1m': [120, 110, 100] } }),
         target('unikernel', { rate: { '4k': [3000, 3200, 3100] }, coldMs: [150, 160, 140] }),
       ],
       nats([500, 500, 500]),
@@ -96,12 +97,16 @@ describe('evaluateTargets', () => {
         ['unikernel-throughput', 'met'],
         ['unikernel-cold-start', 'met'],
         ['microkernel-1m-throughput', 'met'],
+        ['microkernel-shm-1m-throughput', 'met'],
         ['microkernel-64k-throughput', 'met'],
+        ['microkernel-shm-64k-throughput', 'met'],
       ],
     );
     assert.match(checks[0]!.evidence, /monolith\/floor = 61% \(60%–61%\) \(target ≥ 60%\); 3 rounds/);
     assert.deepEqual(checks[1]!.issues, [8, 17]);
     assert.match(checks[4]!.evidence, /microkernel\/monolith = 0\.52× \(0\.50×–0\.53×\)/);
+    assert.match(checks[5]!.statement, /microkernel \(shm\) max throughput/);
+    assert.match(checks[5]!.evidence, /microkernel-shm\/monolith = 0\.53× \(0\.52×–0\.60×\)/);
   });
 
   it('marks each target missed when every round misses it', () => {
@@ -114,6 +119,7 @@ describe('evaluateTargets', () => {
           coldMs: [400, 400, 400],
         }),
         target('microkernel', { rate: { '1m': [20, 22, 18] }, p50: [2001, 2500, 3000] }),
+        target('microkernel-shm', { rate: { '1m': [90, 99, 60] } }),
         target('unikernel', { rate: { '4k': [2900, 2800, 1900] }, coldMs: [400, 400, 400] }),
       ],
       nats([500, 500, 500]),
@@ -124,6 +130,7 @@ describe('evaluateTargets', () => {
     // Equal cold starts are not "below".
     assert.equal(status(checks, 'unikernel-cold-start'), 'missed');
     assert.equal(status(checks, 'microkernel-1m-throughput'), 'missed');
+    assert.equal(status(checks, 'microkernel-shm-1m-throughput'), 'missed');
   });
 
   it('says not decided when the rounds fall on both sides of the line, round by round', () => {

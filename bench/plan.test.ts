@@ -49,7 +49,15 @@ describe('the plans', () => {
   it('say what quick gives up against full, and full gives up nothing', () => {
     const lines = tradeoffs(PLANS.quick);
     assert.ok(lines.some((l) => /no max throughput at 64 KiB/.test(l)));
-    assert.ok(lines.some((l) => /max throughput at 1 MiB for monolith, microkernel only/.test(l)));
+    assert.ok(
+      lines.some((l) => /max throughput at 1 MiB for monolith, microkernel, microkernel-shm only/.test(l)),
+    );
+    assert.ok(
+      lines.some((l) =>
+        /max throughput at 4 KiB for floor, nginx, monolith, microkernel, unikernel only/.test(l),
+      ),
+    );
+    assert.ok(lines.some((l) => /latency for floor, nginx, monolith, microkernel, unikernel only/.test(l)));
     assert.ok(lines.some((l) => /latency and RSS at 4 KiB only/.test(l)));
     assert.ok(lines.some((l) => /search steps of 1 s instead of 3 s/.test(l)));
     assert.ok(lines.some((l) => /6 rates per doubling instead of 8: maxima to 12% instead of 9%/.test(l)));
@@ -58,7 +66,11 @@ describe('the plans', () => {
   });
 
   it('search 1 MiB in quick only where issue #17 compares it', () => {
-    assert.deepEqual(throughputTargets(PLANS.quick, '1m', TARGET_NAMES), ['monolith', 'microkernel']);
+    assert.deepEqual(throughputTargets(PLANS.quick, '1m', TARGET_NAMES), [
+      'monolith',
+      'microkernel',
+      'microkernel-shm',
+    ]);
     assert.deepEqual(throughputTargets(PLANS.quick, '64k', TARGET_NAMES), []);
     assert.deepEqual(throughputTargets(PLANS.full, '64k', TARGET_NAMES), [...TARGET_NAMES]);
   });

@@ -3,7 +3,7 @@
  * the run's duration estimated from the plan, and the clock that shows elapsed and remaining time.
  */
 import { ladderResolution } from './search.ts';
-import { SIZE_KEYS, SIZES, type SizeKey, type TargetName } from './types.ts';
+import { SIZE_KEYS, SIZES, type SizeKey, TARGET_NAMES, type TargetName } from './types.ts';
 
 export type Plan = {
   name: 'quick' | 'full';
@@ -39,6 +39,8 @@ export type Plan = {
   throughputSizes: Record<SizeKey, 'all' | readonly TargetName[]>;
   latency: {
     sizes: readonly SizeKey[];
+    /** The targets measured ('all', or a list). */
+    targets: 'all' | readonly TargetName[];
     windowMs: number;
     minRequests: number;
     rates: Record<SizeKey, number>;
@@ -86,7 +88,13 @@ const FULL: Plan = {
     minRate: 10,
   },
   throughputSizes: { '4k': 'all', '64k': 'all', '1m': 'all' },
-  latency: { sizes: SIZE_KEYS, windowMs: 5000, minRequests: 100, rates: { '4k': 100, '64k': 50, '1m': 10 } },
+  latency: {
+    sizes: SIZE_KEYS,
+    targets: 'all',
+    windowMs: 5000,
+    minRequests: 100,
+    rates: { '4k': 100, '64k': 50, '1m': 10 },
+  },
   coldStartRounds: 7,
   recovery: { rate: 200, durationMs: 10_000, faultAtMs: 3000 },
   natsRoundTrips: 2000,
@@ -95,7 +103,15 @@ const FULL: Plan = {
 };
 
 /** The targets issue #17's 1 MiB and 64 KiB targets compare. */
-const LARGE_FILE_TARGETS: readonly TargetName[] = ['monolith', 'microkernel'];
+const LARGE_FILE_TARGETS: readonly TargetName[] = ['monolith', 'microkernel', 'microkernel-shm'];
+
+/**
+ * Quick 4 KiB searches: the references and the styles, whose ratios issue #16 compares run to run (the
+ * transfer variants only in the full plan; small files travel in shm as on a grant).
+ */
+const QUICK_4K_TARGETS: readonly TargetName[] = TARGET_NAMES.filter(
+  (name) => name !== 'microkernel-copy' && name !== 'microkernel-shm',
+);
 
 /** Under 5 minutes on 2 cores: shorter windows, fewer sizes, one rerun per measurement. */
 const QUICK: Plan = {
@@ -107,8 +123,8 @@ const QUICK: Plan = {
   minStepRequests: 40,
   warmupMs: 500,
   ladder: { ...FULL.ladder, perDoubling: 6 },
-  throughputSizes: { '4k': 'all', '64k': [], '1m': LARGE_FILE_TARGETS },
-  latency: { ...FULL.latency, sizes: ['4k'], windowMs: 1500 },
+  throughputSizes: { '4k': QUICK_4K_TARGETS, '64k': [], '1m': LARGE_FILE_TARGETS },
+  latency: { ...FULL.latency, sizes: ['4k'], targets: QUICK_4K_TARGETS, windowMs: 1500 },
   coldStartRounds: 3,
   recovery: { rate: 200, durationMs: 2000, faultAtMs: 500 },
   natsRoundTrips: 300,
@@ -125,6 +141,11 @@ export function withRounds(plan: Plan, rounds: number): Plan {
 
 export function throughputTargets(plan: Plan, size: SizeKey, names: readonly TargetName[]): TargetName[] {
   const scope = plan.throughputSizes[size];
+  return names.filter((n) => scope === 'all' || scope.includes(n));
+}
+
+export function latencyTargets(plan: Plan, names: readonly TargetName[]): TargetName[] {
+  const scope = plan.latency.targets;
   return names.filter((n) => scope === 'all' || scope.includes(n));
 }
 
@@ -150,6 +171,8 @@ export function tradeoffs(plan: Plan, full: Plan = FULL): string[] {
     out.push(
       `search steps of ${plan.stepWindowMs / 1000} s instead of ${full.stepWindowMs / 1000} s (at least ${plan.minStepRequests} requests): a transient decides a step more easily`,
     );
+  const scope = plan.latency.targets;
+  if (scope !== 'all' && full.latency.targets === 'all') out.push(`latency for ${scope.join(', ')} only`);
   const skipped = full.latency.sizes.filter((s) => !plan.latency.sizes.includes(s));
   if (skipped.length)
     out.push(
@@ -195,6 +218,7 @@ export const COSTS = {
     monolith: 700,
     microkernel: 2500,
     'microkernel-copy': 2500,
+    'microkernel-shm': 2500,
     unikernel: 300,
   },
   stopMs: 400,

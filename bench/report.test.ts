@@ -213,20 +213,32 @@ describe('benchTables', () => {
     );
   });
 
-  it('shows grant against copy when both microkernels ran', () => {
+  it('shows grant against copy and shared memory when the microkernels ran', () => {
+    const title = 'Microkernel transfers: grant vs copy vs shared memory';
     const r = results([
       target('microkernel', [1000, 1100, 900]),
       target('microkernel-copy', [500, 500, 450]),
+      target('microkernel-shm', [1500, 1100, 1800]),
     ]);
-    const transfer = benchTables(r).find((t) => t.title === 'Microkernel transfers: grant vs copy')!;
-    assert.deepEqual(transfer.rows[0]!.slice(0, 4), [
+    const transfer = benchTables(r).find((t) => t.title === title)!;
+    assert.deepEqual(transfer.rows[0]!.slice(0, 6), [
       '4 KiB',
       '1,000 [900–1,100]',
       '500 [450–500]',
+      '1,500 [1,100–1,800]',
       '2.00× [2.00×–2.20×]',
+      '1.50× [1.00×–2.00×]',
     ]);
+    // Without the copy microkernel, its cells are empty.
+    const noCopy = results([target('microkernel', [1000]), target('microkernel-shm', [1500])]);
+    assert.deepEqual(
+      benchTables(noCopy)
+        .find((t) => t.title === title)!
+        .rows[0]!.slice(2, 6),
+      ['—', '1,500 [all 1,500] (1 of 3)', '—', '1.50× [all 1.50×]'],
+    );
     assert.equal(
-      benchTables(results([target('microkernel', [1000])])).some((t) => t.title.includes('grant vs copy')),
+      benchTables(results([target('microkernel', [1000])])).some((t) => t.title === title),
       false,
     );
   });

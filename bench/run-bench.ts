@@ -26,6 +26,7 @@ import {
   COSTS,
   costOf,
   formatClock,
+  latencyTargets,
   latencyWindowMs,
   type PhaseTargets,
   PLANS,
@@ -71,6 +72,7 @@ import {
 } from './search.ts';
 import {
   benchSupervisorId,
+  MICROKERNEL_TRANSFERS,
   READY_PATHS,
   type RunningTarget,
   SkipTarget,
@@ -808,7 +810,7 @@ const latencyPhase: Phase = {
   estimateMs: (plan, targets) =>
     sum(
       plan.latency.sizes.flatMap((size) =>
-        takingPart(targets.fleet, 'latency').flatMap((name) =>
+        latencyTargets(plan, takingPart(targets.fleet, 'latency')).flatMap((name) =>
           roundsOf(plan).map((r) =>
             costOf.latency(plan, size, r, throughputTargets(plan, size, targets.fleet).includes(name)),
           ),
@@ -820,7 +822,7 @@ const latencyPhase: Phase = {
       : 0),
   async run(ctx) {
     const { plan } = ctx;
-    const names = takingPart(running(ctx), 'latency');
+    const names = latencyTargets(plan, takingPart(running(ctx), 'latency'));
     const rss = new Map<TargetName, FootprintRound[]>();
     const runs = new Map<string, LoadResults>();
     for (const size of plan.latency.sizes) {
@@ -1057,12 +1059,10 @@ const securityPhase: Phase = {
       ctx,
       `Security row: ${targets.map((t) => t.name).join(', ')} — hostile requests, each parser's gauges and /proc, the microkernels' NATS isolation`,
     );
-    const supervisorOf = (name: TargetName) =>
-      name === 'microkernel'
-        ? benchSupervisorId('grant')
-        : name === 'microkernel-copy'
-          ? benchSupervisorId('copy')
-          : name;
+    const supervisorOf = (name: TargetName) => {
+      const transfer = MICROKERNEL_TRANSFERS[name];
+      return transfer ? benchSupervisorId(transfer) : name;
+    };
     try {
       const rangeFile = rangeFileOf(await readManifest(ctx.dataDir));
       const measured = await measureSecurity(
@@ -1352,7 +1352,7 @@ type RecoveryTarget = { name: TargetName; root: Spawned; url: string; how: strin
 async function startRecoveryTarget(name: TargetName, ctx: BenchContext): Promise<RecoveryTarget> {
   const { dataDir, workDir } = ctx;
   const def = TARGETS[name];
-  if (name === 'microkernel' || name === 'microkernel-copy') {
+  if (MICROKERNEL_TRANSFERS[name]) {
     const running = await startTarget(def, dataDir, workDir);
     const root = running.child;
     const target: RecoveryTarget = {

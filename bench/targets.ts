@@ -10,6 +10,7 @@ import path from 'node:path';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { freePort } from '../services/contract/http-server.ts';
+import type { TransferMode } from '../services/ipc/headers.ts';
 import { ANY_FREE_METRICS_PORTS } from '../services/microkernel/composition.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
 import { type Spawned, startProcess, waitFor200 } from './procs.ts';
@@ -54,11 +55,18 @@ function kstyles(style: string, port: number, dataDir: string): Launch {
   };
 }
 
+/** The transfer mode of each microkernel target. */
+export const MICROKERNEL_TRANSFERS: Partial<Record<TargetName, TransferMode>> = {
+  microkernel: 'grant',
+  'microkernel-copy': 'copy',
+  'microkernel-shm': 'shm',
+};
+
 /** The supervisor id of the benchmark's microkernel with one transfer mode (its control API's name). */
-export const benchSupervisorId = (transfer: 'grant' | 'copy') => `bench-${process.pid}-${transfer}`;
+export const benchSupervisorId = (transfer: TransferMode) => `bench-${process.pid}-${transfer}`;
 
 /** The microkernel with one transfer mode; its own supervisor id and free metrics ports, so two run side by side (and beside a lab). */
-function microkernel(transfer: 'grant' | 'copy', port: number, dataDir: string): Launch {
+function microkernel(transfer: TransferMode, port: number, dataDir: string): Launch {
   const base = kstyles('microkernel', port, dataDir);
   const extra = ['--transfer', transfer, '--id', benchSupervisorId(transfer), ...ANY_FREE_METRICS_PORTS];
   return {
@@ -111,6 +119,14 @@ export const TARGETS: Record<TargetName, TargetDef> = {
     phases: ['throughput', 'latency'],
     readyTimeoutMs: 60_000,
     launch: (port, dataDir) => microkernel('copy', port, dataDir),
+  },
+  // Its small files take the grant's path (under SHM_MIN_BYTES nothing goes in a segment).
+  'microkernel-shm': {
+    name: 'microkernel-shm',
+    kind: 'style',
+    phases: ['throughput', 'latency'],
+    readyTimeoutMs: 60_000,
+    launch: (port, dataDir) => microkernel('shm', port, dataDir),
   },
   unikernel: {
     name: 'unikernel',

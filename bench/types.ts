@@ -15,9 +15,10 @@ export type SizeKey = keyof typeof SIZES;
 export const SIZE_KEYS = Object.keys(SIZES) as SizeKey[];
 
 /**
- * The reference points first, then the styles; the microkernel twice: with grant transfers (its
- * default: the driver's bytes go straight to the gateway) and with copy-through (every chunk through
- * the file server), so the report shows how much of its IPC cost is copies (Liedtke's lesson).
+ * The reference points first, then the styles; the microkernel three times: with grant transfers (its
+ * default: the driver's bytes go straight to the gateway), with copy-through (every chunk through the
+ * file server), so the report shows how much of its IPC cost is copies (Liedtke's lesson), and with
+ * shared-memory segments (a grant whose large payloads cross no socket).
  */
 export const TARGET_NAMES = [
   'floor',
@@ -25,6 +26,7 @@ export const TARGET_NAMES = [
   'monolith',
   'microkernel',
   'microkernel-copy',
+  'microkernel-shm',
   'unikernel',
 ] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
