@@ -2,10 +2,10 @@
  * The file server as a NATS server (service `kstyles-fs`): `kstyles.fs.stat` opens a raw request path
  * (resolve, confine, stat) and, when asked (Kstyles-Prefetch), sends the file's first bytes along in the
  * same reply (on a grant the driver sends them, with the stat), so a small file costs the gateway one
- * request; a file the reply does not carry whole gets
- * a handle in the open-file table. `kstyles.fs.read` answers one chunk (at most MAX_CHUNK_BYTES; with `shm` SHM_PIPELINE's) of a
- * handle with the raw bytes, without resolving the path again; `kstyles.fs.close` drops the handle. Its
- * FileSystem reads through a NatsBlockReader, i.e. from the driver server.
+ * request; a file the reply does not carry whole gets a handle in the open-file table. `kstyles.fs.read`
+ * answers one chunk of a handle (at most MAX_CHUNK_BYTES; with `shm`, SHM_PIPELINE's chunk) with the raw
+ * bytes, without resolving the path again; `kstyles.fs.close` drops the handle. Its FileSystem reads
+ * through a NatsBlockReader, i.e. from the driver server.
  */
 import { headers as createHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
 import type { ServiceMsg } from '@nats-io/services';
