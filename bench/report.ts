@@ -278,7 +278,7 @@ const transferTable: TableBuilder = (results) => {
     rows,
     notes: [
       "grant (the default): the file server authorizes each read, the stat's first 64 KiB included, and the driver sends the bytes straight to the gateway's reply subject; copy: every byte passes driver → file server → gateway (a small file's too, with its stat). The difference is what the extra copies cost (Liedtke: IPC cost is mostly what the kernel does around the message).",
-      "shm: a grant whose payloads of 64 KiB and more the driver writes to a shared-memory segment (/dev/shm) that the gateway reads and removes; only the segment's name crosses the bus, and a chunk may be 1 MiB instead of 256 KiB. Smaller payloads travel as on a grant.",
+      "shm: a grant whose payloads of 256 KiB and more the driver writes to a shared-memory segment (/dev/shm) that the gateway reads and removes; only the segment's name crosses the bus, and a chunk may be 1 MiB instead of 256 KiB. Smaller payloads travel as on a grant.",
     ],
   };
 };

@@ -78,6 +78,17 @@ function microkernel(transfer: TransferMode, port: number, dataDir: string): Lau
 
 const ALL_PHASES: readonly TargetPhase[] = ['throughput', 'latency', 'coldStart', 'recovery'];
 
+/** The microkernel with another transfer: it starts and recovers as the grant one does, so only its data path is measured. */
+function transferVariant(name: TargetName, transfer: TransferMode): TargetDef {
+  return {
+    name,
+    kind: 'style',
+    phases: ['throughput', 'latency'],
+    readyTimeoutMs: 60_000,
+    launch: (port, dataDir) => microkernel(transfer, port, dataDir),
+  };
+}
+
 export const TARGETS: Record<TargetName, TargetDef> = {
   floor: {
     name: 'floor',
@@ -112,22 +123,9 @@ export const TARGETS: Record<TargetName, TargetDef> = {
     readyTimeoutMs: 60_000,
     launch: (port, dataDir) => microkernel('grant', port, dataDir),
   },
-  // Starts and recovers as the grant microkernel does: only its data path is measured.
-  'microkernel-copy': {
-    name: 'microkernel-copy',
-    kind: 'style',
-    phases: ['throughput', 'latency'],
-    readyTimeoutMs: 60_000,
-    launch: (port, dataDir) => microkernel('copy', port, dataDir),
-  },
+  'microkernel-copy': transferVariant('microkernel-copy', 'copy'),
   // Its small files take the grant's path (under SHM_MIN_BYTES nothing goes in a segment).
-  'microkernel-shm': {
-    name: 'microkernel-shm',
-    kind: 'style',
-    phases: ['throughput', 'latency'],
-    readyTimeoutMs: 60_000,
-    launch: (port, dataDir) => microkernel('shm', port, dataDir),
-  },
+  'microkernel-shm': transferVariant('microkernel-shm', 'shm'),
   unikernel: {
     name: 'unikernel',
     kind: 'style',

@@ -97,6 +97,25 @@ function supervisorLog(kernel: ProcessKernel): string {
     .join('\n');
 }
 
+/**
+ * The whole mix at 50 req/s for 2 s, no fault, every response checked; then the bytes served and
+ * nats-server's connections (`/connz`: what each client sent it).
+ */
+async function quietLoadThenConnections(kernel: ProcessKernel) {
+  const results = await openLoopLoad(kernel.url, mixed, { rate: 50, durationMs: 2000 });
+  assert.deepEqual(
+    results.filter((r) => !r.ok),
+    [],
+    summarize(results),
+  );
+  const served = results.reduce((sum, r) => sum + mixed.find((f) => f.path === r.path)!.size, 0);
+  const monitor = kernel.state.info['natsMonitor'] as string;
+  const connz = (await (await fetch(`${monitor}/connz?limit=1024`)).json()) as {
+    connections: Array<{ name?: string; in_bytes: number }>;
+  };
+  return { results, served, connz };
+}
+
 describe('microkernel under faults (real processes)', { concurrency: false }, () => {
   it(`SIGKILL of the driver at ${KILL_LOAD.rate} req/s: every request completes with the right bytes`, async () => {
     await withKernel({ args: LENIENT }, async (kernel) => {
@@ -398,20 +417,10 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
 
   it("the driver's large granted payloads go on a connection of their own, its answers on the other (nats-server's /connz)", async () => {
     await withKernel({ args: LENIENT }, async (kernel) => {
-      const results = await openLoopLoad(kernel.url, mixed, { rate: 50, durationMs: 2000 });
-      assert.deepEqual(
-        results.filter((r) => !r.ok),
-        [],
-        summarize(results),
-      );
-      const served = results.reduce((sum, r) => sum + mixed.find((f) => f.path === r.path)!.size, 0);
       // in_bytes: what a client sent to nats-server. Every served byte was granted (the stat's first
       // bytes and every chunk went from the driver straight to the gateway); of each file at most one
       // payload, its last, is under BULK_MIN_BYTES and rides with the acknowledgements.
-      const monitor = kernel.state.info['natsMonitor'] as string;
-      const connz = (await (await fetch(`${monitor}/connz?limit=1024`)).json()) as {
-        connections: Array<{ name?: string; in_bytes: number }>;
-      };
+      const { results, served, connz } = await quietLoadThenConnections(kernel);
       // Summed over every connection of the name: a warm spare holds one more, idle, named alike.
       const sent = (name: string) =>
         connz.connections.some((c) => c.name === name)
@@ -451,19 +460,9 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
       assert.equal(await shmDirOf('gateway'), dir, 'the gateway reads where the driver writes');
       assert.equal(await shmDirOf('fs'), undefined, 'the file server never sees the bytes');
 
-      const quiet = await openLoopLoad(kernel.url, mixed, { rate: 50, durationMs: 2000 });
-      assert.deepEqual(
-        quiet.filter((r) => !r.ok),
-        [],
-        summarize(quiet),
-      );
-      const served = quiet.reduce((sum, r) => sum + mixed.find((f) => f.path === r.path)!.size, 0);
       // in_bytes: what the driver's connections sent to nats-server. A payload of SHM_MIN_BYTES or more
       // went in a segment; at most two payloads of a file (its first bytes, its last chunk) are smaller.
-      const monitor = kernel.state.info['natsMonitor'] as string;
-      const connz = (await (await fetch(`${monitor}/connz?limit=1024`)).json()) as {
-        connections: Array<{ name?: string; in_bytes: number }>;
-      };
+      const { results: quiet, served, connz } = await quietLoadThenConnections(kernel);
       const sent = connz.connections
         .filter((c) => c.name?.startsWith('kstyles-driver'))
         .reduce((sum, c) => sum + c.in_bytes, 0);
