@@ -20,7 +20,6 @@
  */
 import { headers as createHeaders, type NatsConnection } from '@nats-io/nats-core';
 import type { Registry } from 'prom-client';
-import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
 import {
   assertTimeLeft,
   carryGrantHeaders,
@@ -30,7 +29,7 @@ import {
   HEADERS,
 } from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
-import { SHM_MIN_BYTES, SHM_PIPELINE, type ShmSegments } from '../ipc/shm.ts';
+import { chunkLimit, SHM_MIN_BYTES, SHM_PIPELINE, type ShmSegments } from '../ipc/shm.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { traceGrant } from '../telemetry/spans.ts';
 import type { StorageDriver } from './storage-driver.ts';
@@ -69,8 +68,7 @@ export async function startDriverServer(
 ): Promise<HostedService> {
   const bulk = options.bulk ?? nc;
   const { shm } = options;
-  // A chunk in a segment does not cross the bus: NATS's max_payload does not bound it.
-  const maxChunkBytes = shm ? SHM_PIPELINE.chunkBytes : MAX_CHUNK_BYTES;
+  const maxChunkBytes = chunkLimit(shm !== undefined);
   const segmentBuffers = new ReusedBuffers(SHM_PIPELINE.chunkBytes);
   return hostService(nc, {
     name: SERVICE_NAMES.driver,

@@ -23,7 +23,7 @@ import {
   type TransferMode,
 } from '../ipc/headers.ts';
 import { createHandlerMetrics, type HostedService, hostService } from '../ipc/service-host.ts';
-import { SHM_PIPELINE } from '../ipc/shm.ts';
+import { chunkLimit } from '../ipc/shm.ts';
 import { SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { traceGrant } from '../telemetry/spans.ts';
 import type { FileSystem } from './file-system.ts';
@@ -65,11 +65,7 @@ export type FileServerTransfer =
  */
 export function fileServerTransfer(mode: TransferMode, granter: Granter): FileServerTransfer {
   if (mode === 'copy') return { mode };
-  return {
-    mode: 'grant',
-    granter,
-    maxChunkBytes: mode === 'shm' ? SHM_PIPELINE.chunkBytes : MAX_CHUNK_BYTES,
-  };
+  return { mode: 'grant', granter, maxChunkBytes: chunkLimit(mode === 'shm') };
 }
 
 export async function startFileServer(

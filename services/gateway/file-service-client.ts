@@ -24,7 +24,7 @@ import {
 import { getStat, HEADERS, putSpan, remainingMs, withDeadline } from '../ipc/headers.ts';
 import { type IpcMetrics, IpcOutcome } from '../ipc/ipc.ts';
 import { ResilientRequester } from '../ipc/resilient-requester.ts';
-import { SHM_PIPELINE, type ShmSegments } from '../ipc/shm.ts';
+import { chunkLimit, SHM_PIPELINE, type ShmSegments } from '../ipc/shm.ts';
 import { pingSubject, SERVICE_NAMES, SUBJECTS } from '../ipc/subjects.ts';
 import { injectActiveTrace } from '../telemetry/spans.ts';
 
@@ -69,7 +69,9 @@ export class NatsFileService implements FileService {
   ) {
     this.#nc = nc;
     this.#shm = options.shm;
-    this.#prefetchBytes = options.shm ? SHM_PIPELINE.chunkBytes : PREFETCH_BYTES;
+    // Chunks in segments do not cross the bus: they may be larger than NATS's max_payload allows.
+    const maxChunkBytes = chunkLimit(options.shm !== undefined);
+    this.#prefetchBytes = options.shm ? maxChunkBytes : PREFETCH_BYTES;
     this.#fs = new ResilientRequester(nc, {
       service: SERVICE_NAMES.fs,
       server: 'file server',
@@ -87,11 +89,8 @@ export class NatsFileService implements FileService {
             )
           : new TimeoutError(message),
     });
-    // Chunks in segments do not cross the bus: they may be larger than NATS's max_payload allows.
-    const defaults = options.shm ? SHM_PIPELINE : PIPELINE_DEFAULTS;
-    this.pipeline = { ...defaults, ...options.pipeline };
+    this.pipeline = { ...(options.shm ? SHM_PIPELINE : PIPELINE_DEFAULTS), ...options.pipeline };
     const { chunkBytes, windowBytes } = this.pipeline;
-    const maxChunkBytes = options.shm ? SHM_PIPELINE.chunkBytes : MAX_CHUNK_BYTES;
     if (!(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1 && chunkBytes <= maxChunkBytes)) {
       throw new RangeError(`chunkBytes must be an integer between 1 and ${maxChunkBytes}`);
     }

@@ -21,6 +21,7 @@ import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InternalError } from '../contract/errors.ts';
+import { MAX_CHUNK_BYTES } from '../contract/file-service.ts';
 import { isProcessAlive } from '../supervisor/runtime-state.ts';
 
 /**
@@ -38,6 +39,10 @@ export const SHM_MIN_BYTES = 256 * 1024;
  */
 export const SHM_PIPELINE = { chunkBytes: 1024 * 1024, windowBytes: 4 * 1024 * 1024 } as const;
 
+/** The largest chunk one request may ask for: a segment's, or what NATS's max_payload leaves room for. */
+export const chunkLimit = (inSegments: boolean): number =>
+  inSegments ? SHM_PIPELINE.chunkBytes : MAX_CHUNK_BYTES;
+
 /** A segment this old was abandoned: the driver removes it. */
 export const SEGMENT_MAX_AGE_MS = 30_000;
 
@@ -45,6 +50,8 @@ const SEGMENT_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 /** The prefix of a run's segment directory, followed by the pid of the process that made it. */
 const DIR_PREFIX = 'kstyles-shm-';
+/** A run's segment directory, with its owner's pid. */
+const RUN_DIR = new RegExp(`^${DIR_PREFIX}(\\d+)-`);
 
 const errnoOf = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
 
@@ -133,7 +140,7 @@ export function removeOrphanShmDirs(root = shmRoot()): string[] {
     return removed;
   }
   for (const name of names) {
-    const match = new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name);
+    const match = RUN_DIR.exec(name);
     if (!match || isProcessAlive(Number(match[1]))) continue;
     const dir = path.join(root, name);
     rmSync(dir, { recursive: true, force: true });
