@@ -54,7 +54,7 @@ SIGKILL under load; RSS under load. Every figure is the median of its rounds wit
 whose rounds disagree, or a round that breaks a sanity rule, is measured again. References: a bare
 node:http server (the floor), nginx, a NATS round trip; above every table, the instrument's own
 calibration against nginx. The microkernel runs twice: --transfer grant and --transfer copy.
-It prints its estimated duration first (the full run about 25 minutes on 2 cores; --quick under 5)
+It prints its estimated duration first (the full run about 32 minutes on 2 cores; --quick under 5)
 and the elapsed and remaining time at every step.
 With --profile TARGET it instead profiles one target under load (the inspector's CPU profiler in
 every node process of it, as node --cpu-prof would) and prints
