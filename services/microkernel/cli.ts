@@ -115,7 +115,7 @@ const COMMAND = {
       value: 'MS',
       default: '1000',
       description:
-        'health check interval; a server that answers no check for 3 intervals is killed as hung and restarted',
+        'health check interval; a server that answers no check for 3 intervals (9 while it keeps a core busy) is killed as hung and restarted',
     },
     'max-restarts': {
       type: 'string',

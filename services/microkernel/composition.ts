@@ -160,7 +160,7 @@ export function microkernelSpec(options: CompositionOptions): SupervisorSpec {
       socket: { host: options.httpHost, port: options.httpPort },
       // /healthz shares the event loop with the requests, as each server's PING shares its NATS
       // connection with its replies: an overloaded server answers late, which the supervisor's hang
-      // window takes for life, not for a hang.
+      // window takes for life, and its busy window for work, not for a hang.
       health: { kind: 'http', url: reachableUrl(options.httpHost, options.httpPort, '/healthz') },
     },
   );

@@ -4,17 +4,37 @@ import net from 'node:net';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { INSTANCE_METADATA_KEY } from './child-identity.ts';
 
-/** GET url; healthy only on 200 within timeoutMs. */
-export function checkHttp(url: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const get = url.startsWith('https:') ? https.get : http.get;
-    const req = get(url, { agent: false, timeout: timeoutMs }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
+/**
+ * HTTP health checks that keep one connection per origin from check to check. A check on a kept
+ * connection waits for a turn of the child's event loop; one on a new connection waits first in the
+ * accept queue behind every connection that arrived before it, which an overloaded server drains last
+ * (at a cold gateway's start under 200 req/s: 240 ms kept against 1.2 s and more new). A check that
+ * fails or times out destroys its connection, and the next one opens a new one: a SIGSTOPped child
+ * still answers none.
+ */
+export class HttpHealthChecks {
+  readonly #http = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  readonly #https = new https.Agent({ keepAlive: true, maxSockets: 1 });
+
+  /** GET url; healthy only on 200 within timeoutMs. */
+  check(url: string, timeoutMs: number): Promise<boolean> {
+    const secure = url.startsWith('https:');
+    const get = secure ? https.get : http.get;
+    return new Promise((resolve) => {
+      const req = get(url, { agent: secure ? this.#https : this.#http, timeout: timeoutMs }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
+  }
+
+  /** Closes the kept connections. */
+  close(): void {
+    this.#http.destroy();
+    this.#https.destroy();
+  }
 }
 
 /** A TCP connect within timeoutMs. */

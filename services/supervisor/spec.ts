@@ -105,6 +105,12 @@ export type HeartbeatSpec = {
    * SIGKILLed. A check waits for its answer until the window closes, so a late answer is not a miss.
    */
   misses: number;
+  /**
+   * A silent child that used CPU over its hang window (at least a tenth of a core: overloaded, still
+   * cold, or spinning) is busy, not stopped or blocked: it is hung only once it has answered no check
+   * for busyMisses × intervalMs (its busy window), or once it stops using CPU. Default 3 × misses.
+   */
+  busyMisses: number;
   /** A starting child whose check keeps failing this long is treated as hung. */
   startTimeoutMs: number;
   /** After the supervisor's NATS connection (re)connects, NATS checks do not count as misses this long. */
@@ -141,6 +147,9 @@ export type SupervisorSpec = {
   /** Start order = list order = dependency order. */
   children: ChildSpec[];
 };
+
+/** The busy window's default length, in hang windows. */
+const BUSY_MISSES_PER_MISS = 3;
 
 export const DEFAULTS = {
   strategy: 'one_for_one',
@@ -380,10 +389,12 @@ export function parseSupervisorSpec(raw: unknown): ResolvedSupervisorSpec {
     seen.add(c.name);
   });
   const D = DEFAULTS;
+  const misses = num(heartbeat, 'misses', 'heartbeat.misses', D.heartbeat.misses, 1);
   const hb = {
     intervalMs: num(heartbeat, 'intervalMs', 'heartbeat.intervalMs', D.heartbeat.intervalMs, 10),
     timeoutMs: num(heartbeat, 'timeoutMs', 'heartbeat.timeoutMs', D.heartbeat.timeoutMs, 1),
-    misses: num(heartbeat, 'misses', 'heartbeat.misses', D.heartbeat.misses, 1),
+    misses,
+    busyMisses: num(heartbeat, 'busyMisses', 'heartbeat.busyMisses', BUSY_MISSES_PER_MISS * misses, misses),
     startTimeoutMs: num(
       heartbeat,
       'startTimeoutMs',

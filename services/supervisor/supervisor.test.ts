@@ -127,6 +127,11 @@ describe('spec validation', () => {
       /used twice/,
     );
     assert.equal(parseSupervisorSpec(base).children[0]?.restart, 'permanent');
+    assert.equal(parseSupervisorSpec({ ...base, heartbeat: { misses: 4 } }).heartbeat.busyMisses, 12);
+    assert.throws(
+      () => parseSupervisorSpec({ ...base, heartbeat: { misses: 4, busyMisses: 3 } }),
+      /heartbeat\.busyMisses must be a number from 4 to/,
+    );
     const withHealth = (health: unknown) =>
       parseSupervisorSpec({ ...base, children: [{ name: 'a', command: 'node', health }] }).children[0]
         ?.health;
@@ -559,7 +564,8 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
     await sup.whenReady();
     const readyAt = Date.now();
     const hung = await nextEvent(sup, (e) => e.type === 'hung' && e.service === 'silent', 10_000);
-    assert.match(hung.message ?? '', /no health check answered for \d+ ms/);
+    // `silent` waits on a timer: it uses no CPU, so it is not taken for busy.
+    assert.match(hung.message ?? '', /^no health check answered for \d+ ms \(\d+% of a core\)$/);
     const detectMs = Date.now() - readyAt;
     assert.ok(detectMs <= 2000, `silent detected ${detectMs} ms after it was ready (window 600 ms)`);
     await sleep(2000);
@@ -575,6 +581,31 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
     }
   });
 
+  test('a silent child that uses CPU is busy, not hung, for its busy window; past it, it is hung', async (t) => {
+    // A hang window of 3 × 200 ms and a busy window of 15 × 200 ms. Once ready, `cold` spins the CPU
+    // for 1.2 s (twice its hang window) without turning its event loop, as a cold server does behind a
+    // backlog on a starved machine; `spinning` spins for 60 s. Neither answers a check meanwhile.
+    const heartbeat = { ...FAST, busyMisses: 15 };
+    const cold = await httpChild('cold', ['--http-spin-once-ready', '1200'], { shutdownMs: 200 });
+    const spinning = await httpChild('spinning', ['--http-spin-once-ready', '60000'], { shutdownMs: 200 });
+    const sup = await supervise(t, { id: 'busy', heartbeat, children: [cold, spinning] });
+    const events = collect(sup);
+    await sup.whenReady();
+    const hung = await nextEvent(sup, (e) => e.type === 'hung' && e.service === 'spinning', 15_000);
+    const silentMs = Number(
+      /^no health check answered for (\d+) ms while busy \(\d+% of a core\)$/.exec(hung.message ?? '')?.[1],
+    );
+    assert.ok(silentMs >= 3000, `spinning was hung after ${silentMs} ms of silence (busy window 3,000 ms)`);
+    assert.deepEqual(
+      events.filter((e) => e.service === 'cold' && e.type !== 'started' && e.type !== 'ready'),
+      [],
+      'cold was never taken for hung',
+    );
+    const status = sup.status().children.find((c) => c.name === 'cold');
+    assert.equal(status?.state, 'up');
+    assert.equal(status?.restarts, 0);
+  });
+
   test('a SIGSTOPped child is caught as hung within ~2 s with default heartbeat, killed and restarted', async (t) => {
     const sup = await supervise(t, { id: 'hang', nats: { servers: nats.url }, children: [natsChild('svc')] });
     await sup.whenReady();
@@ -585,6 +616,7 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
     const detectMs = Date.now() - stoppedAt;
     assert.ok(detectMs <= 2500, `detected after ${detectMs} ms`);
     assert.equal(hung.pid, pid);
+    assert.doesNotMatch(hung.message ?? '', /while busy/, 'a stopped process uses no CPU');
     const exited = await nextEvent(sup, (e) => e.type === 'exited');
     assert.equal(exited.signal, 'SIGKILL');
     assert.equal(exited.reason, 'hung');

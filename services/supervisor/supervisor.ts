@@ -19,9 +19,10 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type MetricsEndpoint, serveMetricsEndpoint } from '../contract/metrics-server.ts';
+import { PROC_TICKS_PER_SECOND, readProcStat } from '../contract/proc-stat.ts';
 import { SUPERVISED_INSTANCE_ENV } from './child-identity.ts';
 import { ControlError } from './control-error.ts';
-import { checkHttp, checkTcp, type NatsIdentity, pingNatsService } from './health.ts';
+import { checkTcp, HttpHealthChecks, type NatsIdentity, pingNatsService } from './health.ts';
 import { type HeldSocket, holdSocket, LISTEN_FD, LISTEN_FD_ENV } from './held-socket.ts';
 import { createSupervisorMetrics, type SupervisorMetrics } from './metrics.ts';
 import { NatsLink } from './nats-link.ts';
@@ -121,6 +122,10 @@ export type SupervisorOutcome = 'stopped' | 'gave_up';
  * a failing check of a starting server is a no-responders reply or a refused connection, cheap.
  */
 const READINESS_POLL_MS = 10;
+/** A process's CPU time in ms, read at a moment (Date.now()). */
+type CpuSample = { ms: number; at: number };
+/** A silent child using at least this share of a core is busy rather than stopped or blocked (#watch). */
+const BUSY_CPU_SHARE = 0.1;
 
 /** The path beside a supervisor's /metrics that answers 200 once its whole tree has started. */
 export const STARTED_PATH = '/started';
@@ -198,6 +203,7 @@ export class Supervisor extends EventEmitter {
   #spareNice = findSpareNice();
   /** The listening sockets held for children with a `socket` (held-socket.ts), by child name. */
   #sockets = new Map<string, HeldSocket>();
+  #httpChecks = new HttpHealthChecks();
 
   constructor(spec: SupervisorSpec, options: SupervisorOptions = {}) {
     super();
@@ -698,7 +704,7 @@ export class Supervisor extends EventEmitter {
     const timeoutMs = Math.max(waitMs, health.timeoutMs ?? this.spec.heartbeat.timeoutMs);
     switch (health.kind) {
       case 'http':
-        return (await checkHttp(health.url, timeoutMs)) ? 'ok' : 'fail';
+        return (await this.#httpChecks.check(health.url, timeoutMs)) ? 'ok' : 'fail';
       case 'tcp':
         return (await checkTcp(health.host, health.port, timeoutMs)) ? 'ok' : 'fail';
       case 'nats-ping': {
@@ -721,37 +727,61 @@ export class Supervisor extends EventEmitter {
    * it has answered no check for its hang window (misses × intervalMs): each check waits for its answer
    * until the window closes, so a child that answers late, behind its own backlog (a server whose health
    * check shares an event loop or a NATS connection with its work), is overloaded, not hung, and a
-   * SIGKILL would only add a restart to the overload. A check that could not be made (NATS away)
+   * SIGKILL would only add a restart to the overload. A child silent for the window that used CPU over
+   * it (BUSY_CPU_SHARE of a core) is busy, not stopped or blocked: a backlog longer than the window,
+   * which a cold server meets on a starved machine, or a loop that spins. It gets its busy window
+   * (busyMisses × intervalMs) while it keeps using CPU. A check that could not be made (NATS away)
    * restarts the window: silence counts only while it can be heard.
    */
   async #watch(child: Child, proc: ChildProcess): Promise<void> {
     const watch = new AbortController();
     child.watch = watch;
-    const { intervalMs, misses, startTimeoutMs } = this.spec.heartbeat;
+    const { intervalMs, misses, busyMisses, startTimeoutMs } = this.spec.heartbeat;
     const windowMs = misses * intervalMs;
+    const busyWindowMs = busyMisses * intervalMs;
     let failingMs = 0;
     let lastAt = Date.now();
     let heardAt = lastAt;
+    let cpu: CpuSample | undefined;
+    let busy = false;
     while (!watch.signal.aborted && child.proc === proc) {
       const began = Date.now();
       const starting = child.state === 'starting';
-      const result = await this.#check(child, starting ? 0 : windowMs - (began - heardAt));
+      const closesAt = heardAt + (busy ? busyWindowMs : windowMs);
+      const result = await this.#check(child, starting ? 0 : Math.min(windowMs, closesAt - began));
       if (watch.signal.aborted || child.proc !== proc) return;
       const now = Date.now();
       if (child.state === 'starting') {
-        if (result === 'ok') this.#markReady(child);
-        else if (result === 'fail') failingMs += now - lastAt;
+        if (result === 'ok') {
+          this.#markReady(child);
+          cpu = this.#cpuSample(proc);
+        } else if (result === 'fail') failingMs += now - lastAt;
         if (failingMs >= startTimeoutMs) {
           this.#hung(child, `not ready within ${startTimeoutMs} ms`);
           return;
         }
         heardAt = now;
       } else if (child.state === 'up') {
-        if (result !== 'fail') heardAt = now;
-        else if (now - heardAt >= windowMs) {
-          this.#hung(child, `no health check answered for ${now - heardAt} ms`);
-          return;
+        const silentMs = now - heardAt;
+        if (result !== 'fail') {
+          heardAt = now;
+          busy = false;
+        } else if (silentMs >= windowMs) {
+          const before = cpu;
+          cpu = this.#cpuSample(proc);
+          // CPU used since the sample before, as a share of one core; unknown without /proc.
+          const share = cpu && before ? (cpu.ms - before.ms) / Math.max(1, cpu.at - before.at) : undefined;
+          busy = share !== undefined && share >= BUSY_CPU_SHARE;
+          const used = share === undefined ? 'CPU use unknown' : `${Math.round(share * 100)}% of a core`;
+          if (!busy || silentMs >= busyWindowMs) {
+            this.#hung(
+              child,
+              `no health check answered for ${silentMs} ms${busy ? ' while busy' : ''} (${used})`,
+            );
+            return;
+          }
         }
+        if (!busy) cpu = this.#cpuSample(proc);
       }
       lastAt = now;
       const period = child.state === 'starting' ? READINESS_POLL_MS : intervalMs;
@@ -761,6 +791,12 @@ export class Supervisor extends EventEmitter {
         return;
       }
     }
+  }
+
+  /** The process's CPU time now, or undefined where /proc cannot say (not Linux, or gone). */
+  #cpuSample(proc: ChildProcess): CpuSample | undefined {
+    const stat = proc.pid === undefined ? null : readProcStat(proc.pid);
+    return stat ? { ms: (stat.cpuTicks * 1000) / PROC_TICKS_PER_SECOND, at: Date.now() } : undefined;
   }
 
   #hung(child: Child, message: string): void {
@@ -917,6 +953,7 @@ export class Supervisor extends EventEmitter {
     for (const child of [...this.#children].reverse()) await this.#stopChild(child);
     for (const child of this.#children) if (child.state !== 'failed') child.state = 'stopped';
     this.#closeSockets();
+    this.#httpChecks.close();
     await this.#nats?.close();
     await this.#metricsServer?.close();
     if (this.#phase === 'stopping') this.#phase = 'stopped';
