@@ -597,9 +597,15 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
     );
     assert.ok(silentMs >= 3000, `spinning was hung after ${silentMs} ms of silence (busy window 3,000 ms)`);
     assert.deepEqual(
-      events.filter((e) => e.service === 'cold' && e.type !== 'started' && e.type !== 'ready'),
-      [],
-      'cold was never taken for hung',
+      events
+        .filter((e) => e.service === 'cold' && e.type !== 'started' && e.type !== 'ready')
+        .map((e) => e.type),
+      ['busy'],
+      'cold was taken for busy once, never for hung',
+    );
+    assert.ok(
+      events.some((e) => e.service === 'spinning' && e.type === 'busy' && e.pid === hung.pid),
+      'spinning was busy before it was hung',
     );
     const status = sup.status().children.find((c) => c.name === 'cold');
     assert.equal(status?.state, 'up');

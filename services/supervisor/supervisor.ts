@@ -44,7 +44,8 @@ export type ChildState = 'starting' | 'up' | 'hung' | 'restarting' | 'stopped' |
 export type RestartReason = 'crashed' | 'exited' | 'hung' | 'manual' | 'sibling';
 /** Why a child process ended: a restart reason, or 'shutdown' when the supervisor stopped it. */
 export type ExitReason = 'crashed' | 'exited' | 'hung' | 'shutdown';
-export type SupervisorEventType = 'started' | 'exited' | 'hung' | 'restarting' | 'ready' | 'gave_up';
+/** `busy`: a ready child silent for its hang window while using CPU, given its busy window (#watch). */
+export type SupervisorEventType = 'started' | 'exited' | 'busy' | 'hung' | 'restarting' | 'ready' | 'gave_up';
 
 export type SupervisorEvent = {
   type: SupervisorEventType;
@@ -771,8 +772,14 @@ export class Supervisor extends EventEmitter {
           cpu = this.#cpuSample(proc);
           // CPU used since the sample before, as a share of one core; unknown without /proc.
           const share = cpu && before ? (cpu.ms - before.ms) / Math.max(1, cpu.at - before.at) : undefined;
+          const wasBusy = busy;
           busy = share !== undefined && share >= BUSY_CPU_SHARE;
           const used = share === undefined ? 'CPU use unknown' : `${Math.round(share * 100)}% of a core`;
+          if (busy && !wasBusy && silentMs < busyWindowMs) {
+            this.#emit(child, 'busy', {
+              message: `no health check answered for ${silentMs} ms while busy (${used}): waiting up to ${busyWindowMs} ms`,
+            });
+          }
           if (!busy || silentMs >= busyWindowMs) {
             this.#hung(
               child,
