@@ -103,7 +103,17 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
     server('driver', a, 'services/driver/main.ts', []);
     server('fs', b, 'services/fs/main.ts', ['--data', corpus.dir]);
     const port = await freePort();
-    server('gateway', c, 'services/gateway/main.ts', ['--host', '127.0.0.1', '--port', String(port)]);
+    // The fault tests' deadline (test/microkernel-faults.test.ts): the claim is that no request is lost
+    // when a node dies, inside whatever budget; once on CI, with the whole suite on 2 cores, a request
+    // in flight at the kill outlived the default 5 s (here they take 0.1–1.1 s at 0.8 CPU).
+    server('gateway', c, 'services/gateway/main.ts', [
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--deadline-ms',
+      '10000',
+    ]);
     gatewayUrl = `http://127.0.0.1:${port}`;
     await waitUntil(
       'the gateway is ready (fs and driver answer across the cluster)',
@@ -131,20 +141,24 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
     }
   });
 
-  it("keeps serving when the driver's NATS node is killed under load", async () => {
+  it("keeps serving when the driver's NATS node is killed under load", async (t) => {
     const corpus = await testCorpus();
     const files = corpus.manifest.files.filter((f) => !f.poison && f.size < 256 * 1024);
     let stop = false;
     let served = 0;
     let servedAfterKill = 0;
     let killed = false;
+    let killedAt = 0;
+    // The slowest request in flight at the kill: how close the outage came to the deadline.
+    let slowestAcrossKillMs = 0;
     const failures: string[] = [];
     const worker = async (offset: number) => {
       for (let i = offset; !stop; i += 4) {
         const file = files[i % files.length]!;
+        const sentAt = Date.now();
         try {
           const res = await fetch(`${gatewayUrl}/files/${encodeFilePath(file.path)}`, {
-            signal: AbortSignal.timeout(8000),
+            signal: AbortSignal.timeout(15_000),
           });
           const body = Buffer.from(await res.arrayBuffer());
           const sha = createHash('sha256').update(body).digest('hex');
@@ -152,6 +166,7 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
           else {
             served++;
             if (killed) servedAfterKill++;
+            if (sentAt <= killedAt) slowestAcrossKillMs = Math.max(slowestAcrossKillMs, Date.now() - sentAt);
           }
         } catch (err) {
           failures.push(`${file.path}: ${(err as Error).message}`);
@@ -164,12 +179,13 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
     const driverNode = nodes[0]!;
     driverNode.proc!.kill('SIGKILL');
     killed = true;
-    const killedAt = Date.now();
+    killedAt = Date.now();
     // The driver reconnects to a surviving node; the file server retries its reads meanwhile.
     await waitUntil('requests are served after the kill', async () => servedAfterKill >= 20, 20_000);
     await sleep(1000);
     stop = true;
     await Promise.all(workers);
+    t.diagnostic(`the slowest request in flight at the kill took ${slowestAcrossKillMs} ms`);
     const survivors = nodes.slice(1);
     const routes = await Promise.all(survivors.map(routeCount));
     assert.deepEqual(routes, [1, 1], 'the two survivors still route to each other');
@@ -177,7 +193,7 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
     assert.deepEqual(
       failures.slice(0, 5),
       [],
-      `${failures.length} failed requests after killing nats-a (${Date.now() - killedAt} ms of load after the kill)`,
+      `${failures.length} failed requests after killing nats-a (${Date.now() - killedAt} ms of load after the kill; the slowest request in flight at the kill took ${slowestAcrossKillMs} ms)`,
     );
   });
 });
