@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { HttpHealthChecks } from './health.ts';
 
-test('HTTP health checks keep their connection; a timed-out check drops it and the next opens a new one', async (t) => {
+test('HTTP health checks keep their connection; a timed-out check drops it and the next opens a new one; keepAlive false opens one per check', async (t) => {
   let connections = 0;
   let stallNext = false;
   const server = http.createServer((_req, res) => {
@@ -31,4 +31,8 @@ test('HTTP health checks keep their connection; a timed-out check drops it and t
   assert.equal(await checks.check(url, 200), false);
   assert.equal(await checks.check(url, 2000), true);
   assert.equal(connections, 2, 'the check after a timeout opened a new connection');
+  const fresh = new HttpHealthChecks({ keepAlive: false });
+  t.after(() => fresh.close());
+  for (let i = 0; i < 2; i++) assert.equal(await fresh.check(url, 2000), true);
+  assert.equal(connections, 4, 'without keepAlive, a connection per check');
 });

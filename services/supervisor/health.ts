@@ -13,8 +13,15 @@ import { INSTANCE_METADATA_KEY } from './child-identity.ts';
  * still answers none.
  */
 export class HttpHealthChecks {
-  readonly #http = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  readonly #https = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  readonly #http: http.Agent;
+  readonly #https: https.Agent;
+
+  /** keepAlive false: a new connection for every check (what measure-health.ts compares against). */
+  constructor(options: { keepAlive?: boolean } = {}) {
+    const agent = { keepAlive: options.keepAlive ?? true, maxSockets: 1 };
+    this.#http = new http.Agent(agent);
+    this.#https = new https.Agent(agent);
+  }
 
   /** GET url; healthy only on 200 within timeoutMs. */
   check(url: string, timeoutMs: number): Promise<boolean> {

@@ -9,14 +9,13 @@
  * services/microkernel/README.md keeps the figures ('A busy server is not a hung one').
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateCorpus } from '../../corpus/corpus.ts';
 import { HttpHealthChecks } from '../../supervisor/health.ts';
 import { openLoopLoad } from './load.ts';
-import { startProcessKernel } from './process-kernel.ts';
+import { eventLine, startProcessKernel } from './process-kernel.ts';
 
 const { values } = parseArgs({
   options: { rate: { type: 'string', default: '200' }, seconds: { type: 'string', default: '20' } },
@@ -26,18 +25,6 @@ const seconds = Number(values.seconds);
 if (!(rate > 0) || !(seconds > 0)) throw new Error('--rate and --seconds take positive numbers');
 const POLL_MS = 250;
 const POLL_TIMEOUT_MS = 20_000;
-
-/** One GET on a connection of its own, as the supervisor checked before it kept one. */
-function checkOnNewConnection(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { agent: false, timeout: POLL_TIMEOUT_MS }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-  });
-}
 
 /** Polls until the load ends; each poll as [ms since the start when it began, ms it took]. */
 async function poll(check: () => Promise<boolean>, start: number): Promise<Array<[number, number]>> {
@@ -53,6 +40,8 @@ async function poll(check: () => Promise<boolean>, start: number): Promise<Array
 
 const dir = await mkdtemp(path.join(tmpdir(), 'kstyles-measure-health-'));
 const kept = new HttpHealthChecks();
+// As the supervisor checked before it kept its connection.
+const fresh = new HttpHealthChecks({ keepAlive: false });
 try {
   const manifest = await generateCorpus(path.join(dir, 'data'), { seed: 7, count: 40 });
   const files = manifest.files.filter((f) => !f.poison);
@@ -63,9 +52,9 @@ try {
   try {
     const url = `${kernel.url}/healthz`;
     const start = Date.now();
-    const [results, fresh, reused] = await Promise.all([
+    const [results, onNew, onKept] = await Promise.all([
       openLoopLoad(kernel.url, files, { rate, durationMs: seconds * 1000 }),
-      poll(() => checkOnNewConnection(url), start),
+      poll(() => fresh.check(url, POLL_TIMEOUT_MS), start),
       poll(() => kept.check(url, POLL_TIMEOUT_MS), start),
     ]);
     console.log(`${rate} req/s of ${files.length} files; /healthz every ${POLL_MS} ms (ms per poll)`);
@@ -81,17 +70,15 @@ try {
       );
       const slowest = Math.max(0, ...sent.map((r) => r.ms));
       console.log(
-        `${String(s).padStart(6)}  ${String(sent.length).padStart(4)}  ${String(slowest).padStart(7)}  ${String(sent.filter((r) => !r.ok).length).padStart(6)} | ${inSecond(fresh, s).padEnd(14)} | ${inSecond(reused, s)}`,
+        `${String(s).padStart(6)}  ${String(sent.length).padStart(4)}  ${String(slowest).padStart(7)}  ${String(sent.filter((r) => !r.ok).length).padStart(6)} | ${inSecond(onNew, s).padEnd(14)} | ${inSecond(onKept, s)}`,
       );
     }
-    for (const e of kernel.events.filter((x) => x.type !== 'started')) {
-      const at = ((Date.parse(e.time) - start) / 1000).toFixed(1);
-      console.log(`at ${at} s: ${e.service} ${e.type}${e.message ? ` (${e.message})` : ''}`);
-    }
+    for (const e of kernel.events.filter((x) => x.type !== 'started')) console.log(eventLine(e, start));
   } finally {
     await kernel.stop();
   }
 } finally {
   kept.close();
+  fresh.close();
   await rm(dir, { recursive: true, force: true });
 }

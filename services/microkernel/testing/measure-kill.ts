@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { generateCorpus } from '../../corpus/corpus.ts';
 import { transferFlag } from '../../ipc/server-main.ts';
 import { openLoopLoad, percentileOf } from './load.ts';
-import { startProcessKernel } from './process-kernel.ts';
+import { eventLine, startProcessKernel } from './process-kernel.ts';
 
 const { values } = parseArgs({
   options: {
@@ -105,10 +105,8 @@ try {
     // What else the supervisor did (a gateway killed as hung under the load explains failures outside
     // the windows), in seconds after the load began.
     const loadStart = killedAt[0]! - GAP_MS;
-    for (const e of kernel.events.filter((x) => x.service !== server && x.type !== 'started')) {
-      const at = ((Date.parse(e.time) - loadStart) / 1000).toFixed(1);
-      console.log(`at ${at} s: ${e.service} ${e.type}${e.message ? ` (${e.message})` : ''}`);
-    }
+    for (const e of kernel.events.filter((x) => x.service !== server && x.type !== 'started'))
+      console.log(eventLine(e, loadStart));
   } finally {
     await kernel.stop();
   }

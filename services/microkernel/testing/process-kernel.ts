@@ -54,6 +54,12 @@ export type ProcessKernelOptions = {
   readyTimeoutMs?: number;
 };
 
+/** One supervisor event as a line of a measurement's timeline, in seconds after `since` (ms epoch). */
+export function eventLine(e: SupervisorEvent, since: number): string {
+  const at = ((Date.parse(e.time) - since) / 1000).toFixed(1);
+  return `at ${at} s: ${e.service} ${e.type}${e.message ? ` (${e.message})` : ''}`;
+}
+
 export async function startProcessKernel(options: ProcessKernelOptions): Promise<ProcessKernel> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kstyles-mk-test-'));
   const stateEnv = { TMPDIR: tmp, XDG_RUNTIME_DIR: tmp };
