@@ -767,10 +767,12 @@ export class Supervisor extends EventEmitter {
         if (result !== 'fail') {
           heardAt = now;
           busy = false;
+          cpu = this.#cpuSample(proc);
         } else if (silentMs >= windowMs) {
           const before = cpu;
           cpu = this.#cpuSample(proc);
-          // CPU used since the sample before, as a share of one core; unknown without /proc.
+          // CPU used since the child was last heard (or, while busy, since the window before), as a
+          // share of one core; unknown without /proc.
           const share = cpu && before ? (cpu.ms - before.ms) / Math.max(1, cpu.at - before.at) : undefined;
           const wasBusy = busy;
           busy = share !== undefined && share >= BUSY_CPU_SHARE;
@@ -788,7 +790,6 @@ export class Supervisor extends EventEmitter {
             return;
           }
         }
-        if (!busy) cpu = this.#cpuSample(proc);
       }
       lastAt = now;
       const period = child.state === 'starting' ? READINESS_POLL_MS : intervalMs;
