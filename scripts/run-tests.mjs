@@ -1,16 +1,46 @@
 #!/usr/bin/env node
-// Runs node's test runner through tsx over the project's test files. Node 20's runner takes paths, not
-// globs, so the files are listed here: unit tests beside the code and cross-style tests in test/; the
-// container tier (test/containers) only with --containers.
+// Runs node's test runner through tsx over the project's test files: unit tests beside the code and
+// cross-style tests in test/; the container tier (test/containers) only with --containers. Two files run
+// at a time, the longest first by the durations the last run recorded (scripts/test-durations.mjs):
+// through node:test's run(), because `node --test` sorts the files it is given alphabetically.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { run } from 'node:test';
+import { spec } from 'node:test/reporters';
+import { longestFirst, readDurations, recordDurations } from './test-durations.mjs';
+
+const USAGE =
+  'usage: node scripts/run-tests.mjs [--containers] [--test-timeout=MS]   (one file: node --import tsx --test FILE)';
+let containers = false;
+let timeoutArg;
+for (const arg of process.argv.slice(2)) {
+  if (arg === '--containers') containers = true;
+  else if (arg.startsWith('--test-timeout=') && /^[1-9]\d*$/.test(arg.slice('--test-timeout='.length)))
+    timeoutArg = Number(arg.slice('--test-timeout='.length));
+  else {
+    process.stderr.write(
+      `run-tests: unknown argument ${arg} (a timeout is --test-timeout=MS, MS > 0)\n${USAGE}\n`,
+    );
+    process.exit(2);
+  }
+}
+// Each test file runs in a child with this process's execArgv: through tsx, so start again with it.
+if (!process.execArgv.includes('tsx')) {
+  const again = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+    },
+  );
+  process.exit(again.status ?? 1);
+}
 
 const root = new URL('..', import.meta.url).pathname;
-const containers = process.argv.includes('--containers');
 const roots = containers
   ? ['test/containers']
-  : ['cli', 'services', 'monolith', 'unikernel', 'load', 'lab', 'deploy', 'bench', 'test'];
+  : ['cli', 'services', 'monolith', 'unikernel', 'load', 'lab', 'deploy', 'bench', 'scripts', 'test'];
 
 function collect(dir, files) {
   let entries;
@@ -32,17 +62,18 @@ function collect(dir, files) {
   return files;
 }
 
-const files = roots.flatMap((dir) => collect(join(root, dir), [])).sort();
-if (files.length === 0) {
+const found = roots.flatMap((dir) => collect(join(root, dir), [])).sort();
+if (found.length === 0) {
   process.stderr.write(`no test files found under ${roots.join(', ')}\n`);
   process.exit(1);
 }
-const extra = process.argv.slice(2).filter((arg) => arg !== '--containers');
-// Node 20 applies --test-timeout to a whole file; fresh image builds on the vfs driver take minutes.
-const timeout = containers ? 1_500_000 : 300_000;
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', `--test-timeout=${timeout}`, ...extra, ...files],
-  { cwd: root, stdio: 'inherit' },
-);
-process.exit(result.status ?? 1);
+const files = longestFirst(found, readDurations());
+// Node 20 applies the timeout to a whole file; fresh image builds on the vfs driver take minutes.
+const timeout = timeoutArg ?? (containers ? 1_500_000 : 300_000);
+process.chdir(root);
+const stream = run({ files, concurrency: 2, timeout });
+stream.on('test:fail', () => {
+  process.exitCode = 1;
+});
+recordDurations(stream, root);
+stream.compose(spec).pipe(process.stdout);
