@@ -130,9 +130,10 @@ describe('the latency phase against scripted servers', () => {
 describe('the warm-up against scripted servers', () => {
   it('adds windows until one passes as a search step would, and records them', async () => {
     // 0.3 s fixed (30 requests), then 1 s windows of 100 requests at 100 req/s: requests 1–130 answer
-    // after 80 ms (p99 > the 50 ms bound), so the first window fails and the second passes.
+    // after 80 ms (p99 > the 50 ms bound), so the first window fails and the second passes, or a later
+    // one when the machine is busy enough to push a window past the bound by itself (seen in CI).
     const warm = await newContext({
-      plan: { ...plan, warmupMaxWindows: 3 },
+      plan: { ...plan, warmupMaxWindows: 5 },
       progress: silent,
       workDir,
       names: ['floor', 'monolith'],
@@ -141,7 +142,7 @@ describe('the warm-up against scripted servers', () => {
     });
     Object.assign(warm, { dataDir: ctx.dataDir, manifestDir: ctx.manifestDir });
     await scripted('floor', { from: 1, to: 130, delayMs: 80 }, warm);
-    // Always too slow: the warm-up gives up after 3 windows and says so.
+    // Always too slow: the warm-up gives up after 5 windows and says so.
     await scripted('monolith', { from: 1, to: 1_000_000, delayMs: 80 }, warm);
     await PHASES.find((p) => p.id === 'latency')!.run(warm);
 
@@ -150,22 +151,23 @@ describe('the warm-up against scripted servers', () => {
     // A window the generator fell behind in decides nothing of the target (a search step measures it
     // again, and so does the warm-up): seen once in CI, between the two scripted ones.
     const decided = floorWarmUp.windows.filter((w) => !(w.generatorBound && w.undecided));
-    assert.deepEqual(
-      decided.map((w) => w.ok),
-      [false, true],
-      JSON.stringify(floorWarmUp.windows),
-    );
-    assert.match(decided[0]!.reason, /p99 \d+\.\d ms > 50 ms/);
+    const windows = JSON.stringify(floorWarmUp.windows);
+    assert.ok(decided.length >= 2, windows);
+    assert.equal(decided.at(-1)!.ok, true, windows);
+    for (const failed of decided.slice(0, -1)) {
+      assert.equal(failed.ok, false, windows);
+      assert.match(failed.reason, /p99 \d+\.\d ms > 50 ms/);
+    }
     assert.equal(floorWarmUp.held, true);
     // The warm-up counts in no figure: the floor's rounds are its fast answers.
     assert.ok(floor.latency['4k']!.samples.every((s) => s.value < 80_000));
 
     const monolith = warm.targets.find((t) => t.name === 'monolith')!;
-    assert.equal(monolith.warmUps['4k']!.windows.length, 3);
+    assert.equal(monolith.warmUps['4k']!.windows.length, 5);
     assert.equal(monolith.warmUps['4k']!.held, false);
     assert.ok(
       monolith.notes.some((n) =>
-        /still failing at 100 req\/s after a 0\.3 s warm-up and 3 more windows/.test(n),
+        /still failing at 100 req\/s after a 0\.3 s warm-up and 5 more windows/.test(n),
       ),
       JSON.stringify(monolith.notes),
     );
