@@ -29,7 +29,7 @@ for (const arg of process.argv.slice(2)) {
   }
 }
 // Each test file runs in a child with this process's execArgv: through tsx, so start again with it.
-if (!process.execArgv.includes('tsx')) {
+if (!process.execArgv.some((arg) => arg.includes('tsx'))) {
   const again = spawnSync(
     process.execPath,
     ['--import', 'tsx', ...process.execArgv, ...process.argv.slice(1)],
