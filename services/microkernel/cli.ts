@@ -284,6 +284,7 @@ export async function run(argv: string[]): Promise<number> {
       monitorPort,
       users,
       serverName: `kstyles-${options.id}`,
+      ...(options.deadlineMs !== undefined ? { responsesExpireMs: options.deadlineMs } : {}),
     });
     tempDir = written.dir;
     const configFile = written.file;

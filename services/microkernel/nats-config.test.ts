@@ -231,3 +231,50 @@ describe('nkey authentication on a real nats-server', () => {
     });
   });
 });
+
+describe('response permissions on a real nats-server', () => {
+  /** A file server that answers each stat after the milliseconds its request names. */
+  async function answeringAfterDelay(roles: RoleNats): Promise<NatsConnection> {
+    const fs = await roles.connectAs('fs');
+    fs.subscribe(SUBJECTS.fsStat, {
+      callback: (_err, msg) => {
+        setTimeout(() => msg.respond(`after ${msg.string()} ms`), Number(msg.string()));
+      },
+    });
+    await fs.flush();
+    return roles.connectAs('gateway');
+  }
+
+  it('lets a server answer for the whole request deadline, and refuses an answer after a shorter window', async () => {
+    // nats-server keeps every reply subject a server may still answer until it expires; a window bounds
+    // that table (NATS_CONFIG_DEFAULTS.responsesExpireMs). Its effect: a late answer is refused.
+    const standard = await startRoleNats();
+    const short = await startRoleNats({ responsesExpireMs: 300 });
+    try {
+      const fromStandard = await answeringAfterDelay(standard);
+      assert.equal(
+        (await fromStandard.request(SUBJECTS.fsStat, '800', { timeout: 3000 })).string(),
+        'after 800 ms',
+      );
+      const fromShort = await answeringAfterDelay(short);
+      assert.equal(
+        (await fromShort.request(SUBJECTS.fsStat, '20', { timeout: 3000 })).string(),
+        'after 20 ms',
+      );
+      await assert.rejects(fromShort.request(SUBJECTS.fsStat, '800', { timeout: 1500 }), /timeout|TIMEOUT/i);
+    } finally {
+      await Promise.all([standard.stop(), short.stop()]);
+    }
+  });
+
+  it('renders the window into every role that may answer', () => {
+    const config = renderNatsConfig({
+      host: '127.0.0.1',
+      port: 4222,
+      users: usersFromEnv(),
+      responsesExpireMs: 7000,
+    });
+    assert.equal(config.match(/allow_responses: \{ max: 1, expires: "7000ms" \}/g)?.length, 3, config);
+    assert.doesNotMatch(config, /allow_responses: true/);
+  });
+});

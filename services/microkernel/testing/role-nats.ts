@@ -16,9 +16,11 @@ export type RoleNats = {
   stop(): Promise<void>;
 };
 
-export async function startRoleNats(): Promise<RoleNats> {
+export async function startRoleNats(options: { responsesExpireMs?: number } = {}): Promise<RoleNats> {
   const users = generateKeyPairs();
-  const nats = await startNatsServer({ config: renderNatsConfig({ host: '127.0.0.1', port: 0, users }) });
+  const nats = await startNatsServer({
+    config: renderNatsConfig({ host: '127.0.0.1', port: 0, users, ...options }),
+  });
   const connections: NatsConnection[] = [];
   return {
     nats,
