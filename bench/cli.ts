@@ -144,7 +144,15 @@ export async function run(argv: string[]): Promise<number> {
     log.write('\nkstyles bench: stopping after the current step (Ctrl-C again to quit at once)…\n');
     controller.abort();
   };
+  // A SIGTERM (a service manager, `kill`, a CI timeout) would end the process without its 'exit'
+  // handler and leave every target and its nats-server running: stop them, then end as the signal would.
+  const onSigterm = () => {
+    log.write('\nkstyles bench: SIGTERM: stopping its targets…\n');
+    controller.abort();
+    void stopAll().finally(() => process.exit(143));
+  };
   process.on('SIGINT', onSigint);
+  process.once('SIGTERM', onSigterm);
   process.on('exit', killAllNow);
   try {
     log.write(
@@ -164,6 +172,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
     await stopAll();
   }
 }
