@@ -45,6 +45,33 @@ describe('/proc/<pid>/stat', () => {
     assert.ok(readProcStat(process.pid)!.reapedChildrenCpuTicks - before.reapedChildrenCpuTicks >= 10);
   });
 
+  it('counts the minor faults of a process touching fresh pages', async () => {
+    // A child maps 8 MiB of fresh memory (above any mmap threshold) and writes to each of its 2,048 pages.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const b = new Uint8Array(new ArrayBuffer(8 * 1024 * 1024));
+         const minflt = () => Number(require('node:fs').readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[7]);
+         process.stdout.write(String(minflt()) + ' ');
+         for (let i = 0; i < b.length; i += 4096) b[i] = 1;
+         setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+      let after = readProcStat(child.pid!)!.minorFaults;
+      for (let tries = 0; after - Number(chunk.toString()) < 2048 && tries < 50; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        after = readProcStat(child.pid!)!.minorFaults;
+      }
+      assert.ok(after - Number(chunk.toString()) >= 2048, `${after - Number(chunk.toString())} faults`);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('reads how a thread is scheduled: its nice value, policy and real-time priority', async (t) => {
     const mine = readProcStat('thread-self')!;
     assert.equal(mine.pid, Number(readlinkSync('/proc/thread-self').split('/').pop()));

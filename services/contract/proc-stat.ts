@@ -16,6 +16,8 @@ export type ProcStat = {
   ppid: number;
   /** utime + stime: the CPU of all its threads, in ticks. */
   cpuTicks: number;
+  /** Page faults served without I/O (minflt): each a first touch of a page, or one given back and touched again. */
+  minorFaults: number;
   /** cutime + cstime: the CPU of its children it has waited for, in ticks. */
   reapedChildrenCpuTicks: number;
   /** Its nice value (-20 … 19; what SCHED_OTHER weighs). */
@@ -51,13 +53,14 @@ export function readProcStat(pid: number | 'thread-self'): ProcStat | null {
   // The name is in parentheses and may contain both; the fields after its last ')' are space separated.
   const close = line.lastIndexOf(')');
   const fields = line.slice(close + 2).split(' ');
-  // From state (field 3 of the line): ppid is field 4, utime stime cutime cstime are fields 14-17, nice
+  // From state (field 3 of the line): ppid is field 4, minflt 10, utime stime cutime cstime 14-17, nice
   // is 19, rt_priority and policy are 40 and 41 (proc_pid_stat(5)).
   const policy = Number(fields[38]);
   return {
     pid: Number(line.slice(0, line.indexOf(' '))),
     name: line.slice(line.indexOf('(') + 1, close),
     ppid: Number(fields[1]),
+    minorFaults: Number(fields[7]),
     cpuTicks: Number(fields[11]) + Number(fields[12]),
     reapedChildrenCpuTicks: Number(fields[13]) + Number(fields[14]),
     nice: Number(fields[16]),

@@ -8,7 +8,8 @@
  *       [--monolith]
  * Each transfer runs a real `kstyles microkernel` on a temporary corpus (seed 7); per file, a warm-up,
  * then `rounds` measured runs (median printed, min–max beside it). services/microkernel/README.md keeps
- * the figures ('CPU per request').
+ * the figures ('CPU per request'). The last column but one: minor page faults per request, all processes
+ * together (each a first touch of fresh memory; 'Page faults' in that README).
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -47,11 +48,11 @@ const scale = Number(values.scale);
 const PROCESSES = ['gateway', 'fs', 'driver', 'nats'] as const;
 type ProcessName = (typeof PROCESSES)[number];
 
-/** User + system CPU seconds of a process and all its threads so far. */
-function cpuSeconds(pid: number): number {
+/** User + system CPU seconds of a process and all its threads so far, and its minor page faults. */
+function usage(pid: number): { cpuSeconds: number; faults: number } {
   const stat = readProcStat(pid);
   if (!stat) throw new Error(`process ${pid} is gone: its CPU time cannot be read`);
-  return stat.cpuTicks / PROC_TICKS_PER_SECOND;
+  return { cpuSeconds: stat.cpuTicks / PROC_TICKS_PER_SECOND, faults: stat.minorFaults };
 }
 
 function requestsFor(file: ManifestFile): number {
@@ -96,7 +97,7 @@ try {
       `${concurrency} requests in flight; µs of CPU per request (median of ${rounds}, min–max), idle CPU subtracted`,
   );
   console.log(
-    `${'transfer'.padEnd(8)} ${'file'.padEnd(14)} ${PROCESSES.map((p) => p.padStart(18)).join('')} ${'total'.padStart(8)} ${'req/s'.padStart(7)}`,
+    `${'transfer'.padEnd(8)} ${'file'.padEnd(14)} ${PROCESSES.map((p) => p.padStart(18)).join('')} ${'total'.padStart(8)} ${'faults'.padStart(7)} ${'req/s'.padStart(7)}`,
   );
   const row = (
     label: string,
@@ -114,7 +115,9 @@ try {
         perRound.map((r) => r['total']!),
       )
         .toFixed(0)
-        .padStart(8)} ${median(perRound.map((r) => r['rps']!))
+        .padStart(8)} ${median(perRound.map((r) => r['faults']!))
+        .toFixed(0)
+        .padStart(7)} ${median(perRound.map((r) => r['rps']!))
         .toFixed(0)
         .padStart(7)}`,
     );
@@ -122,14 +125,17 @@ try {
   /** Measures every file against `url`, the CPU of `pids` (named); one row per file. */
   const measureTarget = async (label: string, url: string, pids: Record<string, number>) => {
     const names = Object.keys(pids);
-    const cpu = () => Object.fromEntries(names.map((n) => [n, cpuSeconds(pids[n]!)]));
+    const cpu = () => Object.fromEntries(names.map((n) => [n, usage(pids[n]!).cpuSeconds]));
+    const faults = () => names.reduce((sum, n) => sum + usage(pids[n]!).faults, 0);
     const pool = new Pool(url, { connections: concurrency });
     // What each process spends with no request (heartbeats, NATS pings), per second.
     const idleBefore = cpu();
+    const idleFaultsBefore = faults();
     const idleStarted = process.hrtime.bigint();
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const idleSeconds = Number(process.hrtime.bigint() - idleStarted) / 1e9;
     const idleAfter = cpu();
+    const idleFaultsPerSecond = (faults() - idleFaultsBefore) / idleSeconds;
     const idlePerSecond = Object.fromEntries(
       names.map((n) => [n, (idleAfter[n]! - idleBefore[n]!) / idleSeconds]),
     );
@@ -139,15 +145,22 @@ try {
       const perRound: Array<Record<string, number>> = [];
       for (let round = 0; round < rounds; round++) {
         const before = cpu();
+        const faultsBefore = faults();
         const wall = await run(pool, file, count);
         const after = cpu();
+        const faulted = Math.max(0, faults() - faultsBefore - idleFaultsPerSecond * wall) / count;
         const us = Object.fromEntries(
           names.map((n) => [
             n,
             (Math.max(0, after[n]! - before[n]! - idlePerSecond[n]! * wall) / count) * 1e6,
           ]),
         );
-        perRound.push({ ...us, total: names.reduce((sum, n) => sum + us[n]!, 0), rps: count / wall });
+        perRound.push({
+          ...us,
+          total: names.reduce((sum, n) => sum + us[n]!, 0),
+          faults: faulted,
+          rps: count / wall,
+        });
       }
       row(label, file, perRound, names);
     }
