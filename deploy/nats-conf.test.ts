@@ -6,6 +6,7 @@ import { connectNats, inboxPrefixOf } from '../services/ipc/connect.ts';
 import {
   generateKeyPairs,
   keyPairsEnv,
+  NATS_GODEBUG,
   NATS_GOGC,
   NATS_KEY_ENV,
   NATS_ROLES,
@@ -18,13 +19,15 @@ import { composeNatsConfig, NATS_CONF_PATH } from './nats/render-nats-conf.ts';
 const NATS_SERVER_BIN = process.env['NATS_SERVER_BIN'] ?? '/usr/sbin/nats-server';
 
 describe("nats-server's environment", () => {
-  it('sets GOGC to NATS_GOGC in the image and for the servers kstyles starts, unless the operator sets it', () => {
-    assert.match(
-      readFileSync('deploy/docker/nats.Dockerfile', 'utf8'),
-      new RegExp(`^ENV GOGC=${NATS_GOGC}$`, 'm'),
-    );
-    assert.deepEqual(natsServerEnv({}), { GOGC: NATS_GOGC });
-    assert.deepEqual(natsServerEnv({ GOGC: '150' }), { GOGC: '150' });
+  it('sets GOGC and GODEBUG in the image and for the servers kstyles starts, unless the operator sets them', () => {
+    const dockerfile = readFileSync('deploy/docker/nats.Dockerfile', 'utf8');
+    assert.match(dockerfile, new RegExp(`^ENV GOGC=${NATS_GOGC}$`, 'm'));
+    assert.match(dockerfile, new RegExp(`^ENV GODEBUG=${NATS_GODEBUG}$`, 'm'));
+    assert.deepEqual(natsServerEnv({}), { GOGC: NATS_GOGC, GODEBUG: NATS_GODEBUG });
+    assert.deepEqual(natsServerEnv({ GOGC: '150', GODEBUG: 'gctrace=1' }), {
+      GOGC: '150',
+      GODEBUG: 'gctrace=1',
+    });
   });
 });
 

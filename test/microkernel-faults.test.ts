@@ -357,6 +357,7 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
       const natsPid = (await kernel.status()).children.find((c) => c.name === 'nats')!.pid!;
       const environ = readFileSync(`/proc/${natsPid}/environ`, 'utf8').split('\0');
       assert.ok(environ.includes(`GOGC=${natsServerEnv().GOGC}`), 'nats-server runs with GOGC');
+      assert.ok(environ.includes(`GODEBUG=${natsServerEnv().GODEBUG}`), 'nats-server runs with GODEBUG');
       const file = mixed.find((f) => f.size > 300_000)!;
       let first: Awaited<ReturnType<typeof fetchChecked>> | undefined;
       const until = Date.now() + 8000;
