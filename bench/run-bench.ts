@@ -16,6 +16,7 @@ import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import { type LoadResults, measureSecurity, rangeFileOf } from '../load/index.ts';
 import { formatMicros } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
+import { MALLOC_ENV } from '../services/contract/malloc-env.ts';
 import { readManifest } from '../services/corpus/corpus.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
@@ -1298,6 +1299,7 @@ function benchMethod(plan: Plan): BenchMethod {
 export function methodText(plan: Plan): string[] {
   const pct = (r: number) => `${Math.round(r * 100)}%`;
   const resolution = ladderResolution(plan.ladder);
+  const malloc = Object.entries(MALLOC_ENV).map(([name, value]) => `${name}=${value}`);
   return [
     "One machine, loopback; the load generator (kstyles load's open-loop engine, wrk2 model: latency from the intended send time, HdrHistogram in µs, every body checked) runs in the benchmark process on the same cores. Calibration, throughput and latency share one set of running targets, each started once.",
     `Rounds: every figure is measured ${plan.rounds} times, the targets interleaved (A B C A B C …, the same phase and the same rates); tables show the median with min–max, ratios are taken round by round (paired) and shown the same way. No best run is picked.`,
@@ -1306,6 +1308,7 @@ export function methodText(plan: Plan): string[] {
     `Calibration: the generator against nginx (4 KiB), ${plan.rounds} rounds: its noise floor (corrected p99 at ${plan.calibration.noiseRate} req/s for ${plan.calibration.windowMs / 1000} s) and the highest rate it holds per core with send-lag p99 < ${plan.calibration.sendLagBoundUs / 1000} ms and no failed request.`,
     `Max throughput: per size, rates on a ladder of ${plan.ladder.perDoubling} steps per doubling (resolution ${pct(resolution)}) from ${SIZE_KEYS.map((k) => `${plan.ladder.startRates[k]} (${SIZES[k].label})`).join(', ')} req/s; the first round doubles until a step fails, then bisects to adjacent rates; later rounds start at the median of the rounds so far and move one rate, then two, four. A step is a ${plan.stepWindowMs / 1000} s window (at least ${plan.minStepRequests} requests) and passes with no failed request, p99 < ${plan.p99BoundMs} ms from the intended send time, and the generator on schedule; a p99 within the noise floor of the bound is measured again (${plan.undecidedTries} times in all), then decided on the other criteria; a step in which the generator fell behind is measured again (${plan.undecidedTries} times in all) and fails, bounded by the generator, only if it falls behind every time. After a failed step the target must answer /readyz again. ${plan.connections} keep-alive connections. Before each target's first round at a size: a ${plan.warmupMs / 1000} s warm-up at the start rate, then windows at that rate until one passes as a step would (at most ${plan.warmupMaxWindows}); none of it counts.`,
     `Latency: every target at the same fixed rate per size (${plan.latency.sizes.map((k) => `${SIZES[k].label} ${plan.latency.rates[k]} req/s`).join(', ')}), the warm-up above where the throughput search did not warm the target up at that size, then ${plan.rounds} rounds of ${plan.latency.windowMs / 1000} s (at least ${plan.latency.minRequests} requests); p50/p99/p99.9 from the intended send time.`,
+    `Every target is a Node process started with glibc's allocator settings ${malloc.join(' ')} (services/contract/malloc-env.ts): freed buffers are kept for the next request instead of going back to the kernel and faulting in again, which on a VM costs more than the bytes.`,
     "Footprint: VmRSS from /proc/<pid>/status summed over the process tree, sampled every 250 ms during each round's latency windows (peak per round); the microkernel's tree includes its launcher, nats-server, supervisor and servers.",
     `Cold start: spawn → first 200 of /readyz and then of a 4 KiB file (for the microkernel, /readyz answers 200 only when every server answers), ${plan.coldStartRounds} rounds; the targets ran before, so tsx's transform cache and the page cache are warm.`,
     `Recovery: ${plan.recovery.rate} req/s of 4 KiB for ${plan.recovery.durationMs / 1000}s, SIGKILL at ${plan.recovery.faultAtMs / 1000}s of the component a driver bug kills: the monolith and unikernel processes (under the supervisor of services/supervisor as restarter), the microkernel's driver server (through its supervisor's control API); failed requests and fault → first success after the first failure, ${plan.rounds} rounds.`,

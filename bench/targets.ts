@@ -10,6 +10,7 @@ import path from 'node:path';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
 import { freePort } from '../services/contract/http-server.ts';
+import { mallocEnv } from '../services/contract/malloc-env.ts';
 import type { TransferMode } from '../services/ipc/headers.ts';
 import { ANY_FREE_METRICS_PORTS } from '../services/microkernel/composition.ts';
 import { buildLayout } from '../unikernel/runtime/layout.ts';
@@ -29,6 +30,7 @@ export class SkipTarget extends ProcessError {
   readonly code = ProcessErrorCode.TARGET_SKIPPED;
 }
 
+/** How a target is started; every one is a Node process and runs with the allocator settings of services/contract/malloc-env.ts. */
 export type Launch = { command: string; args: string[]; env: NodeJS.ProcessEnv; describe: string };
 
 export type RunningTarget = { name: TargetName; url: string; child: Spawned; port: number };
@@ -50,7 +52,7 @@ function kstyles(style: string, port: number, dataDir: string): Launch {
   return {
     command: process.execPath,
     args: [KSTYLES_BIN, style, '--port', String(port), '--data', dataDir],
-    env: {},
+    env: mallocEnv(),
     describe: `node bin/kstyles.js ${style} --port P --data DIR`,
   };
 }
@@ -98,7 +100,7 @@ export const TARGETS: Record<TargetName, TargetDef> = {
     launch: (port, dataDir) => ({
       command: process.execPath,
       args: ['--import', 'tsx', FLOOR_SCRIPT, '--port', String(port), '--data', dataDir],
-      env: {},
+      env: mallocEnv(),
       describe: 'node --import tsx bench/floor-server.ts (node:http + fs, nothing else)',
     }),
   },
@@ -137,7 +139,7 @@ export const TARGETS: Record<TargetName, TargetDef> = {
             command: UNIKERNEL_BUILD.executable,
             args: ['--port', String(port), '--data', path.resolve(dataDir)],
             // As in its image: no NODE_OPTIONS (a single executable would still honour them).
-            env: { NODE_OPTIONS: '' },
+            env: { ...mallocEnv(), NODE_OPTIONS: '' },
             describe:
               'unikernel/dist/kstyles-unikernel (the single executable of its image) --port P --data DIR',
           }

@@ -1,17 +1,18 @@
 /**
  * `kstyles up --transfer`: the lab passes the microkernel's transfer mode down to its file server (a
- * real lab as processes, every port free-chosen, its runtime state in a temporary directory), and a
- * bad value is a usage error naming the flag before anything starts.
+ * real lab as processes, every port free-chosen, its runtime state in a temporary directory), every
+ * Node server it starts runs with the allocator settings, and a bad value is a usage error naming the flag before anything starts.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { checkScenarioTargets, loadScenario } from '../load/scenario.ts';
 import { freePort } from '../services/contract/http-server.ts';
+import { MALLOC_ENV } from '../services/contract/malloc-env.ts';
 import { testCorpus } from '../services/contract/testing/test-corpus.ts';
 import { encodeFilePath } from '../services/corpus/corpus.ts';
 
@@ -88,6 +89,8 @@ describe('kstyles up --transfer', () => {
     const stateEnv = { TMPDIR: tmp, XDG_RUNTIME_DIR: tmp };
     const env: NodeJS.ProcessEnv = { ...process.env, ...stateEnv };
     delete env.KSTYLES_TRANSFER;
+    // The allocator settings must come from the lab, not from this test's environment.
+    for (const name of Object.keys(MALLOC_ENV)) delete env[name];
     const lab = spawn(
       process.execPath,
       [
@@ -141,6 +144,20 @@ describe('kstyles up --transfer', () => {
       );
       assert.equal(res.status, 200);
       assert.equal((await res.arrayBuffer()).byteLength, file.size);
+
+      // Every Node server of the lab keeps its freed memory (services/contract/malloc-env.ts).
+      const servers = [
+        childOf(first, 'lab', 'monolith'),
+        childOf(first, 'lab', 'unikernel'),
+        ...['gateway', 'fs', 'driver'].map((name) => childOf(first, 'microkernel', name)),
+      ];
+      for (const server of servers) {
+        assert.ok(server?.pid, JSON.stringify(first));
+        const environ = readFileSync(`/proc/${server.pid}/environ`, 'utf8').split('\0');
+        for (const [name, value] of Object.entries(MALLOC_ENV)) {
+          assert.ok(environ.includes(`${name}=${value}`), `${server.name} runs with ${name}=${value}`);
+        }
+      }
 
       // A hung gateway is the microkernel supervisor's to restart; the lab watches that supervisor, and
       // leaves the microkernel alone (it used to kill it all for a gateway slow to answer /healthz).

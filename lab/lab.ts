@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { DEFAULT_PORTS, STYLES, type Style } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN as KSTYLES } from '../cli/kit/repo.ts';
 import { assertPortFree } from '../services/contract/http-server.ts';
+import { mallocEnv } from '../services/contract/malloc-env.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../services/ipc/headers.ts';
 import {
   findNatsServer,
@@ -161,7 +162,7 @@ function labSpec(
           options.data,
           ...chaos,
         ],
-        env: tracesEnv(options.traces, 'monolith'),
+        env: { ...mallocEnv(), ...tracesEnv(options.traces, 'monolith') },
         health: http('monolith'),
       },
       {
@@ -186,7 +187,7 @@ function labSpec(
           String(options.ports.driverMetrics),
           ...chaos,
         ],
-        env: { ...natsSeeds, ...tracesEnv(options.traces, 'microkernel') },
+        env: { ...mallocEnv(), ...natsSeeds, ...tracesEnv(options.traces, 'microkernel') },
         shutdownMs: 10_000,
         // The lab watches the microkernel's supervisor, not its gateway: the gateway's health is that
         // supervisor's business, and a gateway busy with a backlog (after a driver kill, under load)
@@ -212,7 +213,7 @@ function labSpec(
           ...chaos,
         ],
         // As in the image: the program ignores the caller's NODE_OPTIONS.
-        env: { NODE_OPTIONS: '', ...tracesEnv(options.traces, 'unikernel') },
+        env: { ...mallocEnv(), NODE_OPTIONS: '', ...tracesEnv(options.traces, 'unikernel') },
         health: http('unikernel'),
       },
     ],

@@ -35,6 +35,8 @@ COPY --from=build --chown=1000:1000 /data /data
 # tsx compiles the TypeScript at start and caches it under TMPDIR: with read_only, mount a tmpfs there.
 # KSTYLES_IMAGE: the request parsers count this image's files on /metrics (kstyles_security_image_*).
 ENV NODE_ENV=production TMPDIR=/tmp KSTYLES_IMAGE=kstyles/app KSTYLES_SERVER_BUNDLES=/app/dist/servers
+# glibc keeps freed buffers for the next request instead of faulting fresh pages in (services/contract/malloc-env.ts).
+ENV MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=134217728 MALLOC_TOP_PAD_=16777216
 WORKDIR /app
 # uid 1000 is "node" in both the official image and the local base.
 USER 1000:1000

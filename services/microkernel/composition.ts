@@ -12,6 +12,7 @@ import path from 'node:path';
 import { REPO_ROOT } from '../../cli/kit/repo.ts';
 import { ProcessError, ProcessErrorCode } from '../contract/errors.ts';
 import { reachableUrl } from '../contract/http-server.ts';
+import { mallocEnv } from '../contract/malloc-env.ts';
 import { CRASH_AT_START_ENV } from '../driver/chaos-env.ts';
 import type { NatsCredentials } from '../ipc/connect.ts';
 import { DEFAULT_TRANSFER, type TransferMode } from '../ipc/headers.ts';
@@ -101,7 +102,7 @@ function server(options: CompositionOptions, name: ServerName, role: NatsRole, a
     name,
     command,
     args: [...base, ...args],
-    env: { ...natsEnv(options, role), ...options.serverEnv },
+    env: { ...mallocEnv(), ...natsEnv(options, role), ...options.serverEnv },
     cwd: REPO_ROOT,
     restart: 'permanent',
     shutdownMs: 5000,
