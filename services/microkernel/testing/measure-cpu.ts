@@ -21,6 +21,7 @@ import { Pool } from 'undici';
 import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
 import { formatSpread, spreadOf } from '../../../cli/kit/spread.ts';
 import { freePort } from '../../contract/http-server.ts';
+import { mallocEnv } from '../../contract/malloc-env.ts';
 import { PROC_TICKS_PER_SECOND, readProcStat } from '../../contract/proc-stat.ts';
 import { encodeFilePath, generateCorpus, type ManifestFile } from '../../corpus/corpus.ts';
 import { TRANSFER_MODES } from '../../ipc/headers.ts';
@@ -170,7 +171,8 @@ try {
     const monolith = spawn(
       process.execPath,
       [KSTYLES_BIN, 'monolith', '--port', String(await freePort()), '--data', path.join(dir, 'data')],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      // With the allocator settings the microkernel's servers get from their supervisor (as in the lab).
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...mallocEnv() } },
     );
     try {
       let output = '';
