@@ -1,7 +1,8 @@
 /**
  * `kstyles up --transfer`: the lab passes the microkernel's transfer mode down to its file server (a
  * real lab as processes, every port free-chosen, its runtime state in a temporary directory), every
- * Node server it starts runs with the allocator settings, and a bad value is a usage error naming the flag before anything starts.
+ * Node server it starts runs with the allocator settings, and a bad value is a usage error naming the
+ * flag before anything starts.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';

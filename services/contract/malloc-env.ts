@@ -12,7 +12,10 @@
  * freed memory for the next request (services/microkernel/README.md, 'Page faults').
  *
  * The price: a process holds on to what it freed, up to the trim threshold, instead of returning it.
- * Processes linked against another C library (musl) ignore the variables.
+ * Processes linked against another C library (musl) ignore the variables. glibc reads them when a
+ * process starts, so they go in the environment of whoever starts it: a `kstyles monolith` or a
+ * unikernel executable started by hand runs with glibc's defaults unless the shell exports them (the
+ * microkernel's servers get them from its supervisor).
  */
 
 const MiB = 1024 * 1024;

@@ -46,7 +46,7 @@ describe('/proc/<pid>/stat', () => {
   });
 
   it('counts the minor faults of a process touching fresh pages', async () => {
-    // A child maps 8 MiB of fresh memory (above any mmap threshold) and writes to each of its 2,048 pages.
+    // A child allocates 8 MiB it has never touched and writes to each of its 2,048 pages.
     const child = spawn(
       process.execPath,
       [
