@@ -126,34 +126,38 @@ try {
   /** Measures every file against `url`, the CPU of `pids` (named); one row per file. */
   const measureTarget = async (label: string, url: string, pids: Record<string, number>) => {
     const names = Object.keys(pids);
-    const cpu = () => Object.fromEntries(names.map((n) => [n, usage(pids[n]!).cpuSeconds]));
-    const faults = () => names.reduce((sum, n) => sum + usage(pids[n]!).faults, 0);
+    /** Each process's CPU seconds, and the faults of all of them, from one read of each stat. */
+    const sample = () => {
+      const each = names.map((n) => [n, usage(pids[n]!)] as const);
+      return {
+        cpu: Object.fromEntries(each.map(([n, u]) => [n, u.cpuSeconds])),
+        faults: each.reduce((sum, [, u]) => sum + u.faults, 0),
+      };
+    };
     const pool = new Pool(url, { connections: concurrency });
     // What each process spends with no request (heartbeats, NATS pings), per second.
-    const idleBefore = cpu();
-    const idleFaultsBefore = faults();
+    const idleBefore = sample();
     const idleStarted = process.hrtime.bigint();
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const idleSeconds = Number(process.hrtime.bigint() - idleStarted) / 1e9;
-    const idleAfter = cpu();
-    const idleFaultsPerSecond = (faults() - idleFaultsBefore) / idleSeconds;
+    const idleAfter = sample();
+    const idleFaultsPerSecond = (idleAfter.faults - idleBefore.faults) / idleSeconds;
     const idlePerSecond = Object.fromEntries(
-      names.map((n) => [n, (idleAfter[n]! - idleBefore[n]!) / idleSeconds]),
+      names.map((n) => [n, (idleAfter.cpu[n]! - idleBefore.cpu[n]!) / idleSeconds]),
     );
     for (const file of files) {
       const count = requestsFor(file);
       await run(pool, file, Math.ceil(count / 2)); // warm-up: JIT, page cache, fd caches
       const perRound: Array<Record<string, number>> = [];
       for (let round = 0; round < rounds; round++) {
-        const before = cpu();
-        const faultsBefore = faults();
+        const before = sample();
         const wall = await run(pool, file, count);
-        const after = cpu();
-        const faulted = Math.max(0, faults() - faultsBefore - idleFaultsPerSecond * wall) / count;
+        const after = sample();
+        const faulted = Math.max(0, after.faults - before.faults - idleFaultsPerSecond * wall) / count;
         const us = Object.fromEntries(
           names.map((n) => [
             n,
-            (Math.max(0, after[n]! - before[n]! - idlePerSecond[n]! * wall) / count) * 1e6,
+            (Math.max(0, after.cpu[n]! - before.cpu[n]! - idlePerSecond[n]! * wall) / count) * 1e6,
           ]),
         );
         perRound.push({
