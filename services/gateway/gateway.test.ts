@@ -344,8 +344,10 @@ describe('microkernel replicas', () => {
 describe('microkernel gateway when a server is away', () => {
   it('answers 504 when the driver is gone for the whole deadline, 503 with Retry-After when the file server is', async () => {
     // Long enough that a stall of the test process on a crowded CI machine does not use it up before
-    // the gateway has asked (seen with 400 ms: a 504 where the 503 was due).
-    const kernel = await startInProcessKernel((await testCorpus()).dir, { deadlineMs: 1500 });
+    // the gateway has asked: a stall past an attempt's timer lets the timer fire before the reply
+    // saying no responders is read (seen with 400 ms and with 1,500 ms: a 504, "2 attempts, last:
+    // timeout", where the 503 was due).
+    const kernel = await startInProcessKernel((await testCorpus()).dir, { deadlineMs: 3000 });
     try {
       await kernel.servers.driver.stop();
       const timedOut = await fetch(`${kernel.gateway.url}/files/docs/hello%20world.txt`);

@@ -551,15 +551,17 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
     child(name, ['--nats', nats.url, '--service', name], { health: { kind: 'nats-ping', service: name } });
 
   test('a health check answered late inside the hang window is life; silence for the window is a hang', async (t) => {
-    // FAST: checks every 200 ms, a hang window of 3 × 200 ms. All three are ready at once, then busy:
-    // `late` answers each later check after 300 ms (3 × the check timeout, half the window), `silent`
-    // after 5 s; `patient` always answers after 1 s, past its window, and waits that long by its own
+    // Checks every 200 ms with a 100 ms timeout, a hang window of 6 × 200 ms. All three are ready at
+    // once, then busy: `late` answers each later check after 300 ms (3 × the check timeout, a quarter of
+    // the window: with 3 × 200 ms, a 300 ms stall of a loaded CI machine took it for hung), `silent`
+    // after 5 s; `patient` always answers after 1.5 s, past its window, and waits that long by its own
     // health timeoutMs.
+    const heartbeat = { ...FAST, misses: 6 };
     const late = await httpChild('late', ['--http-delay-ms', '300', '--http-busy-once-ready']);
     const silent = await httpChild('silent', ['--http-delay-ms', '5000', '--http-busy-once-ready']);
-    const patient = await httpChild('patient', ['--http-delay-ms', '1000']);
-    patient.health = { ...patient.health!, timeoutMs: 1500 } as ChildSpec['health'];
-    const sup = await supervise(t, { id: 'slowhealth', heartbeat: FAST, children: [late, patient, silent] });
+    const patient = await httpChild('patient', ['--http-delay-ms', '1500']);
+    patient.health = { ...patient.health!, timeoutMs: 2000 } as ChildSpec['health'];
+    const sup = await supervise(t, { id: 'slowhealth', heartbeat, children: [late, patient, silent] });
     const events = collect(sup);
     await sup.whenReady();
     const readyAt = Date.now();
@@ -567,7 +569,7 @@ describe('supervisor with NATS', { timeout: 40_000 }, () => {
     // `silent` waits on a timer: it uses no CPU, so it is not taken for busy.
     assert.match(hung.message ?? '', /^no health check answered for \d+ ms \(\d+% of a core\)$/);
     const detectMs = Date.now() - readyAt;
-    assert.ok(detectMs <= 2000, `silent detected ${detectMs} ms after it was ready (window 600 ms)`);
+    assert.ok(detectMs <= 3000, `silent detected ${detectMs} ms after it was ready (window 1,200 ms)`);
     await sleep(2000);
     for (const name of ['late', 'patient']) {
       assert.deepEqual(
