@@ -59,7 +59,15 @@ function outageDriver(): FaultDriver & { resumed: number } {
 }
 
 describe('FaultSchedule', () => {
-  test('a fault fired while three threads send: its window sees each completion once, in completion order, as one thread would', async () => {
+  /**
+   * One load of three threads with an outage fired at 1 s. A run whose generator fell behind during
+   * the fault's window measured a stall of the machine, not the fault (seen in CI: the whole machine
+   * held for about 95 s, the outage's resets spent on requests intended before it, the window 0 failed
+   * of 300): when such a run saw no failure, the caller runs it again.
+   */
+  async function outageUnderThreeThreads() {
+    downUntil = 0;
+    resetsLeft = 0;
     const manifest = await readManifest(corpus.dir);
     const rate = 200;
     // Room after the window: on a crowded machine the fault may fire late, and a window cut short by
@@ -115,7 +123,24 @@ describe('FaultSchedule', () => {
       if (at >= measured.windowStartMs && at < measured.windowEndMs) inWindow++;
     }
     assert.equal(measured.requests, inWindow);
-    const seen = `window ${measured.windowStartMs}–${measured.windowEndMs} ms: ${measured.requests} requests, ${measured.failed} failed`;
+    const stalled = pool.generator.some(
+      (second) =>
+        second.behind &&
+        (second.t + 1) * 1000 > measured.windowStartMs &&
+        second.t * 1000 < measured.windowEndMs,
+    );
+    return { measured, stalled };
+  }
+
+  test('a fault fired while three threads send: its window sees each completion once, in completion order, as one thread would', async () => {
+    const runs = [];
+    for (let run = 1; run <= 3; run++) {
+      const outcome = await outageUnderThreeThreads();
+      runs.push(outcome);
+      if (outcome.measured.failed > 0 || !outcome.stalled) break;
+    }
+    const { measured } = runs.at(-1)!;
+    const seen = `window ${measured.windowStartMs}–${measured.windowEndMs} ms: ${measured.requests} requests, ${measured.failed} failed; ${runs.length} runs, the generator fell behind in the window of ${runs.filter((r) => r.stalled).length}`;
     assert.ok(measured.failed > 0, `the outage failed requests; ${seen}`);
     assert.ok(measured.firstSuccessAfterFailureMs !== null, `and the target came back; ${seen}`);
   });
