@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { freePort, reachableUrl } from './http-server.ts';
 
@@ -9,6 +12,22 @@ test('freePort never hands out the same port twice in one process', async () => 
   for (let i = 0; i < 300; i++) ports.push(await freePort());
   assert.equal(new Set(ports).size, ports.length);
   for (const port of ports) assert.ok(port > 0 && port < 65536, String(port));
+});
+
+test('freePort picks below the ephemeral range, where outgoing connections take their ports', async () => {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  const ports = [];
+  for (let i = 0; i < 50; i++) ports.push(await freePort());
+  for (const port of ports) assert.ok(port >= 20_000 && port < low!, `${port}, ephemeral from ${low}`);
+  // Each can be bound.
+  for (const port of ports.slice(0, 5)) {
+    const server = createServer().listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 test('reachableUrl turns wildcard addresses into loopback and brackets IPv6', () => {

@@ -1,21 +1,65 @@
 /** Starting and stopping an HTTP server the same way in every style. */
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { type AddressInfo, createServer, isIPv6 } from 'node:net';
 import { PortInUseError } from './errors.ts';
 
-/** A free loopback port: the OS picks one and it is released at once (for children told where to listen). */
-/** Ports freePort has handed out in this process: the kernel may offer a just-closed port again. */
+/** Ports freePort has handed out in this process: none is handed out twice. */
 const handedOut = new Set<number>();
 
+/** The lowest port freePort picks from; it picks below the kernel's ephemeral range. */
+const FREE_PORT_FLOOR = 20_000;
+
+/** The kernel's ephemeral range (where listen(0) and outgoing connections take their ports). */
+function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return { low: low!, high: high! };
+  } catch {
+    // Not Linux: the range IANA assigns to ephemeral ports.
+  }
+  return { low: 49_152, high: 65_535 };
+}
+
+/** Whether 127.0.0.1:port can be bound now (it is released at once). */
+async function bindable(port: number): Promise<boolean> {
+  const server = createServer();
+  server.listen(port, '127.0.0.1');
+  try {
+    await once(server, 'listening');
+  } catch {
+    return false;
+  }
+  await new Promise((resolve) => server.close(resolve));
+  return true;
+}
+
+/**
+ * A free loopback port for a child told where to listen: a random one between FREE_PORT_FLOOR and the
+ * kernel's ephemeral range, tried by binding it. Not one from the ephemeral range (what listen(0)
+ * hands out): every outgoing connection on the machine takes its local port from there, and one took a
+ * port handed out here before the child could bind it (seen in CI: nats-server's "address already in
+ * use" while other tests ran). Where no room is left below that range, the OS picks.
+ */
 export async function freePort(): Promise<number> {
+  const { low } = ephemeralRange();
+  for (let attempt = 0; low - FREE_PORT_FLOOR >= 1000 && attempt < 100; attempt++) {
+    const port = FREE_PORT_FLOOR + Math.floor(Math.random() * (low - FREE_PORT_FLOOR));
+    if (!handedOut.has(port) && (await bindable(port))) {
+      handedOut.add(port);
+      return port;
+    }
+  }
   for (;;) {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
     await new Promise((resolve) => server.close(resolve));
-    // Callers often ask for several ports before binding any (e.g. a NATS node's client, monitor and route).
     if (!handedOut.has(port)) {
       handedOut.add(port);
       return port;
