@@ -8,7 +8,12 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { ProcessError, ProcessErrorCode } from '../services/contract/errors.ts';
-import { PROC_TICKS_PER_SECOND, type ProcStat, readAllProcStats } from '../services/contract/proc-stat.ts';
+import {
+  PROC_TICKS_PER_SECOND,
+  type ProcStat,
+  readAllProcStats,
+  readRssBytes,
+} from '../services/contract/proc-stat.ts';
 
 const LOG_LINES = 40;
 
@@ -207,21 +212,13 @@ export function cmdline(pid: number): string {
   }
 }
 
-/** VmRSS of one process in bytes (0 when it is gone). */
-export function rssBytes(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    return match ? Number(match[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
 /** Summed VmRSS of a process tree, and which processes it counted. */
 export function treeRss(rootPid: number): { bytes: number; pids: number[] } {
-  const pids = processTree(rootPid).filter((pid) => rssBytes(pid) > 0);
-  return { bytes: pids.reduce((sum, pid) => sum + rssBytes(pid), 0), pids };
+  const resident = processTree(rootPid).flatMap((pid) => {
+    const bytes = readRssBytes(pid);
+    return bytes ? [{ pid, bytes }] : [];
+  });
+  return { bytes: resident.reduce((sum, p) => sum + p.bytes, 0), pids: resident.map((p) => p.pid) };
 }
 
 /** Samples a tree's RSS every `everyMs` until stopped; peak and mean in bytes. */

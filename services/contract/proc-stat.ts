@@ -1,6 +1,6 @@
 /**
  * A process's (or thread's) line of /proc/<pid>/stat (Linux): its command name, its parent, the CPU it
- * has used and how it is scheduled. The benchmark (process trees, CPU per request), the console's cost
+ * has used and how it is scheduled; and its resident memory, from /proc/<pid>/status. The benchmark (process trees, CPU per request), the console's cost
  * measurement, the microkernel's CPU measurement, the load generator's sender threads (their
  * priority) and the supervisor's hang rule (busy or stopped) read it here, so the line is parsed one way.
  */
@@ -78,4 +78,14 @@ export function readAllProcStats(): ProcStat[] {
     if (stat) stats.push(stat);
   }
   return stats;
+}
+
+/** VmRSS of a process in bytes (resident memory, /proc/<pid>/status), or null when it has gone. */
+export function readRssBytes(pid: number): number | null {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
 }

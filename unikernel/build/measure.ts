@@ -1,10 +1,10 @@
 /** Boot measurements: spawn → first HTTP 200, and resident memory once serving. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { spreadOf } from '../../cli/kit/spread.ts';
 import { freePort } from '../../services/contract/http-server.ts';
+import { readRssBytes } from '../../services/contract/proc-stat.ts';
 
 export { freePort };
 
@@ -32,15 +32,6 @@ export async function waitFor200(url: string, timeoutMs: number, child?: ChildPr
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
-}
-
-export function rssBytes(pid: number): number | null {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
 }
 
 export async function stopChild(child: ChildProcess, timeoutMs = 5000): Promise<void> {
@@ -79,7 +70,7 @@ async function bootOnce(
   try {
     await waitFor200(`http://127.0.0.1:${port}${options.path}`, options.timeoutMs, child);
     const ms = Math.round((performance.now() - started) * 10) / 10;
-    return { ms, rss: child.pid ? rssBytes(child.pid) : null };
+    return { ms, rss: child.pid ? readRssBytes(child.pid) : null };
   } finally {
     await stopChild(child);
   }

@@ -8,8 +8,9 @@
  *       [--monolith]
  * Each transfer runs a real `kstyles microkernel` on a temporary corpus (seed 7); per file, a warm-up,
  * then `rounds` measured runs (median printed, min–max beside it). services/microkernel/README.md keeps
- * the figures ('CPU per request'). The last column but one: minor page faults per request, all processes
- * together (each a first touch of fresh memory; 'Page faults' in that README).
+ * the figures ('CPU per request'). Then minor page faults per request, all processes together (each a
+ * first touch of fresh memory; 'Page faults' in that README), and their resident memory summed after
+ * the file's last round (MiB): what the allocator kept.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { KSTYLES_BIN, REPO_ROOT } from '../../../cli/kit/repo.ts';
 import { formatSpread, spreadOf } from '../../../cli/kit/spread.ts';
 import { freePort } from '../../contract/http-server.ts';
 import { mallocEnv } from '../../contract/malloc-env.ts';
-import { PROC_TICKS_PER_SECOND, readProcStat } from '../../contract/proc-stat.ts';
+import { PROC_TICKS_PER_SECOND, readProcStat, readRssBytes } from '../../contract/proc-stat.ts';
 import { encodeFilePath, generateCorpus, type ManifestFile } from '../../corpus/corpus.ts';
 import { TRANSFER_MODES } from '../../ipc/headers.ts';
 import { transferFlag } from '../../ipc/server-main.ts';
@@ -98,13 +99,14 @@ try {
       `${concurrency} requests in flight; µs of CPU per request (median of ${rounds}, min–max), idle CPU subtracted`,
   );
   console.log(
-    `${'transfer'.padEnd(8)} ${'file'.padEnd(14)} ${PROCESSES.map((p) => p.padStart(18)).join('')} ${'total'.padStart(8)} ${'faults'.padStart(7)} ${'req/s'.padStart(7)}`,
+    `${'transfer'.padEnd(8)} ${'file'.padEnd(14)} ${PROCESSES.map((p) => p.padStart(18)).join('')} ${'total'.padStart(8)} ${'faults'.padStart(7)} ${'RSS MiB'.padStart(8)} ${'req/s'.padStart(7)}`,
   );
   const row = (
     label: string,
     file: ManifestFile,
     perRound: Array<Record<string, number>>,
     names: readonly string[],
+    rssMiB: number,
   ) => {
     const cell = (key: string) =>
       formatSpread(
@@ -118,7 +120,7 @@ try {
         .toFixed(0)
         .padStart(8)} ${median(perRound.map((r) => r['faults']!))
         .toFixed(0)
-        .padStart(7)} ${median(perRound.map((r) => r['rps']!))
+        .padStart(7)} ${rssMiB.toFixed(0).padStart(8)} ${median(perRound.map((r) => r['rps']!))
         .toFixed(0)
         .padStart(7)}`,
     );
@@ -167,7 +169,8 @@ try {
           rps: count / wall,
         });
       }
-      row(label, file, perRound, names);
+      const rss = names.reduce((sum, n) => sum + (readRssBytes(pids[n]!) ?? 0), 0);
+      row(label, file, perRound, names, rss / (1024 * 1024));
     }
     await pool.close();
   };
