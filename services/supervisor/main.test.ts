@@ -78,6 +78,9 @@ async function stopProcess(proc: ChildProcess, exited: Promise<unknown>): Promis
   clearTimeout(timer);
 }
 
+/** The children as the last `kstyles ps` saw them: a wait that times out says what it saw. */
+let lastSeen = 'no kstyles ps yet';
+
 async function until<T>(
   what: string,
   fn: () => Promise<T | undefined> | T | undefined,
@@ -87,7 +90,7 @@ async function until<T>(
   for (;;) {
     const value = await fn();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last seen: ${lastSeen}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -95,6 +98,14 @@ async function until<T>(
 async function psStatus(id: string): Promise<SupervisorStatus | undefined> {
   const run = await kstyles('ps', '--json', '--id', id);
   const entry = (JSON.parse(run.stdout) as { supervisors: { status?: SupervisorStatus }[] }).supervisors[0];
+  lastSeen = JSON.stringify(
+    entry?.status?.children.map(({ name, state, restarts, lastExit }) => ({
+      name,
+      state,
+      restarts,
+      lastExit,
+    })) ?? null,
+  );
   return entry?.status;
 }
 
@@ -112,7 +123,9 @@ describe('supervisor process, ps and chaos', { timeout: 50_000 }, () => {
       id,
       nats: { servers: nats.url },
       metricsPort: 0,
-      heartbeat: { intervalMs: 200, timeoutMs: 100, misses: 3 },
+      // A hang window of 10 × 200 ms: a restarted child, cold on a loaded CI machine, may be silent for
+      // 600 ms and be taken for hung, a second restart the wait below would not recognise.
+      heartbeat: { intervalMs: 200, timeoutMs: 100, misses: 10 },
       info: { web: `http://127.0.0.1:${webPort}/` },
       children: [
         {
