@@ -11,31 +11,29 @@ const handedOut = new Set<number>();
 /** The lowest port freePort picks from; it picks below the kernel's ephemeral range. */
 const FREE_PORT_FLOOR = 20_000;
 
-/** The kernel's ephemeral range (where listen(0) and outgoing connections take their ports). */
-function ephemeralRange(): { low: number; high: number } {
+/** The first port of the kernel's ephemeral range (where listen(0) and outgoing connections take theirs). */
+function ephemeralLow(): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
-      .trim()
-      .split(/\s+/)
-      .map(Number);
-    if (Number.isInteger(low) && Number.isInteger(high)) return { low: low!, high: high! };
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low)) return low;
   } catch {
     // Not Linux: the range IANA assigns to ephemeral ports.
   }
-  return { low: 49_152, high: 65_535 };
+  return 49_152;
 }
 
-/** Whether 127.0.0.1:port can be bound now (it is released at once). */
-async function bindable(port: number): Promise<boolean> {
+/** Binds 127.0.0.1:port (0: the OS picks) and releases it at once; the port bound, or null if it could not be. */
+async function bindLoopback(port: number): Promise<number | null> {
   const server = createServer();
   server.listen(port, '127.0.0.1');
   try {
     await once(server, 'listening');
   } catch {
-    return false;
+    return null;
   }
+  const bound = (server.address() as AddressInfo).port;
   await new Promise((resolve) => server.close(resolve));
-  return true;
+  return bound;
 }
 
 /**
@@ -46,20 +44,17 @@ async function bindable(port: number): Promise<boolean> {
  * use" while other tests ran). Where no room is left below that range, the OS picks.
  */
 export async function freePort(): Promise<number> {
-  const { low } = ephemeralRange();
-  for (let attempt = 0; low - FREE_PORT_FLOOR >= 1000 && attempt < 100; attempt++) {
-    const port = FREE_PORT_FLOOR + Math.floor(Math.random() * (low - FREE_PORT_FLOOR));
-    if (!handedOut.has(port) && (await bindable(port))) {
+  const room = ephemeralLow() - FREE_PORT_FLOOR;
+  for (let attempt = 0; room >= 1000 && attempt < 100; attempt++) {
+    const port = FREE_PORT_FLOOR + Math.floor(Math.random() * room);
+    if (!handedOut.has(port) && (await bindLoopback(port)) !== null) {
       handedOut.add(port);
       return port;
     }
   }
   for (;;) {
-    const server = createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    await new Promise((resolve) => server.close(resolve));
+    const port = await bindLoopback(0);
+    if (port === null) throw new Error('no port can be bound on 127.0.0.1: is the loopback interface up?');
     if (!handedOut.has(port)) {
       handedOut.add(port);
       return port;
