@@ -1,8 +1,9 @@
 /**
  * A process's (or thread's) line of /proc/<pid>/stat (Linux): its command name, its parent, the CPU it
- * has used and how it is scheduled; and its resident memory, from /proc/<pid>/status. The benchmark (process trees, CPU per request), the console's cost
- * measurement, the microkernel's CPU measurement, the load generator's sender threads (their
- * priority) and the supervisor's hang rule (busy or stopped) read it here, so the line is parsed one way.
+ * has used and how it is scheduled; and its resident memory, from /proc/<pid>/status. The benchmark
+ * (process trees, CPU per request), the console's cost measurement, the microkernel's CPU measurement,
+ * the load generator's sender threads (their priority) and the supervisor's hang rule (busy or stopped)
+ * read it here, so the line is parsed one way.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 

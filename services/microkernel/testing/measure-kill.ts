@@ -8,9 +8,8 @@
  * process's ready log line, the supervisor's ready event; the load's p99 over the 4 s before the kill
  * (the baseline: what the machine gave with no fault, so a cold or overloaded start is not read as the
  * kill's cost); and the p99 and max over the 10 s after the kill, with how many requests took more than
- * 300 ms, and the slowest request sent in each
- * 200 ms of the first 2 s (by when it was sent: where the wait was); then the failures by cause and the
- * supervisor's events for the other servers. `KSTYLES_SPARES=off` measures cold restarts.
+ * 300 ms, and the slowest request sent in each 200 ms of the first 2 s (by when it was sent: where the
+ * wait was); then the failures by cause and the supervisor's events for the other servers. `KSTYLES_SPARES=off` measures cold restarts.
  * services/microkernel/README.md keeps the figures ('Where a driver kill's time goes', 'Warm spares').
  */
 import { readFileSync } from 'node:fs';
