@@ -66,12 +66,13 @@ export class Spawned {
   /** SIGTERM, then SIGKILL for it and every descendant still alive after `graceMs`. */
   async stop(graceMs = 5000): Promise<void> {
     const family = this.running ? processTree(this.pid) : [];
+    // The bounds are unreferenced: a process that exited early must not keep this one alive for them.
     if (this.running) {
       signal(this.pid, 'SIGTERM');
-      await Promise.race([this.exited, sleep(graceMs)]);
+      await Promise.race([this.exited, sleep(graceMs, undefined, { ref: false })]);
     }
     if (this.running) signal(this.pid, 'SIGKILL');
-    await Promise.race([this.exited, sleep(1000)]);
+    await Promise.race([this.exited, sleep(1000, undefined, { ref: false })]);
     // Descendants that outlived their parent (e.g. a supervisor's detached children).
     for (const pid of family) if (pid !== this.pid && isAlive(pid)) signal(pid, 'SIGKILL');
   }

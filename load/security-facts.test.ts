@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import type { Manifest } from '../services/corpus/corpus.ts';
 import { encodeFilePath } from '../services/corpus/corpus.ts';
@@ -25,7 +26,8 @@ after(async () => {
   for (const child of children) {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
-      await Promise.race([once(child, 'exit'), new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      // An unreferenced bound: a referenced one kept this file's process alive 10 s after every child was gone.
+      await Promise.race([once(child, 'exit'), sleep(10_000, undefined, { ref: false })]);
     }
   }
   rmSync(tmp, { recursive: true, force: true });

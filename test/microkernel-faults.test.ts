@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 import { type TestCorpus, testCorpus } from '../services/contract/testing/test-corpus.ts';
 import type { ManifestFile } from '../services/corpus/corpus.ts';
@@ -27,8 +28,6 @@ before(async () => {
   // In a shuffled order, so small and large files interleave.
   mixed = corpus.manifest.files.filter((f) => !f.poison).sort((a, b) => (a.sha256 < b.sha256 ? -1 : 1));
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs the kstyles command line against the kernel's runtime state (its stateEnv); resolves stdout. */
 function kstyles(kernel: ProcessKernel, args: string[]): Promise<string> {
@@ -540,7 +539,8 @@ describe('microkernel under faults (real processes)', { concurrency: false }, ()
       await kstyles(kernel, ['chaos', 'microkernel:driver', 'crashloop', '--times', '1000']);
       const exit = await Promise.race([
         kernel.exited,
-        sleep(30_000).then(() => ({ code: 'timeout' as const, signal: null })),
+        // Unreferenced: a referenced 30 s timer kept this file's process alive 30 s past its last test.
+        sleep(30_000, undefined, { ref: false }).then(() => ({ code: 'timeout' as const, signal: null })),
       ]);
       const output = kernel.output();
       assert.equal(exit.code, 1, output);
