@@ -45,7 +45,7 @@ import {
   usersFromEnv,
   writeRunNatsConfig,
 } from './nats-config.ts';
-import { bundleServers, prebuiltBundles } from './server-bundles.ts';
+import { bundlesAtStart, prebuiltBundles } from './server-bundles.ts';
 
 const COMMAND = {
   name: 'microkernel',
@@ -301,7 +301,7 @@ export async function run(argv: string[]): Promise<number> {
   const bundleDir = prebuilt
     ? undefined
     : mkdtempSync(path.join(os.tmpdir(), 'kstyles-microkernel-servers-'));
-  const built = prebuilt ? { bundles: prebuilt } : await bundleServers(bundleDir!);
+  const built = prebuilt ? { bundles: prebuilt } : await bundlesAtStart(bundleDir!);
   if (built.bundles) composition = { ...composition, bundles: built.bundles };
   else
     process.stderr.write(

@@ -4,14 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { KSTYLES_BIN, REPO_ROOT } from '../../cli/kit/repo.ts';
 import { bundleInventoryBeside } from '../contract/code-inventory.ts';
 import {
+  BUNDLE_CACHE_DIR,
   bundleServers,
+  bundlesAtStart,
   prebuiltBundles,
   SERVER_BUNDLES_ENV,
   SERVER_SOURCES,
@@ -95,6 +98,79 @@ describe('bundles built ahead (KSTYLES_SERVER_BUNDLES, as in the app image)', ()
       assert.match(run.stderr, /KSTYLES_SERVER_BUNDLES=.* lacks gateway\.mjs/);
     } finally {
       rmSync(ahead, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bundlesAtStart: the last bundles of this checkout, reused while their inputs are unchanged', () => {
+  const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+  const fresh = (name: string) => mkdtempSync(path.join(dir, `${name}-`));
+  type BuiltFrom = { inputs: Record<string, string>; outputs: Record<string, string> };
+  const builtFrom = (cache: string) =>
+    JSON.parse(readFileSync(path.join(cache, 'built-from.json'), 'utf8')) as BuiltFrom;
+
+  it('builds into an empty cache, then copies from it the same bytes; a changed input or a corrupt copy means a build', async () => {
+    assert.ok(BUNDLE_CACHE_DIR.startsWith(path.join(REPO_ROOT, 'node_modules', '.cache')));
+    const cache = path.join(fresh('cache'), 'server-bundles');
+    const first = await bundlesAtStart(fresh('run'), cache);
+    assert.ok(first.bundles, first.bundles ? '' : first.reason);
+    assert.equal(first.reused, false, 'nothing to reuse yet');
+    const recorded = builtFrom(cache);
+    assert.equal(
+      recorded.inputs['services/driver/main.ts'],
+      sha256(path.join(REPO_ROOT, 'services/driver/main.ts')),
+    );
+    assert.ok(
+      Object.keys(recorded.inputs).some((input) => input.startsWith('node_modules/@nats-io/')),
+      'the npm packages bundled are inputs too',
+    );
+
+    const second = await bundlesAtStart(fresh('run'), cache);
+    assert.ok(second.bundles);
+    assert.equal(second.reused, true);
+    for (const name of Object.keys(SERVER_SOURCES) as Array<keyof typeof SERVER_SOURCES>) {
+      assert.notEqual(
+        path.dirname(second.bundles[name]),
+        path.dirname(first.bundles[name]),
+        'its own folder',
+      );
+      assert.equal(sha256(second.bundles[name]), sha256(first.bundles[name]), name);
+      assert.ok(bundleInventoryBeside(second.bundles[name]), `${name}: its inventory copied too`);
+    }
+    const help = await node([second.bundles.driver, '--help']);
+    assert.equal(help.code, 0, help.stderr);
+
+    // As if services/fs/main.ts had changed since the build: built again, and the cache records it as it is.
+    writeFileSync(
+      path.join(cache, 'built-from.json'),
+      JSON.stringify({ ...recorded, inputs: { ...recorded.inputs, 'services/fs/main.ts': 'f'.repeat(64) } }),
+    );
+    const changed = await bundlesAtStart(fresh('run'), cache);
+    assert.ok(changed.bundles);
+    assert.equal(changed.reused, false, 'a changed input');
+    assert.equal(
+      builtFrom(cache).inputs['services/fs/main.ts'],
+      sha256(path.join(REPO_ROOT, 'services/fs/main.ts')),
+    );
+
+    // A cached bundle whose bytes are not the ones recorded is not used.
+    const cachedGateway = path.join(cache, 'gateway.mjs');
+    const bytes = readFileSync(cachedGateway);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 2) ^ 0xff, bytes.length - 2);
+    writeFileSync(cachedGateway, bytes);
+    const corrupt = await bundlesAtStart(fresh('run'), cache);
+    assert.ok(corrupt.bundles);
+    assert.equal(corrupt.reused, false, 'a corrupt cached bundle');
+    assert.equal(sha256(corrupt.bundles.gateway), sha256(first.bundles.gateway));
+  });
+
+  it('builds every time where the cache cannot be written, and says nothing of it', async () => {
+    const notADir = path.join(fresh('blocked'), 'file');
+    writeFileSync(notADir, '');
+    for (let start = 0; start < 2; start++) {
+      const built = await bundlesAtStart(fresh('run'), path.join(notADir, 'server-bundles'));
+      assert.ok(built.bundles, built.bundles ? '' : built.reason);
+      assert.equal(built.reused, false);
     }
   });
 });
