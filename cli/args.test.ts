@@ -49,10 +49,11 @@ describe('kstyles entry point', () => {
       (m) => !m[2]!.includes('not built yet'),
     );
     assert.ok(built.some((m) => m[1] === 'corpus'));
-    for (const name of built.map((m) => m[1]!)) {
-      const { stdout } = await run(process.execPath, [KSTYLES, name, '--help']);
-      assert.match(stdout, new RegExp(`kstyles ${name}`));
-      assert.match(stdout, /--help/);
+    const names = built.map((m) => m[1]!);
+    const helps = await Promise.all(names.map((name) => run(process.execPath, [KSTYLES, name, '--help'])));
+    for (const [i, name] of names.entries()) {
+      assert.match(helps[i]!.stdout, new RegExp(`kstyles ${name}`));
+      assert.match(helps[i]!.stdout, /--help/);
     }
   });
 

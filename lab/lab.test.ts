@@ -45,13 +45,16 @@ describe('lab/scenarios/microkernel-kills.yaml', () => {
 describe('kstyles up --transfer', () => {
   it('refuses a bad transfer mode with exit 2 naming the flag (up, demo, microkernel; flag or environment)', async () => {
     const data = (await testCorpus()).dir;
-    for (const [args, env] of [
+    const cases = [
       [['up', '--data', data, '--transfer', 'zero-copy'], {}],
       [['up', '--data', data], { KSTYLES_TRANSFER: 'zero-copy' }],
       [['demo', '--data', data, '--transfer', 'zero-copy'], {}],
       [['microkernel', '--data', data, '--transfer', 'zero-copy'], {}],
-    ] as const) {
-      const run = await kstyles([...args], env);
+    ] as const;
+    // At once: each refuses before it starts anything, so they cannot meet.
+    const runs = await Promise.all(cases.map(([args, env]) => kstyles([...args], env)));
+    for (const [i, [args]] of cases.entries()) {
+      const run = runs[i]!;
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.match(run.stderr, /--transfer must be grant, copy or shm, not 'zero-copy'/);
       assert.doesNotMatch(run.stderr, /at .*\.ts:\d+/, 'a message, not a stack trace');
@@ -60,8 +63,15 @@ describe('kstyles up --transfer', () => {
 
   it('says how to get nats-server when there is none (up, demo, microkernel), with exit 2 and no stack', async () => {
     const data = (await testCorpus()).dir;
-    for (const args of [['up'], ['demo'], ['microkernel', '--port', '0']]) {
-      const run = await kstyles([...args, '--data', data], { NATS_SERVER_BIN: '/nonexistent/nats-server' });
+    const cases = [['up'], ['demo'], ['microkernel', '--port', '0']];
+    // At once: each stops at the missing binary, before it binds or writes anything.
+    const runs = await Promise.all(
+      cases.map((args) =>
+        kstyles([...args, '--data', data], { NATS_SERVER_BIN: '/nonexistent/nats-server' }),
+      ),
+    );
+    for (const [i, args] of cases.entries()) {
+      const run = runs[i]!;
       assert.equal(run.code, 2, `${args[0]}: ${run.stderr}`);
       assert.match(
         run.stderr,
