@@ -5,7 +5,16 @@
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -162,6 +171,26 @@ describe('bundlesAtStart: the last bundles of this checkout, reused while their 
     assert.ok(corrupt.bundles);
     assert.equal(corrupt.reused, false, 'a corrupt cached bundle');
     assert.equal(sha256(corrupt.bundles.gateway), sha256(first.bundles.gateway));
+  });
+
+  it('keeps no cache when an input was modified after its build began (a file saved during the build)', async (t) => {
+    // Its content is untouched; only its modification time says "saved during the build".
+    const source = path.join(REPO_ROOT, 'services/fs/main.ts');
+    const { atime, mtime } = statSync(source);
+    t.after(() => utimesSync(source, atime, mtime));
+    utimesSync(source, atime, new Date(Date.now() + 60_000));
+    const cache = path.join(fresh('cache'), 'server-bundles');
+    const built = await bundlesAtStart(fresh('run'), cache);
+    assert.ok(built.bundles, built.bundles ? '' : built.reason);
+    assert.equal(built.reused, false);
+    assert.equal(existsSync(cache), false, 'nothing kept');
+    utimesSync(source, atime, mtime);
+    await bundlesAtStart(fresh('run'), cache);
+    assert.equal(
+      existsSync(path.join(cache, 'built-from.json')),
+      true,
+      'kept once the file is older than the build',
+    );
   });
 
   it('builds every time where the cache cannot be written, and says nothing of it', async () => {

@@ -26,6 +26,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -171,11 +172,12 @@ export async function bundlesAtStart(
   if (!esbuild) return NO_ESBUILD;
   const key = `esbuild ${esbuild.version} ${JSON.stringify(BUILD_OPTIONS)}`;
   if (copyFromCache(cacheDir, key, outDir)) return { bundles: bundlesIn(outDir), reused: true };
+  const startedMs = Date.now();
   const built = await build(esbuild, outDir);
   // esbuild's service process would otherwise stay for the supervisor's life, idle (~110 MiB resident).
   await esbuild.stop();
   if ('reason' in built) return { bundles: undefined, reason: built.reason };
-  keepInCache(cacheDir, key, outDir, built.inputs);
+  keepInCache(cacheDir, key, outDir, built.inputs, startedMs);
   return { bundles: built.bundles, reused: false };
 }
 
@@ -197,8 +199,23 @@ function copyFromCache(cacheDir: string, key: string, outDir: string): boolean {
   }
 }
 
-/** Replaces the cache with the bundles just built into `outDir`: in a folder of its own, renamed into place. */
-function keepInCache(cacheDir: string, key: string, outDir: string, inputs: string[]): void {
+/**
+ * Replaces the cache with the bundles just built into `outDir`: in a folder of its own, renamed into
+ * place. Not when an input was modified after the build began (a file saved during it): the hashes
+ * recorded now could then be of bytes the bundles do not hold.
+ */
+function keepInCache(
+  cacheDir: string,
+  key: string,
+  outDir: string,
+  inputs: string[],
+  startedMs: number,
+): void {
+  // A second of slack for file systems whose modification times are coarse.
+  const changedSince = startedMs - 1000;
+  const modifiedMs = (input: string) =>
+    statSync(path.join(REPO_ROOT, input), { throwIfNoEntry: false })?.mtimeMs ?? Number.POSITIVE_INFINITY;
+  if (inputs.some((input) => modifiedMs(input) >= changedSince)) return;
   const next = `${cacheDir}.${process.pid}`;
   try {
     mkdirSync(next, { recursive: true, mode: 0o700 });
