@@ -215,6 +215,13 @@ function keepInCache(
   const changedSince = startedMs - 1000;
   const modifiedMs = (input: string) =>
     statSync(path.join(REPO_ROOT, input), { throwIfNoEntry: false })?.mtimeMs ?? Number.POSITIVE_INFINITY;
+  const builtFrom: BuiltFrom = { key, inputs: {}, outputs: {} };
+  try {
+    for (const input of inputs) builtFrom.inputs[input] = sha256Of(path.join(REPO_ROOT, input));
+  } catch {
+    return; // An input gone since the build: nothing to record.
+  }
+  // After the hashing, so a file saved while it ran is caught too.
   if (inputs.some((input) => modifiedMs(input) >= changedSince)) return;
   const next = `${cacheDir}.${process.pid}`;
   try {
@@ -223,8 +230,6 @@ function keepInCache(
     return; // A read-only install, or no folder can be made there: this start's bundles stand.
   }
   try {
-    const builtFrom: BuiltFrom = { key, inputs: {}, outputs: {} };
-    for (const input of inputs) builtFrom.inputs[input] = sha256Of(path.join(REPO_ROOT, input));
     for (const file of readdirSync(outDir)) {
       copyFileSync(path.join(outDir, file), path.join(next, file));
       builtFrom.outputs[file] = sha256Of(path.join(next, file));
