@@ -77,7 +77,14 @@ describe('runLoad', () => {
           ms(t.serviceTime.max) > 900,
           'the stalled in-flight requests still show in the uncorrected max',
         );
-        assert.ok(t.latency.p99 > 3 * t.serviceTime.p99, 'corrected p99 must dwarf the uncorrected p99');
+        // A closed-loop view misses the requests that waited for a connection: a tenth of them are
+        // ~0.5 s late, yet service times measured from the send stay small. p90 shows it on any machine:
+        // a generator thread the machine stalls delays only its own in-flight request (one connection
+        // each), never the fifty that p90 ranks above.
+        assert.ok(
+          t.latency.p90 > 3 * t.serviceTime.p90,
+          `corrected p90 ${ms(t.latency.p90)} ms must dwarf the uncorrected p90 ${ms(t.serviceTime.p90)} ms`,
+        );
         // Upper bounds prove nothing is exaggerated, but only while the generator held its schedule;
         // when the machine is too busy for that, the generator must say so instead.
         if (results.generator.warnings.length === 0) {
@@ -85,9 +92,10 @@ describe('runLoad', () => {
           assert.ok(ms(t.latency.p90) < 650, `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`);
           assert.ok(ms(t.latency.p99) < 1100, `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`);
           assert.ok(ms(t.latency.max) < 1200, `corrected max ${ms(t.latency.max)} ms should be ~1 s`);
+          // Only the 3 requests on the wire during the stall are slow from their send: below p99's rank.
           assert.ok(
             ms(t.serviceTime.p99) < 150,
-            `uncorrected p99 ${ms(t.serviceTime.p99)} ms should stay small`,
+            `uncorrected p99 ${ms(t.serviceTime.p99)} ms should stay small (corrected ${ms(t.latency.p99)} ms)`,
           );
         } else {
           ctx.diagnostic(`upper bounds not checked: ${results.generator.warnings.join(' | ')}`);
