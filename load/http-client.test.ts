@@ -14,7 +14,12 @@ type Outcome = {
 };
 
 /** Sends GET `path` and collects what the handler hears (copies of the body views, and the buffers they were views of). */
-function get(pool: HttpPool, path: string, onSent?: (abort: (err: Error) => void) => void): Promise<Outcome> {
+function get(
+  pool: HttpPool,
+  path: string,
+  onSent?: (abort: (err: Error) => void) => void,
+  onBodyChunk?: () => void,
+): Promise<Outcome> {
   return new Promise((resolve) => {
     const parts: Buffer[] = [];
     const buffers = new Set<ArrayBufferLike>();
@@ -27,6 +32,7 @@ function get(pool: HttpPool, path: string, onSent?: (abort: (err: Error) => void
       onBody: (chunk) => {
         buffers.add(chunk.buffer);
         parts.push(Buffer.from(chunk));
+        onBodyChunk?.();
       },
       onEnd: () => resolve({ status, body: Buffer.concat(parts), error: null, buffers }),
       onError: (error) => resolve({ status, body: Buffer.concat(parts), error, buffers }),
@@ -176,10 +182,20 @@ describe('the sender threads’ HTTP client', () => {
 
       const pool = new HttpPool(stalls.origin, 1, 2000);
       let abort: ((err: Error) => void) | null = null;
-      const pending = get(pool, '/', (a) => {
-        abort = a;
+      // Aborted once the first bytes are in, not after a fixed sleep (which a loaded machine can outlast).
+      let bodyArrived = () => {};
+      const firstBytes = new Promise<void>((resolve) => {
+        bodyArrived = resolve;
       });
-      await sleep(50);
+      const pending = get(
+        pool,
+        '/',
+        (a) => {
+          abort = a;
+        },
+        () => bodyArrived(),
+      );
+      await firstBytes;
       abort!(Object.assign(new Error('gave up'), { code: 'ETIMEDOUT' }));
       const aborted = await pending;
       assert.equal(aborted.error?.code, 'ETIMEDOUT');

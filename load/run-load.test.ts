@@ -41,12 +41,18 @@ describe('runLoad', () => {
       // during the stall, so its p99 stays small. The bounds leave room for a busy machine (other suites
       // run in parallel).
       let firstMs = 0;
+      // The scripted server shares this test's event loop: how late it ended the stall is part of the truth.
+      let releasedLateMs = 0;
       const server = await startServer((_req, res, body) => {
         const now = performance.now();
         if (firstMs === 0) firstMs = now;
         const stallStart = firstMs + WARMUP_MS + 2000;
         const stallEnd = firstMs + WARMUP_MS + 3000;
-        if (now >= stallStart && now < stallEnd) setTimeout(() => serveFile(res, body), stallEnd - now);
+        if (now >= stallStart && now < stallEnd)
+          setTimeout(() => {
+            releasedLateMs = Math.max(releasedLateMs, performance.now() - stallEnd);
+            serveFile(res, body);
+          }, stallEnd - now);
         else serveFile(res, body);
       }, corpus.bodies);
       try {
@@ -87,14 +93,24 @@ describe('runLoad', () => {
         );
         // Upper bounds prove nothing is exaggerated, but only while the generator held its schedule;
         // when the machine is too busy for that, the generator must say so instead.
+        // The sender threads keep their schedule at real-time priority while this thread, the server's,
+        // may starve: the bounds grow by how late the server itself released the stall.
         if (results.generator.warnings.length === 0) {
+          const late = releasedLateMs;
+          if (late > 0) ctx.diagnostic(`the scripted server released the stall ${late.toFixed(1)} ms late`);
           assert.ok(ms(t.latency.p50) < 50, `corrected p50 ${ms(t.latency.p50)} ms should be ~1 ms`);
-          assert.ok(ms(t.latency.p90) < 650, `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`);
-          assert.ok(ms(t.latency.p99) < 1100, `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`);
-          assert.ok(ms(t.latency.max) < 1200, `corrected max ${ms(t.latency.max)} ms should be ~1 s`);
+          assert.ok(
+            ms(t.latency.p90) < 650 + late,
+            `corrected p90 ${ms(t.latency.p90)} ms should be ~500 ms`,
+          );
+          assert.ok(
+            ms(t.latency.p99) < 1100 + late,
+            `corrected p99 ${ms(t.latency.p99)} ms should be ~950 ms`,
+          );
+          assert.ok(ms(t.latency.max) < 1200 + late, `corrected max ${ms(t.latency.max)} ms should be ~1 s`);
           // Only the 3 requests on the wire during the stall are slow from their send: below p99's rank.
           assert.ok(
-            ms(t.serviceTime.p99) < 150,
+            ms(t.serviceTime.p99) < 150 + late,
             `uncorrected p99 ${ms(t.serviceTime.p99)} ms should stay small (corrected ${ms(t.latency.p99)} ms)`,
           );
         } else {
