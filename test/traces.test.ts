@@ -221,21 +221,22 @@ describe('traces through each style (real processes)', { concurrency: false }, (
 
   it('microkernel: a driver SIGKILLed during a read shows the failed attempt and the retried one', async () => {
     const file = path.join(dir, 'microkernel-kill.jsonl');
-    // Every driver read takes 4 s (chaos latency), so the read is held by the driver when it is killed
-    // 1.5 s in; the file server waits up to 15 s per attempt and the gateway 30 s for the request.
+    // Every driver read takes 6 s (chaos latency), so the read is held by the driver when it is killed
+    // 2.5 s in (a loaded machine may take seconds to bring the first request to a new kernel's driver);
+    // the file server waits up to 15 s per attempt and the gateway 30 s for the request.
     const kernel = await startProcessKernel({
       data: corpus.dir,
       args: ['--chaos', '--deadline-ms', '30000', '--heartbeat-ms', '2000'],
       env: {
         KSTYLES_TRACES_FILE: file,
-        KSTYLES_CHAOS_LATENCY_MS: '4000',
+        KSTYLES_CHAOS_LATENCY_MS: '6000',
         KSTYLES_DRIVER_TIMEOUT_MS: '15000',
       },
     });
     try {
       const driverPid = await kernel.pidOf('driver');
       const answer = fetchChecked(kernel.url, fileOf(SMALL));
-      await sleep(1500);
+      await sleep(2500);
       process.kill(driverPid, 'SIGKILL');
       const result = await answer;
       assert.ok(result.ok, `the request survived the driver's death: ${JSON.stringify(result)}`);

@@ -224,7 +224,8 @@ describe('microkernel pipelined reads', () => {
       assert.ok(!first.done);
       parts.push(first.value);
       // The reader pauses: the window is asked for and answered, and not one chunk more.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      for (const until = Date.now() + 10_000; reads < 4 && Date.now() < until; )
+        await new Promise((resolve) => setTimeout(resolve, 20));
       assert.equal(reads, 4, 'chunk reads while the reader holds the first (stat-carried) bytes');
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.equal(reads, 4, 'a paused reader asks for nothing more');
