@@ -175,7 +175,8 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
       }
     };
     const workers = [0, 1, 2, 3].map(worker);
-    await sleep(1000);
+    // The kill lands in a running load: counted, not timed (a loaded machine serves fewer in a second).
+    await waitUntil('requests are served before the kill', async () => served >= 20, 20_000);
     const driverNode = nodes[0]!;
     driverNode.proc!.kill('SIGKILL');
     killedAt = Date.now();
@@ -188,7 +189,6 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
     const survivors = nodes.slice(1);
     const routes = await Promise.all(survivors.map(routeCount));
     assert.deepEqual(routes, [1, 1], 'the two survivors still route to each other');
-    assert.ok(served > 50, `load was running (${served} served)`);
     assert.deepEqual(
       failures.slice(0, 5),
       [],
