@@ -109,7 +109,8 @@ async function psStatus(id: string): Promise<SupervisorStatus | undefined> {
   return entry?.status;
 }
 
-describe('supervisor process, ps and chaos', { timeout: 50_000 }, () => {
+// The timeouts bound a hang, not the speed: a loaded CI line took 22 s here against 50 s before.
+describe('supervisor process, ps and chaos', { timeout: 150_000 }, () => {
   let nats: TestNatsServer;
   before(async () => {
     nats = await startNatsServer();
@@ -282,7 +283,7 @@ describe('supervisor process, ps and chaos', { timeout: 50_000 }, () => {
   });
 });
 
-describe('a NATS URL carrying user:pass@', { timeout: 30_000 }, () => {
+describe('a NATS URL carrying user:pass@', { timeout: 90_000 }, () => {
   const PASSWORD = 'p@ss:w rd';
   let nats: TestNatsServer;
   let withCredentials: string;
