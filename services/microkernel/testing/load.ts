@@ -3,6 +3,7 @@
  * `durationMs`, each answer checked byte for byte against the manifest's sha256.
  */
 import { createHash } from 'node:crypto';
+import { openLoop } from '../../contract/testing/open-loop.ts';
 import type { ManifestFile } from '../../corpus/corpus.ts';
 import { encodeFilePath } from '../../corpus/corpus.ts';
 
@@ -58,22 +59,12 @@ function describeFetchError(err: unknown): string {
  * A request the loop could not send on time (a stalled event loop on a crowded machine) is sent late,
  * so the whole schedule is always sent.
  */
-export async function openLoopLoad(
+export function openLoopLoad(
   baseUrl: string,
   files: ManifestFile[],
   options: { rate: number; durationMs: number },
 ): Promise<LoadResult[]> {
-  const pending: Array<Promise<LoadResult>> = [];
-  const start = Date.now();
-  let sent = 0;
-  while (Date.now() - start < options.durationMs) {
-    const due = Math.floor(((Date.now() - start) / 1000) * options.rate);
-    for (; sent < due; sent++) pending.push(fetchChecked(baseUrl, files[sent % files.length]!));
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  const scheduled = Math.floor((options.durationMs / 1000) * options.rate);
-  for (; sent < scheduled; sent++) pending.push(fetchChecked(baseUrl, files[sent % files.length]!));
-  return Promise.all(pending);
+  return openLoop((i) => fetchChecked(baseUrl, files[i % files.length]!), options);
 }
 
 /** The p-th percentile (nearest rank) of ascending latencies, 0 for none. */

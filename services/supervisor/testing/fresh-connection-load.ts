@@ -4,6 +4,7 @@
  * while in flight with ECONNRESET (or similar). For the tests of held sockets (held-socket.ts).
  */
 import http from 'node:http';
+import { openLoop } from '../../contract/testing/open-loop.ts';
 
 export type ConnectionResult = {
   url: string;
@@ -37,22 +38,11 @@ export function getFresh(url: string): Promise<ConnectionResult> {
 }
 
 /** `rate` requests per second for `durationMs`, the i-th to `urlOf(i)`, sent whether or not earlier ones answered. */
-export async function freshConnectionLoad(
+export function freshConnectionLoad(
   urlOf: (i: number) => string,
   options: { rate: number; durationMs: number },
 ): Promise<ConnectionResult[]> {
-  const pending: Array<Promise<ConnectionResult>> = [];
-  const start = Date.now();
-  let sent = 0;
-  while (Date.now() - start < options.durationMs) {
-    const due = Math.floor(((Date.now() - start) / 1000) * options.rate);
-    for (; sent < due; sent++) pending.push(getFresh(urlOf(sent)));
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  // What came due during the last turn of a stalled loop is sent too: the schedule, not the machine, sets the count.
-  const scheduled = Math.floor((options.durationMs / 1000) * options.rate);
-  for (; sent < scheduled; sent++) pending.push(getFresh(urlOf(sent)));
-  return Promise.all(pending);
+  return openLoop((i) => getFresh(urlOf(i)), options);
 }
 
 /** How many requests failed with each error code. */
