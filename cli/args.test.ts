@@ -49,11 +49,12 @@ describe('kstyles entry point', () => {
       (m) => !m[2]!.includes('not built yet'),
     );
     assert.ok(built.some((m) => m[1] === 'corpus'));
-    const names = built.map((m) => m[1]!);
-    const helps = await Promise.all(names.map((name) => run(process.execPath, [KSTYLES, name, '--help'])));
-    for (const [i, name] of names.entries()) {
-      assert.match(helps[i]!.stdout, new RegExp(`kstyles ${name}`));
-      assert.match(helps[i]!.stdout, /--help/);
+    const helps = await Promise.all(
+      built.map(async ([, name]) => ({ name, ...(await run(process.execPath, [KSTYLES, name!, '--help'])) })),
+    );
+    for (const { name, stdout } of helps) {
+      assert.match(stdout, new RegExp(`kstyles ${name}`));
+      assert.match(stdout, /--help/);
     }
   });
 

@@ -52,9 +52,10 @@ describe('kstyles up --transfer', () => {
       [['microkernel', '--data', data, '--transfer', 'zero-copy'], {}],
     ] as const;
     // At once: each refuses before it starts anything, so they cannot meet.
-    const runs = await Promise.all(cases.map(([args, env]) => kstyles([...args], env)));
-    for (const [i, [args]] of cases.entries()) {
-      const run = runs[i]!;
+    const runs = await Promise.all(
+      cases.map(async ([args, env]) => ({ args, run: await kstyles([...args], env) })),
+    );
+    for (const { args, run } of runs) {
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.match(run.stderr, /--transfer must be grant, copy or shm, not 'zero-copy'/);
       assert.doesNotMatch(run.stderr, /at .*\.ts:\d+/, 'a message, not a stack trace');
@@ -66,12 +67,12 @@ describe('kstyles up --transfer', () => {
     const cases = [['up'], ['demo'], ['microkernel', '--port', '0']];
     // At once: each stops at the missing binary, before it binds or writes anything.
     const runs = await Promise.all(
-      cases.map((args) =>
-        kstyles([...args, '--data', data], { NATS_SERVER_BIN: '/nonexistent/nats-server' }),
-      ),
+      cases.map(async (args) => ({
+        args,
+        run: await kstyles([...args, '--data', data], { NATS_SERVER_BIN: '/nonexistent/nats-server' }),
+      })),
     );
-    for (const [i, args] of cases.entries()) {
-      const run = runs[i]!;
+    for (const { args, run } of runs) {
       assert.equal(run.code, 2, `${args[0]}: ${run.stderr}`);
       assert.match(
         run.stderr,

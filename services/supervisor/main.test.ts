@@ -109,7 +109,7 @@ async function psStatus(id: string): Promise<SupervisorStatus | undefined> {
   return entry?.status;
 }
 
-// The timeouts bound a hang, not the speed: a loaded CI line took 22 s here against 50 s before.
+// The timeouts bound a hang, not the speed: a loaded CI line took 22 s of the 50 s this had before.
 describe('supervisor process, ps and chaos', { timeout: 150_000 }, () => {
   let nats: TestNatsServer;
   before(async () => {
