@@ -175,7 +175,9 @@ describe('microkernel across a 3-node NATS cluster (loopback)', () => {
       }
     };
     const workers = [0, 1, 2, 3].map(worker);
-    // The kill lands in a running load: counted, not timed (a loaded machine serves fewer in a second).
+    // The kill lands in a load that has run for a second (the cluster settled, as before) and served 20
+    // requests: counted as well as timed, since a loaded machine serves fewer in a second.
+    await sleep(1000);
     await waitUntil('requests are served before the kill', async () => served >= 20, 20_000);
     const driverNode = nodes[0]!;
     driverNode.proc!.kill('SIGKILL');
