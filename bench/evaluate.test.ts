@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { spreadOf } from '../cli/kit/spread.ts';
-import { evaluateTargets, formatRatio, ratioPairs, sanityRules } from './evaluate.ts';
+import { checkInstrument, evaluateTargets, formatRatio, ratioPairs, sanityRules } from './evaluate.ts';
 import type { Figure } from './repeats.ts';
 import type { LatencyRound, NatsResult, SizeKey, TargetBench, TargetName, ThroughputRound } from './types.ts';
 
@@ -227,5 +227,29 @@ describe('formatRatio', () => {
     assert.equal(formatRatio(0.756), '0.76×');
     assert.equal(formatRatio(12.3), '12×');
     assert.equal(formatRatio(null), '—');
+  });
+});
+
+describe('checkInstrument', () => {
+  // The opening calibration's rounds: 6,000 [5,800–6,500] req/s; tolerance ±20%.
+  const opening = spreadOf([6000, 6500, 5800])!;
+
+  it('holds within the opening rounds widened by the tolerance, at both ends', () => {
+    for (const closing of [6000, 5800 * 0.8, 6500 * 1.2]) {
+      const check = checkInstrument(opening, throughputRound(closing), 0.2);
+      assert.equal(check.held, true, `${closing} req/s`);
+      assert.equal(check.ratio, closing / 6000);
+    }
+  });
+
+  it('did not hold when the generator lost or gained beyond that', () => {
+    const slower = checkInstrument(opening, throughputRound(4600), 0.2);
+    assert.equal(slower.held, false);
+    assert.equal(slower.ratio.toFixed(2), '0.77');
+    const faster = checkInstrument(opening, throughputRound(7850), 0.2);
+    assert.equal(faster.held, false);
+    assert.equal(faster.round.maxRate, 7850);
+    // A closing search where nothing passed is the largest change of all.
+    assert.equal(checkInstrument(opening, throughputRound(0), 0.2).held, false);
   });
 });

@@ -5,9 +5,18 @@
  * the rounds fall on both sides.
  */
 
-import { spreadOf } from '../cli/kit/spread.ts';
+import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import type { Figure, Sample, SanityRule } from './repeats.ts';
-import type { CheckStatus, NatsResult, SizeKey, TargetBench, TargetCheck, TargetName } from './types.ts';
+import type {
+  CheckStatus,
+  InstrumentCheck,
+  NatsResult,
+  SizeKey,
+  TargetBench,
+  TargetCheck,
+  TargetName,
+  ThroughputRound,
+} from './types.ts';
 import { SIZES } from './types.ts';
 
 export function formatRatio(r: number | null): string {
@@ -24,6 +33,20 @@ export const MICROKERNEL_MONOLITH_SHARE = 0.5;
  * this much better than the floor measured something else.
  */
 export const MONOLITH_ABOVE_FLOOR = 1.5;
+
+/**
+ * The closing search against the opening calibration's rounds: it held when the closing maximum lies
+ * within their [min–max] widened by the tolerance (the rounds' own spread is the instrument's noise;
+ * only a change beyond it is a different instrument).
+ */
+export function checkInstrument(opening: Spread, round: ThroughputRound, tolerance: number): InstrumentCheck {
+  const closing = round.maxRate;
+  return {
+    round,
+    ratio: opening.median > 0 ? closing / opening.median : Number.POSITIVE_INFINITY,
+    held: closing >= opening.min * (1 - tolerance) && closing <= opening.max * (1 + tolerance),
+  };
+}
 
 /** The relations every round must keep, among the targets measured. */
 export function sanityRules(names: readonly TargetName[], tolerance: number): SanityRule<TargetName>[] {

@@ -166,6 +166,25 @@ describe('benchTables', () => {
     ]);
   });
 
+  it('shows the instrument at the end beside the start, marked when it changed', () => {
+    const closing = (maxRate: number, held: boolean): Calibration['closing'] => ({
+      round: { maxRate, generatorBound: true, firstFailure: null, steps: [], othersCores: 0 },
+      ratio: maxRate / 6000,
+      held,
+    });
+    const instrument = (c: Calibration) =>
+      benchTables({ ...results([target('floor', [4000, 4200, 3900])]), calibration: c })[0]!;
+    const held = instrument({ ...calibration, closing: closing(6300, true) });
+    assert.deepEqual(held.rows[1], ['… at the end', '1', '6,300 (1.05× the start)', '—', '—']);
+    assert.match(held.notes.at(-1)!, /not comparable with another run's/);
+    const changed = instrument({ ...calibration, closing: closing(400, false) });
+    assert.equal(changed.rows[1]![2], '400 (0.07× the start ⚠)');
+    const skipped = instrument({ ...calibration, closing: { skipped: 'nginx did not start' } });
+    assert.equal(skipped.rows[1]![2], 'not checked: nginx did not start');
+    // Results from before the check have one row.
+    assert.equal(instrument(calibration).rows.length, 1);
+  });
+
   it('gives every throughput its spread and every ratio round by round', () => {
     const r = results([target('floor', [4000, 4000, 5000]), target('monolith', [2000, 3000, 2500])]);
     const mono = rowOf(r, 'Max throughput', 'monolith');

@@ -12,7 +12,7 @@ import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import { type LoadResults, securityLines, writeReports } from '../load/index.ts';
 import { targetColor } from '../load/report-html.ts';
 import { escapeXml as esc, lineChart } from '../load/svg-charts.ts';
-import { formatBytes, formatMicros } from '../load/units.ts';
+import { formatBytes, formatCount, formatMicros } from '../load/units.ts';
 import { formatRatio } from './evaluate.ts';
 import { type Figure, pairedRatios } from './repeats.ts';
 import type { BenchRun } from './run-bench.ts';
@@ -33,7 +33,7 @@ export type Table = { title: string; head: string[]; rows: string[][]; notes: st
 /** Builds one table from the results, or null when the run measured nothing for it. */
 export type TableBuilder = (results: BenchResults) => Table | null;
 
-const count = (n: number) => Math.round(n).toLocaleString('en-US');
+const count = formatCount;
 const pct = (r: number) => `${Math.round(r * 100)}%`;
 const ms = (v: number) => `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ms`;
 
@@ -148,12 +148,34 @@ const instrumentTable: TableBuilder = (results) => {
         figureCell(c.noiseFloor, formatMicros, rounds),
         spreadCell(spreadOf(c.noiseFloor.samples.map((s) => s.detail.p50)), formatMicros, rounds),
       ],
+      ...closingRows(c, perCore),
     ],
     notes: [
       `Read every number below against this row: a max rate above what the generator holds (‡) is partly the generator's; a latency difference smaller than the noise floor is not resolved; a search step whose p99 lies within the noise floor of the ${results.method.plan.p99BoundMs} ms bound is measured again, then decided on errors and schedule.`,
+      ...(c.closing
+        ? [
+            `At the end: the same search once more, after the throughput and latency phases, from the opening rounds' median. ⚠: outside their [min–max] ±${pct(results.method.plan.tolerance)}: the instrument changed during the run, and this run's ratios are not comparable with another run's.`,
+          ]
+        : []),
     ],
   };
 };
+
+/** The instrument check's row (bench/run-bench.ts): the generator's limit at the end of the run. */
+function closingRows(c: Calibration, perCore: (v: number) => string): string[][] {
+  if (!c.closing) return [];
+  if ('skipped' in c.closing) return [['… at the end', '', `not checked: ${c.closing.skipped}`, '', '']];
+  const { round, ratio, held } = c.closing;
+  return [
+    [
+      '… at the end',
+      String(c.generatorThreads),
+      `${perCore(round.maxRate)} (${formatRatio(ratio)} the start${held ? '' : ' ⚠'})`,
+      '—',
+      '—',
+    ],
+  ];
+}
 
 const throughputTable: TableBuilder = (results) => {
   const floor = find(results, 'floor');

@@ -151,14 +151,17 @@ describe('the warm-up against scripted servers', () => {
     const floor = warm.targets.find((t) => t.name === 'floor')!;
     const floorWarmUp = floor.warmUps['4k']!;
     // A window the generator fell behind in decides nothing of the target (a search step measures it
-    // again, and so does the warm-up): seen once in CI, between the two scripted ones.
-    const decided = floorWarmUp.windows.filter((w) => !(w.generatorBound && w.undecided));
+    // again, and so does the warm-up): seen in CI between the two scripted ones, and with other test
+    // files beside this one in the scripted window itself, whose p99 then still shows the 80 ms.
     const windows = JSON.stringify(floorWarmUp.windows);
-    assert.ok(decided.length >= 2, windows);
-    assert.equal(decided.at(-1)!.ok, true, windows);
-    for (const failed of decided.slice(0, -1)) {
+    const [scriptedWindow] = floorWarmUp.windows;
+    assert.ok(floorWarmUp.windows.length >= 2, windows);
+    assert.equal(scriptedWindow!.ok, false, windows);
+    assert.ok((scriptedWindow!.p99Us ?? 0) >= 80_000, windows);
+    assert.equal(floorWarmUp.windows.at(-1)!.ok, true, windows);
+    for (const failed of floorWarmUp.windows.slice(0, -1)) {
       assert.equal(failed.ok, false, windows);
-      assert.match(failed.reason, /p99 \d+\.\d ms > 50 ms/);
+      if (!(failed.generatorBound && failed.undecided)) assert.match(failed.reason, /p99 \d+\.\d ms > 50 ms/);
     }
     assert.equal(floorWarmUp.held, true);
     // The warm-up counts in no figure: the floor's rounds are its fast answers.
@@ -172,6 +175,59 @@ describe('the warm-up against scripted servers', () => {
         /still failing at 100 req\/s after a 0\.3 s warm-up and 5 more windows/.test(n),
       ),
       JSON.stringify(monolith.notes),
+    );
+  });
+});
+
+describe('the instrument check against a scripted reference', () => {
+  it('flags a run whose generator holds far more at the end than its opening calibration said', async () => {
+    // An opening calibration of 200 req/s in every round, as a stalled host once gave (400 req/s per
+    // core where minutes before it held 11,300): the closing search against a server that answers at
+    // once climbs from there. The ladder stops at 2,000 req/s to keep the search to a few seconds.
+    const check = await newContext({
+      // The send-lag bound is widened to 50 ms: what is tested is the check, not this machine's
+      // generator, whose 2 ms bound other test files running beside this one can break at any rate.
+      plan: { ...plan, calibration: { ...plan.calibration, maxRate: 2000, sendLagBoundUs: 50_000 } },
+      progress: silent,
+      workDir,
+      names: ['floor'],
+      signal: undefined,
+      clock: new ProgressClock(1, performance.now()),
+    });
+    Object.assign(check, { dataDir: ctx.dataDir, manifestDir: ctx.manifestDir });
+    await scripted('floor', null, check);
+    const opening = [200, 200, 200].map((maxRate, round) => ({
+      round,
+      attempt: 1,
+      value: maxRate,
+      detail: { maxRate, generatorBound: true, firstFailure: null, steps: [], othersCores: 0 },
+    }));
+    check.calibration = {
+      against: 'floor',
+      size: '4k',
+      generatorThreads: 1,
+      sendLagBoundUs: plan.calibration.sendLagBoundUs,
+      maxRate: { samples: opening, spread: { median: 200, min: 200, max: 200, n: 3 }, discarded: [] },
+      noiseRate: plan.calibration.noiseRate,
+      noiseFloor: { samples: [], spread: null, discarded: [] },
+    };
+    await PHASES.find((p) => p.id === 'instrument-check')!.run(check);
+
+    const closing = check.calibration.closing;
+    assert.ok(closing && !('skipped' in closing), JSON.stringify(closing));
+    const steps = JSON.stringify(closing.round.steps);
+    // The search started at the opening's rate and every step was a real window of load.
+    assert.equal(closing.round.steps[0]!.rate, 200, steps);
+    assert.ok(
+      closing.round.steps.every((s) => (s.throughput ?? 0) > 0),
+      steps,
+    );
+    assert.ok(closing.round.maxRate > 240, `beyond 200 req/s + 20%: ${steps}`);
+    assert.equal(closing.held, false);
+    const problem = check.problems.find((p) => p.figure === 'instrument');
+    assert.match(
+      problem?.message ?? '',
+      /the generator changed during the run: [\d,]+ req\/s per core at the end against 200/,
     );
   });
 });

@@ -14,13 +14,13 @@ import { STYLES } from '../cli/kit/defaults.ts';
 import { KSTYLES_BIN, REPO_ROOT } from '../cli/kit/repo.ts';
 import { type Spread, spreadOf } from '../cli/kit/spread.ts';
 import { type LoadResults, measureSecurity, rangeFileOf } from '../load/index.ts';
-import { formatMicros } from '../load/units.ts';
+import { formatCount, formatMicros, formatPercent } from '../load/units.ts';
 import { freePort } from '../services/contract/http-server.ts';
 import { MALLOC_ENV } from '../services/contract/malloc-env.ts';
 import { readManifest } from '../services/corpus/corpus.ts';
 import { SupervisorControlClient } from '../services/supervisor/control-client.ts';
 import { listRuntimeStates } from '../services/supervisor/runtime-state.ts';
-import { evaluateTargets, ratioPairs, sanityRules } from './evaluate.ts';
+import { checkInstrument, evaluateTargets, formatRatio, ratioPairs, sanityRules } from './evaluate.ts';
 import { benchLoad, GENERATOR_THREADS } from './load-run.ts';
 import { cpuPressure, describeMachine, NATS_SERVER_BIN, NGINX_BIN } from './machine.ts';
 import {
@@ -504,6 +504,88 @@ async function openPacedRoundTrips(ctx: BenchContext, names: readonly TargetName
   };
 }
 
+/** What the generator is calibrated against: nginx, the floor when nginx is missing. */
+function calibrationReference(): TargetName {
+  return missingBinary(NGINX_BIN, 'apt-get install -y nginx') ? 'floor' : 'nginx';
+}
+
+/** Runs `use` against the reference: the running one, or one started for it and stopped after. */
+async function withReference(
+  ctx: BenchContext,
+  against: TargetName,
+  use: (running: RunningTarget) => Promise<void>,
+): Promise<{ skipped: string } | null> {
+  const running = ctx.fleet.get(against);
+  if (running) {
+    await use(running);
+    return null;
+  }
+  let own: RunningTarget;
+  try {
+    own = await startTarget(TARGETS[against], ctx.dataDir, ctx.workDir);
+  } catch (err) {
+    return { skipped: `${against} did not start: ${describeError(err)}` };
+  }
+  try {
+    await use(own);
+  } finally {
+    await own.child.stop();
+  }
+  return null;
+}
+
+/** One step of a calibration search: does the generator hold `rate` against the reference? */
+async function calibrationStep(
+  ctx: BenchContext,
+  target: RunningTarget,
+  size: SizeKey,
+  rate: number,
+  label: string,
+): Promise<StepVerdict> {
+  const { sendLagBoundUs } = ctx.plan.calibration;
+  const w = await window(
+    ctx,
+    target,
+    size,
+    rate,
+    stepWindowMs(ctx.plan, rate),
+    ctx.plan.stepTimeoutMs,
+    label,
+  );
+  const lag = w.target.sendLag.p99;
+  const verdict: StepVerdict =
+    w.errors > 0
+      ? {
+          rate,
+          ok: false,
+          reason: `${w.errors} failed of ${w.target.sent}${w.errorSample ? ` (${w.errorSample})` : ''}`,
+        }
+      : lag >= sendLagBoundUs
+        ? {
+            rate,
+            ok: false,
+            generatorBound: true,
+            reason: `send-lag p99 ${formatMicros(lag)} ≥ ${formatMicros(sendLagBoundUs)}`,
+          }
+        : { rate, ok: true, reason: `send-lag p99 ${formatMicros(lag)}` };
+  return {
+    ...verdict,
+    p99Us: w.target.latency.p99,
+    throughput: w.target.throughput,
+    othersCores: w.othersCores,
+  };
+}
+
+/** The ladder of the calibration's search. */
+function calibrationLadder(plan: Plan): Ladder {
+  return {
+    base: plan.calibration.startRate,
+    perDoubling: plan.ladder.perDoubling,
+    min: plan.ladder.minRate,
+    max: plan.calibration.maxRate,
+  };
+}
+
 /** The generator against nginx (the floor when nginx is missing): what the instrument can resolve. */
 const calibrationPhase: Phase = {
   id: 'calibration',
@@ -516,27 +598,15 @@ const calibrationPhase: Phase = {
       : 0,
   async run(ctx) {
     const { plan } = ctx;
-    const nginxMissing = missingBinary(NGINX_BIN, 'apt-get install -y nginx');
-    const against: TargetName = nginxMissing ? 'floor' : 'nginx';
-    let running = ctx.fleet.get(against) ?? null;
-    let own: RunningTarget | null = null;
-    if (!running) {
-      try {
-        own = await startTarget(TARGETS[against], ctx.dataDir, ctx.workDir);
-        running = own;
-      } catch (err) {
-        ctx.calibration = { skipped: `${against} did not start: ${describeError(err)}` };
-        return;
-      }
-    }
+    const against = calibrationReference();
     const size: SizeKey = '4k';
     const { noiseRate, sendLagBoundUs } = plan.calibration;
-    try {
+    const skipped = await withReference(ctx, against, async (target) => {
       step(
         ctx,
         `calibration: the generator against ${against}, ${SIZES[size].label}: noise floor at ${noiseRate} req/s, then the highest rate with send-lag p99 < ${formatMicros(sendLagBoundUs)}`,
       );
-      await warmUp(ctx, running, size, noiseRate, 'calibration');
+      await warmUp(ctx, target, size, noiseRate, 'calibration');
       const single = (tolerance: number) => ({
         targets: ['generator'] as const,
         rounds: plan.rounds,
@@ -547,7 +617,6 @@ const calibrationPhase: Phase = {
         maxAttempts: 1,
         rerunBudget: 0,
       });
-      const target = running;
       const noise = await rounds<'generator', LatencyRound>(
         ctx,
         'calibration noise floor',
@@ -572,12 +641,6 @@ const calibrationPhase: Phase = {
       );
       const noiseFloor = figureOf(noise, 'generator');
       ctx.noiseFloorUs = noiseFloor.spread?.median ?? 0;
-      const ladder: Ladder = {
-        base: plan.calibration.startRate,
-        perDoubling: plan.ladder.perDoubling,
-        min: plan.ladder.minRate,
-        max: plan.calibration.maxRate,
-      };
       const held = await rounds<'generator', ThroughputRound>(
         ctx,
         'calibration max rate',
@@ -586,41 +649,9 @@ const calibrationPhase: Phase = {
           const label = `calibration max rate · round ${round + 1}`;
           const detail = await searchRound(
             ctx,
-            ladder,
+            calibrationLadder(plan),
             others,
-            async (rate) => {
-              const w = await window(
-                ctx,
-                target,
-                size,
-                rate,
-                stepWindowMs(plan, rate),
-                plan.stepTimeoutMs,
-                `${label} @ ${rate} req/s`,
-              );
-              const lag = w.target.sendLag.p99;
-              const verdict: StepVerdict =
-                w.errors > 0
-                  ? {
-                      rate,
-                      ok: false,
-                      reason: `${w.errors} failed of ${w.target.sent}${w.errorSample ? ` (${w.errorSample})` : ''}`,
-                    }
-                  : lag >= sendLagBoundUs
-                    ? {
-                        rate,
-                        ok: false,
-                        generatorBound: true,
-                        reason: `send-lag p99 ${formatMicros(lag)} ≥ ${formatMicros(sendLagBoundUs)}`,
-                      }
-                    : { rate, ok: true, reason: `send-lag p99 ${formatMicros(lag)}` };
-              return {
-                ...verdict,
-                p99Us: w.target.latency.p99,
-                throughput: w.target.throughput,
-                othersCores: w.othersCores,
-              };
-            },
+            (rate) => calibrationStep(ctx, target, size, rate, `${label} @ ${rate} req/s`),
             label,
           );
           done(ctx, costOf.calibrationSearch(plan, others.length ? 1 : 0), attempt);
@@ -636,9 +667,62 @@ const calibrationPhase: Phase = {
         noiseRate,
         noiseFloor,
       } satisfies Calibration;
-    } finally {
-      await own?.child.stop();
+    });
+    if (skipped) ctx.calibration = skipped;
+  },
+};
+
+/**
+ * The calibration's search once more, after the throughput and latency phases that lean on it: from
+ * the opening rounds' median, a rung at a time. A run whose instrument changed beyond the opening's
+ * spread says so among its problems: its ratios are not comparable with another run's.
+ */
+const instrumentCheckPhase: Phase = {
+  id: 'instrument-check',
+  title: 'instrument check',
+  usesFleet: true,
+  estimateMs: (plan, targets) => (targets.fleet.length ? costOf.calibrationSearch(plan, 1) : 0),
+  async run(ctx) {
+    const calibration = ctx.calibration;
+    if ('skipped' in calibration) return;
+    const opening = calibration.maxRate;
+    if (!opening.spread) {
+      calibration.closing = { skipped: 'the opening calibration found no rate' };
+      return;
     }
+    const openingSpread = opening.spread;
+    const { against, size, generatorThreads } = calibration;
+    const label = 'instrument check';
+    const skipped = await withReference(ctx, against, async (target) => {
+      step(
+        ctx,
+        `instrument check: the calibration's search against ${against} once more, from the opening's ${formatCount(openingSpread.median / generatorThreads)} req/s per core`,
+      );
+      const round = await searchRound(
+        ctx,
+        calibrationLadder(ctx.plan),
+        opening.samples,
+        (rate) => calibrationStep(ctx, target, size, rate, `${label} @ ${rate} req/s`),
+        label,
+      );
+      done(ctx, costOf.calibrationSearch(ctx.plan, 1), 1);
+      const check = checkInstrument(openingSpread, round, ctx.plan.tolerance);
+      calibration.closing = check;
+      const perCore = (v: number) => formatCount(v / generatorThreads);
+      const verdict = `${perCore(round.maxRate)} req/s per core at the end against ${perCore(openingSpread.median)} [${perCore(openingSpread.min)}–${perCore(openingSpread.max)}] at the start (${formatRatio(check.ratio)})`;
+      if (check.held) ctx.progress.info(`instrument held: ${verdict}`);
+      else {
+        const problem: FigureProblem = {
+          kind: 'unstable',
+          targets: ['generator'],
+          figure: 'instrument',
+          message: `the generator changed during the run: ${verdict}, beyond the opening rounds' spread ±${formatPercent(ctx.plan.tolerance, 0)}. This run's figures were measured with a changing instrument: compare its ratios with another run's only if that one's instrument held at the same rate.`,
+        };
+        ctx.problems.push(problem);
+        ctx.progress.info(`⚠ ${problem.figure}: ${problem.message}`);
+      }
+    });
+    if (skipped) calibration.closing = skipped;
   },
 };
 
@@ -1123,6 +1207,7 @@ export const PHASES: Phase[] = [
   calibrationPhase,
   throughputPhase,
   latencyPhase,
+  instrumentCheckPhase,
   securityPhase,
   coldStartPhase,
   recoveryPhase,

@@ -146,6 +146,22 @@ export type Calibration = {
   noiseRate: number;
   /** Value of a round: corrected p99 at noiseRate. */
   noiseFloor: Figure<LatencyRound>;
+  /** The same search once more after the measurements that lean on it (absent in older results). */
+  closing?: InstrumentCheck | { skipped: string };
+};
+
+/**
+ * Did the instrument hold through the run? One search for the generator's limit after the throughput
+ * and latency phases, from the opening calibration's median: a run whose generator changed under it
+ * (the host slowed, or sped up) measured its ratios with two instruments and is not comparable with
+ * another run (issue #16's run-to-run test).
+ */
+export type InstrumentCheck = {
+  round: ThroughputRound;
+  /** The closing max rate ÷ the opening rounds' median. */
+  ratio: number;
+  /** The closing max rate lies within the opening rounds' [min–max], widened by the plan's tolerance. */
+  held: boolean;
 };
 
 export type Machine = {
