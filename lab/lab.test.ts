@@ -173,14 +173,18 @@ describe('kstyles up --transfer', () => {
 
       // A hung gateway is the microkernel supervisor's to restart; the lab watches that supervisor, and
       // leaves the microkernel alone (it used to kill it all for a gateway slow to answer /healthz).
-      const gatewayPid = childOf(first, 'microkernel', 'gateway')?.pid;
-      assert.ok(gatewayPid, JSON.stringify(first));
-      process.kill(gatewayPid, 'SIGSTOP');
+      // Counted from its restarts before the stop: a loaded machine can make a check miss earlier.
+      const stopped = childOf(await ps(), 'microkernel', 'gateway');
+      assert.ok(stopped?.pid, JSON.stringify(first));
+      process.kill(stopped.pid, 'SIGSTOP');
       let gatewayBack = false;
       for (const until = Date.now() + 40_000; !gatewayBack && Date.now() < until; ) {
         await new Promise((resolve) => setTimeout(resolve, 500));
         const gateway = childOf(await ps(), 'microkernel', 'gateway');
-        gatewayBack = gateway?.restarts === 1 && gateway.state === 'up';
+        gatewayBack =
+          (gateway?.restarts ?? 0) > stopped.restarts &&
+          gateway?.state === 'up' &&
+          gateway.pid !== stopped.pid;
       }
       assert.ok(gatewayBack, 'the microkernel supervisor restarted its hung gateway');
       const after = await ps();
