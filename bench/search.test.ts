@@ -45,6 +45,12 @@ describe('the ladder', () => {
     assert.equal(rungAtOrBelow(ladder, 1), rungRange(ladder).low);
     assert.equal(rungAtOrBelow(ladder, 1e9), rungRange(ladder).high);
     assert.equal(rateAt(ladder, rungRange(ladder).high), 64_000);
+    // The quick ladder's rung 11 is 1000 × 2^(11/6) = 3,564, rounded to 3,550: a median of 3,550 (a
+    // later round's start) is that rung, not the one below (3,150).
+    const quick: Ladder = { base: 1000, perDoubling: 6, min: 10, max: 64_000 };
+    assert.equal(rateAt(quick, 11), 3550);
+    assert.equal(rungAtOrBelow(quick, 3550), 11);
+    assert.equal(rungAtOrBelow(quick, 3549), 10);
   });
 
   it('says its resolution', () => {

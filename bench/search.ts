@@ -48,6 +48,8 @@ export function rungAtOrBelow(ladder: Ladder, rate: number): number {
   const { low, high } = rungRange(ladder);
   let rung = Math.floor(Math.log2(Math.max(rate, 1e-9) / ladder.base) * ladder.perDoubling + 1e-9);
   while (rung > low && rateAt(ladder, rung) > rate) rung--;
+  // A rung's rate is rounded, sometimes below its exact value: the next rung may still be at or below.
+  while (rung < high && rateAt(ladder, rung + 1) <= rate) rung++;
   return Math.min(high, Math.max(low, rung));
 }
 
