@@ -1,9 +1,10 @@
 /**
  * `kstyles bench` as a user runs it, a real process: a SIGTERM stops the targets it started (their
- * processes, with their own children) before it ends, instead of leaving them running on their ports.
+ * processes, with their own children) before it ends, instead of leaving them running on their ports;
+ * `--profile` leaves its summary and the profiles it summarised.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -12,9 +13,10 @@ import { KSTYLES_BIN } from '../cli/kit/repo.ts';
 import { isAlive, processTree, startProcess, stopAll } from './procs.ts';
 
 let outDir = '';
+let profileDir = '';
 after(async () => {
   await stopAll();
-  if (outDir) await rm(outDir, { recursive: true, force: true });
+  for (const dir of [outDir, profileDir]) if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 describe('kstyles bench, signalled', () => {
@@ -45,5 +47,41 @@ describe('kstyles bench, signalled', () => {
       [],
       `no target outlives the bench (were ${targets.join(', ')})`,
     );
+  });
+});
+
+describe('kstyles bench --profile', () => {
+  it('summarises the busiest functions of the target under load and keeps the profiles for a viewer', async () => {
+    profileDir = await mkdtemp(path.join(os.tmpdir(), 'kstyles-bench-profile-'));
+    const bench = startProcess('bench --profile', process.execPath, [
+      KSTYLES_BIN,
+      'bench',
+      '--profile',
+      'floor',
+      '--rate',
+      '1000',
+      '--seconds',
+      '2',
+      '--out',
+      profileDir,
+    ]);
+    await Promise.race([bench.exited, sleep(90_000, undefined, { ref: false })]);
+    const printed = bench.log.join('\n');
+    assert.deepEqual(bench.exit, { code: 0, signal: null }, printed);
+    const summary = await readFile(path.join(profileDir, 'profile-floor.md'), 'utf8');
+    // One section per busy process, each a table of functions by self time.
+    assert.match(summary, /^## .+\.cpuprofile — busy \d+ ms of \d+ ms$/m);
+    assert.match(summary, /^\| \d+ ms \| [\d.]+% \| `.+` \|/m);
+    const kept = path.join(profileDir, 'profiles-floor');
+    const files = await readdir(kept);
+    assert.ok(files.length >= 1 && files.every((f) => f.endsWith('.cpuprofile')), files.join(', '));
+    assert.match(summary, /The profiles: .*profiles-floor\/ \(open one in Chrome DevTools/);
+    for (const file of files) {
+      const profile = JSON.parse(await readFile(path.join(kept, file), 'utf8')) as {
+        nodes: unknown[];
+        samples: unknown[];
+      };
+      assert.ok(profile.nodes.length > 0 && profile.samples.length > 0, `${file}: a profile with samples`);
+    }
   });
 });

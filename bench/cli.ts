@@ -41,7 +41,7 @@ const SPEC = {
       type: 'string',
       value: 'TARGET',
       description:
-        'instead: CPU-profile every node process of TARGET under --rate and list the top self-time functions',
+        'instead: CPU-profile every node process of TARGET under --rate, list the top self-time functions and keep the profiles in --out',
     },
     rate: { type: 'string', value: 'R', default: '500', description: 'with --profile: requests per second' },
     seconds: { type: 'string', value: 'N', default: '15', description: 'with --profile: how long to load' },

@@ -1,9 +1,11 @@
 /**
  * `kstyles bench --profile TARGET`: profiles every node process of one target (see cpu-profile-preload.mjs), loads it at a fixed rate, stops it gracefully so the
- * profiles are written, and summarises the top self-time functions of each process.
+ * profiles are written, and summarises the top self-time functions of each process. The profiles
+ * themselves go to OUT/profiles-TARGET/, for Chrome DevTools' Performance panel or any other viewer:
+ * self time names the hot function, the call tree says who called it.
  */
 
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { makeDirectory } from '../cli/kit/make-directory.ts';
@@ -107,7 +109,7 @@ export type ProfileOptions = {
   log: (text: string) => void;
 };
 
-/** Profiles one target under load; returns the Markdown summary it also writes to OUT/profile-TARGET.md. */
+/** Profiles one target under load; returns the Markdown summary it also writes to OUT/profile-TARGET.md, the profiles to OUT/profiles-TARGET/. */
 export async function profileTarget(options: ProfileOptions): Promise<string> {
   const def = TARGETS[options.target];
   const workDir = path.join(os.tmpdir(), `kstyles-profile-${process.pid}`);
@@ -188,8 +190,14 @@ export async function profileTarget(options: ProfileOptions): Promise<string> {
       out.push(
         "No profile was written: the target's processes did not exit on SIGTERM (a SIGKILL writes nothing).",
       );
+    const kept = path.join(options.outDir, `profiles-${options.target}`);
+    if (files.length)
+      out.push(`The profiles: ${kept}/ (open one in Chrome DevTools, Performance → Load profile).`);
     const text = `${out.join('\n')}\n`;
     makeDirectory(options.outDir);
+    await rm(kept, { recursive: true, force: true });
+    await mkdir(kept, { recursive: true });
+    for (const file of files) await copyFile(path.join(profDir, file), path.join(kept, file));
     await writeFile(path.join(options.outDir, `profile-${options.target}.md`), text);
     return text;
   } finally {
