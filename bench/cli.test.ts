@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KSTYLES_BIN } from '../cli/kit/repo.ts';
-import { isAlive, processTree, startProcess, stopAll } from './procs.ts';
+import { describeProcess, isAlive, processTree, startProcess, stopAll } from './procs.ts';
 
 let outDir = '';
 let profileDir = '';
@@ -37,16 +37,16 @@ describe('kstyles bench, signalled', () => {
       assert.ok(Date.now() < until && bench.running, `the calibration did not start:\n${printed()}`);
     const targets = processTree(bench.pid).slice(1);
     assert.ok(targets.length >= 2, `the floor and the monolith run under the bench: ${targets.join(', ')}`);
+    const named = targets.map((pid) => `${pid} ${describeProcess(pid)}`).join(', ');
 
     process.kill(bench.pid, 'SIGTERM');
     await Promise.race([bench.exited, sleep(20_000, undefined, { ref: false })]);
     assert.deepEqual(bench.exit, { code: 143, signal: null }, printed());
     assert.match(printed(), /SIGTERM: stopping its targets/);
-    assert.deepEqual(
-      targets.filter(isAlive),
-      [],
-      `no target outlives the bench (were ${targets.join(', ')})`,
-    );
+    // A target SIGKILLed as the bench ends may take a moment to be gone (reaped by init once the
+    // bench has exited; seen in CI on a loaded machine); one left running would still run after this.
+    for (const until = Date.now() + 5000; targets.some(isAlive) && Date.now() < until; ) await sleep(100);
+    assert.deepEqual(targets.filter(isAlive), [], `no target outlives the bench (were ${named})`);
   });
 });
 
