@@ -249,11 +249,14 @@ async function rounds<T extends string, D>(
     ctx.progress.info(`↻ ${figure}: ${e.targets.join(' and ')}, round ${e.round + 1} again — ${e.reason}`);
   });
   ctx.reruns += result.reruns;
-  for (const p of result.problems) {
-    ctx.problems.push({ ...p, figure });
-    ctx.progress.info(`⚠ ${figure}: ${p.message}`);
-  }
+  for (const p of result.problems) reportProblem(ctx, { ...p, figure });
   return result;
+}
+
+/** Keeps what stayed wrong for the report's problems and says it as it happens. */
+function reportProblem(ctx: BenchContext, problem: FigureProblem): void {
+  ctx.problems.push(problem);
+  ctx.progress.info(`⚠ ${problem.figure}: ${problem.message}`);
 }
 
 /** The spec every phase of targets shares: the plan's rounds, tolerance and budget. */
@@ -711,16 +714,13 @@ const instrumentCheckPhase: Phase = {
       const perCore = (v: number) => formatCount(v / generatorThreads);
       const verdict = `${perCore(round.maxRate)} req/s per core at the end against ${perCore(openingSpread.median)} [${perCore(openingSpread.min)}–${perCore(openingSpread.max)}] at the start (${formatRatio(check.ratio)})`;
       if (check.held) ctx.progress.info(`instrument held: ${verdict}`);
-      else {
-        const problem: FigureProblem = {
+      else
+        reportProblem(ctx, {
           kind: 'unstable',
           targets: ['generator'],
           figure: 'instrument',
           message: `the generator changed during the run: ${verdict}, beyond the opening rounds' spread ±${formatPercent(ctx.plan.tolerance, 0)}. This run's figures were measured with a changing instrument: compare its ratios with another run's only if that one's instrument held at the same rate.`,
-        };
-        ctx.problems.push(problem);
-        ctx.progress.info(`⚠ ${problem.figure}: ${problem.message}`);
-      }
+        });
     });
     if (skipped) calibration.closing = skipped;
   },
